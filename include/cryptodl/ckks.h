@@ -1,0 +1,213 @@
+/*
+ * ckks.h: the public RNS-CKKS API (Cheon-Kim-Kim-Song, full-RNS variant of
+ * Cheon-Han-Kim-Kim-Song SAC 2018, hybrid key switching of Han-Ki CT-RSA 2020).
+ *
+ * Object model (all handles opaque, each with a matching _free):
+ *   cdl_ckks_context     parameters + precomputed tables, shared read-only
+ *   cdl_ckks_secret_key  stays with the client; zeroized on free
+ *   cdl_ckks_public_key, cdl_ckks_relin_key, cdl_ckks_galois_keys
+ *   cdl_ckks_plaintext   an encoded vector (polynomial in the NTT domain)
+ *   cdl_ckks_ciphertext  (c0, c1[, c2]) at some level with some scale
+ *
+ * Levels: a ciphertext at level l is defined modulo q_0 * ... * q_l, so
+ * level max_level is a fresh ciphertext and level 0 cannot be rescaled any more.
+ *
+ * Output arguments of the evaluator may alias inputs.
+ */
+#ifndef CRYPTODL_CKKS_H
+#define CRYPTODL_CKKS_H
+
+#include "cryptodl/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cdl_ckks_context cdl_ckks_context;
+typedef struct cdl_ckks_secret_key cdl_ckks_secret_key;
+typedef struct cdl_ckks_public_key cdl_ckks_public_key;
+typedef struct cdl_ckks_relin_key cdl_ckks_relin_key;
+typedef struct cdl_ckks_galois_keys cdl_ckks_galois_keys;
+typedef struct cdl_ckks_plaintext cdl_ckks_plaintext;
+typedef struct cdl_ckks_ciphertext cdl_ckks_ciphertext;
+
+#define CDL_CKKS_MIN_LOG_N 10
+#define CDL_CKKS_MAX_LOG_N 16
+#define CDL_CKKS_MAX_PRIMES 64
+#define CDL_CKKS_PARAM_HASH_BYTES 32
+
+/* How to build a context. Prime bit sizes are 20..61. */
+typedef struct cdl_ckks_param_spec {
+    int log_n;                       /* ring degree N = 2^log_n, 10..16 */
+    int q_count;                     /* number of ciphertext primes (levels + 1) */
+    int q_bits[CDL_CKKS_MAX_PRIMES]; /* q_0 (decryption prime) first */
+    int p_count;                     /* number of special primes (key switching) */
+    int p_bits[CDL_CKKS_MAX_PRIMES];
+    int dnum;                        /* key-switching digits; 0 = ceil(q_count / p_count) */
+    double scale;                    /* default encoding scale, e.g. 2^40 */
+    int secret_hamming_weight;       /* 0 = uniform ternary; else exactly h nonzero */
+    int allow_insecure;              /* TESTING ONLY: skip the 128-bit check (warns loudly) */
+} cdl_ckks_param_spec;
+
+/* Presets at the 128-bit table's maximum log Q for N = 2^13, 2^14, 2^15
+ * (log Q 218, 438, 881 including the special primes). */
+CDL_API cdl_status cdl_ckks_preset(int log_n, cdl_ckks_param_spec *spec);
+/* Largest total log2(Q*P) allowed for N = 2^log_n at 128-bit security (ternary secret). */
+CDL_API int cdl_ckks_max_log_qp(int log_n);
+
+CDL_API cdl_status cdl_ckks_context_new(const cdl_ckks_param_spec *spec, cdl_ckks_context **out);
+CDL_API void cdl_ckks_context_free(cdl_ckks_context *ctx);
+CDL_API int cdl_ckks_log_n(const cdl_ckks_context *ctx);
+CDL_API size_t cdl_ckks_slots(const cdl_ckks_context *ctx);      /* N/2 */
+CDL_API int cdl_ckks_max_level(const cdl_ckks_context *ctx);      /* q_count - 1 */
+CDL_API double cdl_ckks_log_qp(const cdl_ckks_context *ctx);      /* total bits incl. special primes */
+CDL_API double cdl_ckks_default_scale(const cdl_ckks_context *ctx);
+CDL_API uint64_t cdl_ckks_prime(const cdl_ckks_context *ctx, int index); /* q_index */
+/* 32-byte digest of the parameters; serialized objects carry it. */
+CDL_API const uint8_t *cdl_ckks_param_hash(const cdl_ckks_context *ctx);
+
+/* ---- keys ---- */
+CDL_API cdl_status cdl_ckks_keygen_secret(const cdl_ckks_context *ctx, cdl_rng *rng, cdl_ckks_secret_key **out);
+CDL_API cdl_status cdl_ckks_keygen_public(const cdl_ckks_context *ctx, const cdl_ckks_secret_key *sk, cdl_rng *rng,
+                                          cdl_ckks_public_key **out);
+CDL_API cdl_status cdl_ckks_keygen_relin(const cdl_ckks_context *ctx, const cdl_ckks_secret_key *sk, cdl_rng *rng,
+                                         cdl_ckks_relin_key **out);
+/* Galois keys for rotations by each of steps[0..count) (negative = right) and,
+ * if conjugate != 0, for complex conjugation. */
+CDL_API cdl_status cdl_ckks_keygen_galois(const cdl_ckks_context *ctx, const cdl_ckks_secret_key *sk,
+                                          const int *steps, size_t count, int conjugate, cdl_rng *rng,
+                                          cdl_ckks_galois_keys **out);
+CDL_API void cdl_ckks_secret_key_free(cdl_ckks_secret_key *sk);
+CDL_API void cdl_ckks_public_key_free(cdl_ckks_public_key *pk);
+CDL_API void cdl_ckks_relin_key_free(cdl_ckks_relin_key *rlk);
+CDL_API void cdl_ckks_galois_keys_free(cdl_ckks_galois_keys *gk);
+/* Does gk hold the key for this rotation step (or conjugation if step == 0 and conjugate)? */
+CDL_API int cdl_ckks_galois_keys_has_step(const cdl_ckks_galois_keys *gk, int step);
+
+/* ---- plaintexts ---- */
+CDL_API cdl_status cdl_ckks_plaintext_new(const cdl_ckks_context *ctx, cdl_ckks_plaintext **out);
+CDL_API void cdl_ckks_plaintext_free(cdl_ckks_plaintext *pt);
+CDL_API int cdl_ckks_plaintext_level(const cdl_ckks_plaintext *pt);
+CDL_API double cdl_ckks_plaintext_scale(const cdl_ckks_plaintext *pt);
+/* Encode count <= slots real values (the rest are zero) at the given scale and level. */
+CDL_API cdl_status cdl_ckks_encode(const cdl_ckks_context *ctx, const double *values, size_t count, double scale,
+                                   int level, cdl_ckks_plaintext *pt);
+/* Complex form: im may be NULL (all zero). */
+CDL_API cdl_status cdl_ckks_encode_complex(const cdl_ckks_context *ctx, const double *re, const double *im,
+                                           size_t count, double scale, int level, cdl_ckks_plaintext *pt);
+CDL_API cdl_status cdl_ckks_decode(const cdl_ckks_context *ctx, const cdl_ckks_plaintext *pt, double *values,
+                                   size_t count);
+CDL_API cdl_status cdl_ckks_decode_complex(const cdl_ckks_context *ctx, const cdl_ckks_plaintext *pt, double *re,
+                                           double *im, size_t count);
+
+/* ---- ciphertexts ---- */
+CDL_API cdl_status cdl_ckks_ciphertext_new(const cdl_ckks_context *ctx, cdl_ckks_ciphertext **out);
+CDL_API void cdl_ckks_ciphertext_free(cdl_ckks_ciphertext *ct);
+CDL_API cdl_status cdl_ckks_ciphertext_copy(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *src,
+                                            cdl_ckks_ciphertext *dst);
+CDL_API int cdl_ckks_ciphertext_level(const cdl_ckks_ciphertext *ct);
+CDL_API double cdl_ckks_ciphertext_scale(const cdl_ckks_ciphertext *ct);
+CDL_API int cdl_ckks_ciphertext_size(const cdl_ckks_ciphertext *ct); /* 2, or 3 after mul */
+/* Overwrite the recorded scale (for callers that track scale drift themselves). */
+CDL_API void cdl_ckks_ciphertext_set_scale(cdl_ckks_ciphertext *ct, double scale);
+
+CDL_API cdl_status cdl_ckks_encrypt_pk(const cdl_ckks_context *ctx, const cdl_ckks_public_key *pk,
+                                       const cdl_ckks_plaintext *pt, cdl_rng *rng, cdl_ckks_ciphertext *ct);
+/* Symmetric encryption; the uniform half is kept as a seed so that a saved
+ * fresh ciphertext is about half the size. */
+CDL_API cdl_status cdl_ckks_encrypt_sk(const cdl_ckks_context *ctx, const cdl_ckks_secret_key *sk,
+                                       const cdl_ckks_plaintext *pt, cdl_rng *rng, cdl_ckks_ciphertext *ct);
+CDL_API cdl_status cdl_ckks_decrypt(const cdl_ckks_context *ctx, const cdl_ckks_secret_key *sk,
+                                    const cdl_ckks_ciphertext *ct, cdl_ckks_plaintext *pt);
+
+/* ---- evaluator ---- */
+CDL_API cdl_status cdl_ckks_add(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a,
+                                const cdl_ckks_ciphertext *b, cdl_ckks_ciphertext *out);
+CDL_API cdl_status cdl_ckks_sub(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a,
+                                const cdl_ckks_ciphertext *b, cdl_ckks_ciphertext *out);
+CDL_API cdl_status cdl_ckks_negate(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a,
+                                   cdl_ckks_ciphertext *out);
+CDL_API cdl_status cdl_ckks_add_plain(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a,
+                                      const cdl_ckks_plaintext *b, cdl_ckks_ciphertext *out);
+CDL_API cdl_status cdl_ckks_sub_plain(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a,
+                                      const cdl_ckks_plaintext *b, cdl_ckks_ciphertext *out);
+CDL_API cdl_status cdl_ckks_mul_plain(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a,
+                                      const cdl_ckks_plaintext *b, cdl_ckks_ciphertext *out);
+/* Add a real constant to every slot (no level consumed). */
+CDL_API cdl_status cdl_ckks_add_const(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a, double c,
+                                      cdl_ckks_ciphertext *out);
+/* Multiply every slot by a real constant encoded at `scale` (the result's
+ * scale is a's scale times `scale`; rescale afterwards). */
+CDL_API cdl_status cdl_ckks_mul_const(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a, double c,
+                                      double scale, cdl_ckks_ciphertext *out);
+/* Multiply by an integer (no scale change, no level consumed). */
+CDL_API cdl_status cdl_ckks_mul_int(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a, int64_t c,
+                                    cdl_ckks_ciphertext *out);
+/* Tensor product: out has size 3 until relinearized. */
+CDL_API cdl_status cdl_ckks_mul(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a,
+                                const cdl_ckks_ciphertext *b, cdl_ckks_ciphertext *out);
+CDL_API cdl_status cdl_ckks_square(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a,
+                                   cdl_ckks_ciphertext *out);
+CDL_API cdl_status cdl_ckks_relinearize(const cdl_ckks_context *ctx, const cdl_ckks_relin_key *rlk,
+                                        const cdl_ckks_ciphertext *a, cdl_ckks_ciphertext *out);
+CDL_API cdl_status cdl_ckks_mul_relin(const cdl_ckks_context *ctx, const cdl_ckks_relin_key *rlk,
+                                      const cdl_ckks_ciphertext *a, const cdl_ckks_ciphertext *b,
+                                      cdl_ckks_ciphertext *out);
+/* Divide by the last prime: level - 1, scale / q_level. */
+CDL_API cdl_status cdl_ckks_rescale(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a,
+                                    cdl_ckks_ciphertext *out);
+/* Drop primes without dividing (scale unchanged) down to `level`. */
+CDL_API cdl_status cdl_ckks_drop_to_level(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a, int level,
+                                          cdl_ckks_ciphertext *out);
+/* Rotate slots left by `steps` (negative = right). Needs the Galois key. */
+CDL_API cdl_status cdl_ckks_rotate(const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk,
+                                   const cdl_ckks_ciphertext *a, int steps, cdl_ckks_ciphertext *out);
+CDL_API cdl_status cdl_ckks_conjugate(const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk,
+                                      const cdl_ckks_ciphertext *a, cdl_ckks_ciphertext *out);
+/* Many rotations of one ciphertext sharing one key-switching decomposition
+ * (Halevi-Shoup hoisting): outs[i] = rotate(a, steps[i]). */
+CDL_API cdl_status cdl_ckks_rotate_hoisted(const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk,
+                                           const cdl_ckks_ciphertext *a, const int *steps, size_t count,
+                                           cdl_ckks_ciphertext *const *outs);
+/* Bring a and b to the same (lower) level by dropping primes of the higher one. */
+CDL_API cdl_status cdl_ckks_match_levels(const cdl_ckks_context *ctx, cdl_ckks_ciphertext *a,
+                                         cdl_ckks_ciphertext *b);
+
+/* ---- serialization ----
+ * Every _save allocates *data with malloc (free it with cdl_free_bytes) and
+ * writes a header (magic, format version, object type, parameter hash,
+ * compression, payload length, checksum). compression: 0 = none,
+ * 1..19 = zstd level. Every _load validates all of it, every length and every
+ * coefficient range before use, and returns CDL_ERR_FORMAT on bad bytes or
+ * CDL_ERR_MISMATCH on objects made for other parameters. */
+CDL_API cdl_status cdl_ckks_context_save(const cdl_ckks_context *ctx, int compression, uint8_t **data, size_t *len);
+CDL_API cdl_status cdl_ckks_context_load(const uint8_t *data, size_t len, cdl_ckks_context **out);
+CDL_API cdl_status cdl_ckks_secret_key_save(const cdl_ckks_context *ctx, const cdl_ckks_secret_key *sk,
+                                            int compression, uint8_t **data, size_t *len);
+CDL_API cdl_status cdl_ckks_secret_key_load(const cdl_ckks_context *ctx, const uint8_t *data, size_t len,
+                                            cdl_ckks_secret_key **out);
+CDL_API cdl_status cdl_ckks_public_key_save(const cdl_ckks_context *ctx, const cdl_ckks_public_key *pk,
+                                            int compression, uint8_t **data, size_t *len);
+CDL_API cdl_status cdl_ckks_public_key_load(const cdl_ckks_context *ctx, const uint8_t *data, size_t len,
+                                            cdl_ckks_public_key **out);
+CDL_API cdl_status cdl_ckks_relin_key_save(const cdl_ckks_context *ctx, const cdl_ckks_relin_key *rlk,
+                                           int compression, uint8_t **data, size_t *len);
+CDL_API cdl_status cdl_ckks_relin_key_load(const cdl_ckks_context *ctx, const uint8_t *data, size_t len,
+                                           cdl_ckks_relin_key **out);
+CDL_API cdl_status cdl_ckks_galois_keys_save(const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk,
+                                             int compression, uint8_t **data, size_t *len);
+CDL_API cdl_status cdl_ckks_galois_keys_load(const cdl_ckks_context *ctx, const uint8_t *data, size_t len,
+                                             cdl_ckks_galois_keys **out);
+CDL_API cdl_status cdl_ckks_plaintext_save(const cdl_ckks_context *ctx, const cdl_ckks_plaintext *pt,
+                                           int compression, uint8_t **data, size_t *len);
+CDL_API cdl_status cdl_ckks_plaintext_load(const cdl_ckks_context *ctx, const uint8_t *data, size_t len,
+                                           cdl_ckks_plaintext **out);
+CDL_API cdl_status cdl_ckks_ciphertext_save(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *ct,
+                                            int compression, uint8_t **data, size_t *len);
+CDL_API cdl_status cdl_ckks_ciphertext_load(const cdl_ckks_context *ctx, const uint8_t *data, size_t len,
+                                            cdl_ckks_ciphertext **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,11 @@
+/*
+ * cryptodl.h: the umbrella header. Include this one.
+ */
+#ifndef CRYPTODL_H
+#define CRYPTODL_H
+
+#include "cryptodl/common.h"
+#include "cryptodl/version.h"
+#include "cryptodl/ckks.h"
+
+#endif

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The test command: configure + build Release with warnings as errors, then CTest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCDL_WERROR=ON >/dev/null
+cmake --build build -j"$(nproc)"
+ctest --test-dir build --output-on-failure -j2

@@ -1,0 +1,83 @@
+/* cli.c: helpers shared by the subcommands: error reporting, progress bars. */
+#include "cli.h"
+
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cryptodl/cryptodl.h"
+
+int cli_fail_status(const char *command, const char *what)
+{
+    const char *detail = cdl_last_error();
+    fprintf(stderr, "cryptodl %s: %s%s%s\n", command, what, detail[0] ? ": " : "", detail);
+    return CLI_EXIT_FAILURE;
+}
+
+int cli_usage_error(const char *command, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "cryptodl %s: ", command);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'cryptodl %s --help'.\n", command);
+    return CLI_EXIT_USAGE;
+}
+
+double cli_now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void cli_progress_start(cli_progress *p, const char *label, size_t total)
+{
+    const char *env = getenv("CDL_PROGRESS");
+    p->label = label;
+    p->total = total;
+    p->start = cli_now_seconds();
+    p->last_draw = 0;
+    p->enabled = env ? atoi(env) != 0 : isatty(fileno(stderr));
+}
+
+void cli_progress_update(cli_progress *p, size_t done)
+{
+    if (!p->enabled)
+        return;
+    double now = cli_now_seconds();
+    if (done < p->total && now - p->last_draw < 0.2)
+        return;
+    p->last_draw = now;
+    double elapsed = now - p->start;
+    double frac = p->total ? (double)done / (double)p->total : 1.0;
+    int width = 30, filled = (int)(frac * width);
+    double eta = done ? elapsed * (double)(p->total - done) / (double)done : 0;
+    fprintf(stderr, "\r%s [", p->label);
+    for (int i = 0; i < width; i++)
+        fputc(i < filled ? '#' : '.', stderr);
+    fprintf(stderr, "] %zu/%zu  %.1f/s  eta %.0fs ", done, p->total, elapsed > 0 ? (double)done / elapsed : 0.0, eta);
+    fflush(stderr);
+}
+
+void cli_progress_finish(cli_progress *p)
+{
+    if (!p->enabled)
+        return;
+    cli_progress_update(p, p->total);
+    fputc('\n', stderr);
+}
+
+const char *cli_default_data_dir(void)
+{
+    const char *env = getenv("CDL_DATA_DIR");
+    if (env && env[0])
+        return env;
+    struct stat st;
+    if (stat("../shared/data", &st) == 0 && S_ISDIR(st.st_mode))
+        return "../shared/data";
+    return NULL;
+}

@@ -1,0 +1,50 @@
+/*
+ * cli.h: what the subcommands of the `cryptodl` tool share. Each subcommand
+ * lives in its own tools/cmd_<name>.c and is listed in main.c's table. A
+ * subcommand returns the process exit status: 0 success, 1 failure of the
+ * work, 2 bad usage.
+ */
+#ifndef CDL_TOOLS_CLI_H
+#define CDL_TOOLS_CLI_H
+
+#include <stdio.h>
+
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_FAILURE 1
+#define CLI_EXIT_USAGE 2
+
+typedef int (*cli_command_fn)(int argc, char **argv);
+
+typedef struct cli_command {
+    const char *name;
+    const char *summary;
+    cli_command_fn run;
+} cli_command;
+
+/* Print "cryptodl <cmd>: <message>: <cdl_last_error()>" to stderr and return CLI_EXIT_FAILURE. */
+int cli_fail_status(const char *command, const char *what);
+/* Print a usage error to stderr (with a pointer to --help) and return CLI_EXIT_USAGE. */
+int cli_usage_error(const char *command, const char *fmt, ...);
+
+/* Progress bar on stderr when it is a terminal (or when CDL_PROGRESS=1). */
+typedef struct cli_progress {
+    const char *label;
+    size_t total;
+    double start;
+    double last_draw;
+    int enabled;
+} cli_progress;
+void cli_progress_start(cli_progress *p, const char *label, size_t total);
+void cli_progress_update(cli_progress *p, size_t done);
+void cli_progress_finish(cli_progress *p);
+double cli_now_seconds(void);
+
+/* Default dataset folder: $CDL_DATA_DIR, else ../shared/data if it exists, else NULL. */
+const char *cli_default_data_dir(void);
+
+int cmd_bench(int argc, char **argv);
+int cmd_approx(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+
+#endif

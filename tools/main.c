@@ -1,0 +1,53 @@
+/*
+ * main.c: the `cryptodl` command. It only dispatches: every subcommand is a
+ * thin layer over libcryptodl, in tools/cmd_<name>.c.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cryptodl/cryptodl.h"
+
+static const cli_command commands[] = {
+    {"approx", "polynomial approximations of ReLU/Sigmoid/Tanh with error analysis", cmd_approx},
+    {"info", "describe an ONNX model: layers, shapes, depth, what HE can run", cmd_info},
+    {"eval", "plaintext accuracy of an ONNX model on a dataset", cmd_eval},
+    {"bench", "benchmarks (`cryptodl bench ckks`: CKKS operation timings)", cmd_bench},
+};
+
+static void print_help(FILE *out)
+{
+    fprintf(out,
+            "usage: cryptodl <command> [options]\n"
+            "       cryptodl --help | --version\n\n"
+            "Deep neural networks on homomorphically encrypted data (RNS-CKKS).\n\n"
+            "commands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nRun 'cryptodl <command> --help' for the options of a command.\n"
+                 "Environment: CDL_ISA=portable|avx2|avx512 forces an NTT kernel; "
+                 "OMP_NUM_THREADS sets threads.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_help(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (!strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "help")) {
+        print_help(stdout);
+        return CLI_EXIT_OK;
+    }
+    if (!strcmp(name, "--version") || !strcmp(name, "-V")) {
+        printf("cryptodl %s\n", cdl_version());
+        return CLI_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(name, commands[i].name))
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "cryptodl: unknown command '%s'\n\n", name);
+    print_help(stderr);
+    return CLI_EXIT_USAGE;
+}
