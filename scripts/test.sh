@@ -2,6 +2,7 @@
 # The test command: configure + build Release with warnings as errors, then CTest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/setup-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCDL_WERROR=ON >/dev/null
 cmake --build build -j"$(nproc)"
 ctest --test-dir build --output-on-failure -j2
