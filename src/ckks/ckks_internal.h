@@ -1,0 +1,182 @@
+/*
+ * ckks_internal.h: the structures behind the opaque CKKS handles of
+ * include/cryptodl/ckks.h, and the internal helpers that the other CKKS
+ * files (evaluator, keys, encoder, serialization) share.
+ *
+ * Memory layout conventions (all of them, everywhere):
+ *  - A polynomial over a set of RNS primes is limb-major: limb i (the residues
+ *    modulo prime i) is N contiguous uint64_t values, limbs one after another.
+ *  - Polynomials are kept in the NTT domain (bit-reversed evaluation order of
+ *    src/ring/ntt.h) unless a comment says otherwise.
+ *  - Prime indices: 0 .. q_count-1 are the ciphertext primes q_0..q_L
+ *    (q_0 = decryption prime), q_count .. q_count+p_count-1 the special
+ *    primes p_0..p_{K-1} used only inside key switching.
+ *  - A ciphertext/plaintext at level l uses limbs 0..l; its buffers always have
+ *    room for q_count limbs per polynomial (stride q_count), so dropping or
+ *    rescaling never reallocates.
+ *  - A key-switching key covers all q_count+p_count primes (stride qp_count).
+ *
+ * Key switching is the hybrid method of Han-Ki (CT-RSA 2020): the Q primes
+ * are cut into dnum digits of alpha consecutive primes; see docs/ckks-design.md.
+ */
+#ifndef CDL_CKKS_INTERNAL_H
+#define CDL_CKKS_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cryptodl/ckks.h"
+#include "ring/modarith.h"
+#include "ring/ntt.h"
+
+#define CDL_CKKS_MAX_QP (2 * CDL_CKKS_MAX_PRIMES)
+#define CDL_CKKS_SEED_BYTES 32
+
+struct cdl_ckks_context {
+    cdl_ckks_param_spec spec; /* as given by the caller (dnum resolved below, not here) */
+    int log_n;
+    size_t n;                 /* ring degree N */
+    size_t slots;             /* N / 2 */
+    int q_count;              /* L + 1 */
+    int p_count;              /* K */
+    int qp_count;             /* q_count + p_count */
+    int max_level;            /* q_count - 1 */
+    int dnum;                 /* number of key-switching digits (resolved, >= 1) */
+    int alpha;                /* primes per digit = ceil(q_count / dnum) */
+    double scale;             /* default scale */
+    double log_qp;            /* sum of log2 of all primes */
+    uint8_t param_hash[CDL_CKKS_PARAM_HASH_BYTES]; /* BLAKE2b-256, see cdl_ckks_compute_param_hash */
+
+    uint64_t primes[CDL_CKKS_MAX_QP];
+    cdl_modulus mod[CDL_CKKS_MAX_QP];
+    cdl_ntt_table *ntt[CDL_CKKS_MAX_QP];
+
+    /* Rescale: rescale_inv[l * q_count + i] = q_l^-1 mod q_i (i < l), Shoup form alongside. */
+    uint64_t *rescale_inv;
+    uint64_t *rescale_inv_shoup;
+
+    /* ModDown (divide by P = prod p_j): p_inv_mod_q[i] = P^-1 mod q_i (+ Shoup),
+     * p_mod_q[i] = P mod q_i (+ Shoup; used to build key-switching keys). */
+    uint64_t p_inv_mod_q[CDL_CKKS_MAX_PRIMES];
+    uint64_t p_inv_mod_q_shoup[CDL_CKKS_MAX_PRIMES];
+    uint64_t p_mod_q[CDL_CKKS_MAX_PRIMES];
+    uint64_t p_mod_q_shoup[CDL_CKKS_MAX_PRIMES];
+
+    /* Encoder: ksi_pows[j] = exp(2 pi i j / 2N) for j <= 2N (real, imag parts),
+     * rot_group[j] = 5^j mod 2N for j < N/2. */
+    double *ksi_re;
+    double *ksi_im;
+    uint64_t *rot_group;
+};
+
+/* Secret key s: ternary. Both forms are kept and both are zeroized on free. */
+struct cdl_ckks_secret_key {
+    size_t n;
+    int qp_count;
+    int8_t *coeffs; /* N coefficients in {-1, 0, 1} (cdl_secure_calloc) */
+    uint64_t *s;    /* NTT form over all qp_count primes, qp_count * N (cdl_secure_calloc) */
+};
+
+/* Public key (b, a) = (-a s + e, a) over the Q primes (q_count limbs each). */
+struct cdl_ckks_public_key {
+    size_t n;
+    int q_count;
+    uint64_t *data; /* 2 * q_count * N: poly 0 = b, poly 1 = a */
+};
+
+/* A hybrid key-switching key from s' (the "from" secret) to s:
+ * per digit d: (b_d, a_d) = (-a_d s + e_d + P * g_d * s', a_d) mod Q*P where
+ * g_d = (Q/Q_d) * [(Q/Q_d)^-1]_{Q_d} is 1 modulo the primes of digit d and 0
+ * modulo the other Q primes. */
+typedef struct cdl_ckks_ksk {
+    int dnum;
+    int qp_count;
+    size_t n;
+    uint64_t *data; /* dnum * 2 * qp_count * N; (digit d, component c, limb i) at ((d*2 + c)*qp_count + i)*N */
+} cdl_ckks_ksk;
+
+struct cdl_ckks_relin_key {
+    cdl_ckks_ksk ksk; /* s' = s^2 */
+};
+
+struct cdl_ckks_galois_keys {
+    size_t n;
+    size_t count;
+    uint64_t *galois_elts; /* count elements g (odd, < 2N); 2N-1 is conjugation */
+    cdl_ckks_ksk *keys;    /* keys[i]: s' = s(X^g) */
+};
+
+struct cdl_ckks_plaintext {
+    size_t n;
+    int q_count;
+    int level;
+    double scale;
+    uint64_t *data; /* q_count * N, limbs 0..level valid, NTT form */
+};
+
+struct cdl_ckks_ciphertext {
+    size_t n;
+    int q_count;
+    int size;     /* 2, or 3 after a tensor product */
+    int capacity; /* polynomials allocated (2 or 3) */
+    int level;
+    double scale;
+    /* Fresh symmetric encryption: c1 was expanded from this seed (still
+     * materialised in data); seeded = 1 while c1 is untouched, so a saver may
+     * store the seed instead of c1. Every evaluator op clears it on its output. */
+    int seeded;
+    uint8_t seed[CDL_CKKS_SEED_BYTES];
+    uint64_t *data; /* capacity * q_count * N; poly k limb i at (k*q_count + i)*N */
+};
+
+/* ---- pointers into the layouts above ---- */
+static inline uint64_t *cdl_ct_poly(const cdl_ckks_ciphertext *ct, int k, int limb)
+{
+    return ct->data + ((size_t)k * (size_t)ct->q_count + (size_t)limb) * ct->n;
+}
+static inline uint64_t *cdl_pt_limb(const cdl_ckks_plaintext *pt, int limb)
+{
+    return pt->data + (size_t)limb * pt->n;
+}
+static inline uint64_t *cdl_ksk_poly(const cdl_ckks_ksk *k, int digit, int comp, int limb)
+{
+    return k->data + (((size_t)digit * 2 + (size_t)comp) * (size_t)k->qp_count + (size_t)limb) * k->n;
+}
+
+/* ---- allocation (zero-filled objects; the public _new functions wrap these) ---- */
+cdl_status cdl_ckks_ciphertext_alloc(const cdl_ckks_context *ctx, int size, int level, cdl_ckks_ciphertext **out);
+/* Make room for `size` polynomials (2 or 3), keeping the contents. */
+cdl_status cdl_ckks_ciphertext_reserve(cdl_ckks_ciphertext *ct, int size);
+cdl_status cdl_ckks_plaintext_alloc(const cdl_ckks_context *ctx, int level, cdl_ckks_plaintext **out);
+cdl_status cdl_ckks_secret_key_alloc(const cdl_ckks_context *ctx, cdl_ckks_secret_key **out);
+cdl_status cdl_ckks_public_key_alloc(const cdl_ckks_context *ctx, cdl_ckks_public_key **out);
+cdl_status cdl_ckks_ksk_init(const cdl_ckks_context *ctx, cdl_ckks_ksk *k); /* allocates k->data (zeroed) */
+void cdl_ckks_ksk_release(cdl_ckks_ksk *k);
+cdl_status cdl_ckks_relin_key_alloc(const cdl_ckks_context *ctx, cdl_ckks_relin_key **out);
+/* count keys, galois_elts zeroed, every keys[i] allocated. */
+cdl_status cdl_ckks_galois_keys_alloc(const cdl_ckks_context *ctx, size_t count, cdl_ckks_galois_keys **out);
+
+/* ---- helpers ---- */
+/* Galois element for a left rotation by `step` slots: 5^step mod 2N (negative
+ * steps wrap modulo N/2). Conjugation is 2N - 1. */
+uint64_t cdl_ckks_galois_element(const cdl_ckks_context *ctx, int step);
+static inline uint64_t cdl_ckks_conjugation_element(const cdl_ckks_context *ctx) { return 2 * (uint64_t)ctx->n - 1; }
+/* Index of the key for galois element g in gk, or -1. */
+int cdl_ckks_galois_keys_find(const cdl_ckks_galois_keys *gk, uint64_t g);
+
+/* The uniform polynomial of a symmetric ciphertext, in NTT form, limbs
+ * 0..level written to out (stride N), expanded deterministically from seed
+ * (limb i only depends on the seed and i, so any level prefix agrees). */
+cdl_status cdl_ckks_expand_seed(const cdl_ckks_context *ctx, const uint8_t seed[CDL_CKKS_SEED_BYTES], int level,
+                                uint64_t *out);
+
+/* BLAKE2b-256 (libsodium crypto_generichash) over the canonical encoding:
+ * "cryptodl-ckks-params-v1", then little-endian u32 log_n, q_count, p_count,
+ * dnum (resolved), secret_hamming_weight, the scale as IEEE-754 u64 bits, then
+ * every prime (q then p) as u64. Fills ctx->param_hash. */
+void cdl_ckks_compute_param_hash(cdl_ckks_context *ctx);
+
+/* Scales "equal" for add/sub: relative difference below 1e-9. */
+int cdl_ckks_scales_match(double a, double b);
+
+#endif
