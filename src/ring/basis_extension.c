@@ -1,0 +1,122 @@
+/*
+ * basis_extension.c: fast RNS base conversion (Halevi-Polyakov-Shoup,
+ * "An Improved RNS Variant of the BFV Homomorphic Encryption Scheme", CT-RSA
+ * 2019, section 2.2) and the centered lift used by rescaling. See the header
+ * for the exact guarantee (result = x + k*Q with 0 <= k < |A|).
+ */
+#include "ring/basis_extension.h"
+
+#include <string.h>
+
+#include "core/error.h"
+#include "core/memory.h"
+
+cdl_status cdl_base_converter_init(cdl_base_converter *bc, const cdl_modulus *from, int from_count,
+                                   const cdl_modulus *to, int to_count)
+{
+    memset(bc, 0, sizeof *bc);
+    if (from_count < 1 || to_count < 0)
+        return cdl_fail(CDL_ERR_INTERNAL, "base converter needs at least one source prime");
+    bc->from_count = from_count;
+    bc->to_count = to_count;
+    size_t fc = (size_t)from_count, tc = (size_t)to_count;
+    bc->from = cdl_alloc_array(fc, sizeof *bc->from);
+    bc->to = cdl_alloc_array(tc ? tc : 1, sizeof *bc->to);
+    bc->qhat_inv = cdl_alloc_array(fc, sizeof(uint64_t));
+    bc->qhat_inv_shoup = cdl_alloc_array(fc, sizeof(uint64_t));
+    bc->qhat_mod_p = cdl_alloc_array(fc * (tc ? tc : 1), sizeof(uint64_t));
+    bc->qhat_mod_p_shoup = cdl_alloc_array(fc * (tc ? tc : 1), sizeof(uint64_t));
+    if (!bc->from || !bc->to || !bc->qhat_inv || !bc->qhat_inv_shoup || !bc->qhat_mod_p || !bc->qhat_mod_p_shoup) {
+        cdl_base_converter_release(bc);
+        return CDL_ERR_NO_MEMORY;
+    }
+    memcpy(bc->from, from, fc * sizeof *from);
+    if (tc)
+        memcpy(bc->to, to, tc * sizeof *to);
+    for (int i = 0; i < from_count; i++) {
+        /* (Q/q_i) mod q_i = prod_{k != i} q_k mod q_i */
+        uint64_t qi = from[i].value, prod = 1;
+        for (int k = 0; k < from_count; k++)
+            if (k != i)
+                prod = cdl_mod_mul(prod, from[k].value % qi, &from[i]);
+        bc->qhat_inv[i] = cdl_mod_inv(prod, &from[i]);
+        bc->qhat_inv_shoup[i] = cdl_shoup_precompute(bc->qhat_inv[i], qi);
+        for (int j = 0; j < to_count; j++) {
+            uint64_t pj = to[j].value, v = 1;
+            for (int k = 0; k < from_count; k++)
+                if (k != i)
+                    v = cdl_mod_mul(v, cdl_barrett_reduce_64(from[k].value, &to[j]), &to[j]);
+            bc->qhat_mod_p[(size_t)j * fc + (size_t)i] = v;
+            bc->qhat_mod_p_shoup[(size_t)j * fc + (size_t)i] = cdl_shoup_precompute(v, pj);
+        }
+    }
+    return CDL_OK;
+}
+
+void cdl_base_converter_release(cdl_base_converter *bc)
+{
+    if (!bc)
+        return;
+    cdl_free(bc->from);
+    cdl_free(bc->to);
+    cdl_free(bc->qhat_inv);
+    cdl_free(bc->qhat_inv_shoup);
+    cdl_free(bc->qhat_mod_p);
+    cdl_free(bc->qhat_mod_p_shoup);
+    memset(bc, 0, sizeof *bc);
+}
+
+void cdl_base_convert_prepare(const cdl_base_converter *bc, const uint64_t *x, uint64_t *y, size_t n)
+{
+    for (int i = 0; i < bc->from_count; i++) {
+        uint64_t q = bc->from[i].value, w = bc->qhat_inv[i], ws = bc->qhat_inv_shoup[i];
+        const uint64_t *xi = x + (size_t)i * n;
+        uint64_t *yi = y + (size_t)i * n;
+        for (size_t k = 0; k < n; k++)
+            yi[k] = cdl_mul_shoup(xi[k], w, ws, q);
+    }
+}
+
+void cdl_base_convert_limb(const cdl_base_converter *bc, const uint64_t *y, int j, uint64_t *out, size_t n)
+{
+    const cdl_modulus *m = &bc->to[j];
+    uint64_t p = m->value;
+    size_t fc = (size_t)bc->from_count;
+    const uint64_t *w = bc->qhat_mod_p + (size_t)j * fc;
+    const uint64_t *ws = bc->qhat_mod_p_shoup + (size_t)j * fc;
+    /* Shoup products are in [0, 2p) for any 64-bit y; sum a few, then reduce.
+     * 2p < 2^62, so four lazy terms fit below 2^64. */
+    if (fc == 1) {
+        for (size_t k = 0; k < n; k++)
+            out[k] = cdl_mul_shoup(y[k], w[0], ws[0], p);
+        return;
+    }
+    for (size_t k = 0; k < n; k++) {
+        uint64_t acc = 0;
+        for (size_t i = 0; i < fc; i++) {
+            uint64_t t = cdl_mul_shoup(y[i * n + k], w[i], ws[i], p);
+            acc = cdl_mod_add(acc, t, p);
+        }
+        out[k] = acc;
+    }
+}
+
+void cdl_base_convert(const cdl_base_converter *bc, const uint64_t *x, uint64_t *y, uint64_t *out, size_t n)
+{
+    cdl_base_convert_prepare(bc, x, y, n);
+    for (int j = 0; j < bc->to_count; j++)
+        cdl_base_convert_limb(bc, y, j, out + (size_t)j * n, n);
+}
+
+void cdl_lift_centered(const uint64_t *x_last, uint64_t q_last, uint64_t *out, size_t n, const cdl_modulus *q)
+{
+    uint64_t half = q_last >> 1;
+    uint64_t qv = q->value;
+    uint64_t neg_shift = cdl_mod_neg(cdl_barrett_reduce_64(q_last, q), qv); /* -q_last mod q */
+    for (size_t k = 0; k < n; k++) {
+        uint64_t v = x_last[k];
+        uint64_t r = v < qv ? v : cdl_barrett_reduce_64(v, q);
+        uint64_t mask = -(uint64_t)(v > half);
+        out[k] = cdl_mod_add(r, neg_shift & mask, qv);
+    }
+}
