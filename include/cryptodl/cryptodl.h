@@ -7,5 +7,6 @@
 #include "cryptodl/common.h"
 #include "cryptodl/version.h"
 #include "cryptodl/ckks.h"
+#include "cryptodl/approx.h"
 
 #endif
