@@ -1,0 +1,117 @@
+"""The recipes' networks, all plain nn.Sequential so that folding and export are simple.
+
+Layout rule for HE-friendliness: linear layer (Conv2d / Linear) -> BatchNorm -> activation.
+Down-sampling uses stride-2 convolutions instead of pooling (a pooling layer would cost a
+level in CKKS for nothing a strided convolution cannot learn). BN keeps pre-activations
+inside the polynomial's approximation interval and is folded into the preceding layer
+at export (fold.py), so inference graphs hold only Conv, Gemm, Mul, Add and Flatten.
+
+Activation specs (make_act):
+  relu            the non-private twin
+  square          x^2 (CryptoNets)
+  quad            trainable a*x^2 + b*x + c, initialised from the least-squares ReLU
+                  fit on the interval (CryptoDL-style learned low-degree polynomial)
+  poly<d>         fixed degree-d least-squares ReLU approximation on the interval
+  cheb<d>         fixed degree-d ReLU interpolation at Chebyshev nodes on the interval
+  polyt<d>        degree-d ReLU approximation, coefficients trainable
+  json:<path>     a `cryptodl approx` JSON description (fixed coefficients)
+"""
+import re
+
+from torch import nn
+
+from .polyact import PolyAct, Square, poly_depth
+
+
+def make_act(spec, interval=(-4.0, 4.0)):
+    if spec == "relu":
+        return nn.ReLU()
+    if spec == "square":
+        return Square()
+    if spec == "quad":
+        return PolyAct.fit("relu", 2, interval, "lsq", basis="power", trainable=True)
+    if spec.startswith("json:"):
+        return PolyAct.from_json(spec[5:])
+    m = re.fullmatch(r"(poly|cheb|polyt)(\d+)", spec)
+    if m:
+        kind, d = m.group(1), int(m.group(2))
+        method = "cheb" if kind == "cheb" else "lsq"
+        return PolyAct.fit("relu", d, interval, method, basis="chebyshev", trainable=(kind == "polyt"))
+    raise ValueError("unknown activation %r (relu, square, quad, poly<d>, cheb<d>, polyt<d>, json:<path>)" % spec)
+
+
+def _conv_block(cin, cout, stride, act, interval):
+    return [nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout),
+            make_act(act, interval)]
+
+
+def cryptonets(act="square", interval=(-4.0, 4.0), in_ch=1):
+    """CryptoNets-sized MNIST model: one 5x5 stride-2 convolution (5 maps), activation,
+    dense 845->100, activation, dense 100->10 (Gilad-Bachrach et al. 2016, with the
+    scaled-mean-pool + dense pair merged into one dense layer, as they do)."""
+    return nn.Sequential(
+        nn.Conv2d(in_ch, 5, 5, stride=2, padding=1, bias=False), nn.BatchNorm2d(5), make_act(act, interval),
+        nn.Flatten(),
+        nn.Linear(5 * 13 * 13, 100, bias=False), nn.BatchNorm1d(100), make_act(act, interval),
+        nn.Linear(100, 10),
+    )
+
+
+def deep_cnn(act="quad", interval=(-4.0, 4.0), in_ch=1, size=28, widths=(32, 64, 128), strides=(1, 2, 2),
+             hidden=128):
+    """VGG-like CNN for 28x28 inputs: 3x3 convolutions (BN, activation) with the given
+    strides, then dense -> hidden -> 10. Default: 28x28x32, 14x14x64, 7x7x128, 128, 10."""
+    if len(strides) != len(widths):
+        raise ValueError("deep_cnn needs one stride per convolution")
+    layers, c, s = [], in_ch, size
+    for w, stride in zip(widths, strides):
+        layers += _conv_block(c, w, stride, act, interval)
+        c = w
+        s = (s + 2 - 3) // stride + 1
+    layers += [nn.Flatten(), nn.Linear(c * s * s, hidden, bias=False), nn.BatchNorm1d(hidden),
+               make_act(act, interval), nn.Linear(hidden, 10)]
+    return nn.Sequential(*layers)
+
+
+def cifar_cnn(act="quad", interval=(-4.0, 4.0), widths=(32, 64, 64, 128, 128, 256)):
+    """VGG-like CNN for CIFAR-10 (3x32x32): six 3x3 convolutions, stride 2 at 2nd, 4th, 6th."""
+    layers, c, s = [], 3, 32
+    for i, w in enumerate(widths):
+        stride = 2 if i % 2 == 1 else 1
+        layers += _conv_block(c, w, stride, act, interval)
+        c = w
+        s = (s + 2 - 3) // stride + 1
+    layers += [nn.Flatten(), nn.Linear(c * s * s, 10)]
+    return nn.Sequential(*layers)
+
+
+def multiplicative_depth(model):
+    """Levels an inference pass consumes under the project's convention (models/README.md):
+    each Conv / Linear layer 1 (plaintext weights), each degree-d polynomial ceil(log2(d+1)),
+    x^2 1, average pooling 1, BatchNorm 0 (folded). None if the model has a non-polynomial
+    activation (it cannot run under CKKS at all)."""
+    depth = 0
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear, nn.AvgPool2d)):
+            depth += 1
+        elif isinstance(m, Square):
+            depth += 1
+        elif isinstance(m, PolyAct):
+            depth += poly_depth(m.degree)
+        elif isinstance(m, (nn.ReLU, nn.Sigmoid, nn.Tanh)):
+            return None
+    return depth
+
+
+def count_inference_params(model):
+    """Parameters of the inference model (BatchNorm folded away, polynomial coefficients counted
+    only when they were trained)."""
+    n = 0
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            n += m.weight.numel()
+            # folding a BN gives the layer a bias even when it had none
+            n += m.out_channels if isinstance(m, nn.Conv2d) else m.out_features
+        elif isinstance(m, PolyAct) and m.trainable:
+            n += m.coef.numel()
+    return n

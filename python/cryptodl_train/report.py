@@ -1,0 +1,155 @@
+"""Collect finished runs into docs/results.md, docs/img/results_degree.png and models/README.md.
+
+  /usr/bin/python3 -m cryptodl_train.report [--runs runs] [--root ..]
+
+Every <runs>/*/result.json (written by train.py after its single test evaluation) is
+copied to models/results/<run>.json, which is committed, so the report can be rebuilt
+without the (git-ignored) run folders. Unfinished runs (status.json with finished=false)
+are listed with their epochs done and best validation accuracy, never a test figure.
+"""
+import argparse
+import glob
+import json
+import os
+import shutil
+
+from .export import sha256
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEPTH_RULE = ("each Conv/Gemm layer consumes 1 level (plaintext weights), a degree-d polynomial "
+              "ceil(log2(d+1)) levels (x^2: 1), BatchNorm 0 (folded into the previous layer); "
+              "ReLU models have no depth (they cannot run under CKKS)")
+
+
+def act_label(act):
+    return {"relu": "ReLU", "square": "x^2 (fixed)", "quad": "a*x^2+b*x+c (trained, ReLU-fit init)"}.get(act) or (
+        "degree-%s ReLU approximation, least squares (fixed)" % act[4:] if act.startswith("poly") and not act.startswith("polyt")
+        else "degree-%s ReLU approximation, Chebyshev interpolation (fixed)" % act[4:] if act.startswith("cheb")
+        else "degree-%s ReLU approximation (trained)" % act[5:] if act.startswith("polyt") else act)
+
+
+def degree(act):
+    if act == "relu":
+        return None
+    if act in ("square", "quad"):
+        return 2
+    for p in ("polyt", "poly", "cheb"):
+        if act.startswith(p) and act[len(p):].isdigit():
+            return int(act[len(p):])
+    return None
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python3 -m cryptodl_train.report", description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", default=os.path.join(HERE, "..", "runs"))
+    ap.add_argument("--root", default=os.path.join(HERE, "..", ".."))
+    args = ap.parse_args(argv)
+    root = os.path.abspath(args.root)
+    resdir = os.path.join(root, "models", "results")
+    os.makedirs(resdir, exist_ok=True)
+    for p in glob.glob(os.path.join(args.runs, "*", "result.json")):
+        shutil.copy(p, os.path.join(resdir, os.path.basename(os.path.dirname(p)) + ".json"))
+    for p in glob.glob(os.path.join(args.runs, "*", "status.json")):
+        st = json.load(open(p))
+        if not st.get("finished"):
+            shutil.copy(p, os.path.join(resdir, os.path.basename(os.path.dirname(p)) + ".status.json"))
+    results = []
+    for p in sorted(glob.glob(os.path.join(resdir, "*.json"))):
+        if p.endswith(".status.json"):
+            continue
+        r = json.load(open(p))
+        r["run"] = os.path.basename(p)[:-5]
+        results.append(r)
+    unfinished = [dict(json.load(open(p)), run=os.path.basename(p)[:-12])
+                  for p in sorted(glob.glob(os.path.join(resdir, "*.status.json")))]
+    unfinished = [u for u in unfinished if not any(r["run"] == u["run"] for r in results)]
+
+    order = {"mnist": 0, "fashion_mnist": 1, "cifar10": 2}
+    results.sort(key=lambda r: (order.get(r["dataset"], 9), r["model"], r["act"] != "relu",
+                                degree(r["act"]) or 0, r["act"]))
+    lines = ["| dataset | model | activation | degree | test acc. | val. acc. (best epoch) | epochs | mult. depth | parameters | s/epoch |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in results:
+        lines.append("| %s | %s | %s | %s | **%.2f%%** | %.2f%% (%d) | %d | %s | %s | %.0f |" % (
+            r["dataset"], r["model"], act_label(r["act"]), degree(r["act"]) or "-", 100 * r["test_acc"],
+            100 * r["val_acc"], r["best_epoch"], r["epochs"], r["depth"] if r["depth"] is not None else "n/a",
+            "{:,}".format(r["params"]), r["seconds_per_epoch"] or 0))
+    for u in unfinished:
+        lines.append("| %s | - | %s | %s | not tested (unfinished: %d/%d epochs) | %.2f%% (%d) | %d/%d | - | - | - |" % (
+            u["recipe"], act_label(u["act"]), degree(u["act"]) or "-", u["epochs_done"], u["epochs"],
+            100 * u["best_val_acc"], u["best_epoch"], u["epochs_done"], u["epochs"]))
+    table = "\n".join(lines)
+
+    # accuracy against degree, per (dataset, model)
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    os.makedirs(os.path.join(root, "docs", "img"), exist_ok=True)
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    groups = {}
+    for r in results:
+        groups.setdefault((r["dataset"], r["model"]), []).append(r)
+    for (ds, mdl), rs in groups.items():
+        for fam, marker in (("poly", "o-"), ("cheb", "s--"), ("polyt", "^-.")):
+            pts = sorted((degree(r["act"]), 100 * r["test_acc"]) for r in rs
+                         if r["act"].startswith(fam) and r["act"][len(fam):].isdigit())
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker,
+                        label="%s %s: %s" % (ds, mdl, {"poly": "fixed LSQ fit", "cheb": "fixed Chebyshev interp.",
+                                                      "polyt": "trained from fit"}[fam]))
+        for r in rs:
+            if r["act"] in ("square", "quad"):
+                ax.plot([2], [100 * r["test_acc"]], "*" if r["act"] == "quad" else "D", markersize=9,
+                        label="%s %s: %s" % (ds, mdl, act_label(r["act"])))
+            if r["act"] == "relu":
+                ax.axhline(100 * r["test_acc"], linestyle=":", color="gray")
+                ax.annotate("%s %s ReLU" % (ds, mdl), (ax.get_xlim()[0], 100 * r["test_acc"]), fontsize=7)
+    ax.set_xlabel("polynomial degree")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("What a polynomial activation costs (dotted: ReLU twin)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(os.path.join(root, "docs", "img", "results_degree.png"), dpi=110)
+
+    tmpl = open(os.path.join(root, "docs", "results.template.md")).read() if os.path.exists(
+        os.path.join(root, "docs", "results.template.md")) else None
+    body = table
+    out = os.path.join(root, "docs", "results.md")
+    if os.path.exists(out):
+        text = open(out).read()
+        a, b = "<!-- table:begin -->", "<!-- table:end -->"
+        if a in text and b in text:
+            text = text[:text.index(a) + len(a)] + "\n" + body + "\n" + text[text.index(b):]
+            open(out, "w").write(text)
+        else:
+            print("docs/results.md has no table markers; table printed below")
+            print(body)
+    else:
+        open(out, "w").write("# Results\n\n<!-- table:begin -->\n" + body + "\n<!-- table:end -->\n")
+    del tmpl
+
+    # models/README.md table of committed models
+    rows = ["| file | dataset | activation | test acc. | mult. depth | parameters | SHA-256 |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    for p in sorted(glob.glob(os.path.join(root, "models", "*.onnx"))):
+        name = os.path.basename(p)
+        r = next((r for r in results if r.get("onnx") and os.path.basename(r["onnx"]) == name), None)
+        if r is None:
+            rows.append("| `%s` | ? | ? | ? | ? | ? | `%s` |" % (name, sha256(p)))
+            continue
+        rows.append("| `%s` | %s | %s | %.2f%% | %s | %s | `%s` |" % (
+            name, r["dataset"], act_label(r["act"]), 100 * r["test_acc"], r["depth"], "{:,}".format(r["params"]),
+            sha256(p)))
+    readme = os.path.join(root, "models", "README.md")
+    if os.path.exists(readme):
+        text = open(readme).read()
+        a, b = "<!-- models:begin -->", "<!-- models:end -->"
+        text = text[:text.index(a) + len(a)] + "\n" + "\n".join(rows) + "\n" + text[text.index(b):]
+        open(readme, "w").write(text)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,297 @@
+"""Command-line trainer: one command per recipe, fixed seed, checkpoint every epoch, resume.
+
+  /usr/bin/python3 -m cryptodl_train.train --recipe mnist_cryptonets --out runs/mnist_cryptonets
+  (from python/, or with PYTHONPATH=python)
+
+Re-running the same command resumes from <out>/last.pt (model, optimiser, scheduler,
+RNG state, epoch, best validation accuracy, history), so a long run (CIFAR-10 on 2 CPU
+cores) can span several sessions; --time-budget stops cleanly after the epoch that
+exceeds it. Model selection: the epoch with the best accuracy on a validation split of
+the training data (best.pt). The test set is evaluated once, at the end, with best.pt.
+Logs: one line per epoch on stdout and JSON lines in <out>/log.jsonl.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import data as D
+from . import export as E
+from . import models as M
+from .polyact import PolyAct
+
+# Each recipe has a ReLU twin: the same command with --act relu.
+RECIPES = {
+    "mnist_cryptonets": dict(dataset="mnist", model="cryptonets", act="square", epochs=20, batch=128,
+                             lr=2e-3, wd=1e-4, shift=1, rot=0.0, flip=False),
+    "mnist_deep": dict(dataset="mnist", model="deep", act="quad", epochs=15, batch=128,
+                       lr=2e-3, wd=1e-4, shift=2, rot=10.0, flip=False),
+    "fashion_mnist_deep": dict(dataset="fashion_mnist", model="deep", act="quad", epochs=15, batch=128,
+                               lr=2e-3, wd=1e-4, shift=2, rot=0.0, flip=True),
+    "cifar10_cnn": dict(dataset="cifar10", model="cifar", act="quad", epochs=60, batch=128,
+                        lr=2e-3, wd=1e-4, shift=4, rot=0.0, flip=True),
+}
+
+
+def build_model(cfg):
+    iv = tuple(cfg["interval"])
+    if cfg["model"] == "cryptonets":
+        return M.cryptonets(cfg["act"], iv)
+    if cfg["model"] == "deep":
+        return M.deep_cnn(cfg["act"], iv, widths=tuple(cfg.get("widths", (32, 64, 128))),
+                          strides=tuple(cfg.get("strides", (1, 2, 2))), hidden=cfg.get("hidden", 128))
+    if cfg["model"] == "cifar":
+        return M.cifar_cnn(cfg["act"], iv)
+    raise ValueError("unknown model %r" % cfg["model"])
+
+
+def augment(x, shift, rot_deg, flip):
+    """Random integer shifts up to `shift` pixels, rotations up to `rot_deg` degrees,
+    horizontal flips, as one affine resampling (zeros outside the image)."""
+    n, _, h, w = x.shape
+    dx = torch.randint(-shift, shift + 1, (n,)).float() * 2.0 / w
+    dy = torch.randint(-shift, shift + 1, (n,)).float() * 2.0 / h
+    ang = (torch.rand(n) * 2 - 1) * math.radians(rot_deg) if rot_deg > 0 else torch.zeros(n)
+    sx = torch.where(torch.rand(n) < 0.5, -1.0, 1.0) if flip else torch.ones(n)
+    cos, sin = torch.cos(ang), torch.sin(ang)
+    theta = torch.stack([torch.stack([cos * sx, -sin, dx], 1), torch.stack([sin * sx, cos, dy], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear" if rot_deg > 0 else "nearest",
+                         padding_mode="zeros", align_corners=False)
+
+
+class Progress:
+    """A minimal progress bar on stderr (redrawn in place on a terminal, sparse lines otherwise)."""
+
+    def __init__(self, total, label):
+        self.total, self.label, self.t0 = total, label, time.time()
+        self.tty = sys.stderr.isatty()
+        self.last_pct = -1
+
+    def update(self, done, extra=""):
+        pct = int(100 * done / self.total)
+        if self.tty or pct // 25 != self.last_pct // 25 or done == self.total:
+            if not self.tty and pct == self.last_pct:
+                return
+            bar = "#" * (pct // 4) + "." * (25 - pct // 4)
+            el = time.time() - self.t0
+            eta = el / max(done, 1) * (self.total - done)
+            sys.stderr.write("%s%s [%s] %3d%% %5.0fs eta %4.0fs %s%s" % (
+                "\r" if self.tty else "", self.label, bar, pct, el, eta, extra, "" if self.tty else "\n"))
+            sys.stderr.flush()
+            self.last_pct = pct
+
+    def close(self):
+        if self.tty:
+            sys.stderr.write("\n")
+
+
+def batches_float(xu8, idx):
+    return torch.from_numpy(xu8[idx].astype(np.float32) / np.float32(255.0))
+
+
+@torch.no_grad()
+def evaluate(model, x, y, batch=1000):
+    model.eval()
+    correct, loss = 0, 0.0
+    for i in range(0, x.shape[0], batch):
+        xb = torch.from_numpy(x[i:i + batch].astype(np.float32) / np.float32(255.0))
+        yb = torch.from_numpy(y[i:i + batch].astype(np.int64))
+        out = model(xb)
+        loss += F.cross_entropy(out, yb, reduction="sum").item()
+        correct += (out.argmax(1) == yb).sum().item()
+    return correct / x.shape[0], loss / x.shape[0]
+
+
+def param_groups(model, wd):
+    decay, no_decay = [], []
+    for mod in model.modules():
+        for name, p in mod.named_parameters(recurse=False):
+            if isinstance(mod, (nn.Conv2d, nn.Linear)) and name == "weight":
+                decay.append(p)
+            else:
+                no_decay.append(p)  # BN, biases, polynomial coefficients
+    return [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def save_atomic(obj, path):
+    tmp = path + ".tmp"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(
+        prog="python3 -m cryptodl_train.train",
+        description="Train a recipe (resumes from <out>/last.pt), then test once and optionally export ONNX.")
+    ap.add_argument("--recipe", required=True, choices=sorted(RECIPES))
+    ap.add_argument("--act", help="override the activation (relu, square, quad, poly<d>, cheb<d>, polyt<d>, json:<path>)")
+    ap.add_argument("--interval", type=float, nargs=2, default=[-4.0, 4.0],
+                    help="approximation interval of polynomial activations (default -4 4)")
+    ap.add_argument("--epochs", type=int, help="override the recipe's number of epochs")
+    ap.add_argument("--lr", type=float, help="override the recipe's learning rate")
+    ap.add_argument("--data-dir", default=D.DEFAULT_DATA_DIR, help="folder with mnist/, fashion-mnist/, cifar-10-batches-bin/")
+    ap.add_argument("--out", required=True, help="run folder (checkpoints, logs, result.json)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--val-size", type=int, default=5000, help="validation examples held out of the training set")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--time-budget", type=float, default=0, help="stop after the epoch that passes this many minutes (0: none)")
+    ap.add_argument("--export", help="write the ONNX model here after testing (fixture next to it in fixtures/)")
+    ap.add_argument("--fixture", help="fixture JSON path (default: <dir of --export>/fixtures/<name>.json)")
+    ap.add_argument("--train-subset", type=int, default=0, help="use only this many training examples (smoke tests)")
+    args = ap.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    cfg = dict(RECIPES[args.recipe])
+    if args.act:
+        cfg["act"] = args.act
+    if args.epochs:
+        cfg["epochs"] = args.epochs
+    if args.lr:
+        cfg["lr"] = args.lr
+    cfg["interval"] = list(args.interval)
+    cfg.update(recipe=args.recipe, seed=args.seed, val_size=args.val_size)
+    os.makedirs(args.out, exist_ok=True)
+    done = os.path.join(args.out, "result.json")
+    if os.path.exists(done):
+        r = json.load(open(done))
+        print("%s is finished: test accuracy %.4f (delete result.json to test again)" % (args.out, r["test_acc"]))
+        return 0
+
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    (trx, try_), (tex, tey) = D.load_raw(cfg["dataset"], args.data_dir)
+    (trx, try_), (vax, vay) = D.split_train_val(trx, try_, args.val_size, args.seed)
+    if args.train_subset:
+        trx, try_ = trx[:args.train_subset], try_[:args.train_subset]
+    n = trx.shape[0]
+    steps_per_epoch = (n + cfg["batch"] - 1) // cfg["batch"]
+    total_steps = steps_per_epoch * cfg["epochs"]
+
+    model = build_model(cfg)
+    opt = torch.optim.AdamW(param_groups(model, cfg["wd"]), lr=cfg["lr"])
+    warm = steps_per_epoch  # one epoch of linear warm-up, then cosine decay to 0
+
+    def lr_lambda(step):
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total_steps - warm))))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)
+
+    last_path, best_path = os.path.join(args.out, "last.pt"), os.path.join(args.out, "best.pt")
+    start_epoch, best_val, best_epoch, history = 0, -1.0, -1, []
+    if os.path.exists(last_path):
+        ck = torch.load(last_path)
+        if ck["cfg"]["act"] != cfg["act"] or ck["cfg"]["model"] != cfg["model"]:
+            sys.exit("error: %s holds a %s/%s run, not %s/%s; use another --out" % (
+                last_path, ck["cfg"]["model"], ck["cfg"]["act"], cfg["model"], cfg["act"]))
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        torch.set_rng_state(ck["torch_rng"])
+        start_epoch, best_val, best_epoch, history = ck["epoch"], ck["best_val"], ck["best_epoch"], ck["history"]
+        print("resuming %s at epoch %d/%d (best val %.4f at epoch %d)" % (
+            args.out, start_epoch, cfg["epochs"], best_val, best_epoch), flush=True)
+
+    print("recipe %s: %s model, activation %s, %d train / %d val / %d test, %d epochs, depth %s, %d params" % (
+        args.recipe, cfg["model"], cfg["act"], n, vax.shape[0], tex.shape[0], cfg["epochs"],
+        M.multiplicative_depth(model), M.count_inference_params(model)), flush=True)
+    run_t0 = time.time()
+    logf = open(os.path.join(args.out, "log.jsonl"), "a")
+    for epoch in range(start_epoch, cfg["epochs"]):
+        t0 = time.time()
+        model.train()
+        perm = np.random.RandomState(args.seed * 1000 + epoch).permutation(n)
+        bar = Progress(steps_per_epoch, "epoch %d/%d" % (epoch + 1, cfg["epochs"]))
+        tot_loss, tot_ok, seen = 0.0, 0, 0
+        for s in range(steps_per_epoch):
+            idx = perm[s * cfg["batch"]:(s + 1) * cfg["batch"]]
+            xb = batches_float(trx, idx)
+            yb = torch.from_numpy(try_[idx].astype(np.int64))
+            if cfg["shift"] or cfg["rot"] or cfg["flip"]:
+                xb = augment(xb, cfg["shift"], cfg["rot"], cfg["flip"])
+            out = model(xb)
+            loss = F.cross_entropy(out, yb)
+            if not torch.isfinite(loss):
+                sys.exit("error: loss became %s at epoch %d step %d: the polynomial activations diverged; "
+                         "lower --lr or widen --interval" % (loss.item(), epoch + 1, s))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            sched.step()
+            tot_loss += loss.item() * len(idx)
+            tot_ok += (out.argmax(1) == yb).sum().item()
+            seen += len(idx)
+            bar.update(s + 1, "loss %.4f" % (tot_loss / seen))
+        bar.close()
+        val_acc, val_loss = evaluate(model, vax, vay)
+        dt = time.time() - t0
+        rec = {"epoch": epoch + 1, "train_loss": tot_loss / seen, "train_acc": tot_ok / seen,
+               "val_loss": val_loss, "val_acc": val_acc, "seconds": dt, "lr": sched.get_last_lr()[0]}
+        history.append(rec)
+        if val_acc > best_val:
+            best_val, best_epoch = val_acc, epoch + 1
+            save_atomic({"model": model.state_dict(), "cfg": cfg, "epoch": epoch + 1, "val_acc": val_acc}, best_path)
+        save_atomic({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                     "torch_rng": torch.get_rng_state(), "epoch": epoch + 1, "best_val": best_val,
+                     "best_epoch": best_epoch, "history": history, "cfg": cfg}, last_path)
+        logf.write(json.dumps(rec) + "\n")
+        logf.flush()
+        print("epoch %3d/%d  loss %.4f  train acc %.4f  val loss %.4f  val acc %.4f  %.1fs%s" % (
+            epoch + 1, cfg["epochs"], rec["train_loss"], rec["train_acc"], val_loss, val_acc, dt,
+            "  *best" if best_epoch == epoch + 1 else ""), flush=True)
+        if args.time_budget and (time.time() - run_t0) / 60.0 > args.time_budget and epoch + 1 < cfg["epochs"]:
+            print("time budget reached after epoch %d; re-run the same command to resume" % (epoch + 1), flush=True)
+            status = {"recipe": args.recipe, "act": cfg["act"], "epochs_done": epoch + 1, "epochs": cfg["epochs"],
+                      "best_val_acc": best_val, "best_epoch": best_epoch, "finished": False}
+            with open(os.path.join(args.out, "status.json"), "w") as f:
+                json.dump(status, f, indent=1)
+            return 0
+    logf.close()
+
+    # Test once, with the epoch chosen on the validation split.
+    best = torch.load(best_path)
+    model.load_state_dict(best["model"])
+    test_acc, test_loss = evaluate(model, tex, tey)
+    result = {"recipe": args.recipe, "dataset": cfg["dataset"], "model": cfg["model"], "act": cfg["act"],
+              "interval": cfg["interval"], "epochs": cfg["epochs"], "best_epoch": best_epoch,
+              "val_acc": best_val, "test_acc": test_acc, "test_loss": test_loss,
+              "depth": M.multiplicative_depth(model), "params": M.count_inference_params(model),
+              "seconds_per_epoch": float(np.mean([h["seconds"] for h in history])) if history else None,
+              "seed": args.seed, "activations": E.activation_descriptions(model),
+              "command": " ".join(["/usr/bin/python3", "-m", "cryptodl_train.train"] + (argv if argv is not None else sys.argv[1:]))}
+    print("TEST accuracy %.4f (model of epoch %d, val acc %.4f), depth %s, %d params" % (
+        test_acc, best_epoch, best_val, result["depth"], result["params"]), flush=True)
+    if args.export:
+        inf = E.export_onnx(model, args.export, (1,) + trx.shape[1:], metadata={
+            "dataset": cfg["dataset"], "recipe": args.recipe, "activation": cfg["act"],
+            "test_accuracy": "%.4f" % test_acc, "multiplicative_depth": str(result["depth"]),
+            "input": "NCHW float32 pixels / 255", "output": "logits"})
+        name = os.path.splitext(os.path.basename(args.export))[0]
+        fx = args.fixture or os.path.join(os.path.dirname(os.path.abspath(args.export)), "fixtures", name + ".json")
+        E.write_fixture(inf, args.export, D.to_float(tex[:8]), tey[:8], fx)
+        with open(os.path.splitext(args.export)[0] + ".activations.json", "w") as f:
+            json.dump(result["activations"], f, indent=1)
+            f.write("\n")
+        result["onnx"] = args.export
+        result["sha256"] = E.sha256(args.export)
+        print("exported %s (sha256 %s) and fixture %s" % (args.export, result["sha256"], fx), flush=True)
+    with open(os.path.join(args.out, "result.json"), "w") as f:
+        json.dump(result, f, indent=1)
+        f.write("\n")
+    with open(os.path.join(args.out, "status.json"), "w") as f:
+        json.dump({"recipe": args.recipe, "act": cfg["act"], "epochs_done": len(history), "epochs": cfg["epochs"],
+                   "best_val_acc": best_val, "best_epoch": best_epoch, "test_acc": test_acc, "finished": True}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

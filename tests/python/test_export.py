@@ -1,0 +1,107 @@
+"""BN folding and the ONNX export round trip: the exported graph, evaluated by an
+independent numpy interpreter (onnx_numpy.py), equals the PyTorch training-form model;
+the graph holds only plain ops; committed models and fixtures are consistent."""
+import glob
+import json
+import os
+import re
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from cryptodl_train import export as E
+from cryptodl_train import models as M
+from cryptodl_train.fold import inference_model
+
+import onnx_numpy
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+ALLOWED = {"Conv", "Gemm", "MatMul", "Add", "Mul", "Flatten"}
+
+
+def randomise_bn(model, seed=0):
+    """Give BN layers non-trivial statistics so folding is really exercised."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+            n = m.num_features
+            m.running_mean.copy_(torch.randn(n, generator=g) * 0.3)
+            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(n, generator=g) * 0.2)
+    return model.eval()
+
+
+@pytest.mark.parametrize("build,shape", [
+    (lambda: M.cryptonets("square"), (1, 28, 28)),
+    (lambda: M.cryptonets("poly4"), (1, 28, 28)),
+    (lambda: M.deep_cnn("quad", widths=(8, 8, 16, 16), strides=(1, 2, 1, 2), hidden=16), (1, 28, 28)),
+    (lambda: M.cifar_cnn("cheb3", widths=(8, 8, 8, 8, 16, 16)), (3, 32, 32)),
+])
+def test_export_round_trip(tmp_path, build, shape):
+    torch.manual_seed(0)
+    model = randomise_bn(build())
+    x = torch.rand((3,) + shape)
+    with torch.no_grad():
+        ref = model(x).double().numpy()
+        folded = inference_model(model)(x).double().numpy()
+    np.testing.assert_allclose(folded, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+    path = str(tmp_path / "m.onnx")
+    E.export_onnx(model, path, (1,) + shape)
+    m = onnx.load(path)
+    onnx.checker.check_model(m)
+    assert m.opset_import[0].version == E.OPSET
+    ops = {n.op_type for n in m.graph.node}
+    assert ops <= ALLOWED, "unexpected ops %s" % (ops - ALLOWED)
+    got = onnx_numpy.run(m, x.numpy())
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+    # depth convention: linear layers + ceil(log2(d+1)) per activation
+    if isinstance(model[2], M.Square):
+        assert M.multiplicative_depth(model) == 5
+
+
+def test_fold_rejects_orphan_bn():
+    with pytest.raises(ValueError):
+        inference_model(torch.nn.Sequential(torch.nn.BatchNorm1d(3), torch.nn.Linear(3, 2)))
+
+
+def test_relu_model_has_no_depth():
+    assert M.multiplicative_depth(M.cryptonets("relu")) is None
+
+
+def _readme_rows():
+    p = os.path.join(ROOT, "models", "README.md")
+    if not os.path.exists(p):
+        return {}
+    rows = {}
+    for line in open(p):
+        m = re.match(r"\|\s*`([^`]+\.onnx)`.*\|\s*`?([0-9a-f]{64})`?\s*\|\s*$", line)
+        if m:
+            rows[m.group(1)] = m.group(2)
+    return rows
+
+
+COMMITTED = sorted(glob.glob(os.path.join(ROOT, "models", "*.onnx")))
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=[os.path.basename(p) for p in COMMITTED])
+def test_committed_model(path):
+    name = os.path.basename(path)
+    m = onnx.load(path)
+    onnx.checker.check_model(m)
+    assert {n.op_type for n in m.graph.node} <= ALLOWED
+    rows = _readme_rows()
+    assert name in rows, "models/README.md does not list %s with its SHA-256" % name
+    assert rows[name] == E.sha256(path), "SHA-256 of %s differs from models/README.md" % name
+    fx_path = os.path.join(ROOT, "models", "fixtures", name[:-5] + ".json")
+    fx = json.load(open(fx_path))
+    assert fx["model"] == name
+    x = np.array(fx["inputs"], dtype=np.float64).reshape(fx["input_shape"])
+    assert x.min() >= 0.0 and x.max() <= 1.0
+    out = np.array(fx["outputs"]).reshape(fx["output_shape"])
+    got = onnx_numpy.run(m, x)
+    np.testing.assert_allclose(got, out, rtol=1e-4, atol=1e-4 * np.abs(out).max())
+    # a trained model classifies most of its real fixture images correctly
+    assert np.mean(got.argmax(1) == np.array(fx["labels"])) >= 0.75

@@ -1,0 +1,106 @@
+"""PolyAct: evaluation in both bases against numpy's polynomial module, the numpy ReLU
+approximations, JSON loading, trainability, and the Mul/Add export form."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from numpy.polynomial import chebyshev as C
+from numpy.polynomial import polynomial as P
+
+from cryptodl_train.polyact import PolyAct, PolyExport, Square, approximate, poly_depth
+
+X = np.linspace(-5, 5, 101)
+
+
+def _eval(act, x):
+    with torch.no_grad():
+        return act(torch.tensor(x, dtype=torch.float64).float()).double().numpy()
+
+
+def test_power_basis_matches_polyval():
+    c = [0.3, -1.2, 0.5, 0.07]
+    np.testing.assert_allclose(_eval(PolyAct(c), X), P.polyval(X, c), rtol=1e-5, atol=1e-4)
+
+
+def test_chebyshev_basis_with_scale_and_shift():
+    c = [0.2, 0.9, -0.4, 0.1, 0.05]
+    act = PolyAct(c, basis="chebyshev", scale=3.0, shift=1.0)
+    np.testing.assert_allclose(_eval(act, X), C.chebval((X - 1.0) / 3.0, c), rtol=1e-5, atol=1e-5)
+    # folding scale/shift into power coefficients of x gives the same function
+    np.testing.assert_allclose(P.polyval(X, act.power_coefficients()), C.chebval((X - 1.0) / 3.0, c),
+                               rtol=1e-6, atol=1e-6)  # coefficients are stored in float32
+
+
+@pytest.mark.parametrize("degree", [2, 3, 4, 8])
+def test_lsq_fit_is_the_least_squares_polynomial(degree):
+    # independent reference: numpy.polyfit in the power basis on the same grid
+    cheb, shift, scale = approximate("relu", degree, (-6, 6), "lsq", points=2001)
+    x = np.linspace(-6, 6, 2001)
+    ref = np.polyfit(x, np.maximum(x, 0), degree)
+    np.testing.assert_allclose(C.chebval((x - shift) / scale, cheb), np.polyval(ref, x), atol=1e-6)
+
+
+def test_relu_error_decreases_with_degree():
+    x = np.linspace(-4, 4, 1001)
+    errs = []
+    for d in (2, 4, 8, 16):
+        act = PolyAct.fit("relu", d, (-4, 4))
+        errs.append(np.sqrt(np.mean((_eval(act, x) - np.maximum(x, 0)) ** 2)))
+    assert all(a > b for a, b in zip(errs, errs[1:]))
+    assert errs[-1] < 0.05
+
+
+def test_cheb_method_interpolates_at_nodes():
+    d = 5
+    cheb, shift, scale = approximate("tanh", d, (-3, 3), "cheb")
+    t = np.cos(np.pi * (np.arange(d + 1) + 0.5) / (d + 1))
+    np.testing.assert_allclose(C.chebval(t, cheb), np.tanh(3 * t), atol=1e-12)
+
+
+def test_from_json_power_and_chebyshev(tmp_path):
+    desc = {"type": "poly_activation", "function": "relu", "method": "remez", "degree": 2,
+            "interval": [-6, 6], "basis": "power", "coefficients": [0.5, 0.5, 0.1]}
+    a = PolyAct.from_json(desc)
+    np.testing.assert_allclose(_eval(a, X), 0.5 + 0.5 * X + 0.1 * X ** 2, rtol=1e-5, atol=1e-5)
+    p = tmp_path / "act.json"
+    desc2 = dict(desc, chebyshev=[1.0, 2.0, 0.5])
+    p.write_text(json.dumps(desc2))
+    b = PolyAct.from_json(str(p))
+    np.testing.assert_allclose(_eval(b, X), C.chebval(X / 6.0, [1.0, 2.0, 0.5]), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError):
+        PolyAct.from_json({"type": "other"})
+    # describe() round-trips through the same schema
+    c = PolyAct.from_json(b.describe())
+    np.testing.assert_allclose(_eval(c, X), _eval(b, X), rtol=1e-5, atol=1e-5)
+
+
+def test_trainable_coefficients_get_gradients():
+    act = PolyAct.fit("relu", 2, (-4, 4), basis="power", trainable=True)
+    assert isinstance(act.coef, torch.nn.Parameter)
+    act(torch.randn(64)).pow(2).sum().backward()
+    assert act.coef.grad is not None and torch.all(act.coef.grad != 0)
+    fixed = PolyAct.fit("relu", 2, (-4, 4))
+    assert len(list(fixed.parameters())) == 0
+
+
+@pytest.mark.parametrize("act", [PolyAct.fit("relu", 3, (-4, 4)), PolyAct([0.1, 0.2, 0.3], trainable=True),
+                                 PolyAct.fit("relu", 6, (-2, 5), method="cheb"), Square()])
+def test_export_form_matches(act):
+    x = torch.linspace(-4, 4, 200)
+    with torch.no_grad():
+        np.testing.assert_allclose(PolyExport(act.power_coefficients())(x).numpy(), act(x).numpy(),
+                                   rtol=1e-4, atol=1e-4)
+
+
+def test_depth():
+    assert [poly_depth(d) for d in (1, 2, 3, 4, 7, 8)] == [1, 2, 2, 3, 3, 4]
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError):
+        PolyAct([1.0], basis="legendre")
+    with pytest.raises(ValueError):
+        approximate("relu", 2, (3, 1))
+    with pytest.raises(ValueError):
+        approximate("gelu", 2, (-1, 1))
