@@ -24,7 +24,8 @@ static void usage(FILE *out)
             "usage: cryptodl approx [--fn relu|sigmoid|tanh] [--degree D] [--interval A:B]\n"
             "                       [--method M] [--mu M] [--sigma S] [--tol T] [--json] [--out FILE.json]\n"
             "       cryptodl approx --table [--degrees 2,3,4,5,7,9,15] [--out FILE.md]\n"
-            "       cryptodl approx --plot OUT.png [--fn F] [--degree D] [--interval A:B] [--methods M1,M2,...]\n\n"
+            "       cryptodl approx --plot OUT.png [--fn F] [--degree D] [--interval A:B] [--methods M1,M2,...]\n"
+            "       cryptodl approx --convergence OUT.png [--fn F] [--interval A:B] [--degrees 1,2,...]\n\n"
             "Polynomial approximation of an activation function on an interval, with its error:\n"
             "max |f - p| on [A, B], the RMS error on [A, B], and E[(f(x) - p(x))^2] for x ~ N(mu, sigma)\n"
             "over the whole real line.\n\n"
@@ -47,9 +48,10 @@ static void usage(FILE *out)
             "                   degree first; chebyshev; max_abs_error; rms_error; gaussian_mse; ...)\n"
             "  --out FILE       write the JSON description (or, with --table, the Markdown) to FILE\n"
             "  --table          Markdown tables of the errors of every function x method x degree\n"
-            "  --degrees LIST   degrees for --table (default 2,3,4,5,7,9,15)\n"
+            "  --degrees LIST   degrees for --table (default 2,3,4,5,7,9,15) or --convergence (1..15)\n"
             "  --plot OUT.png   draw f, its approximations of degree D and their errors (needs gnuplot)\n"
             "  --methods LIST   methods for --plot (default: all that apply)\n"
+            "  --convergence OUT.png  max |f - p| against the degree (default 1..15) for every method\n"
             "  -h, --help       this help\n\n"
             "examples:\n"
             "  cryptodl approx --fn relu --degree 4 --interval -6:6 --method remez --json\n"
@@ -288,10 +290,96 @@ static int run_plot(cdl_activation fn, int degree, double a, double b, const int
     return CLI_EXIT_OK;
 }
 
+/* max |f - p| against the degree, one line per method, log scale. */
+static int run_convergence(cdl_activation fn, double a, double b, const int *degrees, int nd,
+                           const cdl_approx_options *opt, const char *png)
+{
+    char data[] = "/tmp/cdl-approx-XXXXXX";
+    int fd = mkstemp(data);
+    if (fd < 0) {
+        fprintf(stderr, "cryptodl approx: cannot create a temporary file: %s\n", strerror(errno));
+        return CLI_EXIT_FAILURE;
+    }
+    FILE *df = fdopen(fd, "w");
+    if (!df) {
+        close(fd);
+        unlink(data);
+        return CLI_EXIT_FAILURE;
+    }
+    for (int d = 0; d < nd; d++) {
+        fprintf(df, "%d", degrees[d]);
+        for (int m = 0; m < CDL_APPROX_METHOD_COUNT; m++) {
+            cdl_poly_approx r;
+            cdl_status st = cdl_approx_compute(fn, (cdl_approx_method)m, degrees[d], a, b, opt, &r);
+            if (st != CDL_OK && st != CDL_ERR_UNSUPPORTED) {
+                fclose(df);
+                unlink(data);
+                return cli_fail_status(CMD, "approximation failed");
+            }
+            if (st == CDL_OK)
+                fprintf(df, " %.6e %.6e", r.max_abs_error, r.gaussian_mse);
+            else
+                fprintf(df, " NaN NaN");
+        }
+        fprintf(df, "\n");
+    }
+    fclose(df);
+    FILE *gp = popen("gnuplot", "w");
+    if (!gp) {
+        unlink(data);
+        fprintf(stderr, "cryptodl approx: cannot run gnuplot: install gnuplot-nox (Debian)\n");
+        return CLI_EXIT_FAILURE;
+    }
+    double sigma = opt->sigma > 0 ? opt->sigma : (b - a) / 6.0;
+    fprintf(gp, "set terminal pngcairo size 1400,600 enhanced font 'DejaVu Sans,11'\n");
+    fprintf(gp, "set output '%s'\nset grid\nset logscale y\nset format y '10^{%%L}'\n", png);
+    fprintf(gp, "set multiplot layout 1,2 title '%s, approximated on [%g, %g]: error against the degree'\n",
+            cdl_activation_name(fn), a, b);
+    fprintf(gp, "set xlabel 'degree'\nset key top right box opaque font ',9'\n");
+    fprintf(gp, "set yrange [*:%g]\n", fn == CDL_ACT_RELU ? 10.0 : 100.0);
+    static const char *const style[CDL_APPROX_METHOD_COUNT] = {
+        "lc rgb '#1b9e77' lw 1.8 pt 7",       "lc rgb '#d95f02' lw 1.8 pt 5", "lc rgb '#7570b3' lw 1.8 pt 9",
+        "lc rgb '#e7298a' lw 1.8 dt 2 pt 11", "lc rgb '#1f3fbf' lw 3 pt 13",  "lc rgb '#a6761d' lw 1.8 dt 4 pt 3",
+        "lc rgb '#777777' lw 1.5 dt 3 pt 1"};
+    for (int panel = 0; panel < 2; panel++) {
+        if (panel == 0)
+            fprintf(gp, "set title 'max |f - p| on [%g, %g]'\nset ylabel 'max |f - p|'\n", a, b);
+        else
+            fprintf(gp,
+                    "set title 'E[(f - p)^2] under N(%g, %g), whole real line'\nset ylabel 'mean squared error'\nset key bottom left\n"
+                    "set yrange [*:1e3]\n",
+                    opt->mu, sigma);
+        fprintf(gp, "plot");
+        int first = 1;
+        for (int m = 0; m < CDL_APPROX_METHOD_COUNT; m++) {
+            if (m == CDL_APPROX_TAYLOR && fn == CDL_ACT_RELU)
+                continue;
+            char title[64];
+            snprintf(title, sizeof title, "%s", cdl_approx_method_name((cdl_approx_method)m));
+            for (char *q = title; *q; q++)
+                if (*q == '_')
+                    *q = '-'; /* enhanced text would subscript an underscore */
+            fprintf(gp, "%s '%s' using 1:%d with linespoints %s title '%s'", first ? "" : ",", data,
+                    2 + 2 * m + panel, style[m], title);
+            first = 0;
+        }
+        fprintf(gp, "\n");
+    }
+    fprintf(gp, "unset multiplot\n");
+    int st = pclose(gp);
+    unlink(data);
+    if (st != 0) {
+        fprintf(stderr, "cryptodl approx: gnuplot failed (status %d) writing '%s'\n", st, png);
+        return CLI_EXIT_FAILURE;
+    }
+    printf("wrote %s\n", png);
+    return CLI_EXIT_OK;
+}
+
 int cmd_approx(int argc, char **argv)
 {
     enum { O_FN = 256, O_DEGREE, O_INTERVAL, O_METHOD, O_MU, O_SIGMA, O_TOL, O_JSON, O_OUT, O_TABLE, O_DEGREES,
-           O_PLOT, O_METHODS };
+           O_PLOT, O_METHODS, O_CONV };
     static const struct option longopts[] = {
         {"fn", required_argument, 0, O_FN},           {"degree", required_argument, 0, O_DEGREE},
         {"interval", required_argument, 0, O_INTERVAL}, {"method", required_argument, 0, O_METHOD},
@@ -299,13 +387,14 @@ int cmd_approx(int argc, char **argv)
         {"tol", required_argument, 0, O_TOL},         {"json", no_argument, 0, O_JSON},
         {"out", required_argument, 0, O_OUT},         {"table", no_argument, 0, O_TABLE},
         {"degrees", required_argument, 0, O_DEGREES}, {"plot", required_argument, 0, O_PLOT},
-        {"methods", required_argument, 0, O_METHODS}, {"help", no_argument, 0, 'h'},
+        {"methods", required_argument, 0, O_METHODS}, {"convergence", required_argument, 0, O_CONV},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     cdl_activation fn = CDL_ACT_RELU;
     cdl_approx_method method = CDL_APPROX_REMEZ;
     int degree = 4, json = 0, table = 0, have_interval = 0;
     double a = 0, b = 0;
-    const char *out_path = NULL, *plot = NULL;
+    const char *out_path = NULL, *plot = NULL, *conv = NULL;
     int degrees[16], nd = 0;
     int methods[CDL_APPROX_METHOD_COUNT], nm = 0;
     cdl_approx_options opt;
@@ -372,6 +461,9 @@ int cmd_approx(int argc, char **argv)
         case O_PLOT:
             plot = optarg;
             break;
+        case O_CONV:
+            conv = optarg;
+            break;
         case O_METHODS: {
             char buf[256];
             snprintf(buf, sizeof buf, "%s", optarg);
@@ -390,8 +482,8 @@ int cmd_approx(int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
-    if (table && plot)
-        return cli_usage_error(CMD, "--table and --plot are separate runs: give one of them");
+    if ((table != 0) + (plot != NULL) + (conv != NULL) > 1)
+        return cli_usage_error(CMD, "--table, --plot and --convergence are separate runs: give one of them");
 
     if (table) {
         if (nd == 0) {
@@ -404,6 +496,12 @@ int cmd_approx(int argc, char **argv)
     }
     if (!have_interval)
         default_interval(fn, &a, &b);
+    if (conv) {
+        if (nd == 0)
+            for (int d = 1; d <= 15; d++)
+                degrees[nd++] = d;
+        return run_convergence(fn, a, b, degrees, nd, &opt, conv);
+    }
     if (plot) {
         if (nm == 0)
             for (int m = 0; m < CDL_APPROX_METHOD_COUNT; m++)
