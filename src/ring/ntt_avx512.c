@@ -144,25 +144,98 @@ AVX512_FN z_mod make_mod(uint64_t qv)
 #define IDX_LO _mm512_set_epi64(11, 3, 10, 2, 9, 1, 8, 0)     /* interleave x, y: 0..7 */
 #define IDX_HI _mm512_set_epi64(15, 7, 14, 6, 13, 5, 12, 4)   /* interleave x, y: 8..15 */
 
+AVX512_FN z_twiddle broadcast_twiddle(const uint64_t *w, const uint64_t *ws)
+{
+    return twiddle(_mm512_set1_epi64((long long)*w), _mm512_set1_epi64((long long)*ws));
+}
+
+/* One Cooley-Tukey group: x = p[0..gap), y = p[gap..2*gap), twiddle *w. */
+AVX512_FN void forward_radix2(uint64_t *p, size_t gap, const uint64_t *w, const uint64_t *ws, const z_mod *m,
+                              int ifma)
+{
+    z_twiddle tw = broadcast_twiddle(w, ws);
+    for (size_t j = 0; j < gap; j += 8) {
+        __m512i x = LOAD(p + j), y = LOAD(p + gap + j);
+        ct_butterfly(&x, &y, tw, m, ifma);
+        STORE(p + j, x);
+        STORE(p + gap + j, y);
+    }
+}
+
+/* Group i of the stage with mm groups and the two groups 2i, 2i+1 of the next
+ * stage, on p[0 .. 4*h): quarters x0..x3 of h values each. */
+AVX512_FN void forward_radix4(uint64_t *p, size_t h, const uint64_t *w, const uint64_t *ws, size_t mm, size_t i,
+                              const z_mod *m, int ifma)
+{
+    z_twiddle t1 = broadcast_twiddle(w + mm + i, ws + mm + i);
+    z_twiddle t2a = broadcast_twiddle(w + 2 * mm + 2 * i, ws + 2 * mm + 2 * i);
+    z_twiddle t2b = broadcast_twiddle(w + 2 * mm + 2 * i + 1, ws + 2 * mm + 2 * i + 1);
+    for (size_t j = 0; j < h; j += 8) {
+        __m512i x0 = LOAD(p + j), x1 = LOAD(p + h + j), x2 = LOAD(p + 2 * h + j), x3 = LOAD(p + 3 * h + j);
+        ct_butterfly(&x0, &x2, t1, m, ifma);
+        ct_butterfly(&x1, &x3, t1, m, ifma);
+        ct_butterfly(&x0, &x1, t2a, m, ifma);
+        ct_butterfly(&x2, &x3, t2b, m, ifma);
+        STORE(p + j, x0);
+        STORE(p + h + j, x1);
+        STORE(p + 2 * h + j, x2);
+        STORE(p + 3 * h + j, x3);
+    }
+}
+
+/* One Gentleman-Sande group: x = p[0..gap), y = p[gap..2*gap), twiddle *w. */
+AVX512_FN void inverse_radix2(uint64_t *p, size_t gap, const uint64_t *w, const uint64_t *ws, const z_mod *m,
+                              int ifma)
+{
+    z_twiddle tw = broadcast_twiddle(w, ws);
+    for (size_t j = 0; j < gap; j += 8) {
+        __m512i x = LOAD(p + j), y = LOAD(p + gap + j);
+        gs_butterfly(&x, &y, tw, m, ifma);
+        STORE(p + j, x);
+        STORE(p + gap + j, y);
+    }
+}
+
+/* Groups 2i, 2i+1 of the stage with mm groups (gap g) and group i of the next
+ * one (mm/2 groups, gap 2g), on p[0 .. 4g): quarters x0..x3 of g values each. */
+AVX512_FN void inverse_radix4(uint64_t *p, size_t g, const uint64_t *w, const uint64_t *ws, size_t mm, size_t i,
+                              const z_mod *m, int ifma)
+{
+    z_twiddle t1a = broadcast_twiddle(w + mm + 2 * i, ws + mm + 2 * i);
+    z_twiddle t1b = broadcast_twiddle(w + mm + 2 * i + 1, ws + mm + 2 * i + 1);
+    z_twiddle t2 = broadcast_twiddle(w + mm / 2 + i, ws + mm / 2 + i);
+    for (size_t j = 0; j < g; j += 8) {
+        __m512i x0 = LOAD(p + j), x1 = LOAD(p + g + j), x2 = LOAD(p + 2 * g + j), x3 = LOAD(p + 3 * g + j);
+        gs_butterfly(&x0, &x1, t1a, m, ifma);
+        gs_butterfly(&x2, &x3, t1b, m, ifma);
+        gs_butterfly(&x0, &x2, t2, m, ifma);
+        gs_butterfly(&x1, &x3, t2, m, ifma);
+        STORE(p + j, x0);
+        STORE(p + g + j, x1);
+        STORE(p + 2 * g + j, x2);
+        STORE(p + 3 * g + j, x3);
+    }
+}
+
 AVX512_FN void forward_body(const cdl_ntt_table *t, uint64_t *a, int ifma)
 {
     const cdl_ntt_kernel_data *d = t->isa_data;
     const size_t n = t->n;
     const uint64_t *ws_tab = ifma ? d->roots_shoup52 : t->roots_shoup;
     const z_mod md = make_mod(t->mod.value), *m = &md;
+    /* Stages with gap n/2 .. 8: one radix-2 stage if their number is odd, then
+     * pairs of stages fused (radix 4) so each value is loaded and stored once
+     * per two stages. */
     size_t mm = 1, gap = n >> 1;
-    for (; gap >= 8; mm <<= 1, gap >>= 1) {
-        for (size_t i = 0; i < mm; i++) {
-            z_twiddle tw = twiddle(_mm512_set1_epi64((long long)t->roots[mm + i]),
-                                   _mm512_set1_epi64((long long)ws_tab[mm + i]));
-            uint64_t *x = a + 2 * i * gap, *y = x + gap;
-            for (size_t j = 0; j < gap; j += 8) {
-                __m512i vx = LOAD(x + j), vy = LOAD(y + j);
-                ct_butterfly(&vx, &vy, tw, m, ifma);
-                STORE(x + j, vx);
-                STORE(y + j, vy);
-            }
-        }
+    if ((t->log_n - 3) % 2) {
+        for (size_t i = 0; i < mm; i++)
+            forward_radix2(a + 2 * i * gap, gap, t->roots + mm + i, ws_tab + mm + i, m, ifma);
+        mm <<= 1;
+        gap >>= 1;
+    }
+    for (; gap >= 16; mm <<= 2, gap >>= 2) {
+        for (size_t i = 0; i < mm; i++)
+            forward_radix4(a + 2 * i * gap, gap / 2, t->roots, ws_tab, mm, i, m, ifma);
     }
     /* mm = n/8: stages with gap 4, 2, 1 per block of 16, then reduce to [0, q). */
     for (size_t b = 0; b < n / 16; b++) {
@@ -202,19 +275,18 @@ AVX512_FN void inverse_body(const cdl_ntt_table *t, uint64_t *a, int ifma)
         STORE(p, _mm512_shuffle_i64x2(x, y, 0x44));
         STORE(p + 8, _mm512_shuffle_i64x2(x, y, 0xEE));
     }
-    /* Stages with gap 8 .. n/4. */
-    for (size_t mm = n >> 4, gap = 8; mm >= 2; mm >>= 1, gap <<= 1) {
-        for (size_t i = 0; i < mm; i++) {
-            z_twiddle tw = twiddle(_mm512_set1_epi64((long long)t->inv_roots[mm + i]),
-                                   _mm512_set1_epi64((long long)ws_tab[mm + i]));
-            uint64_t *x = a + 2 * i * gap, *y = x + gap;
-            for (size_t j = 0; j < gap; j += 8) {
-                __m512i vx = LOAD(x + j), vy = LOAD(y + j);
-                gs_butterfly(&vx, &vy, tw, m, ifma);
-                STORE(x + j, vx);
-                STORE(y + j, vy);
-            }
-        }
+    /* Stages with gap 8 .. n/4 (m = n/16 .. 2): one radix-2 stage if their
+     * number is odd, then pairs of stages fused (radix 4). */
+    size_t mm = n >> 4, gap = 8;
+    if (mm >= 2 && (t->log_n - 4) % 2) {
+        for (size_t i = 0; i < mm; i++)
+            inverse_radix2(a + 2 * i * gap, gap, t->inv_roots + mm + i, ws_tab + mm + i, m, ifma);
+        mm >>= 1;
+        gap <<= 1;
+    }
+    for (; mm >= 4; mm >>= 2, gap <<= 2) {
+        for (size_t i = 0; i < mm / 2; i++)
+            inverse_radix4(a + 4 * i * gap, gap, t->inv_roots, ws_tab, mm, i, m, ifma);
     }
     /* Last stage (gap n/2) fused with the 1/N scaling, outputs reduced to [0, q). */
     z_twiddle tn = twiddle(_mm512_set1_epi64((long long)t->n_inv),
