@@ -7,6 +7,8 @@
 #include "cryptodl/common.h"
 #include "cryptodl/version.h"
 #include "cryptodl/ckks.h"
+#include "cryptodl/nn.h"
+#include "cryptodl/data.h"
 #include "cryptodl/approx.h"
 
 #endif

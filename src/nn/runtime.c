@@ -1,0 +1,188 @@
+/*
+ * runtime.c: the plaintext float64 reference runtime for the nn IR. It runs a
+ * batch of samples node by node (one buffer per value), with OpenMP splitting
+ * the samples of a batch across threads; each sample is computed by the same
+ * sequential loops whatever the thread count, so results are bit-identical.
+ * This is the answer encrypted inference is compared with.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/memory.h"
+#include "cryptodl/nn.h"
+
+static void run_conv(const cdl_nn_node *nd, const double *x, double *y)
+{
+    const int64_t C = nd->in_shape.dims[0], H = nd->in_shape.dims[1], W = nd->in_shape.dims[2];
+    const int64_t O = nd->out_shape.dims[0], OH = nd->out_shape.dims[1], OW = nd->out_shape.dims[2];
+    const int kh = nd->kernel[0], kw = nd->kernel[1];
+    for (int64_t o = 0; o < O; o++) {
+        const double b = nd->bias ? nd->bias[o] : 0.0;
+        for (int64_t oy = 0; oy < OH; oy++)
+            for (int64_t ox = 0; ox < OW; ox++) {
+                double acc = b;
+                for (int64_t c = 0; c < C; c++) {
+                    const double *wk = nd->weight + ((o * C + c) * kh) * kw;
+                    const double *xc = x + c * H * W;
+                    for (int ky = 0; ky < kh; ky++) {
+                        int64_t iy = oy * nd->stride[0] - nd->pads[0] + ky;
+                        if (iy < 0 || iy >= H)
+                            continue;
+                        for (int kx = 0; kx < kw; kx++) {
+                            int64_t ix = ox * nd->stride[1] - nd->pads[1] + kx;
+                            if (ix < 0 || ix >= W)
+                                continue;
+                            acc += wk[ky * kw + kx] * xc[iy * W + ix];
+                        }
+                    }
+                }
+                y[(o * OH + oy) * OW + ox] = acc;
+            }
+    }
+}
+
+static void run_dense(const cdl_nn_node *nd, const double *x, double *y)
+{
+    const size_t in = cdl_nn_shape_numel(&nd->in_shape), out = cdl_nn_shape_numel(&nd->out_shape);
+    for (size_t o = 0; o < out; o++) {
+        const double *w = nd->weight + o * in;
+        double acc = nd->bias ? nd->bias[o] : 0.0;
+        for (size_t i = 0; i < in; i++)
+            acc += w[i] * x[i];
+        y[o] = acc;
+    }
+}
+
+static void run_avgpool(const cdl_nn_node *nd, const double *x, double *y)
+{
+    const int64_t C = nd->in_shape.dims[0], H = nd->in_shape.dims[1], W = nd->in_shape.dims[2];
+    const int64_t OH = nd->out_shape.dims[1], OW = nd->out_shape.dims[2];
+    const int kh = nd->kernel[0], kw = nd->kernel[1];
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t oy = 0; oy < OH; oy++)
+            for (int64_t ox = 0; ox < OW; ox++) {
+                double acc = 0;
+                int count = 0;
+                for (int ky = 0; ky < kh; ky++) {
+                    int64_t iy = oy * nd->stride[0] - nd->pads[0] + ky;
+                    for (int kx = 0; kx < kw; kx++) {
+                        int64_t ix = ox * nd->stride[1] - nd->pads[1] + kx;
+                        if (iy < 0 || iy >= H || ix < 0 || ix >= W)
+                            continue;
+                        acc += x[(c * H + iy) * W + ix];
+                        count++;
+                    }
+                }
+                int div = nd->count_include_pad ? kh * kw : count;
+                y[(c * OH + oy) * OW + ox] = div > 0 ? acc / div : 0.0;
+            }
+}
+
+static void run_pad(const cdl_nn_node *nd, const double *x, double *y)
+{
+    const int64_t C = nd->in_shape.dims[0], H = nd->in_shape.dims[1], W = nd->in_shape.dims[2];
+    const int64_t OH = nd->out_shape.dims[1], OW = nd->out_shape.dims[2];
+    memset(y, 0, (size_t)(C * OH * OW) * sizeof *y);
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t iy = 0; iy < H; iy++)
+            for (int64_t ix = 0; ix < W; ix++)
+                y[(c * OH + iy + nd->pads[0]) * OW + ix + nd->pads[1]] = x[(c * H + iy) * W + ix];
+}
+
+static double poly_eval(const double *c, int degree, double x)
+{
+    double acc = c[degree];
+    for (int k = degree - 1; k >= 0; k--)
+        acc = acc * x + c[k];
+    return acc;
+}
+
+static void run_node(const cdl_nn_node *nd, const double *a, const double *b, double *y)
+{
+    const size_t n = cdl_nn_shape_numel(&nd->out_shape);
+    switch (nd->kind) {
+    case CDL_NN_CONV: run_conv(nd, a, y); break;
+    case CDL_NN_DENSE: run_dense(nd, a, y); break;
+    case CDL_NN_AVGPOOL: run_avgpool(nd, a, y); break;
+    case CDL_NN_PAD: run_pad(nd, a, y); break;
+    case CDL_NN_RESHAPE: memcpy(y, a, n * sizeof *y); break;
+    case CDL_NN_AFFINE:
+        for (size_t i = 0; i < n; i++)
+            y[i] = nd->weight[i] * a[i] + nd->bias[i];
+        break;
+    case CDL_NN_ADD:
+        for (size_t i = 0; i < n; i++)
+            y[i] = a[i] + nd->coeffs[0] * b[i];
+        break;
+    case CDL_NN_MUL:
+        for (size_t i = 0; i < n; i++)
+            y[i] = a[i] * b[i];
+        break;
+    case CDL_NN_SQUARE:
+        for (size_t i = 0; i < n; i++)
+            y[i] = a[i] * a[i];
+        break;
+    case CDL_NN_POLY:
+        for (size_t i = 0; i < n; i++)
+            y[i] = poly_eval(nd->coeffs, nd->degree, a[i]);
+        break;
+    case CDL_NN_RELU:
+        for (size_t i = 0; i < n; i++)
+            y[i] = a[i] > 0 ? a[i] : 0.0;
+        break;
+    case CDL_NN_SIGMOID:
+        for (size_t i = 0; i < n; i++)
+            y[i] = 1.0 / (1.0 + exp(-a[i]));
+        break;
+    case CDL_NN_TANH:
+        for (size_t i = 0; i < n; i++)
+            y[i] = tanh(a[i]);
+        break;
+    default: break;
+    }
+}
+
+cdl_status cdl_nn_run(const cdl_nn_graph *graph, const double *input, size_t n, double *output)
+{
+    if (!graph || !input || !output)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_nn_run: graph, input and output must not be NULL");
+    if (n == 0)
+        return CDL_OK;
+    const size_t nv = graph->n_nodes + 1;
+    double **buf = cdl_calloc_array(nv, sizeof *buf);
+    size_t *len = cdl_calloc_array(nv, sizeof *len);
+    cdl_status st = CDL_OK;
+    if (!buf || !len) {
+        st = CDL_ERR_NO_MEMORY;
+        goto done;
+    }
+    len[0] = cdl_nn_input_size(graph);
+    buf[0] = (double *)input;
+    for (size_t v = 1; v < nv; v++) {
+        len[v] = cdl_nn_shape_numel(&graph->nodes[v - 1].out_shape);
+        buf[v] = cdl_alloc_array(n, len[v] * sizeof(double));
+        if (!buf[v]) {
+            st = CDL_ERR_NO_MEMORY;
+            goto done;
+        }
+    }
+    for (size_t k = 0; k < graph->n_nodes; k++) {
+        const cdl_nn_node *nd = &graph->nodes[k];
+        const int ia = nd->inputs[0], ib = nd->n_inputs > 1 ? nd->inputs[1] : ia;
+        const double *A = buf[ia], *B = buf[ib];
+        double *Y = buf[k + 1];
+        const size_t la = len[ia], lb = len[ib], ly = len[k + 1];
+#pragma omp parallel for schedule(static) if (n > 1)
+        for (size_t s = 0; s < n; s++)
+            run_node(nd, A + s * la, B + s * lb, Y + s * ly);
+    }
+    memcpy(output, buf[graph->output], n * len[graph->output] * sizeof *output);
+done:
+    if (buf)
+        for (size_t v = 1; v < nv; v++)
+            cdl_free(buf[v]);
+    cdl_free(buf);
+    cdl_free(len);
+    return st;
+}
