@@ -223,20 +223,25 @@ AVX512_FN void forward_body(const cdl_ntt_table *t, uint64_t *a, int ifma)
     const size_t n = t->n;
     const uint64_t *ws_tab = ifma ? d->roots_shoup52 : t->roots_shoup;
     const z_mod md = make_mod(t->mod.value), *m = &md;
-    /* Stages with gap n/2 .. 8: one radix-2 stage if their number is odd, then
-     * pairs of stages fused (radix 4) so each value is loaded and stored once
-     * per two stages. */
+    /* Stages with gap n/2 .. 8. IFMA is bound by loads and stores: one
+     * radix-2 stage if their number is odd, then pairs of stages fused (radix
+     * 4), so each value is loaded and stored once per two stages. The F/DQ
+     * flavour is bound by multiplies and measured faster with radix 2 only. */
     size_t mm = 1, gap = n >> 1;
-    if ((t->log_n - 3) % 2) {
+    if (ifma) {
+        if ((t->log_n - 3) % 2) {
+            for (size_t i = 0; i < mm; i++)
+                forward_radix2(a + 2 * i * gap, gap, t->roots + mm + i, ws_tab + mm + i, m, ifma);
+            mm <<= 1;
+            gap >>= 1;
+        }
+        for (; gap >= 16; mm <<= 2, gap >>= 2)
+            for (size_t i = 0; i < mm; i++)
+                forward_radix4(a + 2 * i * gap, gap / 2, t->roots, ws_tab, mm, i, m, ifma);
+    }
+    for (; gap >= 8; mm <<= 1, gap >>= 1)
         for (size_t i = 0; i < mm; i++)
             forward_radix2(a + 2 * i * gap, gap, t->roots + mm + i, ws_tab + mm + i, m, ifma);
-        mm <<= 1;
-        gap >>= 1;
-    }
-    for (; gap >= 16; mm <<= 2, gap >>= 2) {
-        for (size_t i = 0; i < mm; i++)
-            forward_radix4(a + 2 * i * gap, gap / 2, t->roots, ws_tab, mm, i, m, ifma);
-    }
     /* mm = n/8: stages with gap 4, 2, 1 per block of 16, then reduce to [0, q). */
     for (size_t b = 0; b < n / 16; b++) {
         uint64_t *p = a + 16 * b;
@@ -275,19 +280,23 @@ AVX512_FN void inverse_body(const cdl_ntt_table *t, uint64_t *a, int ifma)
         STORE(p, _mm512_shuffle_i64x2(x, y, 0x44));
         STORE(p + 8, _mm512_shuffle_i64x2(x, y, 0xEE));
     }
-    /* Stages with gap 8 .. n/4 (m = n/16 .. 2): one radix-2 stage if their
-     * number is odd, then pairs of stages fused (radix 4). */
+    /* Stages with gap 8 .. n/4 (m = n/16 .. 2); as in the forward kernel, IFMA
+     * fuses pairs of stages (after one radix-2 stage if their number is odd). */
     size_t mm = n >> 4, gap = 8;
-    if (mm >= 2 && (t->log_n - 4) % 2) {
+    if (ifma) {
+        if (mm >= 2 && (t->log_n - 4) % 2) {
+            for (size_t i = 0; i < mm; i++)
+                inverse_radix2(a + 2 * i * gap, gap, t->inv_roots + mm + i, ws_tab + mm + i, m, ifma);
+            mm >>= 1;
+            gap <<= 1;
+        }
+        for (; mm >= 4; mm >>= 2, gap <<= 2)
+            for (size_t i = 0; i < mm / 2; i++)
+                inverse_radix4(a + 4 * i * gap, gap, t->inv_roots, ws_tab, mm, i, m, ifma);
+    }
+    for (; mm >= 2; mm >>= 1, gap <<= 1)
         for (size_t i = 0; i < mm; i++)
             inverse_radix2(a + 2 * i * gap, gap, t->inv_roots + mm + i, ws_tab + mm + i, m, ifma);
-        mm >>= 1;
-        gap <<= 1;
-    }
-    for (; mm >= 4; mm >>= 2, gap <<= 2) {
-        for (size_t i = 0; i < mm / 2; i++)
-            inverse_radix4(a + 4 * i * gap, gap, t->inv_roots, ws_tab, mm, i, m, ifma);
-    }
     /* Last stage (gap n/2) fused with the 1/N scaling, outputs reduced to [0, q). */
     z_twiddle tn = twiddle(_mm512_set1_epi64((long long)t->n_inv),
                            _mm512_set1_epi64((long long)(ifma ? d->n_inv_shoup52 : t->n_inv_shoup)));
