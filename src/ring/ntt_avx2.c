@@ -6,7 +6,8 @@
  * Cooley-Tukey forward with values in [0, 4q), Gentleman-Sande inverse with
  * values in [0, 2q), q < 2^61. AVX2 has no 64x64-bit multiply, so the Shoup
  * product a*w - floor(a*w'/2^64)*q is built from 32x32->64 _mm256_mul_epu32
- * pieces (4 for the high word, 3 for each low word).
+ * pieces: 3 for each low word and 3 for an estimate of the high word that may
+ * be 2 too small, corrected by one extra conditional subtraction.
  *
  * Stages with gap >= 4 use one broadcast twiddle per vector. The last two
  * forward stages (gap 2 and 1; the first two inverse ones) run together on
@@ -39,16 +40,14 @@ AVX2_FN __m256i mullo64(__m256i a, __m256i b, __m256i bh)
     return _mm256_add_epi64(_mm256_mul_epu32(a, b), _mm256_slli_epi64(cross, 32));
 }
 
-/* High 64 bits of a*b, given bh = b >> 32; exact (schoolbook on 32-bit halves). */
-AVX2_FN __m256i mulhi64(__m256i a, __m256i b, __m256i bh)
+/* floor(a*b / 2^64) - e with e in {0, 1, 2}, given bh = b >> 32: of the
+ * schoolbook product on 32-bit halves, the low x low product and the carries
+ * out of the middle words are dropped (each costs at most 1). */
+AVX2_FN __m256i mulhi64_approx(__m256i a, __m256i b, __m256i bh)
 {
-    const __m256i lo32 = _mm256_set1_epi64x(0xffffffff);
     __m256i ah = _mm256_srli_epi64(a, 32);
-    __m256i ll = _mm256_mul_epu32(a, b), lh = _mm256_mul_epu32(a, bh);
-    __m256i hl = _mm256_mul_epu32(ah, b), hh = _mm256_mul_epu32(ah, bh);
-    __m256i mid = _mm256_add_epi64(hl, _mm256_srli_epi64(ll, 32));        /* < 2^64: no carry */
-    __m256i mid2 = _mm256_add_epi64(lh, _mm256_and_si256(mid, lo32));     /* < 2^64: no carry */
-    return _mm256_add_epi64(_mm256_add_epi64(hh, _mm256_srli_epi64(mid, 32)), _mm256_srli_epi64(mid2, 32));
+    __m256i lh = _mm256_mul_epu32(a, bh), hl = _mm256_mul_epu32(ah, b), hh = _mm256_mul_epu32(ah, bh);
+    return _mm256_add_epi64(hh, _mm256_add_epi64(_mm256_srli_epi64(lh, 32), _mm256_srli_epi64(hl, 32)));
 }
 
 /* A twiddle w with its Shoup constant ws, and their high halves. */
@@ -62,18 +61,21 @@ AVX2_FN avx2_twiddle twiddle(__m256i w, __m256i ws)
     return r;
 }
 
-/* a * w mod q in [0, 2q) for a < 2^63 (Shoup). */
-AVX2_FN __m256i mul_shoup_lazy(__m256i a, avx2_twiddle t, __m256i q, __m256i qh)
+/* a * w mod q in [0, 2q) for a < 2^63 (Shoup). With the exact quotient
+ * h = floor(a*w'/2^64) the remainder a*w - h*q is below q*(1 + a/2^64) < 1.5q;
+ * the approximate h adds at most 2q, and one conditional subtraction of 2q
+ * brings the result back below 2q. */
+AVX2_FN __m256i mul_shoup_lazy(__m256i a, avx2_twiddle t, __m256i q, __m256i qh, __m256i two_q)
 {
-    __m256i hi = mulhi64(a, t.ws, t.wsh);
-    return _mm256_sub_epi64(mullo64(a, t.w, t.wh), mullo64(hi, q, qh));
+    __m256i hi = mulhi64_approx(a, t.ws, t.wsh);
+    return reduce_once(_mm256_sub_epi64(mullo64(a, t.w, t.wh), mullo64(hi, q, qh)), two_q);
 }
 
 /* Cooley-Tukey butterfly: x, y < 4q -> x + w*y, x - w*y, both < 4q. */
 AVX2_FN void ct_butterfly(__m256i *x, __m256i *y, avx2_twiddle t, __m256i q, __m256i qh, __m256i two_q)
 {
     __m256i u = reduce_once(*x, two_q);
-    __m256i v = mul_shoup_lazy(*y, t, q, qh);
+    __m256i v = mul_shoup_lazy(*y, t, q, qh, two_q);
     *x = _mm256_add_epi64(u, v);
     *y = _mm256_add_epi64(_mm256_sub_epi64(u, v), two_q);
 }
@@ -83,7 +85,7 @@ AVX2_FN void gs_butterfly(__m256i *x, __m256i *y, avx2_twiddle t, __m256i q, __m
 {
     __m256i u = *x, v = *y;
     *x = reduce_once(_mm256_add_epi64(u, v), two_q);
-    *y = mul_shoup_lazy(_mm256_add_epi64(_mm256_sub_epi64(u, v), two_q), t, q, qh);
+    *y = mul_shoup_lazy(_mm256_add_epi64(_mm256_sub_epi64(u, v), two_q), t, q, qh, two_q);
 }
 
 #define LOAD(p) _mm256_loadu_si256((const __m256i *)(p))
@@ -187,8 +189,8 @@ __attribute__((target("avx2"))) void cdl_ntt_inverse_avx2(const cdl_ntt_table *t
     uint64_t *x = a, *y = a + n / 2;
     for (size_t j = 0; j < n / 2; j += 4) {
         __m256i u = LOAD(x + j), v = LOAD(y + j);
-        __m256i s = mul_shoup_lazy(_mm256_add_epi64(u, v), tn, q, qh);
-        __m256i r = mul_shoup_lazy(_mm256_add_epi64(_mm256_sub_epi64(u, v), two_q), tl, q, qh);
+        __m256i s = mul_shoup_lazy(_mm256_add_epi64(u, v), tn, q, qh, two_q);
+        __m256i r = mul_shoup_lazy(_mm256_add_epi64(_mm256_sub_epi64(u, v), two_q), tl, q, qh, two_q);
         STORE(x + j, reduce_once(s, q));
         STORE(y + j, reduce_once(r, q));
     }

@@ -12,8 +12,9 @@
  *   h = madd52hi(a, w') = floor(a*w'/2^52) and r = (a*w - h*q) mod 2^52, two
  *   madd52lo and a mask; r < 2q because a < 2^52.
  * - AVX-512F/DQ, for any q < 2^61: the 64-bit Shoup constant of the portable
- *   kernel, the high word of a*w' from four _mm512_mul_epu32 pieces and the
- *   low words from _mm512_mullo_epi64.
+ *   kernel, an estimate of the high word of a*w' (at most 2 too small) from
+ *   three _mm512_mul_epu32 pieces, the low words from _mm512_mullo_epi64,
+ *   and one extra conditional subtraction.
  *
  * Stages with gap >= 8 use one broadcast twiddle per vector. The last three
  * forward stages (gap 4, 2, 1; the first three inverse ones) run together on
@@ -56,16 +57,14 @@ AVX512_FN z_twiddle twiddle(__m512i w, __m512i ws)
     return r;
 }
 
-/* High 64 bits of a*b, given bh = b >> 32; exact (schoolbook on 32-bit halves). */
-AVX512_FN __m512i mulhi64(__m512i a, __m512i b, __m512i bh)
+/* floor(a*b / 2^64) - e with e in {0, 1, 2}, given bh = b >> 32: of the
+ * schoolbook product on 32-bit halves, the low x low product and the carries
+ * out of the middle words are dropped (each costs at most 1). */
+AVX512_FN __m512i mulhi64_approx(__m512i a, __m512i b, __m512i bh)
 {
-    const __m512i lo32 = _mm512_set1_epi64(0xffffffff);
     __m512i ah = _mm512_srli_epi64(a, 32);
-    __m512i ll = _mm512_mul_epu32(a, b), lh = _mm512_mul_epu32(a, bh);
-    __m512i hl = _mm512_mul_epu32(ah, b), hh = _mm512_mul_epu32(ah, bh);
-    __m512i mid = _mm512_add_epi64(hl, _mm512_srli_epi64(ll, 32));    /* < 2^64: no carry */
-    __m512i mid2 = _mm512_add_epi64(lh, _mm512_and_si512(mid, lo32)); /* < 2^64: no carry */
-    return _mm512_add_epi64(_mm512_add_epi64(hh, _mm512_srli_epi64(mid, 32)), _mm512_srli_epi64(mid2, 32));
+    __m512i lh = _mm512_mul_epu32(a, bh), hl = _mm512_mul_epu32(ah, b), hh = _mm512_mul_epu32(ah, bh);
+    return _mm512_add_epi64(hh, _mm512_add_epi64(_mm512_srli_epi64(lh, 32), _mm512_srli_epi64(hl, 32)));
 }
 
 /* a * w mod q in [0, 2q) for a < 2^52, with the 52-bit Shoup constant.
@@ -80,13 +79,17 @@ static inline __attribute__((target(IFMA_TARGET))) __m512i mul_ifma(__m512i a, z
 }
 
 /* a * w mod q in [0, 2q): a < 2^52 for IFMA, a < 2^63 otherwise. `ifma` is a
- * compile-time constant in every caller, so each kernel has one flavour. */
+ * compile-time constant in every caller, so each kernel has one flavour.
+ * F/DQ: with the exact quotient h = floor(a*w'/2^64) the remainder a*w - h*q
+ * is below q*(1 + a/2^64) < 1.5q; the approximate h adds at most 2q, and one
+ * conditional subtraction of 2q brings the result back below 2q. */
 AVX512_FN __m512i mul_shoup_lazy(__m512i a, z_twiddle t, const z_mod *m, int ifma)
 {
     if (ifma)
         return mul_ifma(a, t, m);
-    __m512i h = mulhi64(a, t.ws, t.wsh);
-    return _mm512_sub_epi64(_mm512_mullo_epi64(a, t.w), _mm512_mullo_epi64(h, m->q));
+    __m512i h = mulhi64_approx(a, t.ws, t.wsh);
+    __m512i r = _mm512_sub_epi64(_mm512_mullo_epi64(a, t.w), _mm512_mullo_epi64(h, m->q));
+    return reduce_once(r, m->two_q);
 }
 
 /* Cooley-Tukey butterfly: x, y < 4q -> x + w*y, x - w*y, both < 4q. */
