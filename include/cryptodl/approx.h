@@ -141,6 +141,30 @@ CDL_API cdl_status cdl_poly_approx_from_json(const char *json, cdl_poly_approx *
 CDL_API cdl_status cdl_poly_approx_save(const cdl_poly_approx *p, const char *path);
 CDL_API cdl_status cdl_poly_approx_load(const char *path, cdl_poly_approx *out);
 
+/* ---- evaluation on ciphertexts: the plan ------------------------------------
+
+ * What evaluating p(x) = sum coeffs[i] x^i (power basis) on a CKKS ciphertext
+ * costs, before anything runs (the evaluator follows exactly this schedule;
+ * docs/activations.md describes it):
+ *   depth        levels consumed = ceil(log2(d + 1)), the minimum for degree d
+ *   ct_mults     ciphertext x ciphertext multiplications (each followed by
+ *                relinearization and one rescale), of which power_mults build
+ *                powers x^i and the rest join sub-polynomials (q(x) * x^m)
+ *   const_mults  ciphertext x constant multiplications
+ * Zero coefficients are skipped (leading zeros lower the degree); coeffs ==
+ * NULL plans a polynomial with every coefficient non-zero. */
+typedef struct cdl_poly_eval_plan {
+    int degree;    /* effective degree */
+    int depth;
+    int baby_step; /* g: the powers x^2..x^(g-1) are computed once and shared */
+    int ct_mults;
+    int power_mults;
+    int const_mults;
+    int rescales;
+} cdl_poly_eval_plan;
+
+CDL_API cdl_status cdl_poly_eval_plan_compute(const double *coeffs, int degree, cdl_poly_eval_plan *plan);
+
 #ifdef __cplusplus
 }
 #endif
