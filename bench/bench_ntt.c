@@ -3,9 +3,10 @@
  * every kernel this CPU supports. Prints one JSON line per measurement:
  *   {"bench":"ntt_fwd"|"ntt_inv","n":N,"log_q":bits,"threads":1,"isa":"...","us":median}
  * N = 2^13 .. 2^16; one 60-bit prime and one 50-bit prime (< 2^50, the IFMA52
- * range). Each sample times a batch of transforms lasting >= ~2 ms; the median
- * of the samples is printed, so a busy shared machine skews it less.
- * Usage: bench_ntt [samples (default 41)] [log_n_min [log_n_max]]
+ * range). Each sample times a batch of transforms lasting >= ~0.5 ms; the
+ * median of the samples is printed, so that on a busy shared machine the
+ * batches that were preempted do not count.
+ * Usage: bench_ntt [samples (default 101)] [log_n_min (13) [log_n_max (16)]]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,13 +34,13 @@ static int cmp_double(const void *a, const void *b)
 static double time_transform(const cdl_ntt_table *t, uint64_t *buf, cdl_isa isa, int inverse, int samples)
 {
     void (*fn)(const cdl_ntt_table *, uint64_t *, cdl_isa) = inverse ? cdl_ntt_inverse_with : cdl_ntt_forward_with;
-    /* Warm up and size the batch to about 2 ms. */
+    /* Warm up and size the batch to about 0.5 ms. */
     int batch = 1;
     for (;;) {
         double t0 = now_us();
         for (int i = 0; i < batch; i++)
             fn(t, buf, isa);
-        if (now_us() - t0 >= 2000.0 || batch >= 1 << 20)
+        if (now_us() - t0 >= 500.0 || batch >= 1 << 20)
             break;
         batch *= 2;
     }
@@ -60,7 +61,7 @@ static double time_transform(const cdl_ntt_table *t, uint64_t *buf, cdl_isa isa,
 
 int main(int argc, char **argv)
 {
-    int samples = argc > 1 ? atoi(argv[1]) : 41;
+    int samples = argc > 1 ? atoi(argv[1]) : 101;
     int log_min = argc > 2 ? atoi(argv[2]) : 13;
     int log_max = argc > 3 ? atoi(argv[3]) : 16;
     if (samples < 1 || log_min < 1 || log_max > 17 || log_min > log_max) {
