@@ -109,7 +109,7 @@ static void analyze_node(const cdl_nn_graph *g, cdl_nn_node *nd)
     case CDL_NN_AFFINE: {
         int scales = 0;
         for (size_t i = 0; i < nd->n_weight; i++)
-            if (nd->weight[i] != 1.0)
+            if (nd->weight[i] != 1.0 && nd->weight[i] != -1.0) /* negation is free */
                 scales = 1;
         nd->depth = scales;
         nd->macs = (uint64_t)out_n;
@@ -122,6 +122,14 @@ static void analyze_node(const cdl_nn_graph *g, cdl_nn_node *nd)
         break;
     case CDL_NN_POLY:
         nd->depth = cdl_nn_poly_depth(nd->degree);
+        {
+            /* +-x^(2^k) + d is k repeated squarings: k levels */
+            int pure = nd->degree >= 2 && (nd->degree & (nd->degree - 1)) == 0 && fabs(nd->coeffs[nd->degree]) == 1.0;
+            for (int k = 1; k < nd->degree && pure; k++)
+                pure = nd->coeffs[k] == 0.0;
+            if (pure)
+                nd->depth = cdl_nn_poly_depth(nd->degree) - 1;
+        }
         nd->macs = (uint64_t)out_n * (uint64_t)nd->degree;
         nd->params = 0;
         break;

@@ -12,4 +12,8 @@ void cdl_nn_node_clear(cdl_nn_node *node);
 /* ceil(log2(degree + 1)): levels of a depth-optimal polynomial evaluation. */
 int cdl_nn_poly_depth(int degree);
 
+/* Merge elementwise affine maps (unfolded BatchNorm, degree-1 polynomials)
+ * into a neighbouring conv/dense layer when that changes nothing else. */
+void cdl_nn_fold_affine(cdl_nn_graph *graph);
+
 #endif

@@ -456,6 +456,16 @@ static cdl_status only_first_output(importer *im)
 
 static cdl_status bind_ir(importer *im, int ir)
 {
+    const cdl_nn_shape *s = value_shape(im, ir);
+    uint64_t numel = 1;
+    for (int i = 0; i < s->rank; i++) {
+        if (s->dims[i] < 1 || (uint64_t)s->dims[i] > (uint64_t)CDL_NN_MAX_ACTIVATION)
+            return FAIL_NODE(im, CDL_ERR_FORMAT, "output dimension %d is %lld", i, (long long)s->dims[i]);
+        numel *= (uint64_t)s->dims[i];
+        if (numel > (uint64_t)CDL_NN_MAX_ACTIVATION)
+            return FAIL_NODE(im, CDL_ERR_UNSUPPORTED, "output has more than %lld values per sample",
+                             (long long)CDL_NN_MAX_ACTIVATION);
+    }
     ival *o;
     CDL_TRY(output_val(im, 0, &o));
     o->kind = V_IR;
@@ -1423,9 +1433,9 @@ static cdl_status read_input(importer *im, const Onnx__ValueInfoProto *vi)
     for (size_t i = 1; i < tt->shape->n_dim; i++) {
         const Onnx__TensorShapeProto__Dimension *d = tt->shape->dim[i];
         if (d->value_case != ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE || d->dim_value < 1 ||
-            d->dim_value > CDL_NN_MAX_TENSOR_ELEMS || p > CDL_NN_MAX_TENSOR_ELEMS / d->dim_value)
-            return cdl_fail(CDL_ERR_FORMAT, "ONNX model input '%s': dimension %zu must be a known positive size (at most %lld elements in all)",
-                            nm, i, (long long)CDL_NN_MAX_TENSOR_ELEMS);
+            d->dim_value > CDL_NN_MAX_ACTIVATION || p > CDL_NN_MAX_ACTIVATION / d->dim_value)
+            return cdl_fail(CDL_ERR_FORMAT, "ONNX model input '%s': dimension %zu must be a known positive size (at most %lld values per sample)",
+                            nm, i, (long long)CDL_NN_MAX_ACTIVATION);
         p *= d->dim_value;
         g->input_shape.dims[i - 1] = d->dim_value;
     }
@@ -1523,6 +1533,7 @@ static cdl_status import_graph(importer *im, const Onnx__ModelProto *mp)
     CDL_TRY(materialize(im, out, &ir));
     g->output = ir;
     snprintf(g->output_name, sizeof g->output_name, "%s", gp->output[0]->name);
+    cdl_nn_fold_affine(g);
     cdl_nn_analyze(g);
     return CDL_OK;
 }

@@ -152,30 +152,42 @@ cdl_status cdl_nn_run(const cdl_nn_graph *graph, const double *input, size_t n, 
     const size_t nv = graph->n_nodes + 1;
     double **buf = cdl_calloc_array(nv, sizeof *buf);
     size_t *len = cdl_calloc_array(nv, sizeof *len);
+    size_t *last = cdl_calloc_array(nv, sizeof *last); /* last node reading each value */
     cdl_status st = CDL_OK;
-    if (!buf || !len) {
+    if (!buf || !len || !last) {
         st = CDL_ERR_NO_MEMORY;
         goto done;
     }
     len[0] = cdl_nn_input_size(graph);
     buf[0] = (double *)input;
-    for (size_t v = 1; v < nv; v++) {
-        len[v] = cdl_nn_shape_numel(&graph->nodes[v - 1].out_shape);
-        buf[v] = cdl_alloc_array(n, len[v] * sizeof(double));
-        if (!buf[v]) {
-            st = CDL_ERR_NO_MEMORY;
-            goto done;
-        }
+    for (size_t k = 0; k < graph->n_nodes; k++) {
+        const cdl_nn_node *nd = &graph->nodes[k];
+        len[k + 1] = cdl_nn_shape_numel(&nd->out_shape);
+        for (int i = 0; i < nd->n_inputs; i++)
+            last[nd->inputs[i]] = k;
     }
     for (size_t k = 0; k < graph->n_nodes; k++) {
         const cdl_nn_node *nd = &graph->nodes[k];
         const int ia = nd->inputs[0], ib = nd->n_inputs > 1 ? nd->inputs[1] : ia;
+        buf[k + 1] = cdl_alloc_array(n, len[k + 1] * sizeof(double));
+        if (!buf[k + 1]) {
+            st = CDL_ERR_NO_MEMORY;
+            goto done;
+        }
         const double *A = buf[ia], *B = buf[ib];
         double *Y = buf[k + 1];
         const size_t la = len[ia], lb = len[ib], ly = len[k + 1];
 #pragma omp parallel for schedule(static) if (n > 1)
         for (size_t s = 0; s < n; s++)
             run_node(nd, A + s * la, B + s * lb, Y + s * ly);
+        /* free what no later node reads (keeps memory at a few layers' worth) */
+        for (int i = 0; i < nd->n_inputs; i++) {
+            int v = nd->inputs[i];
+            if (v > 0 && last[v] == k && v != graph->output && buf[v]) {
+                cdl_free(buf[v]);
+                buf[v] = NULL;
+            }
+        }
     }
     memcpy(output, buf[graph->output], n * len[graph->output] * sizeof *output);
 done:
@@ -184,5 +196,6 @@ done:
             cdl_free(buf[v]);
     cdl_free(buf);
     cdl_free(len);
+    cdl_free(last);
     return st;
 }

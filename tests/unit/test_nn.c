@@ -184,11 +184,10 @@ static float frand(unsigned *s)
 
 /* ---- importer tests --------------------------------------------------------- */
 
-/* Gemm, then y*y*0.5 + y + 1 written as a chain of Mul/Mul/Add: the chain must
+/* Gemm, then y*y*a + y + 1 written as a chain of Mul/Mul/Add: the chain must
  * become one degree-2 polynomial node. */
-static void test_gemm_poly_chain(void **state)
+static void gemm_poly_chain(float a)
 {
-    (void)state;
     enum { K = 5, M = 3, N = 4 };
     float W[M * K], B[M], X[N * K];
     unsigned s = 7;
@@ -198,7 +197,7 @@ static void test_gemm_poly_chain(void **state)
         B[i] = frand(&s);
     for (int i = 0; i < N * K; i++)
         X[i] = frand(&s);
-    float half = 0.5f, one = 1.0f;
+    float half = a, one = 1.0f;
     pb model = {0}, graph = {0};
     int64_t wd[2] = {M, K}, bd[1] = {M}, sd[1] = {1}, xin[2] = {-1, K}, yout[2] = {-1, M};
     add_init(&graph, "W", wd, 2, W);
@@ -221,11 +220,16 @@ static void test_gemm_poly_chain(void **state)
     assert_int_equal(g->nodes[0].kind, CDL_NN_DENSE);
     assert_int_equal(g->nodes[1].kind, CDL_NN_POLY);
     assert_int_equal(g->nodes[1].degree, 2);
-    assert_true(fabs(g->nodes[1].coeffs[0] - 1.0) < 1e-12);
-    assert_true(fabs(g->nodes[1].coeffs[1] - 1.0) < 1e-12);
-    assert_true(fabs(g->nodes[1].coeffs[2] - 0.5) < 1e-12);
-    assert_int_equal(g->nodes[1].depth, 2); /* ceil(log2(3)) */
-    assert_int_equal(cdl_nn_graph_depth(g), 3);
+    /* 0.5 h^2 + h + 1 = (sqrt(0.5) h + 1/sqrt(2))^2 + 0.5: the square is
+     * completed, sqrt(0.5) and the shift go into the dense layer, leaving
+     * u^2 + 0.5 (one level instead of two). */
+    const double sg = a > 0 ? 1 : -1;
+    assert_true(fabs(g->nodes[1].coeffs[0] - (1.0 - 1.0 / (4.0 * a))) < 1e-12);
+    assert_true(fabs(g->nodes[1].coeffs[1]) < 1e-12);
+    assert_true(fabs(g->nodes[1].coeffs[2] - sg) < 1e-12);
+    assert_true(fabs(g->nodes[0].weight[0] - sqrt(fabs(a)) * W[0]) < 1e-7);
+    assert_int_equal(g->nodes[1].depth, 1);
+    assert_int_equal(cdl_nn_graph_depth(g), 2);
     assert_int_equal(cdl_nn_graph_he_blockers(g), 0);
     assert_int_equal(cdl_nn_graph_params(g), M * K + M);
 
@@ -238,11 +242,18 @@ static void test_gemm_poly_chain(void **state)
             double h = B[m];
             for (int k = 0; k < K; k++)
                 h += (double)X[n * K + k] * W[m * K + k];
-            double want = 1.0 + h + 0.5 * h * h;
+            double want = 1.0 + h + (double)a * h * h;
             assert_true(fabs(out[n * M + m] - want) < 1e-9);
         }
     cdl_nn_graph_free(g);
     free(model.d);
+}
+
+static void test_gemm_poly_chain(void **state)
+{
+    (void)state;
+    gemm_poly_chain(0.5f);
+    gemm_poly_chain(-0.75f);
 }
 
 /* Conv with pads and strides, then BatchNormalization folded into it. */
