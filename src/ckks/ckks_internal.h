@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "cryptodl/ckks.h"
+#include "ring/basis_extension.h"
 #include "ring/modarith.h"
 #include "ring/ntt.h"
 
@@ -67,6 +68,14 @@ struct cdl_ckks_context {
     double *ksi_re;
     double *ksi_im;
     uint64_t *rot_group;
+
+    /* Key switching (hybrid, Han-Ki). modup[l] converts the digit that holds
+     * prime l, restricted to primes d*alpha..l (d = l / alpha), to all
+     * qp_count primes (targets inside the digit are never used): the full
+     * digit d is modup[min((d+1)*alpha, q_count) - 1], the partial top digit
+     * at level l is modup[l]. moddown converts the P primes to all Q primes. */
+    cdl_base_converter *modup; /* q_count converters */
+    cdl_base_converter moddown;
 };
 
 /* Secret key s: ternary. Both forms are kept and both are zeroized on free. */
@@ -175,6 +184,9 @@ cdl_status cdl_ckks_expand_seed(const cdl_ckks_context *ctx, const uint8_t seed[
  * dnum (resolved), secret_hamming_weight, the scale as IEEE-754 u64 bits, then
  * every prime (q then p) as u64. Fills ctx->param_hash. */
 void cdl_ckks_compute_param_hash(cdl_ckks_context *ctx);
+
+/* Residue modulo m of an integer-valued double of any magnitude (encoder.c). */
+uint64_t cdl_ckks_double_to_residue(double r, const cdl_modulus *m);
 
 /* Scales "equal" for add/sub: relative difference below 1e-9. */
 int cdl_ckks_scales_match(double a, double b);

@@ -1,0 +1,343 @@
+/*
+ * encoder.c: CKKS encoding (Cheon-Kim-Kim-Song 2017, section 3.2) with the
+ * "special FFT" of the HEAAN library: slot j of a plaintext m(X) is
+ * m(zeta^(5^j)) with zeta = exp(i pi / N), j < N/2 (the other N/2 roots are
+ * the conjugates), so X -> X^(5^k) rotates slots left by k and X -> X^(2N-1)
+ * conjugates them.
+ *
+ * encode: slots z -> inverse special FFT -> w (N/2 complex) -> coefficients
+ *   m_i = round(Re w_i * scale), m_(i+N/2) = round(Im w_i * scale) -> RNS -> NTT.
+ * decode: INTT -> CRT to centered integers (multi-word) -> /scale -> special FFT.
+ * Coefficients of any size are handled: below 2^63 directly, above via the
+ * exact binary decomposition of the double (mantissa * 2^e). Values whose
+ * coefficients would not fit in Q_level / 2 are refused.
+ */
+#include <complex.h>
+#include <math.h>
+#include <string.h>
+
+#include "ckks/ckks_internal.h"
+#include "core/error.h"
+#include "core/memory.h"
+#include "ring/rns_poly.h"
+
+static void bit_reverse_complex(double complex *v, size_t size)
+{
+    int bits = __builtin_ctzll(size);
+    for (size_t i = 0; i < size; i++) {
+        size_t j = cdl_bit_reverse(i, bits);
+        if (i < j) {
+            double complex t = v[i];
+            v[i] = v[j];
+            v[j] = t;
+        }
+    }
+}
+
+static inline double complex ksi(const cdl_ckks_context *ctx, size_t idx)
+{
+    return CMPLX(ctx->ksi_re[idx], ctx->ksi_im[idx]);
+}
+
+/* w -> slot values z_j = m(zeta^(5^j)) (HEAAN's fftSpecial). */
+static void fft_special(const cdl_ckks_context *ctx, double complex *v, size_t size)
+{
+    const size_t m = 2 * ctx->n;
+    bit_reverse_complex(v, size);
+    for (size_t len = 2; len <= size; len <<= 1) {
+        size_t lenh = len >> 1, lenq = len << 2;
+        for (size_t i = 0; i < size; i += len)
+            for (size_t j = 0; j < lenh; j++) {
+                size_t idx = (ctx->rot_group[j] % lenq) * (m / lenq);
+                double complex u = v[i + j], t = v[i + j + lenh] * ksi(ctx, idx);
+                v[i + j] = u + t;
+                v[i + j + lenh] = u - t;
+            }
+    }
+}
+
+/* Exact inverse of fft_special. */
+static void fft_special_inv(const cdl_ckks_context *ctx, double complex *v, size_t size)
+{
+    const size_t m = 2 * ctx->n;
+    for (size_t len = size; len >= 2; len >>= 1) {
+        size_t lenh = len >> 1, lenq = len << 2;
+        for (size_t i = 0; i < size; i += len)
+            for (size_t j = 0; j < lenh; j++) {
+                size_t idx = m - (ctx->rot_group[j] % lenq) * (m / lenq);
+                double complex x = v[i + j], y = v[i + j + lenh];
+                v[i + j] = x + y;
+                v[i + j + lenh] = (x - y) * ksi(ctx, idx);
+            }
+    }
+    bit_reverse_complex(v, size);
+    double inv = 1.0 / (double)size;
+    for (size_t i = 0; i < size; i++)
+        v[i] *= inv;
+}
+
+/* Residue of the integer-valued double r (any magnitude) modulo m. */
+uint64_t cdl_ckks_double_to_residue(double r, const cdl_modulus *m)
+{
+    double a = fabs(r);
+    uint64_t res;
+    if (a < 9.2e18) {
+        res = cdl_barrett_reduce_64((uint64_t)a, m);
+    } else {
+        int e;
+        double mant = frexp(a, &e); /* a = mant * 2^e, mant in [0.5, 1) */
+        uint64_t mi = (uint64_t)ldexp(mant, 53);
+        res = cdl_mod_mul(cdl_barrett_reduce_64(mi, m), cdl_mod_pow(2, (uint64_t)(e - 53), m), m);
+    }
+    return r < 0 ? cdl_mod_neg(res, m->value) : res;
+}
+
+/* Integer coefficients (as integer-valued doubles) -> RNS NTT form, limbs 0..level. */
+static void coeffs_to_ntt(const cdl_ckks_context *ctx, const double *coef, int level, uint64_t *out)
+{
+    const size_t n = ctx->n;
+#pragma omp parallel for schedule(static) if (level > 0)
+    for (int i = 0; i <= level; i++) {
+        uint64_t *o = out + (size_t)i * n;
+        const cdl_modulus *m = &ctx->mod[i];
+        for (size_t k = 0; k < n; k++) {
+            double r = coef[k];
+            if (fabs(r) < 4.6e18) {
+                int64_t v = (int64_t)r;
+                o[k] = cdl_mod_from_i64(v, m);
+            } else {
+                o[k] = cdl_ckks_double_to_residue(r, m);
+            }
+        }
+        cdl_ntt_forward(ctx->ntt[i], o);
+    }
+}
+
+static double level_log_q(const cdl_ckks_context *ctx, int level)
+{
+    double s = 0;
+    for (int i = 0; i <= level; i++)
+        s += log2((double)ctx->primes[i]);
+    return s;
+}
+
+cdl_status cdl_ckks_encode_complex(const cdl_ckks_context *ctx, const double *re, const double *im, size_t count,
+                                   double scale, int level, cdl_ckks_plaintext *pt)
+{
+    if (!ctx || !pt || (count && !re))
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_encode: NULL argument");
+    if (pt->n != ctx->n || pt->q_count != ctx->q_count)
+        return cdl_fail(CDL_ERR_MISMATCH, "cdl_ckks_encode: plaintext made for another context");
+    if (count > ctx->slots)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_encode: %zu values but only %zu slots (N/2)", count,
+                        ctx->slots);
+    if (level < 0 || level > ctx->max_level)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_encode: level %d outside 0..%d", level, ctx->max_level);
+    if (!(scale > 0) || !isfinite(scale))
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_encode: scale %g must be positive and finite", scale);
+    const size_t slots = ctx->slots, n = ctx->n;
+    double complex *w = cdl_alloc_array(slots, sizeof *w);
+    double *coef = cdl_alloc_array(n, sizeof *coef);
+    if (!w || !coef) {
+        cdl_free(w);
+        cdl_free(coef);
+        return CDL_ERR_NO_MEMORY;
+    }
+    cdl_status st = CDL_OK;
+    for (size_t j = 0; j < slots; j++) {
+        double r = j < count ? re[j] : 0.0, i = (j < count && im) ? im[j] : 0.0;
+        if (!isfinite(r) || !isfinite(i)) {
+            st = cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_encode: value %zu is not finite", j);
+            goto done;
+        }
+        w[j] = CMPLX(r, i);
+    }
+    fft_special_inv(ctx, w, slots);
+    double maxabs = 0;
+    for (size_t j = 0; j < slots; j++) {
+        coef[j] = round(creal(w[j]) * scale);
+        coef[j + slots] = round(cimag(w[j]) * scale);
+        double a = fmax(fabs(coef[j]), fabs(coef[j + slots]));
+        maxabs = a > maxabs ? a : maxabs;
+    }
+    double lq = level_log_q(ctx, level);
+    if (!isfinite(maxabs) || (maxabs > 0 && log2(maxabs) >= lq - 1)) {
+        st = cdl_fail(CDL_ERR_INVALID_ARGUMENT,
+                      "cdl_ckks_encode: values times scale 2^%.1f reach 2^%.1f, beyond the %.1f-bit modulus of "
+                      "level %d; use a smaller scale, smaller values or a higher level",
+                      log2(scale), log2(maxabs), lq, level);
+        goto done;
+    }
+    coeffs_to_ntt(ctx, coef, level, pt->data);
+    pt->level = level;
+    pt->scale = scale;
+done:
+    cdl_wipe(w, slots * sizeof *w);
+    cdl_wipe(coef, n * sizeof *coef);
+    cdl_free(w);
+    cdl_free(coef);
+    return st;
+}
+
+cdl_status cdl_ckks_encode(const cdl_ckks_context *ctx, const double *values, size_t count, double scale, int level,
+                           cdl_ckks_plaintext *pt)
+{
+    return cdl_ckks_encode_complex(ctx, values, NULL, count, scale, level, pt);
+}
+
+/* Multi-word helpers for the CRT composition (little-endian 64-bit words). */
+static void mw_mul_add_word(uint64_t *acc, const uint64_t *a, size_t words, uint64_t w)
+{
+    cdl_u128 carry = 0;
+    for (size_t i = 0; i < words; i++) {
+        cdl_u128 t = (cdl_u128)a[i] * w + acc[i] + carry;
+        acc[i] = (uint64_t)t;
+        carry = t >> 64;
+    }
+    acc[words] += (uint64_t)carry; /* acc has words + 1 words and never overflows */
+}
+
+static int mw_geq(const uint64_t *a, const uint64_t *b, size_t words)
+{
+    for (size_t i = words; i-- > 0;)
+        if (a[i] != b[i])
+            return a[i] > b[i];
+    return 1;
+}
+
+static void mw_sub(uint64_t *a, const uint64_t *b, size_t words)
+{
+    uint64_t borrow = 0;
+    for (size_t i = 0; i < words; i++) {
+        uint64_t t = a[i] - b[i] - borrow;
+        borrow = (a[i] < b[i]) || (a[i] - b[i] < borrow);
+        a[i] = t;
+    }
+}
+
+static double mw_to_double(const uint64_t *a, size_t words)
+{
+    long double r = 0;
+    for (size_t i = words; i-- > 0;)
+        r = r * 18446744073709551616.0L + (long double)a[i];
+    return (double)r;
+}
+
+/* Coefficient form limbs 0..level -> centered integers as doubles divided by scale. */
+static cdl_status crt_compose(const cdl_ckks_context *ctx, const uint64_t *c, int level, double scale, double *out)
+{
+    const size_t n = ctx->n;
+    const size_t L = (size_t)level + 1, W = L + 1; /* words of Q and of the accumulators */
+    if (level == 0) {
+        uint64_t q = ctx->primes[0], half = q >> 1;
+        for (size_t k = 0; k < n; k++) {
+            uint64_t v = c[k];
+            out[k] = (v > half ? -(double)(q - v) : (double)v) / scale;
+        }
+        return CDL_OK;
+    }
+    /* Q, Q/q_i (as multi-word), and [(Q/q_i)^-1]_{q_i}. */
+    uint64_t *Q = cdl_calloc_array(W, sizeof(uint64_t));
+    uint64_t *qhat = cdl_calloc_array(L * W, sizeof(uint64_t));
+    uint64_t *qhat_inv = cdl_calloc_array(L, sizeof(uint64_t));
+    uint64_t *half = cdl_calloc_array(W, sizeof(uint64_t));
+    if (!Q || !qhat || !qhat_inv || !half) {
+        cdl_free(Q), cdl_free(qhat), cdl_free(qhat_inv), cdl_free(half);
+        return CDL_ERR_NO_MEMORY;
+    }
+    Q[0] = 1;
+    for (size_t i = 0; i < L; i++) {
+        uint64_t tmp[CDL_CKKS_MAX_PRIMES + 2] = {0};
+        mw_mul_add_word(tmp, Q, W - 1, ctx->primes[i]);
+        memcpy(Q, tmp, W * sizeof(uint64_t));
+    }
+    for (size_t i = 0; i < L; i++) {
+        uint64_t *h = qhat + i * W;
+        h[0] = 1;
+        uint64_t inv = 1;
+        for (size_t j = 0; j < L; j++) {
+            if (j == i)
+                continue;
+            uint64_t tmp[CDL_CKKS_MAX_PRIMES + 2] = {0};
+            mw_mul_add_word(tmp, h, W - 1, ctx->primes[j]);
+            memcpy(h, tmp, W * sizeof(uint64_t));
+            inv = cdl_mod_mul(inv, cdl_barrett_reduce_64(ctx->primes[j], &ctx->mod[i]), &ctx->mod[i]);
+        }
+        qhat_inv[i] = cdl_mod_inv(inv, &ctx->mod[i]);
+    }
+    /* half = floor(Q / 2) */
+    for (size_t i = 0; i < W; i++)
+        half[i] = (Q[i] >> 1) | (i + 1 < W ? Q[i + 1] << 63 : 0);
+
+#pragma omp parallel for schedule(static)
+    for (size_t k = 0; k < n; k++) {
+        uint64_t acc[CDL_CKKS_MAX_PRIMES + 3];
+        memset(acc, 0, (W + 1) * sizeof(uint64_t));
+        for (size_t i = 0; i < L; i++) {
+            uint64_t y = cdl_mod_mul(c[i * n + k], qhat_inv[i], &ctx->mod[i]);
+            mw_mul_add_word(acc, qhat + i * W, W, y);
+        }
+        /* acc < L * Q: subtract Q until below it (acc[W] is 0 since L*Q < 2^(64 W)) */
+        while (mw_geq(acc, Q, W))
+            mw_sub(acc, Q, W);
+        double v;
+        if (!mw_geq(half, acc, W)) { /* acc > floor(Q/2): negative */
+            uint64_t t[CDL_CKKS_MAX_PRIMES + 3];
+            memcpy(t, Q, W * sizeof(uint64_t));
+            mw_sub(t, acc, W);
+            v = -mw_to_double(t, W);
+        } else {
+            v = mw_to_double(acc, W);
+        }
+        out[k] = v / scale;
+    }
+    cdl_free(Q), cdl_free(qhat), cdl_free(qhat_inv), cdl_free(half);
+    return CDL_OK;
+}
+
+cdl_status cdl_ckks_decode_complex(const cdl_ckks_context *ctx, const cdl_ckks_plaintext *pt, double *re, double *im,
+                                   size_t count)
+{
+    if (!ctx || !pt || (count && !re))
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_decode: NULL argument");
+    if (pt->n != ctx->n || pt->q_count != ctx->q_count)
+        return cdl_fail(CDL_ERR_MISMATCH, "cdl_ckks_decode: plaintext made for another context");
+    if (count > ctx->slots)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_decode: asked for %zu values but there are %zu slots",
+                        count, ctx->slots);
+    const size_t n = ctx->n, slots = ctx->slots;
+    const int level = pt->level;
+    size_t limbs = (size_t)level + 1;
+    uint64_t *c = cdl_secure_calloc(limbs * n, sizeof(uint64_t));
+    double *coef = cdl_secure_calloc(n, sizeof(double));
+    double complex *w = cdl_secure_calloc(slots, sizeof(double complex));
+    cdl_status st = CDL_OK;
+    if (!c || !coef || !w) {
+        st = CDL_ERR_NO_MEMORY;
+        goto done;
+    }
+    memcpy(c, pt->data, limbs * n * sizeof(uint64_t));
+    cdl_rns_ntt_inverse(c, n, (cdl_ntt_table *const *)ctx->ntt, level + 1);
+    CDL_TRY_GOTO(st, crt_compose(ctx, c, level, pt->scale, coef), done);
+    for (size_t j = 0; j < slots; j++)
+        w[j] = CMPLX(coef[j], coef[j + slots]);
+    fft_special(ctx, w, slots);
+    for (size_t j = 0; j < count; j++) {
+        re[j] = creal(w[j]);
+        if (im)
+            im[j] = cimag(w[j]);
+    }
+done:
+    if (c)
+        cdl_secure_free(c, limbs * n * sizeof(uint64_t));
+    if (coef)
+        cdl_secure_free(coef, n * sizeof(double));
+    if (w)
+        cdl_secure_free(w, slots * sizeof(double complex));
+    return st;
+}
+
+cdl_status cdl_ckks_decode(const cdl_ckks_context *ctx, const cdl_ckks_plaintext *pt, double *values, size_t count)
+{
+    return cdl_ckks_decode_complex(ctx, pt, values, NULL, count);
+}

@@ -1,0 +1,175 @@
+/*
+ * encrypt.c: public-key and symmetric encryption, decryption.
+ *  pk:  c = (b u + e0 + m, a u + e1), u uniform ternary, e0, e1 CBD (eta 21).
+ *  sk:  c = (-a s + e + m, a), a uniform, expanded from a 32-byte seed that
+ *       the ciphertext keeps (so a saved fresh ciphertext can drop c1).
+ *  dec: m = c0 + c1 s (+ c2 s^2).
+ * Everything at the plaintext's level, in the NTT domain.
+ */
+#include <string.h>
+
+#include <sodium.h>
+
+#include "ckks/ckks_internal.h"
+#include "core/error.h"
+#include "core/memory.h"
+#include "core/rng.h"
+#include "ring/rns_poly.h"
+#include "ring/sampler.h"
+
+cdl_status cdl_ckks_expand_seed(const cdl_ckks_context *ctx, const uint8_t seed[CDL_CKKS_SEED_BYTES], int level,
+                                uint64_t *out)
+{
+    const size_t n = ctx->n;
+    int failed = 0;
+#pragma omp parallel for schedule(static) reduction(| : failed)
+    for (int i = 0; i <= level; i++) {
+        /* limb i: ChaCha20 stream keyed by BLAKE2b-256(key = seed, "cdl-ckks-a" || i) */
+        uint8_t msg[16] = "cdl-ckks-a";
+        msg[12] = (uint8_t)i;
+        msg[13] = (uint8_t)(i >> 8);
+        uint8_t sub[CDL_RNG_SEED_BYTES];
+        crypto_generichash(sub, sizeof sub, msg, sizeof msg, seed, CDL_CKKS_SEED_BYTES);
+        cdl_rng *r = NULL;
+        if (cdl_rng_new_seeded(sub, &r) != CDL_OK) {
+            failed |= 1;
+            continue;
+        }
+        cdl_sample_uniform(r, ctx->primes[i], out + (size_t)i * n, n);
+        cdl_rng_free(r);
+        sodium_memzero(sub, sizeof sub);
+    }
+    if (failed)
+        return cdl_fail(CDL_ERR_NO_MEMORY, "expanding a ciphertext seed: out of memory");
+    return CDL_OK;
+}
+
+static cdl_status check_pt(const cdl_ckks_context *ctx, const cdl_ckks_plaintext *pt, const char *fn)
+{
+    if (pt->n != ctx->n || pt->q_count != ctx->q_count)
+        return cdl_fail(CDL_ERR_MISMATCH, "%s: plaintext made for another context", fn);
+    return CDL_OK;
+}
+
+static cdl_status check_ct_ctx(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *ct, const char *fn)
+{
+    if (ct->n != ctx->n || ct->q_count != ctx->q_count)
+        return cdl_fail(CDL_ERR_MISMATCH, "%s: ciphertext made for another context", fn);
+    return CDL_OK;
+}
+
+cdl_status cdl_ckks_encrypt_pk(const cdl_ckks_context *ctx, const cdl_ckks_public_key *pk,
+                               const cdl_ckks_plaintext *pt, cdl_rng *rng, cdl_ckks_ciphertext *ct)
+{
+    if (!ctx || !pk || !pt || !rng || !ct)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_encrypt_pk: NULL argument");
+    CDL_TRY(check_pt(ctx, pt, "cdl_ckks_encrypt_pk"));
+    CDL_TRY(check_ct_ctx(ctx, ct, "cdl_ckks_encrypt_pk"));
+    if (pk->n != ctx->n || pk->q_count != ctx->q_count)
+        return cdl_fail(CDL_ERR_MISMATCH, "cdl_ckks_encrypt_pk: public key made for another context");
+    const size_t n = ctx->n;
+    const int level = pt->level, limbs = level + 1;
+    int8_t *small = cdl_secure_calloc(3 * n, 1);
+    uint64_t *u = cdl_secure_calloc((size_t)limbs * n, sizeof(uint64_t));
+    if (!small || !u) {
+        if (small)
+            cdl_secure_free(small, 3 * n);
+        if (u)
+            cdl_secure_free(u, (size_t)limbs * n * sizeof(uint64_t));
+        return CDL_ERR_NO_MEMORY;
+    }
+    cdl_sample_ternary(rng, small, n);
+    cdl_sample_cbd(rng, small + n, 2 * n);
+    const uint64_t *b = pk->data, *a = pk->data + (size_t)ctx->q_count * n;
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < limbs; i++) {
+        const cdl_modulus *m = &ctx->mod[i];
+        uint64_t q = m->value;
+        uint64_t *ui = u + (size_t)i * n, *c0 = cdl_ct_poly(ct, 0, i), *c1 = cdl_ct_poly(ct, 1, i);
+        const uint64_t *bi = b + (size_t)i * n, *ai = a + (size_t)i * n, *mi = cdl_pt_limb(pt, i);
+        cdl_poly_from_small(ui, small, n, q);
+        cdl_ntt_forward(ctx->ntt[i], ui);
+        cdl_poly_from_small(c0, small + n, n, q);
+        cdl_ntt_forward(ctx->ntt[i], c0);
+        cdl_poly_from_small(c1, small + 2 * n, n, q);
+        cdl_ntt_forward(ctx->ntt[i], c1);
+        for (size_t k = 0; k < n; k++) {
+            c0[k] = cdl_mod_add(cdl_mod_add(c0[k], mi[k], q), cdl_mod_mul(bi[k], ui[k], m), q);
+            c1[k] = cdl_mod_add(c1[k], cdl_mod_mul(ai[k], ui[k], m), q);
+        }
+    }
+    cdl_secure_free(small, 3 * n);
+    cdl_secure_free(u, (size_t)limbs * n * sizeof(uint64_t));
+    ct->size = 2;
+    ct->level = level;
+    ct->scale = pt->scale;
+    ct->seeded = 0;
+    return CDL_OK;
+}
+
+cdl_status cdl_ckks_encrypt_sk(const cdl_ckks_context *ctx, const cdl_ckks_secret_key *sk,
+                               const cdl_ckks_plaintext *pt, cdl_rng *rng, cdl_ckks_ciphertext *ct)
+{
+    if (!ctx || !sk || !pt || !rng || !ct)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_encrypt_sk: NULL argument");
+    CDL_TRY(check_pt(ctx, pt, "cdl_ckks_encrypt_sk"));
+    CDL_TRY(check_ct_ctx(ctx, ct, "cdl_ckks_encrypt_sk"));
+    if (sk->n != ctx->n || sk->qp_count != ctx->qp_count)
+        return cdl_fail(CDL_ERR_MISMATCH, "cdl_ckks_encrypt_sk: secret key made for another context");
+    const size_t n = ctx->n;
+    const int level = pt->level, limbs = level + 1;
+    cdl_rng_derive_seed(rng, ct->seed);
+    CDL_TRY(cdl_ckks_expand_seed(ctx, ct->seed, level, cdl_ct_poly(ct, 1, 0)));
+    int8_t *e = cdl_secure_calloc(n, 1);
+    if (!e)
+        return CDL_ERR_NO_MEMORY;
+    cdl_sample_cbd(rng, e, n);
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < limbs; i++) {
+        const cdl_modulus *m = &ctx->mod[i];
+        uint64_t q = m->value;
+        uint64_t *c0 = cdl_ct_poly(ct, 0, i);
+        const uint64_t *c1 = cdl_ct_poly(ct, 1, i), *s = sk->s + (size_t)i * n, *mi = cdl_pt_limb(pt, i);
+        cdl_poly_from_small(c0, e, n, q);
+        cdl_ntt_forward(ctx->ntt[i], c0);
+        for (size_t k = 0; k < n; k++)
+            c0[k] = cdl_mod_sub(cdl_mod_add(c0[k], mi[k], q), cdl_mod_mul(c1[k], s[k], m), q);
+    }
+    cdl_secure_free(e, n);
+    ct->size = 2;
+    ct->level = level;
+    ct->scale = pt->scale;
+    ct->seeded = 1;
+    return CDL_OK;
+}
+
+cdl_status cdl_ckks_decrypt(const cdl_ckks_context *ctx, const cdl_ckks_secret_key *sk,
+                            const cdl_ckks_ciphertext *ct, cdl_ckks_plaintext *pt)
+{
+    if (!ctx || !sk || !pt || !ct)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_decrypt: NULL argument");
+    CDL_TRY(check_pt(ctx, pt, "cdl_ckks_decrypt"));
+    CDL_TRY(check_ct_ctx(ctx, ct, "cdl_ckks_decrypt"));
+    if (sk->n != ctx->n || sk->qp_count != ctx->qp_count)
+        return cdl_fail(CDL_ERR_MISMATCH, "cdl_ckks_decrypt: secret key made for another context");
+    const size_t n = ctx->n;
+    const int limbs = ct->level + 1;
+    const int three = ct->size == 3;
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < limbs; i++) {
+        const cdl_modulus *m = &ctx->mod[i];
+        uint64_t q = m->value;
+        const uint64_t *c0 = cdl_ct_poly(ct, 0, i), *c1 = cdl_ct_poly(ct, 1, i), *s = sk->s + (size_t)i * n;
+        const uint64_t *c2 = three ? cdl_ct_poly(ct, 2, i) : NULL;
+        uint64_t *o = cdl_pt_limb(pt, i);
+        for (size_t k = 0; k < n; k++) {
+            uint64_t v = cdl_mod_add(c0[k], cdl_mod_mul(c1[k], s[k], m), q);
+            if (three)
+                v = cdl_mod_add(v, cdl_mod_mul(cdl_mod_mul(c2[k], s[k], m), s[k], m), q);
+            o[k] = v;
+        }
+    }
+    pt->level = ct->level;
+    pt->scale = ct->scale;
+    return CDL_OK;
+}

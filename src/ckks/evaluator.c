@@ -1,0 +1,599 @@
+/*
+ * evaluator.c: homomorphic operations on CKKS ciphertexts (Cheon-Kim-Kim-Song
+ * 2017; full-RNS rescaling of Cheon-Han-Kim-Kim-Song SAC 2018; rotations by
+ * automorphisms with hybrid key switching and Halevi-Shoup hoisting).
+ * Everything stays in the NTT domain except the one limb that rescaling and
+ * key switching must bring back to coefficients. Outputs may alias inputs:
+ * every loop reads an element before writing the same position, and the
+ * two-pass operations (rotations) copy what they still need first.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "ckks/keyswitch.h"
+#include "core/error.h"
+#include "core/memory.h"
+#include "ring/automorphism.h"
+#include "ring/basis_extension.h"
+#include "ring/rns_poly.h"
+
+#define NTT_TABLES(ctx) ((cdl_ntt_table *const *)(ctx)->ntt)
+
+static cdl_status check_ct(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *ct, const char *fn)
+{
+    if (!ctx || !ct)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
+    if (ct->n != ctx->n || ct->q_count != ctx->q_count)
+        return cdl_fail(CDL_ERR_MISMATCH, "%s: ciphertext made for another context (N or prime count differ)", fn);
+    return CDL_OK;
+}
+
+static cdl_status check_levels(const cdl_ckks_ciphertext *a, int level_b, const char *fn, const char *what)
+{
+    if (a->level != level_b)
+        return cdl_fail(CDL_ERR_MISMATCH,
+                        "%s: operands are at different levels (%d and %s %d); bring them together with "
+                        "cdl_ckks_match_levels or cdl_ckks_drop_to_level",
+                        fn, a->level, what, level_b);
+    return CDL_OK;
+}
+
+static cdl_status check_scales(double a, double b, const char *fn)
+{
+    if (!cdl_ckks_scales_match(a, b))
+        return cdl_fail(CDL_ERR_MISMATCH,
+                        "%s: operand scales differ (2^%.6f vs 2^%.6f, relative difference above 1e-9); rescale "
+                        "with cdl_ckks_rescale, or overwrite a known harmless drift with "
+                        "cdl_ckks_ciphertext_set_scale",
+                        fn, log2(a), log2(b));
+    return CDL_OK;
+}
+
+/* Prepare out for a result of this size/level (keeps data when out aliases an input). */
+static cdl_status prepare_out(cdl_ckks_ciphertext *out, int size, int level, double scale)
+{
+    CDL_TRY(cdl_ckks_ciphertext_reserve(out, size));
+    out->size = size;
+    out->level = level;
+    out->scale = scale;
+    out->seeded = 0;
+    return CDL_OK;
+}
+
+/* ---- additive ---- */
+static cdl_status add_sub(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a, const cdl_ckks_ciphertext *b,
+                          cdl_ckks_ciphertext *out, int sub, const char *fn)
+{
+    CDL_TRY(check_ct(ctx, a, fn));
+    CDL_TRY(check_ct(ctx, b, fn));
+    CDL_TRY(check_ct(ctx, out, fn));
+    CDL_TRY(check_levels(a, b->level, fn, "the second at"));
+    CDL_TRY(check_scales(a->scale, b->scale, fn));
+    const int size = a->size > b->size ? a->size : b->size, limbs = a->level + 1;
+    const int asz = a->size, bsz = b->size, level = a->level;
+    const double scale = a->scale;
+    CDL_TRY(prepare_out(out, size, level, scale));
+    const size_t n = ctx->n;
+    for (int k = 0; k < size; k++) {
+        uint64_t *o = cdl_ct_poly(out, k, 0);
+        if (k < asz && k < bsz) {
+            if (sub)
+                cdl_rns_sub(o, cdl_ct_poly(a, k, 0), cdl_ct_poly(b, k, 0), n, ctx->mod, limbs);
+            else
+                cdl_rns_add(o, cdl_ct_poly(a, k, 0), cdl_ct_poly(b, k, 0), n, ctx->mod, limbs);
+        } else if (k < asz) {
+            if (o != cdl_ct_poly(a, k, 0))
+                memcpy(o, cdl_ct_poly(a, k, 0), (size_t)limbs * n * sizeof(uint64_t));
+        } else if (sub) {
+            cdl_rns_neg(o, cdl_ct_poly(b, k, 0), n, ctx->mod, limbs);
+        } else if (o != cdl_ct_poly(b, k, 0)) {
+            memcpy(o, cdl_ct_poly(b, k, 0), (size_t)limbs * n * sizeof(uint64_t));
+        }
+    }
+    return CDL_OK;
+}
+
+cdl_status cdl_ckks_add(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a, const cdl_ckks_ciphertext *b,
+                        cdl_ckks_ciphertext *out)
+{
+    return add_sub(ctx, a, b, out, 0, "cdl_ckks_add");
+}
+
+cdl_status cdl_ckks_sub(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a, const cdl_ckks_ciphertext *b,
+                        cdl_ckks_ciphertext *out)
+{
+    return add_sub(ctx, a, b, out, 1, "cdl_ckks_sub");
+}
+
+cdl_status cdl_ckks_negate(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a, cdl_ckks_ciphertext *out)
+{
+    CDL_TRY(check_ct(ctx, a, "cdl_ckks_negate"));
+    CDL_TRY(check_ct(ctx, out, "cdl_ckks_negate"));
+    const int size = a->size, limbs = a->level + 1;
+    CDL_TRY(prepare_out(out, size, a->level, a->scale));
+    for (int k = 0; k < size; k++)
+        cdl_rns_neg(cdl_ct_poly(out, k, 0), cdl_ct_poly(a, k, 0), ctx->n, ctx->mod, limbs);
+    return CDL_OK;
+}
+
+static cdl_status check_pt(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a, const cdl_ckks_plaintext *b,
+                           const char *fn)
+{
+    if (!b)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: NULL plaintext", fn);
+    if (b->n != ctx->n || b->q_count != ctx->q_count)
+        return cdl_fail(CDL_ERR_MISMATCH, "%s: plaintext made for another context", fn);
+    if (b->level < a->level)
+        return cdl_fail(CDL_ERR_MISMATCH,
+                        "%s: plaintext level %d is below the ciphertext level %d; encode it at level %d or drop "
+                        "the ciphertext with cdl_ckks_drop_to_level",
+                        fn, b->level, a->level, a->level);
+    return CDL_OK;
+}
+
+static cdl_status add_sub_plain(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a,
+                                const cdl_ckks_plaintext *b, cdl_ckks_ciphertext *out, int sub, const char *fn)
+{
+    CDL_TRY(check_ct(ctx, a, fn));
+    CDL_TRY(check_ct(ctx, out, fn));
+    CDL_TRY(check_pt(ctx, a, b, fn));
+    CDL_TRY(check_scales(a->scale, b->scale, fn));
+    const int size = a->size, limbs = a->level + 1;
+    CDL_TRY(prepare_out(out, size, a->level, a->scale));
+    if (sub)
+        cdl_rns_sub(cdl_ct_poly(out, 0, 0), cdl_ct_poly(a, 0, 0), b->data, ctx->n, ctx->mod, limbs);
+    else
+        cdl_rns_add(cdl_ct_poly(out, 0, 0), cdl_ct_poly(a, 0, 0), b->data, ctx->n, ctx->mod, limbs);
+    for (int k = 1; k < size; k++)
+        if (out != a)
+            memcpy(cdl_ct_poly(out, k, 0), cdl_ct_poly(a, k, 0), (size_t)limbs * ctx->n * sizeof(uint64_t));
+    return CDL_OK;
+}
+
+cdl_status cdl_ckks_add_plain(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a, const cdl_ckks_plaintext *b,
+                              cdl_ckks_ciphertext *out)
+{
+    return add_sub_plain(ctx, a, b, out, 0, "cdl_ckks_add_plain");
+}
+
+cdl_status cdl_ckks_sub_plain(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a, const cdl_ckks_plaintext *b,
+                              cdl_ckks_ciphertext *out)
+{
+    return add_sub_plain(ctx, a, b, out, 1, "cdl_ckks_sub_plain");
+}
+
+cdl_status cdl_ckks_mul_plain(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a, const cdl_ckks_plaintext *b,
+                              cdl_ckks_ciphertext *out)
+{
+    CDL_TRY(check_ct(ctx, a, "cdl_ckks_mul_plain"));
+    CDL_TRY(check_ct(ctx, out, "cdl_ckks_mul_plain"));
+    CDL_TRY(check_pt(ctx, a, b, "cdl_ckks_mul_plain"));
+    const int size = a->size, limbs = a->level + 1;
+    CDL_TRY(prepare_out(out, size, a->level, a->scale * b->scale));
+    for (int k = 0; k < size; k++)
+        cdl_rns_mul(cdl_ct_poly(out, k, 0), cdl_ct_poly(a, k, 0), b->data, ctx->n, ctx->mod, limbs);
+    return CDL_OK;
+}
+
+/* round(c * scale) as residues of limbs 0..level. */
+static cdl_status const_residues(const cdl_ckks_context *ctx, double c, double scale, int level, uint64_t *res,
+                                 const char *fn)
+{
+    double v = round(c * scale);
+    if (!isfinite(v))
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: constant %g times scale %g is not finite", fn, c, scale);
+    double lq = 0;
+    for (int i = 0; i <= level; i++)
+        lq += log2((double)ctx->primes[i]);
+    if (v != 0 && log2(fabs(v)) >= lq - 1)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT,
+                        "%s: constant %g times scale 2^%.1f does not fit the %.1f-bit modulus of level %d", fn, c,
+                        log2(scale), lq, level);
+    for (int i = 0; i <= level; i++)
+        res[i] = cdl_ckks_double_to_residue(v, &ctx->mod[i]);
+    return CDL_OK;
+}
+
+cdl_status cdl_ckks_add_const(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a, double c,
+                              cdl_ckks_ciphertext *out)
+{
+    CDL_TRY(check_ct(ctx, a, "cdl_ckks_add_const"));
+    CDL_TRY(check_ct(ctx, out, "cdl_ckks_add_const"));
+    uint64_t res[CDL_CKKS_MAX_PRIMES];
+    /* A constant polynomial c*scale has every slot equal to c*scale; in the NTT domain it is constant too. */
+    CDL_TRY(const_residues(ctx, c, a->scale, a->level, res, "cdl_ckks_add_const"));
+    const int size = a->size, limbs = a->level + 1;
+    CDL_TRY(prepare_out(out, size, a->level, a->scale));
+    cdl_rns_add_scalar(cdl_ct_poly(out, 0, 0), cdl_ct_poly(a, 0, 0), res, ctx->n, ctx->mod, limbs);
+    for (int k = 1; k < size; k++)
+        if (out != a)
+            memcpy(cdl_ct_poly(out, k, 0), cdl_ct_poly(a, k, 0), (size_t)limbs * ctx->n * sizeof(uint64_t));
+    return CDL_OK;
+}
+
+static cdl_status mul_residues(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a, const uint64_t *res,
+                               double new_scale, cdl_ckks_ciphertext *out)
+{
+    const int size = a->size, limbs = a->level + 1;
+    CDL_TRY(prepare_out(out, size, a->level, new_scale));
+    for (int k = 0; k < size; k++)
+        cdl_rns_mul_scalar(cdl_ct_poly(out, k, 0), cdl_ct_poly(a, k, 0), res, ctx->n, ctx->mod, limbs);
+    return CDL_OK;
+}
+
+cdl_status cdl_ckks_mul_const(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a, double c, double scale,
+                              cdl_ckks_ciphertext *out)
+{
+    CDL_TRY(check_ct(ctx, a, "cdl_ckks_mul_const"));
+    CDL_TRY(check_ct(ctx, out, "cdl_ckks_mul_const"));
+    if (!(scale > 0) || !isfinite(scale))
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_mul_const: scale %g must be positive and finite", scale);
+    uint64_t res[CDL_CKKS_MAX_PRIMES];
+    CDL_TRY(const_residues(ctx, c, scale, a->level, res, "cdl_ckks_mul_const"));
+    return mul_residues(ctx, a, res, a->scale * scale, out);
+}
+
+cdl_status cdl_ckks_mul_int(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a, int64_t c,
+                            cdl_ckks_ciphertext *out)
+{
+    CDL_TRY(check_ct(ctx, a, "cdl_ckks_mul_int"));
+    CDL_TRY(check_ct(ctx, out, "cdl_ckks_mul_int"));
+    uint64_t res[CDL_CKKS_MAX_PRIMES];
+    for (int i = 0; i <= a->level; i++)
+        res[i] = cdl_mod_from_i64(c, &ctx->mod[i]);
+    return mul_residues(ctx, a, res, a->scale, out);
+}
+
+/* ---- multiplicative ---- */
+
+/* Tensor product of two size-2 ciphertexts into (d0, d1, d2) (d2 may live elsewhere). */
+static void tensor(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a, const cdl_ckks_ciphertext *b,
+                   int limbs, uint64_t *d0, uint64_t *d1, uint64_t *d2, size_t d_stride)
+{
+    const size_t n = ctx->n;
+#pragma omp parallel for schedule(static) if (limbs > 1)
+    for (int i = 0; i < limbs; i++) {
+        const cdl_modulus *m = &ctx->mod[i];
+        const uint64_t *a0 = cdl_ct_poly(a, 0, i), *a1 = cdl_ct_poly(a, 1, i);
+        const uint64_t *b0 = cdl_ct_poly(b, 0, i), *b1 = cdl_ct_poly(b, 1, i);
+        uint64_t *o0 = d0 + (size_t)i * d_stride, *o1 = d1 + (size_t)i * d_stride, *o2 = d2 + (size_t)i * d_stride;
+        const int lazy2 = cdl_lazy_products(m) >= 2;
+        for (size_t k = 0; k < n; k++) {
+            uint64_t x0 = a0[k], x1 = a1[k], y0 = b0[k], y1 = b1[k];
+            o0[k] = cdl_barrett_reduce_128((cdl_u128)x0 * y0, m);
+            if (lazy2)
+                o1[k] = cdl_barrett_reduce_128((cdl_u128)x0 * y1 + (cdl_u128)x1 * y0, m);
+            else
+                o1[k] = cdl_mod_add(cdl_mod_mul(x0, y1, m), cdl_mod_mul(x1, y0, m), m->value);
+            o2[k] = cdl_barrett_reduce_128((cdl_u128)x1 * y1, m);
+        }
+    }
+}
+
+static cdl_status check_mul(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a, const cdl_ckks_ciphertext *b,
+                            cdl_ckks_ciphertext *out, const char *fn)
+{
+    CDL_TRY(check_ct(ctx, a, fn));
+    CDL_TRY(check_ct(ctx, b, fn));
+    CDL_TRY(check_ct(ctx, out, fn));
+    if (a->size != 2 || b->size != 2)
+        return cdl_fail(CDL_ERR_MISMATCH, "%s: operands must have size 2 (got %d and %d); relinearize first", fn,
+                        a->size, b->size);
+    return check_levels(a, b->level, fn, "the second at");
+}
+
+cdl_status cdl_ckks_mul(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a, const cdl_ckks_ciphertext *b,
+                        cdl_ckks_ciphertext *out)
+{
+    CDL_TRY(check_mul(ctx, a, b, out, "cdl_ckks_mul"));
+    const int limbs = a->level + 1;
+    const double scale = a->scale * b->scale;
+    CDL_TRY(prepare_out(out, 3, a->level, scale));
+    tensor(ctx, a, b, limbs, cdl_ct_poly(out, 0, 0), cdl_ct_poly(out, 1, 0), cdl_ct_poly(out, 2, 0), ctx->n);
+    return CDL_OK;
+}
+
+cdl_status cdl_ckks_square(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a, cdl_ckks_ciphertext *out)
+{
+    return cdl_ckks_mul(ctx, a, a, out);
+}
+
+/* out = (c0 + ks0(c2), c1 + ks1(c2)) where c0, c1 are already in out. */
+static cdl_status relin_into(const cdl_ckks_context *ctx, const cdl_ckks_relin_key *rlk, const uint64_t *c2,
+                             int level, cdl_ckks_ciphertext *out)
+{
+    const size_t n = ctx->n;
+    const int limbs = level + 1;
+    uint64_t *digits = cdl_alloc_array(cdl_ckks_digits_words(ctx, level), sizeof(uint64_t));
+    uint64_t *u = cdl_alloc_array(2 * (size_t)limbs * n, sizeof(uint64_t));
+    cdl_status st = CDL_OK;
+    if (!digits || !u) {
+        st = CDL_ERR_NO_MEMORY;
+        goto done;
+    }
+    CDL_TRY_GOTO(st, cdl_ckks_ks_decompose(ctx, c2, level, digits), done);
+    CDL_TRY_GOTO(st, cdl_ckks_ks_apply(ctx, digits, level, &rlk->ksk, NULL, u, u + (size_t)limbs * n), done);
+    cdl_rns_add(cdl_ct_poly(out, 0, 0), cdl_ct_poly(out, 0, 0), u, n, ctx->mod, limbs);
+    cdl_rns_add(cdl_ct_poly(out, 1, 0), cdl_ct_poly(out, 1, 0), u + (size_t)limbs * n, n, ctx->mod, limbs);
+    out->size = 2;
+done:
+    cdl_free(digits);
+    cdl_free(u);
+    return st;
+}
+
+static cdl_status check_rlk(const cdl_ckks_context *ctx, const cdl_ckks_relin_key *rlk, const char *fn)
+{
+    if (!rlk)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: NULL relinearization key", fn);
+    if (rlk->ksk.n != ctx->n || rlk->ksk.qp_count != ctx->qp_count || rlk->ksk.dnum != ctx->dnum)
+        return cdl_fail(CDL_ERR_MISMATCH, "%s: relinearization key made for another context", fn);
+    return CDL_OK;
+}
+
+cdl_status cdl_ckks_relinearize(const cdl_ckks_context *ctx, const cdl_ckks_relin_key *rlk,
+                                const cdl_ckks_ciphertext *a, cdl_ckks_ciphertext *out)
+{
+    CDL_TRY(check_ct(ctx, a, "cdl_ckks_relinearize"));
+    CDL_TRY(check_ct(ctx, out, "cdl_ckks_relinearize"));
+    CDL_TRY(check_rlk(ctx, rlk, "cdl_ckks_relinearize"));
+    if (a->size == 2)
+        return cdl_ckks_ciphertext_copy(ctx, a, out);
+    const int level = a->level, limbs = level + 1;
+    const size_t words = (size_t)limbs * ctx->n;
+    uint64_t *c2 = cdl_alloc_array(words, sizeof(uint64_t));
+    if (!c2)
+        return CDL_ERR_NO_MEMORY;
+    memcpy(c2, cdl_ct_poly(a, 2, 0), words * sizeof(uint64_t));
+    cdl_status st = CDL_OK;
+    if (out != a) {
+        st = prepare_out(out, 2, level, a->scale);
+        if (st == CDL_OK)
+            for (int k = 0; k < 2; k++)
+                memcpy(cdl_ct_poly(out, k, 0), cdl_ct_poly(a, k, 0), words * sizeof(uint64_t));
+    } else {
+        out->seeded = 0;
+    }
+    if (st == CDL_OK)
+        st = relin_into(ctx, rlk, c2, level, out);
+    cdl_free(c2);
+    return st;
+}
+
+cdl_status cdl_ckks_mul_relin(const cdl_ckks_context *ctx, const cdl_ckks_relin_key *rlk,
+                              const cdl_ckks_ciphertext *a, const cdl_ckks_ciphertext *b, cdl_ckks_ciphertext *out)
+{
+    CDL_TRY(check_mul(ctx, a, b, out, "cdl_ckks_mul_relin"));
+    CDL_TRY(check_rlk(ctx, rlk, "cdl_ckks_mul_relin"));
+    const int level = a->level, limbs = level + 1;
+    const double scale = a->scale * b->scale;
+    uint64_t *c2 = cdl_alloc_array((size_t)limbs * ctx->n, sizeof(uint64_t));
+    if (!c2)
+        return CDL_ERR_NO_MEMORY;
+    /* d0, d1 straight into out (tensor reads each position before writing it), d2 aside. */
+    tensor(ctx, a, b, limbs, cdl_ct_poly(out, 0, 0), cdl_ct_poly(out, 1, 0), c2, ctx->n);
+    out->size = 2;
+    out->level = level;
+    out->scale = scale;
+    out->seeded = 0;
+    cdl_status st = relin_into(ctx, rlk, c2, level, out);
+    cdl_free(c2);
+    return st;
+}
+
+/* ---- levels ---- */
+cdl_status cdl_ckks_rescale(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a, cdl_ckks_ciphertext *out)
+{
+    CDL_TRY(check_ct(ctx, a, "cdl_ckks_rescale"));
+    CDL_TRY(check_ct(ctx, out, "cdl_ckks_rescale"));
+    if (a->level == 0)
+        return cdl_fail(CDL_ERR_EXHAUSTED,
+                        "cdl_ckks_rescale: the ciphertext is at level 0, no prime left to divide by; use "
+                        "parameters with more levels (more ciphertext primes)");
+    const size_t n = ctx->n;
+    const int l = a->level, size = a->size;
+    const size_t qc = (size_t)ctx->q_count;
+    uint64_t *last = cdl_alloc_array((size_t)size * n, sizeof(uint64_t));
+    uint64_t *tmp = cdl_alloc_array((size_t)size * (size_t)l * n, sizeof(uint64_t));
+    if (!last || !tmp) {
+        cdl_free(last);
+        cdl_free(tmp);
+        return CDL_ERR_NO_MEMORY;
+    }
+    for (int k = 0; k < size; k++)
+        memcpy(last + (size_t)k * n, cdl_ct_poly(a, k, l), n * sizeof(uint64_t));
+    const double scale = a->scale / (double)ctx->primes[l];
+    cdl_status st = cdl_ckks_ciphertext_reserve(out, size);
+    if (st != CDL_OK) {
+        cdl_free(last);
+        cdl_free(tmp);
+        return st;
+    }
+    const uint64_t ql = ctx->primes[l];
+#pragma omp parallel
+    {
+#pragma omp for schedule(static)
+        for (int k = 0; k < size; k++)
+            cdl_ntt_inverse(ctx->ntt[l], last + (size_t)k * n);
+#pragma omp for schedule(static)
+        for (int item = 0; item < size * l; item++) {
+            int k = item / l, i = item % l;
+            uint64_t *t = tmp + (size_t)item * n;
+            cdl_lift_centered(last + (size_t)k * n, ql, t, n, &ctx->mod[i]);
+            cdl_ntt_forward(ctx->ntt[i], t);
+            const uint64_t *src = cdl_ct_poly(a, k, i);
+            uint64_t *o = cdl_ct_poly(out, k, i);
+            uint64_t q = ctx->primes[i], w = ctx->rescale_inv[(size_t)l * qc + (size_t)i];
+            uint64_t ws = ctx->rescale_inv_shoup[(size_t)l * qc + (size_t)i];
+            for (size_t j = 0; j < n; j++)
+                o[j] = cdl_mul_shoup(src[j] + q - t[j], w, ws, q);
+        }
+    }
+    out->size = size;
+    out->level = l - 1;
+    out->scale = scale;
+    out->seeded = 0;
+    cdl_free(last);
+    cdl_free(tmp);
+    return CDL_OK;
+}
+
+cdl_status cdl_ckks_drop_to_level(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a, int level,
+                                  cdl_ckks_ciphertext *out)
+{
+    CDL_TRY(check_ct(ctx, a, "cdl_ckks_drop_to_level"));
+    CDL_TRY(check_ct(ctx, out, "cdl_ckks_drop_to_level"));
+    if (level < 0 || level > a->level)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT,
+                        "cdl_ckks_drop_to_level: target level %d must be in 0..%d (the ciphertext's level)", level,
+                        a->level);
+    if (out != a) {
+        const int size = a->size;
+        CDL_TRY(prepare_out(out, size, level, a->scale));
+        for (int k = 0; k < size; k++)
+            memcpy(cdl_ct_poly(out, k, 0), cdl_ct_poly(a, k, 0), (size_t)(level + 1) * ctx->n * sizeof(uint64_t));
+        return CDL_OK;
+    }
+    if (level != out->level)
+        out->seeded = 0; /* seeds regenerate any prefix, but keep it simple: a dropped ct is no longer fresh */
+    out->level = level;
+    return CDL_OK;
+}
+
+cdl_status cdl_ckks_match_levels(const cdl_ckks_context *ctx, cdl_ckks_ciphertext *a, cdl_ckks_ciphertext *b)
+{
+    CDL_TRY(check_ct(ctx, a, "cdl_ckks_match_levels"));
+    CDL_TRY(check_ct(ctx, b, "cdl_ckks_match_levels"));
+    if (a->level > b->level)
+        return cdl_ckks_drop_to_level(ctx, a, b->level, a);
+    if (b->level > a->level)
+        return cdl_ckks_drop_to_level(ctx, b, a->level, b);
+    return CDL_OK;
+}
+
+/* ---- rotations ---- */
+static cdl_status rotate_elements(const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk,
+                                  const cdl_ckks_ciphertext *a, const uint64_t *elts, const int *steps, size_t count,
+                                  cdl_ckks_ciphertext *const *outs, const char *fn)
+{
+    CDL_TRY(check_ct(ctx, a, fn));
+    for (size_t r = 0; r < count; r++)
+        CDL_TRY(check_ct(ctx, outs[r], fn));
+    if (a->size != 2)
+        return cdl_fail(CDL_ERR_MISMATCH, "%s: the ciphertext has size %d; relinearize it before rotating", fn,
+                        a->size);
+    int *key_index = cdl_alloc_array(count ? count : 1, sizeof(int));
+    if (!key_index)
+        return CDL_ERR_NO_MEMORY;
+    int need_ks = 0;
+    for (size_t r = 0; r < count; r++) {
+        key_index[r] = -1;
+        if (elts[r] == 1)
+            continue;
+        key_index[r] = cdl_ckks_galois_keys_find(gk, elts[r]);
+        if (key_index[r] < 0) {
+            cdl_free(key_index);
+            if (steps)
+                return cdl_fail(CDL_ERR_EXHAUSTED,
+                                "%s: no Galois key for a rotation by %d steps (galois element %llu); generate it "
+                                "with cdl_ckks_keygen_galois",
+                                fn, steps[r], (unsigned long long)elts[r]);
+            return cdl_fail(CDL_ERR_EXHAUSTED,
+                            "%s: no Galois key for conjugation; generate it with cdl_ckks_keygen_galois "
+                            "(conjugate = 1)",
+                            fn);
+        }
+        const cdl_ckks_ksk *k = &gk->keys[key_index[r]];
+        if (k->n != ctx->n || k->qp_count != ctx->qp_count || k->dnum != ctx->dnum) {
+            cdl_free(key_index);
+            return cdl_fail(CDL_ERR_MISMATCH, "%s: Galois keys made for another context", fn);
+        }
+        need_ks = 1;
+    }
+    const size_t n = ctx->n;
+    const int level = a->level, limbs = level + 1;
+    const double scale = a->scale;
+    const size_t words = (size_t)limbs * n;
+    uint64_t *c0 = cdl_alloc_array(2 * words, sizeof(uint64_t));
+    uint64_t *u = cdl_alloc_array(2 * words, sizeof(uint64_t));
+    uint64_t *digits = need_ks ? cdl_alloc_array(cdl_ckks_digits_words(ctx, level), sizeof(uint64_t)) : NULL;
+    uint32_t *perm = cdl_alloc_array(n, sizeof(uint32_t));
+    cdl_status st = CDL_OK;
+    if (!c0 || !u || (need_ks && !digits) || !perm) {
+        st = CDL_ERR_NO_MEMORY;
+        goto done;
+    }
+    /* Keep (c0, c1) of the input: outputs may alias it. */
+    memcpy(c0, cdl_ct_poly(a, 0, 0), words * sizeof(uint64_t));
+    memcpy(c0 + words, cdl_ct_poly(a, 1, 0), words * sizeof(uint64_t));
+    if (need_ks)
+        CDL_TRY_GOTO(st, cdl_ckks_ks_decompose(ctx, c0 + words, level, digits), done);
+    for (size_t r = 0; r < count; r++) {
+        cdl_ckks_ciphertext *o = outs[r];
+        CDL_TRY_GOTO(st, prepare_out(o, 2, level, scale), done);
+        if (elts[r] == 1) {
+            memcpy(cdl_ct_poly(o, 0, 0), c0, words * sizeof(uint64_t));
+            memcpy(cdl_ct_poly(o, 1, 0), c0 + words, words * sizeof(uint64_t));
+            continue;
+        }
+        cdl_automorphism_ntt_index(n, elts[r], perm);
+        /* rotated = (phi(c0), phi(c1)) under phi(s); switch phi(c1) back to s, hoisted: phi(D_d) read via perm. */
+        CDL_TRY_GOTO(st, cdl_ckks_ks_apply(ctx, digits, level, &gk->keys[key_index[r]], perm, u, u + words), done);
+#pragma omp parallel for schedule(static) if (limbs > 1)
+        for (int i = 0; i < limbs; i++) {
+            uint64_t q = ctx->primes[i];
+            const uint64_t *src = c0 + (size_t)i * n, *u0 = u + (size_t)i * n, *u1 = u + words + (size_t)i * n;
+            uint64_t *o0 = cdl_ct_poly(o, 0, i), *o1 = cdl_ct_poly(o, 1, i);
+            for (size_t k = 0; k < n; k++) {
+                o0[k] = cdl_mod_add(src[perm[k]], u0[k], q);
+                o1[k] = u1[k];
+            }
+        }
+    }
+done:
+    cdl_free(key_index);
+    cdl_free(c0);
+    cdl_free(u);
+    cdl_free(digits);
+    cdl_free(perm);
+    return st;
+}
+
+cdl_status cdl_ckks_rotate_hoisted(const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk,
+                                   const cdl_ckks_ciphertext *a, const int *steps, size_t count,
+                                   cdl_ckks_ciphertext *const *outs)
+{
+    if (!ctx || !a || (count && (!steps || !outs)))
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_rotate_hoisted: NULL argument");
+    uint64_t *elts = cdl_alloc_array(count ? count : 1, sizeof(uint64_t));
+    if (!elts)
+        return CDL_ERR_NO_MEMORY;
+    for (size_t r = 0; r < count; r++) {
+        if (!outs[r]) {
+            cdl_free(elts);
+            return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_rotate_hoisted: output %zu is NULL", r);
+        }
+        elts[r] = cdl_ckks_galois_element(ctx, steps[r]);
+    }
+    cdl_status st = rotate_elements(ctx, gk, a, elts, steps, count, outs, "cdl_ckks_rotate_hoisted");
+    cdl_free(elts);
+    return st;
+}
+
+cdl_status cdl_ckks_rotate(const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk, const cdl_ckks_ciphertext *a,
+                           int steps, cdl_ckks_ciphertext *out)
+{
+    if (!ctx || !a || !out)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_rotate: NULL argument");
+    uint64_t g = cdl_ckks_galois_element(ctx, steps);
+    return rotate_elements(ctx, gk, a, &g, &steps, 1, &out, "cdl_ckks_rotate");
+}
+
+cdl_status cdl_ckks_conjugate(const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk,
+                              const cdl_ckks_ciphertext *a, cdl_ckks_ciphertext *out)
+{
+    if (!ctx || !a || !out)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_conjugate: NULL argument");
+    uint64_t g = cdl_ckks_conjugation_element(ctx);
+    return rotate_elements(ctx, gk, a, &g, NULL, 1, &out, "cdl_ckks_conjugate");
+}

@@ -1,0 +1,42 @@
+/*
+ * keyswitch.h: hybrid key switching (Han-Ki, "Better Bootstrapping for
+ * Approximate Homomorphic Encryption", CT-RSA 2020, section 3), split in two
+ * halves so that rotations can share the first (Halevi-Shoup hoisting):
+ *
+ *  decompose: c (NTT, level l) -> for each digit d (alpha primes of Q_l):
+ *    D_d = ModUp([c]_{Q_d}) over Q_l u P, NTT form. Limbs inside the digit are
+ *    copied exactly; the others come from the fast base conversion (exact up
+ *    to a multiple k*Q_d, k < alpha, which the gadget g_d cancels mod Q_l P).
+ *  apply: (u0, u1) = ModDown( sum_d D_d(o perm) * ksk_d ), i.e. divide by P.
+ *    With a permutation (automorphism in NTT form), D_d is read permuted.
+ *
+ * Extended-basis limb t of a digit buffer is Q prime t for t <= l and
+ * special prime t - (l+1) for t > l; buffers are (digit, limb) major.
+ */
+#ifndef CDL_CKKS_KEYSWITCH_H
+#define CDL_CKKS_KEYSWITCH_H
+
+#include "ckks/ckks_internal.h"
+
+/* Number of digits at level l: ceil((l+1) / alpha). */
+static inline int cdl_ckks_digit_count(const cdl_ckks_context *ctx, int level)
+{
+    return (level + ctx->alpha) / ctx->alpha;
+}
+/* uint64_t words of a digit buffer at level l. */
+static inline size_t cdl_ckks_digits_words(const cdl_ckks_context *ctx, int level)
+{
+    return (size_t)cdl_ckks_digit_count(ctx, level) * (size_t)(level + 1 + ctx->p_count) * ctx->n;
+}
+
+/* c: level+1 limbs (stride n), NTT form. digits: cdl_ckks_digits_words(level) words. */
+cdl_status cdl_ckks_ks_decompose(const cdl_ckks_context *ctx, const uint64_t *c, int level, uint64_t *digits);
+/* out0, out1: level+1 limbs each (stride n), overwritten with the switched pair. perm may be NULL. */
+cdl_status cdl_ckks_ks_apply(const cdl_ckks_context *ctx, const uint64_t *digits, int level, const cdl_ckks_ksk *key,
+                             const uint32_t *perm, uint64_t *out0, uint64_t *out1);
+
+/* Generate a key switching from s_from (NTT over all qp primes) to sk. */
+cdl_status cdl_ckks_ksk_generate(const cdl_ckks_context *ctx, const cdl_ckks_secret_key *sk, const uint64_t *s_from,
+                                 cdl_rng *rng, cdl_ckks_ksk *key);
+
+#endif

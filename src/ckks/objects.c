@@ -1,0 +1,291 @@
+/*
+ * objects.c: allocation, release and accessors of the CKKS handles (keys,
+ * plaintexts, ciphertexts). Secret material is allocated with the secure
+ * allocator and zeroized on free.
+ */
+#include <string.h>
+
+#include "ckks/ckks_internal.h"
+#include "core/error.h"
+#include "core/memory.h"
+
+/* ---- ciphertexts ---- */
+cdl_status cdl_ckks_ciphertext_alloc(const cdl_ckks_context *ctx, int size, int level, cdl_ckks_ciphertext **out)
+{
+    if (!ctx || !out)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "ciphertext allocation: NULL argument");
+    *out = NULL;
+    if (size < 2 || size > 3 || level < 0 || level > ctx->max_level)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "ciphertext size %d / level %d out of range (size 2..3, level 0..%d)",
+                        size, level, ctx->max_level);
+    cdl_ckks_ciphertext *ct = cdl_calloc_array(1, sizeof *ct);
+    if (!ct)
+        return CDL_ERR_NO_MEMORY;
+    ct->n = ctx->n;
+    ct->q_count = ctx->q_count;
+    ct->size = size;
+    ct->capacity = size;
+    ct->level = level;
+    ct->scale = ctx->scale;
+    ct->data = cdl_calloc_array((size_t)size * (size_t)ctx->q_count * ctx->n, sizeof(uint64_t));
+    if (!ct->data) {
+        cdl_free(ct);
+        return CDL_ERR_NO_MEMORY;
+    }
+    *out = ct;
+    return CDL_OK;
+}
+
+cdl_status cdl_ckks_ciphertext_reserve(cdl_ckks_ciphertext *ct, int size)
+{
+    if (size <= ct->capacity)
+        return CDL_OK;
+    size_t poly = (size_t)ct->q_count * ct->n;
+    uint64_t *d = cdl_calloc_array((size_t)size * poly, sizeof(uint64_t));
+    if (!d)
+        return CDL_ERR_NO_MEMORY;
+    memcpy(d, ct->data, (size_t)ct->capacity * poly * sizeof(uint64_t));
+    cdl_free(ct->data);
+    ct->data = d;
+    ct->capacity = size;
+    return CDL_OK;
+}
+
+cdl_status cdl_ckks_ciphertext_new(const cdl_ckks_context *ctx, cdl_ckks_ciphertext **out)
+{
+    return cdl_ckks_ciphertext_alloc(ctx, 2, ctx ? ctx->max_level : 0, out);
+}
+
+void cdl_ckks_ciphertext_free(cdl_ckks_ciphertext *ct)
+{
+    if (!ct)
+        return;
+    cdl_free(ct->data);
+    cdl_free(ct);
+}
+
+cdl_status cdl_ckks_ciphertext_copy(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *src,
+                                    cdl_ckks_ciphertext *dst)
+{
+    if (!ctx || !src || !dst)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_ciphertext_copy: NULL argument");
+    if (src == dst)
+        return CDL_OK;
+    if (src->n != ctx->n || dst->n != ctx->n || src->q_count != ctx->q_count || dst->q_count != ctx->q_count)
+        return cdl_fail(CDL_ERR_MISMATCH, "cdl_ckks_ciphertext_copy: ciphertext made for another context");
+    CDL_TRY(cdl_ckks_ciphertext_reserve(dst, src->size));
+    for (int k = 0; k < src->size; k++)
+        memcpy(cdl_ct_poly(dst, k, 0), cdl_ct_poly(src, k, 0), (size_t)(src->level + 1) * ctx->n * sizeof(uint64_t));
+    dst->size = src->size;
+    dst->level = src->level;
+    dst->scale = src->scale;
+    dst->seeded = src->seeded;
+    memcpy(dst->seed, src->seed, sizeof dst->seed);
+    return CDL_OK;
+}
+
+int cdl_ckks_ciphertext_level(const cdl_ckks_ciphertext *ct) { return ct->level; }
+double cdl_ckks_ciphertext_scale(const cdl_ckks_ciphertext *ct) { return ct->scale; }
+int cdl_ckks_ciphertext_size(const cdl_ckks_ciphertext *ct) { return ct->size; }
+void cdl_ckks_ciphertext_set_scale(cdl_ckks_ciphertext *ct, double scale) { ct->scale = scale; }
+
+/* ---- plaintexts ---- */
+cdl_status cdl_ckks_plaintext_alloc(const cdl_ckks_context *ctx, int level, cdl_ckks_plaintext **out)
+{
+    if (!ctx || !out)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "plaintext allocation: NULL argument");
+    *out = NULL;
+    if (level < 0 || level > ctx->max_level)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "plaintext level %d outside 0..%d", level, ctx->max_level);
+    cdl_ckks_plaintext *pt = cdl_calloc_array(1, sizeof *pt);
+    if (!pt)
+        return CDL_ERR_NO_MEMORY;
+    pt->n = ctx->n;
+    pt->q_count = ctx->q_count;
+    pt->level = level;
+    pt->scale = ctx->scale;
+    /* Decrypted plaintexts hold secret-derived values: secure allocation. */
+    pt->data = cdl_secure_calloc((size_t)ctx->q_count * ctx->n, sizeof(uint64_t));
+    if (!pt->data) {
+        cdl_free(pt);
+        return CDL_ERR_NO_MEMORY;
+    }
+    *out = pt;
+    return CDL_OK;
+}
+
+cdl_status cdl_ckks_plaintext_new(const cdl_ckks_context *ctx, cdl_ckks_plaintext **out)
+{
+    return cdl_ckks_plaintext_alloc(ctx, ctx ? ctx->max_level : 0, out);
+}
+
+void cdl_ckks_plaintext_free(cdl_ckks_plaintext *pt)
+{
+    if (!pt)
+        return;
+    cdl_secure_free(pt->data, (size_t)pt->q_count * pt->n * sizeof(uint64_t));
+    cdl_free(pt);
+}
+
+int cdl_ckks_plaintext_level(const cdl_ckks_plaintext *pt) { return pt->level; }
+double cdl_ckks_plaintext_scale(const cdl_ckks_plaintext *pt) { return pt->scale; }
+
+/* ---- keys ---- */
+cdl_status cdl_ckks_secret_key_alloc(const cdl_ckks_context *ctx, cdl_ckks_secret_key **out)
+{
+    *out = NULL;
+    cdl_ckks_secret_key *sk = cdl_secure_calloc(1, sizeof *sk);
+    if (!sk)
+        return CDL_ERR_NO_MEMORY;
+    sk->n = ctx->n;
+    sk->qp_count = ctx->qp_count;
+    sk->coeffs = cdl_secure_calloc(ctx->n, sizeof(int8_t));
+    sk->s = cdl_secure_calloc((size_t)ctx->qp_count * ctx->n, sizeof(uint64_t));
+    if (!sk->coeffs || !sk->s) {
+        cdl_ckks_secret_key_free(sk);
+        return CDL_ERR_NO_MEMORY;
+    }
+    *out = sk;
+    return CDL_OK;
+}
+
+void cdl_ckks_secret_key_free(cdl_ckks_secret_key *sk)
+{
+    if (!sk)
+        return;
+    if (sk->coeffs)
+        cdl_secure_free(sk->coeffs, sk->n * sizeof(int8_t));
+    if (sk->s)
+        cdl_secure_free(sk->s, (size_t)sk->qp_count * sk->n * sizeof(uint64_t));
+    cdl_secure_free(sk, sizeof *sk);
+}
+
+cdl_status cdl_ckks_public_key_alloc(const cdl_ckks_context *ctx, cdl_ckks_public_key **out)
+{
+    *out = NULL;
+    cdl_ckks_public_key *pk = cdl_calloc_array(1, sizeof *pk);
+    if (!pk)
+        return CDL_ERR_NO_MEMORY;
+    pk->n = ctx->n;
+    pk->q_count = ctx->q_count;
+    pk->data = cdl_calloc_array(2 * (size_t)ctx->q_count * ctx->n, sizeof(uint64_t));
+    if (!pk->data) {
+        cdl_free(pk);
+        return CDL_ERR_NO_MEMORY;
+    }
+    *out = pk;
+    return CDL_OK;
+}
+
+void cdl_ckks_public_key_free(cdl_ckks_public_key *pk)
+{
+    if (!pk)
+        return;
+    cdl_free(pk->data);
+    cdl_free(pk);
+}
+
+cdl_status cdl_ckks_ksk_init(const cdl_ckks_context *ctx, cdl_ckks_ksk *k)
+{
+    k->dnum = ctx->dnum;
+    k->qp_count = ctx->qp_count;
+    k->n = ctx->n;
+    k->data = cdl_calloc_array((size_t)ctx->dnum * 2 * (size_t)ctx->qp_count * ctx->n, sizeof(uint64_t));
+    return k->data ? CDL_OK : CDL_ERR_NO_MEMORY;
+}
+
+void cdl_ckks_ksk_release(cdl_ckks_ksk *k)
+{
+    if (!k)
+        return;
+    cdl_free(k->data);
+    k->data = NULL;
+}
+
+cdl_status cdl_ckks_relin_key_alloc(const cdl_ckks_context *ctx, cdl_ckks_relin_key **out)
+{
+    *out = NULL;
+    cdl_ckks_relin_key *rlk = cdl_calloc_array(1, sizeof *rlk);
+    if (!rlk)
+        return CDL_ERR_NO_MEMORY;
+    if (cdl_ckks_ksk_init(ctx, &rlk->ksk) != CDL_OK) {
+        cdl_free(rlk);
+        return CDL_ERR_NO_MEMORY;
+    }
+    *out = rlk;
+    return CDL_OK;
+}
+
+void cdl_ckks_relin_key_free(cdl_ckks_relin_key *rlk)
+{
+    if (!rlk)
+        return;
+    cdl_ckks_ksk_release(&rlk->ksk);
+    cdl_free(rlk);
+}
+
+cdl_status cdl_ckks_galois_keys_alloc(const cdl_ckks_context *ctx, size_t count, cdl_ckks_galois_keys **out)
+{
+    *out = NULL;
+    cdl_ckks_galois_keys *gk = cdl_calloc_array(1, sizeof *gk);
+    if (!gk)
+        return CDL_ERR_NO_MEMORY;
+    gk->n = ctx->n;
+    gk->count = count;
+    gk->galois_elts = cdl_calloc_array(count ? count : 1, sizeof(uint64_t));
+    gk->keys = cdl_calloc_array(count ? count : 1, sizeof(cdl_ckks_ksk));
+    if (!gk->galois_elts || !gk->keys) {
+        cdl_ckks_galois_keys_free(gk);
+        return CDL_ERR_NO_MEMORY;
+    }
+    for (size_t i = 0; i < count; i++)
+        if (cdl_ckks_ksk_init(ctx, &gk->keys[i]) != CDL_OK) {
+            cdl_ckks_galois_keys_free(gk);
+            return CDL_ERR_NO_MEMORY;
+        }
+    *out = gk;
+    return CDL_OK;
+}
+
+void cdl_ckks_galois_keys_free(cdl_ckks_galois_keys *gk)
+{
+    if (!gk)
+        return;
+    if (gk->keys)
+        for (size_t i = 0; i < gk->count; i++)
+            cdl_ckks_ksk_release(&gk->keys[i]);
+    cdl_free(gk->keys);
+    cdl_free(gk->galois_elts);
+    cdl_free(gk);
+}
+
+int cdl_ckks_galois_keys_find(const cdl_ckks_galois_keys *gk, uint64_t g)
+{
+    if (!gk)
+        return -1;
+    for (size_t i = 0; i < gk->count; i++)
+        if (gk->galois_elts[i] == g)
+            return (int)i;
+    return -1;
+}
+
+int cdl_ckks_galois_keys_has_step(const cdl_ckks_galois_keys *gk, int step)
+{
+    if (!gk)
+        return 0;
+    uint64_t two_n = 2 * (uint64_t)gk->n;
+    if (step == 0)
+        return cdl_ckks_galois_keys_find(gk, two_n - 1) >= 0;
+    int64_t slots = (int64_t)gk->n / 2;
+    int64_t k = ((int64_t)step % slots + slots) % slots;
+    uint64_t g = 1, base = 5;
+    while (k) {
+        if (k & 1)
+            g = (g * base) & (two_n - 1);
+        base = (base * base) & (two_n - 1);
+        k >>= 1;
+    }
+    if (g == 1)
+        return 1; /* a whole number of turns: no key needed */
+    return cdl_ckks_galois_keys_find(gk, g) >= 0;
+}
