@@ -14,6 +14,20 @@
 
 #define EVAL_BATCH 256
 
+static void json_str(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            printf("\\%c", *s);
+        else if ((unsigned char)*s < 0x20)
+            printf("\\u%04x", *s);
+        else
+            putchar(*s);
+    }
+    putchar('"');
+}
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -111,8 +125,14 @@ int cmd_eval(int argc, char **argv)
                 ds->n_classes);
         goto done;
     }
-    in = malloc(EVAL_BATCH * per * sizeof *in);
-    out = malloc(EVAL_BATCH * nout * sizeof *out);
+    /* batch: up to EVAL_BATCH images, fewer for wide models (~256 MB of activations) */
+    size_t values = nin;
+    for (size_t i = 0; i < g->n_nodes; i++)
+        values += cdl_nn_shape_numel(&g->nodes[i].out_shape);
+    size_t batch = ((size_t)32 << 20) / values;
+    batch = batch < 1 ? 1 : (batch > EVAL_BATCH ? EVAL_BATCH : batch);
+    in = malloc(batch * per * sizeof *in);
+    out = malloc(batch * nout * sizeof *out);
     size_t cm[10][10];
     memset(cm, 0, sizeof cm);
     if (!in || !out) {
@@ -123,8 +143,8 @@ int cmd_eval(int argc, char **argv)
     cli_progress prog;
     cli_progress_start(&prog, "eval", ds->n);
     double t0 = cli_now_seconds();
-    for (size_t at = 0; at < ds->n; at += EVAL_BATCH) {
-        size_t b = ds->n - at < EVAL_BATCH ? ds->n - at : EVAL_BATCH;
+    for (size_t at = 0; at < ds->n; at += batch) {
+        size_t b = ds->n - at < batch ? ds->n - at : batch;
         for (size_t i = 0; i < b * per; i++)
             in[i] = ds->pixels[at * per + i];
         if (cdl_nn_run(g, in, b, out) != CDL_OK) {
@@ -146,9 +166,11 @@ int cmd_eval(int argc, char **argv)
     cli_progress_finish(&prog);
     double acc = ds->n ? (double)correct / (double)ds->n : 0.0, ips = secs > 0 ? (double)ds->n / secs : 0.0;
     if (json) {
-        printf("{\"model\":\"%s\",\"dataset\":\"%s\",\"split\":\"%s\",\"n\":%zu,\"correct\":%zu,\"accuracy\":%.6f,"
+        printf("{\"model\":");
+        json_str(path);
+        printf(",\"dataset\":\"%s\",\"split\":\"%s\",\"n\":%zu,\"correct\":%zu,\"accuracy\":%.6f,"
                "\"seconds\":%.4f,\"images_per_second\":%.2f,\"threads\":%d",
-               path, ds->name, split, ds->n, correct, acc, secs, ips, cdl_get_threads());
+               ds->name, split, ds->n, correct, acc, secs, ips, cdl_get_threads());
         if (confusion) {
             printf(",\"confusion\":[");
             for (int r = 0; r < 10; r++) {

@@ -36,6 +36,14 @@ static void shape_str(const cdl_nn_shape *s, char *buf, size_t cap)
         snprintf(buf + at, cap - at, "]");
 }
 
+static void json_shape(const cdl_nn_shape *s)
+{
+    printf("[");
+    for (int i = 0; i < s->rank; i++)
+        printf("%s%" PRId64, i ? "," : "", s->dims[i]);
+    printf("]");
+}
+
 static void json_str(const char *s)
 {
     putchar('"');
@@ -52,17 +60,14 @@ static void json_str(const char *s)
 
 static void print_json(const cdl_nn_graph *g, const char *path)
 {
-    char sh[96];
     printf("{\"model\":");
     json_str(path);
     printf(",\"producer\":");
     json_str(g->producer);
     printf(",\"opset\":%" PRId64 ",\"input\":", g->opset);
-    shape_str(&g->input_shape, sh, sizeof sh);
-    json_str(sh);
+    json_shape(&g->input_shape);
     printf(",\"output\":");
-    shape_str(cdl_nn_value_shape(g, g->output), sh, sizeof sh);
-    json_str(sh);
+    json_shape(cdl_nn_value_shape(g, g->output));
     printf(",\"params\":%" PRIu64 ",\"macs\":%" PRIu64 ",\"depth\":%d,\"he_ready\":%s,\"layers\":[",
            cdl_nn_graph_params(g), cdl_nn_graph_macs(g), cdl_nn_graph_depth(g),
            cdl_nn_graph_he_blockers(g) ? "false" : "true");
@@ -76,11 +81,9 @@ static void print_json(const cdl_nn_graph *g, const char *path)
         if (nd->n_inputs > 1)
             printf(",%d", nd->inputs[1]);
         printf("],\"in\":");
-        shape_str(&nd->in_shape, sh, sizeof sh);
-        json_str(sh);
+        json_shape(&nd->in_shape);
         printf(",\"out\":");
-        shape_str(&nd->out_shape, sh, sizeof sh);
-        json_str(sh);
+        json_shape(&nd->out_shape);
         printf(",\"params\":%" PRIu64 ",\"macs\":%" PRIu64 ",\"depth\":%d,\"total_depth\":%d,\"he\":%s",
                nd->params, nd->macs, nd->depth, nd->total_depth, nd->he_ok ? "true" : "false");
         if (nd->kind == CDL_NN_POLY) {

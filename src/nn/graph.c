@@ -216,6 +216,7 @@ cdl_status cdl_nn_replace_activation(cdl_nn_graph *graph, cdl_nn_kind kind, cons
         nd->degree = degree;
         count++;
     }
+    cdl_nn_fold_affine(graph); /* a quadratic after a linear layer may now complete its square */
     cdl_nn_analyze(graph);
     if (replaced)
         *replaced = count;

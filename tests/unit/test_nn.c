@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -546,12 +547,46 @@ static void test_threads_identical(void **state)
     cdl_nn_graph_free(g);
 }
 
+/* --approx: every ReLU/Sigmoid/Tanh of a PyTorch-exported model becomes a
+ * polynomial from the approx layer; the graph is then HE-ready. */
+static void test_apply_approx(void **state)
+{
+    (void)state;
+    char path[1024];
+    const char *src = getenv("CDL_SOURCE_DIR");
+    snprintf(path, sizeof path, "%s/tests/fixtures/onnx/activations.onnx", src && src[0] ? src : ".");
+    cdl_nn_graph *g = NULL;
+    assert_int_equal(cdl_nn_load_file(path, &g), CDL_OK);
+    assert_int_equal(cdl_nn_graph_he_blockers(g), 3);
+    assert_int_not_equal(cdl_nn_apply_approx(g, "relu=nosuch:4:-6:6", NULL), CDL_OK);
+    assert_int_not_equal(cdl_nn_apply_approx(g, "relu=remez:4:6:-6", NULL), CDL_OK);
+    assert_int_not_equal(cdl_nn_apply_approx(g, "gelu=remez:4:-6:6", NULL), CDL_OK);
+    size_t n = 0;
+    assert_int_equal(cdl_nn_apply_approx(g, "relu=remez:4:-6:6,sigmoid=ls:3:-8:8,tanh=cheb_interp:5:-3:3", &n), CDL_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(cdl_nn_graph_he_blockers(g), 0);
+    /* the ReLU polynomial: close to max(x, 0) on [-6, 6] (Remez degree 4: error ~0.2) */
+    const cdl_nn_node *p = NULL;
+    for (size_t i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].kind == CDL_NN_POLY && g->nodes[i].degree == 4)
+            p = &g->nodes[i];
+    assert_non_null(p);
+    for (double x = -6; x <= 6; x += 0.5) {
+        double v = 0;
+        for (int k = 4; k >= 0; k--)
+            v = v * x + p->coeffs[k];
+        assert_true(fabs(v - (x > 0 ? x : 0)) < 0.35);
+    }
+    cdl_nn_graph_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemm_poly_chain), cmocka_unit_test(test_conv_bn_fold),
         cmocka_unit_test(test_rejections),      cmocka_unit_test(test_avgpool_and_pad),
         cmocka_unit_test(test_elementwise_kinds), cmocka_unit_test(test_threads_identical),
+        cmocka_unit_test(test_apply_approx),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
