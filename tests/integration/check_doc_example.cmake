@@ -1,0 +1,26 @@
+# check_doc_example.cmake: fails unless docs/ckks.md quotes examples/ckks_example.c
+# verbatim (the code block between the "begin/end examples/ckks_example.c"
+# markers), so that the documented example is the one CTest builds and runs.
+# Run as: cmake -DDOC=docs/ckks.md -DSRC=examples/ckks_example.c -P check_doc_example.cmake
+file(READ "${DOC}" doc)
+file(READ "${SRC}" src)
+string(FIND "${doc}" "<!-- begin examples/ckks_example.c -->" b)
+if(b EQUAL -1)
+  message(FATAL_ERROR "${DOC}: no '<!-- begin examples/ckks_example.c -->' marker")
+endif()
+string(SUBSTRING "${doc}" ${b} -1 rest)
+string(FIND "${rest}" "```c\n" cb)
+if(cb EQUAL -1)
+  message(FATAL_ERROR "${DOC}: no ```c block after the begin marker")
+endif()
+math(EXPR start "${cb} + 5")
+string(SUBSTRING "${rest}" ${start} -1 rest)
+string(FIND "${rest}" "```\n<!-- end examples/ckks_example.c -->" e)
+if(e EQUAL -1)
+  message(FATAL_ERROR "${DOC}: the example's code block must end with ``` and then '<!-- end examples/ckks_example.c -->'")
+endif()
+string(SUBSTRING "${rest}" 0 ${e} quoted)
+if(NOT quoted STREQUAL src)
+  message(FATAL_ERROR "${DOC} quotes an example that differs from ${SRC}: paste the file into the doc again")
+endif()
+message(STATUS "${DOC} quotes ${SRC} verbatim")

@@ -1,0 +1,28 @@
+# tests/integration/tests.cmake: programs and command lines run by CTest on
+# top of the unit tests (included from CMakeLists.txt, OPTIONAL).
+#
+# ckks_example: examples/ckks_example.c, the C example quoted in docs/ckks.md;
+#   it exits non-zero unless encrypt -> mul_relin -> rescale -> rotate ->
+#   decrypt matches plain double arithmetic to 2^-16 in every slot.
+# cli_bench_ckks_*: `cryptodl bench ckks` works end to end (a tiny, quick run;
+#   speed is never asserted, only that the rows come out).
+
+add_executable(ckks_example ${PROJECT_SOURCE_DIR}/examples/ckks_example.c)
+target_link_libraries(ckks_example PRIVATE cryptodl_static)
+add_test(NAME ckks_example COMMAND ckks_example)
+set_tests_properties(ckks_example PROPERTIES TIMEOUT 300)
+
+add_test(NAME cli_bench_ckks_help COMMAND cryptodl bench ckks --help)
+set_tests_properties(cli_bench_ckks_help PROPERTIES PASS_REGULAR_EXPRESSION "usage: cryptodl bench ckks")
+
+add_test(NAME cli_bench_ckks_bad_option COMMAND cryptodl bench ckks --n 13 --frobnicate)
+set_tests_properties(cli_bench_ckks_bad_option PROPERTIES PASS_REGULAR_EXPRESSION "unknown option '--frobnicate'")
+
+add_test(NAME cli_bench_ckks_json
+         COMMAND cryptodl bench ckks --json --quick --n 13 --ops ntt_fwd,add,mul_relin,rotate)
+set_tests_properties(cli_bench_ckks_json PROPERTIES TIMEOUT 300
+  PASS_REGULAR_EXPRESSION "\"bench\": \"rotate\", \"n\": 8192, \"log_q\": [0-9]+, \"threads\": 1, \"us\": [0-9.]+")
+
+add_test(NAME docs_ckks_example_quoted
+         COMMAND ${CMAKE_COMMAND} -DDOC=${PROJECT_SOURCE_DIR}/docs/ckks.md
+                 -DSRC=${PROJECT_SOURCE_DIR}/examples/ckks_example.c -P ${PROJECT_SOURCE_DIR}/tests/integration/check_doc_example.cmake)
