@@ -40,6 +40,7 @@
 #define CRYPTODL_APPROX_H
 
 #include "cryptodl/common.h"
+#include "cryptodl/ckks.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -164,6 +165,44 @@ typedef struct cdl_poly_eval_plan {
 } cdl_poly_eval_plan;
 
 CDL_API cdl_status cdl_poly_eval_plan_compute(const double *coeffs, int degree, cdl_poly_eval_plan *plan);
+
+/* ---- evaluation on ciphertexts ----------------------------------------------- */
+
+/* What a run did (to compare with the plan). */
+typedef struct cdl_poly_eval_stats {
+    int level_in, level_out;
+    int depth;            /* level_in - level_out */
+    int planned_depth;    /* from the plan, known before the run */
+    int planned_ct_mults;
+    int ct_mults;         /* ciphertext x ciphertext multiplications performed */
+    int const_mults;
+    int rescales;
+} cdl_poly_eval_stats;
+
+/*
+ * out = p(t), t = alpha x + beta (alpha > 0), p(t) = sum coeffs[i] t^i, where
+ * `in` encrypts x (relinearized, size 2). Consumes exactly ceil(log2(d+1))
+ * levels (CDL_ERR_EXHAUSTED, before any work, if `in` has fewer) and returns
+ * a ciphertext whose scale is exactly out_scale (0: the scale of `in`).
+ * Needs the relinearization key. stats may be NULL.
+ *
+ * t costs no level: the ciphertext of x at scale s is read as one of alpha x
+ * at scale s / alpha. So that t carries the working scale (about the next
+ * prime), encrypt x at scale alpha * (working scale), or fold alpha and beta
+ * into the previous linear layer and pass alpha = 1, beta = 0. A scale far
+ * off (the powers of t would drift by more than 2^10) is refused with
+ * CDL_ERR_PARAMETERS. Precision at scale 2^40: |decrypted - p(t)| < 2^-20
+ * for |t| <= 1 and coefficients of size ~1 (measured: <= 3e-8, degree 1..15).
+ */
+CDL_API cdl_status cdl_ckks_eval_poly(const cdl_ckks_context *ctx, const cdl_ckks_relin_key *rlk,
+                                      const cdl_ckks_ciphertext *in, const double *coeffs, int degree, double alpha,
+                                      double beta, double out_scale, cdl_ckks_ciphertext *out,
+                                      cdl_poly_eval_stats *stats);
+/* The same for an approximation: evaluated in t = (2x - a - b)/(b - a), with
+ * the power coefficients in t derived from p->chebyshev. */
+CDL_API cdl_status cdl_ckks_eval_poly_approx(const cdl_ckks_context *ctx, const cdl_ckks_relin_key *rlk,
+                                             const cdl_ckks_ciphertext *in, const cdl_poly_approx *p,
+                                             double out_scale, cdl_ckks_ciphertext *out, cdl_poly_eval_stats *stats);
 
 #ifdef __cplusplus
 }
