@@ -188,6 +188,29 @@ void cdl_ckks_compute_param_hash(cdl_ckks_context *ctx);
 /* Residue modulo m of an integer-valued double of any magnitude (encoder.c). */
 uint64_t cdl_ckks_double_to_residue(double r, const cdl_modulus *m);
 
+/* Per-thread reusable work buffers (scratch.c): a buffer of at least `words`
+ * uint64_t for this slot, valid until the next call with the same slot on the
+ * same thread; NULL when out of memory. Callers never hold two uses of one
+ * slot at once: every function below has its own slots. */
+enum {
+    CDL_SCRATCH_KS_ACC,
+    CDL_SCRATCH_KS_YP,
+    CDL_SCRATCH_KS_CONV,
+    CDL_SCRATCH_KS_CC,
+    CDL_SCRATCH_KS_Y,
+    CDL_SCRATCH_KS_BUFS,
+    CDL_SCRATCH_EV_U,
+    CDL_SCRATCH_EV_C2,
+    CDL_SCRATCH_EV_C0,
+    CDL_SCRATCH_EV_DIGITS,
+    CDL_SCRATCH_RS_LAST,
+    CDL_SCRATCH_RS_TMP,
+    CDL_SCRATCH_SLOTS
+};
+uint64_t *cdl_ckks_scratch(int slot, size_t words);
+/* Free this thread's buffers now (they are also freed when the thread exits). */
+void cdl_ckks_scratch_release(void);
+
 /* Scales "equal" for add/sub: relative difference below 1e-9. */
 int cdl_ckks_scales_match(double a, double b);
 

@@ -304,21 +304,15 @@ static cdl_status relin_into(const cdl_ckks_context *ctx, const cdl_ckks_relin_k
 {
     const size_t n = ctx->n;
     const int limbs = level + 1;
-    uint64_t *digits = cdl_alloc_array(cdl_ckks_digits_words(ctx, level), sizeof(uint64_t));
-    uint64_t *u = cdl_alloc_array(2 * (size_t)limbs * n, sizeof(uint64_t));
-    cdl_status st = CDL_OK;
-    if (!digits || !u) {
-        st = CDL_ERR_NO_MEMORY;
-        goto done;
+    uint64_t *u = cdl_ckks_scratch(CDL_SCRATCH_EV_U, 2 * (size_t)limbs * n);
+    if (!u)
+        return cdl_fail(CDL_ERR_NO_MEMORY, "relinearization: out of memory");
+    cdl_status st = cdl_ckks_keyswitch(ctx, c2, level, &rlk->ksk, NULL, u, u + (size_t)limbs * n);
+    if (st == CDL_OK) {
+        cdl_rns_add(cdl_ct_poly(out, 0, 0), cdl_ct_poly(out, 0, 0), u, n, ctx->mod, limbs);
+        cdl_rns_add(cdl_ct_poly(out, 1, 0), cdl_ct_poly(out, 1, 0), u + (size_t)limbs * n, n, ctx->mod, limbs);
+        out->size = 2;
     }
-    CDL_TRY_GOTO(st, cdl_ckks_ks_decompose(ctx, c2, level, digits), done);
-    CDL_TRY_GOTO(st, cdl_ckks_ks_apply(ctx, digits, level, &rlk->ksk, NULL, u, u + (size_t)limbs * n), done);
-    cdl_rns_add(cdl_ct_poly(out, 0, 0), cdl_ct_poly(out, 0, 0), u, n, ctx->mod, limbs);
-    cdl_rns_add(cdl_ct_poly(out, 1, 0), cdl_ct_poly(out, 1, 0), u + (size_t)limbs * n, n, ctx->mod, limbs);
-    out->size = 2;
-done:
-    cdl_free(digits);
-    cdl_free(u);
     return st;
 }
 
@@ -341,9 +335,9 @@ cdl_status cdl_ckks_relinearize(const cdl_ckks_context *ctx, const cdl_ckks_reli
         return cdl_ckks_ciphertext_copy(ctx, a, out);
     const int level = a->level, limbs = level + 1;
     const size_t words = (size_t)limbs * ctx->n;
-    uint64_t *c2 = cdl_alloc_array(words, sizeof(uint64_t));
+    uint64_t *c2 = cdl_ckks_scratch(CDL_SCRATCH_EV_C2, words);
     if (!c2)
-        return CDL_ERR_NO_MEMORY;
+        return cdl_fail(CDL_ERR_NO_MEMORY, "cdl_ckks_relinearize: out of memory");
     memcpy(c2, cdl_ct_poly(a, 2, 0), words * sizeof(uint64_t));
     cdl_status st = CDL_OK;
     if (out != a) {
@@ -356,7 +350,6 @@ cdl_status cdl_ckks_relinearize(const cdl_ckks_context *ctx, const cdl_ckks_reli
     }
     if (st == CDL_OK)
         st = relin_into(ctx, rlk, c2, level, out);
-    cdl_free(c2);
     return st;
 }
 
@@ -367,18 +360,16 @@ cdl_status cdl_ckks_mul_relin(const cdl_ckks_context *ctx, const cdl_ckks_relin_
     CDL_TRY(check_rlk(ctx, rlk, "cdl_ckks_mul_relin"));
     const int level = a->level, limbs = level + 1;
     const double scale = a->scale * b->scale;
-    uint64_t *c2 = cdl_alloc_array((size_t)limbs * ctx->n, sizeof(uint64_t));
+    uint64_t *c2 = cdl_ckks_scratch(CDL_SCRATCH_EV_C2, (size_t)limbs * ctx->n);
     if (!c2)
-        return CDL_ERR_NO_MEMORY;
+        return cdl_fail(CDL_ERR_NO_MEMORY, "cdl_ckks_mul_relin: out of memory");
     /* d0, d1 straight into out (tensor reads each position before writing it), d2 aside. */
     tensor(ctx, a, b, limbs, cdl_ct_poly(out, 0, 0), cdl_ct_poly(out, 1, 0), c2, ctx->n);
     out->size = 2;
     out->level = level;
     out->scale = scale;
     out->seeded = 0;
-    cdl_status st = relin_into(ctx, rlk, c2, level, out);
-    cdl_free(c2);
-    return st;
+    return relin_into(ctx, rlk, c2, level, out);
 }
 
 /* ---- levels ---- */
@@ -393,22 +384,14 @@ cdl_status cdl_ckks_rescale(const cdl_ckks_context *ctx, const cdl_ckks_cipherte
     const size_t n = ctx->n;
     const int l = a->level, size = a->size;
     const size_t qc = (size_t)ctx->q_count;
-    uint64_t *last = cdl_alloc_array((size_t)size * n, sizeof(uint64_t));
-    uint64_t *tmp = cdl_alloc_array((size_t)size * (size_t)l * n, sizeof(uint64_t));
-    if (!last || !tmp) {
-        cdl_free(last);
-        cdl_free(tmp);
-        return CDL_ERR_NO_MEMORY;
-    }
+    uint64_t *last = cdl_ckks_scratch(CDL_SCRATCH_RS_LAST, (size_t)size * n);
+    uint64_t *tmp = cdl_ckks_scratch(CDL_SCRATCH_RS_TMP, (size_t)size * (size_t)l * n);
+    if (!last || !tmp)
+        return cdl_fail(CDL_ERR_NO_MEMORY, "cdl_ckks_rescale: out of memory");
     for (int k = 0; k < size; k++)
         memcpy(last + (size_t)k * n, cdl_ct_poly(a, k, l), n * sizeof(uint64_t));
     const double scale = a->scale / (double)ctx->primes[l];
-    cdl_status st = cdl_ckks_ciphertext_reserve(out, size);
-    if (st != CDL_OK) {
-        cdl_free(last);
-        cdl_free(tmp);
-        return st;
-    }
+    CDL_TRY(cdl_ckks_ciphertext_reserve(out, size));
     const uint64_t ql = ctx->primes[l];
 #pragma omp parallel
     {
@@ -433,8 +416,6 @@ cdl_status cdl_ckks_rescale(const cdl_ckks_context *ctx, const cdl_ckks_cipherte
     out->level = l - 1;
     out->scale = scale;
     out->seeded = 0;
-    cdl_free(last);
-    cdl_free(tmp);
     return CDL_OK;
 }
 
@@ -508,25 +489,27 @@ static cdl_status rotate_elements(const cdl_ckks_context *ctx, const cdl_ckks_ga
             cdl_free(key_index);
             return cdl_fail(CDL_ERR_MISMATCH, "%s: Galois keys made for another context", fn);
         }
-        need_ks = 1;
+        need_ks++;
     }
     const size_t n = ctx->n;
     const int level = a->level, limbs = level + 1;
     const double scale = a->scale;
     const size_t words = (size_t)limbs * n;
-    uint64_t *c0 = cdl_alloc_array(2 * words, sizeof(uint64_t));
-    uint64_t *u = cdl_alloc_array(2 * words, sizeof(uint64_t));
-    uint64_t *digits = need_ks ? cdl_alloc_array(cdl_ckks_digits_words(ctx, level), sizeof(uint64_t)) : NULL;
+    uint64_t *c0 = cdl_ckks_scratch(CDL_SCRATCH_EV_C0, 2 * words);
+    uint64_t *u = cdl_ckks_scratch(CDL_SCRATCH_EV_U, 2 * words);
+    /* One key switch: fused (no digit buffer). Several: decompose once (hoisting). */
+    const int hoist = need_ks > 1;
+    uint64_t *digits = hoist ? cdl_ckks_scratch(CDL_SCRATCH_EV_DIGITS, cdl_ckks_digits_words(ctx, level)) : NULL;
     uint32_t *perm = cdl_alloc_array(n, sizeof(uint32_t));
     cdl_status st = CDL_OK;
-    if (!c0 || !u || (need_ks && !digits) || !perm) {
-        st = CDL_ERR_NO_MEMORY;
+    if (!c0 || !u || (hoist && !digits) || !perm) {
+        st = cdl_fail(CDL_ERR_NO_MEMORY, "rotation: out of memory");
         goto done;
     }
     /* Keep (c0, c1) of the input: outputs may alias it. */
     memcpy(c0, cdl_ct_poly(a, 0, 0), words * sizeof(uint64_t));
     memcpy(c0 + words, cdl_ct_poly(a, 1, 0), words * sizeof(uint64_t));
-    if (need_ks)
+    if (hoist)
         CDL_TRY_GOTO(st, cdl_ckks_ks_decompose(ctx, c0 + words, level, digits), done);
     for (size_t r = 0; r < count; r++) {
         cdl_ckks_ciphertext *o = outs[r];
@@ -538,7 +521,11 @@ static cdl_status rotate_elements(const cdl_ckks_context *ctx, const cdl_ckks_ga
         }
         cdl_automorphism_ntt_index(n, elts[r], perm);
         /* rotated = (phi(c0), phi(c1)) under phi(s); switch phi(c1) back to s, hoisted: phi(D_d) read via perm. */
-        CDL_TRY_GOTO(st, cdl_ckks_ks_apply(ctx, digits, level, &gk->keys[key_index[r]], perm, u, u + words), done);
+        if (hoist)
+            CDL_TRY_GOTO(st, cdl_ckks_ks_apply(ctx, digits, level, &gk->keys[key_index[r]], perm, u, u + words), done);
+        else
+            CDL_TRY_GOTO(st, cdl_ckks_keyswitch(ctx, c0 + words, level, &gk->keys[key_index[r]], perm, u, u + words),
+                         done);
 #pragma omp parallel for schedule(static) if (limbs > 1)
         for (int i = 0; i < limbs; i++) {
             uint64_t q = ctx->primes[i];
@@ -552,9 +539,6 @@ static cdl_status rotate_elements(const cdl_ckks_context *ctx, const cdl_ckks_ga
     }
 done:
     cdl_free(key_index);
-    cdl_free(c0);
-    cdl_free(u);
-    cdl_free(digits);
     cdl_free(perm);
     return st;
 }

@@ -9,6 +9,8 @@
 
 #include <string.h>
 
+#include <omp.h>
+
 #include "core/error.h"
 #include "core/memory.h"
 #include "ring/rns_poly.h"
@@ -19,18 +21,12 @@ static inline int ext_prime(const cdl_ckks_context *ctx, int level, int t)
     return t <= level ? t : ctx->q_count + (t - level - 1);
 }
 
-cdl_status cdl_ckks_ks_decompose(const cdl_ckks_context *ctx, const uint64_t *c, int level, uint64_t *digits)
+/* INTT copies of c's limbs and the per-digit first step of the base conversion. */
+static void modup_prepare(const cdl_ckks_context *ctx, const uint64_t *c, int level, uint64_t *cc, uint64_t *y)
 {
     const size_t n = ctx->n;
-    const int limbs = level + 1, ext = level + 1 + ctx->p_count, alpha = ctx->alpha;
+    const int limbs = level + 1, alpha = ctx->alpha;
     const int dcount = cdl_ckks_digit_count(ctx, level);
-    uint64_t *cc = cdl_alloc_array((size_t)limbs * n, sizeof(uint64_t));
-    uint64_t *y = cdl_alloc_array((size_t)limbs * n, sizeof(uint64_t));
-    if (!cc || !y) {
-        cdl_free(cc);
-        cdl_free(y);
-        return CDL_ERR_NO_MEMORY;
-    }
     memcpy(cc, c, (size_t)limbs * n * sizeof(uint64_t));
 #pragma omp parallel
     {
@@ -42,65 +38,134 @@ cdl_status cdl_ckks_ks_decompose(const cdl_ckks_context *ctx, const uint64_t *c,
             int first = d * alpha, last = (d + 1) * alpha < limbs ? (d + 1) * alpha - 1 : limbs - 1;
             cdl_base_convert_prepare(&ctx->modup[last], cc + (size_t)first * n, y + (size_t)first * n, n);
         }
-#pragma omp for schedule(static)
-        for (int item = 0; item < dcount * ext; item++) {
-            int d = item / ext, t = item % ext;
-            int first = d * alpha, last = (d + 1) * alpha < limbs ? (d + 1) * alpha - 1 : limbs - 1;
-            int p = ext_prime(ctx, level, t);
-            uint64_t *out = digits + (size_t)item * n;
-            if (p >= first && p <= last) {
-                memcpy(out, c + (size_t)p * n, n * sizeof(uint64_t));
-            } else {
-                cdl_base_convert_limb(&ctx->modup[last], y + (size_t)first * n, p, out, n);
-                cdl_ntt_forward(ctx->ntt[p], out);
-            }
-        }
     }
-    cdl_free(cc);
-    cdl_free(y);
+}
+
+/* Digit d of c, extended limb t (ctx prime p), NTT form: either c's own limb
+ * (p inside the digit; returned without copying) or converted into buf. */
+static const uint64_t *digit_limb(const cdl_ckks_context *ctx, const uint64_t *c, const uint64_t *y, int level, int d,
+                                  int p, uint64_t *buf)
+{
+    const size_t n = ctx->n;
+    const int limbs = level + 1, alpha = ctx->alpha;
+    int first = d * alpha, last = (d + 1) * alpha < limbs ? (d + 1) * alpha - 1 : limbs - 1;
+    if (p >= first && p <= last)
+        return c + (size_t)p * n;
+    cdl_base_convert_limb(&ctx->modup[last], y + (size_t)first * n, p, buf, n);
+    cdl_ntt_forward(ctx->ntt[p], buf);
+    return buf;
+}
+
+cdl_status cdl_ckks_ks_decompose(const cdl_ckks_context *ctx, const uint64_t *c, int level, uint64_t *digits)
+{
+    const size_t n = ctx->n;
+    const int limbs = level + 1, ext = level + 1 + ctx->p_count;
+    const int dcount = cdl_ckks_digit_count(ctx, level);
+    uint64_t *cc = cdl_ckks_scratch(CDL_SCRATCH_KS_CC, (size_t)limbs * n);
+    uint64_t *y = cdl_ckks_scratch(CDL_SCRATCH_KS_Y, (size_t)limbs * n);
+    if (!cc || !y)
+        return cdl_fail(CDL_ERR_NO_MEMORY, "key switching: out of memory");
+    modup_prepare(ctx, c, level, cc, y);
+#pragma omp parallel for schedule(static)
+    for (int item = 0; item < dcount * ext; item++) {
+        int d = item / ext, t = item % ext;
+        uint64_t *out = digits + (size_t)item * n;
+        const uint64_t *src = digit_limb(ctx, c, y, level, d, ext_prime(ctx, level, t), out);
+        if (src != out)
+            memcpy(out, src, n * sizeof(uint64_t));
+    }
     return CDL_OK;
 }
 
-cdl_status cdl_ckks_ks_apply(const cdl_ckks_context *ctx, const uint64_t *digits, int level, const cdl_ckks_ksk *key,
-                             const uint32_t *perm, uint64_t *out0, uint64_t *out1)
+/* o0, o1 = sum_d x_d[perm(k)] * (k0_d, k1_d)[k] mod q, with lazy 128-bit sums.
+ * Blocked over k so that the accumulators stay in L1 and each pass over a
+ * digit streams three arrays (digit, two key halves) front to back: the key
+ * is the largest operand (dnum * 2 * (L+K+1) limbs) and this is memory-bound. */
+#define MAC_BLOCK 256
+static void mac_limb(const uint64_t *const *x, const uint64_t *const *k0, const uint64_t *const *k1, int dcount,
+                     const uint32_t *perm, const cdl_modulus *m, uint64_t *restrict o0, uint64_t *restrict o1,
+                     size_t n)
+{
+    const int lazy = cdl_lazy_products(m);
+    cdl_u128 s0[MAC_BLOCK], s1[MAC_BLOCK];
+    for (size_t k0i = 0; k0i < n; k0i += MAC_BLOCK) {
+        size_t len = n - k0i < MAC_BLOCK ? n - k0i : MAC_BLOCK;
+        memset(s0, 0, sizeof s0);
+        memset(s1, 0, sizeof s1);
+        int cnt = 0;
+        for (int d = 0; d < dcount; d++) {
+            const uint64_t *xd = x[d], *a = k0[d] + k0i, *b = k1[d] + k0i;
+            if (perm) {
+                const uint32_t *pm = perm + k0i;
+                for (size_t k = 0; k < len; k++) {
+                    uint64_t v = xd[pm[k]];
+                    s0[k] += (cdl_u128)v * a[k];
+                    s1[k] += (cdl_u128)v * b[k];
+                }
+            } else {
+                const uint64_t *xv = xd + k0i;
+                for (size_t k = 0; k < len; k++) {
+                    uint64_t v = xv[k];
+                    s0[k] += (cdl_u128)v * a[k];
+                    s1[k] += (cdl_u128)v * b[k];
+                }
+            }
+            if (++cnt == lazy && d + 1 < dcount) {
+                for (size_t k = 0; k < len; k++) {
+                    s0[k] = cdl_reduce_u126(s0[k], m);
+                    s1[k] = cdl_reduce_u126(s1[k], m);
+                }
+                cnt = 1;
+            }
+        }
+        for (size_t k = 0; k < len; k++) {
+            o0[k0i + k] = cdl_reduce_u126(s0[k], m);
+            o1[k0i + k] = cdl_reduce_u126(s1[k], m);
+        }
+    }
+}
+
+/* Inner product (digits stored, or computed limb by limb from c when digits
+ * is NULL) followed by ModDown. */
+static cdl_status ks_core(const cdl_ckks_context *ctx, const uint64_t *digits, const uint64_t *c, int level,
+                          const cdl_ckks_ksk *key, const uint32_t *perm, uint64_t *out0, uint64_t *out1)
 {
     const size_t n = ctx->n;
     const int limbs = level + 1, ext = level + 1 + ctx->p_count, K = ctx->p_count;
     const int dcount = cdl_ckks_digit_count(ctx, level);
-    uint64_t *acc = cdl_alloc_array(2 * (size_t)ext * n, sizeof(uint64_t));
-    uint64_t *yp = cdl_alloc_array(2 * (size_t)K * n, sizeof(uint64_t));
-    uint64_t *conv = cdl_alloc_array(2 * (size_t)limbs * n, sizeof(uint64_t));
-    if (!acc || !yp || !conv) {
-        cdl_free(acc), cdl_free(yp), cdl_free(conv);
-        return CDL_ERR_NO_MEMORY;
+    const int threads = omp_get_max_threads();
+    uint64_t *acc = cdl_ckks_scratch(CDL_SCRATCH_KS_ACC, 2 * (size_t)ext * n);
+    uint64_t *yp = cdl_ckks_scratch(CDL_SCRATCH_KS_YP, 2 * (size_t)K * n);
+    uint64_t *conv = cdl_ckks_scratch(CDL_SCRATCH_KS_CONV, 2 * (size_t)limbs * n);
+    uint64_t *cc = NULL, *y = NULL, *bufs = NULL;
+    if (!acc || !yp || !conv)
+        return cdl_fail(CDL_ERR_NO_MEMORY, "key switching: out of memory");
+    if (!digits) {
+        cc = cdl_ckks_scratch(CDL_SCRATCH_KS_CC, (size_t)limbs * n);
+        y = cdl_ckks_scratch(CDL_SCRATCH_KS_Y, (size_t)limbs * n);
+        bufs = cdl_ckks_scratch(CDL_SCRATCH_KS_BUFS, (size_t)threads * (size_t)dcount * n);
+        if (!cc || !y || !bufs)
+            return cdl_fail(CDL_ERR_NO_MEMORY, "key switching: out of memory");
+        modup_prepare(ctx, c, level, cc, y);
     }
     uint64_t *acc0 = acc, *acc1 = acc + (size_t)ext * n;
 #pragma omp parallel
     {
+        const uint64_t *x[CDL_CKKS_MAX_PRIMES], *k0[CDL_CKKS_MAX_PRIMES], *k1[CDL_CKKS_MAX_PRIMES];
+        uint64_t *buf = bufs ? bufs + (size_t)omp_get_thread_num() * (size_t)dcount * n : NULL;
         /* Inner product over digits, per extended limb. */
 #pragma omp for schedule(static)
         for (int t = 0; t < ext; t++) {
             int p = ext_prime(ctx, level, t);
-            const cdl_modulus *m = &ctx->mod[p];
-            const int lazy = cdl_lazy_products(m);
-            uint64_t *o0 = acc0 + (size_t)t * n, *o1 = acc1 + (size_t)t * n;
-            for (size_t k = 0; k < n; k++) {
-                size_t src = perm ? perm[k] : k;
-                cdl_u128 s0 = 0, s1 = 0;
-                int cnt = 0;
-                for (int d = 0; d < dcount; d++) {
-                    uint64_t x = digits[((size_t)d * (size_t)ext + (size_t)t) * n + src];
-                    s0 += (cdl_u128)x * cdl_ksk_poly(key, d, 0, p)[k];
-                    s1 += (cdl_u128)x * cdl_ksk_poly(key, d, 1, p)[k];
-                    if (++cnt == lazy) {
-                        s0 = cdl_barrett_reduce_128(s0, m);
-                        s1 = cdl_barrett_reduce_128(s1, m);
-                        cnt = 1;
-                    }
-                }
-                o0[k] = cdl_barrett_reduce_128(s0, m);
-                o1[k] = cdl_barrett_reduce_128(s1, m);
+            for (int d = 0; d < dcount; d++) {
+                if (digits)
+                    x[d] = digits + ((size_t)d * (size_t)ext + (size_t)t) * n;
+                else
+                    x[d] = digit_limb(ctx, c, y, level, d, p, buf + (size_t)d * n);
+                k0[d] = cdl_ksk_poly(key, d, 0, p);
+                k1[d] = cdl_ksk_poly(key, d, 1, p);
             }
+            mac_limb(x, k0, k1, dcount, perm, &ctx->mod[p], acc0 + (size_t)t * n, acc1 + (size_t)t * n, n);
         }
         /* ModDown: the P part to coefficients, convert to Q_l, subtract, times P^-1. */
 #pragma omp for schedule(static)
@@ -126,8 +191,19 @@ cdl_status cdl_ckks_ks_apply(const cdl_ckks_context *ctx, const uint64_t *digits
                 o[k] = cdl_mul_shoup(a[k] + q - cv[k], w, ws, q);
         }
     }
-    cdl_free(acc), cdl_free(yp), cdl_free(conv);
     return CDL_OK;
+}
+
+cdl_status cdl_ckks_ks_apply(const cdl_ckks_context *ctx, const uint64_t *digits, int level, const cdl_ckks_ksk *key,
+                             const uint32_t *perm, uint64_t *out0, uint64_t *out1)
+{
+    return ks_core(ctx, digits, NULL, level, key, perm, out0, out1);
+}
+
+cdl_status cdl_ckks_keyswitch(const cdl_ckks_context *ctx, const uint64_t *c, int level, const cdl_ckks_ksk *key,
+                              const uint32_t *perm, uint64_t *out0, uint64_t *out1)
+{
+    return ks_core(ctx, NULL, c, level, key, perm, out0, out1);
 }
 
 cdl_status cdl_ckks_ksk_generate(const cdl_ckks_context *ctx, const cdl_ckks_secret_key *sk, const uint64_t *s_from,

@@ -35,6 +35,11 @@ cdl_status cdl_ckks_ks_decompose(const cdl_ckks_context *ctx, const uint64_t *c,
 cdl_status cdl_ckks_ks_apply(const cdl_ckks_context *ctx, const uint64_t *digits, int level, const cdl_ckks_ksk *key,
                              const uint32_t *perm, uint64_t *out0, uint64_t *out1);
 
+/* Both halves fused, digit limbs computed on the fly (no digit buffer): same
+ * result, bit for bit, as decompose + apply. c must not alias out0/out1. */
+cdl_status cdl_ckks_keyswitch(const cdl_ckks_context *ctx, const uint64_t *c, int level, const cdl_ckks_ksk *key,
+                              const uint32_t *perm, uint64_t *out0, uint64_t *out1);
+
 /* Generate a key switching from s_from (NTT over all qp primes) to sk. */
 cdl_status cdl_ckks_ksk_generate(const cdl_ckks_context *ctx, const cdl_ckks_secret_key *sk, const uint64_t *s_from,
                                  cdl_rng *rng, cdl_ckks_ksk *key);

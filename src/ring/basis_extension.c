@@ -68,6 +68,11 @@ void cdl_base_converter_release(cdl_base_converter *bc)
 
 void cdl_base_convert_prepare(const cdl_base_converter *bc, const uint64_t *x, uint64_t *y, size_t n)
 {
+    if (bc->from_count == 1) { /* Q/q_0 = 1: y = x */
+        if (y != x)
+            memcpy(y, x, n * sizeof(uint64_t));
+        return;
+    }
     for (int i = 0; i < bc->from_count; i++) {
         uint64_t q = bc->from[i].value, w = bc->qhat_inv[i], ws = bc->qhat_inv_shoup[i];
         const uint64_t *xi = x + (size_t)i * n;
@@ -86,9 +91,17 @@ void cdl_base_convert_limb(const cdl_base_converter *bc, const uint64_t *y, int 
     const uint64_t *ws = bc->qhat_mod_p_shoup + (size_t)j * fc;
     /* Shoup products are in [0, 2p) for any 64-bit y; sum a few, then reduce.
      * 2p < 2^62, so four lazy terms fit below 2^64. */
-    if (fc == 1) {
-        for (size_t k = 0; k < n; k++)
-            out[k] = cdl_mul_shoup(y[k], w[0], ws[0], p);
+    if (fc == 1) { /* exact: out = y mod p with y < q_0 */
+        uint64_t q0 = bc->from[0].value;
+        if (q0 <= p) {
+            memcpy(out, y, n * sizeof(uint64_t));
+        } else if (q0 <= 2 * p) {
+            for (size_t k = 0; k < n; k++)
+                out[k] = cdl_reduce_once(y[k], p);
+        } else {
+            for (size_t k = 0; k < n; k++)
+                out[k] = cdl_barrett_reduce_64(y[k], m);
+        }
         return;
     }
     for (size_t k = 0; k < n; k++) {

@@ -49,12 +49,29 @@ void cdl_rns_from_small(uint64_t *out, const int8_t *a, size_t n, const cdl_modu
 void cdl_rns_ntt_forward(uint64_t *a, size_t n, cdl_ntt_table *const *tables, int limbs);
 void cdl_rns_ntt_inverse(uint64_t *a, size_t n, cdl_ntt_table *const *tables, int limbs);
 
+/* x mod q for any x < 2^126 and 2^20 <= q < 2^61: Barrett with r = floor(2^128/q)
+ * as in cdl_barrett_reduce_128, with the bound worked out for wider sums:
+ * xh < 2^62, so t = (xl*r_lo >> 64) + xl*r_hi + xh*r_lo < 2^126 + 2^108 + 2^64
+ * does not overflow; qhat underestimates floor(x/q) by at most 2 and the
+ * remainder x - qhat*q < 3q < 2^63 is exact modulo 2^64. Branch-free. */
+static inline uint64_t cdl_reduce_u126(cdl_u128 x, const cdl_modulus *m)
+{
+    uint64_t xl = (uint64_t)x, xh = (uint64_t)(x >> 64);
+    cdl_u128 t = ((cdl_u128)xl * m->barrett_lo) >> 64;
+    t += (cdl_u128)xl * m->barrett_hi;
+    t += (cdl_u128)xh * m->barrett_lo;
+    uint64_t qhat = (uint64_t)(t >> 64) + xh * m->barrett_hi;
+    uint64_t r = xl - qhat * m->value;
+    r = cdl_reduce_once(r, 2 * m->value);
+    return cdl_reduce_once(r, m->value);
+}
+
 /* How many products of two residues (< q) can be summed in an unsigned
- * __int128 and still be reduced by cdl_barrett_reduce_128 (sum < 2^122). */
+ * __int128 and still be reduced by cdl_reduce_u126 (sum < 2^126). */
 static inline int cdl_lazy_products(const cdl_modulus *m)
 {
     cdl_u128 sq = (cdl_u128)(m->value - 1) * (m->value - 1);
-    cdl_u128 lim = (cdl_u128)1 << 122;
+    cdl_u128 lim = (cdl_u128)1 << 126;
     cdl_u128 k = sq ? lim / sq : lim;
     return k > 1024 ? 1024 : (int)k;
 }

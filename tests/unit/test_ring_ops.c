@@ -78,6 +78,35 @@ static void test_rns_ops(void **state)
     cdl_rng_free(rng);
 }
 
+static void test_wide_reduction(void **state)
+{
+    (void)state;
+    cdl_rng *rng = make_rng(5);
+    const int bits[] = {20, 30, 40, 50, 55, 60, 61};
+    for (size_t b = 0; b < sizeof bits / sizeof bits[0]; b++) {
+        uint64_t q;
+        assert_int_equal(cdl_generate_ntt_primes(bits[b], 1, 2048, NULL, 0, &q), CDL_OK);
+        cdl_modulus m;
+        cdl_modulus_init(&m, q);
+        int lazy = cdl_lazy_products(&m);
+        assert_true(lazy >= 16);
+        for (int i = 0; i < 20000; i++) {
+            cdl_u128 x = ((cdl_u128)cdl_rng_u64(rng) << 64) | cdl_rng_u64(rng);
+            x >>= 2 + (i % 40); /* below 2^126, many sizes */
+            if (i == 0)
+                x = ((cdl_u128)1 << 126) - 1;
+            assert_true(cdl_reduce_u126(x, &m) == (uint64_t)(x % q));
+        }
+        /* the documented lazy count of worst-case products */
+        cdl_u128 s = 0;
+        for (int k = 0; k < lazy; k++)
+            s += (cdl_u128)(q - 1) * (q - 1);
+        assert_true(s >> 126 == 0);
+        assert_true(cdl_reduce_u126(s, &m) == (uint64_t)(s % q));
+    }
+    cdl_rng_free(rng);
+}
+
 static void test_base_conversion_vs_crt(void **state)
 {
     (void)state;
@@ -250,6 +279,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rns_ops),
+        cmocka_unit_test(test_wide_reduction),
         cmocka_unit_test(test_base_conversion_vs_crt),
         cmocka_unit_test(test_automorphism),
         cmocka_unit_test(test_samplers),
