@@ -347,8 +347,25 @@ cdl_status cdl_approx_compute(cdl_activation fn, cdl_approx_method method, int d
     default:
         return cdl_fail(CDL_ERR_INTERNAL, "approx: method %d not dispatched", (int)method);
     }
-    if (method != CDL_APPROX_TAYLOR)
+    /* Coefficients at rounding level (e.g. the even ones of tanh on a symmetric
+     * interval, 1e-17 instead of 0) are set to exactly 0: they carry no
+     * information, and a zero coefficient is skipped on ciphertexts. */
+    long double cmax = 0.0L;
+    for (int k = 0; k <= degree; k++)
+        cmax = fmaxl(cmax, fabsl(c[k]));
+    for (int k = 0; k <= degree; k++)
+        if (fabsl(c[k]) <= 1e-15L * cmax)
+            c[k] = 0.0L;
+    if (method != CDL_APPROX_TAYLOR) {
         cdl_cheb_to_power_ld(c, degree, la, lb, pw);
+    } else {
+        long double pmax = 0.0L;
+        for (int k = 0; k <= degree; k++)
+            pmax = fmaxl(pmax, fabsl(pw[k]));
+        for (int k = 0; k <= degree; k++)
+            if (fabsl(pw[k]) <= 1e-15L * pmax)
+                pw[k] = 0.0L;
+    }
     for (int k = 0; k <= degree; k++) {
         out->chebyshev[k] = (double)c[k];
         out->power[k] = (double)pw[k];

@@ -59,6 +59,21 @@ static json_t *to_object(const cdl_poly_approx *p)
         bad |= json_object_set_new(g, "sigma", json_real(p->gauss_sigma));
     }
     bad |= json_object_set_new(o, "gaussian", g);
+    {
+        /* what evaluating it on a ciphertext costs (power basis in t, see poly_eval.c) */
+        double tc[CDL_APPROX_MAX_DEGREE + 1];
+        cdl_poly_eval_plan plan;
+        if (cdl_poly_chebyshev_to_power(p->chebyshev, p->degree, -1.0, 1.0, tc) == CDL_OK &&
+            cdl_poly_eval_plan_compute(tc, p->degree, &plan) == CDL_OK) {
+            json_t *e = json_object();
+            if (e) {
+                bad |= json_object_set_new(e, "depth", json_integer(plan.depth));
+                bad |= json_object_set_new(e, "ct_mults", json_integer(plan.ct_mults));
+                bad |= json_object_set_new(e, "const_mults", json_integer(plan.const_mults));
+            }
+            bad |= json_object_set_new(o, "he_cost", e);
+        }
+    }
     if (p->method == CDL_APPROX_REMEZ) {
         json_t *r = json_object();
         if (r) {
