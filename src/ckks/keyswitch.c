@@ -141,6 +141,8 @@ static cdl_status ks_core(const cdl_ckks_context *ctx, const uint64_t *digits, c
     if (!acc || !yp || !conv)
         return cdl_fail(CDL_ERR_NO_MEMORY, "key switching: out of memory");
     if (!digits) {
+        if (!c)
+            return cdl_fail(CDL_ERR_INTERNAL, "key switching: neither digits nor a polynomial given");
         cc = cdl_ckks_scratch(CDL_SCRATCH_KS_CC, (size_t)limbs * n);
         y = cdl_ckks_scratch(CDL_SCRATCH_KS_Y, (size_t)limbs * n);
         bufs = cdl_ckks_scratch(CDL_SCRATCH_KS_BUFS, (size_t)threads * (size_t)dcount * n);
