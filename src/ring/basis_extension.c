@@ -15,8 +15,8 @@ cdl_status cdl_base_converter_init(cdl_base_converter *bc, const cdl_modulus *fr
                                    const cdl_modulus *to, int to_count)
 {
     memset(bc, 0, sizeof *bc);
-    if (from_count < 1 || to_count < 0)
-        return cdl_fail(CDL_ERR_INTERNAL, "base converter needs at least one source prime");
+    if (from_count < 1 || from_count > CDL_BASE_MAX_FROM || to_count < 0)
+        return cdl_fail(CDL_ERR_INTERNAL, "base converter needs 1..%d source primes", CDL_BASE_MAX_FROM);
     bc->from_count = from_count;
     bc->to_count = to_count;
     size_t fc = (size_t)from_count, tc = (size_t)to_count;
@@ -26,7 +26,9 @@ cdl_status cdl_base_converter_init(cdl_base_converter *bc, const cdl_modulus *fr
     bc->qhat_inv_shoup = cdl_alloc_array(fc, sizeof(uint64_t));
     bc->qhat_mod_p = cdl_alloc_array(fc * (tc ? tc : 1), sizeof(uint64_t));
     bc->qhat_mod_p_shoup = cdl_alloc_array(fc * (tc ? tc : 1), sizeof(uint64_t));
-    if (!bc->from || !bc->to || !bc->qhat_inv || !bc->qhat_inv_shoup || !bc->qhat_mod_p || !bc->qhat_mod_p_shoup) {
+    bc->q_mult_mod_p = cdl_alloc_array((fc + 1) * (tc ? tc : 1), sizeof(uint64_t));
+    if (!bc->from || !bc->to || !bc->qhat_inv || !bc->qhat_inv_shoup || !bc->qhat_mod_p || !bc->qhat_mod_p_shoup ||
+        !bc->q_mult_mod_p) {
         cdl_base_converter_release(bc);
         return CDL_ERR_NO_MEMORY;
     }
@@ -50,6 +52,13 @@ cdl_status cdl_base_converter_init(cdl_base_converter *bc, const cdl_modulus *fr
             bc->qhat_mod_p_shoup[(size_t)j * fc + (size_t)i] = cdl_shoup_precompute(v, pj);
         }
     }
+    for (int j = 0; j < to_count; j++) {
+        uint64_t qm = 1;
+        for (int k = 0; k < from_count; k++)
+            qm = cdl_mod_mul(qm, cdl_barrett_reduce_64(from[k].value, &to[j]), &to[j]);
+        for (size_t c = 0; c <= fc; c++)
+            bc->q_mult_mod_p[(size_t)j * (fc + 1) + c] = cdl_mod_mul(qm, c % to[j].value, &to[j]);
+    }
     return CDL_OK;
 }
 
@@ -63,6 +72,7 @@ void cdl_base_converter_release(cdl_base_converter *bc)
     cdl_free(bc->qhat_inv_shoup);
     cdl_free(bc->qhat_mod_p);
     cdl_free(bc->qhat_mod_p_shoup);
+    cdl_free(bc->q_mult_mod_p);
     memset(bc, 0, sizeof *bc);
 }
 
@@ -89,28 +99,22 @@ void cdl_base_convert_limb(const cdl_base_converter *bc, const uint64_t *y, int 
     size_t fc = (size_t)bc->from_count;
     const uint64_t *w = bc->qhat_mod_p + (size_t)j * fc;
     const uint64_t *ws = bc->qhat_mod_p_shoup + (size_t)j * fc;
-    /* Shoup products are in [0, 2p) for any 64-bit y; sum a few, then reduce.
-     * 2p < 2^62, so four lazy terms fit below 2^64. */
-    if (fc == 1) { /* exact: out = y mod p with y < q_0 */
-        uint64_t q0 = bc->from[0].value;
-        if (q0 <= p) {
-            memcpy(out, y, n * sizeof(uint64_t));
-        } else if (q0 <= 2 * p) {
-            for (size_t k = 0; k < n; k++)
-                out[k] = cdl_reduce_once(y[k], p);
-        } else {
-            for (size_t k = 0; k < n; k++)
-                out[k] = cdl_barrett_reduce_64(y[k], m);
-        }
+    if (fc == 1) { /* exact centered lift of y < q_0 */
+        cdl_lift_centered(y, bc->from[0].value, out, n, m);
         return;
     }
+    const uint64_t *qmult = bc->q_mult_mod_p + (size_t)j * (fc + 1);
+    uint64_t half[CDL_BASE_MAX_FROM];
+    for (size_t i = 0; i < fc && i < CDL_BASE_MAX_FROM; i++)
+        half[i] = bc->from[i].value >> 1;
     for (size_t k = 0; k < n; k++) {
-        uint64_t acc = 0;
+        uint64_t acc = 0, cnt = 0;
         for (size_t i = 0; i < fc; i++) {
-            uint64_t t = cdl_mul_shoup(y[i * n + k], w[i], ws[i], p);
-            acc = cdl_mod_add(acc, t, p);
+            uint64_t v = y[i * n + k];
+            cnt += (uint64_t)(v > half[i]); /* v - q_i: subtract Q once more */
+            acc = cdl_mod_add(acc, cdl_mul_shoup(v, w[i], ws[i], p), p);
         }
-        out[k] = acc;
+        out[k] = cdl_mod_sub(acc, qmult[cnt], p);
     }
 }
 

@@ -1,8 +1,9 @@
 /*
  * test_ring_ops.c: the ring layer additions against independent references.
  *  - RNS limb-wise ops vs 128-bit arithmetic, and identical for 1 and 2 threads;
- *  - fast base conversion vs exact CRT with unsigned __int128 (two ~30-bit
- *    source primes): the result must be x + k*Q with 0 <= k < |A|, as documented;
+ *  - fast base conversion vs exact CRT with __int128 (two ~31-bit source
+ *    primes): the result must be x_c + k*Q with x_c the centered
+ *    representative and |k| <= |A|/2, as documented; exact for one prime;
  *  - centered lift + multiply by q_last^-1 == round(x / q_last) exactly;
  *  - automorphism: NTT(aut_coeff(a)) == aut_ntt(NTT(a)), and aut_coeff vs the
  *    definition (evaluate X^(i g) with X^N = -1 by hand);
@@ -134,21 +135,35 @@ static void test_base_conversion_vs_crt(void **state)
         x[n + k] = (uint64_t)(v % qs[1]);
     }
     cdl_base_convert(&bc, x, y, out, n);
-    int saw_k1 = 0;
     for (size_t k = 0; k < n; k++) {
-        int found = -1;
-        for (int kk = 0; kk < 2 && found < 0; kk++) {
-            cdl_u128 v = xs[k] + (cdl_u128)kk * Q;
+        /* centered representative of x, then x_c + k*Q with |k| <= |A|/2 = 1 */
+        __int128 xc = xs[k] > Q / 2 ? (__int128)xs[k] - (__int128)Q : (__int128)xs[k];
+        int found = 0;
+        for (int kk = -1; kk <= 1 && !found; kk++) {
+            __int128 v = xc + (__int128)kk * (__int128)Q;
             int ok = 1;
-            for (int j = 0; j < 3; j++)
-                ok &= out[j * n + k] == (uint64_t)(v % ps[j]);
-            if (ok)
-                found = kk;
+            for (int j = 0; j < 3; j++) {
+                __int128 r = v % (__int128)ps[j];
+                if (r < 0)
+                    r += ps[j];
+                ok &= out[j * n + k] == (uint64_t)r;
+            }
+            found = ok;
         }
-        assert_true(found >= 0);
-        saw_k1 |= found == 1;
+        assert_true(found);
     }
-    (void)saw_k1; /* k = 1 happens for about half the inputs; either is correct */
+    /* one source prime: the exact centered lift */
+    cdl_base_converter one;
+    assert_int_equal(cdl_base_converter_init(&one, mq, 1, mp, 3), CDL_OK);
+    cdl_base_convert(&one, x, y, out, n);
+    for (size_t k = 0; k < n; k++) {
+        int64_t xc = x[k] > qs[0] / 2 ? (int64_t)x[k] - (int64_t)qs[0] : (int64_t)x[k];
+        for (int j = 0; j < 3; j++) {
+            int64_t r = xc % (int64_t)ps[j];
+            assert_true(out[j * n + k] == (uint64_t)(r < 0 ? r + (int64_t)ps[j] : r));
+        }
+    }
+    cdl_base_converter_release(&one);
     cdl_base_converter_release(&bc);
 
     /* Exact rescale by the last prime with rounding: x mod q0*q1 -> round(x/q1) mod q0 */
