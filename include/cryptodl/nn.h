@@ -32,7 +32,7 @@ extern "C" {
 /* Limits for untrusted files. */
 #define CDL_NN_MAX_FILE_BYTES ((size_t)1 << 30)     /* 1 GiB */
 #define CDL_NN_MAX_TENSOR_ELEMS ((int64_t)1 << 28)  /* 268M values per tensor */
-#define CDL_NN_MAX_NODES 100000
+#define CDL_NN_MAX_NODES 20000
 #define CDL_NN_MAX_ACTIVATION ((int64_t)1 << 24)    /* 16M values per sample per layer */
 
 typedef enum cdl_nn_kind {

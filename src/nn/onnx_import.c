@@ -35,7 +35,7 @@
 #define SUPPORTED_OPS                                                                                          \
     "Conv, Gemm, MatMul, Add, Sub, Mul, Div (by a constant), Pow (integer exponent), BatchNormalization, "   \
     "AveragePool, GlobalAveragePool, Pad (zero), Flatten, Reshape, Identity, Dropout, Constant, Shape, "      \
-    "Gather, Unsqueeze, Squeeze, Concat, Cast, Relu, Sigmoid, Tanh"
+    "Gather, Unsqueeze, Squeeze, Concat, Cast, Slice/Transpose/ConstantOfShape (on constants), Relu, Sigmoid, Tanh"
 
 typedef enum { V_UNSET = 0, V_IR, V_CONST, V_POLY } vkind;
 
@@ -853,10 +853,51 @@ static cdl_status op_flatten(importer *im)
     return emit_reshape(im, x, &to);
 }
 
+/* Reshape of a constant (shape arithmetic): 0 copies, -1 is inferred. */
+static cdl_status const_reshape(importer *im, const ival *d, const ival *sv)
+{
+    if (sv->crank != 1 || sv->cnumel > MAX_CONST_RANK)
+        return FAIL_NODE(im, CDL_ERR_UNSUPPORTED, "the target shape must be 1-D with at most %d values", MAX_CONST_RANK);
+    int64_t dims[MAX_CONST_RANK];
+    int infer = -1;
+    size_t known = 1;
+    for (size_t i = 0; i < sv->cnumel; i++) {
+        int64_t v = (int64_t)sv->cdata[i];
+        if (v == 0 && (int)i < d->crank)
+            v = d->cdims[i];
+        if (v == -1 && infer < 0) {
+            infer = (int)i;
+            v = 1;
+        } else if (v < 0 || v > CDL_NN_MAX_TENSOR_ELEMS) {
+            return FAIL_NODE(im, CDL_ERR_FORMAT, "bad target dimension %lld", (long long)v);
+        }
+        dims[i] = v;
+        if (v && known > (size_t)CDL_NN_MAX_TENSOR_ELEMS / (size_t)v)
+            return FAIL_NODE(im, CDL_ERR_FORMAT, "target shape overflows");
+        known *= (size_t)v;
+    }
+    if (infer >= 0) {
+        if (known == 0 || d->cnumel % known)
+            return FAIL_NODE(im, CDL_ERR_FORMAT, "cannot reshape %zu values", d->cnumel);
+        dims[infer] = (int64_t)(d->cnumel / known);
+        known = d->cnumel;
+    }
+    if (known != d->cnumel)
+        return FAIL_NODE(im, CDL_ERR_FORMAT, "cannot reshape %zu values into %zu", d->cnumel, known);
+    ival *o;
+    CDL_TRY(output_val(im, 0, &o));
+    return make_const(o, dims, (int)sv->cnumel, d->cdata);
+}
+
 static cdl_status op_reshape(importer *im)
 {
     int x;
-    ival *sv;
+    ival *sv, *xv;
+    CDL_TRY(input_val(im, 0, &xv));
+    if (xv->kind == V_CONST) {
+        CDL_TRY(input_const(im, 1, &sv));
+        return const_reshape(im, xv, sv);
+    }
     CDL_TRY(input_ir(im, 0, &x));
     CDL_TRY(input_const(im, 1, &sv));
     const cdl_nn_shape *s = value_shape(im, x);
@@ -1010,7 +1051,7 @@ typedef enum { EW_ADD, EW_SUB, EW_MUL, EW_DIV, EW_POW } ew_op;
 
 static cdl_status const_fold(importer *im, ew_op op, const ival *a, const ival *b)
 {
-    const ival *big = a->cnumel >= b->cnumel ? a : b;
+    const ival *big = (a->cnumel > b->cnumel || (a->cnumel == b->cnumel && a->crank >= b->crank)) ? a : b;
     if (!(a->cnumel == b->cnumel || a->cnumel == 1 || b->cnumel == 1))
         return FAIL_NODE(im, CDL_ERR_UNSUPPORTED, "constant arithmetic needs equal sizes or a scalar");
     double *r = cdl_alloc_array(big->cnumel ? big->cnumel : 1, sizeof *r);
@@ -1360,6 +1401,183 @@ static cdl_status op_cast(importer *im)
     return CDL_OK;
 }
 
+/* Row-major strides of a constant. */
+static void const_strides(const ival *v, size_t *st)
+{
+    size_t acc = 1;
+    for (int i = v->crank - 1; i >= 0; i--) {
+        st[i] = acc;
+        acc *= (size_t)v->cdims[i];
+    }
+}
+
+static cdl_status op_transpose(importer *im)
+{
+    ival *x;
+    CDL_TRY(input_const(im, 0, &x));
+    int perm[MAX_CONST_RANK];
+    const Onnx__AttributeProto *a = attr(im->cur, "perm");
+    for (int i = 0; i < x->crank; i++)
+        perm[i] = x->crank - 1 - i;
+    if (a && a->n_ints) {
+        if ((int)a->n_ints != x->crank)
+            return FAIL_NODE(im, CDL_ERR_FORMAT, "perm has %zu values for rank %d", a->n_ints, x->crank);
+        int seen[MAX_CONST_RANK] = {0};
+        for (int i = 0; i < x->crank; i++) {
+            if (a->ints[i] < 0 || a->ints[i] >= x->crank || seen[a->ints[i]]++)
+                return FAIL_NODE(im, CDL_ERR_FORMAT, "perm is not a permutation");
+            perm[i] = (int)a->ints[i];
+        }
+    }
+    size_t st[MAX_CONST_RANK];
+    int64_t dims[MAX_CONST_RANK];
+    const_strides(x, st);
+    for (int i = 0; i < x->crank; i++)
+        dims[i] = x->cdims[perm[i]];
+    double *r = cdl_alloc_array(x->cnumel ? x->cnumel : 1, sizeof *r);
+    if (!r)
+        return CDL_ERR_NO_MEMORY;
+    for (size_t o = 0; o < x->cnumel; o++) {
+        size_t rem = o, src = 0;
+        for (int i = x->crank - 1; i >= 0; i--) {
+            size_t idx = rem % (size_t)dims[i];
+            rem /= (size_t)dims[i];
+            src += idx * st[perm[i]];
+        }
+        r[o] = x->cdata[src];
+    }
+    ival *out;
+    cdl_status stt = output_val(im, 0, &out);
+    if (stt == CDL_OK)
+        stt = make_const(out, dims, x->crank, r);
+    cdl_free(r);
+    return stt;
+}
+
+/* Slice of a constant: starts/ends/axes/steps from inputs (opset >= 10) or attributes. */
+static cdl_status op_slice(importer *im)
+{
+    ival *x;
+    CDL_TRY(input_const(im, 0, &x));
+    int64_t start[MAX_CONST_RANK], end[MAX_CONST_RANK], step[MAX_CONST_RANK];
+    for (int i = 0; i < x->crank; i++)
+        start[i] = 0, end[i] = x->cdims[i], step[i] = 1;
+    int64_t vs[4][MAX_CONST_RANK];
+    size_t nv[4] = {0, 0, 0, 0};
+    static const char *const names[4] = {"starts", "ends", "axes", "steps"};
+    for (int k = 0; k < 4; k++) {
+        if (has_input(im, (size_t)k + 1)) {
+            ival *c;
+            CDL_TRY(input_const(im, (size_t)k + 1, &c));
+            if (c->cnumel > MAX_CONST_RANK)
+                return FAIL_NODE(im, CDL_ERR_FORMAT, "too many %s", names[k]);
+            for (size_t i = 0; i < c->cnumel; i++) {
+                double v = c->cdata[i];
+                vs[k][i] = v > 9e18 ? INT64_MAX : (v < -9e18 ? INT64_MIN : (int64_t)v);
+            }
+            nv[k] = c->cnumel;
+        } else {
+            const Onnx__AttributeProto *a = attr(im->cur, names[k]);
+            if (a && a->n_ints) {
+                if (a->n_ints > MAX_CONST_RANK)
+                    return FAIL_NODE(im, CDL_ERR_FORMAT, "too many %s", names[k]);
+                for (size_t i = 0; i < a->n_ints; i++)
+                    vs[k][i] = a->ints[i];
+                nv[k] = a->n_ints;
+            }
+        }
+    }
+    if (nv[0] != nv[1] || (nv[2] && nv[2] != nv[0]) || (nv[3] && nv[3] != nv[0]))
+        return FAIL_NODE(im, CDL_ERR_FORMAT, "starts, ends, axes and steps differ in length");
+    for (size_t i = 0; i < nv[0]; i++) {
+        int64_t ax = nv[2] ? vs[2][i] : (int64_t)i;
+        if (ax < 0)
+            ax += x->crank;
+        if (ax < 0 || ax >= x->crank)
+            return FAIL_NODE(im, CDL_ERR_FORMAT, "axis out of range");
+        int64_t d = x->cdims[ax], sp = nv[3] ? vs[3][i] : 1, b = vs[0][i], e = vs[1][i];
+        if (sp == 0)
+            return FAIL_NODE(im, CDL_ERR_FORMAT, "step 0");
+        if (b < 0)
+            b = b < -d ? -d : b, b += d;
+        if (e < 0)
+            e = e < -d ? -d : e, e += d;
+        if (sp > 0) {
+            b = b > d ? d : b;
+            e = e > d ? d : e;
+        } else {
+            b = b > d - 1 ? d - 1 : b;
+            e = e > d - 1 ? d - 1 : e;
+            if (vs[1][i] < -d)
+                e = -1;
+        }
+        start[ax] = b, end[ax] = e, step[ax] = sp;
+    }
+    int64_t dims[MAX_CONST_RANK];
+    size_t n = 1;
+    for (int i = 0; i < x->crank; i++) {
+        int64_t len = step[i] > 0 ? (end[i] - start[i] + step[i] - 1) / step[i] : (start[i] - end[i] - step[i] - 1) / -step[i];
+        dims[i] = len > 0 ? len : 0;
+        n *= (size_t)dims[i];
+    }
+    size_t st[MAX_CONST_RANK];
+    const_strides(x, st);
+    double *r = cdl_alloc_array(n ? n : 1, sizeof *r);
+    if (!r)
+        return CDL_ERR_NO_MEMORY;
+    for (size_t o = 0; o < n; o++) {
+        size_t rem = o, src = 0;
+        for (int i = x->crank - 1; i >= 0; i--) {
+            size_t idx = rem % (size_t)dims[i];
+            rem /= (size_t)dims[i];
+            src += (size_t)(start[i] + (int64_t)idx * step[i]) * st[i];
+        }
+        r[o] = x->cdata[src];
+    }
+    ival *out;
+    cdl_status stt = output_val(im, 0, &out);
+    if (stt == CDL_OK)
+        stt = make_const(out, dims, x->crank, r);
+    cdl_free(r);
+    return stt;
+}
+
+static cdl_status op_constant_of_shape(importer *im)
+{
+    ival *sv;
+    CDL_TRY(input_const(im, 0, &sv));
+    if (sv->crank > 1 || sv->cnumel > MAX_CONST_RANK)
+        return FAIL_NODE(im, CDL_ERR_UNSUPPORTED, "the shape must be 1-D with at most %d values", MAX_CONST_RANK);
+    int64_t dims[MAX_CONST_RANK];
+    for (size_t i = 0; i < sv->cnumel; i++)
+        dims[i] = (int64_t)sv->cdata[i];
+    size_t n;
+    CDL_TRY(check_dims(dims, sv->cnumel, &n, im->cur->output[0]));
+    if (n > 4096)
+        return FAIL_NODE(im, CDL_ERR_UNSUPPORTED, "only small constants (shape arithmetic) are supported");
+    double fill = 0;
+    const Onnx__AttributeProto *a = attr(im->cur, "value");
+    if (a && a->t) {
+        ival tmp;
+        memset(&tmp, 0, sizeof tmp);
+        tmp.name = "value";
+        CDL_TRY(tensor_to_const(a->t, &tmp));
+        fill = tmp.cnumel ? tmp.cdata[0] : 0;
+        ival_clear(&tmp);
+    }
+    double *r = cdl_alloc_array(n ? n : 1, sizeof *r);
+    if (!r)
+        return CDL_ERR_NO_MEMORY;
+    for (size_t i = 0; i < n; i++)
+        r[i] = fill;
+    ival *out;
+    cdl_status stt = output_val(im, 0, &out);
+    if (stt == CDL_OK)
+        stt = make_const(out, dims, (int)sv->cnumel, r);
+    cdl_free(r);
+    return stt;
+}
+
 /* ---- driver -------------------------------------------------------------- */
 
 static cdl_status import_node(importer *im, const Onnx__NodeProto *n)
@@ -1395,6 +1613,9 @@ static cdl_status import_node(importer *im, const Onnx__NodeProto *n)
     if (!strcmp(op, "Squeeze")) return op_unsqueeze(im, 1);
     if (!strcmp(op, "Concat")) return op_concat(im);
     if (!strcmp(op, "Cast")) return op_cast(im);
+    if (!strcmp(op, "Transpose")) return op_transpose(im);
+    if (!strcmp(op, "Slice")) return op_slice(im);
+    if (!strcmp(op, "ConstantOfShape")) return op_constant_of_shape(im);
     if (!strcmp(op, "Identity") || !strcmp(op, "Dropout")) {
         ival *x;
         CDL_TRY(only_first_output(im));

@@ -11,6 +11,7 @@
  *     that consumes y:  W' = W diag(s),  b' = b + W t.
  * A merge only happens when the linear layer is the affine node's only
  * neighbour on that side (single consumer), so no other path sees the change.
+ * Chains of reshapes are also collapsed and unread nodes dropped.
  */
 #include <math.h>
 #include <string.h>
@@ -233,13 +234,41 @@ static int try_split_square(cdl_nn_graph *g, size_t i)
     return 1;
 }
 
+/* Reshapes: a reshape of a reshape reads the original; a reshape to the same
+ * shape disappears; a node nobody reads (and not the output) goes. */
+static int try_simplify(cdl_nn_graph *g, size_t i)
+{
+    cdl_nn_node *nd = &g->nodes[i];
+    int only = -1;
+    if (consumers(g, (int)i + 1, &only) == 0) {
+        remove_node(g, i);
+        return 1;
+    }
+    if (nd->kind != CDL_NN_RESHAPE)
+        return 0;
+    const cdl_nn_shape *in = cdl_nn_value_shape(g, nd->inputs[0]);
+    if (in->rank == nd->out_shape.rank && !memcmp(in->dims, nd->out_shape.dims, sizeof(int64_t) * (size_t)in->rank)) {
+        remove_node(g, i);
+        return 1;
+    }
+    if (nd->inputs[0] > 0 && g->nodes[nd->inputs[0] - 1].kind == CDL_NN_RESHAPE) {
+        nd->inputs[0] = g->nodes[nd->inputs[0] - 1].inputs[0];
+        nd->in_shape = *cdl_nn_value_shape(g, nd->inputs[0]);
+        return 1;
+    }
+    return 0;
+}
+
 void cdl_nn_fold_affine(cdl_nn_graph *graph)
 {
-    int changed = 1;
-    while (changed) {
-        changed = 0;
-        for (size_t i = 0; i < graph->n_nodes && !changed; i++)
-            changed = try_backward(graph, i) || try_forward(graph, i) || try_complete_square(graph, i) ||
-                      try_split_square(graph, i);
+    /* One sweep; after a change step back one node, since a change at i can
+     * only enable one at i - 1 (its producer) or at i itself. */
+    size_t i = 0, budget = 8 * graph->n_nodes + 16;
+    while (i < graph->n_nodes && budget--) {
+        if (try_simplify(graph, i) || try_backward(graph, i) || try_forward(graph, i) || try_complete_square(graph, i) ||
+            try_split_square(graph, i))
+            i = i > 0 ? i - 1 : 0;
+        else
+            i++;
     }
 }

@@ -580,13 +580,41 @@ static void test_apply_approx(void **state)
     cdl_nn_graph_free(g);
 }
 
+/* What Debian's PyTorch 1.13 writes for common layers (opset 13: F.pad as
+ * ConstantOfShape/Slice/Transpose shape arithmetic, view() as
+ * Shape/Gather/Unsqueeze/Concat, BN after a bias-free MatMul) comes out as
+ * the plain layer sequence, with BN folded and the reshape pair collapsed. */
+static void test_pytorch_variants_structure(void **state)
+{
+    (void)state;
+    char path[1024];
+    const char *src = getenv("CDL_SOURCE_DIR");
+    snprintf(path, sizeof path, "%s/tests/fixtures/onnx/variants_a_opset13.onnx", src && src[0] ? src : ".");
+    cdl_nn_graph *g = NULL;
+    assert_int_equal(cdl_nn_load_file(path, &g), CDL_OK);
+    const cdl_nn_kind want[] = {CDL_NN_CONV, CDL_NN_SQUARE, CDL_NN_AVGPOOL, CDL_NN_RESHAPE,
+                                CDL_NN_DENSE, CDL_NN_POLY, CDL_NN_DENSE};
+    assert_int_equal(g->n_nodes, sizeof want / sizeof want[0]);
+    for (size_t i = 0; i < g->n_nodes; i++)
+        assert_int_equal(g->nodes[i].kind, want[i]);
+    /* AvgPool2d(count_include_pad=False) with padding: plaintext yes, HE no, and says why */
+    assert_int_equal(g->nodes[2].he_ok, 0);
+    assert_non_null(strstr(g->nodes[2].he_reason, "count_include_pad"));
+    assert_int_equal(cdl_nn_graph_he_blockers(g), 1);
+    /* x ** 3: degree 3, two levels */
+    assert_int_equal(g->nodes[5].degree, 3);
+    assert_int_equal(g->nodes[5].depth, 2);
+    assert_int_equal(cdl_nn_graph_depth(g), 7);
+    cdl_nn_graph_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemm_poly_chain), cmocka_unit_test(test_conv_bn_fold),
         cmocka_unit_test(test_rejections),      cmocka_unit_test(test_avgpool_and_pad),
         cmocka_unit_test(test_elementwise_kinds), cmocka_unit_test(test_threads_identical),
-        cmocka_unit_test(test_apply_approx),
+        cmocka_unit_test(test_apply_approx),      cmocka_unit_test(test_pytorch_variants_structure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
