@@ -29,12 +29,12 @@ typedef struct cdl_modulus {
 /* q must be odd, 2 <= bits(q) <= 61 (not checked for primality here). */
 void cdl_modulus_init(cdl_modulus *m, uint64_t q);
 
-/* Return x - q if x >= q, else x, without a branch. Requires x < 2q. */
+/* Return x - q if x >= q, else x, without a branch. Requires x < 2q and
+ * 2q <= 2^63: then x - q wraps exactly when x < q, and its top bit says so. */
 static inline uint64_t cdl_reduce_once(uint64_t x, uint64_t q)
 {
     uint64_t d = x - q;
-    uint64_t mask = -(uint64_t)(x >= q);
-    return (d & mask) | (x & ~mask);
+    return d + (q & ((uint64_t)0 - (d >> 63)));
 }
 
 static inline uint64_t cdl_mod_add(uint64_t a, uint64_t b, uint64_t q) { return cdl_reduce_once(a + b, q); }
