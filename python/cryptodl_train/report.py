@@ -75,9 +75,12 @@ def main(argv=None):
             100 * r["val_acc"], r["best_epoch"], r["epochs"], r["depth"] if r["depth"] is not None else "n/a",
             "{:,}".format(r["params"]), r["seconds_per_epoch"] or 0))
     for u in unfinished:
-        lines.append("| %s | - | %s | %s | not tested (unfinished: %d/%d epochs) | %.2f%% (%d) | %d/%d | - | - | - |" % (
-            u["recipe"], act_label(u["act"]), degree(u["act"]) or "-", u["epochs_done"], u["epochs"],
-            100 * u["best_val_acc"], u["best_epoch"], u["epochs_done"], u["epochs"]))
+        lines.append("| %s | %s | %s | %s | not tested (unfinished: %d/%d epochs) | %.2f%% (%d) | %d/%d | %s | %s | %s |" % (
+            u["recipe"], "-", act_label(u["act"]), degree(u["act"]) or "-", u["epochs_done"], u["epochs"],
+            100 * u["best_val_acc"], u["best_epoch"], u["epochs_done"], u["epochs"],
+            u.get("depth", "-") if u.get("depth", 0) is not None else "n/a",
+            "{:,}".format(u["params"]) if "params" in u else "-",
+            "%.0f" % u["seconds_per_epoch"] if "seconds_per_epoch" in u else "-"))
     table = "\n".join(lines)
 
     # accuracy against degree, per (dataset, model)

@@ -31,10 +31,10 @@ from .polyact import PolyAct
 RECIPES = {
     "mnist_cryptonets": dict(dataset="mnist", model="cryptonets", act="square", epochs=20, batch=128,
                              lr=2e-3, wd=1e-4, shift=1, rot=0.0, flip=False),
-    "mnist_deep": dict(dataset="mnist", model="deep", act="quad", epochs=15, batch=128,
+    "mnist_deep": dict(dataset="mnist", model="deep", act="quad", epochs=12, batch=128,
                        lr=2e-3, wd=1e-4, shift=2, rot=10.0, flip=False),
-    "fashion_mnist_deep": dict(dataset="fashion_mnist", model="deep", act="quad", epochs=15, batch=128,
-                               lr=2e-3, wd=1e-4, shift=2, rot=0.0, flip=True),
+    "fashion_mnist_deep": dict(dataset="fashion_mnist", model="deep", act="quad", epochs=8, batch=128,
+                               lr=2e-3, wd=1e-4, shift=2, rot=0.0, flip=True, widths=(16, 32, 64)),
     "cifar10_cnn": dict(dataset="cifar10", model="cifar", act="quad", epochs=60, batch=128,
                         lr=2e-3, wd=1e-4, shift=4, rot=0.0, flip=True),
 }
@@ -248,12 +248,14 @@ def main(argv=None):
         print("epoch %3d/%d  loss %.4f  train acc %.4f  val loss %.4f  val acc %.4f  %.1fs%s" % (
             epoch + 1, cfg["epochs"], rec["train_loss"], rec["train_acc"], val_loss, val_acc, dt,
             "  *best" if best_epoch == epoch + 1 else ""), flush=True)
+        status = {"recipe": args.recipe, "act": cfg["act"], "epochs_done": epoch + 1, "epochs": cfg["epochs"],
+                  "best_val_acc": best_val, "best_epoch": best_epoch, "finished": False,
+                  "depth": M.multiplicative_depth(model), "params": M.count_inference_params(model),
+                  "seconds_per_epoch": float(np.mean([h["seconds"] for h in history]))}
+        with open(os.path.join(args.out, "status.json"), "w") as f:
+            json.dump(status, f, indent=1)
         if args.time_budget and (time.time() - run_t0) / 60.0 > args.time_budget and epoch + 1 < cfg["epochs"]:
             print("time budget reached after epoch %d; re-run the same command to resume" % (epoch + 1), flush=True)
-            status = {"recipe": args.recipe, "act": cfg["act"], "epochs_done": epoch + 1, "epochs": cfg["epochs"],
-                      "best_val_acc": best_val, "best_epoch": best_epoch, "finished": False}
-            with open(os.path.join(args.out, "status.json"), "w") as f:
-                json.dump(status, f, indent=1)
             return 0
     logf.close()
 
