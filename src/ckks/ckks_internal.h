@@ -84,6 +84,10 @@ struct cdl_ckks_secret_key {
     int qp_count;
     int8_t *coeffs; /* N coefficients in {-1, 0, 1} (cdl_secure_calloc) */
     uint64_t *s;    /* NTT form over all qp_count primes, qp_count * N (cdl_secure_calloc) */
+    /* Optional speed-up, may be NULL: Shoup constants of s for the q_count Q
+     * limbs (floor(s * 2^64 / q_i)), filled by cdl_ckks_secret_key_precompute.
+     * Decryption and symmetric encryption use them when present. */
+    uint64_t *s_shoup;
 };
 
 /* Public key (b, a) = (-a s + e, a) over the Q primes (q_count limbs each). */
@@ -158,6 +162,8 @@ cdl_status cdl_ckks_ciphertext_alloc(const cdl_ckks_context *ctx, int size, int 
 cdl_status cdl_ckks_ciphertext_reserve(cdl_ckks_ciphertext *ct, int size);
 cdl_status cdl_ckks_plaintext_alloc(const cdl_ckks_context *ctx, int level, cdl_ckks_plaintext **out);
 cdl_status cdl_ckks_secret_key_alloc(const cdl_ckks_context *ctx, cdl_ckks_secret_key **out);
+/* Fill sk->s_shoup from sk->s (call after setting s, e.g. after loading). */
+cdl_status cdl_ckks_secret_key_precompute(const cdl_ckks_context *ctx, cdl_ckks_secret_key *sk);
 cdl_status cdl_ckks_public_key_alloc(const cdl_ckks_context *ctx, cdl_ckks_public_key **out);
 cdl_status cdl_ckks_ksk_init(const cdl_ckks_context *ctx, cdl_ckks_ksk *k); /* allocates k->data (zeroed) */
 void cdl_ckks_ksk_release(cdl_ckks_ksk *k);

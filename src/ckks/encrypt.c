@@ -132,8 +132,14 @@ cdl_status cdl_ckks_encrypt_sk(const cdl_ckks_context *ctx, const cdl_ckks_secre
         const uint64_t *c1 = cdl_ct_poly(ct, 1, i), *s = sk->s + (size_t)i * n, *mi = cdl_pt_limb(pt, i);
         cdl_poly_from_small(c0, e, n, q);
         cdl_ntt_forward(ctx->ntt[i], c0);
-        for (size_t k = 0; k < n; k++)
-            c0[k] = cdl_mod_sub(cdl_mod_add(c0[k], mi[k], q), cdl_mod_mul(c1[k], s[k], m), q);
+        if (sk->s_shoup) {
+            const uint64_t *ws = sk->s_shoup + (size_t)i * n;
+            for (size_t k = 0; k < n; k++)
+                c0[k] = cdl_mod_sub(cdl_mod_add(c0[k], mi[k], q), cdl_mul_shoup(c1[k], s[k], ws[k], q), q);
+        } else {
+            for (size_t k = 0; k < n; k++)
+                c0[k] = cdl_mod_sub(cdl_mod_add(c0[k], mi[k], q), cdl_mod_mul(c1[k], s[k], m), q);
+        }
     }
     cdl_secure_free(e, n);
     ct->size = 2;
@@ -162,6 +168,15 @@ cdl_status cdl_ckks_decrypt(const cdl_ckks_context *ctx, const cdl_ckks_secret_k
         const uint64_t *c0 = cdl_ct_poly(ct, 0, i), *c1 = cdl_ct_poly(ct, 1, i), *s = sk->s + (size_t)i * n;
         const uint64_t *c2 = three ? cdl_ct_poly(ct, 2, i) : NULL;
         uint64_t *o = cdl_pt_limb(pt, i);
+        if (sk->s_shoup && !three) {
+            const uint64_t *ws = sk->s_shoup + (size_t)i * n;
+            for (size_t k = 0; k < n; k++) {
+                uint64_t v = c0[k] + cdl_mul_shoup_lazy(c1[k], s[k], ws[k], q); /* < 3q */
+                v = cdl_reduce_once(v, 2 * q);
+                o[k] = cdl_reduce_once(v, q);
+            }
+            continue;
+        }
         for (size_t k = 0; k < n; k++) {
             uint64_t v = cdl_mod_add(c0[k], cdl_mod_mul(c1[k], s[k], m), q);
             if (three)

@@ -32,6 +32,11 @@ cdl_status cdl_ckks_keygen_secret(const cdl_ckks_context *ctx, cdl_rng *rng, cdl
     }
     cdl_rns_from_small(sk->s, sk->coeffs, ctx->n, ctx->mod, ctx->qp_count);
     cdl_rns_ntt_forward(sk->s, ctx->n, (cdl_ntt_table *const *)ctx->ntt, ctx->qp_count);
+    cdl_status st = cdl_ckks_secret_key_precompute(ctx, sk);
+    if (st != CDL_OK) {
+        cdl_ckks_secret_key_free(sk);
+        return st;
+    }
     *out = sk;
     return CDL_OK;
 }

@@ -157,7 +157,30 @@ void cdl_ckks_secret_key_free(cdl_ckks_secret_key *sk)
         cdl_secure_free(sk->coeffs, sk->n * sizeof(int8_t));
     if (sk->s)
         cdl_secure_free(sk->s, (size_t)sk->qp_count * sk->n * sizeof(uint64_t));
+    if (sk->s_shoup)
+        cdl_secure_free(sk->s_shoup, (size_t)sk->qp_count * sk->n * sizeof(uint64_t));
     cdl_secure_free(sk, sizeof *sk);
+}
+
+cdl_status cdl_ckks_secret_key_precompute(const cdl_ckks_context *ctx, cdl_ckks_secret_key *sk)
+{
+    if (!ctx || !sk || sk->n != ctx->n || sk->qp_count != ctx->qp_count)
+        return cdl_fail(CDL_ERR_MISMATCH, "secret key precomputation: key made for another context");
+    if (!sk->s_shoup) {
+        sk->s_shoup = cdl_secure_calloc((size_t)sk->qp_count * sk->n, sizeof(uint64_t));
+        if (!sk->s_shoup)
+            return CDL_ERR_NO_MEMORY;
+    }
+    const size_t n = ctx->n;
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < ctx->q_count; i++) {
+        uint64_t q = ctx->primes[i];
+        const uint64_t *s = sk->s + (size_t)i * n;
+        uint64_t *w = sk->s_shoup + (size_t)i * n;
+        for (size_t k = 0; k < n; k++)
+            w[k] = cdl_shoup_precompute(s[k], q);
+    }
+    return CDL_OK;
 }
 
 cdl_status cdl_ckks_public_key_alloc(const cdl_ckks_context *ctx, cdl_ckks_public_key **out)

@@ -130,10 +130,24 @@ void cdl_lift_centered(const uint64_t *x_last, uint64_t q_last, uint64_t *out, s
     uint64_t half = q_last >> 1;
     uint64_t qv = q->value;
     uint64_t neg_shift = cdl_mod_neg(cdl_barrett_reduce_64(q_last, q), qv); /* -q_last mod q */
-    for (size_t k = 0; k < n; k++) {
-        uint64_t v = x_last[k];
-        uint64_t r = v < qv ? v : cdl_barrett_reduce_64(v, q);
-        uint64_t mask = -(uint64_t)(v > half);
-        out[k] = cdl_mod_add(r, neg_shift & mask, qv);
+    /* The reduction of v < q_last modulo q depends only on the (public) moduli. */
+    if (q_last <= qv) {
+        for (size_t k = 0; k < n; k++) {
+            uint64_t v = x_last[k];
+            uint64_t mask = -(uint64_t)(v > half);
+            out[k] = cdl_mod_add(v, neg_shift & mask, qv);
+        }
+    } else if (q_last <= 2 * qv) {
+        for (size_t k = 0; k < n; k++) {
+            uint64_t v = x_last[k];
+            uint64_t mask = -(uint64_t)(v > half);
+            out[k] = cdl_mod_add(cdl_reduce_once(v, qv), neg_shift & mask, qv);
+        }
+    } else {
+        for (size_t k = 0; k < n; k++) {
+            uint64_t v = x_last[k];
+            uint64_t mask = -(uint64_t)(v > half);
+            out[k] = cdl_mod_add(cdl_barrett_reduce_64(v, q), neg_shift & mask, qv);
+        }
     }
 }

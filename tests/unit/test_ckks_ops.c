@@ -88,6 +88,21 @@ static void test_encrypt_decrypt(void **state)
             assert_int_equal(cdl_ckks_ciphertext_level(ct), level);
             assert_int_equal(ct->seeded, !use_pk);
             check(&t, &v, ct, use_pk ? "encrypt_pk/decrypt" : "encrypt_sk/decrypt", FRESH_BITS);
+            {
+                /* decryption with and without the optional Shoup table of s agree */
+                cdl_ckks_plaintext *p1 = NULL, *p2 = NULL;
+                assert_int_equal(cdl_ckks_plaintext_new(t.ctx, &p1), CDL_OK);
+                assert_int_equal(cdl_ckks_plaintext_new(t.ctx, &p2), CDL_OK);
+                assert_int_equal(cdl_ckks_decrypt(t.ctx, t.sk, ct, p1), CDL_OK);
+                uint64_t *saved = t.sk->s_shoup;
+                assert_non_null(saved);
+                t.sk->s_shoup = NULL;
+                assert_int_equal(cdl_ckks_decrypt(t.ctx, t.sk, ct, p2), CDL_OK);
+                t.sk->s_shoup = saved;
+                assert_memory_equal(p1->data, p2->data, (size_t)(level + 1) * t.ctx->n * 8);
+                cdl_ckks_plaintext_free(p1);
+                cdl_ckks_plaintext_free(p2);
+            }
             if (!use_pk) {
                 /* the seed regenerates c1 exactly */
                 uint64_t *a = cdl_alloc_array((size_t)(level + 1) * t.ctx->n, 8);
