@@ -1,6 +1,8 @@
 /*
  * bench_ckks.c: CKKS operation timings as JSON lines, one object per line:
- *   {"bench": "mul_relin", "n": 16384, "log_q": 438, "threads": 1, "us": 1234.5, "reps": 40, "isa": "avx512"}
+ *   {"bench": "mul_relin", "n": 16384, "log_q": 438, "threads": 1, "us": 1234.5, "min_us": 1200.1,
+ *    "reps": 40, "isa": "avx512"}
+ * (us is the median, min_us the fastest call)
  * for every operation of bench_util.h at N = 2^13, 2^14, 2^15 (the presets at
  * the 128-bit maximum log Q), on 1 and 2 threads. With --precision it also
  * prints the bits of precision of each operation:
