@@ -214,7 +214,13 @@ static cdl_status parse_context(const uint8_t *payload, size_t payload_len, cons
                             "a different prime generator)",
                             i, (unsigned long long)primes[i], want);
         }
-    if ((uint32_t)ctx->dnum != dnum || memcmp(ctx->param_hash, header_hash, CDL_HASH_BYTES) != 0) {
+    if ((uint32_t)ctx->dnum != dnum) {
+        int resolved = ctx->dnum;
+        cdl_ckks_context_free(ctx);
+        return cdl_fail(CDL_ERR_FORMAT, "parameters: %u key-switching digits stored but the parameters resolve to %d "
+                        "(corrupt data)", dnum, resolved);
+    }
+    if (memcmp(ctx->param_hash, header_hash, CDL_HASH_BYTES) != 0) {
         cdl_ckks_context_free(ctx);
         return cdl_fail(CDL_ERR_FORMAT, "parameters: the header's parameter hash does not match the parameters "
                                         "it carries (corrupt or forged data)");
@@ -240,12 +246,19 @@ cdl_status cdl_ckks_context_load(const uint8_t *data, size_t len, cdl_ckks_conte
 /* ---- secret key ----------------------------------------------------------
  * Stored as the ternary coefficients, 2 bits each (0 -> 0, 1 -> 1, -1 -> 3),
  * four per byte, least significant first; the loader rebuilds the NTT form.
- * Encoding and decoding are branch-free in the coefficient values. */
+ * Encoding and decoding are branch-free in the coefficient values.
+ * The saver never compresses (the compression argument is range-checked and
+ * otherwise ignored): zstd's work buffers and the envelope's compressed copy
+ * are freed without being wiped, and packed ternary data hardly compresses.
+ * The loader accepts compressed keys all the same. */
 
 cdl_status cdl_ckks_secret_key_save(const cdl_ckks_context *ctx, const cdl_ckks_secret_key *sk, int compression,
                                     uint8_t **data, size_t *len)
 {
     CDL_TRY(check_args(ctx, sk, data, len));
+    if (compression < 0 || compression > 19)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "compression level %d out of range (0 = none, 1..19 = zstd)",
+                        compression);
     if (sk->n != ctx->n || sk->qp_count != ctx->qp_count)
         return cdl_fail(CDL_ERR_MISMATCH, "secret key save: the key does not belong to this context");
     size_t packed_len = ctx->n / 4;
@@ -259,7 +272,7 @@ cdl_status cdl_ckks_secret_key_save(const cdl_ckks_context *ctx, const cdl_ckks_
     cdl_write_u32(&w, SER_SK_TERNARY_PACKED);
     cdl_write_bytes(&w, packed, packed_len);
     cdl_secure_free(packed, packed_len);
-    return finish_save(&w, CDL_OBJ_SECRET_KEY, ctx, compression, data, len);
+    return finish_save(&w, CDL_OBJ_SECRET_KEY, ctx, 0, data, len);
 }
 
 static cdl_status parse_secret_key(const cdl_ckks_context *ctx, const uint8_t *payload, size_t payload_len,

@@ -412,8 +412,22 @@ static void test_secret_key_round_trip(void **state)
         size_t len = 0;
         cdl_ckks_secret_key *back = NULL;
         assert_int_equal(cdl_ckks_secret_key_save(F.ctx, F.sk, compression, &blob, &len), CDL_OK);
-        if (compression == 0) /* 2 bits per coefficient, not the NTT form */
-            assert_int_equal(len, CDL_ENVELOPE_BYTES + 4 + F.ctx->n / 4);
+        /* 2 bits per coefficient, not the NTT form; never compressed by the saver. */
+        assert_int_equal(len, CDL_ENVELOPE_BYTES + 4 + F.ctx->n / 4);
+        assert_int_equal(blob[40], 0);
+        if (compression) { /* but a compressed key (made by hand here) loads */
+            uint8_t *payload = NULL, *zblob = NULL;
+            size_t plen = 0, zlen = 0;
+            open_payload(blob, len, CDL_OBJ_SECRET_KEY, &payload, &plen);
+            wrap_payload(CDL_OBJ_SECRET_KEY, F.ctx->param_hash, payload, plen, compression, &zblob, &zlen);
+            assert_int_equal(zblob[40], 1);
+            cdl_wipe(blob, len);
+            cdl_free_bytes(blob);
+            cdl_wipe(payload, plen);
+            cdl_free_bytes(payload);
+            blob = zblob;
+            len = zlen;
+        }
         assert_int_equal(cdl_ckks_secret_key_load(F.ctx, blob, len, &back), CDL_OK);
         assert_memory_equal(back->coeffs, F.sk->coeffs, F.ctx->n);
         assert_memory_equal(back->s, F.sk->s, (size_t)F.ctx->qp_count * F.ctx->n * 8);
@@ -1049,7 +1063,17 @@ static void write_corpus(const char *dir)
     SEED("ckks_context", "secure_n4096_zstd", cdl_ckks_context_save(secure, 3, &b, &len));
     SEED("ckks_context", "insecure_n1024", cdl_ckks_context_save(fz.ctx, 0, &b, &len));
     SEED("ckks_secret_key", "sk", cdl_ckks_secret_key_save(fz.ctx, fz.sk, 0, &b, &len));
-    SEED("ckks_secret_key", "sk_zstd", cdl_ckks_secret_key_save(fz.ctx, fz.sk, 3, &b, &len));
+    { /* the saver never compresses a secret key; the loader accepts one that is */
+        uint8_t *raw = NULL, *payload = NULL;
+        size_t raw_len = 0, plen = 0;
+        assert_int_equal(cdl_ckks_secret_key_save(fz.ctx, fz.sk, 0, &raw, &raw_len), CDL_OK);
+        open_payload(raw, raw_len, CDL_OBJ_SECRET_KEY, &payload, &plen);
+        SEED("ckks_secret_key", "sk_zstd", cdl_envelope_wrap(CDL_OBJ_SECRET_KEY, fz.ctx->param_hash, payload, plen, 3, &b, &len));
+        cdl_wipe(payload, plen);
+        cdl_free_bytes(payload);
+        cdl_wipe(raw, raw_len);
+        cdl_free_bytes(raw);
+    }
     SEED("ckks_public_key", "pk", cdl_ckks_public_key_save(fz.ctx, fz.pk, 0, &b, &len));
     SEED("ckks_relin_key", "rlk", cdl_ckks_relin_key_save(fz.ctx, fz.rlk, 0, &b, &len));
     SEED("ckks_galois_keys", "gk_zstd", cdl_ckks_galois_keys_save(fz.ctx, fz.gk, 1, &b, &len));
