@@ -93,6 +93,19 @@ static int count_uses(const importer *im, const char *name)
 
 /* ---- error helpers ------------------------------------------------------ */
 
+/* A constant used as an integer (shapes, axes, pads): saturate instead of
+ * the undefined behaviour of converting an out-of-range double. */
+static int64_t to_i64(double v)
+{
+    if (!(v == v))
+        return 0;
+    if (v >= 4.0e18)
+        return (int64_t)4000000000000000000LL;
+    if (v <= -4.0e18)
+        return -(int64_t)4000000000000000000LL;
+    return (int64_t)v;
+}
+
 static const char *node_label(const Onnx__NodeProto *n)
 {
     if (n->name && n->name[0])
@@ -791,7 +804,7 @@ static cdl_status op_pad(importer *im)
         if (pv->cnumel != 8)
             return FAIL_NODE(im, CDL_ERR_FORMAT, "pads must have 8 values for a 4-D input");
         for (int i = 0; i < 8; i++)
-            p[i] = (int64_t)pv->cdata[i];
+            p[i] = to_i64(pv->cdata[i]);
         if (has_input(im, 2)) {
             ival *cv;
             CDL_TRY(input_const(im, 2, &cv));
@@ -862,7 +875,7 @@ static cdl_status const_reshape(importer *im, const ival *d, const ival *sv)
     int infer = -1;
     size_t known = 1;
     for (size_t i = 0; i < sv->cnumel; i++) {
-        int64_t v = (int64_t)sv->cdata[i];
+        int64_t v = to_i64(sv->cdata[i]);
         if (v == 0 && (int)i < d->crank)
             v = d->cdims[i];
         if (v == -1 && infer < 0) {
@@ -905,12 +918,12 @@ static cdl_status op_reshape(importer *im)
     if (sv->crank != 1 || sv->cnumel < 2 || sv->cnumel > CDL_NN_MAX_RANK + 1)
         return FAIL_NODE(im, CDL_ERR_UNSUPPORTED, "the target shape must have 2 to %d values (batch first)",
                          CDL_NN_MAX_RANK + 1);
-    int64_t t0 = (int64_t)sv->cdata[0];
+    int64_t t0 = to_i64(sv->cdata[0]);
     cdl_nn_shape to = {.rank = (int)sv->cnumel - 1};
     int infer = -1;
     size_t known = 1;
     for (int i = 0; i < to.rank; i++) {
-        int64_t d = (int64_t)sv->cdata[i + 1];
+        int64_t d = to_i64(sv->cdata[i + 1]);
         if (d == 0 && i < s->rank && !attr_int(im->cur, "allowzero", 0))
             d = s->dims[i];
         if (d == -1) {
@@ -1065,6 +1078,10 @@ static cdl_status const_fold(importer *im, ew_op op, const ival *a, const ival *
         case EW_MUL: r[i] = x * y; break;
         case EW_DIV: r[i] = x / y; break;
         default: r[i] = pow(x, y); break;
+        }
+        if (!isfinite(r[i])) {
+            cdl_free(r);
+            return FAIL_NODE(im, CDL_ERR_FORMAT, "constant arithmetic gives a NaN or infinity");
         }
     }
     ival *o;
@@ -1327,7 +1344,7 @@ static cdl_status op_unsqueeze(importer *im, int squeeze)
         if (av->cnumel > MAX_CONST_RANK)
             return FAIL_NODE(im, CDL_ERR_FORMAT, "too many axes");
         for (size_t i = 0; i < av->cnumel; i++)
-            axes[na++] = (int64_t)av->cdata[i];
+            axes[na++] = to_i64(av->cdata[i]);
     }
     int64_t dims[MAX_CONST_RANK];
     int rank = 0;
@@ -1473,7 +1490,7 @@ static cdl_status op_slice(importer *im)
                 return FAIL_NODE(im, CDL_ERR_FORMAT, "too many %s", names[k]);
             for (size_t i = 0; i < c->cnumel; i++) {
                 double v = c->cdata[i];
-                vs[k][i] = v > 9e18 ? INT64_MAX : (v < -9e18 ? INT64_MIN : (int64_t)v);
+                vs[k][i] = to_i64(v);
             }
             nv[k] = c->cnumel;
         } else {
@@ -1550,7 +1567,7 @@ static cdl_status op_constant_of_shape(importer *im)
         return FAIL_NODE(im, CDL_ERR_UNSUPPORTED, "the shape must be 1-D with at most %d values", MAX_CONST_RANK);
     int64_t dims[MAX_CONST_RANK];
     for (size_t i = 0; i < sv->cnumel; i++)
-        dims[i] = (int64_t)sv->cdata[i];
+        dims[i] = to_i64(sv->cdata[i]);
     size_t n;
     CDL_TRY(check_dims(dims, sv->cnumel, &n, im->cur->output[0]));
     if (n > 4096)
