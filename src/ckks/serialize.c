@@ -83,7 +83,11 @@ static cdl_status read_limbs(cdl_reader *r, const cdl_ckks_context *ctx, int lim
     for (int i = 0; i < limbs; i++) {
         uint64_t *limb = dst + (size_t)i * ctx->n;
         CDL_TRY(cdl_read_u64_array(r, limb, ctx->n));
-        uint64_t q = ctx->primes[i];
+        uint64_t q = ctx->primes[i], bad = 0;
+        for (size_t j = 0; j < ctx->n; j++) /* a flat pass the compiler can vectorize */
+            bad |= (uint64_t)(limb[j] >= q);
+        if (!bad)
+            continue;
         for (size_t j = 0; j < ctx->n; j++)
             if (limb[j] >= q)
                 return cdl_fail(CDL_ERR_FORMAT,
