@@ -1,8 +1,8 @@
 /*
  * bench_approx.c: time to evaluate a polynomial activation on a CKKS
- * ciphertext (cdl_ckks_eval_poly_approx: ReLU minimax on [-6, 6]) at
- * N = 2^14 (the 128-bit preset: log QP = 438, 8 levels of 40 bits), for the
- * degrees 2, 3, 4, 7, 15. One JSON line per degree:
+ * ciphertext (cdl_ckks_eval_poly_approx: ReLU minimax on [-6, 6], Chebyshev
+ * basis) at N = 2^14 (the 128-bit preset: log QP = 438, 8 levels of 40 bits),
+ * for the degrees 2, 3, 4, 7, 15. One JSON line per degree:
  *   {"bench":"poly_eval","n":16384,"log_q":438,"degree":d,"depth":...,
  *    "ct_mults":...,"us":median,"threads":T,"max_err":...}
  * us is the median over the runs (each run timed on its own); max_err is the

@@ -127,10 +127,8 @@ static void print_text(const cdl_poly_approx *p, double tol)
     printf("rms_error       %.6e   (RMS of f - p over [%g, %g])\n", p->rms_error, p->a, p->b);
     printf("gaussian_mse    %.6e   (E[(f - p)^2], x ~ N(%g, %g))\n", p->gaussian_mse, p->gauss_mu,
            p->gauss_sigma);
-    double tc[CDL_APPROX_MAX_DEGREE + 1];
     cdl_poly_eval_plan plan;
-    if (cdl_poly_chebyshev_to_power(p->chebyshev, p->degree, -1.0, 1.0, tc) == CDL_OK &&
-        cdl_poly_eval_plan_compute(tc, p->degree, &plan) == CDL_OK)
+    if (cdl_poly_eval_plan_chebyshev(p->chebyshev, p->degree, &plan) == CDL_OK)
         printf("on a CKKS ciphertext: %d levels, %d ciphertext multiplications (%d for powers), %d constant "
                "multiplications\n", plan.depth, plan.ct_mults, plan.power_mults, plan.const_mults);
     if (p->method == CDL_APPROX_REMEZ)

@@ -165,6 +165,10 @@ typedef struct cdl_poly_eval_plan {
 } cdl_poly_eval_plan;
 
 CDL_API cdl_status cdl_poly_eval_plan_compute(const double *coeffs, int degree, cdl_poly_eval_plan *plan);
+/* The same for p(t) = sum cheb[i] T_i(t), evaluated in the Chebyshev basis
+ * (what cdl_ckks_eval_poly_approx does; a Chebyshev split needs 2m > n, and
+ * each T_i of non-power-of-two index costs one constant multiplication). */
+CDL_API cdl_status cdl_poly_eval_plan_chebyshev(const double *cheb, int degree, cdl_poly_eval_plan *plan);
 
 /* ---- evaluation on ciphertexts ----------------------------------------------- */
 
@@ -198,8 +202,13 @@ CDL_API cdl_status cdl_ckks_eval_poly(const cdl_ckks_context *ctx, const cdl_ckk
                                       const cdl_ckks_ciphertext *in, const double *coeffs, int degree, double alpha,
                                       double beta, double out_scale, cdl_ckks_ciphertext *out,
                                       cdl_poly_eval_stats *stats);
-/* The same for an approximation: evaluated in t = (2x - a - b)/(b - a), with
- * the power coefficients in t derived from p->chebyshev. */
+/* out = sum cheb[i] T_i(t), t = alpha x + beta, in the Chebyshev basis (same
+ * depth, better precision at high degree: |T_i(t)| <= 1 on [-1, 1]). */
+CDL_API cdl_status cdl_ckks_eval_poly_chebyshev(const cdl_ckks_context *ctx, const cdl_ckks_relin_key *rlk,
+                                                const cdl_ckks_ciphertext *in, const double *cheb, int degree,
+                                                double alpha, double beta, double out_scale,
+                                                cdl_ckks_ciphertext *out, cdl_poly_eval_stats *stats);
+/* The same for an approximation: p->chebyshev in t = (2x - a - b)/(b - a). */
 CDL_API cdl_status cdl_ckks_eval_poly_approx(const cdl_ckks_context *ctx, const cdl_ckks_relin_key *rlk,
                                              const cdl_ckks_ciphertext *in, const cdl_poly_approx *p,
                                              double out_scale, cdl_ckks_ciphertext *out, cdl_poly_eval_stats *stats);

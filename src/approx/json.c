@@ -60,11 +60,10 @@ static json_t *to_object(const cdl_poly_approx *p)
     }
     bad |= json_object_set_new(o, "gaussian", g);
     {
-        /* what evaluating it on a ciphertext costs (power basis in t, see poly_eval.c) */
-        double tc[CDL_APPROX_MAX_DEGREE + 1];
+        /* what evaluating it on a ciphertext costs (Chebyshev basis in t, as
+         * cdl_ckks_eval_poly_approx does it; see poly_eval.c) */
         cdl_poly_eval_plan plan;
-        if (cdl_poly_chebyshev_to_power(p->chebyshev, p->degree, -1.0, 1.0, tc) == CDL_OK &&
-            cdl_poly_eval_plan_compute(tc, p->degree, &plan) == CDL_OK) {
+        if (cdl_poly_eval_plan_chebyshev(p->chebyshev, p->degree, &plan) == CDL_OK) {
             json_t *e = json_object();
             if (e) {
                 bad |= json_object_set_new(e, "depth", json_integer(plan.depth));

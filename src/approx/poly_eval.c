@@ -4,12 +4,17 @@
  * (computed first, so the levels it will consume are known before anything
  * runs), using only the public CKKS API (include/cryptodl/ckks.h).
  *
- * Variable. The polynomial is evaluated in the power basis of the normalised
- * variable t = alpha x + beta (t in [-1, 1] on the approximation interval),
- * where its coefficients stay modest (in x, the degree-15 coefficients on
- * [-6, 6] span eight orders of magnitude and cancel). t costs no level: a
+ * Variable and basis. The polynomial is evaluated in the normalised variable
+ * t = alpha x + beta (t in [-1, 1] on the approximation interval), either in
+ * the power basis t^i or in the Chebyshev basis T_i(t) (the default for
+ * approximations: |T_i| <= 1 and the coefficients stay O(max|f|), while power
+ * coefficients grow and cancel at high degree). t costs no level: a
  * ciphertext of x at scale D is also a ciphertext of alpha x at scale D/alpha
  * (we only relabel the scale), and beta is added as a constant.
+ * Chebyshev polynomials come from T_2k = 2 T_k^2 - 1 and
+ * T_(a+b) = 2 T_a T_b - T_(a-b), where T_(a-b) (at a higher level) is brought
+ * to the product's scale by a multiplication by 1 encoded at the ratio of the
+ * scales, before the common rescale: no extra level.
  *
  * Scales. Every node is asked for an exact (level, scale) and delivers it
  * (the scale-invariant evaluation of Bossuat et al. 2021, section 5; Lattigo's
@@ -31,8 +36,7 @@
 typedef struct pe_run {
     const cdl_ckks_context *ctx;
     const cdl_ckks_relin_key *rlk;
-    const cdl_pe_schedule *s;
-    const double *c;
+ const cdl_pe_schedule *s;
     int top;                                   /* level of t */
     cdl_ckks_ciphertext *pw[CDL_PE_MAX_POWER + 1];
     cdl_poly_eval_stats *st;
@@ -73,7 +77,7 @@ static cdl_status rescale_to(pe_run *r, const cdl_ckks_ciphertext *a, double tar
 static cdl_status run_node(pe_run *r, int id, int level, double target, cdl_ckks_ciphertext **out)
 {
     const cdl_pe_node *nd = &r->s->nodes[id];
-    const double *c = r->c + nd->lo;
+    const double *c = nd->c;
     cdl_ckks_ciphertext *acc = NULL, *term = NULL, *tmp = NULL, *res = NULL;
     cdl_status st = CDL_OK;
     *out = NULL;
@@ -122,7 +126,7 @@ static cdl_status run_node(pe_run *r, int id, int level, double target, cdl_ckks
             r->st->ct_mults++;
             cdl_ckks_ciphertext_set_scale(tmp, target * q);
         } else {
-            CDL_TRY_GOTO(st, const_term(r, m, c[m], level, target, tmp), done);
+            CDL_TRY_GOTO(st, const_term(r, m, nd->qconst, level, target, tmp), done);
         }
         CDL_TRY_GOTO(st, rescale_to(r, tmp, target, res), done);
         cdl_ckks_ciphertext *rct = NULL;
@@ -133,8 +137,8 @@ static cdl_status run_node(pe_run *r, int id, int level, double target, cdl_ckks
             if (st != CDL_OK)
                 goto done;
             CDL_TRY_GOTO(st, cdl_ckks_ciphertext_copy(r->ctx, tmp, res), done);
-        } else if (c[0] != 0.0) {
-            CDL_TRY_GOTO(st, cdl_ckks_add_const(r->ctx, res, c[0], tmp), done);
+        } else if (r->s->nodes[nd->r].c[0] != 0.0) {
+            CDL_TRY_GOTO(st, cdl_ckks_add_const(r->ctx, res, r->s->nodes[nd->r].c[0], tmp), done);
             CDL_TRY_GOTO(st, cdl_ckks_ciphertext_copy(r->ctx, tmp, res), done);
         }
     }
@@ -148,44 +152,61 @@ done:
     return st;
 }
 
-/* x^i for every power the schedule uses, in increasing i (factors come first). */
+/* B_i for every i the schedule uses, in increasing i (factors come first). */
 static cdl_status build_powers(pe_run *r)
 {
-    cdl_ckks_ciphertext *a = NULL, *b = NULL, *prod = NULL;
+    cdl_ckks_ciphertext *a = NULL, *b = NULL, *prod = NULL, *sub = NULL;
     cdl_status st = CDL_OK;
     CDL_TRY_GOTO(st, new_ct(r, &a), done);
     CDL_TRY_GOTO(st, new_ct(r, &b), done);
     CDL_TRY_GOTO(st, new_ct(r, &prod), done);
+    CDL_TRY_GOTO(st, new_ct(r, &sub), done);
     for (int i = 2; i <= CDL_PE_MAX_POWER; i++) {
         if (!r->s->used[i])
             continue;
-        int hi = cdl_pe_floor_pow2(i), lo = (hi == i) ? i / 2 : i - hi;
-        if (hi == i)
-            hi = i / 2;
-        if (!r->pw[hi] || !r->pw[lo]) {
-            st = cdl_fail(CDL_ERR_INTERNAL, "polynomial evaluation: power x^%d built before its factors", i);
+        int fa, fb;
+        cdl_pe_factors(i, &fa, &fb);
+        int cheb = r->s->chebyshev;
+        if (!r->pw[fa] || !r->pw[fb] || (cheb && fa != fb && !r->pw[fa - fb])) {
+            st = cdl_fail(CDL_ERR_INTERNAL, "polynomial evaluation: B_%d built before its factors", i);
             goto done;
         }
-        int la = cdl_ckks_ciphertext_level(r->pw[hi]), lb = cdl_ckks_ciphertext_level(r->pw[lo]);
+        int la = cdl_ckks_ciphertext_level(r->pw[fa]), lb = cdl_ckks_ciphertext_level(r->pw[fb]);
         int l = la < lb ? la : lb;
-        CDL_TRY_GOTO(st, cdl_ckks_drop_to_level(r->ctx, r->pw[hi], l, a), done);
-        CDL_TRY_GOTO(st, cdl_ckks_drop_to_level(r->ctx, r->pw[lo], l, b), done);
+        CDL_TRY_GOTO(st, cdl_ckks_drop_to_level(r->ctx, r->pw[fa], l, a), done);
+        CDL_TRY_GOTO(st, cdl_ckks_drop_to_level(r->ctx, r->pw[fb], l, b), done);
         CDL_TRY_GOTO(st, cdl_ckks_mul_relin(r->ctx, r->rlk, a, b, prod), done);
         r->st->ct_mults++;
+        if (cheb) {
+            /* 2 T_a T_b, minus T_(a-b) at the product's scale (a != b) */
+            CDL_TRY_GOTO(st, cdl_ckks_mul_int(r->ctx, prod, 2, prod), done);
+            if (fa != fb) {
+                double ps = cdl_ckks_ciphertext_scale(prod);
+                CDL_TRY_GOTO(st, cdl_ckks_drop_to_level(r->ctx, r->pw[fa - fb], l, a), done);
+                CDL_TRY_GOTO(st,
+                             cdl_ckks_mul_const(r->ctx, a, 1.0, ps / cdl_ckks_ciphertext_scale(a), sub), done);
+                r->st->const_mults++;
+                cdl_ckks_ciphertext_set_scale(sub, ps);
+                CDL_TRY_GOTO(st, cdl_ckks_sub(r->ctx, prod, sub, prod), done);
+            }
+        }
         CDL_TRY_GOTO(st, new_ct(r, &r->pw[i]), done);
         CDL_TRY_GOTO(st, cdl_ckks_rescale(r->ctx, prod, r->pw[i]), done);
         r->st->rescales++;
+        if (cheb && fa == fb) /* T_2k = 2 T_k^2 - 1 */
+            CDL_TRY_GOTO(st, cdl_ckks_add_const(r->ctx, r->pw[i], -1.0, r->pw[i]), done);
     }
 done:
     cdl_ckks_ciphertext_free(a);
     cdl_ckks_ciphertext_free(b);
     cdl_ckks_ciphertext_free(prod);
+    cdl_ckks_ciphertext_free(sub);
     return st;
 }
 
-cdl_status cdl_ckks_eval_poly(const cdl_ckks_context *ctx, const cdl_ckks_relin_key *rlk,
-                              const cdl_ckks_ciphertext *in, const double *coeffs, int degree, double alpha,
-                              double beta, double out_scale, cdl_ckks_ciphertext *out, cdl_poly_eval_stats *stats)
+static cdl_status eval_in(const cdl_ckks_context *ctx, const cdl_ckks_relin_key *rlk, const cdl_ckks_ciphertext *in,
+                          const double *coeffs, int degree, int chebyshev, double alpha, double beta,
+                          double out_scale, cdl_ckks_ciphertext *out, cdl_poly_eval_stats *stats)
 {
     if (!ctx || !rlk || !in || !coeffs || !out)
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_eval_poly: NULL argument");
@@ -204,7 +225,7 @@ cdl_status cdl_ckks_eval_poly(const cdl_ckks_context *ctx, const cdl_ckks_relin_
     memset(stats, 0, sizeof *stats);
 
     static _Thread_local cdl_pe_schedule sched;
-    CDL_TRY(cdl_pe_schedule_best(coeffs, degree, &sched));
+    CDL_TRY(cdl_pe_schedule_best(coeffs, degree, chebyshev, &sched));
     if (sched.degree < 1)
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT,
                         "cdl_ckks_eval_poly: the polynomial is a constant (%g); no encrypted evaluation needed",
@@ -243,7 +264,6 @@ cdl_status cdl_ckks_eval_poly(const cdl_ckks_context *ctx, const cdl_ckks_relin_
     r.ctx = ctx;
     r.rlk = rlk;
     r.s = &sched;
-    r.c = coeffs;
     r.top = level;
     r.st = stats;
     cdl_status st;
@@ -275,15 +295,27 @@ done:
     return st;
 }
 
+cdl_status cdl_ckks_eval_poly(const cdl_ckks_context *ctx, const cdl_ckks_relin_key *rlk,
+                              const cdl_ckks_ciphertext *in, const double *coeffs, int degree, double alpha,
+                              double beta, double out_scale, cdl_ckks_ciphertext *out, cdl_poly_eval_stats *stats)
+{
+    return eval_in(ctx, rlk, in, coeffs, degree, 0, alpha, beta, out_scale, out, stats);
+}
+
+cdl_status cdl_ckks_eval_poly_chebyshev(const cdl_ckks_context *ctx, const cdl_ckks_relin_key *rlk,
+                                        const cdl_ckks_ciphertext *in, const double *cheb, int degree, double alpha,
+                                        double beta, double out_scale, cdl_ckks_ciphertext *out,
+                                        cdl_poly_eval_stats *stats)
+{
+    return eval_in(ctx, rlk, in, cheb, degree, 1, alpha, beta, out_scale, out, stats);
+}
+
 cdl_status cdl_ckks_eval_poly_approx(const cdl_ckks_context *ctx, const cdl_ckks_relin_key *rlk,
                                      const cdl_ckks_ciphertext *in, const cdl_poly_approx *p, double out_scale,
                                      cdl_ckks_ciphertext *out, cdl_poly_eval_stats *stats)
 {
     if (!p || p->degree < 1 || p->degree > CDL_APPROX_MAX_DEGREE || !(p->a < p->b))
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_eval_poly_approx: invalid polynomial description");
-    double tc[CDL_APPROX_MAX_DEGREE + 1];
-    /* power coefficients in t on [-1, 1] from the Chebyshev coefficients */
-    CDL_TRY(cdl_poly_chebyshev_to_power(p->chebyshev, p->degree, -1.0, 1.0, tc));
     double alpha = 2.0 / (p->b - p->a), beta = -(p->a + p->b) / (p->b - p->a);
-    return cdl_ckks_eval_poly(ctx, rlk, in, tc, p->degree, alpha, beta, out_scale, out, stats);
+    return eval_in(ctx, rlk, in, p->chebyshev, p->degree, 1, alpha, beta, out_scale, out, stats);
 }

@@ -1,14 +1,15 @@
 /*
  * test_approx_ckks.c: polynomial evaluation on CKKS ciphertexts
  * (cdl_ckks_eval_poly) against plaintext evaluation:
- *   - for every degree 1..15, random coefficients: decrypt(eval(enc(x))) equals
- *     p(alpha x + beta) by Horner in double to the stated precision floor
- *     (max error < 2^-20 for |p| <= ~20 at scale 2^40);
+ *   - for every degree 1..15, random coefficients, in the power basis and in
+ *     the Chebyshev basis: decrypt(eval(enc(x))) equals p(alpha x + beta)
+ *     (Horner, or sum c_k cos(k acos t)) to the stated precision floor
+ *     (max error < 2^-20 for coefficients in [-1, 1] at scale 2^40);
  *   - the consumed depth is ceil(log2(d+1)) (computed here, not taken from
  *     the plan), the output scale is exactly the one asked for, and the number
  *     of ciphertext multiplications equals the plan's;
- *   - a ReLU minimax approximation on [-6, 6] evaluated encrypted equals its
- *     plaintext value (cdl_ckks_eval_poly_approx);
+ *   - ReLU minimax approximations on [-6, 6] (degrees 8 and 15) evaluated
+ *     encrypted equal their plaintext values (cdl_ckks_eval_poly_approx);
  *   - too few levels are refused before any work (CDL_ERR_EXHAUSTED).
  * Test parameters: N = 2^12 with 5 levels of 40 bits, flagged insecure
  * (testing only: more modulus than 128-bit security allows at N = 2^12).
@@ -99,9 +100,8 @@ static double rnd(void)
     return (double)(lcg >> 11) / 9007199254740992.0 * 2 - 1;
 }
 
-static void test_every_degree(void **state)
+static void run_every_degree(fixture *f, int cheb)
 {
-    fixture *f = *state;
     int top = cdl_ckks_max_level(f->ctx);
     double x[SLOTS_USED], got[SLOTS_USED];
     for (int i = 0; i < SLOTS_USED; i++)
@@ -115,7 +115,8 @@ static void test_every_degree(void **state)
         assert_int_equal(cdl_ckks_ciphertext_new(f->ctx, &out), CDL_OK);
         double want_scale = ldexp(1.0, 40) * 1.25; /* not the input scale, on purpose */
         cdl_poly_eval_stats st;
-        cdl_status s = cdl_ckks_eval_poly(f->ctx, f->rlk, in, c, d, alpha, beta, want_scale, out, &st);
+        cdl_status s = cheb ? cdl_ckks_eval_poly_chebyshev(f->ctx, f->rlk, in, c, d, alpha, beta, want_scale, out, &st)
+                            : cdl_ckks_eval_poly(f->ctx, f->rlk, in, c, d, alpha, beta, want_scale, out, &st);
         if (s != CDL_OK)
             print_error("degree %d: %s\n", d, cdl_last_error());
         assert_int_equal(s, CDL_OK);
@@ -126,46 +127,62 @@ static void test_every_degree(void **state)
         assert_int_equal(cdl_ckks_ciphertext_level(out), top - depth);
         assert_true(cdl_ckks_ciphertext_scale(out) == want_scale);
         cdl_poly_eval_plan plan;
-        assert_int_equal(cdl_poly_eval_plan_compute(c, d, &plan), CDL_OK);
+        assert_int_equal(cheb ? cdl_poly_eval_plan_chebyshev(c, d, &plan) : cdl_poly_eval_plan_compute(c, d, &plan),
+                         CDL_OK);
         assert_int_equal(st.ct_mults, plan.ct_mults);
+        assert_int_equal(st.const_mults, plan.const_mults);
         assert_int_equal(st.planned_depth, depth);
         decrypt(f, out, got);
         double worst = 0;
         for (int i = 0; i < SLOTS_USED; i++) {
             double t = alpha * x[i] + beta, v = 0;
-            for (int k = d; k >= 0; k--)
-                v = v * t + c[k];
+            if (cheb) { /* T_k(t) = cos(k acos t), summed directly */
+                for (int k = 0; k <= d; k++)
+                    v += c[k] * cos(k * acos(t));
+            } else {
+                for (int k = d; k >= 0; k--)
+                    v = v * t + c[k];
+            }
             worst = fmax(worst, fabs(got[i] - v));
         }
-        printf("degree %2d: depth %d, %2d ct-ct mults, max |enc - plain| = %.3g\n", d, st.depth, st.ct_mults, worst);
+        printf("%s degree %2d: depth %d, %2d ct-ct mults, max |enc - plain| = %.3g\n", cheb ? "chebyshev" : "power",
+               d, st.depth, st.ct_mults, worst);
         assert_true(worst < FLOOR);
         cdl_ckks_ciphertext_free(in);
         cdl_ckks_ciphertext_free(out);
     }
 }
 
+static void test_every_degree_power(void **state) { run_every_degree(*state, 0); }
+static void test_every_degree_chebyshev(void **state) { run_every_degree(*state, 1); }
+
 static void test_relu_approx(void **state)
 {
     fixture *f = *state;
-    cdl_poly_approx p;
-    assert_int_equal(cdl_approx_compute(CDL_ACT_RELU, CDL_APPROX_REMEZ, 8, -6, 6, NULL, &p), CDL_OK);
-    double x[SLOTS_USED], got[SLOTS_USED];
-    for (int i = 0; i < SLOTS_USED; i++)
-        x[i] = -6 + 12.0 * i / (SLOTS_USED - 1);
-    cdl_ckks_ciphertext *in = encrypt(f, x, cdl_ckks_max_level(f->ctx), 2.0 / 12), *out;
-    assert_int_equal(cdl_ckks_ciphertext_new(f->ctx, &out), CDL_OK);
-    cdl_poly_eval_stats st;
-    assert_int_equal(cdl_ckks_eval_poly_approx(f->ctx, f->rlk, in, &p, 0, out, &st), CDL_OK);
-    assert_int_equal(st.depth, 4);
-    decrypt(f, out, got);
-    for (int i = 0; i < SLOTS_USED; i++) {
-        double want = cdl_poly_eval_chebyshev(p.chebyshev, 8, -6, 6, x[i]);
-        assert_true(fabs(got[i] - want) < FLOOR);
-        /* and it is a ReLU to within the approximation error */
-        assert_true(fabs(got[i] - (x[i] > 0 ? x[i] : 0)) < p.max_abs_error + FLOOR);
+    for (int d = 8; d <= 15; d += 7) {
+        cdl_poly_approx p;
+        assert_int_equal(cdl_approx_compute(CDL_ACT_RELU, CDL_APPROX_REMEZ, d, -6, 6, NULL, &p), CDL_OK);
+        double x[SLOTS_USED], got[SLOTS_USED];
+        for (int i = 0; i < SLOTS_USED; i++)
+            x[i] = -6 + 12.0 * i / (SLOTS_USED - 1);
+        cdl_ckks_ciphertext *in = encrypt(f, x, cdl_ckks_max_level(f->ctx), 2.0 / 12), *out;
+        assert_int_equal(cdl_ckks_ciphertext_new(f->ctx, &out), CDL_OK);
+        cdl_poly_eval_stats st;
+        assert_int_equal(cdl_ckks_eval_poly_approx(f->ctx, f->rlk, in, &p, 0, out, &st), CDL_OK);
+        assert_int_equal(st.depth, 4);
+        decrypt(f, out, got);
+        double worst = 0;
+        for (int i = 0; i < SLOTS_USED; i++) {
+            double want = cdl_poly_eval_chebyshev(p.chebyshev, d, -6, 6, x[i]);
+            worst = fmax(worst, fabs(got[i] - want));
+            /* and it is a ReLU to within the approximation error */
+            assert_true(fabs(got[i] - (x[i] > 0 ? x[i] : 0)) < p.max_abs_error + FLOOR);
+        }
+        printf("relu minimax degree %d (chebyshev basis): max |enc - plain| = %.3g\n", d, worst);
+        assert_true(worst < FLOOR);
+        cdl_ckks_ciphertext_free(in);
+        cdl_ckks_ciphertext_free(out);
     }
-    cdl_ckks_ciphertext_free(in);
-    cdl_ckks_ciphertext_free(out);
 }
 
 static void test_not_enough_levels(void **state)
@@ -193,7 +210,8 @@ static void test_not_enough_levels(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_every_degree),
+        cmocka_unit_test(test_every_degree_power),
+        cmocka_unit_test(test_every_degree_chebyshev),
         cmocka_unit_test(test_relu_approx),
         cmocka_unit_test(test_not_enough_levels),
     };

@@ -4,8 +4,9 @@
  *   - depth is ceil(log2(d+1)) for every degree 1..31, and every node of the
  *     schedule respects its level budget (re-derived here from the node tree);
  *   - interpreting the schedule on doubles (the same tree the ciphertext
- *     evaluator walks, with exact powers) gives p(x) (Horner) for random
- *     coefficients, so the schedule really computes the polynomial;
+ *     evaluator walks, with exact x^i or T_i(x) = cos(i acos x)) gives p(x)
+ *     (Horner, or Clenshaw for the Chebyshev basis) for random coefficients,
+ *     so the schedule really computes the polynomial, in both bases;
  *   - the multiplication count is between the information bound
  *     ceil(log2 d) and the count of plain binary splitting, and equals the
  *     hand-derived minimum for small degrees (d = 1: 0; 2: 1 (x^2); 3: 2 (x^2,
@@ -46,22 +47,26 @@ static int power_depth(int i)
     return (a > b ? a : b) + 1;
 }
 
-static double walk(const cdl_pe_schedule *s, const double *c, int node, double x, int *ok)
+/* B_i(x): x^i, or T_i(x) = cos(i acos x) on [-1, 1]. */
+static double basis(int cheb, int i, double x) { return cheb ? cos(i * acos(x)) : pow(x, i); }
+
+static double walk(const cdl_pe_schedule *s, int node, double x, int *ok)
 {
     const cdl_pe_node *nd = &s->nodes[node];
+    int cheb = s->chebyshev;
     switch (nd->kind) {
     case CDL_PE_CONST:
-        return c[nd->lo];
+        return nd->c[0];
     case CDL_PE_LEAF: {
-        double v = c[nd->lo];
+        double v = nd->c[0];
         for (int i = 1; i <= nd->n; i++) {
-            if (c[nd->lo + i] == 0.0)
+            if (nd->c[i] == 0.0)
                 continue;
             if (i >= 2 && !s->used[i])
-                *ok = 0; /* a power the schedule did not compute */
+                *ok = 0; /* a basis polynomial the schedule did not compute */
             if (power_depth(i) + 1 > nd->budget)
                 *ok = 0; /* the constant multiplication would not fit */
-            v += c[nd->lo + i] * pow(x, i);
+            v += nd->c[i] * basis(cheb, i, x);
         }
         return v;
     }
@@ -74,15 +79,27 @@ static double walk(const cdl_pe_schedule *s, const double *c, int node, double x
         if (nd->q >= 0) {
             if (s->nodes[nd->q].budget != nd->budget - 1)
                 *ok = 0;
-            q = walk(s, c, nd->q, x, ok);
+            q = walk(s, nd->q, x, ok);
         } else {
-            q = c[nd->lo + nd->m];
+            q = nd->qconst;
         }
         if (s->nodes[nd->r].budget != nd->budget)
             *ok = 0;
-        return q * pow(x, nd->m) + walk(s, c, nd->r, x, ok);
+        return q * basis(cheb, nd->m, x) + walk(s, nd->r, x, ok);
     }
     }
+}
+
+/* sum c_i T_i(x) by Clenshaw, independently of the library */
+static double clenshaw(const double *c, int d, double x)
+{
+    double b1 = 0, b2 = 0;
+    for (int k = d; k >= 1; k--) {
+        double b0 = 2 * x * b1 - b2 + c[k];
+        b2 = b1;
+        b1 = b0;
+    }
+    return x * b1 - b2 + c[0];
 }
 
 static uint64_t lcg = 12345;
@@ -96,34 +113,44 @@ static void test_depth_and_correctness(void **state)
 {
     (void)state;
     static cdl_pe_schedule s;
-    for (int d = 1; d <= 31; d++) {
-        double c[32];
-        for (int i = 0; i <= d; i++)
-            c[i] = rnd();
-        assert_int_equal(cdl_pe_schedule_best(c, d, &s), CDL_OK);
-        int want_depth = (int)ceil(log2(d + 1.0));
-        assert_int_equal(s.depth, want_depth);
-        assert_int_equal(s.nodes[s.root].budget, want_depth);
-        for (int i = 2; i <= CDL_PE_MAX_POWER; i++)
-            if (s.used[i])
-                assert_true(power_depth(i) <= want_depth - 1);
-        for (double x = -1; x <= 1; x += 0.125) {
-            int ok = 1;
-            double v = walk(&s, c, s.root, x, &ok);
-            assert_true(ok);
-            assert_true(fabs(v - horner(c, d, x)) < 1e-12);
+    for (int cheb = 0; cheb <= 1; cheb++)
+        for (int d = 1; d <= 31; d++) {
+            double c[32];
+            for (int i = 0; i <= d; i++)
+                c[i] = rnd();
+            assert_int_equal(cdl_pe_schedule_best(c, d, cheb, &s), CDL_OK);
+            int want_depth = (int)ceil(log2(d + 1.0));
+            assert_int_equal(s.depth, want_depth);
+            assert_int_equal(s.nodes[s.root].budget, want_depth);
+            for (int i = 2; i <= CDL_PE_MAX_POWER; i++)
+                if (s.used[i]) {
+                    assert_true(power_depth(i) <= want_depth - 1);
+                    /* the Chebyshev recurrence T_i = 2 T_a T_b - T_(a-b) needs T_(a-b) too */
+                    int a, b;
+                    cdl_pe_factors(i, &a, &b);
+                    assert_true(a + b == i && (a < 2 || s.used[a]) && (b < 2 || s.used[b]));
+                    if (cheb && a != b)
+                        assert_true(a - b < 2 || s.used[a - b]);
+                }
+            for (double x = -1; x <= 1; x += 0.125) {
+                int ok = 1;
+                double v = walk(&s, s.root, x, &ok);
+                assert_true(ok);
+                double want = cheb ? clenshaw(c, d, x) : horner(c, d, x);
+                assert_true(fabs(v - want) < 1e-12 * (cheb ? 100 : 1));
+            }
+            cdl_poly_eval_plan plan;
+            assert_int_equal(cheb ? cdl_poly_eval_plan_chebyshev(c, d, &plan) : cdl_poly_eval_plan_compute(c, d, &plan),
+                             CDL_OK);
+            assert_int_equal(plan.depth, want_depth);
+            assert_int_equal(plan.ct_mults, s.ct_mults);
+            /* bounds: at least ceil(log2 d) products to reach degree d; at most
+             * what plain binary splitting spends on a full polynomial of degree
+             * 2^k - 1 >= d: k - 1 squarings and 2^(k-1) - 1 joins */
+            assert_true(plan.ct_mults >= (int)ceil(log2((double)d)));
+            int k = want_depth;
+            assert_true(plan.ct_mults <= (k - 1) + (1 << (k - 1)) - 1);
         }
-        cdl_poly_eval_plan plan;
-        assert_int_equal(cdl_poly_eval_plan_compute(c, d, &plan), CDL_OK);
-        assert_int_equal(plan.depth, want_depth);
-        assert_int_equal(plan.ct_mults, s.ct_mults);
-        /* bounds: at least ceil(log2 d) products to reach degree d; at most
-         * what plain binary splitting spends on a full polynomial of degree
-         * 2^k - 1 >= d: k - 1 squarings and 2^(k-1) - 1 joins */
-        assert_true(plan.ct_mults >= (int)ceil(log2((double)d)));
-        int k = want_depth;
-        assert_true(plan.ct_mults <= (k - 1) + (1 << (k - 1)) - 1);
-    }
 }
 
 static void test_small_degree_counts(void **state)
@@ -134,6 +161,10 @@ static void test_small_degree_counts(void **state)
         cdl_poly_eval_plan plan;
         assert_int_equal(cdl_poly_eval_plan_compute(NULL, d, &plan), CDL_OK);
         assert_int_equal(plan.ct_mults, want[d]);
+        /* Chebyshev: T_2 (1), T_3 = 2 T_2 T_1 - T_1 or q T_2 + r (2), d = 4: T_2, T_4 = 2 T_2^2 - 1 and
+         * (c4 ... ) needs 2m > n, so at most one more than the power basis */
+        assert_int_equal(cdl_poly_eval_plan_chebyshev(NULL, d, &plan), CDL_OK);
+        assert_true(plan.ct_mults >= want[d] && plan.ct_mults <= want[d] + 1);
     }
 }
 
