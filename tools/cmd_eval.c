@@ -93,6 +93,7 @@ int cmd_eval(int argc, char **argv)
     if (threads)
         cdl_set_threads(threads);
     const char *path = argv[optind];
+    int defaulted = data_dir == NULL;
     if (!data_dir)
         data_dir = cli_default_data_dir();
 
@@ -108,8 +109,7 @@ int cmd_eval(int argc, char **argv)
     }
     if (cdl_dataset_load(dataset, data_dir, split, (size_t)limit, &ds) != CDL_OK) {
         /* The default ../shared/data may lack this dataset: let the loader's own search try. */
-        if (data_dir && data_dir == cli_default_data_dir() && cdl_dataset_load(dataset, NULL, split, (size_t)limit, &ds) == CDL_OK) {
-        } else {
+        if (!(defaulted && data_dir && cdl_dataset_load(dataset, NULL, split, (size_t)limit, &ds) == CDL_OK)) {
             rc = cli_fail_status("eval", "cannot load the dataset");
             goto done;
         }

@@ -54,6 +54,28 @@ static void run_dense(const cdl_nn_node *nd, const double *x, double *y)
     }
 }
 
+/* Dense on a block of up to DENSE_BLOCK samples: each weight row is read once
+ * for the block. Every sample still sums bias + w[0] x[0] + w[1] x[1] + ...
+ * in the same order as run_dense, so the result does not depend on blocking. */
+#define DENSE_BLOCK 8
+static void run_dense_block(const cdl_nn_node *nd, const double *x, size_t lx, double *y, size_t ly, size_t cnt)
+{
+    const size_t in = cdl_nn_shape_numel(&nd->in_shape), out = cdl_nn_shape_numel(&nd->out_shape);
+    for (size_t o = 0; o < out; o++) {
+        const double *w = nd->weight + o * in;
+        double acc[DENSE_BLOCK];
+        for (size_t j = 0; j < cnt; j++)
+            acc[j] = nd->bias ? nd->bias[o] : 0.0;
+        for (size_t i = 0; i < in; i++) {
+            const double wi = w[i];
+            for (size_t j = 0; j < cnt; j++)
+                acc[j] += wi * x[j * lx + i];
+        }
+        for (size_t j = 0; j < cnt; j++)
+            y[j * ly + o] = acc[j];
+    }
+}
+
 static void run_avgpool(const cdl_nn_node *nd, const double *x, double *y)
 {
     const int64_t C = nd->in_shape.dims[0], H = nd->in_shape.dims[1], W = nd->in_shape.dims[2];
@@ -177,9 +199,18 @@ cdl_status cdl_nn_run(const cdl_nn_graph *graph, const double *input, size_t n, 
         const double *A = buf[ia], *B = buf[ib];
         double *Y = buf[k + 1];
         const size_t la = len[ia], lb = len[ib], ly = len[k + 1];
+        if (nd->kind == CDL_NN_DENSE) {
+            const size_t blocks = (n + DENSE_BLOCK - 1) / DENSE_BLOCK;
+#pragma omp parallel for schedule(static) if (blocks > 1)
+            for (size_t b = 0; b < blocks; b++) {
+                const size_t s0 = b * DENSE_BLOCK, cnt = n - s0 < DENSE_BLOCK ? n - s0 : DENSE_BLOCK;
+                run_dense_block(nd, A + s0 * la, la, Y + s0 * ly, ly, cnt);
+            }
+        } else {
 #pragma omp parallel for schedule(static) if (n > 1)
-        for (size_t s = 0; s < n; s++)
-            run_node(nd, A + s * la, B + s * lb, Y + s * ly);
+            for (size_t s = 0; s < n; s++)
+                run_node(nd, A + s * la, B + s * lb, Y + s * ly);
+        }
         /* free what no later node reads (keeps memory at a few layers' worth) */
         for (int i = 0; i < nd->n_inputs; i++) {
             int v = nd->inputs[i];

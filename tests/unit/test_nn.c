@@ -541,6 +541,35 @@ static void test_threads_identical(void **state)
     assert_int_equal(cdl_nn_run(g, x, N, y2), CDL_OK);
     cdl_set_threads(saved);
     assert_memory_equal(y1, y2, N * 196 * sizeof *y1);
+    cdl_nn_graph_free(g);
+
+    /* dense runs on blocks of samples: same bits as one sample at a time, and
+     * as an independent dot product in the same order */
+    g = one_node_graph(CDL_NN_DENSE, 3, 9, 9);
+    nd = &g->nodes[0];
+    nd->out_shape.rank = 1;
+    nd->out_shape.dims[0] = 5;
+    nd->n_weight = 5 * 243;
+    nd->n_bias = 5;
+    nd->weight = cdl_alloc_array(nd->n_weight, sizeof(double));
+    nd->bias = cdl_alloc_array(5, sizeof(double));
+    for (size_t i = 0; i < nd->n_weight; i++)
+        nd->weight[i] = cos(0.37 * (double)i);
+    for (int i = 0; i < 5; i++)
+        nd->bias[i] = 0.1 * i;
+    cdl_set_threads(2);
+    assert_int_equal(cdl_nn_run(g, x, N, y1), CDL_OK);
+    cdl_set_threads(saved);
+    for (int s = 0; s < N; s++) {
+        assert_int_equal(cdl_nn_run(g, x + s * 243, 1, y2 + s * 5), CDL_OK);
+        for (int o = 0; o < 5; o++) {
+            double acc = 0.1 * o;
+            for (int i = 0; i < 243; i++)
+                acc += cos(0.37 * (o * 243 + i)) * x[s * 243 + i];
+            assert_true(y1[s * 5 + o] == acc);
+        }
+    }
+    assert_memory_equal(y1, y2, N * 5 * sizeof *y1);
     free(x);
     free(y1);
     free(y2);
