@@ -88,30 +88,37 @@ def main(argv=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     os.makedirs(os.path.join(root, "docs", "img"), exist_ok=True)
-    fig, ax = plt.subplots(figsize=(7, 4.2))
     groups = {}
     for r in results:
         groups.setdefault((r["dataset"], r["model"]), []).append(r)
-    for (ds, mdl), rs in groups.items():
+    groups = {k: v for k, v in groups.items() if any(degree(r["act"]) for r in v)}
+    fig, axes = plt.subplots(1, max(1, len(groups)), figsize=(5.2 * max(1, len(groups)), 4.2), squeeze=False)
+    for ax, ((ds, mdl), rs) in zip(axes[0], groups.items()):
+        degs = set()
         for fam, marker in (("poly", "o-"), ("cheb", "s--"), ("polyt", "^-.")):
             pts = sorted((degree(r["act"]), 100 * r["test_acc"]) for r in rs
                          if r["act"].startswith(fam) and r["act"][len(fam):].isdigit())
             if pts:
+                degs.update(p[0] for p in pts)
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker,
-                        label="%s %s: %s" % (ds, mdl, {"poly": "fixed LSQ fit", "cheb": "fixed Chebyshev interp.",
-                                                      "polyt": "trained from fit"}[fam]))
+                        label={"poly": "ReLU fit, least squares (fixed)", "cheb": "ReLU fit, Chebyshev interp. (fixed)",
+                               "polyt": "ReLU fit, then trained"}[fam])
         for r in rs:
             if r["act"] in ("square", "quad"):
-                ax.plot([2], [100 * r["test_acc"]], "*" if r["act"] == "quad" else "D", markersize=9,
-                        label="%s %s: %s" % (ds, mdl, act_label(r["act"])))
+                degs.add(2)
+                ax.plot([2], [100 * r["test_acc"]], "*" if r["act"] == "quad" else "D", markersize=10,
+                        label=act_label(r["act"]))
+        for r in rs:
             if r["act"] == "relu":
-                ax.axhline(100 * r["test_acc"], linestyle=":", color="gray")
-                ax.annotate("%s %s ReLU" % (ds, mdl), (ax.get_xlim()[0], 100 * r["test_acc"]), fontsize=7)
-    ax.set_xlabel("polynomial degree")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title("What a polynomial activation costs (dotted: ReLU twin)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+                ax.axhline(100 * r["test_acc"], linestyle=":", color="gray",
+                           label="ReLU twin (%.2f%%)" % (100 * r["test_acc"]))
+        ax.set_xticks(sorted(degs))
+        ax.set_xlabel("polynomial degree")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title("%s, %s model" % (ds, mdl))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle("What a polynomial activation costs")
     fig.tight_layout()
     fig.savefig(os.path.join(root, "docs", "img", "results_degree.png"), dpi=110)
 

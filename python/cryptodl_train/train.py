@@ -33,7 +33,7 @@ RECIPES = {
                              lr=2e-3, wd=1e-4, shift=1, rot=0.0, flip=False),
     "mnist_deep": dict(dataset="mnist", model="deep", act="quad", epochs=12, batch=128,
                        lr=2e-3, wd=1e-4, shift=2, rot=10.0, flip=False),
-    "fashion_mnist_deep": dict(dataset="fashion_mnist", model="deep", act="quad", epochs=8, batch=128,
+    "fashion_mnist_deep": dict(dataset="fashion_mnist", model="deep", act="quad", epochs=6, batch=128,
                                lr=2e-3, wd=1e-4, shift=2, rot=0.0, flip=True, widths=(16, 32, 64)),
     "cifar10_cnn": dict(dataset="cifar10", model="cifar", act="quad", epochs=60, batch=128,
                         lr=2e-3, wd=1e-4, shift=4, rot=0.0, flip=True),
