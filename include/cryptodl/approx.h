@@ -153,7 +153,8 @@ CDL_API cdl_status cdl_poly_approx_load(const char *path, cdl_poly_approx *out);
  *                powers x^i and the rest join sub-polynomials (q(x) * x^m)
  *   const_mults  ciphertext x constant multiplications
  * Zero coefficients are skipped (leading zeros lower the degree); coeffs ==
- * NULL plans a polynomial with every coefficient non-zero. */
+ * NULL plans a generic polynomial (every coefficient non-zero, and none
+ * cancelling in a Chebyshev split). */
 typedef struct cdl_poly_eval_plan {
     int degree;    /* effective degree */
     int depth;

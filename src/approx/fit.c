@@ -347,6 +347,21 @@ cdl_status cdl_approx_compute(cdl_activation fn, cdl_approx_method method, int d
     default:
         return cdl_fail(CDL_ERR_INTERNAL, "approx: method %d not dispatched", (int)method);
     }
+    /* Symmetry: on a symmetric interval (with a symmetric weight) the exact
+     * answer of every method has the parity of f: ReLU = x/2 + (even part),
+     * Sigmoid = 1/2 + (odd part), Tanh odd. The coefficients that must vanish
+     * come out as iteration or rounding residue (1e-12 after Remez, whose
+     * reference is deliberately asymmetric); set them to exactly 0, so that
+     * the polynomial is exactly as symmetric as f and costs less on
+     * ciphertexts. T_k has the parity of k. */
+    if (fabs(a + b) <= 1e-12 * (b - a) && (method != CDL_APPROX_LS_GAUSS || opt.mu == 0.0)) {
+        for (int k = 0; k <= degree; k++) {
+            int odd = k % 2;
+            if ((fn == CDL_ACT_RELU && odd && k >= 3) || (fn == CDL_ACT_SIGMOID && !odd && k >= 2) ||
+                (fn == CDL_ACT_TANH && !odd))
+                c[k] = 0.0L;
+        }
+    }
     /* Coefficients at rounding level (e.g. the even ones of tanh on a symmetric
      * interval, 1e-17 instead of 0) are set to exactly 0: they carry no
      * information, and a zero coefficient is skipped on ciphertexts. */

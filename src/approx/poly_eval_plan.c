@@ -288,11 +288,13 @@ static cdl_status plan_in(const double *coeffs, int degree, int chebyshev, cdl_p
 {
     if (!plan || degree < 0 || degree > CDL_APPROX_MAX_DEGREE)
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "poly eval plan: degree must be in 0..%d", CDL_APPROX_MAX_DEGREE);
-    double ones[NC];
+    double generic[NC];
     if (!coeffs) {
+        /* generic non-zero coefficients: no two combine to zero in a
+         * Chebyshev split (c_i - c_(2m-i) != 0), unlike all-ones */
         for (int i = 0; i <= degree; i++)
-            ones[i] = 1.0;
-        coeffs = ones;
+            generic[i] = 1.0 + 0.4142135623730951 * i * i;
+        coeffs = generic;
     }
     for (int i = 0; i <= degree; i++)
         if (!isfinite(coeffs[i]))

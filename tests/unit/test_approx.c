@@ -449,6 +449,34 @@ static void test_json_round_trip(void **state)
     unlink(path);
 }
 
+static void test_symmetry(void **state)
+{
+    (void)state;
+    /* ReLU = x/2 + even, Sigmoid = 1/2 + odd, Tanh odd: on a symmetric interval
+     * the coefficients that must vanish are exactly 0 (in both bases). */
+    for (int f = 0; f < CDL_ACT_COUNT; f++)
+        for (int m = 0; m < CDL_APPROX_METHOD_COUNT; m++) {
+            cdl_poly_approx r;
+            if (cdl_approx_compute((cdl_activation)f, (cdl_approx_method)m, 15, -6, 6, NULL, &r) != CDL_OK)
+                continue;
+            for (int k = 0; k <= 15; k++) {
+                int must_vanish = (f == CDL_ACT_RELU && k % 2 && k >= 3) ||
+                                  (f == CDL_ACT_SIGMOID && k % 2 == 0 && k >= 2) || (f == CDL_ACT_TANH && k % 2 == 0);
+                if (must_vanish) {
+                    assert_true(r.chebyshev[k] == 0.0);
+                    assert_true(r.power[k] == 0.0);
+                }
+            }
+        }
+    /* a Gaussian weight centred off 0 is not symmetric: nothing is forced */
+    cdl_approx_options opt;
+    cdl_approx_options_default(&opt);
+    opt.mu = 1.0;
+    cdl_poly_approx r;
+    assert_int_equal(cdl_approx_compute(CDL_ACT_TANH, CDL_APPROX_LS_GAUSS, 4, -6, 6, &opt, &r), CDL_OK);
+    assert_true(fabs(r.chebyshev[2]) > 1e-6);
+}
+
 static void test_argument_checks(void **state)
 {
     (void)state;
@@ -487,6 +515,7 @@ int main(void)
         cmocka_unit_test(test_basis_conversion_and_eval),
         cmocka_unit_test(test_error_metrics_independent),
         cmocka_unit_test(test_json_round_trip),
+        cmocka_unit_test(test_symmetry),
         cmocka_unit_test(test_argument_checks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
