@@ -17,6 +17,9 @@
 #include "ring/basis_extension.h"
 #include "ring/rns_poly.h"
 
+/* Rotations sharing one digit decomposition per batch (memory grows with it). */
+#define CDL_HOIST_BATCH 8
+
 #define NTT_TABLES(ctx) ((cdl_ntt_table *const *)(ctx)->ntt)
 
 static cdl_status check_ct(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *ct, const char *fn)
@@ -495,51 +498,69 @@ static cdl_status rotate_elements(const cdl_ckks_context *ctx, const cdl_ckks_ga
     const int level = a->level, limbs = level + 1;
     const double scale = a->scale;
     const size_t words = (size_t)limbs * n;
+    const int batch = need_ks < CDL_HOIST_BATCH ? (need_ks ? need_ks : 1) : CDL_HOIST_BATCH;
     uint64_t *c0 = cdl_ckks_scratch(CDL_SCRATCH_EV_C0, 2 * words);
-    uint64_t *u = cdl_ckks_scratch(CDL_SCRATCH_EV_U, 2 * words);
-    /* One key switch: fused (no digit buffer). Several: decompose once (hoisting). */
-    const int hoist = need_ks > 1;
-    uint64_t *digits = hoist ? cdl_ckks_scratch(CDL_SCRATCH_EV_DIGITS, cdl_ckks_digits_words(ctx, level)) : NULL;
-    uint32_t *perm = cdl_alloc_array(n, sizeof(uint32_t));
+    uint64_t *u = cdl_ckks_scratch(CDL_SCRATCH_EV_U, (size_t)batch * 2 * words);
+    uint32_t *perm = cdl_alloc_array((size_t)batch * n, sizeof(uint32_t));
+    size_t *which = cdl_alloc_array((size_t)batch, sizeof(size_t));
     cdl_status st = CDL_OK;
-    if (!c0 || !u || (hoist && !digits) || !perm) {
+    if (!c0 || !u || !perm || !which) {
         st = cdl_fail(CDL_ERR_NO_MEMORY, "rotation: out of memory");
         goto done;
     }
     /* Keep (c0, c1) of the input: outputs may alias it. */
     memcpy(c0, cdl_ct_poly(a, 0, 0), words * sizeof(uint64_t));
     memcpy(c0 + words, cdl_ct_poly(a, 1, 0), words * sizeof(uint64_t));
-    if (hoist)
-        CDL_TRY_GOTO(st, cdl_ckks_ks_decompose(ctx, c0 + words, level, digits), done);
-    for (size_t r = 0; r < count; r++) {
-        cdl_ckks_ciphertext *o = outs[r];
-        CDL_TRY_GOTO(st, prepare_out(o, 2, level, scale), done);
+    for (size_t r = 0; r < count; r++)
         if (elts[r] == 1) {
+            cdl_ckks_ciphertext *o = outs[r];
+            CDL_TRY_GOTO(st, prepare_out(o, 2, level, scale), done);
             memcpy(cdl_ct_poly(o, 0, 0), c0, words * sizeof(uint64_t));
             memcpy(cdl_ct_poly(o, 1, 0), c0 + words, words * sizeof(uint64_t));
-            continue;
         }
-        cdl_automorphism_ntt_index(n, elts[r], perm);
-        /* rotated = (phi(c0), phi(c1)) under phi(s); switch phi(c1) back to s, hoisted: phi(D_d) read via perm. */
-        if (hoist)
-            CDL_TRY_GOTO(st, cdl_ckks_ks_apply(ctx, digits, level, &gk->keys[key_index[r]], perm, u, u + words), done);
-        else
-            CDL_TRY_GOTO(st, cdl_ckks_keyswitch(ctx, c0 + words, level, &gk->keys[key_index[r]], perm, u, u + words),
-                         done);
+    /* rotated = (phi(c0), phi(c1)) under phi(s); phi(c1) is switched back to s
+     * by reading the digits of c1 through phi's NTT permutation. Up to
+     * CDL_HOIST_BATCH rotations share one digit decomposition (hoisting). */
+    for (size_t r0 = 0; r0 < count;) {
+        const cdl_ckks_ksk *keys[CDL_HOIST_BATCH];
+        const uint32_t *perms[CDL_HOIST_BATCH];
+        uint64_t *u0[CDL_HOIST_BATCH], *u1[CDL_HOIST_BATCH];
+        int m = 0;
+        for (; r0 < count && m < batch; r0++) {
+            if (elts[r0] == 1)
+                continue;
+            uint32_t *pm = perm + (size_t)m * n;
+            cdl_automorphism_ntt_index(n, elts[r0], pm);
+            perms[m] = pm;
+            keys[m] = &gk->keys[key_index[r0]];
+            u0[m] = u + (size_t)(2 * m) * words;
+            u1[m] = u + (size_t)(2 * m + 1) * words;
+            which[m] = r0;
+            m++;
+        }
+        if (m == 0)
+            break;
+        CDL_TRY_GOTO(st, cdl_ckks_keyswitch_multi(ctx, c0 + words, level, keys, perms, m, u0, u1), done);
+        for (int j = 0; j < m; j++) {
+            cdl_ckks_ciphertext *o = outs[which[j]];
+            CDL_TRY_GOTO(st, prepare_out(o, 2, level, scale), done);
+            const uint32_t *pm = perms[j];
 #pragma omp parallel for schedule(static) if (limbs > 1)
-        for (int i = 0; i < limbs; i++) {
-            uint64_t q = ctx->primes[i];
-            const uint64_t *src = c0 + (size_t)i * n, *u0 = u + (size_t)i * n, *u1 = u + words + (size_t)i * n;
-            uint64_t *o0 = cdl_ct_poly(o, 0, i), *o1 = cdl_ct_poly(o, 1, i);
-            for (size_t k = 0; k < n; k++) {
-                o0[k] = cdl_mod_add(src[perm[k]], u0[k], q);
-                o1[k] = u1[k];
+            for (int i = 0; i < limbs; i++) {
+                uint64_t q = ctx->primes[i];
+                const uint64_t *src = c0 + (size_t)i * n, *a0 = u0[j] + (size_t)i * n, *a1 = u1[j] + (size_t)i * n;
+                uint64_t *o0 = cdl_ct_poly(o, 0, i), *o1 = cdl_ct_poly(o, 1, i);
+                for (size_t k = 0; k < n; k++) {
+                    o0[k] = cdl_mod_add(src[pm[k]], a0[k], q);
+                    o1[k] = a1[k];
+                }
             }
         }
     }
 done:
     cdl_free(key_index);
     cdl_free(perm);
+    cdl_free(which);
     return st;
 }
 

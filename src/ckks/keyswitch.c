@@ -120,18 +120,22 @@ static void mac_limb(const uint64_t *const *x, const uint64_t *const *k0, const 
     }
 }
 
-/* Inner product (digits stored, or computed limb by limb from c when digits
- * is NULL) followed by ModDown. */
-static cdl_status ks_core(const cdl_ckks_context *ctx, const uint64_t *digits, const uint64_t *c, int level,
-                          const cdl_ckks_ksk *key, const uint32_t *perm, uint64_t *out0, uint64_t *out1)
+/* Inner products for `count` keys (and automorphisms) of the same input,
+ * digits stored or computed limb by limb from c when digits is NULL (each
+ * digit limb is then built once and reused from cache by every key: this is
+ * the hoisting of Halevi-Shoup), followed by ModDown of every result. */
+static cdl_status ks_multi(const cdl_ckks_context *ctx, const uint64_t *digits, const uint64_t *c, int level,
+                           const cdl_ckks_ksk *const *keys, const uint32_t *const *perms, int count,
+                           uint64_t *const *out0, uint64_t *const *out1)
 {
     const size_t n = ctx->n;
     const int limbs = level + 1, ext = level + 1 + ctx->p_count, K = ctx->p_count;
     const int dcount = cdl_ckks_digit_count(ctx, level);
     const int threads = omp_get_max_threads();
-    uint64_t *acc = cdl_ckks_scratch(CDL_SCRATCH_KS_ACC, 2 * (size_t)ext * n);
-    uint64_t *yp = cdl_ckks_scratch(CDL_SCRATCH_KS_YP, 2 * (size_t)K * n);
-    uint64_t *conv = cdl_ckks_scratch(CDL_SCRATCH_KS_CONV, 2 * (size_t)limbs * n);
+    const size_t cnt = (size_t)count;
+    uint64_t *acc = cdl_ckks_scratch(CDL_SCRATCH_KS_ACC, cnt * 2 * (size_t)ext * n);
+    uint64_t *yp = cdl_ckks_scratch(CDL_SCRATCH_KS_YP, cnt * 2 * (size_t)K * n);
+    uint64_t *conv = cdl_ckks_scratch(CDL_SCRATCH_KS_CONV, (size_t)threads * n);
     uint64_t *macs = cdl_ckks_scratch(CDL_SCRATCH_KS_MAC, (size_t)threads * 4 * n); /* 2n u128 per thread */
     uint64_t *cc = NULL, *y = NULL, *bufs = NULL;
     if (!acc || !yp || !conv || !macs)
@@ -146,12 +150,14 @@ static cdl_status ks_core(const cdl_ckks_context *ctx, const uint64_t *digits, c
             return cdl_fail(CDL_ERR_NO_MEMORY, "key switching: out of memory");
         modup_prepare(ctx, c, level, cc, y);
     }
-    uint64_t *acc0 = acc, *acc1 = acc + (size_t)ext * n;
+    /* acc for key r, component comp, extended limb t at ((r*2 + comp)*ext + t)*n */
+#define ACC(r, comp, t) (acc + (((size_t)(r) * 2 + (size_t)(comp)) * (size_t)ext + (size_t)(t)) * n)
 #pragma omp parallel
     {
         const uint64_t *x[CDL_CKKS_MAX_PRIMES], *k0[CDL_CKKS_MAX_PRIMES], *k1[CDL_CKKS_MAX_PRIMES];
         uint64_t *buf = bufs ? bufs + (size_t)omp_get_thread_num() * (size_t)dcount * n : NULL;
         cdl_u128 *mac = (cdl_u128 *)(void *)(macs + (size_t)omp_get_thread_num() * 4 * n);
+        uint64_t *cv = conv + (size_t)omp_get_thread_num() * n;
         /* Inner product over digits, per extended limb. */
 #pragma omp for schedule(static)
         for (int t = 0; t < ext; t++) {
@@ -161,48 +167,60 @@ static cdl_status ks_core(const cdl_ckks_context *ctx, const uint64_t *digits, c
                     x[d] = digits + ((size_t)d * (size_t)ext + (size_t)t) * n;
                 else
                     x[d] = digit_limb(ctx, c, y, level, d, p, buf + (size_t)d * n);
-                k0[d] = cdl_ksk_poly(key, d, 0, p);
-                k1[d] = cdl_ksk_poly(key, d, 1, p);
             }
-            mac_limb(x, k0, k1, dcount, perm, &ctx->mod[p], mac, acc0 + (size_t)t * n, acc1 + (size_t)t * n, n);
+            for (int r = 0; r < count; r++) {
+                for (int d = 0; d < dcount; d++) {
+                    k0[d] = cdl_ksk_poly(keys[r], d, 0, p);
+                    k1[d] = cdl_ksk_poly(keys[r], d, 1, p);
+                }
+                mac_limb(x, k0, k1, dcount, perms ? perms[r] : NULL, &ctx->mod[p], mac, ACC(r, 0, t), ACC(r, 1, t),
+                         n);
+            }
         }
         /* ModDown: the P part to coefficients, convert to Q_l, subtract, times P^-1. */
 #pragma omp for schedule(static)
-        for (int item = 0; item < 2 * K; item++) {
-            int comp = item / K, j = item % K;
-            uint64_t *a = (comp ? acc1 : acc0) + (size_t)(limbs + j) * n;
-            cdl_ntt_inverse(ctx->ntt[ctx->q_count + j], a);
+        for (int item = 0; item < count * 2 * K; item++) {
+            int rc = item / K, j = item % K;
+            cdl_ntt_inverse(ctx->ntt[ctx->q_count + j], ACC(rc / 2, rc % 2, limbs + j));
         }
 #pragma omp for schedule(static)
-        for (int comp = 0; comp < 2; comp++)
-            cdl_base_convert_prepare(&ctx->moddown, (comp ? acc1 : acc0) + (size_t)limbs * n,
-                                     yp + (size_t)comp * K * n, n);
+        for (int rc = 0; rc < count * 2; rc++)
+            cdl_base_convert_prepare(&ctx->moddown, ACC(rc / 2, rc % 2, limbs), yp + (size_t)rc * K * n, n);
 #pragma omp for schedule(static)
-        for (int item = 0; item < 2 * limbs; item++) {
-            int comp = item / limbs, i = item % limbs;
-            uint64_t *cv = conv + (size_t)item * n;
-            cdl_base_convert_limb(&ctx->moddown, yp + (size_t)comp * K * n, i, cv, n);
+        for (int item = 0; item < count * 2 * limbs; item++) {
+            int rc = item / limbs, i = item % limbs;
+            cdl_base_convert_limb(&ctx->moddown, yp + (size_t)rc * K * n, i, cv, n);
             cdl_ntt_forward(ctx->ntt[i], cv);
-            const uint64_t *a = (comp ? acc1 : acc0) + (size_t)i * n;
-            uint64_t *o = (comp ? out1 : out0) + (size_t)i * n;
+            const uint64_t *a = ACC(rc / 2, rc % 2, i);
+            uint64_t *o = (rc % 2 ? out1[rc / 2] : out0[rc / 2]) + (size_t)i * n;
             uint64_t q = ctx->primes[i], w = ctx->p_inv_mod_q[i], ws = ctx->p_inv_mod_q_shoup[i];
             for (size_t k = 0; k < n; k++)
                 o[k] = cdl_mul_shoup(a[k] + q - cv[k], w, ws, q);
         }
     }
+#undef ACC
     return CDL_OK;
 }
 
 cdl_status cdl_ckks_ks_apply(const cdl_ckks_context *ctx, const uint64_t *digits, int level, const cdl_ckks_ksk *key,
                              const uint32_t *perm, uint64_t *out0, uint64_t *out1)
 {
-    return ks_core(ctx, digits, NULL, level, key, perm, out0, out1);
+    return ks_multi(ctx, digits, NULL, level, &key, perm ? &perm : NULL, 1, &out0, &out1);
 }
 
 cdl_status cdl_ckks_keyswitch(const cdl_ckks_context *ctx, const uint64_t *c, int level, const cdl_ckks_ksk *key,
                               const uint32_t *perm, uint64_t *out0, uint64_t *out1)
 {
-    return ks_core(ctx, NULL, c, level, key, perm, out0, out1);
+    return ks_multi(ctx, NULL, c, level, &key, perm ? &perm : NULL, 1, &out0, &out1);
+}
+
+cdl_status cdl_ckks_keyswitch_multi(const cdl_ckks_context *ctx, const uint64_t *c, int level,
+                                    const cdl_ckks_ksk *const *keys, const uint32_t *const *perms, int count,
+                                    uint64_t *const *out0, uint64_t *const *out1)
+{
+    if (count < 1)
+        return CDL_OK;
+    return ks_multi(ctx, NULL, c, level, keys, perms, count, out0, out1);
 }
 
 cdl_status cdl_ckks_ksk_generate(const cdl_ckks_context *ctx, const cdl_ckks_secret_key *sk, const uint64_t *s_from,

@@ -40,6 +40,13 @@ cdl_status cdl_ckks_ks_apply(const cdl_ckks_context *ctx, const uint64_t *digits
 cdl_status cdl_ckks_keyswitch(const cdl_ckks_context *ctx, const uint64_t *c, int level, const cdl_ckks_ksk *key,
                               const uint32_t *perm, uint64_t *out0, uint64_t *out1);
 
+/* Hoisted: `count` switches of the same c with keys[r] and automorphism perms[r]
+ * (perms or perms[r] may be NULL); every digit limb is built once and used by
+ * all keys while in cache. Results equal count separate cdl_ckks_keyswitch. */
+cdl_status cdl_ckks_keyswitch_multi(const cdl_ckks_context *ctx, const uint64_t *c, int level,
+                                    const cdl_ckks_ksk *const *keys, const uint32_t *const *perms, int count,
+                                    uint64_t *const *out0, uint64_t *const *out1);
+
 /* Generate a key switching from s_from (NTT over all qp primes) to sk. */
 cdl_status cdl_ckks_ksk_generate(const cdl_ckks_context *ctx, const cdl_ckks_secret_key *sk, const uint64_t *s_from,
                                  cdl_rng *rng, cdl_ckks_ksk *key);

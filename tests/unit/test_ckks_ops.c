@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "ckks/keyswitch.h"
 #include "test_ckks_util.h"
 
 #define FRESH_BITS 22.0  /* fresh encryption at scale 2^40 (public key: ~25 observed at N = 2^11) */
@@ -216,6 +217,18 @@ static void test_mul_relin_rescale(void **state)
     print_message("  %-40s %.1f bits\n", "mul (size 3, no relin)", bits);
     assert_true(bits >= MUL_BITS);
 
+    /* the stored-digit key switch (decompose + apply) equals the fused one */
+    {
+        int lv = o->level;
+        size_t w = (size_t)(lv + 1) * ctx->n;
+        uint64_t *dig = cdl_alloc_array(cdl_ckks_digits_words(ctx, lv), 8);
+        uint64_t *u1 = cdl_alloc_array(2 * w, 8), *u2 = cdl_alloc_array(2 * w, 8);
+        assert_int_equal(cdl_ckks_ks_decompose(ctx, cdl_ct_poly(o, 2, 0), lv, dig), CDL_OK);
+        assert_int_equal(cdl_ckks_ks_apply(ctx, dig, lv, &t.rlk->ksk, NULL, u1, u1 + w), CDL_OK);
+        assert_int_equal(cdl_ckks_keyswitch(ctx, cdl_ct_poly(o, 2, 0), lv, &t.rlk->ksk, NULL, u2, u2 + w), CDL_OK);
+        assert_memory_equal(u1, u2, 2 * w * 8);
+        cdl_free(dig), cdl_free(u1), cdl_free(u2);
+    }
     /* relinearize separately == mul_relin, bit for bit */
     assert_int_equal(cdl_ckks_relinearize(ctx, t.rlk, o, o), CDL_OK);
     assert_int_equal(cdl_ckks_mul_relin(ctx, t.rlk, a, b, o2), CDL_OK);
