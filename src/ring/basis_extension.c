@@ -125,6 +125,11 @@ void cdl_base_convert(const cdl_base_converter *bc, const uint64_t *x, uint64_t 
         cdl_base_convert_limb(bc, y, j, out + (size_t)j * n, n);
 }
 
+/* Key switching calls this for every (digit, target) limb pair; the mask-only
+ * paths vectorize, so x86-64 builds get AVX-512/AVX2 clones picked at load time. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
 void cdl_lift_centered(const uint64_t *x_last, uint64_t q_last, uint64_t *out, size_t n, const cdl_modulus *q)
 {
     uint64_t half = q_last >> 1;
