@@ -52,7 +52,10 @@ typedef enum cdl_activation {
     CDL_ACT_RELU = 0,
     CDL_ACT_SIGMOID = 1,
     CDL_ACT_TANH = 2,
-    CDL_ACT_COUNT
+    CDL_ACT_COUNT,
+    /* A polynomial read from JSON with no known reference function (e.g. one
+     * learned by the trainer, "function": "learned"): errors are NaN. */
+    CDL_ACT_NONE = 100
 } cdl_activation;
 
 typedef enum cdl_approx_method {
@@ -63,14 +66,17 @@ typedef enum cdl_approx_method {
     CDL_APPROX_REMEZ = 4,
     CDL_APPROX_DERIVATIVE = 5,
     CDL_APPROX_TAYLOR = 6,
-    CDL_APPROX_METHOD_COUNT
+    CDL_APPROX_METHOD_COUNT,
+    /* Read from JSON with another "method" (e.g. "trained", "given"). */
+    CDL_APPROX_GIVEN = 100
 } cdl_approx_method;
 
-/* "relu", "sigmoid", "tanh"; NULL for an unknown value. */
+/* "relu", "sigmoid", "tanh" ("none" for CDL_ACT_NONE); NULL for an unknown value. */
 CDL_API const char *cdl_activation_name(cdl_activation fn);
 /* Parse a name (case-insensitive); CDL_ERR_INVALID_ARGUMENT if unknown. */
 CDL_API cdl_status cdl_activation_from_name(const char *name, cdl_activation *out);
-/* "ls", "ls_gauss", "cheb_interp", "cheb_proj", "remez", "derivative", "taylor". */
+/* "ls", "ls_gauss", "cheb_interp", "cheb_proj", "remez", "derivative", "taylor"
+ * ("given" for CDL_APPROX_GIVEN). */
 CDL_API const char *cdl_approx_method_name(cdl_approx_method method);
 /* Also accepts the aliases "lsq", "gauss", "chebyshev", "minimax", "deriv". */
 CDL_API cdl_status cdl_approx_method_from_name(const char *name, cdl_approx_method *out);
@@ -137,7 +143,10 @@ CDL_API void cdl_approx_string_free(char *s);
 /* Parse a description. "basis" is "power" (coefficients are power
  * coefficients) or "chebyshev" (coefficients are Chebyshev coefficients on the
  * interval); the other basis is recomputed, and the error fields are
- * recomputed from the function. Unknown extra keys are ignored. */
+ * recomputed from the function. Unknown extra keys are ignored. Written by
+ * others (the Python trainer): an unknown "function" gives CDL_ACT_NONE (errors
+ * NaN, not written back), an unknown or missing "method" CDL_APPROX_GIVEN, a
+ * missing "interval" [-1, 1]. */
 CDL_API cdl_status cdl_poly_approx_from_json(const char *json, cdl_poly_approx *out);
 CDL_API cdl_status cdl_poly_approx_save(const cdl_poly_approx *p, const char *path);
 CDL_API cdl_status cdl_poly_approx_load(const char *path, cdl_poly_approx *out);

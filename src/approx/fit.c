@@ -251,9 +251,15 @@ static cdl_status sq_error_integral(const cdl_approx_target *t, const long doubl
 
 cdl_status cdl_approx_analyze(cdl_poly_approx *p, double mu, double sigma)
 {
-    if (!p || (unsigned)p->fn >= CDL_ACT_COUNT || p->degree < 0 || p->degree > CDL_APPROX_MAX_DEGREE ||
-        !(p->a < p->b))
+    if (!p || ((unsigned)p->fn >= CDL_ACT_COUNT && p->fn != CDL_ACT_NONE) || p->degree < 0 ||
+        p->degree > CDL_APPROX_MAX_DEGREE || !(p->a < p->b))
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "approx analyze: invalid polynomial description");
+    if (p->fn == CDL_ACT_NONE) { /* no reference function: nothing to compare with */
+        p->max_abs_error = p->rms_error = p->gaussian_mse = NAN;
+        p->gauss_mu = mu;
+        p->gauss_sigma = sigma > 0 ? sigma : (p->b - p->a) / 6.0;
+        return CDL_OK;
+    }
     if (!(sigma > 0))
         sigma = (p->b - p->a) / 6.0;
     cdl_approx_target t;

@@ -22,6 +22,8 @@ static const char *const method_names[CDL_APPROX_METHOD_COUNT] = {"ls",        "
 
 const char *cdl_activation_name(cdl_activation fn)
 {
+    if (fn == CDL_ACT_NONE)
+        return "none";
     return ((unsigned)fn < CDL_ACT_COUNT) ? act_names[fn] : NULL;
 }
 
@@ -39,6 +41,8 @@ cdl_status cdl_activation_from_name(const char *name, cdl_activation *out)
 
 const char *cdl_approx_method_name(cdl_approx_method method)
 {
+    if (method == CDL_APPROX_GIVEN)
+        return "given";
     return ((unsigned)method < CDL_APPROX_METHOD_COUNT) ? method_names[method] : NULL;
 }
 

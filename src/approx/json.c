@@ -50,9 +50,11 @@ static json_t *to_object(const cdl_poly_approx *p)
     bad |= json_object_set_new(o, "basis", json_string("power"));
     bad |= json_object_set_new(o, "coefficients", array_of(p->power, p->degree + 1));
     bad |= json_object_set_new(o, "chebyshev", array_of(p->chebyshev, p->degree + 1));
-    bad |= json_object_set_new(o, "max_abs_error", json_real(p->max_abs_error));
-    bad |= json_object_set_new(o, "rms_error", json_real(p->rms_error));
-    bad |= json_object_set_new(o, "gaussian_mse", json_real(p->gaussian_mse));
+    if (p->fn != CDL_ACT_NONE) { /* NaN is not JSON: no errors without a reference */
+        bad |= json_object_set_new(o, "max_abs_error", json_real(p->max_abs_error));
+        bad |= json_object_set_new(o, "rms_error", json_real(p->rms_error));
+        bad |= json_object_set_new(o, "gaussian_mse", json_real(p->gaussian_mse));
+    }
     json_t *g = json_object();
     if (g) {
         bad |= json_object_set_new(g, "mu", json_real(p->gauss_mu));
@@ -92,7 +94,7 @@ static json_t *to_object(const cdl_poly_approx *p)
 cdl_status cdl_poly_approx_to_json(const cdl_poly_approx *p, char **json)
 {
     if (!p || !json || p->degree < 0 || p->degree > CDL_APPROX_MAX_DEGREE || !cdl_activation_name(p->fn) ||
-        !cdl_approx_method_name(p->method))
+        !cdl_approx_method_name(p->method) || !(p->a < p->b))
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "approx to_json: invalid polynomial description");
     json_t *o = to_object(p);
     if (!o)
@@ -129,22 +131,24 @@ static cdl_status from_object(json_t *o, cdl_poly_approx *out)
     const char *type = json_string_value(json_object_get(o, "type"));
     if (!type || strcmp(type, "poly_activation"))
         return cdl_fail(CDL_ERR_FORMAT, "poly_activation: \"type\" must be \"poly_activation\"");
-    const char *fn = json_string_value(json_object_get(o, "function"));
-    if (!fn)
-        return cdl_fail(CDL_ERR_FORMAT, "poly_activation: missing \"function\" (relu, sigmoid or tanh)");
-    if (cdl_activation_from_name(fn, &out->fn) != CDL_OK)
-        return cdl_fail(CDL_ERR_FORMAT, "poly_activation: unknown \"function\" '%s' (relu, sigmoid or tanh)", fn);
-    const char *method = json_string_value(json_object_get(o, "method"));
-    out->method = CDL_APPROX_LS;
-    if (method && cdl_approx_method_from_name(method, &out->method) != CDL_OK)
-        return cdl_fail(CDL_ERR_FORMAT, "poly_activation: unknown \"method\" '%s'", method);
+    json_t *fnv = json_object_get(o, "function"), *mv = json_object_get(o, "method");
+    if ((fnv && !json_is_string(fnv)) || (mv && !json_is_string(mv)))
+        return cdl_fail(CDL_ERR_FORMAT, "poly_activation: \"function\" and \"method\" must be strings");
+    const char *fn = json_string_value(fnv), *method = json_string_value(mv);
+    /* a polynomial without a known reference (learned, square, ...) is still a valid activation */
+    if (!fn || cdl_activation_from_name(fn, &out->fn) != CDL_OK)
+        out->fn = CDL_ACT_NONE;
+    if (!method || cdl_approx_method_from_name(method, &out->method) != CDL_OK)
+        out->method = CDL_APPROX_GIVEN;
+    cdl_clear_error();
     json_t *deg = json_object_get(o, "degree");
     if (!json_is_integer(deg) || json_integer_value(deg) < 0 || json_integer_value(deg) > CDL_APPROX_MAX_DEGREE)
         return cdl_fail(CDL_ERR_FORMAT, "poly_activation: \"degree\" must be an integer in 0..%d",
                         CDL_APPROX_MAX_DEGREE);
     out->degree = (int)json_integer_value(deg);
-    double iv[2];
-    CDL_TRY(read_array(json_object_get(o, "interval"), "interval", iv, 2));
+    double iv[2] = {-1.0, 1.0};
+    if (json_object_get(o, "interval"))
+        CDL_TRY(read_array(json_object_get(o, "interval"), "interval", iv, 2));
     if (!(iv[0] < iv[1]))
         return cdl_fail(CDL_ERR_FORMAT, "poly_activation: \"interval\" [%g, %g] must have a < b", iv[0], iv[1]);
     out->a = iv[0];

@@ -425,7 +425,7 @@ static void test_json_round_trip(void **state)
     const char *bad[] = {
         "not json",
         "{\"type\":\"other\"}",
-        "{\"type\":\"poly_activation\",\"function\":\"gelu\",\"degree\":1,\"interval\":[-1,1],\"coefficients\":[0,1]}",
+        "{\"type\":\"poly_activation\",\"function\":7,\"degree\":1,\"interval\":[-1,1],\"coefficients\":[0,1]}",
         "{\"type\":\"poly_activation\",\"function\":\"relu\",\"degree\":2,\"interval\":[-1,1],\"coefficients\":[0,1]}",
         "{\"type\":\"poly_activation\",\"function\":\"relu\",\"degree\":1,\"interval\":[1,-1],\"coefficients\":[0,1]}",
         "{\"type\":\"poly_activation\",\"function\":\"relu\",\"degree\":99,\"interval\":[-1,1],\"coefficients\":[0,1]}",
@@ -437,6 +437,24 @@ static void test_json_round_trip(void **state)
         assert_int_equal(cdl_poly_approx_from_json(bad[i], &back), CDL_ERR_FORMAT);
         assert_int_not_equal(strlen(cdl_last_error()), 0);
     }
+
+    /* What the Python trainer writes for a learned polynomial (describe()):
+     * unknown function and method, no interval. */
+    const char *learned = "{\"type\": \"poly_activation\", \"function\": \"learned\", \"method\": \"trained\","
+                          " \"degree\": 2, \"basis\": \"power\", \"coefficients\": [0.1, 0.5, 0.25]}";
+    assert_int_equal(cdl_poly_approx_from_json(learned, &back), CDL_OK);
+    assert_int_equal(back.fn, CDL_ACT_NONE);
+    assert_int_equal(back.method, CDL_APPROX_GIVEN);
+    assert_true(back.a == -1 && back.b == 1);
+    assert_true(isnan(back.max_abs_error));
+    /* on [-1, 1], 0.1 + 0.5 t + 0.25 t^2 = 0.225 T_0 + 0.5 T_1 + 0.125 T_2 */
+    assert_close(back.chebyshev[0], 0.225, 1e-15, "learned c0");
+    assert_close(back.chebyshev[2], 0.125, 1e-15, "learned c2");
+    char *again;
+    assert_int_equal(cdl_poly_approx_to_json(&back, &again), CDL_OK);
+    assert_non_null(strstr(again, "\"function\": \"none\""));
+    assert_null(strstr(again, "max_abs_error"));
+    cdl_approx_string_free(again);
 
     /* file save / load */
     char path[] = "/tmp/cdl-test-approx-XXXXXX";
