@@ -197,6 +197,22 @@ static void mw_mul_add_word(uint64_t *acc, const uint64_t *a, size_t words, uint
     acc[words] += (uint64_t)carry; /* acc has words + 1 words and never overflows */
 }
 
+/* acc (words + 1 words) -= a * w, for a result known to be >= 0. */
+static void mw_sub_mul_word(uint64_t *acc, const uint64_t *a, size_t words, uint64_t w)
+{
+    cdl_u128 carry = 0;
+    uint64_t borrow = 0;
+    for (size_t i = 0; i < words; i++) {
+        cdl_u128 t = (cdl_u128)a[i] * w + carry;
+        uint64_t lo = (uint64_t)t;
+        carry = t >> 64;
+        uint64_t r = acc[i] - lo - borrow;
+        borrow = (acc[i] < lo) || (acc[i] - lo < borrow);
+        acc[i] = r;
+    }
+    acc[words] -= (uint64_t)carry + borrow;
+}
+
 static int mw_geq(const uint64_t *a, const uint64_t *b, size_t words)
 {
     for (size_t i = words; i-- > 0;)
@@ -215,12 +231,21 @@ static void mw_sub(uint64_t *a, const uint64_t *b, size_t words)
     }
 }
 
+/* Nearest double (within 2^-100 relative) from the top three nonzero words. */
 static double mw_to_double(const uint64_t *a, size_t words)
 {
-    long double r = 0;
-    for (size_t i = words; i-- > 0;)
-        r = r * 18446744073709551616.0L + (long double)a[i];
-    return (double)r;
+    size_t h = words;
+    while (h > 0 && a[h - 1] == 0)
+        h--;
+    if (h == 0)
+        return 0.0;
+    h--; /* index of the top nonzero word */
+    double r = (double)a[h];
+    if (h >= 1)
+        r = r * 18446744073709551616.0 + (double)a[h - 1];
+    if (h >= 2)
+        r += (double)a[h - 2] / 18446744073709551616.0;
+    return h >= 1 ? ldexp(r, 64 * (int)(h - 1)) : r;
 }
 
 /* Coefficient form limbs 0..level -> centered integers as doubles divided by scale. */
@@ -273,11 +298,18 @@ static cdl_status crt_compose(const cdl_ckks_context *ctx, const uint64_t *c, in
     for (size_t k = 0; k < n; k++) {
         uint64_t acc[CDL_CKKS_MAX_PRIMES + 3];
         memset(acc, 0, (W + 1) * sizeof(uint64_t));
+        double frac = 0; /* acc / Q = sum y_i / q_i */
         for (size_t i = 0; i < L; i++) {
             uint64_t y = cdl_mod_mul(c[i * n + k], qhat_inv[i], &ctx->mod[i]);
             mw_mul_add_word(acc, qhat + i * W, W, y);
+            frac += (double)y / (double)ctx->primes[i];
         }
-        /* acc < L * Q: subtract Q until below it (acc[W] is 0 since L*Q < 2^(64 W)) */
+        /* acc < L * Q. Remove floor(acc/Q) - (0 or 1) multiples of Q at once
+         * (the double estimate is off by far less than 1/2), then at most one
+         * exact correction. */
+        double kq = floor(frac - 0.5);
+        if (kq >= 1)
+            mw_sub_mul_word(acc, Q, W, (uint64_t)kq);
         while (mw_geq(acc, Q, W))
             mw_sub(acc, Q, W);
         double v;

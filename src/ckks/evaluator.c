@@ -498,7 +498,11 @@ static cdl_status rotate_elements(const cdl_ckks_context *ctx, const cdl_ckks_ga
     const int level = a->level, limbs = level + 1;
     const double scale = a->scale;
     const size_t words = (size_t)limbs * n;
-    const int batch = need_ks < CDL_HOIST_BATCH ? (need_ks ? need_ks : 1) : CDL_HOIST_BATCH;
+    /* Batch size: at most CDL_HOIST_BATCH, and at most ~32 MB of accumulators. */
+    size_t per_key = 2 * (size_t)(limbs + ctx->p_count) * n * sizeof(uint64_t);
+    int batch = (int)(((size_t)32 << 20) / per_key);
+    batch = batch < 1 ? 1 : batch > CDL_HOIST_BATCH ? CDL_HOIST_BATCH : batch;
+    batch = need_ks < batch ? (need_ks ? need_ks : 1) : batch;
     uint64_t *c0 = cdl_ckks_scratch(CDL_SCRATCH_EV_C0, 2 * words);
     uint64_t *u = cdl_ckks_scratch(CDL_SCRATCH_EV_U, (size_t)batch * 2 * words);
     uint32_t *perm = cdl_alloc_array((size_t)batch * n, sizeof(uint32_t));
