@@ -495,6 +495,54 @@ static void test_symmetry(void **state)
     assert_true(fabs(r.chebyshev[2]) > 1e-6);
 }
 
+/* Robustness of the JSON reader: byte flips, truncations and splices of a
+ * valid description must give CDL_OK or CDL_ERR_FORMAT, never a crash (run
+ * under ASan/UBSan in CI), and an accepted one must be self-consistent. */
+static void test_json_mutations(void **state)
+{
+    (void)state;
+    cdl_poly_approx r, back;
+    assert_int_equal(cdl_approx_compute(CDL_ACT_SIGMOID, CDL_APPROX_REMEZ, 5, -8, 8, NULL, &r), CDL_OK);
+    char *s;
+    assert_int_equal(cdl_poly_approx_to_json(&r, &s), CDL_OK);
+    size_t n = strlen(s);
+    char *buf = malloc(n + 1);
+    assert_non_null(buf);
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    static const char alphabet[] = "{}[]\",:0123456789.eE-+ tnfaluxyz";
+    for (int trial = 0; trial < 3000; trial++) {
+        memcpy(buf, s, n + 1);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        int kind = (int)(x % 3);
+        if (kind == 0) { /* flip a few bytes to JSON-ish characters */
+            for (int k = 0; k < 1 + (int)(x >> 60); k++) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                buf[(x >> 8) % n] = alphabet[(x >> 40) % (sizeof alphabet - 1)];
+            }
+        } else if (kind == 1) { /* truncate */
+            buf[(x >> 8) % n] = 0;
+        } else { /* delete a span */
+            size_t at = (x >> 8) % n, len = (x >> 32) % 16;
+            if (at + len > n)
+                len = n - at;
+            memmove(buf + at, buf + at + len, n + 1 - at - len);
+        }
+        cdl_status st = cdl_poly_approx_from_json(buf, &back);
+        assert_true(st == CDL_OK || st == CDL_ERR_FORMAT);
+        if (st == CDL_OK) {
+            assert_true(back.degree >= 0 && back.degree <= CDL_APPROX_MAX_DEGREE && back.a < back.b);
+            for (int k = 0; k <= back.degree; k++)
+                assert_true(isfinite(back.power[k]) && isfinite(back.chebyshev[k]));
+        }
+    }
+    free(buf);
+    cdl_approx_string_free(s);
+}
+
 static void test_argument_checks(void **state)
 {
     (void)state;
@@ -534,6 +582,7 @@ int main(void)
         cmocka_unit_test(test_error_metrics_independent),
         cmocka_unit_test(test_json_round_trip),
         cmocka_unit_test(test_symmetry),
+        cmocka_unit_test(test_json_mutations),
         cmocka_unit_test(test_argument_checks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
