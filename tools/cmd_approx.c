@@ -41,7 +41,7 @@ static void usage(FILE *out)
             "  --fn F           relu (default), sigmoid or tanh\n"
             "  --degree D       1..%d (default 4)\n"
             "  --interval A:B   default -6:6 for relu and tanh, -8:8 for sigmoid\n"
-            "  --mu M           mean of the Gaussian weight and error (default 0)\n"
+            "  --mu M           mean of the Gaussian weight and error (default: the middle of [A, B])\n"
             "  --sigma S        its standard deviation (default (B - A) / 6)\n"
             "  --tol T          Remez stops when the relative spread of |error| on the extrema < T (1e-9)\n"
             "  --json           print the JSON description (coefficients in the power basis, lowest\n"
@@ -129,8 +129,9 @@ static void print_text(const cdl_poly_approx *p, double tol)
            p->gauss_sigma);
     cdl_poly_eval_plan plan;
     if (cdl_poly_eval_plan_chebyshev(p->chebyshev, p->degree, &plan) == CDL_OK)
-        printf("on a CKKS ciphertext: %d levels, %d ciphertext multiplications (%d for powers), %d constant "
-               "multiplications\n", plan.depth, plan.ct_mults, plan.power_mults, plan.const_mults);
+        printf("on a CKKS ciphertext (Chebyshev basis): %d levels, %d ciphertext multiplications (%d for the "
+               "basis), %d constant multiplications\n",
+               plan.depth, plan.ct_mults, plan.power_mults, plan.const_mults);
     if (p->method == CDL_APPROX_REMEZ)
         printf("remez: %d iterations, equioscillation spread %.3e (tolerance %.1e): %s\n", p->iterations,
                p->equioscillation_spread, tol, p->converged ? "converged" : "NOT converged");
@@ -352,7 +353,7 @@ static int run_convergence(cdl_activation fn, double a, double b, const int *deg
             fprintf(gp,
                     "set title 'E[(f - p)^2] under N(%g, %g), whole real line'\nset ylabel 'mean squared error'\nset key bottom left\n"
                     "set yrange [*:1e3]\n",
-                    opt->mu, sigma);
+                    isnan(opt->mu) ? 0.5 * (a + b) : opt->mu, sigma);
         fprintf(gp, "plot");
         int first = 1;
         for (int m = 0; m < CDL_APPROX_METHOD_COUNT; m++) {

@@ -9,6 +9,7 @@
  *
  *   CDL_APPROX_LS           least squares on [a, b], uniform weight
  *   CDL_APPROX_LS_GAUSS     least squares weighted by the density of N(mu, sigma)
+ *                           (defaults: the middle of [a, b] and (b - a) / 6)
  *                           over the whole real line (pre-activations are
  *                           roughly Gaussian; the weight is what makes low
  *                           degrees useful inside a network)
@@ -85,13 +86,13 @@ CDL_API cdl_status cdl_approx_method_from_name(const char *name, cdl_approx_meth
 CDL_API double cdl_activation_eval(cdl_activation fn, double x);
 
 typedef struct cdl_approx_options {
-    double mu;          /* mean of the pre-activation distribution (LS_GAUSS, gaussian_mse) */
+    double mu;          /* mean of the pre-activation distribution (LS_GAUSS, gaussian_mse); NaN = (a + b) / 2 */
     double sigma;       /* its standard deviation; <= 0 means (b - a) / 6 */
     double remez_tol;   /* stop when (max|e| - min|e|) / max|e| on the reference < tol; default 1e-9 */
     int remez_max_iter; /* default 100 */
 } cdl_approx_options;
 
-/* mu = 0, sigma = 0 (auto), remez_tol = 1e-9, remez_max_iter = 100. */
+/* mu = NaN (auto: (a + b) / 2), sigma = 0 (auto: (b - a) / 6), remez_tol = 1e-9, remez_max_iter = 100. */
 CDL_API void cdl_approx_options_default(cdl_approx_options *opt);
 
 typedef struct cdl_poly_approx {
@@ -132,7 +133,8 @@ CDL_API cdl_status cdl_poly_chebyshev_to_power(const double *cheb, int degree, d
 CDL_API cdl_status cdl_poly_power_to_chebyshev(const double *power, int degree, double a, double b, double *cheb);
 
 /* Recompute max_abs_error, rms_error and gaussian_mse of `p` (fn, degree,
- * interval and chebyshev must be set) for N(mu, sigma). */
+ * interval and chebyshev must be set) for N(mu, sigma); mu NaN and sigma <= 0
+ * mean the defaults (a + b) / 2 and (b - a) / 6. */
 CDL_API cdl_status cdl_approx_analyze(cdl_poly_approx *p, double mu, double sigma);
 
 /* ---- JSON interchange ------------------------------------------------------- */

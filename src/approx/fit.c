@@ -24,7 +24,7 @@
 
 void cdl_approx_options_default(cdl_approx_options *opt)
 {
-    opt->mu = 0.0;
+    opt->mu = NAN; /* auto: the middle of the interval */
     opt->sigma = 0.0;
     opt->remez_tol = 1e-9;
     opt->remez_max_iter = 100;
@@ -254,14 +254,16 @@ cdl_status cdl_approx_analyze(cdl_poly_approx *p, double mu, double sigma)
     if (!p || ((unsigned)p->fn >= CDL_ACT_COUNT && p->fn != CDL_ACT_NONE) || p->degree < 0 ||
         p->degree > CDL_APPROX_MAX_DEGREE || !(p->a < p->b))
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "approx analyze: invalid polynomial description");
+    if (!(sigma > 0))
+        sigma = (p->b - p->a) / 6.0;
+    if (isnan(mu))
+        mu = 0.5 * (p->a + p->b);
     if (p->fn == CDL_ACT_NONE) { /* no reference function: nothing to compare with */
         p->max_abs_error = p->rms_error = p->gaussian_mse = NAN;
         p->gauss_mu = mu;
-        p->gauss_sigma = sigma > 0 ? sigma : (p->b - p->a) / 6.0;
+        p->gauss_sigma = sigma;
         return CDL_OK;
     }
-    if (!(sigma > 0))
-        sigma = (p->b - p->a) / 6.0;
     cdl_approx_target t;
     cdl_approx_target_activation(p->fn, &t);
     long double c[CDL_APPROX_NMAX];
@@ -300,6 +302,8 @@ cdl_status cdl_approx_compute(cdl_activation fn, cdl_approx_method method, int d
     else
         cdl_approx_options_default(&opt);
     double sigma = opt.sigma > 0 ? opt.sigma : (b - a) / 6.0;
+    if (isnan(opt.mu))
+        opt.mu = 0.5 * (a + b);
     if (!isfinite(opt.mu) || !isfinite(sigma))
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "approx: mu and sigma must be finite");
     if (method == CDL_APPROX_TAYLOR && fn == CDL_ACT_RELU)
@@ -360,7 +364,7 @@ cdl_status cdl_approx_compute(cdl_activation fn, cdl_approx_method method, int d
      * reference is deliberately asymmetric); set them to exactly 0, so that
      * the polynomial is exactly as symmetric as f and costs less on
      * ciphertexts. T_k has the parity of k. */
-    if (fabs(a + b) <= 1e-12 * (b - a) && (method != CDL_APPROX_LS_GAUSS || opt.mu == 0.0)) {
+    if (fabs(a + b) <= 1e-12 * (b - a) && (method != CDL_APPROX_LS_GAUSS || fabs(opt.mu) <= 1e-12 * (b - a))) {
         for (int k = 0; k <= degree; k++) {
             int odd = k % 2;
             if ((fn == CDL_ACT_RELU && odd && k >= 3) || (fn == CDL_ACT_SIGMOID && !odd && k >= 2) ||

@@ -167,7 +167,7 @@ static cdl_status from_object(json_t *o, cdl_poly_approx *out)
         return cdl_fail(CDL_ERR_FORMAT, "poly_activation: \"basis\" must be \"power\" or \"chebyshev\", not '%s'",
                         basis);
     }
-    double mu = 0.0, sigma = 0.0;
+    double mu = NAN, sigma = 0.0; /* defaults: the middle of the interval, (b - a) / 6 */
     json_t *g = json_object_get(o, "gaussian");
     if (json_is_object(g)) {
         json_t *m = json_object_get(g, "mu"), *s = json_object_get(g, "sigma");
@@ -176,7 +176,7 @@ static cdl_status from_object(json_t *o, cdl_poly_approx *out)
         if (json_is_number(s))
             sigma = json_number_value(s);
     }
-    if (!isfinite(mu) || !isfinite(sigma) || sigma < 0)
+    if ((!isnan(mu) && !isfinite(mu)) || !isfinite(sigma) || sigma < 0)
         return cdl_fail(CDL_ERR_FORMAT, "poly_activation: \"gaussian\" needs finite mu and sigma >= 0");
     return cdl_approx_analyze(out, mu, sigma);
 }
