@@ -181,6 +181,8 @@ static int try_forward(cdl_nn_graph *g, size_t i)
     return 1;
 }
 
+#define CDL_NN_MAX_SQUARE_SHIFT 10.0
+
 /*
  * Completing the square: a quadratic activation a x^2 + b x + c right after
  * a conv/dense layer (its only consumer) equals sign(a) (r x + beta)^2 + d
@@ -199,6 +201,11 @@ static int try_complete_square(cdl_nn_graph *g, size_t i)
     const double sg = a > 0 ? 1.0 : -1.0;
     if (b == 0.0 && a == sg)
         return 0; /* already sign * x^2 + d */
+    /* Only when the vertex -b/(2a) is within the usual activation range: far
+     * away, (r x + beta)^2 and d are large and cancel, which costs CKKS
+     * precision (and scale headroom) that the level saved is not worth. */
+    if (fabs(b / (2.0 * a)) > CDL_NN_MAX_SQUARE_SHIFT)
+        return 0;
     int in = p->inputs[0];
     if (in <= 0 || consumers(g, in, &only) != 1)
         return 0;
