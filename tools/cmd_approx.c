@@ -25,7 +25,8 @@ static void usage(FILE *out)
             "                       [--method M] [--mu M] [--sigma S] [--tol T] [--json] [--out FILE.json]\n"
             "       cryptodl approx --table [--degrees 2,3,4,5,7,9,15] [--out FILE.md]\n"
             "       cryptodl approx --plot OUT.png [--fn F] [--degree D] [--interval A:B] [--methods M1,M2,...]\n"
-            "       cryptodl approx --convergence OUT.png [--fn F] [--interval A:B] [--degrees 1,2,...]\n\n"
+            "       cryptodl approx --convergence OUT.png [--fn F] [--interval A:B] [--degrees 1,2,...]\n"
+            "       cryptodl approx --load FILE.json [--json] [--plot OUT.png] [--mu M] [--sigma S]\n\n"
             "Polynomial approximation of an activation function on an interval, with its error:\n"
             "max |f - p| on [A, B], the RMS error on [A, B], and E[(f(x) - p(x))^2] for x ~ N(mu, sigma)\n"
             "over the whole real line.\n\n"
@@ -52,6 +53,8 @@ static void usage(FILE *out)
             "  --plot OUT.png   draw f, its approximations of degree D and their errors (needs gnuplot)\n"
             "  --methods LIST   methods for --plot (default: all that apply)\n"
             "  --convergence OUT.png  max |f - p| against the degree (default 1..15) for every method\n"
+            "  --load FILE.json read a polynomial activation (docs/activations.md schema, e.g. one the\n"
+            "                   trainer learned) and report its errors and CKKS cost, or plot it\n"
             "  -h, --help       this help\n\n"
             "examples:\n"
             "  cryptodl approx --fn relu --degree 4 --interval -6:6 --method remez --json\n"
@@ -115,18 +118,26 @@ static int parse_int_list(const char *s, int *out, int n)
 
 static void print_text(const cdl_poly_approx *p, double tol)
 {
-    printf("%s approximated by %s, degree %d, on [%g, %g]\n", cdl_activation_name(p->fn),
-           cdl_approx_method_name(p->method), p->degree, p->a, p->b);
+    if (p->fn == CDL_ACT_NONE)
+        printf("polynomial activation of degree %d on [%g, %g] (method: %s; no reference function)\n", p->degree,
+               p->a, p->b, cdl_approx_method_name(p->method));
+    else
+        printf("%s approximated by %s, degree %d, on [%g, %g]\n", cdl_activation_name(p->fn),
+               cdl_approx_method_name(p->method), p->degree, p->a, p->b);
     printf("power coefficients (p(x) = sum c_k x^k):\n");
     for (int k = 0; k <= p->degree; k++)
         printf("  c%-2d = % .17g\n", k, p->power[k]);
     printf("Chebyshev coefficients (p(x) = sum a_k T_k(t), t = (2x - a - b)/(b - a)):\n");
     for (int k = 0; k <= p->degree; k++)
         printf("  a%-2d = % .17g\n", k, p->chebyshev[k]);
-    printf("max_abs_error   %.6e   (max over [%g, %g] of |f - p|)\n", p->max_abs_error, p->a, p->b);
-    printf("rms_error       %.6e   (RMS of f - p over [%g, %g])\n", p->rms_error, p->a, p->b);
-    printf("gaussian_mse    %.6e   (E[(f - p)^2], x ~ N(%g, %g))\n", p->gaussian_mse, p->gauss_mu,
-           p->gauss_sigma);
+    if (p->fn == CDL_ACT_NONE) {
+        printf("no reference function: no errors to report\n");
+    } else {
+        printf("max_abs_error   %.6e   (max over [%g, %g] of |f - p|)\n", p->max_abs_error, p->a, p->b);
+        printf("rms_error       %.6e   (RMS of f - p over [%g, %g])\n", p->rms_error, p->a, p->b);
+        printf("gaussian_mse    %.6e   (E[(f - p)^2], x ~ N(%g, %g))\n", p->gaussian_mse, p->gauss_mu,
+               p->gauss_sigma);
+    }
     cdl_poly_eval_plan plan;
     if (cdl_poly_eval_plan_chebyshev(p->chebyshev, p->degree, &plan) == CDL_OK)
         printf("on a CKKS ciphertext (Chebyshev basis): %d levels, %d ciphertext multiplications (%d for the "
@@ -207,6 +218,9 @@ static int run_table(const int *degrees, int nd, const cdl_approx_options *opt, 
     return rc;
 }
 
+static int draw_plot(cdl_activation fn, int degree, double a, double b, const cdl_poly_approx *res, const int *used,
+                     int nu, const char *png);
+
 static int run_plot(cdl_activation fn, int degree, double a, double b, const int *methods, int nm,
                     const cdl_approx_options *opt, const char *png)
 {
@@ -221,6 +235,13 @@ static int run_plot(cdl_activation fn, int degree, double a, double b, const int
             return cli_fail_status(CMD, "approximation failed");
         used[nu++] = methods[i];
     }
+    return draw_plot(fn, degree, a, b, res, used, nu, png);
+}
+
+/* Draw f (if known), the polynomials res[0..nu) (labelled by their method) and their errors. */
+static int draw_plot(cdl_activation fn, int degree, double a, double b, const cdl_poly_approx *res, const int *used,
+                     int nu, const char *png)
+{
     char data[] = "/tmp/cdl-approx-XXXXXX";
     int fd = mkstemp(data);
     if (fd < 0) {
@@ -277,12 +298,14 @@ static int run_plot(cdl_activation fn, int degree, double a, double b, const int
     fprintf(gp, "set yrange [%g:%g]\nset ylabel 'f(x), p(x)'\n", fmin - pad, fmax + pad);
     fprintf(gp, "plot '%s' using 1:2 with lines lw 3 lc rgb 'black' title '%s'", data, cdl_activation_name(fn));
     for (int k = 0; k < nu; k++)
-        fprintf(gp, ", '' using 1:%d with lines %s title '%s'", 3 + k, style[used[k]],
+        fprintf(gp, ", '' using 1:%d with lines %s title '%s'", 3 + k,
+                style[used[k] < CDL_APPROX_METHOD_COUNT ? used[k] : 0],
                 cdl_approx_method_name((cdl_approx_method)used[k]));
     fprintf(gp, "\nset yrange [%g:%g]\nset ylabel 'f(x) - p(x)'\nset xlabel 'x'\n", -1.3 * emax, 1.3 * emax);
     fprintf(gp, "plot 0 with lines lc rgb 'gray' notitle");
     for (int k = 0; k < nu; k++)
-        fprintf(gp, ", '%s' using 1:%d with lines %s title '%s (max %.2g)'", data, 3 + nu + k, style[used[k]],
+        fprintf(gp, ", '%s' using 1:%d with lines %s title '%s (max %.2g)'", data, 3 + nu + k,
+                style[used[k] < CDL_APPROX_METHOD_COUNT ? used[k] : 0],
                 cdl_approx_method_name((cdl_approx_method)used[k]), res[k].max_abs_error);
     fprintf(gp, "\nunset multiplot\n");
     int st = pclose(gp);
@@ -384,7 +407,7 @@ static int run_convergence(cdl_activation fn, double a, double b, const int *deg
 int cmd_approx(int argc, char **argv)
 {
     enum { O_FN = 256, O_DEGREE, O_INTERVAL, O_METHOD, O_MU, O_SIGMA, O_TOL, O_JSON, O_OUT, O_TABLE, O_DEGREES,
-           O_PLOT, O_METHODS, O_CONV };
+           O_PLOT, O_METHODS, O_CONV, O_LOAD };
     static const struct option longopts[] = {
         {"fn", required_argument, 0, O_FN},           {"degree", required_argument, 0, O_DEGREE},
         {"interval", required_argument, 0, O_INTERVAL}, {"method", required_argument, 0, O_METHOD},
@@ -393,13 +416,14 @@ int cmd_approx(int argc, char **argv)
         {"out", required_argument, 0, O_OUT},         {"table", no_argument, 0, O_TABLE},
         {"degrees", required_argument, 0, O_DEGREES}, {"plot", required_argument, 0, O_PLOT},
         {"methods", required_argument, 0, O_METHODS}, {"convergence", required_argument, 0, O_CONV},
+        {"load", required_argument, 0, O_LOAD},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     cdl_activation fn = CDL_ACT_RELU;
     cdl_approx_method method = CDL_APPROX_REMEZ;
     int degree = 4, json = 0, table = 0, have_interval = 0;
     double a = 0, b = 0;
-    const char *out_path = NULL, *plot = NULL, *conv = NULL;
+    const char *out_path = NULL, *plot = NULL, *conv = NULL, *load = NULL;
     int degrees[16], nd = 0;
     int methods[CDL_APPROX_METHOD_COUNT], nm = 0;
     cdl_approx_options opt;
@@ -469,6 +493,9 @@ int cmd_approx(int argc, char **argv)
         case O_CONV:
             conv = optarg;
             break;
+        case O_LOAD:
+            load = optarg;
+            break;
         case O_METHODS: {
             char buf[256];
             snprintf(buf, sizeof buf, "%s", optarg);
@@ -490,6 +517,35 @@ int cmd_approx(int argc, char **argv)
     if ((table != 0) + (plot != NULL) + (conv != NULL) > 1)
         return cli_usage_error(CMD, "--table, --plot and --convergence are separate runs: give one of them");
 
+    if (load) {
+        /* a saved description (ours or the trainer's): errors, cost, picture */
+        if (table || conv)
+            return cli_usage_error(CMD, "--load goes with --json, --out, --plot, --mu and --sigma only");
+        cdl_poly_approx p;
+        if (cdl_poly_approx_load(load, &p) != CDL_OK)
+            return cli_fail_status(CMD, "could not load the description");
+        if ((!isnan(opt.mu) || opt.sigma > 0) && cdl_approx_analyze(&p, opt.mu, opt.sigma) != CDL_OK)
+            return cli_fail_status(CMD, "could not analyse the description");
+        if (plot) {
+            if (p.fn == CDL_ACT_NONE)
+                return cli_usage_error(CMD, "'%s' names no reference function (relu, sigmoid, tanh) to plot against",
+                                       load);
+            int used = (int)p.method;
+            return draw_plot(p.fn, p.degree, p.a, p.b, &p, &used, 1, plot);
+        }
+        if (out_path && cdl_poly_approx_save(&p, out_path) != CDL_OK)
+            return cli_fail_status(CMD, "could not write the JSON description");
+        if (json) {
+            char *js;
+            if (cdl_poly_approx_to_json(&p, &js) != CDL_OK)
+                return cli_fail_status(CMD, "could not format JSON");
+            printf("%s\n", js);
+            cdl_approx_string_free(js);
+        } else {
+            print_text(&p, opt.remez_tol);
+        }
+        return CLI_EXIT_OK;
+    }
     if (table) {
         if (nd == 0) {
             nd = (int)(sizeof default_degrees / sizeof default_degrees[0]);

@@ -219,10 +219,14 @@ cdl_status cdl_poly_approx_load(const char *path, cdl_poly_approx *out)
     if (!path || !out)
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "approx load: NULL argument");
     json_error_t err;
-    json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return cdl_fail(CDL_ERR_IO, "cannot open '%s': check the path and the permissions", path);
+    json_t *o = json_loadf(f, JSON_REJECT_DUPLICATES, &err);
+    fclose(f);
     if (!o)
-        return cdl_fail(CDL_ERR_FORMAT, "cannot read '%s' as JSON (line %d column %d): %s", path, err.line,
-                        err.column, err.text);
+        return cdl_fail(CDL_ERR_FORMAT, "'%s' is not valid JSON (line %d column %d): %s", path, err.line, err.column,
+                        err.text);
     cdl_status st = from_object(o, out);
     json_decref(o);
     return st;
