@@ -12,33 +12,46 @@
 #include "core/memory.h"
 #include "cryptodl/nn.h"
 
+/* Convolution, one weight at a time over whole output rows (contiguous, so
+ * the compiler vectorises the inner loop). Each output still sums
+ * bias + sum over (c, ky, kx) in that order, as the textbook loop would. */
 static void run_conv(const cdl_nn_node *nd, const double *x, double *y)
 {
     const int64_t C = nd->in_shape.dims[0], H = nd->in_shape.dims[1], W = nd->in_shape.dims[2];
     const int64_t O = nd->out_shape.dims[0], OH = nd->out_shape.dims[1], OW = nd->out_shape.dims[2];
-    const int kh = nd->kernel[0], kw = nd->kernel[1];
+    const int kh = nd->kernel[0], kw = nd->kernel[1], sh = nd->stride[0], sw = nd->stride[1];
+    const int pt = nd->pads[0], pl = nd->pads[1];
     for (int64_t o = 0; o < O; o++) {
+        double *yo = y + o * OH * OW;
         const double b = nd->bias ? nd->bias[o] : 0.0;
-        for (int64_t oy = 0; oy < OH; oy++)
-            for (int64_t ox = 0; ox < OW; ox++) {
-                double acc = b;
-                for (int64_t c = 0; c < C; c++) {
-                    const double *wk = nd->weight + ((o * C + c) * kh) * kw;
-                    const double *xc = x + c * H * W;
-                    for (int ky = 0; ky < kh; ky++) {
-                        int64_t iy = oy * nd->stride[0] - nd->pads[0] + ky;
+        for (int64_t i = 0; i < OH * OW; i++)
+            yo[i] = b;
+        for (int64_t c = 0; c < C; c++) {
+            const double *xc = x + c * H * W;
+            for (int ky = 0; ky < kh; ky++)
+                for (int kx = 0; kx < kw; kx++) {
+                    const double w = nd->weight[((o * C + c) * kh + ky) * kw + kx];
+                    /* output columns whose input column ox*sw - pl + kx lies in [0, W) */
+                    const int64_t lo = pl - kx, hi = W - 1 + pl - kx;
+                    if (hi < 0)
+                        continue;
+                    const int64_t ox0 = lo <= 0 ? 0 : (lo + sw - 1) / sw;
+                    const int64_t ox1 = hi / sw < OW - 1 ? hi / sw : OW - 1;
+                    for (int64_t oy = 0; oy < OH; oy++) {
+                        const int64_t iy = oy * sh - pt + ky;
                         if (iy < 0 || iy >= H)
                             continue;
-                        for (int kx = 0; kx < kw; kx++) {
-                            int64_t ix = ox * nd->stride[1] - nd->pads[1] + kx;
-                            if (ix < 0 || ix >= W)
-                                continue;
-                            acc += wk[ky * kw + kx] * xc[iy * W + ix];
-                        }
+                        double *yr = yo + oy * OW;
+                        const double *xr = xc + iy * W - pl + kx;
+                        if (sw == 1)
+                            for (int64_t ox = ox0; ox <= ox1; ox++)
+                                yr[ox] += w * xr[ox];
+                        else
+                            for (int64_t ox = ox0; ox <= ox1; ox++)
+                                yr[ox] += w * xr[ox * sw];
                     }
                 }
-                y[(o * OH + oy) * OW + ox] = acc;
-            }
+        }
     }
 }
 
@@ -61,19 +74,31 @@ static void run_dense(const cdl_nn_node *nd, const double *x, double *y)
 static void run_dense_block(const cdl_nn_node *nd, const double *x, size_t lx, double *y, size_t ly, size_t cnt)
 {
     const size_t in = cdl_nn_shape_numel(&nd->in_shape), out = cdl_nn_shape_numel(&nd->out_shape);
+    /* the block's inputs interleaved [i][j], so the inner loop is over 8 contiguous samples */
+    double *xt = cnt == DENSE_BLOCK ? cdl_alloc_array(in, DENSE_BLOCK * sizeof(double)) : NULL;
+    if (!xt) {
+        for (size_t j = 0; j < cnt; j++)
+            run_dense(nd, x + j * lx, y + j * ly);
+        return;
+    }
+    for (size_t i = 0; i < in; i++)
+        for (size_t j = 0; j < DENSE_BLOCK; j++)
+            xt[i * DENSE_BLOCK + j] = x[j * lx + i];
     for (size_t o = 0; o < out; o++) {
         const double *w = nd->weight + o * in;
         double acc[DENSE_BLOCK];
-        for (size_t j = 0; j < cnt; j++)
+        for (size_t j = 0; j < DENSE_BLOCK; j++)
             acc[j] = nd->bias ? nd->bias[o] : 0.0;
         for (size_t i = 0; i < in; i++) {
             const double wi = w[i];
-            for (size_t j = 0; j < cnt; j++)
-                acc[j] += wi * x[j * lx + i];
+            const double *xi = xt + i * DENSE_BLOCK;
+            for (size_t j = 0; j < DENSE_BLOCK; j++)
+                acc[j] += wi * xi[j];
         }
-        for (size_t j = 0; j < cnt; j++)
+        for (size_t j = 0; j < DENSE_BLOCK; j++)
             y[j * ly + o] = acc[j];
     }
+    cdl_free(xt);
 }
 
 static void run_avgpool(const cdl_nn_node *nd, const double *x, double *y)
@@ -165,12 +190,9 @@ static void run_node(const cdl_nn_node *nd, const double *a, const double *b, do
     }
 }
 
-cdl_status cdl_nn_run(const cdl_nn_graph *graph, const double *input, size_t n, double *output)
+/* Run n samples through the graph on the calling thread. */
+static cdl_status run_serial(const cdl_nn_graph *graph, const double *input, size_t n, double *output)
 {
-    if (!graph || !input || !output)
-        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_nn_run: graph, input and output must not be NULL");
-    if (n == 0)
-        return CDL_OK;
     const size_t nv = graph->n_nodes + 1;
     double **buf = cdl_calloc_array(nv, sizeof *buf);
     size_t *len = cdl_calloc_array(nv, sizeof *len);
@@ -200,14 +222,9 @@ cdl_status cdl_nn_run(const cdl_nn_graph *graph, const double *input, size_t n, 
         double *Y = buf[k + 1];
         const size_t la = len[ia], lb = len[ib], ly = len[k + 1];
         if (nd->kind == CDL_NN_DENSE) {
-            const size_t blocks = (n + DENSE_BLOCK - 1) / DENSE_BLOCK;
-#pragma omp parallel for schedule(static) if (blocks > 1)
-            for (size_t b = 0; b < blocks; b++) {
-                const size_t s0 = b * DENSE_BLOCK, cnt = n - s0 < DENSE_BLOCK ? n - s0 : DENSE_BLOCK;
-                run_dense_block(nd, A + s0 * la, la, Y + s0 * ly, ly, cnt);
-            }
+            for (size_t s0 = 0; s0 < n; s0 += DENSE_BLOCK)
+                run_dense_block(nd, A + s0 * la, la, Y + s0 * ly, ly, n - s0 < DENSE_BLOCK ? n - s0 : DENSE_BLOCK);
         } else {
-#pragma omp parallel for schedule(static) if (n > 1)
             for (size_t s = 0; s < n; s++)
                 run_node(nd, A + s * la, B + s * lb, Y + s * ly);
         }
@@ -229,4 +246,43 @@ done:
     cdl_free(len);
     cdl_free(last);
     return st;
+}
+
+/* The samples are cut into one contiguous chunk per thread (a multiple of the
+ * dense block), and each thread runs the whole graph on its chunk: one
+ * parallel region per call, no barrier per layer. */
+cdl_status cdl_nn_run(const cdl_nn_graph *graph, const double *input, size_t n, double *output)
+{
+    if (!graph || !input || !output)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_nn_run: graph, input and output must not be NULL");
+    if (n == 0)
+        return CDL_OK;
+    const size_t nin = cdl_nn_input_size(graph), nout = cdl_nn_output_size(graph);
+    size_t threads = (size_t)cdl_get_threads();
+    size_t blocks = (n + DENSE_BLOCK - 1) / DENSE_BLOCK;
+    if (threads > blocks)
+        threads = blocks;
+    if (threads <= 1)
+        return run_serial(graph, input, n, output);
+    const size_t chunk = (blocks + threads - 1) / threads * DENSE_BLOCK;
+    const size_t chunks = (n + chunk - 1) / chunk;
+    int failed = 0;
+    cdl_status first = CDL_OK;
+#pragma omp parallel for schedule(static) num_threads((int)threads)
+    for (size_t c = 0; c < chunks; c++) {
+        const size_t s0 = c * chunk, cnt = n - s0 < chunk ? n - s0 : chunk;
+        cdl_status st = run_serial(graph, input + s0 * nin, cnt, output + s0 * nout);
+        if (st != CDL_OK) {
+#pragma omp critical(cdl_nn_run_status)
+            {
+                if (!failed) {
+                    failed = 1;
+                    first = st;
+                }
+            }
+        }
+    }
+    if (failed)
+        return cdl_fail(first, "plaintext inference ran out of memory (try a smaller batch)");
+    return CDL_OK;
 }
