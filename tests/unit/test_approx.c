@@ -430,8 +430,8 @@ static void test_json_round_trip(void **state)
         "{\"type\":\"poly_activation\",\"function\":\"relu\",\"degree\":1,\"interval\":[1,-1],\"coefficients\":[0,1]}",
         "{\"type\":\"poly_activation\",\"function\":\"relu\",\"degree\":99,\"interval\":[-1,1],\"coefficients\":[0,1]}",
         "{\"type\":\"poly_activation\",\"function\":\"relu\",\"degree\":1,\"interval\":[-1,1],\"coefficients\":[0,\"x\"]}",
-        "{\"type\":\"poly_activation\",\"function\":\"relu\",\"degree\":1,\"interval\":[-1,1],\"basis\":\"hermite\","
-        "\"coefficients\":[0,1]}",
+        ("{\"type\":\"poly_activation\",\"function\":\"relu\",\"degree\":1,\"interval\":[-1,1],\"basis\":\"hermite\","
+         "\"coefficients\":[0,1]}"),
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_int_equal(cdl_poly_approx_from_json(bad[i], &back), CDL_ERR_FORMAT);
