@@ -90,11 +90,17 @@ struct cdl_ckks_secret_key {
     uint64_t *s_shoup;
 };
 
-/* Public key (b, a) = (-a s + e, a) over the Q primes (q_count limbs each). */
+/* Public key (b, a) = (-a s + e, a) over the Q primes (q_count limbs each),
+ * and optionally the same two polynomials modulo the special primes, which
+ * lets encryption work modulo Q*P and divide by P (ModDown): the fresh noise
+ * is then the rounding error only (~2.5 bits less). Without p_data (NULL),
+ * encryption works modulo Q (correct, noisier). */
 struct cdl_ckks_public_key {
     size_t n;
     int q_count;
-    uint64_t *data; /* 2 * q_count * N: poly 0 = b, poly 1 = a */
+    uint64_t *data;   /* 2 * q_count * N: poly 0 = b, poly 1 = a */
+    int p_count;      /* limbs per polynomial in p_data (0 when p_data is NULL) */
+    uint64_t *p_data; /* 2 * p_count * N: b then a modulo p_0..p_{K-1}, or NULL */
 };
 
 /* A hybrid key-switching key from s' (the "from" secret) to s:
@@ -211,6 +217,9 @@ enum {
     CDL_SCRATCH_EV_C0,
     CDL_SCRATCH_RS_LAST,
     CDL_SCRATCH_RS_TMP,
+    CDL_SCRATCH_MD_Y,
+    CDL_SCRATCH_MD_TMP,
+    CDL_SCRATCH_ENC_ACC,
     CDL_SCRATCH_SLOTS
 };
 uint64_t *cdl_ckks_scratch(int slot, size_t words);

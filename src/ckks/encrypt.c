@@ -11,6 +11,7 @@
 #include <sodium.h>
 
 #include "ckks/ckks_internal.h"
+#include "ckks/keyswitch.h"
 #include "core/error.h"
 #include "core/memory.h"
 #include "core/rng.h"
@@ -68,43 +69,60 @@ cdl_status cdl_ckks_encrypt_pk(const cdl_ckks_context *ctx, const cdl_ckks_publi
     if (pk->n != ctx->n || pk->q_count != ctx->q_count)
         return cdl_fail(CDL_ERR_MISMATCH, "cdl_ckks_encrypt_pk: public key made for another context");
     const size_t n = ctx->n;
-    const int level = pt->level, limbs = level + 1;
+    const int level = pt->level, limbs = level + 1, qc = ctx->q_count;
+    /* With the special-prime part of the key: work modulo Q_l * P, then ModDown. */
+    const int over_p = pk->p_data != NULL && pk->p_count == ctx->p_count;
+    const int K = over_p ? ctx->p_count : 0, ext = limbs + K;
+    const size_t acc_words = 2 * (size_t)ext * n;
     int8_t *small = cdl_secure_calloc(3 * n, 1);
-    uint64_t *u = cdl_secure_calloc((size_t)limbs * n, sizeof(uint64_t));
-    if (!small || !u) {
-        if (small)
-            cdl_secure_free(small, 3 * n);
-        if (u)
-            cdl_secure_free(u, (size_t)limbs * n * sizeof(uint64_t));
-        return CDL_ERR_NO_MEMORY;
+    uint64_t *u = cdl_secure_calloc(acc_words, sizeof(uint64_t)); /* NTT(u) per limb, then reused */
+    uint64_t *acc = over_p ? cdl_ckks_scratch(CDL_SCRATCH_ENC_ACC, acc_words) : NULL;
+    cdl_status st = CDL_OK;
+    if (!small || !u || (over_p && !acc)) {
+        st = cdl_fail(CDL_ERR_NO_MEMORY, "cdl_ckks_encrypt_pk: out of memory");
+        goto done;
     }
     cdl_sample_ternary(rng, small, n);
     cdl_sample_cbd(rng, small + n, 2 * n);
-    const uint64_t *b = pk->data, *a = pk->data + (size_t)ctx->q_count * n;
+    const uint64_t *b = pk->data, *a = pk->data + (size_t)qc * n;
 #pragma omp parallel for schedule(static)
-    for (int i = 0; i < limbs; i++) {
-        const cdl_modulus *m = &ctx->mod[i];
+    for (int t = 0; t < ext; t++) {
+        int p = t < limbs ? t : qc + (t - limbs);
+        const cdl_modulus *m = &ctx->mod[p];
         uint64_t q = m->value;
-        uint64_t *ui = u + (size_t)i * n, *c0 = cdl_ct_poly(ct, 0, i), *c1 = cdl_ct_poly(ct, 1, i);
-        const uint64_t *bi = b + (size_t)i * n, *ai = a + (size_t)i * n, *mi = cdl_pt_limb(pt, i);
-        cdl_poly_from_small(ui, small, n, q);
-        cdl_ntt_forward(ctx->ntt[i], ui);
-        cdl_poly_from_small(c0, small + n, n, q);
-        cdl_ntt_forward(ctx->ntt[i], c0);
-        cdl_poly_from_small(c1, small + 2 * n, n, q);
-        cdl_ntt_forward(ctx->ntt[i], c1);
+        const uint64_t *bt = t < limbs ? b + (size_t)t * n : pk->p_data + (size_t)(t - limbs) * n;
+        const uint64_t *at = t < limbs ? a + (size_t)t * n : pk->p_data + (size_t)(K + t - limbs) * n;
+        uint64_t *ut = u + (size_t)t * n;
+        uint64_t *o0 = over_p ? acc + (size_t)t * n : cdl_ct_poly(ct, 0, t);
+        uint64_t *o1 = over_p ? acc + (size_t)(ext + t) * n : cdl_ct_poly(ct, 1, t);
+        cdl_poly_from_small(ut, small, n, q);
+        cdl_ntt_forward(ctx->ntt[p], ut);
+        cdl_poly_from_small(o0, small + n, n, q);
+        cdl_ntt_forward(ctx->ntt[p], o0);
+        cdl_poly_from_small(o1, small + 2 * n, n, q);
+        cdl_ntt_forward(ctx->ntt[p], o1);
         for (size_t k = 0; k < n; k++) {
-            c0[k] = cdl_mod_add(cdl_mod_add(c0[k], mi[k], q), cdl_mod_mul(bi[k], ui[k], m), q);
-            c1[k] = cdl_mod_add(c1[k], cdl_mod_mul(ai[k], ui[k], m), q);
+            o0[k] = cdl_mod_add(o0[k], cdl_mod_mul(bt[k], ut[k], m), q);
+            o1[k] = cdl_mod_add(o1[k], cdl_mod_mul(at[k], ut[k], m), q);
         }
     }
-    cdl_secure_free(small, 3 * n);
-    cdl_secure_free(u, (size_t)limbs * n * sizeof(uint64_t));
+    if (over_p) {
+        CDL_TRY_GOTO(st, cdl_ckks_moddown(ctx, level, acc, cdl_ct_poly(ct, 0, 0)), done);
+        CDL_TRY_GOTO(st, cdl_ckks_moddown(ctx, level, acc + (size_t)ext * n, cdl_ct_poly(ct, 1, 0)), done);
+    }
+    cdl_rns_add(cdl_ct_poly(ct, 0, 0), cdl_ct_poly(ct, 0, 0), pt->data, n, ctx->mod, limbs);
     ct->size = 2;
     ct->level = level;
     ct->scale = pt->scale;
     ct->seeded = 0;
-    return CDL_OK;
+done:
+    if (acc)
+        cdl_wipe(acc, acc_words * sizeof(uint64_t));
+    if (small)
+        cdl_secure_free(small, 3 * n);
+    if (u)
+        cdl_secure_free(u, acc_words * sizeof(uint64_t));
+    return st;
 }
 
 cdl_status cdl_ckks_encrypt_sk(const cdl_ckks_context *ctx, const cdl_ckks_secret_key *sk,

@@ -58,20 +58,31 @@ cdl_status cdl_ckks_keygen_public(const cdl_ckks_context *ctx, const cdl_ckks_se
         cdl_ckks_public_key_free(pk);
         return CDL_ERR_NO_MEMORY;
     }
-    uint64_t *b = pk->data, *a = pk->data + (size_t)qc * n;
-    for (int i = 0; i < qc; i++)
-        cdl_sample_uniform(rng, ctx->primes[i], a + (size_t)i * n, n);
+    const int K = ctx->p_count, qp = ctx->qp_count;
+    pk->p_data = cdl_calloc_array(2 * (size_t)K * n, sizeof(uint64_t));
+    if (!pk->p_data) {
+        cdl_secure_free(e, n);
+        cdl_ckks_public_key_free(pk);
+        return CDL_ERR_NO_MEMORY;
+    }
+    pk->p_count = K;
+    /* limb i of b / a: Q limbs in data, special-prime limbs in p_data */
+#define PK_B(i) ((i) < qc ? pk->data + (size_t)(i) * n : pk->p_data + (size_t)((i) - qc) * n)
+#define PK_A(i) ((i) < qc ? pk->data + ((size_t)qc + (size_t)(i)) * n : pk->p_data + ((size_t)K + (size_t)((i) - qc)) * n)
+    for (int i = 0; i < qp; i++)
+        cdl_sample_uniform(rng, ctx->primes[i], PK_A(i), n);
     cdl_sample_cbd(rng, e, n);
 #pragma omp parallel for schedule(static)
-    for (int i = 0; i < qc; i++) {
-        uint64_t *bi = b + (size_t)i * n;
+    for (int i = 0; i < qp; i++) {
+        uint64_t *bi = PK_B(i);
+        const uint64_t *ai = PK_A(i), *si = sk->s + (size_t)i * n;
         cdl_poly_from_small(bi, e, n, ctx->primes[i]);
         cdl_ntt_forward(ctx->ntt[i], bi);
-        for (size_t k = 0; k < n; k++) {
-            uint64_t as = cdl_mod_mul(a[(size_t)i * n + k], sk->s[(size_t)i * n + k], &ctx->mod[i]);
-            bi[k] = cdl_mod_sub(bi[k], as, ctx->primes[i]);
-        }
+        for (size_t k = 0; k < n; k++)
+            bi[k] = cdl_mod_sub(bi[k], cdl_mod_mul(ai[k], si[k], &ctx->mod[i]), ctx->primes[i]);
     }
+#undef PK_A
+#undef PK_B
     cdl_secure_free(e, n);
     *out = pk;
     return CDL_OK;

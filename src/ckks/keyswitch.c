@@ -223,6 +223,37 @@ cdl_status cdl_ckks_keyswitch_multi(const cdl_ckks_context *ctx, const uint64_t 
     return ks_multi(ctx, NULL, c, level, keys, perms, count, out0, out1);
 }
 
+cdl_status cdl_ckks_moddown(const cdl_ckks_context *ctx, int level, uint64_t *acc, uint64_t *out)
+{
+    const size_t n = ctx->n;
+    const int limbs = level + 1, K = ctx->p_count;
+    const int threads = omp_get_max_threads();
+    uint64_t *y = cdl_ckks_scratch(CDL_SCRATCH_MD_Y, (size_t)K * n);
+    uint64_t *tmp = cdl_ckks_scratch(CDL_SCRATCH_MD_TMP, (size_t)threads * n);
+    if (!y || !tmp)
+        return cdl_fail(CDL_ERR_NO_MEMORY, "ModDown: out of memory");
+#pragma omp parallel
+    {
+        uint64_t *cv = tmp + (size_t)omp_get_thread_num() * n;
+#pragma omp for schedule(static)
+        for (int j = 0; j < K; j++)
+            cdl_ntt_inverse(ctx->ntt[ctx->q_count + j], acc + (size_t)(limbs + j) * n);
+#pragma omp single
+        cdl_base_convert_prepare(&ctx->moddown, acc + (size_t)limbs * n, y, n);
+#pragma omp for schedule(static)
+        for (int i = 0; i < limbs; i++) {
+            cdl_base_convert_limb(&ctx->moddown, y, i, cv, n);
+            cdl_ntt_forward(ctx->ntt[i], cv);
+            const uint64_t *a = acc + (size_t)i * n;
+            uint64_t *o = out + (size_t)i * n;
+            uint64_t q = ctx->primes[i], w = ctx->p_inv_mod_q[i], ws = ctx->p_inv_mod_q_shoup[i];
+            for (size_t k = 0; k < n; k++)
+                o[k] = cdl_mul_shoup(a[k] + q - cv[k], w, ws, q);
+        }
+    }
+    return CDL_OK;
+}
+
 cdl_status cdl_ckks_ksk_generate(const cdl_ckks_context *ctx, const cdl_ckks_secret_key *sk, const uint64_t *s_from,
                                  cdl_rng *rng, cdl_ckks_ksk *key)
 {

@@ -47,6 +47,11 @@ cdl_status cdl_ckks_keyswitch_multi(const cdl_ckks_context *ctx, const uint64_t 
                                     const cdl_ckks_ksk *const *keys, const uint32_t *const *perms, int count,
                                     uint64_t *const *out0, uint64_t *const *out1);
 
+/* ModDown: acc holds level+1 Q limbs then the p_count special-prime limbs
+ * (NTT form; the special limbs are overwritten); out (level+1 limbs) =
+ * round(acc / P) modulo Q_l. out may not alias acc. */
+cdl_status cdl_ckks_moddown(const cdl_ckks_context *ctx, int level, uint64_t *acc, uint64_t *out);
+
 /* Generate a key switching from s_from (NTT over all qp primes) to sk. */
 cdl_status cdl_ckks_ksk_generate(const cdl_ckks_context *ctx, const cdl_ckks_secret_key *sk, const uint64_t *s_from,
                                  cdl_rng *rng, cdl_ckks_ksk *key);

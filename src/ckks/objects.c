@@ -196,6 +196,8 @@ cdl_status cdl_ckks_public_key_alloc(const cdl_ckks_context *ctx, cdl_ckks_publi
         cdl_free(pk);
         return CDL_ERR_NO_MEMORY;
     }
+    pk->p_count = 0;
+    pk->p_data = NULL; /* keygen adds it; loaders may too (see ckks_internal.h) */
     *out = pk;
     return CDL_OK;
 }
@@ -205,6 +207,7 @@ void cdl_ckks_public_key_free(cdl_ckks_public_key *pk)
     if (!pk)
         return;
     cdl_free(pk->data);
+    cdl_free(pk->p_data);
     cdl_free(pk);
 }
 

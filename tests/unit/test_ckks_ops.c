@@ -113,6 +113,17 @@ static void test_encrypt_decrypt(void **state)
             }
             cdl_ckks_ciphertext_free(ct);
         }
+    /* a public key without its special-prime part (e.g. from an older file):
+     * encryption modulo Q only, still correct (a little noisier) */
+    {
+        uint64_t *saved = t.pk->p_data;
+        assert_non_null(saved);
+        t.pk->p_data = NULL;
+        cdl_ckks_ciphertext *ct = t_encrypt(&t, v.re, v.im, 3, 1);
+        check(&t, &v, ct, "encrypt_pk modulo Q only", FRESH_BITS);
+        cdl_ckks_ciphertext_free(ct);
+        t.pk->p_data = saved;
+    }
     vecs_free(&v);
     t_teardown(&t);
 }
