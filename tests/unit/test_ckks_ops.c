@@ -190,6 +190,20 @@ static void test_linear_ops(void **state)
     check(&t, &v, o, "mul_int -7", FRESH_BITS - 3);
     assert_true(cdl_ckks_ciphertext_scale(o) == cdl_ckks_ciphertext_scale(a));
 
+    /* a plaintext above the ciphertext's level is used at the ciphertext's level */
+    {
+        cdl_ckks_ciphertext *low = NULL;
+        assert_int_equal(cdl_ckks_ciphertext_new(ctx, &low), CDL_OK);
+        assert_int_equal(cdl_ckks_drop_to_level(ctx, a, 2, low), CDL_OK);
+        assert_int_equal(cdl_ckks_mul_plain(ctx, low, pt, low), CDL_OK); /* pt is at level 4 */
+        assert_int_equal(cdl_ckks_rescale(ctx, low, low), CDL_OK);
+        for (size_t i = 0; i < n; i++) {
+            double complex z = (v.re[i] + I * v.im[i]) * (v.re2[i] + I * v.im2[i]);
+            v.wre[i] = creal(z), v.wim[i] = cimag(z);
+        }
+        check(&t, &v, low, "mul_plain (pt level 4, ct level 2)", MUL_BITS);
+        cdl_ckks_ciphertext_free(low);
+    }
     /* drop_to_level keeps the values */
     assert_int_equal(cdl_ckks_drop_to_level(ctx, a, 1, o), CDL_OK);
     memcpy(v.wre, v.re, n * 8), memcpy(v.wim, v.im, n * 8);
@@ -239,6 +253,19 @@ static void test_mul_relin_rescale(void **state)
         assert_int_equal(cdl_ckks_keyswitch(ctx, cdl_ct_poly(o, 2, 0), lv, &t.rlk->ksk, NULL, u2, u2 + w), CDL_OK);
         assert_memory_equal(u1, u2, 2 * w * 8);
         cdl_free(dig), cdl_free(u1), cdl_free(u2);
+    }
+    /* size-3 sums relinearize like products: 2ab */
+    {
+        cdl_ckks_ciphertext *two = NULL;
+        assert_int_equal(cdl_ckks_ciphertext_new(ctx, &two), CDL_OK);
+        assert_int_equal(cdl_ckks_add(ctx, o, o, two), CDL_OK);
+        assert_int_equal(cdl_ckks_ciphertext_size(two), 3);
+        assert_int_equal(cdl_ckks_relinearize(ctx, t.rlk, two, two), CDL_OK);
+        assert_int_equal(cdl_ckks_rescale(ctx, two, two), CDL_OK);
+        for (size_t i = 0; i < n; i++)
+            v.wre[i] = 2 * creal(z[i]), v.wim[i] = 2 * cimag(z[i]);
+        check(&t, &v, two, "(ab + ab) size 3, relin, rescale", MUL_BITS);
+        cdl_ckks_ciphertext_free(two);
     }
     /* relinearize separately == mul_relin, bit for bit */
     assert_int_equal(cdl_ckks_relinearize(ctx, t.rlk, o, o), CDL_OK);
@@ -332,6 +359,22 @@ static void test_rotations(void **state)
         assert_int_equal(cdl_ckks_ciphertext_level(h[r]), 3);
         assert_memory_equal(cdl_ct_poly(h[r], 0, 0), cdl_ct_poly(outs[r], 0, 0), 4 * ctx->n * 8);
         assert_memory_equal(cdl_ct_poly(h[r], 1, 0), cdl_ct_poly(outs[r], 1, 0), 4 * ctx->n * 8);
+    }
+    /* more rotations than one hoisting batch (8), with repeats and a zero step */
+    {
+        const int many[11] = {1, 2, 5, -1, -3, (int)n / 2 - 1, 777, 1, 0, 2, -3};
+        cdl_ckks_ciphertext *hm[11], *single = NULL;
+        assert_int_equal(cdl_ckks_ciphertext_new(ctx, &single), CDL_OK);
+        for (int r = 0; r < 11; r++)
+            assert_int_equal(cdl_ckks_ciphertext_new(ctx, &hm[r]), CDL_OK);
+        assert_int_equal(cdl_ckks_rotate_hoisted(ctx, gk, a, many, 11, hm), CDL_OK);
+        for (int r = 0; r < 11; r++) {
+            assert_int_equal(cdl_ckks_rotate(ctx, gk, a, many[r], single), CDL_OK);
+            assert_memory_equal(cdl_ct_poly(hm[r], 0, 0), cdl_ct_poly(single, 0, 0), 4 * ctx->n * 8);
+            assert_memory_equal(cdl_ct_poly(hm[r], 1, 0), cdl_ct_poly(single, 1, 0), 4 * ctx->n * 8);
+            cdl_ckks_ciphertext_free(hm[r]);
+        }
+        cdl_ckks_ciphertext_free(single);
     }
     /* hoisted with the input among the outputs */
     cdl_ckks_ciphertext *alias[2] = {h[0], a};
