@@ -204,9 +204,10 @@ done:
     return st;
 }
 
-static cdl_status eval_in(const cdl_ckks_context *ctx, const cdl_ckks_relin_key *rlk, const cdl_ckks_ciphertext *in,
-                          const double *coeffs, int degree, int chebyshev, double alpha, double beta,
-                          double out_scale, cdl_ckks_ciphertext *out, cdl_poly_eval_stats *stats)
+static cdl_status eval_sched(cdl_pe_schedule *sched, const cdl_ckks_context *ctx, const cdl_ckks_relin_key *rlk,
+                             const cdl_ckks_ciphertext *in, const double *coeffs, int degree, int chebyshev,
+                             double alpha, double beta, double out_scale, cdl_ckks_ciphertext *out,
+                             cdl_poly_eval_stats *stats)
 {
     if (!ctx || !rlk || !in || !coeffs || !out)
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_eval_poly: NULL argument");
@@ -224,21 +225,20 @@ static cdl_status eval_in(const cdl_ckks_context *ctx, const cdl_ckks_relin_key 
         stats = &local;
     memset(stats, 0, sizeof *stats);
 
-    static _Thread_local cdl_pe_schedule sched;
-    CDL_TRY(cdl_pe_schedule_best(coeffs, degree, chebyshev, &sched));
-    if (sched.degree < 1)
+    CDL_TRY(cdl_pe_schedule_best(coeffs, degree, chebyshev, sched));
+    if (sched->degree < 1)
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT,
                         "cdl_ckks_eval_poly: the polynomial is a constant (%g); no encrypted evaluation needed",
                         coeffs[0]);
     int level = cdl_ckks_ciphertext_level(in);
     stats->level_in = level;
-    stats->planned_depth = sched.depth;
-    stats->planned_ct_mults = sched.ct_mults;
-    if (level < sched.depth)
+    stats->planned_depth = sched->depth;
+    stats->planned_ct_mults = sched->ct_mults;
+    if (level < sched->depth)
         return cdl_fail(CDL_ERR_EXHAUSTED,
                         "cdl_ckks_eval_poly: degree %d needs %d levels, the ciphertext has %d left; use parameters "
                         "with more primes or a lower degree",
-                        sched.degree, sched.depth, level);
+                        sched->degree, sched->depth, level);
     if (cdl_ckks_ciphertext_size(in) != 2)
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_eval_poly: relinearize the input first");
     if (!(out_scale > 0))
@@ -248,8 +248,8 @@ static cdl_status eval_in(const cdl_ckks_context *ctx, const cdl_ckks_relin_key 
          * x^(2^k) carry (scale(t)/q)^(2^k) on top of q, so a large ratio either
          * overflows the modulus or wastes precision. */
         double ratio = cdl_ckks_ciphertext_scale(in) / alpha / (double)cdl_ckks_prime(ctx, level);
-        double growth = pow(ratio, (double)sched.top_pow2);
-        if (sched.top_pow2 >= 2 && (growth > 1024.0 || growth < 1.0 / 1024.0))
+        double growth = pow(ratio, (double)sched->top_pow2);
+        if (sched->top_pow2 >= 2 && (growth > 1024.0 || growth < 1.0 / 1024.0))
             return cdl_fail(CDL_ERR_PARAMETERS,
                             "cdl_ckks_eval_poly: the input scale 2^%.2f with alpha = %g gives t the scale 2^%.2f, "
                             "far from the prime 2^%.2f it is rescaled by (the powers of t would drift by a factor "
@@ -263,7 +263,7 @@ static cdl_status eval_in(const cdl_ckks_context *ctx, const cdl_ckks_relin_key 
     memset(&r, 0, sizeof r);
     r.ctx = ctx;
     r.rlk = rlk;
-    r.s = &sched;
+    r.s = sched;
     r.top = level;
     r.st = stats;
     cdl_status st;
@@ -279,7 +279,7 @@ static cdl_status eval_in(const cdl_ckks_context *ctx, const cdl_ckks_relin_key 
         CDL_TRY_GOTO(st, cdl_ckks_ciphertext_copy(ctx, t, r.pw[1]), done);
     }
     CDL_TRY_GOTO(st, build_powers(&r), done);
-    CDL_TRY_GOTO(st, run_node(&r, sched.root, level - sched.depth, out_scale, &res), done);
+    CDL_TRY_GOTO(st, run_node(&r, sched->root, level - sched->depth, out_scale, &res), done);
     if (!res) {
         st = cdl_fail(CDL_ERR_INTERNAL, "cdl_ckks_eval_poly: the root produced no ciphertext");
         goto done;
@@ -292,6 +292,18 @@ done:
     cdl_ckks_ciphertext_free(res);
     for (int i = 1; i <= CDL_PE_MAX_POWER; i++)
         cdl_ckks_ciphertext_free(r.pw[i]);
+    return st;
+}
+
+static cdl_status eval_in(const cdl_ckks_context *ctx, const cdl_ckks_relin_key *rlk, const cdl_ckks_ciphertext *in,
+                          const double *coeffs, int degree, int chebyshev, double alpha, double beta,
+                          double out_scale, cdl_ckks_ciphertext *out, cdl_poly_eval_stats *stats)
+{
+    cdl_pe_schedule *sched = cdl_alloc_array(1, sizeof *sched);
+    if (!sched)
+        return CDL_ERR_NO_MEMORY;
+    cdl_status st = eval_sched(sched, ctx, rlk, in, coeffs, degree, chebyshev, alpha, beta, out_scale, out, stats);
+    cdl_free(sched);
     return st;
 }
 

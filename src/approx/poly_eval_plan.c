@@ -42,6 +42,7 @@
 
 #include "approx/poly_eval_internal.h"
 #include "core/error.h"
+#include "core/memory.h"
 
 #define NC (CDL_APPROX_MAX_DEGREE + 1)
 
@@ -272,16 +273,21 @@ cdl_status cdl_pe_schedule_make(const double *coeffs, int degree, int chebyshev,
 
 cdl_status cdl_pe_schedule_best(const double *coeffs, int degree, int chebyshev, cdl_pe_schedule *best)
 {
-    static _Thread_local cdl_pe_schedule s;
+    cdl_pe_schedule *s = cdl_alloc_array(1, sizeof *s);
+    if (!s)
+        return CDL_ERR_NO_MEMORY;
+    cdl_status st = CDL_OK;
     int have = 0;
     for (int g = 2; g <= 32; g *= 2) {
-        CDL_TRY(cdl_pe_schedule_make(coeffs, degree, chebyshev, g, &s));
-        if (!have || s.ct_mults < best->ct_mults) {
-            *best = s;
+        CDL_TRY_GOTO(st, cdl_pe_schedule_make(coeffs, degree, chebyshev, g, s), done);
+        if (!have || s->ct_mults < best->ct_mults) {
+            *best = *s;
             have = 1;
         }
     }
-    return CDL_OK;
+done:
+    cdl_free(s);
+    return st;
 }
 
 static cdl_status plan_in(const double *coeffs, int degree, int chebyshev, cdl_poly_eval_plan *plan)
@@ -299,17 +305,22 @@ static cdl_status plan_in(const double *coeffs, int degree, int chebyshev, cdl_p
     for (int i = 0; i <= degree; i++)
         if (!isfinite(coeffs[i]))
             return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "poly eval plan: coefficient %d is not finite", i);
-    static _Thread_local cdl_pe_schedule s;
-    CDL_TRY(cdl_pe_schedule_best(coeffs, degree, chebyshev, &s));
-    memset(plan, 0, sizeof *plan);
-    plan->degree = s.degree;
-    plan->depth = s.depth;
-    plan->baby_step = s.baby;
-    plan->ct_mults = s.ct_mults;
-    plan->power_mults = s.power_mults;
-    plan->const_mults = s.const_mults;
-    plan->rescales = s.rescales;
-    return CDL_OK;
+    cdl_pe_schedule *s = cdl_alloc_array(1, sizeof *s);
+    if (!s)
+        return CDL_ERR_NO_MEMORY;
+    cdl_status st = cdl_pe_schedule_best(coeffs, degree, chebyshev, s);
+    if (st == CDL_OK) {
+        memset(plan, 0, sizeof *plan);
+        plan->degree = s->degree;
+        plan->depth = s->depth;
+        plan->baby_step = s->baby;
+        plan->ct_mults = s->ct_mults;
+        plan->power_mults = s->power_mults;
+        plan->const_mults = s->const_mults;
+        plan->rescales = s->rescales;
+    }
+    cdl_free(s);
+    return st;
 }
 
 cdl_status cdl_poly_eval_plan_compute(const double *coeffs, int degree, cdl_poly_eval_plan *plan)
