@@ -369,6 +369,30 @@ static void test_seeded_ciphertext_is_half_size(void **state)
     assert_int_equal(cdl_ckks_ciphertext_load(F.ctx, c, clen, &back), CDL_OK);
     decrypt_check(F.sk, back, v, NVALS);
     cdl_ckks_ciphertext_free(back);
+    back = NULL;
+
+    /* A loaded seeded ciphertext keeps its seed: saving it again gives the same bytes. */
+    uint8_t *again = NULL;
+    size_t again_len = 0;
+    assert_int_equal(cdl_ckks_ciphertext_load(F.ctx, b, blen, &back), CDL_OK);
+    assert_int_equal(cdl_ckks_ciphertext_save(F.ctx, back, 0, &again, &again_len), CDL_OK);
+    assert_int_equal(again_len, blen);
+    assert_memory_equal(again, b, blen);
+    cdl_free_bytes(again);
+    cdl_ckks_ciphertext_free(back);
+    back = NULL;
+
+    /* A stale "seeded" flag (c1 changed behind the evaluator's back) is not
+     * trusted: the saver checks the seed against c1 and writes c1 in full. */
+    uint64_t *c1 = cdl_ct_poly(sk_ct, 1, 0);
+    c1[5] = (c1[5] + 1) % F.ctx->primes[0];
+    assert_int_equal(sk_ct->seeded, 1);
+    assert_int_equal(cdl_ckks_ciphertext_save(F.ctx, sk_ct, 0, &again, &again_len), CDL_OK);
+    assert_int_equal(again_len, alen);
+    assert_int_equal(cdl_ckks_ciphertext_load(F.ctx, again, again_len, &back), CDL_OK);
+    assert_true(cdl_ct_poly(back, 1, 0)[5] == c1[5]);
+    cdl_free_bytes(again);
+    cdl_ckks_ciphertext_free(back);
     cdl_free_bytes(a);
     cdl_free_bytes(b);
     cdl_free_bytes(c);
