@@ -21,6 +21,11 @@
 #include "core/memory.h"
 #include "ring/rns_poly.h"
 
+/* C11 CMPLX; clang with glibc does not provide it (no __builtin_complex). */
+#ifndef CMPLX
+#define CMPLX(x, y) ((double complex)((double)(x) + _Complex_I * (double)(y)))
+#endif
+
 static void bit_reverse_complex(double complex *v, size_t size)
 {
     int bits = __builtin_ctzll(size);
