@@ -223,6 +223,8 @@ enum {
     CDL_SCRATCH_SLOTS
 };
 uint64_t *cdl_ckks_scratch(int slot, size_t words);
+/* Zeroize this thread's buffer of a slot (after it held secret-derived data). */
+void cdl_ckks_scratch_wipe(int slot);
 /* Free this thread's buffers now (they are also freed when the thread exits). */
 void cdl_ckks_scratch_release(void);
 

@@ -116,8 +116,12 @@ cdl_status cdl_ckks_encrypt_pk(const cdl_ckks_context *ctx, const cdl_ckks_publi
     ct->scale = pt->scale;
     ct->seeded = 0;
 done:
-    if (acc)
-        cdl_wipe(acc, acc_words * sizeof(uint64_t));
+    if (over_p) {
+        /* b u + e0 and its ModDown temporaries depend on the encryption randomness */
+        cdl_ckks_scratch_wipe(CDL_SCRATCH_ENC_ACC);
+        cdl_ckks_scratch_wipe(CDL_SCRATCH_MD_Y);
+        cdl_ckks_scratch_wipe(CDL_SCRATCH_MD_TMP);
+    }
     if (small)
         cdl_secure_free(small, 3 * n);
     if (u)

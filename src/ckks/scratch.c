@@ -56,6 +56,16 @@ uint64_t *cdl_ckks_scratch(int slot, size_t words)
     return s->buf[slot];
 }
 
+void cdl_ckks_scratch_wipe(int slot)
+{
+    pthread_once(&scratch_once, scratch_init);
+    if (!scratch_key_ok || slot < 0 || slot >= CDL_SCRATCH_SLOTS)
+        return;
+    scratch_set *s = pthread_getspecific(scratch_key);
+    if (s && s->buf[slot])
+        cdl_wipe(s->buf[slot], s->bytes[slot]);
+}
+
 void cdl_ckks_scratch_release(void)
 {
     pthread_once(&scratch_once, scratch_init);
