@@ -91,22 +91,46 @@ static void mac_limb(const uint64_t *const *x, const uint64_t *const *k0, const 
     cdl_u128 *s0 = acc, *s1 = acc + n;
     memset(acc, 0, 2 * n * sizeof(cdl_u128));
     int cnt = 0;
-    for (int d = 0; d < dcount; d++) {
-        const uint64_t *xd = x[d], *a = k0[d], *b = k1[d];
-        if (perm) {
-            for (size_t k = 0; k < n; k++) {
-                uint64_t v = xd[perm[k]];
-                s0[k] += (cdl_u128)v * a[k];
-                s1[k] += (cdl_u128)v * b[k];
+    for (int d = 0; d < dcount;) {
+        /* two digits per pass when the lazy budget allows: half the
+         * accumulator read-modify-write traffic */
+        if (d + 1 < dcount && cnt + 2 <= lazy) {
+            const uint64_t *xa = x[d], *xb = x[d + 1];
+            const uint64_t *a0 = k0[d], *b0 = k1[d], *a1 = k0[d + 1], *b1 = k1[d + 1];
+            if (perm) {
+                for (size_t k = 0; k < n; k++) {
+                    uint64_t va = xa[perm[k]], vb = xb[perm[k]];
+                    s0[k] += (cdl_u128)va * a0[k] + (cdl_u128)vb * a1[k];
+                    s1[k] += (cdl_u128)va * b0[k] + (cdl_u128)vb * b1[k];
+                }
+            } else {
+                for (size_t k = 0; k < n; k++) {
+                    uint64_t va = xa[k], vb = xb[k];
+                    s0[k] += (cdl_u128)va * a0[k] + (cdl_u128)vb * a1[k];
+                    s1[k] += (cdl_u128)va * b0[k] + (cdl_u128)vb * b1[k];
+                }
             }
+            d += 2;
+            cnt += 2;
         } else {
-            for (size_t k = 0; k < n; k++) {
-                uint64_t v = xd[k];
-                s0[k] += (cdl_u128)v * a[k];
-                s1[k] += (cdl_u128)v * b[k];
+            const uint64_t *xd = x[d], *a = k0[d], *b = k1[d];
+            if (perm) {
+                for (size_t k = 0; k < n; k++) {
+                    uint64_t v = xd[perm[k]];
+                    s0[k] += (cdl_u128)v * a[k];
+                    s1[k] += (cdl_u128)v * b[k];
+                }
+            } else {
+                for (size_t k = 0; k < n; k++) {
+                    uint64_t v = xd[k];
+                    s0[k] += (cdl_u128)v * a[k];
+                    s1[k] += (cdl_u128)v * b[k];
+                }
             }
+            d += 1;
+            cnt += 1;
         }
-        if (++cnt == lazy && d + 1 < dcount) {
+        if (cnt >= lazy && d < dcount) {
             for (size_t k = 0; k < n; k++) {
                 s0[k] = cdl_reduce_u126(s0[k], m);
                 s1[k] = cdl_reduce_u126(s1[k], m);
