@@ -128,7 +128,7 @@ void cdl_base_convert(const cdl_base_converter *bc, const uint64_t *x, uint64_t 
 /* Key switching calls this for every (digit, target) limb pair; the mask-only
  * paths vectorize, so x86-64 builds get AVX-512/AVX2 clones picked at load time. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-__attribute__((target_clones("avx512f", "avx2", "default")))
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #endif
 void cdl_lift_centered(const uint64_t *x_last, uint64_t q_last, uint64_t *out, size_t n, const cdl_modulus *q)
 {
@@ -149,10 +149,19 @@ void cdl_lift_centered(const uint64_t *x_last, uint64_t q_last, uint64_t *out, s
             out[k] = cdl_mod_add(cdl_reduce_once(v, qv), neg_shift & mask, qv);
         }
     } else {
+        /* v mod q through a double-precision quotient: for v < 2^61 and
+         * q >= 2^20, v/q < 2^41 is computed to within 2^-9, so the truncated
+         * quotient is off by at most one and r = v - quot*q lies in [-q, 2q):
+         * two masked corrections finish it (vectorizes, unlike 128-bit Barrett). */
+        const double inv = 1.0 / (double)qv;
         for (size_t k = 0; k < n; k++) {
             uint64_t v = x_last[k];
+            uint64_t quot = (uint64_t)((double)v * inv);
+            int64_t r = (int64_t)(v - quot * qv);
+            r += (int64_t)(qv & (uint64_t)(r >> 63));
+            r -= (int64_t)(qv & ~(uint64_t)((r - (int64_t)qv) >> 63));
             uint64_t mask = -(uint64_t)(v > half);
-            out[k] = cdl_mod_add(cdl_barrett_reduce_64(v, q), neg_shift & mask, qv);
+            out[k] = cdl_mod_add((uint64_t)r, neg_shift & mask, qv);
         }
     }
 }

@@ -185,6 +185,35 @@ static void test_base_conversion_vs_crt(void **state)
     cdl_rng_free(rng);
 }
 
+/* cdl_lift_centered on every path (q_last <= q, q_last <= 2q, q_last > 2q
+ * with the double-precision quotient), against 128-bit arithmetic. */
+static void test_lift_centered_paths(void **state)
+{
+    (void)state;
+    cdl_rng *rng = make_rng(6);
+    const int pairs[][2] = {{30, 40}, {40, 40}, {41, 40}, {60, 40}, {61, 20}, {61, 60}, {58, 40}, {50, 21}, {61, 41}};
+    uint64_t v[1024], out[1024];
+    for (size_t pi = 0; pi < sizeof pairs / sizeof pairs[0]; pi++) {
+        uint64_t ql, q;
+        assert_int_equal(cdl_generate_ntt_primes(pairs[pi][0], 1, 2048, NULL, 0, &ql), CDL_OK);
+        uint64_t avoid = ql;
+        assert_int_equal(cdl_generate_ntt_primes(pairs[pi][1], 1, 2048, &avoid, 1, &q), CDL_OK);
+        cdl_modulus m;
+        cdl_modulus_init(&m, q);
+        cdl_sample_uniform(rng, ql, v, 1024);
+        v[0] = 0, v[1] = ql - 1, v[2] = ql / 2, v[3] = ql / 2 + 1, v[4] = q - 1, v[5] = q % ql, v[6] = 2 * q % ql;
+        cdl_lift_centered(v, ql, out, 1024, &m);
+        for (int k = 0; k < 1024; k++) {
+            __int128 c = v[k] > ql / 2 ? (__int128)v[k] - (__int128)ql : (__int128)v[k];
+            __int128 r = c % (__int128)q;
+            if (r < 0)
+                r += q;
+            assert_true(out[k] == (uint64_t)r);
+        }
+    }
+    cdl_rng_free(rng);
+}
+
 static void test_automorphism(void **state)
 {
     (void)state;
@@ -296,6 +325,7 @@ int main(void)
         cmocka_unit_test(test_rns_ops),
         cmocka_unit_test(test_wide_reduction),
         cmocka_unit_test(test_base_conversion_vs_crt),
+        cmocka_unit_test(test_lift_centered_paths),
         cmocka_unit_test(test_automorphism),
         cmocka_unit_test(test_samplers),
     };
