@@ -107,12 +107,21 @@ void cdl_base_convert_limb(const cdl_base_converter *bc, const uint64_t *y, int 
     uint64_t half[CDL_BASE_MAX_FROM];
     for (size_t i = 0; i < fc && i < CDL_BASE_MAX_FROM; i++)
         half[i] = bc->from[i].value >> 1;
+    /* Shoup products are lazy in [0, 2p); four of them stay below 8p < 2^64,
+     * which three conditional subtractions bring back to [0, p). */
     for (size_t k = 0; k < n; k++) {
         uint64_t acc = 0, cnt = 0;
-        for (size_t i = 0; i < fc; i++) {
-            uint64_t v = y[i * n + k];
-            cnt += (uint64_t)(v > half[i]); /* v - q_i: subtract Q once more */
-            acc = cdl_mod_add(acc, cdl_mul_shoup(v, w[i], ws[i], p), p);
+        size_t i = 0;
+        while (i < fc) {
+            uint64_t part = 0;
+            for (size_t stop = i + 4 < fc ? i + 4 : fc; i < stop; i++) {
+                uint64_t v = y[i * n + k];
+                cnt += (uint64_t)(v > half[i]); /* v - q_i: subtract Q once more */
+                part += cdl_mul_shoup_lazy(v, w[i], ws[i], p);
+            }
+            part = cdl_reduce_once(part, 4 * p);
+            part = cdl_reduce_once(part, 2 * p);
+            acc = cdl_mod_add(acc, cdl_reduce_once(part, p), p);
         }
         out[k] = cdl_mod_sub(acc, qmult[cnt], p);
     }

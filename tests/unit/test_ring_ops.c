@@ -152,6 +152,47 @@ static void test_base_conversion_vs_crt(void **state)
         }
         assert_true(found);
     }
+    /* five source primes (more than one lazy group of four): |k| <= 5/2 */
+    {
+        uint64_t q5[5];
+        cdl_modulus m5[5];
+        assert_int_equal(cdl_generate_ntt_primes(22, 5, 2 * n, NULL, 0, q5), CDL_OK);
+        for (int i = 0; i < 5; i++)
+            cdl_modulus_init(&m5[i], q5[i]);
+        cdl_base_converter b5;
+        assert_int_equal(cdl_base_converter_init(&b5, m5, 5, mp, 3), CDL_OK);
+        __int128 Q5 = 1;
+        for (int i = 0; i < 5; i++)
+            Q5 *= (__int128)q5[i];
+        uint64_t *x5 = cdl_alloc_array(5 * n, 8), *y5 = cdl_alloc_array(5 * n, 8), *o5 = cdl_alloc_array(3 * n, 8);
+        __int128 *v5 = cdl_alloc_array(n, sizeof(__int128));
+        for (size_t k = 0; k < n; k++) {
+            __int128 val = (__int128)((((cdl_u128)cdl_rng_u64(rng) << 64) | cdl_rng_u64(rng)) % (cdl_u128)Q5);
+            if (k == 0) val = Q5 - 1;
+            v5[k] = val;
+            for (int i = 0; i < 5; i++)
+                x5[i * n + k] = (uint64_t)(val % (__int128)q5[i]);
+        }
+        cdl_base_convert(&b5, x5, y5, o5, n);
+        for (size_t k = 0; k < n; k++) {
+            __int128 xc = v5[k] > Q5 / 2 ? v5[k] - Q5 : v5[k];
+            int found = 0;
+            for (int kk = -3; kk <= 3 && !found; kk++) {
+                __int128 w = xc + (__int128)kk * Q5;
+                int ok = 1;
+                for (int j = 0; j < 3; j++) {
+                    __int128 r = w % (__int128)ps[j];
+                    if (r < 0)
+                        r += ps[j];
+                    ok &= o5[j * n + k] == (uint64_t)r;
+                }
+                found = ok;
+            }
+            assert_true(found);
+        }
+        cdl_free(x5), cdl_free(y5), cdl_free(o5), cdl_free(v5);
+        cdl_base_converter_release(&b5);
+    }
     /* one source prime: the exact centered lift */
     cdl_base_converter one;
     assert_int_equal(cdl_base_converter_init(&one, mq, 1, mp, 3), CDL_OK);
