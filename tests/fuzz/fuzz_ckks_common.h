@@ -66,6 +66,9 @@ static inline void fuzz_ckks_spec(cdl_ckks_param_spec *spec)
 static inline int fuzz_ckks_setup(fuzz_ckks_setting *s, int with_keys)
 {
     memset(s, 0, sizeof *s);
+    /* One thread: OpenMP barriers cost more than N = 2^10 work, and the
+     * fuzzer runs one input at a time anyway. */
+    cdl_set_threads(1);
     cdl_ckks_param_spec spec;
     fuzz_ckks_spec(&spec);
     if (cdl_ckks_context_new(&spec, &s->ctx) != CDL_OK)
