@@ -12,6 +12,7 @@ static const cli_command commands[] = {
     {"approx", "polynomial approximations of ReLU/Sigmoid/Tanh with error analysis", cmd_approx},
     {"info", "describe an ONNX model: layers, shapes, depth, what HE can run", cmd_info},
     {"eval", "plaintext accuracy of an ONNX model on a dataset", cmd_eval},
+    {"predict", "encrypted inference on test images: keygen, encrypt, evaluate, decrypt, compare", cmd_predict},
     {"bench", "benchmarks (`cryptodl bench ckks`: CKKS operation timings)", cmd_bench},
 };
 

@@ -10,5 +10,6 @@
 #include "cryptodl/nn.h"
 #include "cryptodl/data.h"
 #include "cryptodl/approx.h"
+#include "cryptodl/he.h"
 
 #endif

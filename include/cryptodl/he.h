@@ -1,0 +1,130 @@
+/*
+ * he.h: encrypted inference. A trained network (the nn graph IR) is compiled
+ * into an HE plan, the client encrypts a batch of images under its own key,
+ * a server that holds only evaluation keys runs the plan on the ciphertexts,
+ * and the client decrypts the logits.
+ *
+ * Packing: throughput ("batch-SIMD") mode, as in CryptoNets (Gilad-Bachrach
+ * et al., ICML 2016) and CryptoDL (Hesamifard et al. 2017): slot j of every
+ * ciphertext holds image j of the batch, and each value of a layer (a pixel,
+ * a neuron) is one ciphertext holding that value for up to N/2 images. A
+ * linear layer is then a sum of ciphertext x plaintext scalar products (no
+ * rotations, no Galois keys); an activation is a polynomial evaluated slot by
+ * slot. One batch costs the same whether it holds 1 or N/2 images.
+ *
+ * Scales: every linear layer encodes its weights at scale q_l * S / s_in
+ * (q_l the prime the rescale divides by, s_in the input's scale, S = 2^scale_bits)
+ * so that its output has exactly the scale S; activations record the scale
+ * they produce, and the next linear layer brings it back to S.
+ *
+ *   client                               server
+ *   cdl_he_plan_new(graph) ------------- cdl_he_plan_new(graph)   (same model, same options)
+ *   cdl_he_context_new(plan) ----------- the same parameters
+ *   keys: secret (kept), relin key ----> relin key
+ *   cdl_he_encrypt_batch --------------> cdl_he_evaluate (no secret key)
+ *   cdl_he_decrypt_logits <------------- encrypted logits
+ */
+#ifndef CRYPTODL_HE_H
+#define CRYPTODL_HE_H
+
+#include <stddef.h>
+
+#include "cryptodl/ckks.h"
+#include "cryptodl/common.h"
+#include "cryptodl/nn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* How to choose the CKKS parameters. Zero fields mean "automatic". */
+typedef struct cdl_he_options {
+    int log_n;          /* ring degree 2^log_n; 0 = the smallest N whose 128-bit budget fits the levels */
+    int scale_bits;     /* S = 2^scale_bits, also the size of the middle primes; 0 = as large as fits (max 50) */
+    int min_scale_bits; /* the automatic choice moves to a larger N below this; default 26 */
+    int output_bits;    /* bits of headroom above S in the decryption prime q_0: the logits must satisfy
+                           |y| < 2^(output_bits - 1); default 10 */
+    int allow_insecure; /* TESTING ONLY: with log_n < 13, build parameters above the 128-bit budget */
+} cdl_he_options;
+
+CDL_API void cdl_he_options_default(cdl_he_options *opt);
+
+typedef struct cdl_he_plan cdl_he_plan;
+
+/*
+ * Compile a graph. Every node the output depends on must be runnable
+ * (CDL_ERR_UNSUPPORTED names the first node that is not, and why); the plan
+ * counts the levels the graph consumes and picks CKKS parameters. The plan
+ * copies what it needs: the graph may be freed afterwards.
+ */
+CDL_API cdl_status cdl_he_plan_new(const cdl_nn_graph *graph, const cdl_he_options *opt, cdl_he_plan **out);
+CDL_API void cdl_he_plan_free(cdl_he_plan *plan);
+/* A multi-line, human-readable description (layers, levels, parameters, cost); free with cdl_he_string_free. */
+CDL_API cdl_status cdl_he_plan_describe(const cdl_he_plan *plan, char **text);
+CDL_API void cdl_he_string_free(char *s);
+/* The parameters the plan chose (a 128-bit secure spec unless allow_insecure was needed). */
+CDL_API const cdl_ckks_param_spec *cdl_he_plan_params(const cdl_he_plan *plan);
+CDL_API int cdl_he_plan_levels(const cdl_he_plan *plan);       /* levels consumed by one inference */
+CDL_API size_t cdl_he_plan_input_size(const cdl_he_plan *plan);  /* input ciphertexts (values per image) */
+CDL_API size_t cdl_he_plan_output_size(const cdl_he_plan *plan); /* output ciphertexts (logits per image) */
+CDL_API size_t cdl_he_plan_batch_capacity(const cdl_he_plan *plan); /* images per batch: N/2 */
+
+/* Operation counts of one evaluation (the same for any batch size). */
+typedef struct cdl_he_cost {
+    uint64_t const_mults; /* ciphertext x scalar (zero weights skipped) */
+    uint64_t adds;        /* ciphertext + ciphertext */
+    uint64_t ct_mults;    /* ciphertext x ciphertext, each relinearized */
+    uint64_t rescales;
+} cdl_he_cost;
+CDL_API void cdl_he_plan_cost(const cdl_he_plan *plan, cdl_he_cost *cost);
+
+/* A CKKS context with the plan's parameters. */
+CDL_API cdl_status cdl_he_context_new(const cdl_he_plan *plan, cdl_ckks_context **out);
+
+/* A batch: one ciphertext per value (input pixels, or output logits), each
+ * holding that value for n_images images in slots 0..n_images-1. */
+typedef struct cdl_he_batch cdl_he_batch;
+CDL_API void cdl_he_batch_free(cdl_he_batch *batch);
+CDL_API size_t cdl_he_batch_images(const cdl_he_batch *batch);
+CDL_API size_t cdl_he_batch_count(const cdl_he_batch *batch); /* ciphertexts */
+CDL_API const cdl_ckks_ciphertext *cdl_he_batch_ciphertext(const cdl_he_batch *batch, size_t i);
+/* Serialized size in bytes (uncompressed) of the whole batch. */
+CDL_API cdl_status cdl_he_batch_bytes(const cdl_ckks_context *ctx, const cdl_he_batch *batch, size_t *bytes);
+/* One file-friendly blob: header (magic "CDLHEBAT", version, images, count) + each ciphertext's
+ * own serialization (which carries the parameter hash). compression as cdl_ckks_ciphertext_save. */
+CDL_API cdl_status cdl_he_batch_save(const cdl_ckks_context *ctx, const cdl_he_batch *batch, int compression,
+                                     uint8_t **data, size_t *len);
+CDL_API cdl_status cdl_he_batch_load(const cdl_ckks_context *ctx, const uint8_t *data, size_t len,
+                                     cdl_he_batch **out);
+
+/*
+ * Client: encrypt n images (n * input_size doubles, row-major, as cdl_nn_run
+ * takes them) at the plan's top level and scale. Give the public key or the
+ * secret key (symmetric encryption: faster, and a saved fresh ciphertext is
+ * about half the size); exactly one of pk and sk. n <= batch capacity.
+ */
+CDL_API cdl_status cdl_he_encrypt_batch(const cdl_he_plan *plan, const cdl_ckks_context *ctx,
+                                        const cdl_ckks_public_key *pk, const cdl_ckks_secret_key *sk,
+                                        const double *images, size_t n, cdl_rng *rng, cdl_he_batch **out);
+
+/* Progress: node (index into the graph), work done and total for that node. */
+typedef void (*cdl_he_progress_fn)(void *user, int node, const char *name, size_t done, size_t total);
+
+/*
+ * Server: run the plan on an encrypted batch. Needs only the relinearization
+ * key. Multithreaded over the neurons of a layer (cdl_set_threads); the
+ * result does not depend on the thread count. progress may be NULL.
+ */
+CDL_API cdl_status cdl_he_evaluate(const cdl_he_plan *plan, const cdl_ckks_context *ctx,
+                                   const cdl_ckks_relin_key *rlk, const cdl_he_batch *in,
+                                   cdl_he_progress_fn progress, void *user, cdl_he_batch **out);
+
+/* Client: decrypt the logits into n_images * output_size doubles (row-major per image). */
+CDL_API cdl_status cdl_he_decrypt_logits(const cdl_he_plan *plan, const cdl_ckks_context *ctx,
+                                         const cdl_ckks_secret_key *sk, const cdl_he_batch *logits,
+                                         double *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,646 @@
+/*
+ * he_plan.c: the HE compiler for throughput (batch-SIMD) mode. It lowers each
+ * node of an nn graph to one runtime op, refuses what the runtime cannot run
+ * (naming the node and saying why), counts the levels the graph consumes, and
+ * picks CKKS parameters that hold them at 128-bit security.
+ *
+ * Lowering (CryptoNets, Gilad-Bachrach et al. 2016, section 4): with one
+ * ciphertext per neuron and images in the slots, conv / dense / average pool
+ * / elementwise affine are all "sum of ciphertexts times public scalars":
+ * they become CSR rows with the zero weights dropped. Pad and reshape only
+ * move ciphertexts (a padded position is an exact zero, never encrypted).
+ * x^2 is one ciphertext multiplication; a*x^(2^k) + c is k squarings, the
+ * factor a costing nothing (the scale is reinterpreted) and c an addition;
+ * other polynomials go through the approx layer's depth-optimal evaluator.
+ *
+ * Parameters: L levels need L + 1 ciphertext primes q_0 > q_1..q_L ~ S and
+ * a special prime P for key switching (dnum = L + 1 digits of one prime each,
+ * P as large as the largest digit). q_0 = S * 2^output_bits leaves room for
+ * the logits. For each N (smallest first) the largest S with
+ * (L + 2) log S + 2 output_bits <= the HomomorphicEncryption.org 128-bit
+ * budget is taken; N is accepted when S >= 2^min_scale_bits.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compile/he_plan.h"
+#include "core/error.h"
+#include "core/memory.h"
+#include "cryptodl/approx.h"
+
+#define HE_MAX_SCALE_BITS 50
+#define HE_MAX_PRIME_BITS 60
+
+void cdl_he_options_default(cdl_he_options *opt)
+{
+    if (!opt)
+        return;
+    memset(opt, 0, sizeof *opt);
+    opt->min_scale_bits = 26;
+    opt->output_bits = 10;
+}
+
+static void op_clear(he_op *op)
+{
+    cdl_free(op->row);
+    cdl_free(op->col);
+    cdl_free(op->w);
+    cdl_free(op->bias);
+    cdl_free(op->src);
+    cdl_free(op->sign);
+    cdl_free(op->coeffs);
+}
+
+void cdl_he_plan_free(cdl_he_plan *plan)
+{
+    if (!plan)
+        return;
+    for (size_t i = 0; i < plan->n_ops; i++)
+        op_clear(&plan->ops[i]);
+    cdl_free(plan->ops);
+    cdl_free(plan->value_size);
+    cdl_free(plan);
+}
+
+/* ---- CSR building ---------------------------------------------------------- */
+
+typedef struct csr_builder {
+    size_t n, cap;
+    uint32_t *col;
+    double *w;
+} csr_builder;
+
+static cdl_status csr_push(csr_builder *b, size_t col, double w)
+{
+    if (w == 0.0)
+        return CDL_OK; /* zero weights cost nothing */
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 1024;
+        uint32_t *c = cdl_alloc_array(cap, sizeof *c);
+        double *ww = cdl_alloc_array(cap, sizeof *ww);
+        if (!c || !ww) {
+            cdl_free(c);
+            cdl_free(ww);
+            return cdl_fail(CDL_ERR_NO_MEMORY, "he plan: out of memory for %zu weights", cap);
+        }
+        if (b->n) {
+            memcpy(c, b->col, b->n * sizeof *c);
+            memcpy(ww, b->w, b->n * sizeof *ww);
+        }
+        cdl_free(b->col);
+        cdl_free(b->w);
+        b->col = c;
+        b->w = ww;
+        b->cap = cap;
+    }
+    b->col[b->n] = (uint32_t)col;
+    b->w[b->n] = w;
+    b->n++;
+    return CDL_OK;
+}
+
+/* Fill op->row/col/w/bias for a linear node. */
+static cdl_status lower_linear(const cdl_nn_node *nd, he_op *op)
+{
+    csr_builder b = {0};
+    cdl_status st = CDL_OK;
+    op->row = cdl_calloc_array(op->n_out + 1, sizeof *op->row);
+    op->bias = cdl_calloc_array(op->n_out, sizeof *op->bias);
+    if (!op->row || !op->bias)
+        return cdl_fail(CDL_ERR_NO_MEMORY, "he plan: out of memory lowering node '%s'", nd->name);
+    if (nd->kind == CDL_NN_DENSE) {
+        for (size_t o = 0; o < op->n_out; o++) {
+            op->row[o] = b.n;
+            for (size_t i = 0; i < op->n_in; i++)
+                CDL_TRY_GOTO(st, csr_push(&b, i, nd->weight[o * op->n_in + i]), fail);
+            op->bias[o] = nd->bias ? nd->bias[o] : 0.0;
+        }
+    } else if (nd->kind == CDL_NN_CONV || nd->kind == CDL_NN_AVGPOOL) {
+        const int64_t C = nd->in_shape.dims[0], H = nd->in_shape.dims[1], W = nd->in_shape.dims[2];
+        const int64_t O = nd->out_shape.dims[0], OH = nd->out_shape.dims[1], OW = nd->out_shape.dims[2];
+        const int kh = nd->kernel[0], kw = nd->kernel[1];
+        for (int64_t o = 0; o < O; o++)
+            for (int64_t oy = 0; oy < OH; oy++)
+                for (int64_t ox = 0; ox < OW; ox++) {
+                    size_t r = (size_t)((o * OH + oy) * OW + ox);
+                    op->row[r] = b.n;
+                    if (nd->kind == CDL_NN_CONV) {
+                        op->bias[r] = nd->bias ? nd->bias[o] : 0.0;
+                        for (int64_t c = 0; c < C; c++)
+                            for (int ky = 0; ky < kh; ky++)
+                                for (int kx = 0; kx < kw; kx++) {
+                                    int64_t iy = oy * nd->stride[0] - nd->pads[0] + ky;
+                                    int64_t ix = ox * nd->stride[1] - nd->pads[1] + kx;
+                                    if (iy < 0 || iy >= H || ix < 0 || ix >= W)
+                                        continue; /* zero padding */
+                                    double w = nd->weight[((o * C + c) * kh + ky) * kw + kx];
+                                    CDL_TRY_GOTO(st, csr_push(&b, (size_t)((c * H + iy) * W + ix), w), fail);
+                                }
+                    } else {
+                        int count = 0;
+                        for (int pass = 0; pass < 2; pass++)
+                            for (int ky = 0; ky < kh; ky++)
+                                for (int kx = 0; kx < kw; kx++) {
+                                    int64_t iy = oy * nd->stride[0] - nd->pads[0] + ky;
+                                    int64_t ix = ox * nd->stride[1] - nd->pads[1] + kx;
+                                    if (iy < 0 || iy >= H || ix < 0 || ix >= W)
+                                        continue;
+                                    if (pass == 0) {
+                                        count++;
+                                        continue;
+                                    }
+                                    int div = nd->count_include_pad ? kh * kw : count;
+                                    CDL_TRY_GOTO(st, csr_push(&b, (size_t)((o * H + iy) * W + ix), 1.0 / div), fail);
+                                }
+                    }
+                }
+    } else { /* AFFINE, or a degree-1 POLY handled as y = a x + c */
+        for (size_t o = 0; o < op->n_out; o++) {
+            op->row[o] = b.n;
+            if (nd->kind == CDL_NN_AFFINE) {
+                CDL_TRY_GOTO(st, csr_push(&b, o, nd->weight[o]), fail);
+                op->bias[o] = nd->bias[o];
+            } else {
+                CDL_TRY_GOTO(st, csr_push(&b, o, nd->coeffs[1]), fail);
+                op->bias[o] = nd->coeffs[0];
+            }
+        }
+    }
+    op->row[op->n_out] = b.n;
+    op->col = b.col;
+    op->w = b.w;
+    if (!op->col) { /* every weight zero: keep valid (empty) arrays */
+        op->col = cdl_alloc_array(1, sizeof *op->col);
+        op->w = cdl_alloc_array(1, sizeof *op->w);
+        if (!op->col || !op->w)
+            return cdl_fail(CDL_ERR_NO_MEMORY, "he plan: out of memory");
+    }
+    return CDL_OK;
+fail:
+    cdl_free(b.col);
+    cdl_free(b.w);
+    return st;
+}
+
+static cdl_status lower_gather(const cdl_nn_node *nd, he_op *op)
+{
+    op->src = cdl_alloc_array(op->n_out, sizeof *op->src);
+    if (!op->src)
+        return cdl_fail(CDL_ERR_NO_MEMORY, "he plan: out of memory lowering node '%s'", nd->name);
+    if (nd->kind == CDL_NN_RESHAPE) {
+        for (size_t o = 0; o < op->n_out; o++)
+            op->src[o] = (int64_t)o;
+        return CDL_OK;
+    }
+    const int64_t C = nd->in_shape.dims[0], H = nd->in_shape.dims[1], W = nd->in_shape.dims[2];
+    const int64_t OH = nd->out_shape.dims[1], OW = nd->out_shape.dims[2];
+    for (size_t o = 0; o < op->n_out; o++)
+        op->src[o] = -1;
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t iy = 0; iy < H; iy++)
+            for (int64_t ix = 0; ix < W; ix++)
+                op->src[(c * OH + iy + nd->pads[0]) * OW + ix + nd->pads[1]] = (c * H + iy) * W + ix;
+    return CDL_OK;
+}
+
+/* Is the polynomial a * x^(2^k) + c0 (k >= 1)? */
+static int poly_pow2k(const double *c, int degree, int *k)
+{
+    if (degree < 2 || (degree & (degree - 1)) || c[degree] == 0.0)
+        return 0;
+    for (int i = 1; i < degree; i++)
+        if (c[i] != 0.0)
+            return 0;
+    int kk = 0;
+    while ((1 << kk) < degree)
+        kk++;
+    *k = kk;
+    return 1;
+}
+
+/* Lower node i; sets op->kind and the cost in levels. */
+static cdl_status lower_node(const cdl_nn_graph *g, size_t i, he_op *op, int *cost)
+{
+    const cdl_nn_node *nd = &g->nodes[i];
+    *cost = 0;
+    op->node = (int)i;
+    snprintf(op->name, sizeof op->name, "%s", nd->name);
+    op->kind_name = cdl_nn_kind_name(nd->kind);
+    op->in_value = nd->inputs[0];
+    op->out_value = (int)i + 1;
+    op->n_in = cdl_nn_shape_numel(&nd->in_shape);
+    op->n_out = cdl_nn_shape_numel(&nd->out_shape);
+    if (op->n_out > UINT32_MAX || op->n_in > UINT32_MAX)
+        return cdl_fail(CDL_ERR_UNSUPPORTED, "node '%s': %zu values per image is too many for batch mode", nd->name,
+                        op->n_out);
+    switch (nd->kind) {
+    case CDL_NN_CONV:
+    case CDL_NN_DENSE:
+    case CDL_NN_AVGPOOL:
+        if (!nd->he_ok)
+            return cdl_fail(CDL_ERR_UNSUPPORTED, "node '%s' (%s, ONNX %s) cannot run encrypted: %s", nd->name,
+                            op->kind_name, nd->onnx_op, nd->he_reason);
+        op->kind = HE_OP_LINEAR;
+        *cost = 1;
+        return lower_linear(nd, op);
+    case CDL_NN_AFFINE: {
+        int pm1 = 1;
+        for (size_t k = 0; k < op->n_out && pm1; k++)
+            pm1 = nd->weight[k] == 1.0 || nd->weight[k] == -1.0;
+        if (!pm1) {
+            op->kind = HE_OP_LINEAR;
+            *cost = 1;
+            return lower_linear(nd, op);
+        }
+        op->kind = HE_OP_SIGN;
+        op->sign = cdl_alloc_array(op->n_out, sizeof *op->sign);
+        op->bias = cdl_alloc_array(op->n_out, sizeof *op->bias);
+        if (!op->sign || !op->bias)
+            return cdl_fail(CDL_ERR_NO_MEMORY, "he plan: out of memory");
+        for (size_t k = 0; k < op->n_out; k++) {
+            op->sign[k] = nd->weight[k] < 0 ? -1 : 1;
+            op->bias[k] = nd->bias[k];
+        }
+        return CDL_OK;
+    }
+    case CDL_NN_PAD:
+    case CDL_NN_RESHAPE:
+        op->kind = HE_OP_GATHER;
+        return lower_gather(nd, op);
+    case CDL_NN_SQUARE:
+        op->kind = HE_OP_SQUARE;
+        *cost = 1;
+        return CDL_OK;
+    case CDL_NN_POLY: {
+        int d = nd->degree;
+        while (d > 0 && nd->coeffs[d] == 0.0)
+            d--;
+        if (d == 0)
+            return cdl_fail(CDL_ERR_UNSUPPORTED,
+                            "node '%s' (poly): the polynomial is a constant, so the output does not depend on the "
+                            "input; retrain or remove the layer",
+                            nd->name);
+        if (d == 1) {
+            op->kind = HE_OP_LINEAR;
+            *cost = 1;
+            return lower_linear(nd, op);
+        }
+        int k;
+        if (poly_pow2k(nd->coeffs, d, &k)) {
+            op->kind = HE_OP_POW2K;
+            op->k = k;
+            op->pow_sign = nd->coeffs[d];
+            op->pow_c0 = nd->coeffs[0];
+            *cost = k;
+            return CDL_OK;
+        }
+        cdl_poly_eval_plan pp;
+        CDL_TRY(cdl_poly_eval_plan_compute(nd->coeffs, d, &pp));
+        op->kind = HE_OP_POLY;
+        op->degree = d;
+        op->coeffs = cdl_alloc_array((size_t)d + 1, sizeof *op->coeffs);
+        if (!op->coeffs)
+            return cdl_fail(CDL_ERR_NO_MEMORY, "he plan: out of memory");
+        memcpy(op->coeffs, nd->coeffs, ((size_t)d + 1) * sizeof *op->coeffs);
+        *cost = pp.depth;
+        return CDL_OK;
+    }
+    case CDL_NN_ADD:
+    case CDL_NN_MUL:
+        return cdl_fail(CDL_ERR_UNSUPPORTED,
+                        "node '%s' (%s, ONNX %s) combines two computed tensors, which the batch-SIMD runtime does not "
+                        "support yet; use a sequential network (conv / dense / pool / polynomial activations)",
+                        nd->name, op->kind_name, nd->onnx_op);
+    default:
+        return cdl_fail(CDL_ERR_UNSUPPORTED, "node '%s' (%s, ONNX %s) cannot run encrypted: %s", nd->name,
+                        op->kind_name, nd->onnx_op,
+                        nd->he_reason[0] ? nd->he_reason : "not a polynomial operation");
+    }
+}
+
+/* ---- parameters ------------------------------------------------------------ */
+
+static cdl_status choose_params(cdl_he_plan *p)
+{
+    const cdl_he_options *o = &p->opt;
+    const int L = p->levels, h = o->output_bits;
+    int lo = 13, hi = 16;
+    if (o->log_n) {
+        if (o->log_n < CDL_CKKS_MIN_LOG_N || o->log_n > CDL_CKKS_MAX_LOG_N)
+            return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "he plan: log_n %d is outside %d..%d", o->log_n,
+                            CDL_CKKS_MIN_LOG_N, CDL_CKKS_MAX_LOG_N);
+        lo = hi = o->log_n;
+    }
+    if (L + 2 > CDL_CKKS_MAX_PRIMES)
+        return cdl_fail(CDL_ERR_PARAMETERS, "he plan: the graph needs %d levels; at most %d are possible without "
+                        "bootstrapping", L, CDL_CKKS_MAX_PRIMES - 2);
+    char tried[256] = "";
+    for (int log_n = lo; log_n <= hi; log_n++) {
+        int budget = cdl_ckks_max_log_qp(log_n);
+        int insecure = 0, s;
+        if (o->scale_bits) {
+            s = o->scale_bits;
+        } else {
+            s = budget > 0 ? (budget - 2 * h) / (L + 2) : 0;
+            if (s > HE_MAX_SCALE_BITS)
+                s = HE_MAX_SCALE_BITS;
+            if (s > HE_MAX_PRIME_BITS - h)
+                s = HE_MAX_PRIME_BITS - h;
+        }
+        int total = (L + 2) * s + 2 * h;
+        if (budget <= 0 || total > budget || (!o->scale_bits && s < o->min_scale_bits)) {
+            if (o->allow_insecure && log_n < 13) {
+                if (!o->scale_bits)
+                    s = 30;
+                total = (L + 2) * s + 2 * h;
+                insecure = 1;
+            } else {
+                size_t len = strlen(tried);
+                snprintf(tried + len, sizeof tried - len, "%sN=2^%d: %d bits allowed, scale 2^%d", len ? "; " : "",
+                         log_n, budget, s);
+                continue;
+            }
+        }
+        if (s < 20 || s + h > HE_MAX_PRIME_BITS)
+            return cdl_fail(CDL_ERR_PARAMETERS,
+                            "he plan: scale 2^%d with %d output bits needs primes of %d..%d bits; primes must have "
+                            "20..%d bits",
+                            s, h, s, s + h, HE_MAX_PRIME_BITS);
+        cdl_ckks_param_spec *sp = &p->spec;
+        memset(sp, 0, sizeof *sp);
+        sp->log_n = log_n;
+        sp->q_count = L + 1;
+        sp->q_bits[0] = s + h;
+        for (int l = 1; l <= L; l++)
+            sp->q_bits[l] = s;
+        sp->p_count = 1;
+        sp->p_bits[0] = s + h;
+        sp->dnum = 0;
+        sp->scale = ldexp(1.0, s);
+        sp->secret_hamming_weight = 0;
+        sp->allow_insecure = insecure;
+        p->insecure = insecure;
+        p->scale = sp->scale;
+        (void)total;
+        return CDL_OK;
+    }
+    return cdl_fail(CDL_ERR_PARAMETERS,
+                    "he plan: no 128-bit secure CKKS parameters hold %d levels with a scale of at least 2^%d and %d "
+                    "output bits (%s); use fewer layers or lower-degree activations, lower --scale-bits / "
+                    "min_scale_bits, or a larger log_n",
+                    L, o->scale_bits ? o->scale_bits : o->min_scale_bits, h, tried);
+}
+
+/* ---- the plan ---------------------------------------------------------------- */
+
+cdl_status cdl_he_plan_new(const cdl_nn_graph *graph, const cdl_he_options *opt, cdl_he_plan **out)
+{
+    if (!graph || !out)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_he_plan_new: graph and out must not be NULL");
+    *out = NULL;
+    if (graph->n_nodes == 0 || graph->output < 1 || (size_t)graph->output > graph->n_nodes)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_he_plan_new: the graph has no computed output");
+    cdl_he_plan *p = cdl_calloc_array(1, sizeof *p);
+    if (!p)
+        return cdl_fail(CDL_ERR_NO_MEMORY, "cdl_he_plan_new: out of memory");
+    if (opt)
+        p->opt = *opt;
+    else
+        cdl_he_options_default(&p->opt);
+    if (p->opt.min_scale_bits <= 0)
+        p->opt.min_scale_bits = 26;
+    if (p->opt.output_bits <= 0)
+        p->opt.output_bits = 10;
+    cdl_status st = CDL_OK;
+    const size_t nv = graph->n_nodes + 1;
+    int *depth = cdl_calloc_array(nv, sizeof *depth);
+    char *needed = cdl_calloc_array(nv, 1);
+    int *last_reader = cdl_alloc_array(nv, sizeof *last_reader);
+    p->ops = cdl_calloc_array(graph->n_nodes, sizeof *p->ops);
+    p->value_size = cdl_calloc_array(nv, sizeof *p->value_size);
+    if (!depth || !needed || !last_reader || !p->ops || !p->value_size) {
+        st = cdl_fail(CDL_ERR_NO_MEMORY, "cdl_he_plan_new: out of memory");
+        goto done;
+    }
+    p->n_ops = graph->n_nodes;
+    p->n_values = nv;
+    p->output_value = graph->output;
+    p->input_size = cdl_nn_input_size(graph);
+    p->output_size = cdl_nn_output_size(graph);
+    p->value_size[0] = p->input_size;
+    /* which nodes the output depends on */
+    needed[graph->output] = 1;
+    for (size_t i = graph->n_nodes; i-- > 0;)
+        if (needed[i + 1])
+            for (int k = 0; k < graph->nodes[i].n_inputs; k++)
+                if (graph->nodes[i].inputs[k] >= 0 && (size_t)graph->nodes[i].inputs[k] < nv)
+                    needed[graph->nodes[i].inputs[k]] = 1;
+    for (size_t v = 0; v < nv; v++)
+        last_reader[v] = -1;
+    for (size_t i = 0; i < graph->n_nodes; i++) {
+        he_op *op = &p->ops[i];
+        p->value_size[i + 1] = cdl_nn_shape_numel(&graph->nodes[i].out_shape);
+        if (!needed[i + 1]) {
+            op->kind = HE_OP_SKIP;
+            op->node = (int)i;
+            snprintf(op->name, sizeof op->name, "%s", graph->nodes[i].name);
+            continue;
+        }
+        int cost = 0;
+        CDL_TRY_GOTO(st, lower_node(graph, i, op, &cost), done);
+        if (op->in_value < 0 || (size_t)op->in_value > i) {
+            st = cdl_fail(CDL_ERR_INVALID_ARGUMENT, "he plan: node '%s' reads value %d, not computed before it",
+                          op->name, op->in_value);
+            goto done;
+        }
+        if (op->n_in != p->value_size[op->in_value]) {
+            st = cdl_fail(CDL_ERR_INVALID_ARGUMENT, "he plan: node '%s' expects %zu inputs but its input has %zu",
+                          op->name, op->n_in, p->value_size[op->in_value]);
+            goto done;
+        }
+        depth[i + 1] = depth[op->in_value] + cost;
+        last_reader[op->in_value] = (int)i;
+    }
+    p->levels = depth[graph->output];
+    for (size_t i = 0; i < p->n_ops; i++) {
+        he_op *op = &p->ops[i];
+        if (op->kind == HE_OP_SKIP)
+            continue;
+        op->level_in = p->levels - depth[op->in_value];
+        op->level_out = p->levels - depth[op->out_value];
+        op->last_use_of_input = op->in_value != 0 && last_reader[op->in_value] == (int)i;
+        cdl_he_cost *c = &p->cost;
+        switch (op->kind) {
+        case HE_OP_LINEAR: {
+            size_t nnz = op->row[op->n_out];
+            size_t nonempty = 0;
+            for (size_t r = 0; r < op->n_out; r++)
+                nonempty += op->row[r + 1] > op->row[r];
+            c->const_mults += nnz;
+            c->adds += nnz - nonempty;
+            c->rescales += op->n_out;
+            break;
+        }
+        case HE_OP_SQUARE:
+            c->ct_mults += op->n_out;
+            c->rescales += op->n_out;
+            break;
+        case HE_OP_POW2K:
+            c->ct_mults += op->n_out * (uint64_t)op->k;
+            c->rescales += op->n_out * (uint64_t)op->k;
+            break;
+        case HE_OP_POLY: {
+            cdl_poly_eval_plan pp;
+            if (cdl_poly_eval_plan_compute(op->coeffs, op->degree, &pp) == CDL_OK) {
+                c->ct_mults += op->n_out * (uint64_t)pp.ct_mults;
+                c->const_mults += op->n_out * (uint64_t)pp.const_mults;
+                c->rescales += op->n_out * (uint64_t)pp.rescales;
+            }
+            break;
+        }
+        default: break;
+        }
+    }
+    CDL_TRY_GOTO(st, choose_params(p), done);
+done:
+    cdl_free(depth);
+    cdl_free(needed);
+    cdl_free(last_reader);
+    if (st != CDL_OK) {
+        cdl_he_plan_free(p);
+        return st;
+    }
+    *out = p;
+    return CDL_OK;
+}
+
+void cdl_he_string_free(char *s) { free(s); }
+
+const cdl_ckks_param_spec *cdl_he_plan_params(const cdl_he_plan *plan) { return plan ? &plan->spec : NULL; }
+int cdl_he_plan_levels(const cdl_he_plan *plan) { return plan ? plan->levels : 0; }
+size_t cdl_he_plan_input_size(const cdl_he_plan *plan) { return plan ? plan->input_size : 0; }
+size_t cdl_he_plan_output_size(const cdl_he_plan *plan) { return plan ? plan->output_size : 0; }
+size_t cdl_he_plan_batch_capacity(const cdl_he_plan *plan)
+{
+    return plan ? (size_t)1 << (plan->spec.log_n - 1) : 0;
+}
+
+void cdl_he_plan_cost(const cdl_he_plan *plan, cdl_he_cost *cost)
+{
+    if (!cost)
+        return;
+    memset(cost, 0, sizeof *cost);
+    if (plan)
+        *cost = plan->cost;
+}
+
+cdl_status cdl_he_context_new(const cdl_he_plan *plan, cdl_ckks_context **out)
+{
+    if (!plan || !out)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_he_context_new: plan and out must not be NULL");
+    return cdl_ckks_context_new(&plan->spec, out);
+}
+
+/* ---- description ------------------------------------------------------------ */
+
+typedef struct text_buf {
+    char *s;
+    size_t len, cap;
+    int oom;
+} text_buf;
+
+static void tb_printf(text_buf *t, const char *fmt, ...) CDL_PRINTF(2, 3);
+static void tb_printf(text_buf *t, const char *fmt, ...)
+{
+    if (t->oom)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(t->s ? t->s + t->len : NULL, t->s ? t->cap - t->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            t->oom = 1;
+            return;
+        }
+        if (t->s && t->len + (size_t)n < t->cap) {
+            t->len += (size_t)n;
+            return;
+        }
+        size_t cap = (t->cap ? t->cap * 2 : 4096) + (size_t)n;
+        char *s = malloc(cap);
+        if (!s) {
+            t->oom = 1;
+            return;
+        }
+        if (t->s)
+            memcpy(s, t->s, t->len + 1);
+        else
+            s[0] = '\0';
+        free(t->s);
+        t->s = s;
+        t->cap = cap;
+    }
+}
+
+static const char *op_kind_text(he_op_kind k)
+{
+    switch (k) {
+    case HE_OP_LINEAR: return "linear";
+    case HE_OP_GATHER: return "move";
+    case HE_OP_SIGN: return "sign+bias";
+    case HE_OP_SQUARE: return "x^2";
+    case HE_OP_POW2K: return "a*x^(2^k)+c";
+    case HE_OP_POLY: return "polynomial";
+    default: return "unused";
+    }
+}
+
+cdl_status cdl_he_plan_describe(const cdl_he_plan *plan, char **text)
+{
+    if (!plan || !text)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_he_plan_describe: plan and text must not be NULL");
+    text_buf t = {0};
+    const cdl_ckks_param_spec *sp = &plan->spec;
+    tb_printf(&t, "HE plan: batch-SIMD (one image per slot, up to %zu images per batch)\n",
+              cdl_he_plan_batch_capacity(plan));
+    tb_printf(&t, "  #  node                 layer    HE op          values  level   weights\n");
+    for (size_t i = 0; i < plan->n_ops; i++) {
+        const he_op *op = &plan->ops[i];
+        if (op->kind == HE_OP_SKIP)
+            continue;
+        tb_printf(&t, "%3zu  %-20.20s %-8s %-13s %7zu  %d->%d", i + 1, op->name, op->kind_name ? op->kind_name : "",
+                  op_kind_text(op->kind), op->n_out, op->level_in, op->level_out);
+        if (op->kind == HE_OP_LINEAR)
+            tb_printf(&t, "   %zu nonzero", op->row[op->n_out]);
+        tb_printf(&t, "\n");
+    }
+    int total = 0;
+    for (int i = 0; i < sp->q_count; i++)
+        total += sp->q_bits[i];
+    for (int i = 0; i < sp->p_count; i++)
+        total += sp->p_bits[i];
+    tb_printf(&t, "levels: %d\n", plan->levels);
+    tb_printf(&t, "CKKS: N = 2^%d, %d ciphertext primes (", sp->log_n, sp->q_count);
+    for (int i = 0; i < sp->q_count; i++)
+        tb_printf(&t, "%s%d", i ? "+" : "", sp->q_bits[i]);
+    tb_printf(&t, " bits) + %d special (%d bits), log QP = %d (128-bit limit %d)%s, scale 2^%d\n", sp->p_count,
+              sp->p_bits[0], total, cdl_ckks_max_log_qp(sp->log_n),
+              plan->insecure ? " INSECURE (testing only)" : "", (int)lround(log2(sp->scale)));
+    tb_printf(&t, "logits must stay below 2^%d in absolute value\n", plan->opt.output_bits - 1);
+    tb_printf(&t,
+              "cost per batch: %llu ciphertext x scalar, %llu additions, %llu ciphertext x ciphertext "
+              "(relinearized), %llu rescales\n",
+              (unsigned long long)plan->cost.const_mults, (unsigned long long)plan->cost.adds,
+              (unsigned long long)plan->cost.ct_mults, (unsigned long long)plan->cost.rescales);
+    tb_printf(&t, "keys the server needs: relinearization only (no rotations)\n");
+    if (t.oom) {
+        free(t.s);
+        return cdl_fail(CDL_ERR_NO_MEMORY, "cdl_he_plan_describe: out of memory");
+    }
+    *text = t.s;
+    return CDL_OK;
+}

@@ -1,0 +1,66 @@
+/*
+ * he_plan.h (private): what a compiled HE plan holds, shared by the compiler
+ * (src/compile) and the runtime (src/runtime). One op per graph node; linear
+ * nodes (conv, dense, average pool, non-trivial affine) are all lowered to a
+ * sparse matrix (CSR rows of (input index, weight), zero weights dropped) plus
+ * a bias, so the runtime has a single linear kernel.
+ */
+#ifndef CDL_COMPILE_HE_PLAN_H
+#define CDL_COMPILE_HE_PLAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cryptodl/he.h"
+
+typedef enum he_op_kind {
+    HE_OP_LINEAR = 0, /* out[o] = sum_k w[k] in[col[k]] + bias[o]: 1 level */
+    HE_OP_GATHER,     /* out[o] = in[src[o]] or exactly zero (src -1): pad, reshape; 0 levels */
+    HE_OP_SIGN,       /* out[o] = sign[o] * in[o] + bias[o], sign = +-1: 0 levels */
+    HE_OP_SQUARE,     /* out = in^2 (relinearize, rescale): 1 level */
+    HE_OP_POW2K,      /* out = sign * in^(2^k) + c0: k repeated squarings, k levels */
+    HE_OP_POLY,       /* out = p(in), power basis, through the approx layer: ceil(log2(d+1)) levels */
+    HE_OP_SKIP        /* a node the output does not depend on */
+} he_op_kind;
+
+typedef struct he_op {
+    he_op_kind kind;
+    int node;           /* graph node index */
+    char name[64];
+    const char *kind_name;
+    int in_value, out_value;
+    size_t n_in, n_out;
+    int level_in, level_out;
+    /* LINEAR */
+    size_t *row;        /* n_out + 1 offsets into col / w */
+    uint32_t *col;
+    double *w;
+    double *bias;       /* n_out (LINEAR, SIGN); may be NULL */
+    /* GATHER */
+    int64_t *src;
+    /* SIGN */
+    int8_t *sign;
+    /* POW2K / POLY */
+    int k;
+    double pow_sign, pow_c0;
+    double *coeffs;
+    int degree;
+    int last_use_of_input; /* no later op reads in_value: the runtime may consume it */
+} he_op;
+
+struct cdl_he_plan {
+    size_t n_ops;
+    he_op *ops;
+    size_t n_values;    /* graph nodes + 1 */
+    size_t *value_size; /* ciphertexts per value */
+    int output_value;
+    size_t input_size, output_size;
+    int levels;
+    cdl_he_options opt;
+    cdl_ckks_param_spec spec;
+    double scale;       /* S = 2^scale_bits */
+    cdl_he_cost cost;
+    int insecure;       /* parameters above the 128-bit budget (allow_insecure) */
+};
+
+#endif

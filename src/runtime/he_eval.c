@@ -1,0 +1,339 @@
+/*
+ * he_eval.c: the server side of batch-SIMD inference: run a compiled plan on
+ * an encrypted batch. Needs only the relinearization key.
+ *
+ * Each layer's output values are independent, so a layer is an OpenMP loop
+ * over its output neurons; each neuron is computed by the same sequence of
+ * CKKS operations whatever thread runs it, so the ciphertexts (and hence the
+ * decrypted logits) are identical for any thread count. Work is done in
+ * chunks of neurons so that progress can be reported between chunks.
+ *
+ * Linear layer, one output neuron (CryptoNets' weighted sum): every term
+ * w * x is cdl_ckks_mul_const with w encoded at scale c = S q_l / s_in, the
+ * terms are added, one rescale divides by q_l, and the result has scale
+ * s_in c / q_l = S exactly; the bias is then added at scale S. A value of a
+ * tensor may be NULL: an exact zero (zero padding), skipped like a zero weight.
+ *
+ * Memory: a value's ciphertexts are freed as soon as the last op reading it is
+ * done, and element-wise ops (activations, moves) work in place on a value
+ * nobody reads later.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "compile/he_plan.h"
+#include "core/error.h"
+#include "core/memory.h"
+#include "cryptodl/approx.h"
+#include "runtime/he_runtime.h"
+
+typedef struct he_tensor {
+    size_t n;
+    cdl_ckks_ciphertext **ct;
+    int borrowed; /* the caller's input batch: never freed or modified */
+} he_tensor;
+
+static void tensor_release(he_tensor *t)
+{
+    if (!t->borrowed && t->ct) {
+        for (size_t i = 0; i < t->n; i++)
+            cdl_ckks_ciphertext_free(t->ct[i]);
+        cdl_free(t->ct);
+    }
+    t->ct = NULL;
+    t->n = 0;
+}
+
+typedef struct eval_env {
+    const cdl_he_plan *plan;
+    const cdl_ckks_context *ctx;
+    const cdl_ckks_relin_key *rlk;
+    const he_op *op;
+    he_tensor *in, *out;
+    int consume;       /* the op may take the input's ciphertexts */
+    double const_scale; /* LINEAR: scale of the encoded weights */
+    size_t any_input;  /* LINEAR: index of a non-zero input value */
+} eval_env;
+
+typedef cdl_status (*item_fn)(const eval_env *e, size_t o, cdl_ckks_ciphertext *tmp);
+
+/* Take or copy input value i. */
+static cdl_status take_input(const eval_env *e, size_t i, cdl_ckks_ciphertext **y)
+{
+    if (e->consume) {
+        *y = e->in->ct[i];
+        e->in->ct[i] = NULL;
+        return CDL_OK;
+    }
+    CDL_TRY(cdl_ckks_ciphertext_new(e->ctx, y));
+    return cdl_ckks_ciphertext_copy(e->ctx, e->in->ct[i], *y);
+}
+
+static cdl_status item_linear(const eval_env *e, size_t o, cdl_ckks_ciphertext *tmp)
+{
+    const he_op *op = e->op;
+    cdl_ckks_ciphertext *acc = NULL;
+    CDL_TRY(cdl_ckks_ciphertext_new(e->ctx, &acc));
+    e->out->ct[o] = acc;
+    int first = 1;
+    for (size_t k = op->row[o]; k < op->row[o + 1]; k++) {
+        const cdl_ckks_ciphertext *x = e->in->ct[op->col[k]];
+        if (!x)
+            continue;
+        if (first) {
+            CDL_TRY(cdl_ckks_mul_const(e->ctx, x, op->w[k], e->const_scale, acc));
+            first = 0;
+        } else {
+            CDL_TRY(cdl_ckks_mul_const(e->ctx, x, op->w[k], e->const_scale, tmp));
+            CDL_TRY(cdl_ckks_add(e->ctx, acc, tmp, acc));
+        }
+    }
+    if (first) /* no term: an encryption of 0 at the right level and scale, then the bias */
+        CDL_TRY(cdl_ckks_mul_const(e->ctx, e->in->ct[e->any_input], 0.0, e->const_scale, acc));
+    CDL_TRY(cdl_ckks_rescale(e->ctx, acc, acc));
+    cdl_ckks_ciphertext_set_scale(acc, e->plan->scale); /* equal up to rounding of the double product */
+    if (op->bias && op->bias[o] != 0.0)
+        CDL_TRY(cdl_ckks_add_const(e->ctx, acc, op->bias[o], acc));
+    return CDL_OK;
+}
+
+static cdl_status item_gather(const eval_env *e, size_t o, cdl_ckks_ciphertext *tmp)
+{
+    (void)tmp;
+    int64_t s = e->op->src[o];
+    if (s < 0 || !e->in->ct[s]) {
+        e->out->ct[o] = NULL;
+        return CDL_OK;
+    }
+    return take_input(e, (size_t)s, &e->out->ct[o]);
+}
+
+static cdl_status item_sign(const eval_env *e, size_t o, cdl_ckks_ciphertext *tmp)
+{
+    (void)tmp;
+    if (!e->in->ct[o])
+        return cdl_fail(CDL_ERR_UNSUPPORTED, "node '%s': an affine map of an exact zero (padding) is a constant; "
+                        "this runtime keeps only encrypted values", e->op->name);
+    cdl_ckks_ciphertext *y;
+    CDL_TRY(take_input(e, o, &y));
+    e->out->ct[o] = y;
+    if (e->op->sign[o] < 0)
+        CDL_TRY(cdl_ckks_negate(e->ctx, y, y));
+    if (e->op->bias[o] != 0.0)
+        CDL_TRY(cdl_ckks_add_const(e->ctx, y, e->op->bias[o], y));
+    return CDL_OK;
+}
+
+static cdl_status item_square(const eval_env *e, size_t o, cdl_ckks_ciphertext *tmp)
+{
+    (void)tmp;
+    const he_op *op = e->op;
+    if (!e->in->ct[o]) {
+        if (op->kind == HE_OP_POW2K && op->pow_c0 != 0.0)
+            return cdl_fail(CDL_ERR_UNSUPPORTED, "node '%s': the activation of an exact zero (padding) is the "
+                            "constant %g; pad after the activation instead", op->name, op->pow_c0);
+        e->out->ct[o] = NULL;
+        return CDL_OK;
+    }
+    cdl_ckks_ciphertext *y;
+    CDL_TRY(take_input(e, o, &y));
+    e->out->ct[o] = y;
+    int k = op->kind == HE_OP_SQUARE ? 1 : op->k;
+    for (int r = 0; r < k; r++) {
+        CDL_TRY(cdl_ckks_square(e->ctx, y, y));
+        CDL_TRY(cdl_ckks_relinearize(e->ctx, e->rlk, y, y));
+        CDL_TRY(cdl_ckks_rescale(e->ctx, y, y));
+    }
+    if (op->kind == HE_OP_POW2K) {
+        /* a * t: read the ciphertext of t at scale s as one of |a| t at scale s / |a| (no level) */
+        double a = op->pow_sign;
+        if (fabs(a) != 1.0)
+            cdl_ckks_ciphertext_set_scale(y, cdl_ckks_ciphertext_scale(y) / fabs(a));
+        if (a < 0)
+            CDL_TRY(cdl_ckks_negate(e->ctx, y, y));
+        if (op->pow_c0 != 0.0)
+            CDL_TRY(cdl_ckks_add_const(e->ctx, y, op->pow_c0, y));
+    }
+    return CDL_OK;
+}
+
+static cdl_status item_poly(const eval_env *e, size_t o, cdl_ckks_ciphertext *tmp)
+{
+    (void)tmp;
+    const he_op *op = e->op;
+    const cdl_ckks_ciphertext *x = e->in->ct[o];
+    if (!x)
+        return cdl_fail(CDL_ERR_UNSUPPORTED, "node '%s': the activation of an exact zero (padding) is a constant; "
+                        "pad after the activation instead", op->name);
+    cdl_ckks_ciphertext *y = NULL;
+    CDL_TRY(cdl_ckks_ciphertext_new(e->ctx, &y));
+    e->out->ct[o] = y;
+    CDL_TRY(cdl_ckks_eval_poly(e->ctx, e->rlk, x, op->coeffs, op->degree, 1.0, 0.0, e->plan->scale, y, NULL));
+    if (e->consume) {
+        cdl_ckks_ciphertext_free(e->in->ct[o]);
+        e->in->ct[o] = NULL;
+    }
+    return CDL_OK;
+}
+
+/* Run fn over the op's outputs in parallel, in chunks, reporting progress. */
+static cdl_status run_items(const eval_env *e, item_fn fn, cdl_he_progress_fn progress, void *user)
+{
+    const size_t n = e->op->n_out;
+    size_t chunk = n / 20;
+    if (chunk < 16)
+        chunk = 16;
+    int failed = 0;
+    cdl_status fst = CDL_OK;
+    char msg[512] = "";
+    for (size_t start = 0; start < n && !failed; start += chunk) {
+        size_t end = start + chunk < n ? start + chunk : n;
+#pragma omp parallel
+        {
+            cdl_ckks_ciphertext *tmp = NULL;
+            cdl_status ts = fn == item_linear ? cdl_ckks_ciphertext_new(e->ctx, &tmp) : CDL_OK;
+#pragma omp for schedule(dynamic, 1)
+            for (size_t o = start; o < end; o++) {
+                if (ts != CDL_OK || failed)
+                    continue;
+                ts = fn(e, o, tmp);
+            }
+            if (ts != CDL_OK) {
+#pragma omp critical(cdl_he_eval_error)
+                if (!failed) {
+                    failed = 1;
+                    fst = ts;
+                    snprintf(msg, sizeof msg, "%s", cdl_last_error());
+                }
+            }
+            cdl_ckks_ciphertext_free(tmp);
+        }
+        if (progress && !failed)
+            progress(user, e->op->node, e->op->name, end, n);
+    }
+    if (failed)
+        return cdl_fail(fst, "%s", msg);
+    return CDL_OK;
+}
+
+/* First non-NULL ciphertext of a tensor, or NULL. */
+static const cdl_ckks_ciphertext *first_ct(const he_tensor *t, size_t *index)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (t->ct[i]) {
+            if (index)
+                *index = i;
+            return t->ct[i];
+        }
+    return NULL;
+}
+
+cdl_status cdl_he_evaluate(const cdl_he_plan *plan, const cdl_ckks_context *ctx, const cdl_ckks_relin_key *rlk,
+                           const cdl_he_batch *in, cdl_he_progress_fn progress, void *user, cdl_he_batch **out)
+{
+    if (!plan || !ctx || !in || !out)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_he_evaluate: plan, ctx, in and out must not be NULL");
+    *out = NULL;
+    if (in->count != plan->input_size)
+        return cdl_fail(CDL_ERR_MISMATCH, "cdl_he_evaluate: the batch has %zu ciphertexts but the model takes %zu "
+                        "values per image", in->count, plan->input_size);
+    if (cdl_ckks_log_n(ctx) != plan->spec.log_n || cdl_ckks_max_level(ctx) < plan->levels)
+        return cdl_fail(CDL_ERR_MISMATCH, "cdl_he_evaluate: the context (N = 2^%d, %d levels) is not the plan's "
+                        "(N = 2^%d, %d levels); build it with cdl_he_context_new",
+                        cdl_ckks_log_n(ctx), cdl_ckks_max_level(ctx), plan->spec.log_n, plan->levels);
+    for (size_t i = 0; i < in->count; i++) {
+        if (!in->ct[i])
+            return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_he_evaluate: input ciphertext %zu is missing", i);
+        if (cdl_ckks_ciphertext_level(in->ct[i]) != plan->levels || cdl_ckks_ciphertext_size(in->ct[i]) != 2)
+            return cdl_fail(CDL_ERR_MISMATCH,
+                            "cdl_he_evaluate: input ciphertext %zu is at level %d (size %d); the plan needs fresh "
+                            "ciphertexts at level %d (encrypt with cdl_he_encrypt_batch)",
+                            i, cdl_ckks_ciphertext_level(in->ct[i]), cdl_ckks_ciphertext_size(in->ct[i]),
+                            plan->levels);
+        if (cdl_ckks_ciphertext_scale(in->ct[i]) != cdl_ckks_ciphertext_scale(in->ct[0]))
+            return cdl_fail(CDL_ERR_MISMATCH, "cdl_he_evaluate: input ciphertexts have different scales");
+    }
+    int needs_rlk = plan->cost.ct_mults > 0;
+    if (needs_rlk && !rlk)
+        return cdl_fail(CDL_ERR_EXHAUSTED, "cdl_he_evaluate: the model multiplies ciphertexts: the client's "
+                        "relinearization key is needed");
+    he_tensor *vals = cdl_calloc_array(plan->n_values, sizeof *vals);
+    size_t *readers = cdl_calloc_array(plan->n_values, sizeof *readers);
+    cdl_status st = CDL_OK;
+    if (!vals || !readers) {
+        st = cdl_fail(CDL_ERR_NO_MEMORY, "cdl_he_evaluate: out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < plan->n_ops; i++)
+        if (plan->ops[i].kind != HE_OP_SKIP)
+            readers[plan->ops[i].in_value]++;
+    vals[0].n = in->count;
+    vals[0].ct = in->ct;
+    vals[0].borrowed = 1;
+    for (size_t i = 0; i < plan->n_ops; i++) {
+        const he_op *op = &plan->ops[i];
+        if (op->kind == HE_OP_SKIP)
+            continue;
+        he_tensor *ti = &vals[op->in_value], *to = &vals[op->out_value];
+        to->n = op->n_out;
+        to->ct = cdl_calloc_array(op->n_out, sizeof *to->ct);
+        if (!to->ct) {
+            st = cdl_fail(CDL_ERR_NO_MEMORY, "cdl_he_evaluate: out of memory at node '%s'", op->name);
+            goto done;
+        }
+        eval_env e = {plan, ctx, rlk, op, ti, to, op->last_use_of_input && !ti->borrowed, 0.0, 0};
+        const cdl_ckks_ciphertext *x0 = first_ct(ti, &e.any_input);
+        if (!x0 && op->kind != HE_OP_GATHER) {
+            st = cdl_fail(CDL_ERR_UNSUPPORTED, "cdl_he_evaluate: the input of node '%s' is identically zero",
+                          op->name);
+            goto done;
+        }
+        if (x0 && cdl_ckks_ciphertext_level(x0) != op->level_in) {
+            st = cdl_fail(CDL_ERR_INTERNAL, "cdl_he_evaluate: node '%s' expected its input at level %d, got %d",
+                          op->name, op->level_in, cdl_ckks_ciphertext_level(x0));
+            goto done;
+        }
+        item_fn fn = item_gather;
+        switch (op->kind) {
+        case HE_OP_LINEAR: {
+            int l = cdl_ckks_ciphertext_level(x0);
+            e.const_scale = plan->scale * (double)cdl_ckks_prime(ctx, l) / cdl_ckks_ciphertext_scale(x0);
+            fn = item_linear;
+            break;
+        }
+        case HE_OP_GATHER: fn = item_gather; break;
+        case HE_OP_SIGN: fn = item_sign; break;
+        case HE_OP_SQUARE:
+        case HE_OP_POW2K: fn = item_square; break;
+        case HE_OP_POLY: fn = item_poly; break;
+        default: break;
+        }
+        CDL_TRY_GOTO(st, run_items(&e, fn, progress, user), done);
+        if (--readers[op->in_value] == 0 && op->in_value != plan->output_value)
+            tensor_release(ti);
+    }
+    {
+        he_tensor *res = &vals[plan->output_value];
+        cdl_he_batch *b = NULL;
+        for (size_t i = 0; i < res->n; i++)
+            if (!res->ct[i]) {
+                st = cdl_fail(CDL_ERR_UNSUPPORTED, "cdl_he_evaluate: output %zu is identically zero (it depends only "
+                              "on padding)", i);
+                goto done;
+            }
+        CDL_TRY_GOTO(st, cdl_he_batch_alloc(in->n_images, res->n, &b), done);
+        cdl_free(b->ct);
+        b->ct = res->ct; /* hand the ciphertexts over */
+        res->ct = NULL;
+        res->n = 0;
+        *out = b;
+    }
+done:
+    if (vals)
+        for (size_t v = 0; v < plan->n_values; v++)
+            tensor_release(&vals[v]);
+    cdl_free(vals);
+    cdl_free(readers);
+    return st;
+}

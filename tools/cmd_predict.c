@@ -1,0 +1,318 @@
+/*
+ * cmd_predict.c: `cryptodl predict MODEL.onnx`: encrypted inference end to
+ * end in one process, as a demo and a measurement. It plays both roles:
+ * the client (keygen, encrypt a batch of test images, decrypt the logits)
+ * and the server (evaluate the compiled plan on the ciphertexts with the
+ * relinearization key only), then compares the decrypted logits with the
+ * plaintext float64 reference (cdl_nn_run) and with the labels.
+ */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cryptodl/cryptodl.h"
+
+#define PREDICT_DEFAULT_LIMIT 4096
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: cryptodl predict MODEL.onnx [options]\n\n"
+            "Encrypted inference (CKKS, batch-SIMD: one image per slot) on test images, in one\n"
+            "process: keygen, encrypt, evaluate without the secret key, decrypt; then compare\n"
+            "with the plaintext reference and the labels.\n\n"
+            "options:\n"
+            "  --dataset NAME    mnist (default), fashion-mnist or cifar-10\n"
+            "  --data-dir DIR    folder holding NAME/ (default: $CDL_DATA_DIR, ../shared/data, and\n"
+            "                    for MNIST the test set shipped in data/)\n"
+            "  --limit N         images to run (default %d = one batch at N=2^13); more images\n"
+            "                    are run in batches of N/2\n"
+            "  --threads T       worker threads (default: all cores)\n"
+            "  --log-n L         force the ring degree 2^L (default: the smallest that fits)\n"
+            "  --scale-bits B    force the scale 2^B (default: as large as the security budget allows)\n"
+            "  --public-key      encrypt with the public key (default: the secret key, symmetric)\n"
+            "  --plan            print the HE plan (layers, levels, parameters, cost) and stop\n"
+            "  --json            one JSON object on stdout instead of the text summary\n"
+            "  -h, --help        this help\n\n"
+            "exit status: 0 done, 1 failure (message on stderr), 2 bad usage\n",
+            PREDICT_DEFAULT_LIMIT);
+}
+
+typedef struct progress_state {
+    cli_progress bar;
+    int node;
+    double t0;
+    char label[96];
+} progress_state;
+
+static void on_progress(void *user, int node, const char *name, size_t done, size_t total)
+{
+    progress_state *ps = user;
+    if (node != ps->node) {
+        ps->node = node;
+        ps->t0 = cli_now_seconds();
+        snprintf(ps->label, sizeof ps->label, "  layer %d %.40s", node + 1, name);
+        cli_progress_start(&ps->bar, ps->label, total);
+    }
+    cli_progress_update(&ps->bar, done);
+    if (done == total) {
+        if (ps->bar.enabled)
+            fputc('\n', stderr);
+        fprintf(stderr, "  layer %d %-24.24s %6zu ciphertexts  %7.2f s\n", node + 1, name, total,
+                cli_now_seconds() - ps->t0);
+    }
+}
+
+static size_t argmax(const double *v, size_t n)
+{
+    size_t best = 0;
+    for (size_t i = 1; i < n; i++)
+        if (v[i] > v[best])
+            best = i;
+    return best;
+}
+
+int cmd_predict(int argc, char **argv)
+{
+    static const struct option opts[] = {{"dataset", required_argument, 0, 'd'},
+                                         {"data-dir", required_argument, 0, 'D'},
+                                         {"limit", required_argument, 0, 'n'},
+                                         {"threads", required_argument, 0, 't'},
+                                         {"log-n", required_argument, 0, 'L'},
+                                         {"scale-bits", required_argument, 0, 'S'},
+                                         {"public-key", no_argument, 0, 'p'},
+                                         {"plan", no_argument, 0, 'P'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *dataset = "mnist", *data_dir = NULL;
+    long long limit = PREDICT_DEFAULT_LIMIT;
+    int json = 0, threads = 0, use_pk = 0, plan_only = 0, c;
+    cdl_he_options hopt;
+    cdl_he_options_default(&hopt);
+    char *end;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': dataset = optarg; break;
+        case 'D': data_dir = optarg; break;
+        case 'p': use_pk = 1; break;
+        case 'P': plan_only = 1; break;
+        case 'j': json = 1; break;
+        case 'n':
+            limit = strtoll(optarg, &end, 10);
+            if (*end || limit < 1)
+                return cli_usage_error("predict", "--limit needs a positive integer, got '%s'", optarg);
+            break;
+        case 't':
+            threads = (int)strtol(optarg, &end, 10);
+            if (*end || threads < 1)
+                return cli_usage_error("predict", "--threads needs a positive integer, got '%s'", optarg);
+            break;
+        case 'L':
+            hopt.log_n = (int)strtol(optarg, &end, 10);
+            if (*end || hopt.log_n < 13 || hopt.log_n > 16)
+                return cli_usage_error("predict", "--log-n must be 13..16 (128-bit security), got '%s'", optarg);
+            break;
+        case 'S':
+            hopt.scale_bits = (int)strtol(optarg, &end, 10);
+            if (*end || hopt.scale_bits < 20 || hopt.scale_bits > 50)
+                return cli_usage_error("predict", "--scale-bits must be 20..50, got '%s'", optarg);
+            break;
+        case 'h': usage(stdout); return CLI_EXIT_OK;
+        default: return cli_usage_error("predict", "unknown option");
+        }
+    }
+    if (optind != argc - 1)
+        return cli_usage_error("predict", "expected exactly one MODEL.onnx (e.g. models/mnist_cryptonets.onnx)");
+    if (threads)
+        cdl_set_threads(threads);
+    const char *path = argv[optind];
+    int defaulted = data_dir == NULL;
+    if (!data_dir)
+        data_dir = cli_default_data_dir();
+
+    int rc = CLI_EXIT_FAILURE;
+    cdl_nn_graph *g = NULL;
+    cdl_he_plan *plan = NULL;
+    cdl_dataset *ds = NULL;
+    cdl_ckks_context *ctx = NULL;
+    cdl_rng *rng = NULL;
+    cdl_ckks_secret_key *sk = NULL;
+    cdl_ckks_public_key *pk = NULL;
+    cdl_ckks_relin_key *rlk = NULL;
+    cdl_he_batch *enc = NULL, *res = NULL;
+    double *images = NULL, *he_logits = NULL, *ref_logits = NULL;
+    char *desc = NULL;
+
+    if (cdl_nn_load_file(path, &g) != CDL_OK)
+        return cli_fail_status("predict", "cannot import the model");
+    if (cdl_he_plan_new(g, &hopt, &plan) != CDL_OK) {
+        rc = cli_fail_status("predict", "cannot compile the model for encrypted inference");
+        goto done;
+    }
+    if (cdl_he_plan_describe(plan, &desc) != CDL_OK) {
+        rc = cli_fail_status("predict", "cannot describe the plan");
+        goto done;
+    }
+    if (plan_only) {
+        fputs(desc, stdout);
+        rc = CLI_EXIT_OK;
+        goto done;
+    }
+    fputs(desc, stderr);
+    if (cdl_dataset_load(dataset, data_dir, "test", (size_t)limit, &ds) != CDL_OK) {
+        if (!(defaulted && data_dir && cdl_dataset_load(dataset, NULL, "test", (size_t)limit, &ds) == CDL_OK)) {
+            rc = cli_fail_status("predict", "cannot load the test set (give --data-dir DIR holding mnist/)");
+            goto done;
+        }
+    }
+    const size_t per = cdl_dataset_image_size(ds), nin = cdl_he_plan_input_size(plan),
+                 nout = cdl_he_plan_output_size(plan), n = ds->n;
+    if (per != nin) {
+        fprintf(stderr, "cryptodl predict: the model takes %zu values per image but %s images have %zu: is this a "
+                        "model for %s?\n", nin, ds->name, per, ds->name);
+        goto done;
+    }
+    images = malloc(n * per * sizeof *images);
+    he_logits = malloc(n * nout * sizeof *he_logits);
+    ref_logits = malloc(n * nout * sizeof *ref_logits);
+    if (!images || !he_logits || !ref_logits) {
+        fprintf(stderr, "cryptodl predict: out of memory for %zu images\n", n);
+        goto done;
+    }
+    for (size_t i = 0; i < n * per; i++)
+        images[i] = ds->pixels[i];
+
+    const cdl_ckks_param_spec *sp = cdl_he_plan_params(plan);
+    double t_keygen = 0, t_encrypt = 0, t_eval = 0, t_decrypt = 0, t0;
+    size_t in_bytes = 0, out_bytes = 0, rlk_bytes = 0;
+    t0 = cli_now_seconds();
+    if (cdl_he_context_new(plan, &ctx) != CDL_OK || cdl_rng_new_system(&rng) != CDL_OK ||
+        cdl_ckks_keygen_secret(ctx, rng, &sk) != CDL_OK || cdl_ckks_keygen_relin(ctx, sk, rng, &rlk) != CDL_OK ||
+        (use_pk && cdl_ckks_keygen_public(ctx, sk, rng, &pk) != CDL_OK)) {
+        rc = cli_fail_status("predict", "key generation failed");
+        goto done;
+    }
+    t_keygen = cli_now_seconds() - t0;
+    {
+        uint8_t *blob = NULL;
+        if (cdl_ckks_relin_key_save(ctx, rlk, 0, &blob, &rlk_bytes) == CDL_OK)
+            cdl_free_bytes(blob);
+    }
+    fprintf(stderr, "keys: %.2f s (relinearization key %.1f MB, sent to the server)\n", t_keygen, rlk_bytes / 1e6);
+    const size_t cap = cdl_he_plan_batch_capacity(plan);
+    for (size_t at = 0; at < n; at += cap) {
+        size_t b = n - at < cap ? n - at : cap;
+        fprintf(stderr, "batch of %zu images (%zu..%zu)\n", b, at, at + b - 1);
+        t0 = cli_now_seconds();
+        if (cdl_he_encrypt_batch(plan, ctx, pk, use_pk ? NULL : sk, images + at * per, b, rng, &enc) != CDL_OK) {
+            rc = cli_fail_status("predict", "encryption failed");
+            goto done;
+        }
+        double dt = cli_now_seconds() - t0;
+        t_encrypt += dt;
+        size_t bytes = 0;
+        if (cdl_he_batch_bytes(ctx, enc, &bytes) == CDL_OK)
+            in_bytes += bytes;
+        fprintf(stderr, "  encrypt: %zu ciphertexts, %.2f s, %.1f MB\n", cdl_he_batch_count(enc), dt, bytes / 1e6);
+        progress_state ps = {.node = -1};
+        t0 = cli_now_seconds();
+        if (cdl_he_evaluate(plan, ctx, rlk, enc, on_progress, &ps, &res) != CDL_OK) {
+            rc = cli_fail_status("predict", "encrypted evaluation failed");
+            goto done;
+        }
+        dt = cli_now_seconds() - t0;
+        t_eval += dt;
+        fprintf(stderr, "  evaluate: %.2f s\n", dt);
+        cdl_he_batch_free(enc);
+        enc = NULL;
+        if (cdl_he_batch_bytes(ctx, res, &bytes) == CDL_OK)
+            out_bytes += bytes;
+        t0 = cli_now_seconds();
+        if (cdl_he_decrypt_logits(plan, ctx, sk, res, he_logits + at * nout) != CDL_OK) {
+            rc = cli_fail_status("predict", "decryption failed");
+            goto done;
+        }
+        t_decrypt += cli_now_seconds() - t0;
+        cdl_he_batch_free(res);
+        res = NULL;
+    }
+    if (cdl_nn_run(g, images, n, ref_logits) != CDL_OK) {
+        rc = cli_fail_status("predict", "the plaintext reference failed");
+        goto done;
+    }
+    size_t he_correct = 0, ref_correct = 0, agree = 0;
+    double max_diff = 0, max_logit = 0;
+    for (size_t j = 0; j < n; j++) {
+        size_t ph = argmax(he_logits + j * nout, nout), pr = argmax(ref_logits + j * nout, nout);
+        he_correct += ph == ds->labels[j];
+        ref_correct += pr == ds->labels[j];
+        agree += ph == pr;
+        for (size_t k = 0; k < nout; k++) {
+            double d = fabs(he_logits[j * nout + k] - ref_logits[j * nout + k]);
+            if (!(d <= max_diff))
+                max_diff = d;
+            if (fabs(ref_logits[j * nout + k]) > max_logit)
+                max_logit = fabs(ref_logits[j * nout + k]);
+        }
+    }
+    int log_qp = 0;
+    for (int i = 0; i < sp->q_count; i++)
+        log_qp += sp->q_bits[i];
+    for (int i = 0; i < sp->p_count; i++)
+        log_qp += sp->p_bits[i];
+    const size_t batches = (n + cap - 1) / cap;
+    const double per_hour_eval = t_eval > 0 ? 3600.0 * (double)n / t_eval : 0;
+    const double t_total = t_encrypt + t_eval + t_decrypt;
+    const double per_hour_total = t_total > 0 ? 3600.0 * (double)n / t_total : 0;
+    if (json) {
+        printf("{\"model\":\"%s\",\"dataset\":\"%s\",\"images\":%zu,\"batches\":%zu,\"threads\":%d,"
+               "\"encrypted_accuracy\":%.6f,\"plaintext_accuracy\":%.6f,\"argmax_agreement\":%.6f,"
+               "\"max_abs_logit_diff\":%.3e,\"max_abs_logit\":%.3f,"
+               "\"log_n\":%d,\"log_qp\":%d,\"levels\":%d,\"scale_bits\":%d,\"encryption\":\"%s\","
+               "\"keygen_s\":%.3f,\"encrypt_s\":%.3f,\"evaluate_s\":%.3f,\"decrypt_s\":%.3f,"
+               "\"predictions_per_hour_evaluate\":%.0f,\"predictions_per_hour_end_to_end\":%.0f,"
+               "\"input_bytes\":%zu,\"output_bytes\":%zu,\"relin_key_bytes\":%zu}\n",
+               path, ds->name, n, batches, cdl_get_threads(), (double)he_correct / n, (double)ref_correct / n,
+               (double)agree / n, max_diff, max_logit, sp->log_n, log_qp, cdl_he_plan_levels(plan),
+               (int)lround(log2(sp->scale)), use_pk ? "public-key" : "secret-key", t_keygen, t_encrypt, t_eval,
+               t_decrypt, per_hour_eval, per_hour_total, in_bytes, out_bytes, rlk_bytes);
+    } else {
+        printf("encrypted inference: %s on %zu %s test images (%zu batch%s, %d threads)\n", path, n, ds->name, batches,
+               batches == 1 ? "" : "es", cdl_get_threads());
+        printf("  accuracy      encrypted %.2f%% (%zu/%zu), plaintext %.2f%% (%zu/%zu)\n", 100.0 * he_correct / n,
+               he_correct, n, 100.0 * ref_correct / n, ref_correct, n);
+        printf("  agreement     %.2f%% of predictions equal the plaintext reference's; max |logit difference| "
+               "%.2e (logits up to %.1f)\n",
+               100.0 * agree / n, max_diff, max_logit);
+        printf("  parameters    N = 2^%d, log QP = %d bits, %d levels used, scale 2^%d, %s encryption\n", sp->log_n,
+               log_qp, cdl_he_plan_levels(plan), (int)lround(log2(sp->scale)), use_pk ? "public-key" : "secret-key");
+        printf("  time          keygen %.2f s, encrypt %.2f s, evaluate %.2f s, decrypt %.2f s\n", t_keygen,
+               t_encrypt, t_eval, t_decrypt);
+        printf("  throughput    %.0f predictions/hour (evaluation), %.0f/hour (encrypt + evaluate + decrypt)\n",
+               per_hour_eval, per_hour_total);
+        printf("  sizes         input ciphertexts %.1f MB, encrypted logits %.1f MB, relinearization key %.1f MB\n",
+               in_bytes / 1e6, out_bytes / 1e6, rlk_bytes / 1e6);
+    }
+    rc = CLI_EXIT_OK;
+done:
+    cdl_he_string_free(desc);
+    cdl_he_batch_free(enc);
+    cdl_he_batch_free(res);
+    cdl_ckks_relin_key_free(rlk);
+    cdl_ckks_public_key_free(pk);
+    cdl_ckks_secret_key_free(sk);
+    cdl_rng_free(rng);
+    cdl_ckks_context_free(ctx);
+    cdl_he_plan_free(plan);
+    cdl_dataset_free(ds);
+    cdl_nn_graph_free(g);
+    free(images);
+    free(he_logits);
+    free(ref_logits);
+    return rc;
+}
