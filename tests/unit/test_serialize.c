@@ -480,6 +480,12 @@ static void test_public_and_relin_key_round_trip(void **state)
         assert_int_equal(cdl_ckks_relin_key_save(F.ctx, F.rlk, compression, &rkb, &rkl), CDL_OK);
         assert_int_equal(cdl_ckks_public_key_load(F.ctx, pkb, pkl, &pk), CDL_OK);
         assert_int_equal(cdl_ckks_relin_key_load(F.ctx, rkb, rkl, &rlk), CDL_OK);
+        /* the whole key comes back, including its special-prime part */
+        assert_memory_equal(pk->data, F.pk->data, 2 * (size_t)F.pk->q_count * F.pk->n * sizeof(uint64_t));
+        assert_non_null(F.pk->p_data);
+        assert_non_null(pk->p_data);
+        assert_int_equal(pk->p_count, F.pk->p_count);
+        assert_memory_equal(pk->p_data, F.pk->p_data, 2 * (size_t)F.pk->p_count * F.pk->n * sizeof(uint64_t));
         cdl_ckks_plaintext *pv = encode_at(v, NVALS, cdl_ckks_max_level(F.ctx));
         cdl_ckks_plaintext *pw = encode_at(w, NVALS, cdl_ckks_max_level(F.ctx));
         cdl_ckks_ciphertext *a = NULL, *b = NULL, *m = NULL;
@@ -885,20 +891,24 @@ static void test_coefficient_range(void **state)
     size_t n = F.ctx->n;
     int q = F.ctx->q_count, qp = F.ctx->qp_count, dnum = F.ctx->dnum;
     size_t gk_count = F.gk->count;
-    /* (sample, byte offset of limb 0 of the first polynomial, limbs per polynomial, polynomials). */
+    int p = F.ctx->p_count;
+    /* (sample, byte offset of limb 0 of the first polynomial, limbs per polynomial, polynomials,
+     * index of the prime of limb 0). */
     struct {
         int sample;
         size_t at;
         int limbs;
         int polys;
+        int first;
     } layout[] = {
-        {S_PK, 4, q, 2},
-        {S_RLK, 8, qp, 2 * dnum},
-        {S_GK, 12 + 8 * gk_count, qp, 2 * dnum * (int)gk_count},
-        {S_PT, 12, 2, 1}, /* the sample plaintext is at level 1 */
-        {S_CT, 20, q, 2},
-        {S_CT_SEEDED, 20 + CDL_CKKS_SEED_BYTES, q, 1},
-        {S_CT3, 20, q, 3},
+        {S_PK, 8, q, 2, 0},
+        {S_PK, 8 + 2 * (size_t)q * n * 8, p, 2, q}, /* the key's special-prime part */
+        {S_RLK, 8, qp, 2 * dnum, 0},
+        {S_GK, 12 + 8 * gk_count, qp, 2 * dnum * (int)gk_count, 0},
+        {S_PT, 12, 2, 1, 0}, /* the sample plaintext is at level 1 */
+        {S_CT, 20, q, 2, 0},
+        {S_CT_SEEDED, 20 + CDL_CKKS_SEED_BYTES, q, 1, 0},
+        {S_CT3, 20, q, 3, 0},
     };
     for (size_t c = 0; c < sizeof layout / sizeof layout[0]; c++) {
         sample *o = &s[layout[c].sample];
@@ -908,7 +918,7 @@ static void test_coefficient_range(void **state)
         int total_limbs = layout[c].limbs * layout[c].polys;
         /* First, middle and last coefficient of every limb; values q, q + 1 and 2^64 - 1. */
         for (int l = 0; l < total_limbs; l++) {
-            uint64_t prime = F.ctx->primes[l % layout[c].limbs];
+            uint64_t prime = F.ctx->primes[layout[c].first + l % layout[c].limbs];
             size_t idx[] = {0, n / 2 + 1, n - 1};
             uint64_t vals[] = {prime, prime + 1, UINT64_MAX};
             for (int t = 0; t < 3; t++) {
