@@ -44,7 +44,7 @@ static void usage(FILE *out)
 typedef struct progress_state {
     cli_progress bar;
     int node;
-    double t0;
+    double t0; /* when the current layer started */
     char label[96];
 } progress_state;
 
@@ -53,7 +53,6 @@ static void on_progress(void *user, int node, const char *name, size_t done, siz
     progress_state *ps = user;
     if (node != ps->node) {
         ps->node = node;
-        ps->t0 = cli_now_seconds();
         snprintf(ps->label, sizeof ps->label, "  layer %d %.40s", node + 1, name);
         cli_progress_start(&ps->bar, ps->label, total);
     }
@@ -61,8 +60,9 @@ static void on_progress(void *user, int node, const char *name, size_t done, siz
     if (done == total) {
         if (ps->bar.enabled)
             fputc('\n', stderr);
-        fprintf(stderr, "  layer %d %-24.24s %6zu ciphertexts  %7.2f s\n", node + 1, name, total,
-                cli_now_seconds() - ps->t0);
+        double now = cli_now_seconds();
+        fprintf(stderr, "  layer %d %-24.24s %6zu ciphertexts  %7.2f s\n", node + 1, name, total, now - ps->t0);
+        ps->t0 = now; /* the next layer starts now */
     }
 }
 
@@ -219,8 +219,8 @@ int cmd_predict(int argc, char **argv)
         if (cdl_he_batch_bytes(ctx, enc, &bytes) == CDL_OK)
             in_bytes += bytes;
         fprintf(stderr, "  encrypt: %zu ciphertexts, %.2f s, %.1f MB\n", cdl_he_batch_count(enc), dt, bytes / 1e6);
-        progress_state ps = {.node = -1};
         t0 = cli_now_seconds();
+        progress_state ps = {.node = -1, .t0 = t0};
         if (cdl_he_evaluate(plan, ctx, rlk, enc, on_progress, &ps, &res) != CDL_OK) {
             rc = cli_fail_status("predict", "encrypted evaluation failed");
             goto done;

@@ -52,6 +52,12 @@ static void op_clear(he_op *op)
     cdl_free(op->src);
     cdl_free(op->sign);
     cdl_free(op->coeffs);
+    cdl_free(op->order);
+    cdl_free(op->grp_row);
+    cdl_free(op->grp_col);
+    cdl_free(op->grp_w);
+    cdl_free(op->gcol);
+    cdl_free(op->gw);
 }
 
 void cdl_he_plan_free(cdl_he_plan *plan)
@@ -99,6 +105,92 @@ static cdl_status csr_push(csr_builder *b, size_t col, double w)
     b->col[b->n] = (uint32_t)col;
     b->w[b->n] = w;
     b->n++;
+    return CDL_OK;
+}
+
+/* Group the CSR rows of a linear op (see he_plan.h). Columns of a row are
+ * ascending (every lowering emits them in input order), so a group's union
+ * is a merge. */
+static cdl_status group_rows(const cdl_nn_node *nd, he_op *op)
+{
+    size_t G = 8;
+    const size_t n = op->n_out;
+    op->order = cdl_alloc_array(n ? n : 1, sizeof *op->order);
+    if (!op->order)
+        return cdl_fail(CDL_ERR_NO_MEMORY, "he plan: out of memory");
+    if (nd->kind == CDL_NN_CONV) { /* position-major: the O channels of one position share their window */
+        const size_t O = (size_t)nd->out_shape.dims[0], P = n / O;
+        for (size_t pos = 0; pos < P; pos++)
+            for (size_t c = 0; c < O; c++)
+                op->order[pos * O + c] = c * P + pos;
+        G = O <= 16 ? O : 8;
+    } else {
+        for (size_t r = 0; r < n; r++)
+            op->order[r] = r;
+        if (nd->kind != CDL_NN_DENSE)
+            G = 1; /* pool / affine rows share nothing */
+    }
+    op->n_groups = (n + G - 1) / G;
+    op->grp_row = cdl_alloc_array(op->n_groups + 1, sizeof *op->grp_row);
+    op->grp_col = cdl_alloc_array(op->n_groups + 1, sizeof *op->grp_col);
+    op->grp_w = cdl_alloc_array(op->n_groups + 1, sizeof *op->grp_w);
+    if (!op->grp_row || !op->grp_col || !op->grp_w)
+        return cdl_fail(CDL_ERR_NO_MEMORY, "he plan: out of memory");
+    /* pass 1: sizes; pass 2: fill */
+    size_t ncol = 0, nw = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        ncol = nw = 0;
+        for (size_t g = 0; g < op->n_groups; g++) {
+            size_t r0 = g * G, r1 = r0 + G < n ? r0 + G : n;
+            size_t pos[16] = {0}, u0 = ncol;
+            if (pass) {
+                op->grp_row[g] = r0;
+                op->grp_col[g] = ncol;
+                op->grp_w[g] = nw;
+            }
+            for (;;) { /* merge: the smallest next column of any row */
+                uint32_t best = UINT32_MAX;
+                for (size_t r = r0; r < r1; r++) {
+                    size_t row = op->order[r], k = op->row[row] + pos[r - r0];
+                    if (k < op->row[row + 1] && op->col[k] < best)
+                        best = op->col[k];
+                }
+                if (best == UINT32_MAX)
+                    break;
+                if (pass)
+                    op->gcol[ncol] = best;
+                for (size_t r = r0; r < r1; r++) {
+                    size_t row = op->order[r], k = op->row[row] + pos[r - r0];
+                    if (k < op->row[row + 1] && op->col[k] == best)
+                        pos[r - r0]++;
+                }
+                ncol++;
+            }
+            size_t U = ncol - u0;
+            if (pass) { /* weights rows x U, row-major */
+                for (size_t r = r0; r < r1; r++) {
+                    size_t row = op->order[r];
+                    size_t k = op->row[row];
+                    for (size_t u = 0; u < U; u++) {
+                        double w = 0.0;
+                        if (k < op->row[row + 1] && op->col[k] == op->gcol[u0 + u])
+                            w = op->w[k++];
+                        op->gw[nw + (r - r0) * U + u] = w;
+                    }
+                }
+            }
+            nw += (r1 - r0) * U;
+        }
+        if (!pass) {
+            op->gcol = cdl_alloc_array(ncol ? ncol : 1, sizeof *op->gcol);
+            op->gw = cdl_alloc_array(nw ? nw : 1, sizeof *op->gw);
+            if (!op->gcol || !op->gw)
+                return cdl_fail(CDL_ERR_NO_MEMORY, "he plan: out of memory");
+        }
+    }
+    op->grp_row[op->n_groups] = n;
+    op->grp_col[op->n_groups] = ncol;
+    op->grp_w[op->n_groups] = nw;
     return CDL_OK;
 }
 
@@ -178,7 +270,7 @@ static cdl_status lower_linear(const cdl_nn_node *nd, he_op *op)
         if (!op->col || !op->w)
             return cdl_fail(CDL_ERR_NO_MEMORY, "he plan: out of memory");
     }
-    return CDL_OK;
+    return group_rows(nd, op);
 fail:
     cdl_free(b.col);
     cdl_free(b.w);

@@ -36,6 +36,16 @@ typedef struct he_op {
     uint32_t *col;
     double *w;
     double *bias;       /* n_out (LINEAR, SIGN); may be NULL */
+    /* LINEAR, grouped for the runtime's fused kernel: group g holds rows
+     * order[grp_row[g] .. grp_row[g+1]) (rows sharing most inputs: for a conv
+     * every output channel at one position, for a dense layer 8 neighbours),
+     * the sorted union of their columns gcol[grp_col[g] .. grp_col[g+1]) and
+     * the rows x columns weights (0 where a row lacks the column) at gw[grp_w[g]]. */
+    size_t n_groups;
+    size_t *order;
+    size_t *grp_row, *grp_col, *grp_w;
+    uint32_t *gcol;
+    double *gw;
     /* GATHER */
     int64_t *src;
     /* SIGN */

@@ -45,6 +45,9 @@ static void tensor_release(he_tensor *t)
     t->n = 0;
 }
 
+static int reference_linear;
+void cdl_he_set_reference_linear(int on) { reference_linear = on; }
+
 typedef struct eval_env {
     const cdl_he_plan *plan;
     const cdl_ckks_context *ctx;
@@ -54,6 +57,8 @@ typedef struct eval_env {
     int consume;       /* the op may take the input's ciphertexts */
     double const_scale; /* LINEAR: scale of the encoded weights */
     size_t any_input;  /* LINEAR: index of a non-zero input value */
+    double s_in;       /* LINEAR: scale of the inputs */
+    int level;         /* LINEAR: level of the inputs */
 } eval_env;
 
 typedef cdl_status (*item_fn)(const eval_env *e, size_t o, cdl_ckks_ciphertext *tmp);
@@ -95,6 +100,27 @@ static cdl_status item_linear(const eval_env *e, size_t o, cdl_ckks_ciphertext *
     cdl_ckks_ciphertext_set_scale(acc, e->plan->scale); /* equal up to rounding of the double product */
     if (op->bias && op->bias[o] != 0.0)
         CDL_TRY(cdl_ckks_add_const(e->ctx, acc, op->bias[o], acc));
+    return CDL_OK;
+}
+
+/* Fused kernel: group g of neurons (he_linear.c), then per neuron the rescale and the bias. */
+static cdl_status item_linear_group(const eval_env *e, size_t g, cdl_ckks_ciphertext *tmp)
+{
+    (void)tmp;
+    const he_op *op = e->op;
+    cdl_ckks_ciphertext *rows[16];
+    const size_t r0 = op->grp_row[g], nr = op->grp_row[g + 1] - r0;
+    CDL_TRY(cdl_he_linear_group(e->ctx, op, g, e->in->ct, e->s_in, e->const_scale, e->level, rows));
+    for (size_t r = 0; r < nr; r++)
+        e->out->ct[op->order[r0 + r]] = rows[r]; /* owned by the output tensor from here on */
+    for (size_t r = 0; r < nr; r++) {
+        const size_t o = op->order[r0 + r];
+        cdl_ckks_ciphertext *acc = rows[r];
+        CDL_TRY(cdl_ckks_rescale(e->ctx, acc, acc));
+        cdl_ckks_ciphertext_set_scale(acc, e->plan->scale);
+        if (op->bias && op->bias[o] != 0.0)
+            CDL_TRY(cdl_ckks_add_const(e->ctx, acc, op->bias[o], acc));
+    }
     return CDL_OK;
 }
 
@@ -178,9 +204,8 @@ static cdl_status item_poly(const eval_env *e, size_t o, cdl_ckks_ciphertext *tm
 }
 
 /* Run fn over the op's outputs in parallel, in chunks, reporting progress. */
-static cdl_status run_items(const eval_env *e, item_fn fn, cdl_he_progress_fn progress, void *user)
+static cdl_status run_items(const eval_env *e, item_fn fn, size_t n, cdl_he_progress_fn progress, void *user)
 {
-    const size_t n = e->op->n_out;
     size_t chunk = n / 20;
     if (chunk < 16)
         chunk = 16;
@@ -209,8 +234,9 @@ static cdl_status run_items(const eval_env *e, item_fn fn, cdl_he_progress_fn pr
             }
             cdl_ckks_ciphertext_free(tmp);
         }
-        if (progress && !failed)
-            progress(user, e->op->node, e->op->name, end, n);
+        if (progress && !failed) /* in output values, whatever the work items are */
+            progress(user, e->op->node, e->op->name, end == n ? e->op->n_out : end * e->op->n_out / n,
+                     e->op->n_out);
     }
     if (failed)
         return cdl_fail(fst, "%s", msg);
@@ -282,7 +308,7 @@ cdl_status cdl_he_evaluate(const cdl_he_plan *plan, const cdl_ckks_context *ctx,
             st = cdl_fail(CDL_ERR_NO_MEMORY, "cdl_he_evaluate: out of memory at node '%s'", op->name);
             goto done;
         }
-        eval_env e = {plan, ctx, rlk, op, ti, to, op->last_use_of_input && !ti->borrowed, 0.0, 0};
+        eval_env e = {plan, ctx, rlk, op, ti, to, op->last_use_of_input && !ti->borrowed, 0.0, 0, 0.0, 0};
         const cdl_ckks_ciphertext *x0 = first_ct(ti, &e.any_input);
         if (!x0 && op->kind != HE_OP_GATHER) {
             st = cdl_fail(CDL_ERR_UNSUPPORTED, "cdl_he_evaluate: the input of node '%s' is identically zero",
@@ -298,8 +324,10 @@ cdl_status cdl_he_evaluate(const cdl_he_plan *plan, const cdl_ckks_context *ctx,
         switch (op->kind) {
         case HE_OP_LINEAR: {
             int l = cdl_ckks_ciphertext_level(x0);
-            e.const_scale = plan->scale * (double)cdl_ckks_prime(ctx, l) / cdl_ckks_ciphertext_scale(x0);
-            fn = item_linear;
+            e.s_in = cdl_ckks_ciphertext_scale(x0);
+            e.level = l;
+            e.const_scale = plan->scale * (double)cdl_ckks_prime(ctx, l) / e.s_in;
+            fn = reference_linear ? item_linear : item_linear_group;
             break;
         }
         case HE_OP_GATHER: fn = item_gather; break;
@@ -309,7 +337,7 @@ cdl_status cdl_he_evaluate(const cdl_he_plan *plan, const cdl_ckks_context *ctx,
         case HE_OP_POLY: fn = item_poly; break;
         default: break;
         }
-        CDL_TRY_GOTO(st, run_items(&e, fn, progress, user), done);
+        CDL_TRY_GOTO(st, run_items(&e, fn, fn == item_linear_group ? op->n_groups : op->n_out, progress, user), done);
         if (--readers[op->in_value] == 0 && op->in_value != plan->output_value)
             tensor_release(ti);
     }

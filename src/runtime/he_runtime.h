@@ -18,4 +18,17 @@ struct cdl_he_batch {
 
 cdl_status cdl_he_batch_alloc(size_t n_images, size_t count, cdl_he_batch **out);
 
+struct he_op;
+/* Linear group g of op (he_linear.c): out[r] (r < group rows, in the order of
+ * op->order) = sum of w * in[col] with w encoded at const_scale, not yet
+ * rescaled (scale s_in * const_scale, at `level`). */
+cdl_status cdl_he_linear_group(const cdl_ckks_context *ctx, const struct he_op *op, size_t g,
+                               cdl_ckks_ciphertext *const *in, double s_in, double const_scale, int level,
+                               cdl_ckks_ciphertext **out);
+
+/* Testing: 1 = compute linear layers with the public mul_const/add API, one
+ * neuron at a time, instead of the fused kernel (the results must be
+ * bit-identical). Not thread-safe; set it before evaluating. */
+void cdl_he_set_reference_linear(int on);
+
 #endif
