@@ -2,6 +2,7 @@
 #include "core/bytes.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 
 #include <sodium.h>
 #include <zstd.h>
+#include <unistd.h>
 
 #include "core/error.h"
 #include "core/memory.h"
@@ -95,7 +97,12 @@ void cdl_write_f64(cdl_writer *w, double v)
 void cdl_write_u64_array(cdl_writer *w, const uint64_t *src, size_t count)
 {
     size_t bytes;
-    if (cdl_mul_size(count, 8, &bytes) != 0 || writer_reserve(w, bytes) != 0)
+    if (cdl_mul_size(count, 8, &bytes) != 0) {
+        if (w->status == CDL_OK)
+            w->status = cdl_fail(CDL_ERR_NO_MEMORY, "serialized array of %zu words too large", count);
+        return;
+    }
+    if (writer_reserve(w, bytes) != 0)
         return;
     uint8_t *dst = w->data + w->len;
     for (size_t i = 0; i < count; i++)
@@ -221,20 +228,20 @@ cdl_status cdl_envelope_wrap(uint16_t type, const uint8_t param_hash[CDL_HASH_BY
             return cdl_fail(CDL_ERR_NO_MEMORY, "out of memory compressing %zu bytes", payload_len);
         size_t got = ZSTD_compress(compressed, compressed_cap, payload, payload_len, compression);
         if (ZSTD_isError(got)) {
-            free(compressed);
+            cdl_secure_free(compressed, compressed_cap);
             return cdl_fail(CDL_ERR_INTERNAL, "zstd compression failed: %s", ZSTD_getErrorName(got));
         }
         stored = compressed;
         stored_len = got;
     }
     if (stored_len > SIZE_MAX - CDL_ENVELOPE_BYTES) {
-        free(compressed);
+        cdl_secure_free(compressed, compressed_cap);
         return cdl_fail(CDL_ERR_NO_MEMORY, "serialized object too large");
     }
     size_t total = CDL_ENVELOPE_BYTES + stored_len;
     uint8_t *buf = malloc(total);
     if (!buf) {
-        free(compressed);
+        cdl_secure_free(compressed, compressed_cap);
         return cdl_fail(CDL_ERR_NO_MEMORY, "out of memory serializing (%zu bytes)", total);
     }
     uint8_t *p = buf;
@@ -264,7 +271,9 @@ cdl_status cdl_envelope_wrap(uint16_t type, const uint8_t param_hash[CDL_HASH_BY
     memset(p, 0, 4);
     p += 4;
     memcpy(p, stored, stored_len);
-    free(compressed);
+    /* The compressed copy is as sensitive as the payload it encodes. */
+    if (compressed)
+        cdl_secure_free(compressed, compressed_cap);
     *out = buf;
     *out_len = total;
     return CDL_OK;
@@ -362,19 +371,21 @@ cdl_status cdl_read_file(const char *path, size_t max_len, uint8_t **data, size_
     }
     for (;;) {
         if (n == cap) {
-            if (cap > max_len) {
+            if (n > max_len) {
                 free(buf);
                 fclose(f);
                 return cdl_fail(CDL_ERR_IO, "'%s' is larger than the limit of %zu bytes", path, max_len);
             }
-            uint8_t *bigger = realloc(buf, cap * 2);
+            /* Grow up to one byte past the limit: enough to tell "too large". */
+            size_t next = cap <= max_len / 2 ? cap * 2 : max_len + 1;
+            uint8_t *bigger = realloc(buf, next);
             if (!bigger) {
                 free(buf);
                 fclose(f);
                 return cdl_fail(CDL_ERR_NO_MEMORY, "out of memory reading '%s'", path);
             }
             buf = bigger;
-            cap *= 2;
+            cap = next;
         }
         size_t got = fread(buf + n, 1, cap - n, f);
         n += got;
@@ -398,27 +409,42 @@ cdl_status cdl_read_file(const char *path, size_t max_len, uint8_t **data, size_
 
 cdl_status cdl_write_file(const char *path, const uint8_t *data, size_t len)
 {
-    /* Write to a temporary name and rename, so a failure never leaves half a file. */
+    /* Write a fresh temporary file next to the target (mkstemp: unique name,
+     * created exclusively, so no symlink is followed), flush it to disk, then
+     * rename it over the target: a failure never leaves half a file. */
     size_t plen = strlen(path);
-    char *tmp = malloc(plen + 8);
+    char *tmp = malloc(plen + 12);
     if (!tmp)
         return cdl_fail(CDL_ERR_NO_MEMORY, "out of memory");
     memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmpXXX", 8);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        cdl_status st = cdl_fail(CDL_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
+    memcpy(tmp + plen, ".tmp.XXXXXX", 12);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        cdl_status st = cdl_fail(CDL_ERR_IO, "cannot create a temporary file next to '%s': %s", path, strerror(errno));
         free(tmp);
         return st;
     }
-    size_t put = len ? fwrite(data, 1, len, f) : 0;
-    int bad = put != len;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        cdl_status st = cdl_fail(CDL_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+    int err = 0;
+    size_t done = 0;
+    while (done < len && !err) {
+        ssize_t put = write(fd, data + done, len - done);
+        if (put < 0 && errno == EINTR)
+            continue;
+        if (put <= 0)
+            err = put < 0 ? errno : EIO;
+        else
+            done += (size_t)put;
+    }
+    if (!err && fsync(fd) != 0)
+        err = errno;
+    if (close(fd) != 0 && !err)
+        err = errno;
+    if (!err && rename(tmp, path) != 0)
+        err = errno;
+    if (err) {
         remove(tmp);
         free(tmp);
-        return st;
+        return cdl_fail(CDL_ERR_IO, "cannot write '%s': %s", path, strerror(err));
     }
     free(tmp);
     return CDL_OK;

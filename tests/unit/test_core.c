@@ -3,7 +3,10 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -155,6 +158,33 @@ static void test_envelope_zstd(void **state)
     check_envelope(3);
 }
 
+static void test_file_round_trip(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/cdl_test_core_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof path, "%s/blob.bin", dir);
+    uint8_t data[70000];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (uint8_t)(i * 31 + 7);
+    assert_int_equal(cdl_write_file(path, data, sizeof data), CDL_OK);
+    assert_int_equal(cdl_write_file(path, data, sizeof data), CDL_OK); /* overwrite in place */
+    uint8_t *back = NULL;
+    size_t len = 0;
+    assert_int_equal(cdl_read_file(path, sizeof data, &back, &len), CDL_OK);
+    assert_int_equal(len, sizeof data);
+    assert_memory_equal(back, data, sizeof data);
+    free(back);
+    /* one byte over the limit is refused, and nothing is returned */
+    assert_int_equal(cdl_read_file(path, sizeof data - 1, &back, &len), CDL_ERR_IO);
+    assert_null(back);
+    assert_int_equal(cdl_read_file("/nonexistent/cryptodl/file", 10, &back, &len), CDL_ERR_IO);
+    assert_int_equal(cdl_write_file("/nonexistent/cryptodl/file", data, 10), CDL_ERR_IO);
+    assert_int_equal(remove(path), 0);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -164,6 +194,7 @@ int main(void)
         cmocka_unit_test(test_stream_round_trip),
         cmocka_unit_test(test_envelope_plain),
         cmocka_unit_test(test_envelope_zstd),
+        cmocka_unit_test(test_file_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
