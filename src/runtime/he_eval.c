@@ -153,7 +153,6 @@ static cdl_status item_sign(const eval_env *e, size_t o, cdl_ckks_ciphertext *tm
 
 static cdl_status item_square(const eval_env *e, size_t o, cdl_ckks_ciphertext *tmp)
 {
-    (void)tmp;
     const he_op *op = e->op;
     if (!e->in->ct[o]) {
         if (op->kind == HE_OP_POW2K && op->pow_c0 != 0.0)
@@ -167,8 +166,9 @@ static cdl_status item_square(const eval_env *e, size_t o, cdl_ckks_ciphertext *
     e->out->ct[o] = y;
     int k = op->kind == HE_OP_SQUARE ? 1 : op->k;
     for (int r = 0; r < k; r++) {
-        CDL_TRY(cdl_ckks_square(e->ctx, y, y));
-        CDL_TRY(cdl_ckks_relinearize(e->ctx, e->rlk, y, y));
+        /* the size-3 product lives in the thread's scratch ciphertext, so y keeps room for 2 polynomials only */
+        CDL_TRY(cdl_ckks_square(e->ctx, y, tmp));
+        CDL_TRY(cdl_ckks_relinearize(e->ctx, e->rlk, tmp, y));
         CDL_TRY(cdl_ckks_rescale(e->ctx, y, y));
     }
     if (op->kind == HE_OP_POW2K) {
@@ -217,7 +217,7 @@ static cdl_status run_items(const eval_env *e, item_fn fn, size_t n, cdl_he_prog
 #pragma omp parallel
         {
             cdl_ckks_ciphertext *tmp = NULL;
-            cdl_status ts = fn == item_linear ? cdl_ckks_ciphertext_new(e->ctx, &tmp) : CDL_OK;
+            cdl_status ts = fn == item_linear || fn == item_square ? cdl_ckks_ciphertext_new(e->ctx, &tmp) : CDL_OK;
 #pragma omp for schedule(dynamic, 1)
             for (size_t o = start; o < end; o++) {
                 if (ts != CDL_OK || failed)
