@@ -14,6 +14,7 @@ import os
 import shutil
 
 from .export import sha256
+from .train import RECIPES
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEPTH_RULE = ("each Conv/Gemm layer consumes 1 level (plaintext weights), a degree-d polynomial "
@@ -76,7 +77,7 @@ def main(argv=None):
             "{:,}".format(r["params"]), r["seconds_per_epoch"] or 0))
     for u in unfinished:
         lines.append("| %s | %s | %s | %s | not tested (unfinished: %d/%d epochs) | %.2f%% (%d) | %d/%d | %s | %s | %s |" % (
-            u["recipe"], "-", act_label(u["act"]), degree(u["act"]) or "-", u["epochs_done"], u["epochs"],
+            RECIPES[u["recipe"]]["dataset"], RECIPES[u["recipe"]]["model"], act_label(u["act"]), degree(u["act"]) or "-", u["epochs_done"], u["epochs"],
             100 * u["best_val_acc"], u["best_epoch"], u["epochs_done"], u["epochs"],
             u.get("depth", "-") if u.get("depth", 0) is not None else "n/a",
             "{:,}".format(u["params"]) if "params" in u else "-",
