@@ -13,12 +13,26 @@
 
 #include "core/error.h"
 #include "core/memory.h"
+#include "ring/rns_kernels.h"
 #include "ring/rns_poly.h"
 #include "ring/sampler.h"
 
 static inline int ext_prime(const cdl_ckks_context *ctx, int level, int t)
 {
     return t <= level ? t : ctx->q_count + (t - level - 1);
+}
+
+/* Last step of ModDown on limb i: o = (a - cv) * P^-1 mod q_i. */
+static void moddown_finish(const cdl_ckks_context *ctx, int i, uint64_t *o, const uint64_t *a, const uint64_t *cv)
+{
+    const size_t n = ctx->n;
+    uint64_t q = ctx->primes[i], w = ctx->p_inv_mod_q[i], ws = ctx->p_inv_mod_q_shoup[i];
+    if (cdl_rns_vector_enabled(n)) {
+        cdl_sub_mul_scalar_avx512(o, a, cv, w, ws, q, n);
+        return;
+    }
+    for (size_t k = 0; k < n; k++)
+        o[k] = cdl_mul_shoup(a[k] + q - cv[k], w, ws, q);
 }
 
 /* INTT copies of c's limbs and the per-digit first step of the base conversion. */
@@ -87,6 +101,10 @@ static void mac_limb(const uint64_t *const *x, const uint64_t *const *k0, const 
                      const uint32_t *perm, const cdl_modulus *m, cdl_u128 *restrict acc, uint64_t *restrict o0,
                      uint64_t *restrict o1, size_t n)
 {
+    if (dcount <= CDL_MAC_IFMA_MAX_DIGITS && m->value < ((uint64_t)1 << 50) && cdl_rns_vector_enabled(n)) {
+        cdl_mac_ifma(x, k0, k1, dcount, perm, m->value, o0, o1, n);
+        return;
+    }
     const int lazy = cdl_lazy_products(m);
     cdl_u128 *s0 = acc, *s1 = acc + n;
     memset(acc, 0, 2 * n * sizeof(cdl_u128));
@@ -217,9 +235,7 @@ static cdl_status ks_multi(const cdl_ckks_context *ctx, const uint64_t *digits, 
             cdl_ntt_forward(ctx->ntt[i], cv);
             const uint64_t *a = ACC(rc / 2, rc % 2, i);
             uint64_t *o = (rc % 2 ? out1[rc / 2] : out0[rc / 2]) + (size_t)i * n;
-            uint64_t q = ctx->primes[i], w = ctx->p_inv_mod_q[i], ws = ctx->p_inv_mod_q_shoup[i];
-            for (size_t k = 0; k < n; k++)
-                o[k] = cdl_mul_shoup(a[k] + q - cv[k], w, ws, q);
+            moddown_finish(ctx, i, o, a, cv);
         }
     }
 #undef ACC
@@ -270,9 +286,7 @@ cdl_status cdl_ckks_moddown(const cdl_ckks_context *ctx, int level, uint64_t *ac
             cdl_ntt_forward(ctx->ntt[i], cv);
             const uint64_t *a = acc + (size_t)i * n;
             uint64_t *o = out + (size_t)i * n;
-            uint64_t q = ctx->primes[i], w = ctx->p_inv_mod_q[i], ws = ctx->p_inv_mod_q_shoup[i];
-            for (size_t k = 0; k < n; k++)
-                o[k] = cdl_mul_shoup(a[k] + q - cv[k], w, ws, q);
+            moddown_finish(ctx, i, o, a, cv);
         }
     }
     return CDL_OK;

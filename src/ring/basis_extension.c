@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/memory.h"
+#include "ring/rns_kernels.h"
 
 cdl_status cdl_base_converter_init(cdl_base_converter *bc, const cdl_modulus *from, int from_count,
                                    const cdl_modulus *to, int to_count)
@@ -83,6 +84,10 @@ void cdl_base_convert_prepare(const cdl_base_converter *bc, const uint64_t *x, u
             memcpy(y, x, n * sizeof(uint64_t));
         return;
     }
+    if (cdl_rns_vector_enabled(n)) {
+        cdl_base_convert_prepare_avx512(bc, x, y, n);
+        return;
+    }
     for (int i = 0; i < bc->from_count; i++) {
         uint64_t q = bc->from[i].value, w = bc->qhat_inv[i], ws = bc->qhat_inv_shoup[i];
         const uint64_t *xi = x + (size_t)i * n;
@@ -101,6 +106,10 @@ void cdl_base_convert_limb(const cdl_base_converter *bc, const uint64_t *y, int 
     const uint64_t *ws = bc->qhat_mod_p_shoup + (size_t)j * fc;
     if (fc == 1) { /* exact centered lift of y < q_0 */
         cdl_lift_centered(y, bc->from[0].value, out, n, m);
+        return;
+    }
+    if (cdl_rns_vector_enabled(n)) {
+        cdl_base_convert_limb_avx512(bc, y, j, out, n);
         return;
     }
     const uint64_t *qmult = bc->q_mult_mod_p + (size_t)j * (fc + 1);
