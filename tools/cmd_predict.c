@@ -5,12 +5,25 @@
  * and the server (evaluate the compiled plan on the ciphertexts with the
  * relinearization key only), then compares the decrypted logits with the
  * plaintext float64 reference (cdl_nn_run) and with the labels.
+ *
+ * The same steps one at a time, with files, for a real client and server:
+ *   --keygen   (client) DIR/secret.key (mode 0600) and DIR/relin.key
+ *   --encrypt  (client) the first --limit test images -> --out FILE
+ *   --evaluate (server) --in FILE -> --out FILE with DIR/relin.key only
+ *   --decrypt  (client) --in FILE -> predictions, checked as above
+ * Both sides compile the same model with the same options, so they build
+ * the same CKKS parameters; every file carries the parameter hash and is
+ * refused under other parameters.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "cryptodl/cryptodl.h"
@@ -37,6 +50,12 @@ static void usage(FILE *out)
             "  --plan            print the HE plan (layers, levels, parameters, cost) and stop\n"
             "  --json            one JSON object on stdout instead of the text summary\n"
             "  -h, --help        this help\n\n"
+            "client / server steps with files (same MODEL and --log-n/--scale-bits on both sides):\n"
+            "  --keygen   --keys DIR                    client: DIR/secret.key, DIR/relin.key\n"
+            "  --encrypt  --keys DIR --out FILE         client: encrypt the first --limit images (one batch)\n"
+            "  --evaluate --keys DIR --in FILE --out F  server: needs only DIR/relin.key\n"
+            "  --decrypt  --keys DIR --in FILE          client: predictions, compared with the labels and\n"
+            "                                           the plaintext reference on the same images\n\n"
             "exit status: 0 done, 1 failure (message on stderr), 2 bad usage\n",
             PREDICT_DEFAULT_LIMIT);
 }
@@ -75,6 +94,275 @@ static size_t argmax(const double *v, size_t n)
     return best;
 }
 
+/* ---- client / server steps with files ------------------------------------ */
+
+static int write_file(const char *path, const uint8_t *data, size_t len, int secret)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, secret ? 0600 : 0644);
+    if (fd < 0) {
+        fprintf(stderr, "cryptodl predict: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    size_t at = 0;
+    while (at < len) {
+        ssize_t w = write(fd, data + at, len - at);
+        if (w <= 0) {
+            fprintf(stderr, "cryptodl predict: cannot write %s: %s\n", path, strerror(errno));
+            close(fd);
+            return -1;
+        }
+        at += (size_t)w;
+    }
+    if (close(fd) != 0) {
+        fprintf(stderr, "cryptodl predict: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int read_file(const char *path, uint8_t **data, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "cryptodl predict: cannot open %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    size_t cap = 1 << 20, n = 0;
+    uint8_t *buf = malloc(cap);
+    while (buf) {
+        if (n == cap) {
+            uint8_t *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        size_t r = fread(buf + n, 1, cap - n, f);
+        n += r;
+        if (r == 0)
+            break;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (!buf || err) {
+        free(buf);
+        fprintf(stderr, "cryptodl predict: cannot read %s\n", path);
+        return -1;
+    }
+    *data = buf;
+    *len = n;
+    return 0;
+}
+
+typedef struct step_args {
+    int step;
+    const char *keys, *in, *out, *dataset, *data_dir;
+    int defaulted;
+    size_t limit;
+    int json, use_pk;
+} step_args;
+
+static int load_key_file(const cdl_ckks_context *ctx, const char *dir, const char *name, void **key)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    uint8_t *d = NULL;
+    size_t len = 0;
+    if (read_file(path, &d, &len) != 0)
+        return -1;
+    cdl_status st = !strcmp(name, "secret.key")
+                        ? cdl_ckks_secret_key_load(ctx, d, len, (cdl_ckks_secret_key **)key)
+                        : cdl_ckks_relin_key_load(ctx, d, len, (cdl_ckks_relin_key **)key);
+    if (!strcmp(name, "secret.key"))
+        memset(d, 0, len); /* the key bytes */
+    free(d);
+    if (st != CDL_OK) {
+        fprintf(stderr, "cryptodl predict: %s: %s (made for another model or other --log-n/--scale-bits?)\n", path,
+                cdl_last_error());
+        return -1;
+    }
+    return 0;
+}
+
+static int run_step(const cdl_nn_graph *g, const cdl_he_plan *plan, const step_args *a)
+{
+    int rc = CLI_EXIT_FAILURE;
+    cdl_ckks_context *ctx = NULL;
+    cdl_rng *rng = NULL;
+    cdl_ckks_secret_key *sk = NULL;
+    cdl_ckks_relin_key *rlk = NULL;
+    cdl_he_batch *batch = NULL, *res = NULL;
+    cdl_dataset *ds = NULL;
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    double *img = NULL, *he = NULL, *ref = NULL;
+    if (!a->keys)
+        return cli_usage_error("predict", "this step needs --keys DIR (the folder of secret.key / relin.key)");
+    if ((a->step == 'E' || a->step == 'V') && !a->out)
+        return cli_usage_error("predict", "this step needs --out FILE");
+    if ((a->step == 'V' || a->step == 'X') && !a->in)
+        return cli_usage_error("predict", "this step needs --in FILE");
+    if (cdl_he_context_new(plan, &ctx) != CDL_OK || cdl_rng_new_system(&rng) != CDL_OK) {
+        rc = cli_fail_status("predict", "cannot build the CKKS context");
+        goto done;
+    }
+    double t0 = cli_now_seconds();
+    if (a->step == 'K') {
+        if (mkdir(a->keys, 0700) != 0 && errno != EEXIST) {
+            fprintf(stderr, "cryptodl predict: cannot create %s: %s\n", a->keys, strerror(errno));
+            goto done;
+        }
+        if (cdl_ckks_keygen_secret(ctx, rng, &sk) != CDL_OK || cdl_ckks_keygen_relin(ctx, sk, rng, &rlk) != CDL_OK) {
+            rc = cli_fail_status("predict", "key generation failed");
+            goto done;
+        }
+        char path[4096];
+        size_t sk_len = 0;
+        snprintf(path, sizeof path, "%s/secret.key", a->keys);
+        if (cdl_ckks_secret_key_save(ctx, sk, 0, &blob, &sk_len) != CDL_OK) {
+            rc = cli_fail_status("predict", "cannot serialize the secret key");
+            goto done;
+        }
+        int w = write_file(path, blob, sk_len, 1);
+        memset(blob, 0, sk_len);
+        cdl_free_bytes(blob);
+        blob = NULL;
+        if (w != 0)
+            goto done;
+        snprintf(path, sizeof path, "%s/relin.key", a->keys);
+        if (cdl_ckks_relin_key_save(ctx, rlk, 0, &blob, &len) != CDL_OK) {
+            rc = cli_fail_status("predict", "cannot serialize the relinearization key");
+            goto done;
+        }
+        if (write_file(path, blob, len, 0) != 0)
+            goto done;
+        printf("keys in %s: secret.key (%zu bytes, keep it), relin.key (%.1f MB, give it to the server); %.2f s\n",
+               a->keys, sk_len, len / 1e6, cli_now_seconds() - t0);
+        rc = CLI_EXIT_OK;
+        goto done;
+    }
+    if (a->step == 'V') { /* server: no secret key is read */
+        if (load_key_file(ctx, a->keys, "relin.key", (void **)&rlk) != 0 || read_file(a->in, &blob, &len) != 0)
+            goto done;
+        if (cdl_he_batch_load(ctx, blob, len, &batch) != CDL_OK) {
+            rc = cli_fail_status("predict", "cannot read the encrypted batch");
+            goto done;
+        }
+        free(blob);
+        blob = NULL;
+        progress_state ps = {.node = -1, .t0 = cli_now_seconds()};
+        t0 = cli_now_seconds();
+        if (cdl_he_evaluate(plan, ctx, rlk, batch, on_progress, &ps, &res) != CDL_OK) {
+            rc = cli_fail_status("predict", "encrypted evaluation failed");
+            goto done;
+        }
+        double dt = cli_now_seconds() - t0;
+        if (cdl_he_batch_save(ctx, res, 0, &blob, &len) != CDL_OK) {
+            rc = cli_fail_status("predict", "cannot serialize the encrypted logits");
+            goto done;
+        }
+        if (write_file(a->out, blob, len, 0) != 0)
+            goto done;
+        printf("evaluated %zu encrypted images in %.2f s (%.0f predictions/hour); encrypted logits in %s (%.1f MB)\n",
+               cdl_he_batch_images(batch), dt, 3600.0 * cdl_he_batch_images(batch) / dt, a->out, len / 1e6);
+        rc = CLI_EXIT_OK;
+        goto done;
+    }
+    /* client steps: the secret key and the test images */
+    if (load_key_file(ctx, a->keys, "secret.key", (void **)&sk) != 0)
+        goto done;
+    size_t n = a->limit;
+    if (a->step == 'X') {
+        if (read_file(a->in, &blob, &len) != 0)
+            goto done;
+        if (cdl_he_batch_load(ctx, blob, len, &res) != CDL_OK) {
+            rc = cli_fail_status("predict", "cannot read the encrypted logits");
+            goto done;
+        }
+        n = cdl_he_batch_images(res);
+    }
+    if (n > cdl_he_plan_batch_capacity(plan)) {
+        fprintf(stderr, "cryptodl predict: --encrypt takes one batch: --limit at most %zu\n",
+                cdl_he_plan_batch_capacity(plan));
+        rc = CLI_EXIT_USAGE;
+        goto done;
+    }
+    if (cdl_dataset_load(a->dataset, a->data_dir, "test", n, &ds) != CDL_OK &&
+        !(a->defaulted && a->data_dir && cdl_dataset_load(a->dataset, NULL, "test", n, &ds) == CDL_OK)) {
+        rc = cli_fail_status("predict", "cannot load the test set (give --data-dir DIR holding mnist/)");
+        goto done;
+    }
+    const size_t per = cdl_dataset_image_size(ds), nout = cdl_he_plan_output_size(plan);
+    if (per != cdl_he_plan_input_size(plan) || ds->n < n) {
+        fprintf(stderr, "cryptodl predict: the test set does not match the model (%zu values per image, %zu images)\n",
+                per, ds->n);
+        goto done;
+    }
+    img = malloc(n * per * sizeof *img);
+    if (!img)
+        goto done;
+    for (size_t i = 0; i < n * per; i++)
+        img[i] = ds->pixels[i];
+    if (a->step == 'E') {
+        if (cdl_he_encrypt_batch(plan, ctx, NULL, sk, img, n, rng, &batch) != CDL_OK) {
+            rc = cli_fail_status("predict", "encryption failed");
+            goto done;
+        }
+        if (cdl_he_batch_save(ctx, batch, 0, &blob, &len) != CDL_OK) {
+            rc = cli_fail_status("predict", "cannot serialize the batch");
+            goto done;
+        }
+        if (write_file(a->out, blob, len, 0) != 0)
+            goto done;
+        printf("encrypted the first %zu %s test images in %.2f s: %s (%.1f MB, %zu ciphertexts)\n", n, ds->name,
+               cli_now_seconds() - t0, a->out, len / 1e6, cdl_he_batch_count(batch));
+        rc = CLI_EXIT_OK;
+        goto done;
+    }
+    /* decrypt */
+    he = malloc(n * nout * sizeof *he);
+    ref = malloc(n * nout * sizeof *ref);
+    if (!he || !ref || cdl_he_decrypt_logits(plan, ctx, sk, res, he) != CDL_OK || cdl_nn_run(g, img, n, ref) != CDL_OK) {
+        rc = cli_fail_status("predict", "decryption failed");
+        goto done;
+    }
+    size_t correct = 0, agree = 0;
+    double max_diff = 0;
+    for (size_t j = 0; j < n; j++) {
+        size_t ph = argmax(he + j * nout, nout), pr = argmax(ref + j * nout, nout);
+        correct += ph == ds->labels[j];
+        agree += ph == pr;
+        for (size_t k = 0; k < nout; k++)
+            if (!(fabs(he[j * nout + k] - ref[j * nout + k]) <= max_diff))
+                max_diff = fabs(he[j * nout + k] - ref[j * nout + k]);
+        if (!a->json && j < 10)
+            printf("image %zu: predicted %zu, label %u\n", j, ph, ds->labels[j]);
+    }
+    if (a->json)
+        printf("{\"images\":%zu,\"encrypted_accuracy\":%.6f,\"argmax_agreement\":%.6f,\"max_abs_logit_diff\":%.3e}\n",
+               n, (double)correct / n, (double)agree / n, max_diff);
+    else
+        printf("%zu images: encrypted accuracy %.2f%%, agreement with the plaintext reference %.2f%%, max |logit "
+               "difference| %.2e\n", n, 100.0 * correct / n, 100.0 * agree / n, max_diff);
+    rc = CLI_EXIT_OK;
+done:
+    free(blob);
+    free(img);
+    free(he);
+    free(ref);
+    cdl_dataset_free(ds);
+    cdl_he_batch_free(batch);
+    cdl_he_batch_free(res);
+    cdl_ckks_relin_key_free(rlk);
+    cdl_ckks_secret_key_free(sk);
+    cdl_rng_free(rng);
+    cdl_ckks_context_free(ctx);
+    return rc;
+}
+
 int cmd_predict(int argc, char **argv)
 {
     static const struct option opts[] = {{"dataset", required_argument, 0, 'd'},
@@ -86,11 +374,19 @@ int cmd_predict(int argc, char **argv)
                                          {"public-key", no_argument, 0, 'p'},
                                          {"plan", no_argument, 0, 'P'},
                                          {"json", no_argument, 0, 'j'},
+                                         {"keygen", no_argument, 0, 'K'},
+                                         {"encrypt", no_argument, 0, 'E'},
+                                         {"evaluate", no_argument, 0, 'V'},
+                                         {"decrypt", no_argument, 0, 'X'},
+                                         {"keys", required_argument, 0, 'k'},
+                                         {"in", required_argument, 0, 'i'},
+                                         {"out", required_argument, 0, 'o'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *dataset = "mnist", *data_dir = NULL;
     long long limit = PREDICT_DEFAULT_LIMIT;
-    int json = 0, threads = 0, use_pk = 0, plan_only = 0, c;
+    int json = 0, threads = 0, use_pk = 0, plan_only = 0, step = 0, c;
+    const char *keys_dir = NULL, *in_path = NULL, *out_path = NULL;
     cdl_he_options hopt;
     cdl_he_options_default(&hopt);
     char *end;
@@ -122,6 +418,17 @@ int cmd_predict(int argc, char **argv)
             if (*end || hopt.scale_bits < 20 || hopt.scale_bits > 50)
                 return cli_usage_error("predict", "--scale-bits must be 20..50, got '%s'", optarg);
             break;
+        case 'K':
+        case 'E':
+        case 'V':
+        case 'X':
+            if (step && step != c)
+                return cli_usage_error("predict", "give only one of --keygen, --encrypt, --evaluate, --decrypt");
+            step = c;
+            break;
+        case 'k': keys_dir = optarg; break;
+        case 'i': in_path = optarg; break;
+        case 'o': out_path = optarg; break;
         case 'h': usage(stdout); return CLI_EXIT_OK;
         default: return cli_usage_error("predict", "unknown option");
         }
@@ -161,6 +468,11 @@ int cmd_predict(int argc, char **argv)
     if (plan_only) {
         fputs(desc, stdout);
         rc = CLI_EXIT_OK;
+        goto done;
+    }
+    if (step) {
+        step_args sa = {step, keys_dir, in_path, out_path, dataset, data_dir, defaulted, (size_t)limit, json, use_pk};
+        rc = run_step(g, plan, &sa);
         goto done;
     }
     fputs(desc, stderr);
