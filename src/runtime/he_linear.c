@@ -12,9 +12,20 @@
  * accumulators stay in cache. The arithmetic is exact modular arithmetic, so
  * the result is bit-identical to the mul_const/add sequence (the tests check
  * this against cdl_he_set_reference_linear(1)).
+ *
+ * With AVX-512 IFMA and primes below 2^52 the products are accumulated by
+ * vpmadd52luq / vpmadd52huq, eight coefficients at a time, into separate low
+ * (bits 0..51) and high (bits 52..103) 64-bit accumulators, folded into one
+ * residue every HE_IFMA_FLUSH terms (the low word takes 2^12 additions of
+ * values below 2^52). CDL_ISA=portable or avx2 selects the portable kernel.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HE_HAVE_IFMA_BUILD 1
+#endif
 
 #include "ckks/ckks_internal.h"
 #include "compile/he_plan.h"
@@ -24,6 +35,51 @@
 
 #define HE_BLOCK 256  /* coefficients per accumulator block */
 #define HE_MAX_GROUP 16
+#define HE_IFMA_FLUSH 2048
+
+static int kernel_override; /* 0 auto, 2 portable only (tests) */
+void cdl_he_set_linear_kernel(int portable_only) { kernel_override = portable_only ? 2 : 0; }
+
+#ifdef HE_HAVE_IFMA_BUILD
+#define HE_IFMA_TARGET "avx512f,avx512ifma"
+/* lo[k] += low52(w * x[k]), hi[k] += high52(w * x[k]) for k < bl (bl a multiple of 8; w, x < 2^52). */
+__attribute__((target(HE_IFMA_TARGET))) static void acc_ifma(uint64_t *lo, uint64_t *hi, const uint64_t *x,
+                                                            uint64_t w, size_t bl)
+{
+    const __m512i vw = _mm512_set1_epi64((long long)w);
+    for (size_t k = 0; k < bl; k += 8) {
+        __m512i vx = _mm512_loadu_si512((const void *)(x + k));
+        __m512i l = _mm512_loadu_si512((const void *)(lo + k));
+        __m512i h = _mm512_loadu_si512((const void *)(hi + k));
+        _mm512_storeu_si512((void *)(lo + k), _mm512_madd52lo_epu64(l, vx, vw));
+        _mm512_storeu_si512((void *)(hi + k), _mm512_madd52hi_epu64(h, vx, vw));
+    }
+}
+
+static int ifma_available(void)
+{
+    static int cached = -1;
+    if (cached < 0) {
+        const char *isa = getenv("CDL_ISA");
+        int forced_off = isa && (!strcmp(isa, "portable") || !strcmp(isa, "avx2"));
+        __builtin_cpu_init();
+        cached = !forced_off && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512ifma");
+    }
+    return cached;
+}
+#else
+static int ifma_available(void) { return 0; }
+static void acc_ifma(uint64_t *lo, uint64_t *hi, const uint64_t *x, uint64_t w, size_t bl)
+{
+    (void)lo, (void)hi, (void)x, (void)w, (void)bl;
+}
+#endif
+
+/* (lo + hi * 2^52) mod q */
+static inline uint64_t fold52(uint64_t lo, uint64_t hi, const cdl_modulus *m)
+{
+    return cdl_barrett_reduce_128(((cdl_u128)hi << 52) + lo, m);
+}
 
 cdl_status cdl_he_linear_group(const cdl_ckks_context *ctx, const he_op *op, size_t g,
                                cdl_ckks_ciphertext *const *in, double s_in, double const_scale, int level,
@@ -64,8 +120,39 @@ cdl_status cdl_he_linear_group(const cdl_ckks_context *ctx, const he_op *op, siz
         }
     for (size_t r = 0; r < rows; r++)
         CDL_TRY_GOTO(st, cdl_ckks_ciphertext_alloc(ctx, 2, level, &out[r]), done);
+    const int use_ifma = kernel_override != 2 && ifma_available() && n % 8 == 0;
     for (int i = 0; i < limbs; i++) {
         const cdl_modulus *m = &ctx->mod[i];
+        if (use_ifma && m->bits <= 52) {
+            uint64_t *lo = (uint64_t *)acc, *hi = lo + rows * HE_BLOCK; /* the same bytes as the u128 block */
+            for (int p = 0; p < 2; p++)
+                for (size_t b0 = 0; b0 < n; b0 += HE_BLOCK) {
+                    const size_t bl = n - b0 < HE_BLOCK ? n - b0 : HE_BLOCK;
+                    memset(acc, 0, rows * HE_BLOCK * sizeof *acc);
+                    size_t since = 0;
+                    for (size_t j = 0; j < nu; j++) {
+                        const uint64_t *x = cdl_ct_poly(in[op->gcol[c0 + cols[j]]], p, i) + b0;
+                        for (size_t r = 0; r < rows; r++) {
+                            const uint64_t w = res[((size_t)i * rows + r) * nu + j];
+                            if (w)
+                                acc_ifma(lo + r * HE_BLOCK, hi + r * HE_BLOCK, x, w, bl);
+                        }
+                        if (++since == HE_IFMA_FLUSH) {
+                            for (size_t k = 0; k < rows * HE_BLOCK; k++) {
+                                lo[k] = fold52(lo[k], hi[k], m);
+                                hi[k] = 0;
+                            }
+                            since = 0;
+                        }
+                    }
+                    for (size_t r = 0; r < rows; r++) {
+                        uint64_t *o = cdl_ct_poly(out[r], p, i) + b0;
+                        for (size_t k = 0; k < bl; k++)
+                            o[k] = fold52(lo[r * HE_BLOCK + k], hi[r * HE_BLOCK + k], m);
+                    }
+                }
+            continue;
+        }
         /* products are < q^2; the sum must stay below 2^122 for the Barrett reduction */
         const int pb = 2 * m->bits;
         const size_t lazy = pb >= 121 ? 1 : (122 - pb >= 40 ? (size_t)1 << 40 : (size_t)1 << (122 - pb));

@@ -30,5 +30,7 @@ cdl_status cdl_he_linear_group(const cdl_ckks_context *ctx, const struct he_op *
  * neuron at a time, instead of the fused kernel (the results must be
  * bit-identical). Not thread-safe; set it before evaluating. */
 void cdl_he_set_reference_linear(int on);
+/* Testing: 1 = the fused kernel's portable path even where AVX-512 IFMA exists. */
+void cdl_he_set_linear_kernel(int portable_only);
 
 #endif

@@ -185,23 +185,30 @@ static void test_tiny_graph_matches_reference(void **state)
     assert_true(d < TINY_TOL);
     /* the thread count does not change a single bit */
     assert_memory_equal(he1, he2, n * nout * sizeof *he1);
-    /* the fused linear kernel is bit-identical to one mul_const + add per term */
-    cdl_he_batch_free(out2);
-    out2 = NULL;
-    cdl_he_set_reference_linear(1);
-    assert_int_equal(cdl_he_evaluate(s.plan, s.ctx, s.rlk, enc, NULL, NULL, &out2), CDL_OK);
-    cdl_he_set_reference_linear(0);
-    assert_int_equal(cdl_he_decrypt_logits(s.plan, s.ctx, s.sk, out2, he2), CDL_OK);
-    assert_memory_equal(he1, he2, n * nout * sizeof *he1);
-    for (size_t k = 0; k < nout; k++) {
-        uint8_t *b1 = NULL, *b2 = NULL;
-        size_t l1 = 0, l2 = 0;
-        assert_int_equal(cdl_ckks_ciphertext_save(s.ctx, cdl_he_batch_ciphertext(out1, k), 0, &b1, &l1), CDL_OK);
-        assert_int_equal(cdl_ckks_ciphertext_save(s.ctx, cdl_he_batch_ciphertext(out2, k), 0, &b2, &l2), CDL_OK);
-        assert_int_equal(l1, l2);
-        assert_memory_equal(b1, b2, l1);
-        cdl_free_bytes(b1);
-        cdl_free_bytes(b2);
+    /* the fused linear kernel (IFMA where the CPU has it, and the portable
+     * one) is bit-identical to one mul_const + add per term */
+    for (int mode = 0; mode < 2; mode++) {
+        cdl_he_batch_free(out2);
+        out2 = NULL;
+        if (mode == 0)
+            cdl_he_set_reference_linear(1);
+        else
+            cdl_he_set_linear_kernel(1);
+        assert_int_equal(cdl_he_evaluate(s.plan, s.ctx, s.rlk, enc, NULL, NULL, &out2), CDL_OK);
+        cdl_he_set_reference_linear(0);
+        cdl_he_set_linear_kernel(0);
+        assert_int_equal(cdl_he_decrypt_logits(s.plan, s.ctx, s.sk, out2, he2), CDL_OK);
+        assert_memory_equal(he1, he2, n * nout * sizeof *he1);
+        for (size_t k = 0; k < nout; k++) {
+            uint8_t *b1 = NULL, *b2 = NULL;
+            size_t l1 = 0, l2 = 0;
+            assert_int_equal(cdl_ckks_ciphertext_save(s.ctx, cdl_he_batch_ciphertext(out1, k), 0, &b1, &l1), CDL_OK);
+            assert_int_equal(cdl_ckks_ciphertext_save(s.ctx, cdl_he_batch_ciphertext(out2, k), 0, &b2, &l2), CDL_OK);
+            assert_int_equal(l1, l2);
+            assert_memory_equal(b1, b2, l1);
+            cdl_free_bytes(b1);
+            cdl_free_bytes(b2);
+        }
     }
 
     /* the input batch is untouched by evaluation, and survives save/load */
