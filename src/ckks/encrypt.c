@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "core/memory.h"
 #include "core/rng.h"
+#include "ring/rns_kernels.h"
 #include "ring/rns_poly.h"
 #include "ring/sampler.h"
 
@@ -101,6 +102,11 @@ cdl_status cdl_ckks_encrypt_pk(const cdl_ckks_context *ctx, const cdl_ckks_publi
         cdl_ntt_forward(ctx->ntt[p], o0);
         cdl_poly_from_small(o1, small + 2 * n, n, q);
         cdl_ntt_forward(ctx->ntt[p], o1);
+        if (q < CDL_IFMA_PRIME_LIMIT && cdl_rns_vector_enabled(n)) {
+            cdl_mul_add_ifma(o0, bt, ut, q, n);
+            cdl_mul_add_ifma(o1, at, ut, q, n);
+            continue;
+        }
         for (size_t k = 0; k < n; k++) {
             o0[k] = cdl_mod_add(o0[k], cdl_mod_mul(bt[k], ut[k], m), q);
             o1[k] = cdl_mod_add(o1[k], cdl_mod_mul(at[k], ut[k], m), q);

@@ -15,6 +15,7 @@
 #include "core/memory.h"
 #include "ring/automorphism.h"
 #include "ring/basis_extension.h"
+#include "ring/rns_kernels.h"
 #include "ring/rns_poly.h"
 
 /* Rotations sharing one digit decomposition per batch (memory grows with it). */
@@ -260,6 +261,10 @@ static void tensor(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a, co
         const uint64_t *a0 = cdl_ct_poly(a, 0, i), *a1 = cdl_ct_poly(a, 1, i);
         const uint64_t *b0 = cdl_ct_poly(b, 0, i), *b1 = cdl_ct_poly(b, 1, i);
         uint64_t *o0 = d0 + (size_t)i * d_stride, *o1 = d1 + (size_t)i * d_stride, *o2 = d2 + (size_t)i * d_stride;
+        if (m->value < CDL_IFMA_PRIME_LIMIT && cdl_rns_vector_enabled(n)) {
+            cdl_tensor_ifma(a0, a1, b0, b1, o0, o1, o2, m->value, n);
+            continue;
+        }
         const int lazy2 = cdl_lazy_products(m) >= 2;
         for (size_t k = 0; k < n; k++) {
             uint64_t x0 = a0[k], x1 = a1[k], y0 = b0[k], y1 = b1[k];
@@ -411,6 +416,10 @@ cdl_status cdl_ckks_rescale(const cdl_ckks_context *ctx, const cdl_ckks_cipherte
             uint64_t *o = cdl_ct_poly(out, k, i);
             uint64_t q = ctx->primes[i], w = ctx->rescale_inv[(size_t)l * qc + (size_t)i];
             uint64_t ws = ctx->rescale_inv_shoup[(size_t)l * qc + (size_t)i];
+            if (cdl_rns_vector_enabled(n)) {
+                cdl_sub_mul_scalar_avx512(o, src, t, w, ws, q, n);
+                continue;
+            }
             for (size_t j = 0; j < n; j++)
                 o[j] = cdl_mul_shoup(src[j] + q - t[j], w, ws, q);
         }

@@ -176,6 +176,39 @@ __attribute__((target(RNS_TARGET))) void cdl_mac_ifma(const uint64_t *const *x, 
     }
 }
 
+/* Tensor product of (a0, a1) and (b0, b1) modulo p < 2^50 (inputs < p): the
+ * same 52-bit split products as cdl_mac_ifma, one fold per output. */
+__attribute__((target(RNS_TARGET))) void cdl_tensor_ifma(const uint64_t *a0, const uint64_t *a1, const uint64_t *b0,
+                                                          const uint64_t *b1, uint64_t *o0, uint64_t *o1,
+                                                          uint64_t *o2, uint64_t p, size_t n)
+{
+    const z_mul one = make_mul(1, p, 1), c52 = make_mul(((uint64_t)1 << 52) % p, p, 1);
+    const __m512i zero = _mm512_setzero_si512();
+    for (size_t k = 0; k < n; k += 8) {
+        __m512i x0 = LOAD(a0 + k), x1 = LOAD(a1 + k), y0 = LOAD(b0 + k), y1 = LOAD(b1 + k);
+        __m512i l0 = _mm512_madd52lo_epu64(zero, x0, y0), h0 = _mm512_madd52hi_epu64(zero, x0, y0);
+        __m512i l1 = _mm512_madd52lo_epu64(_mm512_madd52lo_epu64(zero, x0, y1), x1, y0);
+        __m512i h1 = _mm512_madd52hi_epu64(_mm512_madd52hi_epu64(zero, x0, y1), x1, y0);
+        __m512i l2 = _mm512_madd52lo_epu64(zero, x1, y1), h2 = _mm512_madd52hi_epu64(zero, x1, y1);
+        STORE(o0 + k, fold52(l0, h0, &one, &c52));
+        STORE(o1 + k, fold52(l1, h1, &one, &c52));
+        STORE(o2 + k, fold52(l2, h2, &one, &c52));
+    }
+}
+
+/* o = o + a * b mod p, p < 2^50, inputs < p. */
+__attribute__((target(RNS_TARGET))) void cdl_mul_add_ifma(uint64_t *o, const uint64_t *a, const uint64_t *b,
+                                                           uint64_t p, size_t n)
+{
+    const z_mul one = make_mul(1, p, 1), c52 = make_mul(((uint64_t)1 << 52) % p, p, 1);
+    const __m512i zero = _mm512_setzero_si512();
+    for (size_t k = 0; k < n; k += 8) {
+        __m512i x = LOAD(a + k), y = LOAD(b + k);
+        __m512i lo = _mm512_madd52lo_epu64(LOAD(o + k), x, y), hi = _mm512_madd52hi_epu64(zero, x, y);
+        STORE(o + k, fold52(lo, hi, &one, &c52));
+    }
+}
+
 #else /* not x86-64 GCC/clang: the portable loops are always used */
 
 int cdl_rns_vector_enabled(size_t n)
@@ -200,6 +233,15 @@ void cdl_mac_ifma(const uint64_t *const *x, const uint64_t *const *k0, const uin
                   const uint32_t *perm, uint64_t p, uint64_t *o0, uint64_t *o1, size_t n)
 {
     (void)x, (void)k0, (void)k1, (void)dcount, (void)perm, (void)p, (void)o0, (void)o1, (void)n;
+}
+void cdl_tensor_ifma(const uint64_t *a0, const uint64_t *a1, const uint64_t *b0, const uint64_t *b1, uint64_t *o0,
+                     uint64_t *o1, uint64_t *o2, uint64_t p, size_t n)
+{
+    (void)a0, (void)a1, (void)b0, (void)b1, (void)o0, (void)o1, (void)o2, (void)p, (void)n;
+}
+void cdl_mul_add_ifma(uint64_t *o, const uint64_t *a, const uint64_t *b, uint64_t p, size_t n)
+{
+    (void)o, (void)a, (void)b, (void)p, (void)n;
 }
 
 #endif

@@ -38,4 +38,12 @@ void cdl_sub_mul_scalar_avx512(uint64_t *out, const uint64_t *a, const uint64_t 
 void cdl_mac_ifma(const uint64_t *const *x, const uint64_t *const *k0, const uint64_t *const *k1, int dcount,
                   const uint32_t *perm, uint64_t p, uint64_t *o0, uint64_t *o1, size_t n);
 
+/* For p < CDL_IFMA_PRIME_LIMIT and every input below p:
+ * tensor product o0 = a0 b0, o1 = a0 b1 + a1 b0, o2 = a1 b1 mod p (the outputs
+ * may alias the inputs position for position), and o = o + a b mod p. */
+#define CDL_IFMA_PRIME_LIMIT ((uint64_t)1 << 50)
+void cdl_tensor_ifma(const uint64_t *a0, const uint64_t *a1, const uint64_t *b0, const uint64_t *b1, uint64_t *o0,
+                     uint64_t *o1, uint64_t *o2, uint64_t p, size_t n);
+void cdl_mul_add_ifma(uint64_t *o, const uint64_t *a, const uint64_t *b, uint64_t p, size_t n);
+
 #endif

@@ -4,7 +4,8 @@
  *  - base conversion (both steps) for mixes of 20..61-bit source and target
  *    primes, which exercise both Shoup flavours (IFMA52 below 2^50, F/DQ
  *    above), with the edge residues 0, q-1, floor(q/2), floor(q/2)+1;
- *  - the ModDown finishing step against 128-bit arithmetic;
+ *  - the ModDown finishing step, the IFMA key-switching inner product, tensor
+ *    product and multiply-add against 128-bit arithmetic;
  *  - whole CKKS operations (mul + relinearize, rescale, rotate, public-key
  *    encryption, decrypt) under CDL_ISA portable vs AVX-512: identical
  *    ciphertexts. The portable results are themselves checked for precision
@@ -142,6 +143,65 @@ static void test_moddown_finish_kernel(void **state)
     cdl_rng_free(rng);
 }
 
+/* The IFMA product kernels against 128-bit arithmetic, with the largest
+ * residues (p - 1 everywhere) and the most digits the MAC kernel accepts. */
+static void test_ifma_product_kernels(void **state)
+{
+    (void)state;
+    const size_t n = 64;
+    if (!vector_available(n))
+        skip();
+    const int bits[] = {49, 47, 40, 30, 20};
+    enum { D = CDL_MAC_IFMA_MAX_DIGITS };
+    cdl_rng *rng = t_rng(60);
+    uint64_t *buf = cdl_alloc_array((3 * D + 8) * n, 8);
+    uint32_t perm[64];
+    for (size_t k = 0; k < n; k++)
+        perm[k] = (uint32_t)((k * 37 + 5) % n);
+    for (int s = 0; s < 5; s++) {
+        uint64_t p;
+        assert_int_equal(cdl_generate_ntt_primes(bits[s], 1, 2 * n, NULL, 0, &p), CDL_OK);
+        assert_true(p < CDL_IFMA_PRIME_LIMIT);
+        for (int extreme = 0; extreme < 2; extreme++) {
+            for (size_t k = 0; k < (3 * D + 8) * n; k++)
+                buf[k] = extreme ? p - 1 : cdl_rng_u64(rng) % p;
+            const uint64_t *x[D], *k0[D], *k1[D];
+            for (int d = 0; d < D; d++) {
+                x[d] = buf + (size_t)d * n;
+                k0[d] = buf + (size_t)(D + d) * n;
+                k1[d] = buf + (size_t)(2 * D + d) * n;
+            }
+            uint64_t *o0 = buf + (size_t)(3 * D) * n, *o1 = o0 + n, *o2 = o1 + n, *o3 = o2 + n;
+            for (int use_perm = 0; use_perm < 2; use_perm++) {
+                cdl_mac_ifma(x, k0, k1, D, use_perm ? perm : NULL, p, o0, o1, n);
+                for (size_t k = 0; k < n; k++) {
+                    cdl_u128 s0 = 0, s1 = 0;
+                    size_t kk = use_perm ? perm[k] : k;
+                    for (int d = 0; d < D; d++) {
+                        s0 += (cdl_u128)x[d][kk] * k0[d][k];
+                        s1 += (cdl_u128)x[d][kk] * k1[d][k];
+                    }
+                    assert_true(o0[k] == (uint64_t)(s0 % p));
+                    assert_true(o1[k] == (uint64_t)(s1 % p));
+                }
+            }
+            cdl_tensor_ifma(x[0], x[1], x[2], x[3], o0, o1, o2, p, n);
+            for (size_t k = 0; k < n; k++) {
+                cdl_u128 a0 = x[0][k], a1 = x[1][k], b0 = x[2][k], b1 = x[3][k];
+                assert_true(o0[k] == (uint64_t)(a0 * b0 % p));
+                assert_true(o1[k] == (uint64_t)((a0 * b1 + a1 * b0) % p));
+                assert_true(o2[k] == (uint64_t)(a1 * b1 % p));
+            }
+            memcpy(o3, x[4], n * 8);
+            cdl_mul_add_ifma(o3, x[5], x[6], p, n);
+            for (size_t k = 0; k < n; k++)
+                assert_true(o3[k] == (uint64_t)(((cdl_u128)x[5][k] * x[6][k] + x[4][k]) % p));
+        }
+    }
+    cdl_free(buf);
+    cdl_rng_free(rng);
+}
+
 static void assert_ct_equal(const cdl_ckks_ciphertext *a, const cdl_ckks_ciphertext *b)
 {
     assert_int_equal(a->level, b->level);
@@ -214,6 +274,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_base_conversion_kernels),
         cmocka_unit_test(test_moddown_finish_kernel),
+        cmocka_unit_test(test_ifma_product_kernels),
         cmocka_unit_test(test_ckks_ops_portable_vs_avx512),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
