@@ -485,8 +485,8 @@ int cmd_predict(int argc, char **argv)
     const size_t per = cdl_dataset_image_size(ds), nin = cdl_he_plan_input_size(plan),
                  nout = cdl_he_plan_output_size(plan), n = ds->n;
     if (per != nin) {
-        fprintf(stderr, "cryptodl predict: the model takes %zu values per image but %s images have %zu: is this a "
-                        "model for %s?\n", nin, ds->name, per, ds->name);
+        fprintf(stderr, "cryptodl predict: the model takes %zu values per image but %s images have %zu: give the "
+                        "--dataset the model was trained on\n", nin, ds->name, per);
         goto done;
     }
     images = malloc(n * per * sizeof *images);
