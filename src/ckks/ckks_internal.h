@@ -215,11 +215,13 @@ enum {
     CDL_SCRATCH_EV_U,
     CDL_SCRATCH_EV_C2,
     CDL_SCRATCH_EV_C0,
+    CDL_SCRATCH_EV_ROT,
     CDL_SCRATCH_RS_LAST,
     CDL_SCRATCH_RS_TMP,
     CDL_SCRATCH_MD_Y,
     CDL_SCRATCH_MD_TMP,
     CDL_SCRATCH_ENC_ACC,
+    CDL_SCRATCH_ENC_U,
     CDL_SCRATCH_SLOTS
 };
 uint64_t *cdl_ckks_scratch(int slot, size_t words);

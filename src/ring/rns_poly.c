@@ -48,6 +48,12 @@ void cdl_poly_add_scalar(uint64_t *out, const uint64_t *a, uint64_t c, size_t n,
         out[k] = cdl_mod_add(a[k], c, q);
 }
 
+/* Encryption and key generation convert every small polynomial once per
+ * prime; the loop vectorizes, so x86-64 builds get AVX-512/AVX2 clones
+ * picked at load time (same results: plain integer code). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#endif
 void cdl_poly_from_small(uint64_t *out, const int8_t *a, size_t n, uint64_t q)
 {
     for (size_t k = 0; k < n; k++) {
