@@ -106,8 +106,8 @@ cdl_status cdl_ckks_encrypt_pk(const cdl_ckks_context *ctx, const cdl_ckks_publi
         cdl_poly_from_small(o1, small + 2 * n, n, q);
         cdl_ntt_forward(ctx->ntt[p], o1);
         if (q < CDL_IFMA_PRIME_LIMIT && cdl_rns_vector_enabled(n)) {
-            cdl_mul_add_ifma(o0, bt, ut, q, n);
-            cdl_mul_add_ifma(o1, at, ut, q, n);
+            cdl_mul_add_ifma(o0, o0, bt, ut, q, n);
+            cdl_mul_add_ifma(o1, o1, at, ut, q, n);
             continue;
         }
         for (size_t k = 0; k < n; k++) {
@@ -199,6 +199,10 @@ cdl_status cdl_ckks_decrypt(const cdl_ckks_context *ctx, const cdl_ckks_secret_k
         const uint64_t *c0 = cdl_ct_poly(ct, 0, i), *c1 = cdl_ct_poly(ct, 1, i), *s = sk->s + (size_t)i * n;
         const uint64_t *c2 = three ? cdl_ct_poly(ct, 2, i) : NULL;
         uint64_t *o = cdl_pt_limb(pt, i);
+        if (!three && q < CDL_IFMA_PRIME_LIMIT && cdl_rns_vector_enabled(n)) {
+            cdl_mul_add_ifma(o, c0, c1, s, q, n);
+            continue;
+        }
         if (sk->s_shoup && !three) {
             const uint64_t *ws = sk->s_shoup + (size_t)i * n;
             for (size_t k = 0; k < n; k++) {
