@@ -206,15 +206,16 @@ static cdl_status item_poly(const eval_env *e, size_t o, cdl_ckks_ciphertext *tm
 /* Run fn over the op's outputs in parallel, in chunks, reporting progress. */
 static cdl_status run_items(const eval_env *e, item_fn fn, size_t n, cdl_he_progress_fn progress, void *user)
 {
-    size_t chunk = n / 20;
+    size_t chunk = n / 10; /* ten progress reports per layer; each chunk ends in a barrier */
     if (chunk < 16)
         chunk = 16;
+    const int parallel = fn != item_gather; /* moving pointers is not worth waking threads */
     int failed = 0;
     cdl_status fst = CDL_OK;
     char msg[512] = "";
     for (size_t start = 0; start < n && !failed; start += chunk) {
         size_t end = start + chunk < n ? start + chunk : n;
-#pragma omp parallel
+#pragma omp parallel if (parallel)
         {
             cdl_ckks_ciphertext *tmp = NULL;
             cdl_status ts = fn == item_linear || fn == item_square ? cdl_ckks_ciphertext_new(e->ctx, &tmp) : CDL_OK;

@@ -221,6 +221,39 @@ static void test_tiny_graph_matches_reference(void **state)
     assert_int_equal(cdl_he_decrypt_logits(s.plan, s.ctx, s.sk, out3, he2), CDL_OK);
     assert_memory_equal(he1, he2, n * nout * sizeof *he1);
     cdl_he_batch *bad = NULL;
+    /* mutated encrypted logits (3 small ciphertexts): every load is OK or a clean refusal, never a crash */
+    {
+        uint8_t *lb = NULL;
+        size_t ll = 0;
+        assert_int_equal(cdl_he_batch_save(s.ctx, out1, 0, &lb, &ll), CDL_OK);
+        uint8_t *mut = malloc(ll);
+        assert_non_null(mut);
+        cdl_rng *mr = seeded_rng(9);
+        size_t refused = 0;
+        for (int it = 0; it < 300; it++) {
+            memcpy(mut, lb, ll);
+            /* flip a byte in the batch header or a ciphertext header (the first 200 bytes after each length) */
+            size_t at = (size_t)(cdl_rng_u64(mr) % (ll < 4096 ? ll : 4096));
+            if (it % 3 == 0)
+                at = (size_t)(cdl_rng_u64(mr) % 40);
+            mut[at] ^= (uint8_t)(1u << (cdl_rng_u64(mr) % 8));
+            size_t ml = it % 7 == 0 ? (size_t)(cdl_rng_u64(mr) % ll) : ll;
+            cdl_he_batch *m = NULL;
+            cdl_status st = cdl_he_batch_load(s.ctx, mut, ml, &m);
+            assert_true(st == CDL_OK || st == CDL_ERR_FORMAT || st == CDL_ERR_MISMATCH);
+            if (st == CDL_OK)
+                assert_non_null(m);
+            else {
+                assert_null(m);
+                refused++;
+            }
+            cdl_he_batch_free(m);
+        }
+        assert_true(refused > 0);
+        cdl_rng_free(mr);
+        free(mut);
+        cdl_free_bytes(lb);
+    }
     assert_int_equal(cdl_he_batch_load(s.ctx, blob, len - 1, &bad), CDL_ERR_FORMAT);
     blob[0] ^= 1;
     assert_int_equal(cdl_he_batch_load(s.ctx, blob, len, &bad), CDL_ERR_FORMAT);
