@@ -7,7 +7,7 @@
  * plaintext float64 reference (cdl_nn_run) and with the labels.
  *
  * The same steps one at a time, with files, for a real client and server:
- *   --keygen   (client) DIR/secret.key (mode 0600) and DIR/relin.key
+ *   --keygen   (client) DIR/secret.key (mode 0600), DIR/relin.key, DIR/public.key
  *   --encrypt  (client) the first --limit test images -> --out FILE
  *   --evaluate (server) --in FILE -> --out FILE with DIR/relin.key only
  *   --decrypt  (client) --in FILE -> predictions, checked as above
@@ -51,8 +51,9 @@ static void usage(FILE *out)
             "  --json            one JSON object on stdout instead of the text summary\n"
             "  -h, --help        this help\n\n"
             "client / server steps with files (same MODEL and --log-n/--scale-bits on both sides):\n"
-            "  --keygen   --keys DIR                    client: DIR/secret.key, DIR/relin.key\n"
-            "  --encrypt  --keys DIR --out FILE         client: encrypt the first --limit images (one batch)\n"
+            "  --keygen   --keys DIR                    client: DIR/secret.key, relin.key, public.key\n"
+            "  --encrypt  --keys DIR --out FILE         client: encrypt the first --limit images (one batch;\n"
+            "                                           with --public-key only DIR/public.key is read)\n"
             "  --evaluate --keys DIR --in FILE --out F  server: needs only DIR/relin.key\n"
             "  --decrypt  --keys DIR --in FILE          client: predictions, compared with the labels and\n"
             "                                           the plaintext reference on the same images\n\n"
@@ -173,9 +174,9 @@ static int load_key_file(const cdl_ckks_context *ctx, const char *dir, const cha
     size_t len = 0;
     if (read_file(path, &d, &len) != 0)
         return -1;
-    cdl_status st = !strcmp(name, "secret.key")
-                        ? cdl_ckks_secret_key_load(ctx, d, len, (cdl_ckks_secret_key **)key)
-                        : cdl_ckks_relin_key_load(ctx, d, len, (cdl_ckks_relin_key **)key);
+    cdl_status st = !strcmp(name, "secret.key")   ? cdl_ckks_secret_key_load(ctx, d, len, (cdl_ckks_secret_key **)key)
+                    : !strcmp(name, "public.key") ? cdl_ckks_public_key_load(ctx, d, len, (cdl_ckks_public_key **)key)
+                                                  : cdl_ckks_relin_key_load(ctx, d, len, (cdl_ckks_relin_key **)key);
     if (!strcmp(name, "secret.key"))
         memset(d, 0, len); /* the key bytes */
     free(d);
@@ -194,6 +195,7 @@ static int run_step(const cdl_nn_graph *g, const cdl_he_plan *plan, const step_a
     cdl_rng *rng = NULL;
     cdl_ckks_secret_key *sk = NULL;
     cdl_ckks_relin_key *rlk = NULL;
+    cdl_ckks_public_key *pk = NULL;
     cdl_he_batch *batch = NULL, *res = NULL;
     cdl_dataset *ds = NULL;
     uint8_t *blob = NULL;
@@ -215,7 +217,8 @@ static int run_step(const cdl_nn_graph *g, const cdl_he_plan *plan, const step_a
             fprintf(stderr, "cryptodl predict: cannot create %s: %s\n", a->keys, strerror(errno));
             goto done;
         }
-        if (cdl_ckks_keygen_secret(ctx, rng, &sk) != CDL_OK || cdl_ckks_keygen_relin(ctx, sk, rng, &rlk) != CDL_OK) {
+        if (cdl_ckks_keygen_secret(ctx, rng, &sk) != CDL_OK || cdl_ckks_keygen_relin(ctx, sk, rng, &rlk) != CDL_OK ||
+            cdl_ckks_keygen_public(ctx, sk, rng, &pk) != CDL_OK) {
             rc = cli_fail_status("predict", "key generation failed");
             goto done;
         }
@@ -239,8 +242,19 @@ static int run_step(const cdl_nn_graph *g, const cdl_he_plan *plan, const step_a
         }
         if (write_file(path, blob, len, 0) != 0)
             goto done;
-        printf("keys in %s: secret.key (%zu bytes, keep it), relin.key (%.1f MB, give it to the server); %.2f s\n",
-               a->keys, sk_len, len / 1e6, cli_now_seconds() - t0);
+        free(blob);
+        blob = NULL;
+        size_t pk_len = 0;
+        snprintf(path, sizeof path, "%s/public.key", a->keys);
+        if (cdl_ckks_public_key_save(ctx, pk, 0, &blob, &pk_len) != CDL_OK) {
+            rc = cli_fail_status("predict", "cannot serialize the public key");
+            goto done;
+        }
+        if (write_file(path, blob, pk_len, 0) != 0)
+            goto done;
+        printf("keys in %s: secret.key (%zu bytes, keep it), relin.key (%.1f MB, give it to the server), "
+               "public.key (%.1f MB, for --encrypt --public-key); %.2f s\n",
+               a->keys, sk_len, len / 1e6, pk_len / 1e6, cli_now_seconds() - t0);
         rc = CLI_EXIT_OK;
         goto done;
     }
@@ -271,8 +285,11 @@ static int run_step(const cdl_nn_graph *g, const cdl_he_plan *plan, const step_a
         rc = CLI_EXIT_OK;
         goto done;
     }
-    /* client steps: the secret key and the test images */
-    if (load_key_file(ctx, a->keys, "secret.key", (void **)&sk) != 0)
+    /* client steps: the secret key (or, to encrypt only, the public key) and the test images */
+    if (a->step == 'E' && a->use_pk) {
+        if (load_key_file(ctx, a->keys, "public.key", (void **)&pk) != 0)
+            goto done;
+    } else if (load_key_file(ctx, a->keys, "secret.key", (void **)&sk) != 0)
         goto done;
     size_t n = a->limit;
     if (a->step == 'X') {
@@ -307,7 +324,7 @@ static int run_step(const cdl_nn_graph *g, const cdl_he_plan *plan, const step_a
     for (size_t i = 0; i < n * per; i++)
         img[i] = ds->pixels[i];
     if (a->step == 'E') {
-        if (cdl_he_encrypt_batch(plan, ctx, NULL, sk, img, n, rng, &batch) != CDL_OK) {
+        if (cdl_he_encrypt_batch(plan, ctx, pk, pk ? NULL : sk, img, n, rng, &batch) != CDL_OK) {
             rc = cli_fail_status("predict", "encryption failed");
             goto done;
         }
@@ -357,6 +374,7 @@ done:
     cdl_he_batch_free(batch);
     cdl_he_batch_free(res);
     cdl_ckks_relin_key_free(rlk);
+    cdl_ckks_public_key_free(pk);
     cdl_ckks_secret_key_free(sk);
     cdl_rng_free(rng);
     cdl_ckks_context_free(ctx);
