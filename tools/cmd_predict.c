@@ -599,6 +599,7 @@ int cmd_predict(int argc, char **argv)
     const double per_hour_eval = t_eval > 0 ? 3600.0 * (double)n / t_eval : 0;
     const double t_total = t_encrypt + t_eval + t_decrypt;
     const double per_hour_total = t_total > 0 ? 3600.0 * (double)n / t_total : 0;
+    const double per_hour_full = t_eval > 0 ? 3600.0 * (double)(batches * cap) / t_eval : 0;
     if (json) {
         printf("{\"model\":\"%s\",\"dataset\":\"%s\",\"images\":%zu,\"batches\":%zu,\"threads\":%d,"
                "\"encrypted_accuracy\":%.6f,\"plaintext_accuracy\":%.6f,\"argmax_agreement\":%.6f,"
@@ -606,11 +607,12 @@ int cmd_predict(int argc, char **argv)
                "\"log_n\":%d,\"log_qp\":%d,\"levels\":%d,\"scale_bits\":%d,\"encryption\":\"%s\","
                "\"keygen_s\":%.3f,\"encrypt_s\":%.3f,\"evaluate_s\":%.3f,\"decrypt_s\":%.3f,"
                "\"predictions_per_hour_evaluate\":%.0f,\"predictions_per_hour_end_to_end\":%.0f,"
+               "\"predictions_per_hour_full_batches\":%.0f,\"batch_capacity\":%zu,"
                "\"input_bytes\":%zu,\"output_bytes\":%zu,\"relin_key_bytes\":%zu}\n",
                path, ds->name, n, batches, cdl_get_threads(), (double)he_correct / n, (double)ref_correct / n,
                (double)agree / n, max_diff, max_logit, sp->log_n, log_qp, cdl_he_plan_levels(plan),
                (int)lround(log2(sp->scale)), use_pk ? "public-key" : "secret-key", t_keygen, t_encrypt, t_eval,
-               t_decrypt, per_hour_eval, per_hour_total, in_bytes, out_bytes, rlk_bytes);
+               t_decrypt, per_hour_eval, per_hour_total, per_hour_full, cap, in_bytes, out_bytes, rlk_bytes);
     } else {
         printf("encrypted inference: %s on %zu %s test images (%zu batch%s, %d threads)\n", path, n, ds->name, batches,
                batches == 1 ? "" : "es", cdl_get_threads());
@@ -625,6 +627,9 @@ int cmd_predict(int argc, char **argv)
                t_encrypt, t_eval, t_decrypt);
         printf("  throughput    %.0f predictions/hour (evaluation), %.0f/hour (encrypt + evaluate + decrypt)\n",
                per_hour_eval, per_hour_total);
+        if (n < batches * cap)
+            printf("                a batch holds %zu images at the same cost: %.0f predictions/hour with full "
+                   "batches\n", cap, per_hour_full);
         printf("  sizes         input ciphertexts %.1f MB, encrypted logits %.1f MB, relinearization key %.1f MB\n",
                in_bytes / 1e6, out_bytes / 1e6, rlk_bytes / 1e6);
     }
