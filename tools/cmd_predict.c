@@ -46,8 +46,11 @@ static void usage(FILE *out)
             "  --threads T       worker threads (default: all cores)\n"
             "  --log-n L         force the ring degree 2^L (default: the smallest that fits)\n"
             "  --scale-bits B    force the scale 2^B (default: as large as the security budget allows)\n"
+            "  --output-bits B   room for the logits in the last prime: |logit| < 2^(B-1) (default 10)\n"
+            "  --approx SPEC     replace ReLU/Sigmoid/Tanh by polynomials first, e.g. relu=remez:4:-6:6\n"
             "  --public-key      encrypt with the public key (default: the secret key, symmetric)\n"
-            "  --plan            print the HE plan (layers, levels, parameters, cost) and stop\n"
+            "  --plan            print the HE plan (layers, levels, parameters, cost, memory) and stop\n"
+            "  --force           run even if the plan's ciphertext memory exceeds 90%% of this machine's RAM\n"
             "  --json            one JSON object on stdout instead of the text summary\n"
             "  -h, --help        this help\n\n"
             "client / server steps with files (same MODEL and --log-n/--scale-bits on both sides):\n"
@@ -390,7 +393,10 @@ int cmd_predict(int argc, char **argv)
                                          {"log-n", required_argument, 0, 'L'},
                                          {"scale-bits", required_argument, 0, 'S'},
                                          {"public-key", no_argument, 0, 'p'},
+                                         {"output-bits", required_argument, 0, 'B'},
+                                         {"approx", required_argument, 0, 'A'},
                                          {"plan", no_argument, 0, 'P'},
+                                         {"force", no_argument, 0, 'F'},
                                          {"json", no_argument, 0, 'j'},
                                          {"keygen", no_argument, 0, 'K'},
                                          {"encrypt", no_argument, 0, 'E'},
@@ -403,8 +409,8 @@ int cmd_predict(int argc, char **argv)
                                          {0, 0, 0, 0}};
     const char *dataset = "mnist", *data_dir = NULL;
     long long limit = PREDICT_DEFAULT_LIMIT;
-    int json = 0, threads = 0, use_pk = 0, plan_only = 0, step = 0, c;
-    const char *keys_dir = NULL, *in_path = NULL, *out_path = NULL;
+    int json = 0, threads = 0, use_pk = 0, plan_only = 0, step = 0, force = 0, c;
+    const char *keys_dir = NULL, *in_path = NULL, *out_path = NULL, *approx = NULL;
     cdl_he_options hopt;
     cdl_he_options_default(&hopt);
     char *end;
@@ -445,6 +451,13 @@ int cmd_predict(int argc, char **argv)
             step = c;
             break;
         case 'k': keys_dir = optarg; break;
+        case 'F': force = 1; break;
+        case 'A': approx = optarg; break;
+        case 'B':
+            hopt.output_bits = (int)strtol(optarg, &end, 10);
+            if (*end || hopt.output_bits < 2 || hopt.output_bits > 30)
+                return cli_usage_error("predict", "--output-bits must be 2..30, got '%s'", optarg);
+            break;
         case 'i': in_path = optarg; break;
         case 'o': out_path = optarg; break;
         case 'h': usage(stdout); return CLI_EXIT_OK;
@@ -475,6 +488,10 @@ int cmd_predict(int argc, char **argv)
 
     if (cdl_nn_load_file(path, &g) != CDL_OK)
         return cli_fail_status("predict", "cannot import the model");
+    if (approx && cdl_nn_apply_approx(g, approx, NULL) != CDL_OK) {
+        rc = cli_fail_status("predict", "cannot apply --approx");
+        goto done;
+    }
     if (cdl_he_plan_new(g, &hopt, &plan) != CDL_OK) {
         rc = cli_fail_status("predict", "cannot compile the model for encrypted inference");
         goto done;
@@ -487,6 +504,19 @@ int cmd_predict(int argc, char **argv)
         fputs(desc, stdout);
         rc = CLI_EXIT_OK;
         goto done;
+    }
+    if (!force && (!step || step == 'V')) {
+        long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+        double ram = pages > 0 && page > 0 ? (double)pages * (double)page : 0;
+        if (ram > 0 && (double)cdl_he_plan_memory(plan) > 0.9 * ram) {
+            fprintf(stderr,
+                    "cryptodl predict: evaluating this model needs about %.1f GB of ciphertexts (batch-SIMD mode keeps "
+                    "one ciphertext per neuron of the widest layers; see --plan) but this machine has %.1f GB of RAM.\n"
+                    "Use a narrower model (fewer channels, a stride in the first layers), a larger machine, or "
+                    "--force to try anyway.\n",
+                    cdl_he_plan_memory(plan) / 1e9, ram / 1e9);
+            goto done;
+        }
     }
     if (step) {
         step_args sa = {step, keys_dir, in_path, out_path, dataset, data_dir, defaulted, (size_t)limit, json, use_pk};

@@ -77,6 +77,10 @@ typedef struct cdl_he_cost {
     uint64_t rescales;
 } cdl_he_cost;
 CDL_API void cdl_he_plan_cost(const cdl_he_plan *plan, cdl_he_cost *cost);
+/* Estimated peak memory of the ciphertexts of one cdl_he_evaluate, in bytes
+ * (the input batch included): one ciphertext per value of the widest live
+ * layers, whatever the number of images. */
+CDL_API uint64_t cdl_he_plan_memory(const cdl_he_plan *plan);
 
 /* A CKKS context with the plan's parameters. */
 CDL_API cdl_status cdl_he_context_new(const cdl_he_plan *plan, cdl_ckks_context **out);

@@ -486,6 +486,40 @@ static cdl_status choose_params(cdl_he_plan *p)
                     L, o->scale_bits ? o->scale_bits : o->min_scale_bits, h, tried);
 }
 
+/* ---- memory ------------------------------------------------------------------ */
+
+/* Peak ciphertext memory of cdl_he_evaluate, replaying its allocation order:
+ * every ciphertext holds room for 2 polynomials of q_count limbs whatever its
+ * level; the input batch stays alive (it belongs to the caller); a linear op
+ * holds its input and its output; element-wise ops on a value nobody reads
+ * later work in place; a value is freed after its last reader. */
+static void estimate_memory(cdl_he_plan *p, const int *last_reader)
+{
+    const uint64_t ct = 2ull * (uint64_t)p->spec.q_count * ((uint64_t)1 << p->spec.log_n) * 8ull;
+    uint64_t live = p->value_size[0] * ct, peak = live;
+    p->peak_node = -1;
+    for (size_t i = 0; i < p->n_ops; i++) {
+        const he_op *op = &p->ops[i];
+        if (op->kind == HE_OP_SKIP)
+            continue;
+        const uint64_t in = p->value_size[op->in_value] * ct, out = op->n_out * ct;
+        const int in_place = op->kind != HE_OP_LINEAR && op->last_use_of_input;
+        uint64_t during = in_place ? live - in + (in > out ? in : out) : live + out;
+        if (during > peak) {
+            peak = during;
+            p->peak_node = (int)i;
+        }
+        live = during;
+        if (!in_place && op->in_value != 0 && last_reader[op->in_value] == (int)i && op->in_value != p->output_value)
+            live -= in;
+        else if (in_place && in > out)
+            live -= in - out;
+    }
+    p->peak_bytes = peak;
+}
+
+uint64_t cdl_he_plan_memory(const cdl_he_plan *plan) { return plan ? plan->peak_bytes : 0; }
+
 /* ---- the plan ---------------------------------------------------------------- */
 
 cdl_status cdl_he_plan_new(const cdl_nn_graph *graph, const cdl_he_options *opt, cdl_he_plan **out)
@@ -597,6 +631,7 @@ cdl_status cdl_he_plan_new(const cdl_nn_graph *graph, const cdl_he_options *opt,
         }
     }
     CDL_TRY_GOTO(st, choose_params(p), done);
+    estimate_memory(p, last_reader);
 done:
     cdl_free(depth);
     cdl_free(needed);
@@ -729,6 +764,10 @@ cdl_status cdl_he_plan_describe(const cdl_he_plan *plan, char **text)
               (unsigned long long)plan->cost.const_mults, (unsigned long long)plan->cost.adds,
               (unsigned long long)plan->cost.ct_mults, (unsigned long long)plan->cost.rescales);
     tb_printf(&t, "keys the server needs: relinearization only (no rotations)\n");
+    tb_printf(&t, "peak ciphertext memory of one evaluation: %.2f GB (at node %d%s%s), one ciphertext %.2f MB\n",
+              plan->peak_bytes / 1e9, plan->peak_node + 1, plan->peak_node >= 0 ? " " : "",
+              plan->peak_node >= 0 ? plan->ops[plan->peak_node].name : "",
+              2.0 * sp->q_count * (double)((uint64_t)1 << sp->log_n) * 8 / 1e6);
     if (t.oom) {
         free(t.s);
         return cdl_fail(CDL_ERR_NO_MEMORY, "cdl_he_plan_describe: out of memory");

@@ -71,6 +71,8 @@ struct cdl_he_plan {
     double scale;       /* S = 2^scale_bits */
     cdl_he_cost cost;
     int insecure;       /* parameters above the 128-bit budget (allow_insecure) */
+    uint64_t peak_bytes; /* estimated peak ciphertext memory of one evaluation (input batch included) */
+    int peak_node;       /* the graph node at which it is reached */
 };
 
 #endif

@@ -70,6 +70,12 @@ static void test_mnist_plan(void **state)
     assert_int_equal(cost.ct_mults, squares);
     assert_int_equal(cost.rescales, squares + linear_out);
     assert_true(cost.const_mults > dense_nnz && cost.const_mults <= dense_nnz + 845 * 25);
+    /* peak memory: during the first dense layer the caller's input batch, the
+     * convolution's outputs (squared and flattened in place) and the dense
+     * outputs are alive; each ciphertext has room for 2 x 6 limbs of 2^13 words
+     * (measured resident size of `cryptodl predict`: 1.36 GB) */
+    const uint64_t ct_bytes = 2ull * 6 * 8192 * 8;
+    assert_int_equal(cdl_he_plan_memory(plan), (784ull + 845 + 100) * ct_bytes);
     /* the ckks layer accepts the parameters without allow_insecure */
     cdl_ckks_context *ctx = NULL;
     assert_int_equal(cdl_he_context_new(plan, &ctx), CDL_OK);
