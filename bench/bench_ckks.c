@@ -10,7 +10,7 @@
  * Progress goes to stderr. `cryptodl bench ckks` runs the same code and can
  * print a table with Microsoft SEAL's figures next to ours.
  *
- * usage: bench_ckks [--n 13,14,15] [--threads 1,2] [--quick] [--precision]
+ * usage: bench_ckks [--n 13,14,15] [--threads 1,2] [--quick] [--cpu] [--precision]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,11 +41,12 @@ static int parse_list(const char *s, int *out, int *count)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: bench_ckks [--n 13,14,15] [--threads 1,2] [--quick] [--precision]\n"
+    fprintf(f, "usage: bench_ckks [--n 13,14,15] [--threads 1,2] [--quick] [--cpu] [--precision]\n"
                "CKKS operation timings (median microseconds) as JSON lines on stdout.\n"
                "  --n LIST        log2 of the ring degrees (presets exist for 13, 14, 15)\n"
                "  --threads LIST  thread counts (default 1,2)\n"
                "  --quick         a shorter time budget per operation (noisier)\n"
+               "  --cpu           CPU time of the calling thread instead of wall clock (--threads 1 only)\n"
                "  --precision     also print the bits of precision of each operation\n");
 }
 
@@ -53,7 +54,7 @@ int main(int argc, char **argv)
 {
     int log_ns[MAX_LIST] = {13, 14, 15}, n_count = 3;
     int threads[MAX_LIST] = {1, 2}, t_count = 2;
-    int precision = 0;
+    int precision = 0, cpu = 0;
     bench_budget budget = bench_budget_default();
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -61,6 +62,8 @@ int main(int argc, char **argv)
             return 0;
         } else if (!strcmp(argv[i], "--quick")) {
             budget = bench_budget_quick();
+        } else if (!strcmp(argv[i], "--cpu")) {
+            cpu = 1;
         } else if (!strcmp(argv[i], "--precision")) {
             precision = 1;
         } else if (!strcmp(argv[i], "--n") && i + 1 < argc) {
@@ -80,6 +83,11 @@ int main(int argc, char **argv)
         }
     }
 
+    budget.thread_cpu = cpu;
+    if (cpu && (t_count != 1 || threads[0] != 1)) {
+        fprintf(stderr, "bench_ckks: --cpu times the calling thread only; use it with --threads 1\n");
+        return 2;
+    }
     double *samples = malloc((size_t)budget.max_reps * sizeof(double));
     if (!samples) {
         fprintf(stderr, "bench_ckks: out of memory\n");
