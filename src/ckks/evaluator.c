@@ -310,17 +310,10 @@ cdl_status cdl_ckks_square(const cdl_ckks_context *ctx, const cdl_ckks_ciphertex
 static cdl_status relin_into(const cdl_ckks_context *ctx, const cdl_ckks_relin_key *rlk, const uint64_t *c2,
                              int level, cdl_ckks_ciphertext *out)
 {
-    const size_t n = ctx->n;
-    const int limbs = level + 1;
-    uint64_t *u = cdl_ckks_scratch(CDL_SCRATCH_EV_U, 2 * (size_t)limbs * n);
-    if (!u)
-        return cdl_fail(CDL_ERR_NO_MEMORY, "relinearization: out of memory");
-    cdl_status st = cdl_ckks_keyswitch(ctx, c2, level, &rlk->ksk, NULL, u, u + (size_t)limbs * n);
-    if (st == CDL_OK) {
-        cdl_rns_add(cdl_ct_poly(out, 0, 0), cdl_ct_poly(out, 0, 0), u, n, ctx->mod, limbs);
-        cdl_rns_add(cdl_ct_poly(out, 1, 0), cdl_ct_poly(out, 1, 0), u + (size_t)limbs * n, n, ctx->mod, limbs);
+    /* ModDown adds straight into out (no temporary pair, no extra pass). */
+    cdl_status st = cdl_ckks_keyswitch_add(ctx, c2, level, &rlk->ksk, cdl_ct_poly(out, 0, 0), cdl_ct_poly(out, 1, 0), 3);
+    if (st == CDL_OK)
         out->size = 2;
-    }
     return st;
 }
 
@@ -417,7 +410,7 @@ cdl_status cdl_ckks_rescale(const cdl_ckks_context *ctx, const cdl_ckks_cipherte
             uint64_t q = ctx->primes[i], w = ctx->rescale_inv[(size_t)l * qc + (size_t)i];
             uint64_t ws = ctx->rescale_inv_shoup[(size_t)l * qc + (size_t)i];
             if (cdl_rns_vector_enabled(n)) {
-                cdl_sub_mul_scalar_avx512(o, src, t, w, ws, q, n);
+                cdl_sub_mul_scalar_avx512(o, NULL, src, t, w, ws, q, n);
                 continue;
             }
             for (size_t j = 0; j < n; j++)
@@ -573,15 +566,25 @@ static cdl_status rotate_elements(const cdl_ckks_context *ctx, const cdl_ckks_ga
                 st = cdl_fail(CDL_ERR_NO_MEMORY, "rotation: out of memory");
                 goto done;
             }
+            /* phi(c0) goes straight into the output and ModDown adds the
+             * switched half to it (in0/in1 are copies when o aliases a). */
+            cdl_ckks_ciphertext *o = outs[which[0]];
+            CDL_TRY_GOTO(st, prepare_out(o, 2, level, scale), done);
             const uint32_t *pm = perms[0];
 #pragma omp parallel for schedule(static) if (limbs > 1)
             for (int i = 0; i < limbs; i++) {
-                const uint64_t *src = in1 + (size_t)i * n;
-                uint64_t *dst = rc1 + (size_t)i * n;
+                const uint64_t *s1 = in1 + (size_t)i * n, *s0 = in0 + (size_t)i * n;
+                uint64_t *d1 = rc1 + (size_t)i * n, *d0 = cdl_ct_poly(o, 0, i);
                 for (size_t k = 0; k < n; k++)
-                    dst[k] = src[pm[k]];
+                    d1[k] = s1[pm[k]];
+                for (size_t k = 0; k < n; k++)
+                    d0[k] = s0[pm[k]];
             }
-            CDL_TRY_GOTO(st, cdl_ckks_keyswitch_multi(ctx, rc1, level, keys, NULL, 1, u0, u1), done);
+            CDL_TRY_GOTO(st,
+                         cdl_ckks_keyswitch_add(ctx, rc1, level, keys[0], cdl_ct_poly(o, 0, 0), cdl_ct_poly(o, 1, 0),
+                                                1),
+                         done);
+            continue;
         } else {
             CDL_TRY_GOTO(st, cdl_ckks_keyswitch_multi(ctx, in1, level, keys, perms, m, u0, u1), done);
         }

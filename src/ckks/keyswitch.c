@@ -22,13 +22,20 @@ static inline int ext_prime(const cdl_ckks_context *ctx, int level, int t)
     return t <= level ? t : ctx->q_count + (t - level - 1);
 }
 
-/* Last step of ModDown on limb i: o = (a - cv) * P^-1 mod q_i. */
-static void moddown_finish(const cdl_ckks_context *ctx, int i, uint64_t *o, const uint64_t *a, const uint64_t *cv)
+/* Last step of ModDown on limb i: o = (a - cv) * P^-1 mod q_i, plus o's
+ * previous contents when add is set (fused accumulation into a ciphertext). */
+static void moddown_finish(const cdl_ckks_context *ctx, int i, uint64_t *o, const uint64_t *a, const uint64_t *cv,
+                           int add)
 {
     const size_t n = ctx->n;
     uint64_t q = ctx->primes[i], w = ctx->p_inv_mod_q[i], ws = ctx->p_inv_mod_q_shoup[i];
     if (cdl_rns_vector_enabled(n)) {
-        cdl_sub_mul_scalar_avx512(o, a, cv, w, ws, q, n);
+        cdl_sub_mul_scalar_avx512(o, add ? o : NULL, a, cv, w, ws, q, n);
+        return;
+    }
+    if (add) {
+        for (size_t k = 0; k < n; k++)
+            o[k] = cdl_mod_add(o[k], cdl_mul_shoup(a[k] + q - cv[k], w, ws, q), q);
         return;
     }
     for (size_t k = 0; k < n; k++)
@@ -168,7 +175,7 @@ static void mac_limb(const uint64_t *const *x, const uint64_t *const *k0, const 
  * the hoisting of Halevi-Shoup), followed by ModDown of every result. */
 static cdl_status ks_multi(const cdl_ckks_context *ctx, const uint64_t *digits, const uint64_t *c, int level,
                            const cdl_ckks_ksk *const *keys, const uint32_t *const *perms, int count,
-                           uint64_t *const *out0, uint64_t *const *out1)
+                           uint64_t *const *out0, uint64_t *const *out1, int add_mask)
 {
     const size_t n = ctx->n;
     const int limbs = level + 1, ext = level + 1 + ctx->p_count, K = ctx->p_count;
@@ -235,7 +242,7 @@ static cdl_status ks_multi(const cdl_ckks_context *ctx, const uint64_t *digits, 
             cdl_ntt_forward(ctx->ntt[i], cv);
             const uint64_t *a = ACC(rc / 2, rc % 2, i);
             uint64_t *o = (rc % 2 ? out1[rc / 2] : out0[rc / 2]) + (size_t)i * n;
-            moddown_finish(ctx, i, o, a, cv);
+            moddown_finish(ctx, i, o, a, cv, (add_mask >> (rc % 2)) & 1);
         }
     }
 #undef ACC
@@ -245,13 +252,19 @@ static cdl_status ks_multi(const cdl_ckks_context *ctx, const uint64_t *digits, 
 cdl_status cdl_ckks_ks_apply(const cdl_ckks_context *ctx, const uint64_t *digits, int level, const cdl_ckks_ksk *key,
                              const uint32_t *perm, uint64_t *out0, uint64_t *out1)
 {
-    return ks_multi(ctx, digits, NULL, level, &key, perm ? &perm : NULL, 1, &out0, &out1);
+    return ks_multi(ctx, digits, NULL, level, &key, perm ? &perm : NULL, 1, &out0, &out1, 0);
 }
 
 cdl_status cdl_ckks_keyswitch(const cdl_ckks_context *ctx, const uint64_t *c, int level, const cdl_ckks_ksk *key,
                               const uint32_t *perm, uint64_t *out0, uint64_t *out1)
 {
-    return ks_multi(ctx, NULL, c, level, &key, perm ? &perm : NULL, 1, &out0, &out1);
+    return ks_multi(ctx, NULL, c, level, &key, perm ? &perm : NULL, 1, &out0, &out1, 0);
+}
+
+cdl_status cdl_ckks_keyswitch_add(const cdl_ckks_context *ctx, const uint64_t *c, int level, const cdl_ckks_ksk *key,
+                                  uint64_t *out0, uint64_t *out1, int add_mask)
+{
+    return ks_multi(ctx, NULL, c, level, &key, NULL, 1, &out0, &out1, add_mask);
 }
 
 cdl_status cdl_ckks_keyswitch_multi(const cdl_ckks_context *ctx, const uint64_t *c, int level,
@@ -260,7 +273,7 @@ cdl_status cdl_ckks_keyswitch_multi(const cdl_ckks_context *ctx, const uint64_t 
 {
     if (count < 1)
         return CDL_OK;
-    return ks_multi(ctx, NULL, c, level, keys, perms, count, out0, out1);
+    return ks_multi(ctx, NULL, c, level, keys, perms, count, out0, out1, 0);
 }
 
 cdl_status cdl_ckks_moddown(const cdl_ckks_context *ctx, int level, uint64_t *acc, uint64_t *out)
@@ -286,7 +299,7 @@ cdl_status cdl_ckks_moddown(const cdl_ckks_context *ctx, int level, uint64_t *ac
             cdl_ntt_forward(ctx->ntt[i], cv);
             const uint64_t *a = acc + (size_t)i * n;
             uint64_t *o = out + (size_t)i * n;
-            moddown_finish(ctx, i, o, a, cv);
+            moddown_finish(ctx, i, o, a, cv, 0);
         }
     }
     return CDL_OK;

@@ -40,6 +40,11 @@ cdl_status cdl_ckks_ks_apply(const cdl_ckks_context *ctx, const uint64_t *digits
 cdl_status cdl_ckks_keyswitch(const cdl_ckks_context *ctx, const uint64_t *c, int level, const cdl_ckks_ksk *key,
                               const uint32_t *perm, uint64_t *out0, uint64_t *out1);
 
+/* As cdl_ckks_keyswitch without a permutation, fused with the accumulation
+ * into a ciphertext: out0 += switched half 0 when add_mask bit 0 is set
+ * (else overwritten), likewise out1 with bit 1. */
+cdl_status cdl_ckks_keyswitch_add(const cdl_ckks_context *ctx, const uint64_t *c, int level, const cdl_ckks_ksk *key,
+                                  uint64_t *out0, uint64_t *out1, int add_mask);
 /* Hoisted: `count` switches of the same c with keys[r] and automorphism perms[r]
  * (perms or perms[r] may be NULL); every digit limb is built once and used by
  * all keys while in cache. Results equal count separate cdl_ckks_keyswitch. */

@@ -128,12 +128,20 @@ __attribute__((target(RNS_TARGET))) void cdl_base_convert_limb_avx512(const cdl_
     }
 }
 
-__attribute__((target(RNS_TARGET))) void cdl_sub_mul_scalar_avx512(uint64_t *out, const uint64_t *a,
-                                                                    const uint64_t *b, uint64_t w, uint64_t ws,
-                                                                    uint64_t q, size_t n)
+__attribute__((target(RNS_TARGET))) void cdl_sub_mul_scalar_avx512(uint64_t *out, const uint64_t *c,
+                                                                    const uint64_t *a, const uint64_t *b, uint64_t w,
+                                                                    uint64_t ws, uint64_t q, size_t n)
 {
     (void)ws; /* make_mul derives the constant of its flavour */
     z_mul m = make_mul(w, q, ifma_ok(2 * q, q));
+    if (c) {
+        for (size_t k = 0; k < n; k += 8) {
+            __m512i d = _mm512_sub_epi64(_mm512_add_epi64(LOAD(a + k), m.p), LOAD(b + k)); /* < 2q */
+            __m512i r = _mm512_add_epi64(reduce_once(mul_lazy(d, &m), m.p), LOAD(c + k)); /* < 2q */
+            STORE(out + k, reduce_once(r, m.p));
+        }
+        return;
+    }
     for (size_t k = 0; k < n; k += 8) {
         __m512i d = _mm512_sub_epi64(_mm512_add_epi64(LOAD(a + k), m.p), LOAD(b + k)); /* < 2q */
         STORE(out + k, reduce_once(mul_lazy(d, &m), m.p));
@@ -224,10 +232,10 @@ void cdl_base_convert_limb_avx512(const cdl_base_converter *bc, const uint64_t *
 {
     (void)bc, (void)y, (void)j, (void)out, (void)n;
 }
-void cdl_sub_mul_scalar_avx512(uint64_t *out, const uint64_t *a, const uint64_t *b, uint64_t w, uint64_t ws,
-                               uint64_t q, size_t n)
+void cdl_sub_mul_scalar_avx512(uint64_t *out, const uint64_t *c, const uint64_t *a, const uint64_t *b, uint64_t w,
+                               uint64_t ws, uint64_t q, size_t n)
 {
-    (void)out, (void)a, (void)b, (void)w, (void)ws, (void)q, (void)n;
+    (void)out, (void)c, (void)a, (void)b, (void)w, (void)ws, (void)q, (void)n;
 }
 void cdl_mac_ifma(const uint64_t *const *x, const uint64_t *const *k0, const uint64_t *const *k1, int dcount,
                   const uint32_t *perm, uint64_t p, uint64_t *o0, uint64_t *o1, size_t n)

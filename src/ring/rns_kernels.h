@@ -26,10 +26,11 @@ int cdl_rns_vector_enabled(size_t n);
 void cdl_base_convert_prepare_avx512(const cdl_base_converter *bc, const uint64_t *x, uint64_t *y, size_t n);
 void cdl_base_convert_limb_avx512(const cdl_base_converter *bc, const uint64_t *y, int j, uint64_t *out, size_t n);
 
-/* out[k] = (a[k] + q - b[k]) * w mod q, w < q (Shoup constant ws), a, b < q:
- * the last step of ModDown. */
-void cdl_sub_mul_scalar_avx512(uint64_t *out, const uint64_t *a, const uint64_t *b, uint64_t w, uint64_t ws,
-                               uint64_t q, size_t n);
+/* out[k] = c[k] + (a[k] + q - b[k]) * w mod q (c NULL: no addend), w < q
+ * (Shoup constant ws), a, b, c < q: the last step of ModDown and rescale
+ * (out may be c). */
+void cdl_sub_mul_scalar_avx512(uint64_t *out, const uint64_t *c, const uint64_t *a, const uint64_t *b, uint64_t w,
+                               uint64_t ws, uint64_t q, size_t n);
 
 /* Key-switching inner product for one limb: o0[k] = sum_d x_d[perm[k]] * k0_d[k]
  * mod p and o1 likewise with k1 (perm NULL: identity), for p < 2^50, every

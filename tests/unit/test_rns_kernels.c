@@ -134,10 +134,18 @@ static void test_moddown_finish_kernel(void **state)
         fill(rng, q, b, n);
         b[5] = q - 1, a[5] = 0; /* a - b = -(q-1): the largest lazy input */
         uint64_t w = cdl_rng_u64(rng) % q;
-        cdl_sub_mul_scalar_avx512(o, a, b, w, cdl_shoup_precompute(w, q), q, n);
+        cdl_sub_mul_scalar_avx512(o, NULL, a, b, w, cdl_shoup_precompute(w, q), q, n);
         for (size_t k = 0; k < n; k++) {
             uint64_t d = a[k] >= b[k] ? a[k] - b[k] : a[k] + q - b[k];
             assert_true(o[k] == (uint64_t)((cdl_u128)d * w % q));
+        }
+        uint64_t c[64];
+        fill(rng, q, c, n);
+        memcpy(o, c, sizeof c);
+        cdl_sub_mul_scalar_avx512(o, o, a, b, w, cdl_shoup_precompute(w, q), q, n); /* out = c in place */
+        for (size_t k = 0; k < n; k++) {
+            uint64_t d = a[k] >= b[k] ? a[k] - b[k] : a[k] + q - b[k];
+            assert_true(o[k] == (uint64_t)(((cdl_u128)d * w + c[k]) % q));
         }
     }
     cdl_rng_free(rng);
