@@ -53,7 +53,7 @@ static void usage(FILE *out)
             "  --force           run even if the plan's ciphertext memory exceeds 90%% of this machine's RAM\n"
             "  --json            one JSON object on stdout instead of the text summary\n"
             "  -h, --help        this help\n\n"
-            "client / server steps with files (same MODEL and --log-n/--scale-bits on both sides):\n"
+            "client / server steps with files (same MODEL and --log-n/--scale-bits/--output-bits on both sides):\n"
             "  --keygen   --keys DIR                    client: DIR/secret.key, relin.key, public.key\n"
             "  --encrypt  --keys DIR --out FILE         client: encrypt the first --limit images (one batch;\n"
             "                                           with --public-key only DIR/public.key is read)\n"
