@@ -295,6 +295,7 @@ cdl_status cdl_he_evaluate(const cdl_he_plan *plan, const cdl_ckks_context *ctx,
     for (size_t i = 0; i < plan->n_ops; i++)
         if (plan->ops[i].kind != HE_OP_SKIP)
             readers[plan->ops[i].in_value]++;
+    cdl_he_linear_prepare();
     vals[0].n = in->count;
     vals[0].ct = in->ct;
     vals[0].borrowed = 1;

@@ -81,6 +81,8 @@ static inline uint64_t fold52(uint64_t lo, uint64_t hi, const cdl_modulus *m)
     return cdl_barrett_reduce_128(((cdl_u128)hi << 52) + lo, m);
 }
 
+void cdl_he_linear_prepare(void) { (void)ifma_available(); }
+
 cdl_status cdl_he_linear_group(const cdl_ckks_context *ctx, const he_op *op, size_t g,
                                cdl_ckks_ciphertext *const *in, double s_in, double const_scale, int level,
                                cdl_ckks_ciphertext **out)

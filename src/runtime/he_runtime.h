@@ -19,6 +19,8 @@ struct cdl_he_batch {
 cdl_status cdl_he_batch_alloc(size_t n_images, size_t count, cdl_he_batch **out);
 
 struct he_op;
+/* Detect the CPU's kernels once, before the parallel loops read the result. */
+void cdl_he_linear_prepare(void);
 /* Linear group g of op (he_linear.c): out[r] (r < group rows, in the order of
  * op->order) = sum of w * in[col] with w encoded at const_scale, not yet
  * rescaled (scale s_in * const_scale, at `level`). */
