@@ -280,6 +280,11 @@ cdl_status cdl_he_batch_load(const cdl_ckks_context *ctx, const uint8_t *data, s
     if (images == 0 || images > cdl_ckks_slots(ctx) || count == 0 || count > HE_BATCH_MAX_COUNT)
         return cdl_fail(CDL_ERR_FORMAT, "cdl_he_batch_load: %llu images / %llu ciphertexts out of range",
                         (unsigned long long)images, (unsigned long long)count);
+    /* Each ciphertext takes at least its 8-byte length and a 96-byte envelope:
+     * refuse a count the bytes cannot hold before allocating for it. */
+    if (count > (len - 32) / (8 + 96))
+        return cdl_fail(CDL_ERR_FORMAT, "cdl_he_batch_load: %llu ciphertexts cannot fit in %zu bytes",
+                        (unsigned long long)count, len);
     cdl_he_batch *b = NULL;
     CDL_TRY(cdl_he_batch_alloc((size_t)images, (size_t)count, &b));
     size_t at = 32;
