@@ -14,7 +14,7 @@ run() { name=$1; shift; echo "== $name"; $T --out runs/$name "$@" >> runs/$name.
 mkdir -p runs
 run mnist_cryptonets_square  --recipe mnist_cryptonets --export ../models/mnist_cryptonets.onnx
 run mnist_cryptonets_relu    --recipe mnist_cryptonets --act relu
-for a in poly2 poly4 poly8 quad; do
+for a in poly2 poly4 poly8 quad cheb4 polyt4; do
   run mnist_cryptonets_$a    --recipe mnist_cryptonets --act $a
 done
 # mnist_deep: the recipe's 12-epoch schedule was shortened to 10 at epoch 4 for time (resumed with --epochs 10)
