@@ -126,4 +126,15 @@ static inline uint8_t *fuzz_fix_envelope(const uint8_t *data, size_t len)
     return copy;
 }
 
+/* Run a loader on the input as it is, then with its envelope repaired. */
+static inline void fuzz_try_both(const uint8_t *data, size_t size, void (*try_load)(const uint8_t *, size_t))
+{
+    try_load(data, size);
+    uint8_t *fixed = fuzz_fix_envelope(data, size);
+    if (fixed) {
+        try_load(fixed, size);
+        free(fixed);
+    }
+}
+
 #endif

@@ -36,11 +36,6 @@ static void try_load(const uint8_t *data, size_t size)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     init_once();
-    try_load(data, size);
-    uint8_t *fixed = fuzz_fix_envelope(data, size);
-    if (fixed) {
-        try_load(fixed, size);
-        free(fixed);
-    }
+    fuzz_try_both(data, size, try_load);
     return 0;
 }
