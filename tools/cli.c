@@ -81,3 +81,29 @@ const char *cli_default_data_dir(void)
         return "../shared/data";
     return NULL;
 }
+
+void cli_json_string(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            printf("\\%c", *s);
+        else if ((unsigned char)*s < 0x20)
+            printf("\\u%04x", *s);
+        else
+            putchar(*s);
+    }
+    putchar('"');
+}
+
+int cli_parse_positive(const char *command, const char *option, const char *text, long long *out)
+{
+    char *end = NULL;
+    long long v = strtoll(text, &end, 10);
+    if (end == text || *end || v < 1) {
+        cli_usage_error(command, "%s needs a positive integer, got '%s'", option, text);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}

@@ -39,6 +39,14 @@ void cli_progress_update(cli_progress *p, size_t done);
 void cli_progress_finish(cli_progress *p);
 double cli_now_seconds(void);
 
+/* Print s to stdout as a JSON string literal (quotes, backslashes and control
+ * characters escaped). */
+void cli_json_string(const char *s);
+
+/* Parse a positive integer option value; on bad input print a usage error
+ * for `command` naming `option`, and return -1 (the caller returns CLI_EXIT_USAGE). */
+int cli_parse_positive(const char *command, const char *option, const char *text, long long *out);
+
 /* Default dataset folder: $CDL_DATA_DIR, else ../shared/data if it exists, else NULL. */
 const char *cli_default_data_dir(void);
 

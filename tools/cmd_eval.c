@@ -14,20 +14,6 @@
 
 #define EVAL_BATCH 256
 
-static void json_str(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            printf("\\%c", *s);
-        else if ((unsigned char)*s < 0x20)
-            printf("\\u%04x", *s);
-        else
-            putchar(*s);
-    }
-    putchar('"');
-}
-
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -62,7 +48,6 @@ int cmd_eval(int argc, char **argv)
     const char *dataset = NULL, *data_dir = NULL, *split = "test", *approx = NULL;
     long long limit = 0;
     int json = 0, confusion = 0, threads = 0, c;
-    char *end;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -73,15 +58,16 @@ int cmd_eval(int argc, char **argv)
         case 'c': confusion = 1; break;
         case 'j': json = 1; break;
         case 'n':
-            limit = strtoll(optarg, &end, 10);
-            if (*end || limit < 1)
-                return cli_usage_error("eval", "--limit needs a positive integer, got '%s'", optarg);
+            if (cli_parse_positive("eval", "--limit", optarg, &limit) != 0)
+                return CLI_EXIT_USAGE;
             break;
-        case 't':
-            threads = (int)strtol(optarg, &end, 10);
-            if (*end || threads < 1)
-                return cli_usage_error("eval", "--threads needs a positive integer, got '%s'", optarg);
+        case 't': {
+            long long t = 0;
+            if (cli_parse_positive("eval", "--threads", optarg, &t) != 0 || t > 4096)
+                return t > 4096 ? cli_usage_error("eval", "--threads %lld is too many", t) : CLI_EXIT_USAGE;
+            threads = (int)t;
             break;
+        }
         case 'h': usage(stdout); return CLI_EXIT_OK;
         default: return cli_usage_error("eval", "unknown option");
         }
@@ -167,7 +153,7 @@ int cmd_eval(int argc, char **argv)
     double acc = ds->n ? (double)correct / (double)ds->n : 0.0, ips = secs > 0 ? (double)ds->n / secs : 0.0;
     if (json) {
         printf("{\"model\":");
-        json_str(path);
+        cli_json_string(path);
         printf(",\"dataset\":\"%s\",\"split\":\"%s\",\"n\":%zu,\"correct\":%zu,\"accuracy\":%.6f,"
                "\"seconds\":%.4f,\"images_per_second\":%.2f,\"threads\":%d",
                ds->name, split, ds->n, correct, acc, secs, ips, cdl_get_threads());

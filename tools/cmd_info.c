@@ -44,26 +44,12 @@ static void json_shape(const cdl_nn_shape *s)
     printf("]");
 }
 
-static void json_str(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            printf("\\%c", *s);
-        else if ((unsigned char)*s < 0x20)
-            printf("\\u%04x", *s);
-        else
-            putchar(*s);
-    }
-    putchar('"');
-}
-
 static void print_json(const cdl_nn_graph *g, const char *path)
 {
     printf("{\"model\":");
-    json_str(path);
+    cli_json_string(path);
     printf(",\"producer\":");
-    json_str(g->producer);
+    cli_json_string(g->producer);
     printf(",\"opset\":%" PRId64 ",\"input\":", g->opset);
     json_shape(&g->input_shape);
     printf(",\"output\":");
@@ -74,9 +60,9 @@ static void print_json(const cdl_nn_graph *g, const char *path)
     for (size_t i = 0; i < g->n_nodes; i++) {
         const cdl_nn_node *nd = &g->nodes[i];
         printf("%s{\"kind\":\"%s\",\"onnx_op\":", i ? "," : "", cdl_nn_kind_name(nd->kind));
-        json_str(nd->onnx_op);
+        cli_json_string(nd->onnx_op);
         printf(",\"name\":");
-        json_str(nd->name);
+        cli_json_string(nd->name);
         printf(",\"inputs\":[%d", nd->inputs[0]);
         if (nd->n_inputs > 1)
             printf(",%d", nd->inputs[1]);
@@ -94,7 +80,7 @@ static void print_json(const cdl_nn_graph *g, const char *path)
         }
         if (!nd->he_ok) {
             printf(",\"he_reason\":");
-            json_str(nd->he_reason);
+            cli_json_string(nd->he_reason);
         }
         printf("}");
     }

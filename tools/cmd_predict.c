@@ -423,15 +423,16 @@ int cmd_predict(int argc, char **argv)
         case 'P': plan_only = 1; break;
         case 'j': json = 1; break;
         case 'n':
-            limit = strtoll(optarg, &end, 10);
-            if (*end || limit < 1)
-                return cli_usage_error("predict", "--limit needs a positive integer, got '%s'", optarg);
+            if (cli_parse_positive("predict", "--limit", optarg, &limit) != 0)
+                return CLI_EXIT_USAGE;
             break;
-        case 't':
-            threads = (int)strtol(optarg, &end, 10);
-            if (*end || threads < 1)
-                return cli_usage_error("predict", "--threads needs a positive integer, got '%s'", optarg);
+        case 't': {
+            long long t = 0;
+            if (cli_parse_positive("predict", "--threads", optarg, &t) != 0 || t > 4096)
+                return t > 4096 ? cli_usage_error("predict", "--threads %lld is too many", t) : CLI_EXIT_USAGE;
+            threads = (int)t;
             break;
+        }
         case 'L':
             hopt.log_n = (int)strtol(optarg, &end, 10);
             if (*end || hopt.log_n < 13 || hopt.log_n > 16)
