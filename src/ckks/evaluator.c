@@ -174,8 +174,21 @@ cdl_status cdl_ckks_mul_plain(const cdl_ckks_context *ctx, const cdl_ckks_cipher
     CDL_TRY(check_pt(ctx, a, b, "cdl_ckks_mul_plain"));
     const int size = a->size, limbs = a->level + 1;
     CDL_TRY(prepare_out(out, size, a->level, a->scale * b->scale));
-    for (int k = 0; k < size; k++)
-        cdl_rns_mul(cdl_ct_poly(out, k, 0), cdl_ct_poly(a, k, 0), b->data, ctx->n, ctx->mod, limbs);
+    /* Same per-limb dispatch as tensor(): the IFMA52 kernel where the prime
+     * allows it (bit-identical to the portable product), cdl_poly_mul else. */
+    const size_t n = ctx->n;
+    const int vec = cdl_rns_vector_enabled(n);
+#pragma omp parallel for schedule(static) if (limbs > 1)
+    for (int i = 0; i < limbs; i++) {
+        const cdl_modulus *m = &ctx->mod[i];
+        const uint64_t *pb = b->data + (size_t)i * n;
+        for (int k = 0; k < size; k++) {
+            if (vec && m->value < CDL_IFMA_PRIME_LIMIT)
+                cdl_mul_ifma(cdl_ct_poly(out, k, i), cdl_ct_poly(a, k, i), pb, m->value, n);
+            else
+                cdl_poly_mul(cdl_ct_poly(out, k, i), cdl_ct_poly(a, k, i), pb, n, m);
+        }
+    }
     return CDL_OK;
 }
 

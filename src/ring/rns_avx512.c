@@ -217,6 +217,19 @@ __attribute__((target(RNS_TARGET))) void cdl_mul_add_ifma(uint64_t *o, const uin
     }
 }
 
+/* o = a * b mod p, p < 2^50, inputs < p (o may be a or b): mul_plain. */
+__attribute__((target(RNS_TARGET))) void cdl_mul_ifma(uint64_t *o, const uint64_t *a, const uint64_t *b, uint64_t p,
+                                                       size_t n)
+{
+    const z_mul one = make_mul(1, p, 1), c52 = make_mul(((uint64_t)1 << 52) % p, p, 1);
+    const __m512i zero = _mm512_setzero_si512();
+    for (size_t k = 0; k < n; k += 8) {
+        __m512i x = LOAD(a + k), y = LOAD(b + k);
+        __m512i lo = _mm512_madd52lo_epu64(zero, x, y), hi = _mm512_madd52hi_epu64(zero, x, y);
+        STORE(o + k, fold52(lo, hi, &one, &c52));
+    }
+}
+
 #else /* not x86-64 GCC/clang: the portable loops are always used */
 
 int cdl_rns_vector_enabled(size_t n)
@@ -250,6 +263,11 @@ void cdl_tensor_ifma(const uint64_t *a0, const uint64_t *a1, const uint64_t *b0,
 void cdl_mul_add_ifma(uint64_t *o, const uint64_t *c, const uint64_t *a, const uint64_t *b, uint64_t p, size_t n)
 {
     (void)o, (void)c, (void)a, (void)b, (void)p, (void)n;
+}
+
+void cdl_mul_ifma(uint64_t *o, const uint64_t *a, const uint64_t *b, uint64_t p, size_t n)
+{
+    (void)o, (void)a, (void)b, (void)p, (void)n;
 }
 
 #endif

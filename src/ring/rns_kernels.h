@@ -41,11 +41,12 @@ void cdl_mac_ifma(const uint64_t *const *x, const uint64_t *const *k0, const uin
 
 /* For p < CDL_IFMA_PRIME_LIMIT and every input below p:
  * tensor product o0 = a0 b0, o1 = a0 b1 + a1 b0, o2 = a1 b1 mod p (the outputs
- * may alias the inputs position for position), and o = c + a b mod p (o may
- * be c). */
+ * may alias the inputs position for position), o = c + a b mod p (o may
+ * be c) and o = a b mod p (o may be a or b; the plaintext product). */
 #define CDL_IFMA_PRIME_LIMIT ((uint64_t)1 << 50)
 void cdl_tensor_ifma(const uint64_t *a0, const uint64_t *a1, const uint64_t *b0, const uint64_t *b1, uint64_t *o0,
                      uint64_t *o1, uint64_t *o2, uint64_t p, size_t n);
 void cdl_mul_add_ifma(uint64_t *o, const uint64_t *c, const uint64_t *a, const uint64_t *b, uint64_t p, size_t n);
+void cdl_mul_ifma(uint64_t *o, const uint64_t *a, const uint64_t *b, uint64_t p, size_t n);
 
 #endif

@@ -5,8 +5,9 @@
  *    primes, which exercise both Shoup flavours (IFMA52 below 2^50, F/DQ
  *    above), with the edge residues 0, q-1, floor(q/2), floor(q/2)+1;
  *  - the ModDown finishing step, the IFMA key-switching inner product, tensor
- *    product and multiply-add against 128-bit arithmetic;
- *  - whole CKKS operations (mul + relinearize, rescale, rotate, public-key
+ *    product, multiply-add and plain product against 128-bit arithmetic;
+ *  - whole CKKS operations (mul + relinearize, mul_plain on size-2 and size-3
+ *    ciphertexts (in place), rescale, rotate, public-key
  *    encryption, decrypt) under CDL_ISA portable vs AVX-512: identical
  *    ciphertexts. The portable results are themselves checked for precision
  *    by test_ckks_ops.c.
@@ -203,6 +204,9 @@ static void test_ifma_product_kernels(void **state)
             cdl_mul_add_ifma(o3, x[4], x[5], x[6], p, n);
             for (size_t k = 0; k < n; k++)
                 assert_true(o3[k] == (uint64_t)(((cdl_u128)x[5][k] * x[6][k] + x[4][k]) % p));
+            cdl_mul_ifma(o3, x[7], x[8], p, n);
+            for (size_t k = 0; k < n; k++)
+                assert_true(o3[k] == (uint64_t)((cdl_u128)x[7][k] * x[8][k] % p));
         }
     }
     cdl_free(buf);
@@ -240,7 +244,7 @@ static void test_ckks_ops_portable_vs_avx512(void **state)
     cdl_ckks_plaintext *pt = NULL, *dec[2] = {NULL, NULL};
     assert_int_equal(cdl_ckks_plaintext_new(t.ctx, &pt), CDL_OK);
     assert_int_equal(cdl_ckks_encode_complex(t.ctx, re, im, t.slots, t.ctx->scale, t.ctx->max_level, pt), CDL_OK);
-    enum { MUL, RESCALE, ROT, CONJ, HOIST0, HOIST1, ENC, OUTS };
+    enum { MUL, MULP, MULP3, RESCALE, ROT, CONJ, HOIST0, HOIST1, ENC, OUTS };
     cdl_ckks_ciphertext *out[2][OUTS];
     cdl_isa saved = cdl_isa_active();
     const cdl_isa isas[2] = {CDL_ISA_PORTABLE, CDL_ISA_AVX512};
@@ -250,6 +254,9 @@ static void test_ckks_ops_portable_vs_avx512(void **state)
             assert_int_equal(cdl_ckks_ciphertext_new(t.ctx, &out[r][o]), CDL_OK);
         assert_int_equal(cdl_ckks_mul_relin(t.ctx, t.rlk, ct, ct, out[r][MUL]), CDL_OK);
         assert_int_equal(cdl_ckks_rescale(t.ctx, out[r][MUL], out[r][RESCALE]), CDL_OK);
+        assert_int_equal(cdl_ckks_mul_plain(t.ctx, ct, pt, out[r][MULP]), CDL_OK);
+        assert_int_equal(cdl_ckks_mul(t.ctx, ct, ct, out[r][MULP3]), CDL_OK);
+        assert_int_equal(cdl_ckks_mul_plain(t.ctx, out[r][MULP3], pt, out[r][MULP3]), CDL_OK);
         assert_int_equal(cdl_ckks_rotate(t.ctx, gk, ct, 1, out[r][ROT]), CDL_OK);
         assert_int_equal(cdl_ckks_conjugate(t.ctx, gk, out[r][RESCALE], out[r][CONJ]), CDL_OK);
         assert_int_equal(cdl_ckks_rotate_hoisted(t.ctx, gk, ct, steps, 2, &out[r][HOIST0]), CDL_OK);
