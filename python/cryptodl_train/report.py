@@ -54,6 +54,9 @@ def main(argv=None):
         st = json.load(open(p))
         if not st.get("finished"):
             shutil.copy(p, os.path.join(resdir, os.path.basename(os.path.dirname(p)) + ".status.json"))
+    for p in glob.glob(os.path.join(resdir, "*.status.json")):  # stale once the run has finished
+        if os.path.exists(p[:-len(".status.json")] + ".json"):
+            os.remove(p)
     results = []
     for p in sorted(glob.glob(os.path.join(resdir, "*.json"))):
         if p.endswith(".status.json"):
