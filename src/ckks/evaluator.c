@@ -523,6 +523,13 @@ static cdl_status rotate_elements(const cdl_ckks_context *ctx, const cdl_ckks_ga
     int aliased = 0;
     for (size_t r = 0; r < count; r++)
         aliased |= outs[r] == a;
+    /* Outputs that are all different ciphertexts can receive ModDown's
+     * result directly (an output listed twice goes through scratch). */
+    int distinct = 1;
+    for (size_t r = 0; r < count && distinct; r++)
+        for (size_t r2 = 0; r2 < r; r2++)
+            if (outs[r2] == outs[r])
+                distinct = 0;
     uint64_t *c0 = aliased ? cdl_ckks_scratch(CDL_SCRATCH_EV_C0, 2 * words) : NULL;
     const uint64_t *in0 = aliased ? c0 : cdl_ct_poly(a, 0, 0), *in1 = aliased ? c0 + words : cdl_ct_poly(a, 1, 0);
     uint64_t *u = cdl_ckks_scratch(CDL_SCRATCH_EV_U, (size_t)batch * 2 * words);
@@ -598,24 +605,45 @@ static cdl_status rotate_elements(const cdl_ckks_context *ctx, const cdl_ckks_ga
                                                 1),
                          done);
             continue;
-        } else {
-            CDL_TRY_GOTO(st, cdl_ckks_keyswitch_multi(ctx, in1, level, keys, perms, m, u0, u1), done);
         }
+        if (!distinct) {
+            CDL_TRY_GOTO(st, cdl_ckks_keyswitch_multi(ctx, in1, level, keys, perms, m, u0, u1, 0), done);
+            for (int j = 0; j < m; j++) {
+                cdl_ckks_ciphertext *o = outs[which[j]];
+                CDL_TRY_GOTO(st, prepare_out(o, 2, level, scale), done);
+                const uint32_t *pm = perms[j];
+#pragma omp parallel for schedule(static) if (limbs > 1)
+                for (int i = 0; i < limbs; i++) {
+                    uint64_t q = ctx->primes[i];
+                    const uint64_t *src = in0 + (size_t)i * n, *a0 = u0[j] + (size_t)i * n;
+                    const uint64_t *a1 = u1[j] + (size_t)i * n;
+                    uint64_t *o0 = cdl_ct_poly(o, 0, i), *o1 = cdl_ct_poly(o, 1, i);
+                    for (size_t k = 0; k < n; k++) {
+                        o0[k] = cdl_mod_add(src[pm[k]], a0[k], q);
+                        o1[k] = a1[k];
+                    }
+                }
+            }
+            continue;
+        }
+        /* Distinct outputs (the usual case): phi(c0) goes into each output
+         * first and ModDown adds the switched half to it, as for a single
+         * rotation (no u scratch, no extra pass; same sums, so bit-identical). */
         for (int j = 0; j < m; j++) {
             cdl_ckks_ciphertext *o = outs[which[j]];
             CDL_TRY_GOTO(st, prepare_out(o, 2, level, scale), done);
             const uint32_t *pm = perms[j];
 #pragma omp parallel for schedule(static) if (limbs > 1)
             for (int i = 0; i < limbs; i++) {
-                uint64_t q = ctx->primes[i];
-                const uint64_t *src = in0 + (size_t)i * n, *a0 = u0[j] + (size_t)i * n, *a1 = u1[j] + (size_t)i * n;
-                uint64_t *o0 = cdl_ct_poly(o, 0, i), *o1 = cdl_ct_poly(o, 1, i);
-                for (size_t k = 0; k < n; k++) {
-                    o0[k] = cdl_mod_add(src[pm[k]], a0[k], q);
-                    o1[k] = a1[k];
-                }
+                const uint64_t *s0 = in0 + (size_t)i * n;
+                uint64_t *d0 = cdl_ct_poly(o, 0, i);
+                for (size_t k = 0; k < n; k++)
+                    d0[k] = s0[pm[k]];
             }
+            u0[j] = cdl_ct_poly(o, 0, 0);
+            u1[j] = cdl_ct_poly(o, 1, 0);
         }
+        CDL_TRY_GOTO(st, cdl_ckks_keyswitch_multi(ctx, in1, level, keys, perms, m, u0, u1, 1), done);
     }
 done:
     cdl_free(key_index);

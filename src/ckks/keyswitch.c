@@ -172,7 +172,8 @@ static void mac_limb(const uint64_t *const *x, const uint64_t *const *k0, const 
 /* Inner products for `count` keys (and automorphisms) of the same input,
  * digits stored or computed limb by limb from c when digits is NULL (each
  * digit limb is then built once and reused from cache by every key: this is
- * the hoisting of Halevi-Shoup), followed by ModDown of every result. */
+ * the hoisting of Halevi-Shoup), followed by ModDown of every result
+ * (add_mask bit c: add component c into the output instead of storing it). */
 static cdl_status ks_multi(const cdl_ckks_context *ctx, const uint64_t *digits, const uint64_t *c, int level,
                            const cdl_ckks_ksk *const *keys, const uint32_t *const *perms, int count,
                            uint64_t *const *out0, uint64_t *const *out1, int add_mask)
@@ -194,7 +195,9 @@ static cdl_status ks_multi(const cdl_ckks_context *ctx, const uint64_t *digits, 
             return cdl_fail(CDL_ERR_INTERNAL, "key switching: neither digits nor a polynomial given");
         cc = cdl_ckks_scratch(CDL_SCRATCH_KS_CC, (size_t)limbs * n);
         y = cdl_ckks_scratch(CDL_SCRATCH_KS_Y, (size_t)limbs * n);
-        bufs = cdl_ckks_scratch(CDL_SCRATCH_KS_BUFS, (size_t)threads * (size_t)dcount * n);
+        /* per thread: the digit limbs of one target limb, and (several keys
+         * with permutations: hoisted rotations) their permuted copies */
+        bufs = cdl_ckks_scratch(CDL_SCRATCH_KS_BUFS, (size_t)threads * (size_t)(2 * dcount) * n);
         if (!cc || !y || !bufs)
             return cdl_fail(CDL_ERR_NO_MEMORY, "key switching: out of memory");
         modup_prepare(ctx, c, level, cc, y);
@@ -204,7 +207,9 @@ static cdl_status ks_multi(const cdl_ckks_context *ctx, const uint64_t *digits, 
 #pragma omp parallel
     {
         const uint64_t *x[CDL_CKKS_MAX_PRIMES], *k0[CDL_CKKS_MAX_PRIMES], *k1[CDL_CKKS_MAX_PRIMES];
-        uint64_t *buf = bufs ? bufs + (size_t)omp_get_thread_num() * (size_t)dcount * n : NULL;
+        uint64_t *buf = bufs ? bufs + (size_t)omp_get_thread_num() * (size_t)(2 * dcount) * n : NULL;
+        uint64_t *pbuf = buf ? buf + (size_t)dcount * n : NULL;
+        const uint64_t *xp[CDL_CKKS_MAX_PRIMES];
         cdl_u128 *mac = (cdl_u128 *)(void *)(macs + (size_t)omp_get_thread_num() * 4 * n);
         uint64_t *cv = conv + (size_t)omp_get_thread_num() * n;
         /* Inner product over digits, per extended limb. */
@@ -221,6 +226,24 @@ static cdl_status ks_multi(const cdl_ckks_context *ctx, const uint64_t *digits, 
                 for (int d = 0; d < dcount; d++) {
                     k0[d] = cdl_ksk_poly(keys[r], d, 0, p);
                     k1[d] = cdl_ksk_poly(keys[r], d, 1, p);
+                }
+                if (perms && pbuf) {
+                    /* Hoisted rotations: permute the digit limbs one at a time
+                     * (the gathers stay inside one limb, cache-resident), then
+                     * a gather-free inner product. Reading all digit limbs
+                     * through the permutation inside the inner product touches
+                     * dcount limbs at random and measured slower than single
+                     * rotations. Same values, so bit-identical. */
+                    const uint32_t *pm = perms[r];
+                    for (int d = 0; d < dcount; d++) {
+                        const uint64_t *src = x[d];
+                        uint64_t *dst = pbuf + (size_t)d * n;
+                        for (size_t k = 0; k < n; k++)
+                            dst[k] = src[pm[k]];
+                        xp[d] = dst;
+                    }
+                    mac_limb(xp, k0, k1, dcount, NULL, &ctx->mod[p], mac, ACC(r, 0, t), ACC(r, 1, t), n);
+                    continue;
                 }
                 mac_limb(x, k0, k1, dcount, perms ? perms[r] : NULL, &ctx->mod[p], mac, ACC(r, 0, t), ACC(r, 1, t),
                          n);
@@ -269,11 +292,11 @@ cdl_status cdl_ckks_keyswitch_add(const cdl_ckks_context *ctx, const uint64_t *c
 
 cdl_status cdl_ckks_keyswitch_multi(const cdl_ckks_context *ctx, const uint64_t *c, int level,
                                     const cdl_ckks_ksk *const *keys, const uint32_t *const *perms, int count,
-                                    uint64_t *const *out0, uint64_t *const *out1)
+                                    uint64_t *const *out0, uint64_t *const *out1, int add0)
 {
     if (count < 1)
         return CDL_OK;
-    return ks_multi(ctx, NULL, c, level, keys, perms, count, out0, out1, 0);
+    return ks_multi(ctx, NULL, c, level, keys, perms, count, out0, out1, add0 ? 1 : 0);
 }
 
 cdl_status cdl_ckks_moddown(const cdl_ckks_context *ctx, int level, uint64_t *acc, uint64_t *out)

@@ -47,10 +47,11 @@ cdl_status cdl_ckks_keyswitch_add(const cdl_ckks_context *ctx, const uint64_t *c
                                   uint64_t *out0, uint64_t *out1, int add_mask);
 /* Hoisted: `count` switches of the same c with keys[r] and automorphism perms[r]
  * (perms or perms[r] may be NULL); every digit limb is built once and used by
- * all keys while in cache. Results equal count separate cdl_ckks_keyswitch. */
+ * all keys while in cache. Results equal count separate cdl_ckks_keyswitch
+ * (add0: out0[r] += the first half instead, as cdl_ckks_keyswitch_add). */
 cdl_status cdl_ckks_keyswitch_multi(const cdl_ckks_context *ctx, const uint64_t *c, int level,
                                     const cdl_ckks_ksk *const *keys, const uint32_t *const *perms, int count,
-                                    uint64_t *const *out0, uint64_t *const *out1);
+                                    uint64_t *const *out0, uint64_t *const *out1, int add0);
 
 /* ModDown: acc holds level+1 Q limbs then the p_count special-prime limbs
  * (NTT form; the special limbs are overwritten); out (level+1 limbs) =

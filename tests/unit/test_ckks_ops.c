@@ -385,6 +385,12 @@ static void test_rotations(void **state)
     assert_int_equal(cdl_ckks_rotate_hoisted(ctx, gk, a, st2, 2, alias), CDL_OK);
     assert_memory_equal(cdl_ct_poly(h[0], 0, 0), cdl_ct_poly(outs[1], 0, 0), 4 * ctx->n * 8);
     assert_memory_equal(cdl_ct_poly(a, 0, 0), cdl_ct_poly(outs[0], 0, 0), 4 * ctx->n * 8);
+    /* hoisted with one output listed twice: the last rotation wins, as with
+     * two single rotations (ModDown must not add both into it) */
+    cdl_ckks_ciphertext *twice[2] = {h[1], h[1]};
+    assert_int_equal(cdl_ckks_rotate_hoisted(ctx, gk, a_copy, steps, 2, twice), CDL_OK);
+    assert_memory_equal(cdl_ct_poly(h[1], 0, 0), cdl_ct_poly(outs[1], 0, 0), 4 * ctx->n * 8);
+    assert_memory_equal(cdl_ct_poly(h[1], 1, 0), cdl_ct_poly(outs[1], 1, 0), 4 * ctx->n * 8);
 
     /* missing key */
     assert_int_equal(cdl_ckks_rotate(ctx, gk, a_copy, 3, outs[0]), CDL_ERR_EXHAUSTED);
