@@ -1428,6 +1428,17 @@ static void const_strides(const ival *v, size_t *st)
     }
 }
 
+/* Make output 0 of the node the constant r (dims, rank), and free r. */
+static cdl_status output_const_owned(importer *im, const int64_t *dims, int rank, double *r)
+{
+    ival *out;
+    cdl_status st = output_val(im, 0, &out);
+    if (st == CDL_OK)
+        st = make_const(out, dims, rank, r);
+    cdl_free(r);
+    return st;
+}
+
 static cdl_status op_transpose(importer *im)
 {
     ival *x;
@@ -1463,12 +1474,7 @@ static cdl_status op_transpose(importer *im)
         }
         r[o] = x->cdata[src];
     }
-    ival *out;
-    cdl_status stt = output_val(im, 0, &out);
-    if (stt == CDL_OK)
-        stt = make_const(out, dims, x->crank, r);
-    cdl_free(r);
-    return stt;
+    return output_const_owned(im, dims, x->crank, r);
 }
 
 /* Slice of a constant: starts/ends/axes/steps from inputs (opset >= 10) or attributes. */
@@ -1551,12 +1557,7 @@ static cdl_status op_slice(importer *im)
         }
         r[o] = x->cdata[src];
     }
-    ival *out;
-    cdl_status stt = output_val(im, 0, &out);
-    if (stt == CDL_OK)
-        stt = make_const(out, dims, x->crank, r);
-    cdl_free(r);
-    return stt;
+    return output_const_owned(im, dims, x->crank, r);
 }
 
 static cdl_status op_constant_of_shape(importer *im)
@@ -1587,12 +1588,7 @@ static cdl_status op_constant_of_shape(importer *im)
         return CDL_ERR_NO_MEMORY;
     for (size_t i = 0; i < n; i++)
         r[i] = fill;
-    ival *out;
-    cdl_status stt = output_val(im, 0, &out);
-    if (stt == CDL_OK)
-        stt = make_const(out, dims, (int)sv->cnumel, r);
-    cdl_free(r);
-    return stt;
+    return output_const_owned(im, dims, (int)sv->cnumel, r);
 }
 
 /* ---- driver -------------------------------------------------------------- */
