@@ -178,7 +178,19 @@ static cdl_status from_object(json_t *o, cdl_poly_approx *out)
     }
     if ((!isnan(mu) && !isfinite(mu)) || !isfinite(sigma) || sigma < 0)
         return cdl_fail(CDL_ERR_FORMAT, "poly_activation: \"gaussian\" needs finite mu and sigma >= 0");
-    return cdl_approx_analyze(out, mu, sigma);
+    CDL_TRY(cdl_approx_analyze(out, mu, sigma));
+    /* Finite coefficients can still overflow once converted to the other
+     * basis or evaluated for the error figures: refuse what we could not
+     * write back as JSON (which has no infinities). */
+    for (int i = 0; i < n; i++)
+        if (!isfinite(out->power[i]) || !isfinite(out->chebyshev[i]))
+            return cdl_fail(CDL_ERR_FORMAT, "poly_activation: the coefficients are too large: the polynomial "
+                            "overflows a double on [%g, %g]", out->a, out->b);
+    if (out->fn != CDL_ACT_NONE &&
+        (!isfinite(out->max_abs_error) || !isfinite(out->rms_error) || !isfinite(out->gaussian_mse)))
+        return cdl_fail(CDL_ERR_FORMAT, "poly_activation: the coefficients are too large: its error against %s "
+                        "overflows a double", cdl_activation_name(out->fn));
+    return CDL_OK;
 }
 
 cdl_status cdl_poly_approx_from_json(const char *text, cdl_poly_approx *out)

@@ -498,6 +498,22 @@ static void test_symmetry(void **state)
 /* Robustness of the JSON reader: byte flips, truncations and splices of a
  * valid description must give CDL_OK or CDL_ERR_FORMAT, never a crash (run
  * under ASan/UBSan in CI), and an accepted one must be self-consistent. */
+/* Finite coefficients whose polynomial overflows a double on the interval
+ * are refused (the fuzzer found that they were accepted and then could not
+ * be written back as JSON). */
+static void test_json_refuses_overflowing_polynomial(void **state)
+{
+    (void)state;
+    const char *huge = "{\"type\":\"poly_activation\",\"function\":\"relu\",\"degree\":4,"
+                       "\"interval\":[-7,6],\"coefficients\":[0.2,0.5,0.1,-2.3e220,-0.002]}";
+    cdl_poly_approx p;
+    assert_int_equal(cdl_poly_approx_from_json(huge, &p), CDL_ERR_FORMAT);
+    assert_non_null(strstr(cdl_last_error(), "too large"));
+    const char *fine = "{\"type\":\"poly_activation\",\"function\":\"relu\",\"degree\":4,"
+                       "\"interval\":[-7,6],\"coefficients\":[0.2,0.5,0.1,-2.3e-20,-0.002]}";
+    assert_int_equal(cdl_poly_approx_from_json(fine, &p), CDL_OK);
+}
+
 static void test_json_mutations(void **state)
 {
     (void)state;
@@ -568,6 +584,7 @@ static void test_argument_checks(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_json_refuses_overflowing_polynomial),
         cmocka_unit_test(test_remez_abs_degree2),
         cmocka_unit_test(test_remez_exp_degree1),
         cmocka_unit_test(test_remez_against_lp),
