@@ -238,22 +238,32 @@ static int run_plot(cdl_activation fn, int degree, double a, double b, const int
     return draw_plot(fn, degree, a, b, res, used, nu, png);
 }
 
+/* Create the temporary gnuplot data file named by the mkstemp template
+ * `path` (rewritten in place); NULL after printing why. */
+static FILE *open_plot_data(char *path)
+{
+    int fd = mkstemp(path);
+    if (fd < 0) {
+        fprintf(stderr, "cryptodl approx: cannot create a temporary file: %s\n", strerror(errno));
+        return NULL;
+    }
+    FILE *df = fdopen(fd, "w");
+    if (!df) {
+        fprintf(stderr, "cryptodl approx: cannot write a temporary file: %s\n", strerror(errno));
+        close(fd);
+        unlink(path);
+    }
+    return df;
+}
+
 /* Draw f (if known), the polynomials res[0..nu) (labelled by their method) and their errors. */
 static int draw_plot(cdl_activation fn, int degree, double a, double b, const cdl_poly_approx *res, const int *used,
                      int nu, const char *png)
 {
     char data[] = "/tmp/cdl-approx-XXXXXX";
-    int fd = mkstemp(data);
-    if (fd < 0) {
-        fprintf(stderr, "cryptodl approx: cannot create a temporary file: %s\n", strerror(errno));
+    FILE *df = open_plot_data(data);
+    if (!df)
         return CLI_EXIT_FAILURE;
-    }
-    FILE *df = fdopen(fd, "w");
-    if (!df) {
-        close(fd);
-        unlink(data);
-        return CLI_EXIT_FAILURE;
-    }
     const int n = 1200;
     double fmin = INFINITY, fmax = -INFINITY, emax = 0.0, emax_all = 0.0;
     for (int i = 0; i <= n; i++) {
@@ -323,17 +333,9 @@ static int run_convergence(cdl_activation fn, double a, double b, const int *deg
                            const cdl_approx_options *opt, const char *png)
 {
     char data[] = "/tmp/cdl-approx-XXXXXX";
-    int fd = mkstemp(data);
-    if (fd < 0) {
-        fprintf(stderr, "cryptodl approx: cannot create a temporary file: %s\n", strerror(errno));
+    FILE *df = open_plot_data(data);
+    if (!df)
         return CLI_EXIT_FAILURE;
-    }
-    FILE *df = fdopen(fd, "w");
-    if (!df) {
-        close(fd);
-        unlink(data);
-        return CLI_EXIT_FAILURE;
-    }
     for (int d = 0; d < nd; d++) {
         fprintf(df, "%d", degrees[d]);
         for (int m = 0; m < CDL_APPROX_METHOD_COUNT; m++) {
