@@ -107,3 +107,16 @@ int cli_parse_positive(const char *command, const char *option, const char *text
     *out = v;
     return 0;
 }
+
+int cli_parse_threads(const char *command, const char *text, int *out)
+{
+    long long t = 0;
+    if (cli_parse_positive(command, "--threads", text, &t) != 0)
+        return -1;
+    if (t > 4096) {
+        cli_usage_error(command, "--threads %lld is too many (at most 4096)", t);
+        return -1;
+    }
+    *out = (int)t;
+    return 0;
+}

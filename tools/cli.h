@@ -47,6 +47,9 @@ void cli_json_string(const char *s);
  * for `command` naming `option`, and return -1 (the caller returns CLI_EXIT_USAGE). */
 int cli_parse_positive(const char *command, const char *option, const char *text, long long *out);
 
+/* Parse a --threads value (1..4096) the same way. */
+int cli_parse_threads(const char *command, const char *text, int *out);
+
 /* Default dataset folder: $CDL_DATA_DIR, else ../shared/data if it exists, else NULL. */
 const char *cli_default_data_dir(void);
 

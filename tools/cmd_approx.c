@@ -406,6 +406,23 @@ static int run_convergence(cdl_activation fn, double a, double b, const int *deg
     return CLI_EXIT_OK;
 }
 
+/* Save the description to out_path (if given), then print it as JSON or text. */
+static int emit_result(const cdl_poly_approx *p, const char *out_path, int json, double remez_tol)
+{
+    if (out_path && cdl_poly_approx_save(p, out_path) != CDL_OK)
+        return cli_fail_status(CMD, "could not write the JSON description");
+    if (json) {
+        char *text;
+        if (cdl_poly_approx_to_json(p, &text) != CDL_OK)
+            return cli_fail_status(CMD, "could not format JSON");
+        printf("%s\n", text);
+        cdl_approx_string_free(text);
+    } else {
+        print_text(p, remez_tol);
+    }
+    return CLI_EXIT_OK;
+}
+
 int cmd_approx(int argc, char **argv)
 {
     enum { O_FN = 256, O_DEGREE, O_INTERVAL, O_METHOD, O_MU, O_SIGMA, O_TOL, O_JSON, O_OUT, O_TABLE, O_DEGREES,
@@ -535,18 +552,7 @@ int cmd_approx(int argc, char **argv)
             int used = (int)p.method;
             return draw_plot(p.fn, p.degree, p.a, p.b, &p, &used, 1, plot);
         }
-        if (out_path && cdl_poly_approx_save(&p, out_path) != CDL_OK)
-            return cli_fail_status(CMD, "could not write the JSON description");
-        if (json) {
-            char *js;
-            if (cdl_poly_approx_to_json(&p, &js) != CDL_OK)
-                return cli_fail_status(CMD, "could not format JSON");
-            printf("%s\n", js);
-            cdl_approx_string_free(js);
-        } else {
-            print_text(&p, opt.remez_tol);
-        }
-        return CLI_EXIT_OK;
+        return emit_result(&p, out_path, json, opt.remez_tol);
     }
     if (table) {
         if (nd == 0) {
@@ -575,17 +581,9 @@ int cmd_approx(int argc, char **argv)
     cdl_poly_approx p;
     if (cdl_approx_compute(fn, method, degree, a, b, &opt, &p) != CDL_OK)
         return cli_fail_status(CMD, "approximation failed");
-    if (out_path && cdl_poly_approx_save(&p, out_path) != CDL_OK)
-        return cli_fail_status(CMD, "could not write the JSON description");
-    if (json) {
-        char *s;
-        if (cdl_poly_approx_to_json(&p, &s) != CDL_OK)
-            return cli_fail_status(CMD, "could not format JSON");
-        printf("%s\n", s);
-        cdl_approx_string_free(s);
-    } else {
-        print_text(&p, opt.remez_tol);
-    }
+    int rc = emit_result(&p, out_path, json, opt.remez_tol);
+    if (rc != CLI_EXIT_OK)
+        return rc;
     if (p.method == CDL_APPROX_REMEZ && !p.converged) {
         fprintf(stderr, "cryptodl approx: warning: Remez did not reach the tolerance %.1e (spread %.2e); "
                         "try a larger --tol or a smaller degree\n", opt.remez_tol, p.equioscillation_spread);

@@ -61,13 +61,10 @@ int cmd_eval(int argc, char **argv)
             if (cli_parse_positive("eval", "--limit", optarg, &limit) != 0)
                 return CLI_EXIT_USAGE;
             break;
-        case 't': {
-            long long t = 0;
-            if (cli_parse_positive("eval", "--threads", optarg, &t) != 0 || t > 4096)
-                return t > 4096 ? cli_usage_error("eval", "--threads %lld is too many", t) : CLI_EXIT_USAGE;
-            threads = (int)t;
+        case 't':
+            if (cli_parse_threads("eval", optarg, &threads) != 0)
+                return CLI_EXIT_USAGE;
             break;
-        }
         case 'h': usage(stdout); return CLI_EXIT_OK;
         default: return cli_usage_error("eval", "unknown option");
         }

@@ -426,13 +426,10 @@ int cmd_predict(int argc, char **argv)
             if (cli_parse_positive("predict", "--limit", optarg, &limit) != 0)
                 return CLI_EXIT_USAGE;
             break;
-        case 't': {
-            long long t = 0;
-            if (cli_parse_positive("predict", "--threads", optarg, &t) != 0 || t > 4096)
-                return t > 4096 ? cli_usage_error("predict", "--threads %lld is too many", t) : CLI_EXIT_USAGE;
-            threads = (int)t;
+        case 't':
+            if (cli_parse_threads("predict", optarg, &threads) != 0)
+                return CLI_EXIT_USAGE;
             break;
-        }
         case 'L':
             hopt.log_n = (int)strtol(optarg, &end, 10);
             if (*end || hopt.log_n < 13 || hopt.log_n > 16)
