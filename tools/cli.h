@@ -58,5 +58,10 @@ int cmd_approx(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
+int cmd_compile(int argc, char **argv);
+int cmd_keygen(int argc, char **argv);
+int cmd_encrypt(int argc, char **argv);
+int cmd_evaluate(int argc, char **argv);
+int cmd_decrypt(int argc, char **argv);
 
 #endif

@@ -6,7 +6,9 @@
  * relinearization key only), then compares the decrypted logits with the
  * plaintext float64 reference (cdl_nn_run) and with the labels.
  *
- * The same steps one at a time, with files, for a real client and server:
+ * The same steps one at a time, with files, for a real client and server
+ * (the code they share with the compile/keygen/encrypt/evaluate/decrypt
+ * commands is in he_steps.c):
  *   --keygen   (client) DIR/secret.key (mode 0600), DIR/relin.key, DIR/public.key
  *   --encrypt  (client) the first --limit test images -> --out FILE
  *   --evaluate (server) --in FILE -> --out FILE with DIR/relin.key only
@@ -15,18 +17,15 @@
  * the same CKKS parameters; every file carries the parameter hash and is
  * refused under other parameters.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "cryptodl/cryptodl.h"
+#include "he_steps.h"
 
 #define PREDICT_DEFAULT_LIMIT 4096
 
@@ -64,102 +63,7 @@ static void usage(FILE *out)
             PREDICT_DEFAULT_LIMIT);
 }
 
-typedef struct progress_state {
-    cli_progress bar;
-    int node;
-    double t0; /* when the current layer started */
-    char label[96];
-} progress_state;
-
-static void on_progress(void *user, int node, const char *name, size_t done, size_t total)
-{
-    progress_state *ps = user;
-    if (node != ps->node) {
-        ps->node = node;
-        snprintf(ps->label, sizeof ps->label, "  layer %d %.40s", node + 1, name);
-        cli_progress_start(&ps->bar, ps->label, total);
-    }
-    cli_progress_update(&ps->bar, done);
-    if (done == total) {
-        if (ps->bar.enabled)
-            fputc('\n', stderr);
-        double now = cli_now_seconds();
-        fprintf(stderr, "  layer %d %-24.24s %6zu ciphertexts  %7.2f s\n", node + 1, name, total, now - ps->t0);
-        ps->t0 = now; /* the next layer starts now */
-    }
-}
-
-static size_t argmax(const double *v, size_t n)
-{
-    size_t best = 0;
-    for (size_t i = 1; i < n; i++)
-        if (v[i] > v[best])
-            best = i;
-    return best;
-}
-
-/* ---- client / server steps with files ------------------------------------ */
-
-static int write_file(const char *path, const uint8_t *data, size_t len, int secret)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, secret ? 0600 : 0644);
-    if (fd < 0) {
-        fprintf(stderr, "cryptodl predict: cannot write %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    size_t at = 0;
-    while (at < len) {
-        ssize_t w = write(fd, data + at, len - at);
-        if (w <= 0) {
-            fprintf(stderr, "cryptodl predict: cannot write %s: %s\n", path, strerror(errno));
-            close(fd);
-            return -1;
-        }
-        at += (size_t)w;
-    }
-    if (close(fd) != 0) {
-        fprintf(stderr, "cryptodl predict: cannot write %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-static int read_file(const char *path, uint8_t **data, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "cryptodl predict: cannot open %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    size_t cap = 1 << 20, n = 0;
-    uint8_t *buf = malloc(cap);
-    while (buf) {
-        if (n == cap) {
-            uint8_t *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t r = fread(buf + n, 1, cap - n, f);
-        n += r;
-        if (r == 0)
-            break;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (!buf || err) {
-        free(buf);
-        fprintf(stderr, "cryptodl predict: cannot read %s\n", path);
-        return -1;
-    }
-    *data = buf;
-    *len = n;
-    return 0;
-}
+/* ---- client / server steps with files (tools/he_steps.c) ------------------ */
 
 typedef struct step_args {
     int step;
@@ -169,142 +73,60 @@ typedef struct step_args {
     int json, use_pk;
 } step_args;
 
-static int load_key_file(const cdl_ckks_context *ctx, const char *dir, const char *name, void **key)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    uint8_t *d = NULL;
-    size_t len = 0;
-    if (read_file(path, &d, &len) != 0)
-        return -1;
-    cdl_status st = !strcmp(name, "secret.key")   ? cdl_ckks_secret_key_load(ctx, d, len, (cdl_ckks_secret_key **)key)
-                    : !strcmp(name, "public.key") ? cdl_ckks_public_key_load(ctx, d, len, (cdl_ckks_public_key **)key)
-                                                  : cdl_ckks_relin_key_load(ctx, d, len, (cdl_ckks_relin_key **)key);
-    if (!strcmp(name, "secret.key"))
-        memset(d, 0, len); /* the key bytes */
-    free(d);
-    if (st != CDL_OK) {
-        fprintf(stderr, "cryptodl predict: %s: %s (made for another model or other --log-n/--scale-bits?)\n", path,
-                cdl_last_error());
-        return -1;
-    }
-    return 0;
-}
-
 static int run_step(const cdl_nn_graph *g, const cdl_he_plan *plan, const step_args *a)
 {
     int rc = CLI_EXIT_FAILURE;
     cdl_ckks_context *ctx = NULL;
-    cdl_rng *rng = NULL;
     cdl_ckks_secret_key *sk = NULL;
     cdl_ckks_relin_key *rlk = NULL;
     cdl_ckks_public_key *pk = NULL;
-    cdl_he_batch *batch = NULL, *res = NULL;
     cdl_dataset *ds = NULL;
-    uint8_t *blob = NULL;
-    size_t len = 0;
     double *img = NULL, *he = NULL, *ref = NULL;
+    char path[4096];
     if (!a->keys)
         return cli_usage_error("predict", "this step needs --keys DIR (the folder of secret.key / relin.key)");
     if ((a->step == 'E' || a->step == 'V') && !a->out)
         return cli_usage_error("predict", "this step needs --out FILE");
     if ((a->step == 'V' || a->step == 'X') && !a->in)
         return cli_usage_error("predict", "this step needs --in FILE");
-    if (cdl_he_context_new(plan, &ctx) != CDL_OK || cdl_rng_new_system(&rng) != CDL_OK) {
+    if (cdl_he_context_new(plan, &ctx) != CDL_OK) {
         rc = cli_fail_status("predict", "cannot build the CKKS context");
         goto done;
     }
-    double t0 = cli_now_seconds();
     if (a->step == 'K') {
-        if (mkdir(a->keys, 0700) != 0 && errno != EEXIST) {
-            fprintf(stderr, "cryptodl predict: cannot create %s: %s\n", a->keys, strerror(errno));
-            goto done;
-        }
-        if (cdl_ckks_keygen_secret(ctx, rng, &sk) != CDL_OK || cdl_ckks_keygen_relin(ctx, sk, rng, &rlk) != CDL_OK ||
-            cdl_ckks_keygen_public(ctx, sk, rng, &pk) != CDL_OK) {
-            rc = cli_fail_status("predict", "key generation failed");
-            goto done;
-        }
-        char path[4096];
-        size_t sk_len = 0;
-        snprintf(path, sizeof path, "%s/secret.key", a->keys);
-        if (cdl_ckks_secret_key_save(ctx, sk, 0, &blob, &sk_len) != CDL_OK) {
-            rc = cli_fail_status("predict", "cannot serialize the secret key");
-            goto done;
-        }
-        int w = write_file(path, blob, sk_len, 1);
-        memset(blob, 0, sk_len);
-        cdl_free_bytes(blob);
-        blob = NULL;
-        if (w != 0)
-            goto done;
-        snprintf(path, sizeof path, "%s/relin.key", a->keys);
-        if (cdl_ckks_relin_key_save(ctx, rlk, 0, &blob, &len) != CDL_OK) {
-            rc = cli_fail_status("predict", "cannot serialize the relinearization key");
-            goto done;
-        }
-        if (write_file(path, blob, len, 0) != 0)
-            goto done;
-        free(blob);
-        blob = NULL;
-        size_t pk_len = 0;
-        snprintf(path, sizeof path, "%s/public.key", a->keys);
-        if (cdl_ckks_public_key_save(ctx, pk, 0, &blob, &pk_len) != CDL_OK) {
-            rc = cli_fail_status("predict", "cannot serialize the public key");
-            goto done;
-        }
-        if (write_file(path, blob, pk_len, 0) != 0)
+        he_keygen_result kr;
+        if ((rc = he_keygen("predict", ctx, a->keys, &kr)) != CLI_EXIT_OK)
             goto done;
         printf("keys in %s: secret.key (%zu bytes, keep it), relin.key (%.1f MB, give it to the server), "
                "public.key (%.1f MB, for --encrypt --public-key); %.2f s\n",
-               a->keys, sk_len, len / 1e6, pk_len / 1e6, cli_now_seconds() - t0);
-        rc = CLI_EXIT_OK;
+               a->keys, kr.secret_bytes, kr.relin_bytes / 1e6, kr.public_bytes / 1e6, kr.seconds);
         goto done;
     }
     if (a->step == 'V') { /* server: no secret key is read */
-        if (load_key_file(ctx, a->keys, "relin.key", (void **)&rlk) != 0 || read_file(a->in, &blob, &len) != 0)
+        he_file_stats st;
+        if (he_load_key("predict", ctx, he_key_path(path, sizeof path, a->keys, "relin.key"), HE_KEY_RELIN,
+                        (void **)&rlk) != 0)
             goto done;
-        if (cdl_he_batch_load(ctx, blob, len, &batch) != CDL_OK) {
-            rc = cli_fail_status("predict", "cannot read the encrypted batch");
-            goto done;
-        }
-        free(blob);
-        blob = NULL;
-        progress_state ps = {.node = -1, .t0 = cli_now_seconds()};
-        t0 = cli_now_seconds();
-        if (cdl_he_evaluate(plan, ctx, rlk, batch, on_progress, &ps, &res) != CDL_OK) {
-            rc = cli_fail_status("predict", "encrypted evaluation failed");
-            goto done;
-        }
-        double dt = cli_now_seconds() - t0;
-        if (cdl_he_batch_save(ctx, res, 0, &blob, &len) != CDL_OK) {
-            rc = cli_fail_status("predict", "cannot serialize the encrypted logits");
-            goto done;
-        }
-        if (write_file(a->out, blob, len, 0) != 0)
+        if ((rc = he_evaluate_file("predict", plan, ctx, rlk, a->in, a->out, &st)) != CLI_EXIT_OK)
             goto done;
         printf("evaluated %zu encrypted images in %.2f s (%.0f predictions/hour); encrypted logits in %s (%.1f MB)\n",
-               cdl_he_batch_images(batch), dt, 3600.0 * cdl_he_batch_images(batch) / dt, a->out, len / 1e6);
-        rc = CLI_EXIT_OK;
+               st.images, st.seconds, st.seconds > 0 ? 3600.0 * st.images / st.seconds : 0.0, a->out,
+               st.bytes / 1e6);
         goto done;
     }
     /* client steps: the secret key (or, to encrypt only, the public key) and the test images */
     if (a->step == 'E' && a->use_pk) {
-        if (load_key_file(ctx, a->keys, "public.key", (void **)&pk) != 0)
+        if (he_load_key("predict", ctx, he_key_path(path, sizeof path, a->keys, "public.key"), HE_KEY_PUBLIC,
+                        (void **)&pk) != 0)
             goto done;
-    } else if (load_key_file(ctx, a->keys, "secret.key", (void **)&sk) != 0)
+    } else if (he_load_key("predict", ctx, he_key_path(path, sizeof path, a->keys, "secret.key"), HE_KEY_SECRET,
+                           (void **)&sk) != 0)
         goto done;
     size_t n = a->limit;
     if (a->step == 'X') {
-        if (read_file(a->in, &blob, &len) != 0)
+        if (he_decrypt_file("predict", plan, ctx, sk, a->in, &he, &n) != CLI_EXIT_OK)
             goto done;
-        if (cdl_he_batch_load(ctx, blob, len, &res) != CDL_OK) {
-            rc = cli_fail_status("predict", "cannot read the encrypted logits");
-            goto done;
-        }
-        n = cdl_he_batch_images(res);
-    }
-    if (n > cdl_he_plan_batch_capacity(plan)) {
+    } else if (n > cdl_he_plan_batch_capacity(plan)) {
         fprintf(stderr, "cryptodl predict: --encrypt takes one batch: --limit at most %zu\n",
                 cdl_he_plan_batch_capacity(plan));
         rc = CLI_EXIT_USAGE;
@@ -327,32 +149,24 @@ static int run_step(const cdl_nn_graph *g, const cdl_he_plan *plan, const step_a
     for (size_t i = 0; i < n * per; i++)
         img[i] = ds->pixels[i];
     if (a->step == 'E') {
-        if (cdl_he_encrypt_batch(plan, ctx, pk, pk ? NULL : sk, img, n, rng, &batch) != CDL_OK) {
-            rc = cli_fail_status("predict", "encryption failed");
-            goto done;
-        }
-        if (cdl_he_batch_save(ctx, batch, 0, &blob, &len) != CDL_OK) {
-            rc = cli_fail_status("predict", "cannot serialize the batch");
-            goto done;
-        }
-        if (write_file(a->out, blob, len, 0) != 0)
+        he_file_stats st;
+        if ((rc = he_encrypt_file("predict", plan, ctx, pk, pk ? NULL : sk, img, n, a->out, &st)) != CLI_EXIT_OK)
             goto done;
         printf("encrypted the first %zu %s test images in %.2f s: %s (%.1f MB, %zu ciphertexts)\n", n, ds->name,
-               cli_now_seconds() - t0, a->out, len / 1e6, cdl_he_batch_count(batch));
-        rc = CLI_EXIT_OK;
+               st.seconds, a->out, st.bytes / 1e6, cdl_he_plan_input_size(plan));
         goto done;
     }
-    /* decrypt */
-    he = malloc(n * nout * sizeof *he);
+    /* decrypt: compare with the labels and the plaintext reference */
+    rc = CLI_EXIT_FAILURE;
     ref = malloc(n * nout * sizeof *ref);
-    if (!he || !ref || cdl_he_decrypt_logits(plan, ctx, sk, res, he) != CDL_OK || cdl_nn_run(g, img, n, ref) != CDL_OK) {
-        rc = cli_fail_status("predict", "decryption failed");
+    if (!ref || cdl_nn_run(g, img, n, ref) != CDL_OK) {
+        rc = cli_fail_status("predict", "the plaintext reference failed");
         goto done;
     }
     size_t correct = 0, agree = 0;
     double max_diff = 0;
     for (size_t j = 0; j < n; j++) {
-        size_t ph = argmax(he + j * nout, nout), pr = argmax(ref + j * nout, nout);
+        size_t ph = he_argmax(he + j * nout, nout), pr = he_argmax(ref + j * nout, nout);
         correct += ph == ds->labels[j];
         agree += ph == pr;
         for (size_t k = 0; k < nout; k++)
@@ -369,17 +183,13 @@ static int run_step(const cdl_nn_graph *g, const cdl_he_plan *plan, const step_a
                "difference| %.2e\n", n, 100.0 * correct / n, 100.0 * agree / n, max_diff);
     rc = CLI_EXIT_OK;
 done:
-    free(blob);
     free(img);
     free(he);
     free(ref);
     cdl_dataset_free(ds);
-    cdl_he_batch_free(batch);
-    cdl_he_batch_free(res);
     cdl_ckks_relin_key_free(rlk);
     cdl_ckks_public_key_free(pk);
     cdl_ckks_secret_key_free(sk);
-    cdl_rng_free(rng);
     cdl_ckks_context_free(ctx);
     return rc;
 }
@@ -503,19 +313,8 @@ int cmd_predict(int argc, char **argv)
         rc = CLI_EXIT_OK;
         goto done;
     }
-    if (!force && (!step || step == 'V')) {
-        long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-        double ram = pages > 0 && page > 0 ? (double)pages * (double)page : 0;
-        if (ram > 0 && (double)cdl_he_plan_memory(plan) > 0.9 * ram) {
-            fprintf(stderr,
-                    "cryptodl predict: evaluating this model needs about %.1f GB of ciphertexts (batch-SIMD mode keeps "
-                    "one ciphertext per neuron of the widest layers; see --plan) but this machine has %.1f GB of RAM.\n"
-                    "Use a narrower model (fewer channels, a stride in the first layers), a larger machine, or "
-                    "--force to try anyway.\n",
-                    cdl_he_plan_memory(plan) / 1e9, ram / 1e9);
-            goto done;
-        }
-    }
+    if (!force && (!step || step == 'V') && he_check_memory("predict", plan) != CLI_EXIT_OK)
+        goto done;
     if (step) {
         step_args sa = {step, keys_dir, in_path, out_path, dataset, data_dir, defaulted, (size_t)limit, json, use_pk};
         rc = run_step(g, plan, &sa);
@@ -578,8 +377,9 @@ int cmd_predict(int argc, char **argv)
             in_bytes += bytes;
         fprintf(stderr, "  encrypt: %zu ciphertexts, %.2f s, %.1f MB\n", cdl_he_batch_count(enc), dt, bytes / 1e6);
         t0 = cli_now_seconds();
-        progress_state ps = {.node = -1, .t0 = t0};
-        if (cdl_he_evaluate(plan, ctx, rlk, enc, on_progress, &ps, &res) != CDL_OK) {
+        he_progress ps;
+        he_progress_init(&ps);
+        if (cdl_he_evaluate(plan, ctx, rlk, enc, he_on_progress, &ps, &res) != CDL_OK) {
             rc = cli_fail_status("predict", "encrypted evaluation failed");
             goto done;
         }
@@ -606,7 +406,7 @@ int cmd_predict(int argc, char **argv)
     size_t he_correct = 0, ref_correct = 0, agree = 0;
     double max_diff = 0, max_logit = 0;
     for (size_t j = 0; j < n; j++) {
-        size_t ph = argmax(he_logits + j * nout, nout), pr = argmax(ref_logits + j * nout, nout);
+        size_t ph = he_argmax(he_logits + j * nout, nout), pr = he_argmax(ref_logits + j * nout, nout);
         he_correct += ph == ds->labels[j];
         ref_correct += pr == ds->labels[j];
         agree += ph == pr;

@@ -12,6 +12,11 @@ static const cli_command commands[] = {
     {"approx", "polynomial approximations of ReLU/Sigmoid/Tanh with error analysis", cmd_approx},
     {"info", "describe an ONNX model: layers, shapes, depth, what HE can run", cmd_info},
     {"eval", "plaintext accuracy of an ONNX model on a dataset", cmd_eval},
+    {"compile", "compile a model for encrypted inference: print the plan, write plan.json", cmd_compile},
+    {"keygen", "client: secret.key (kept), relin.key (for the server), public.key", cmd_keygen},
+    {"encrypt", "client: encrypt your images (.npy, IDX) or test images into batches", cmd_encrypt},
+    {"evaluate", "server: run the model on encrypted images with the relinearization key only", cmd_evaluate},
+    {"decrypt", "client: decrypt the encrypted logits: class and logits per image, accuracy", cmd_decrypt},
     {"predict", "encrypted inference on test images: keygen, encrypt, evaluate, decrypt, compare", cmd_predict},
     {"bench", "benchmarks (`cryptodl bench ckks`: CKKS operation timings)", cmd_bench},
 };

@@ -1,0 +1,660 @@
+/*
+ * he_steps.c: the steps of encrypted inference as the CLI runs them, shared
+ * by the pipeline commands (cmd_compile/keygen/encrypt/evaluate/decrypt.c)
+ * and by `predict`'s --keygen/--encrypt/--evaluate/--decrypt flags: compiling
+ * the model (from options or a plan file), key files, encrypted batch files,
+ * progress. See he_steps.h.
+ *
+ * Batch files: one batch is cdl_he_batch_save's format as is (what `predict
+ * --encrypt` always wrote); more images than one batch holds (N/2) go into a
+ * CDLPARTS container (src/data/user_files.c) of batches, each checked by
+ * cdl_he_batch_load when read. Large files are mapped, not copied.
+ */
+#include "he_steps.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define HE_MAX_PARTS ((size_t)1 << 16)
+
+/* ---- model options and compilation ------------------------------------------ */
+
+void he_model_args_init(he_model_args *a)
+{
+    memset(a, 0, sizeof *a);
+}
+
+static int parse_range(const char *cmd, const char *name, const char *arg, int lo, int hi, int *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(arg, &end, 10);
+    if (end == arg || *end || errno || v < lo || v > hi) {
+        cli_usage_error(cmd, "%s must be %d..%d, got '%s'", name, lo, hi, arg);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+int he_model_option(const char *cmd, int c, const char *arg, he_model_args *a)
+{
+    switch (c) {
+    case 'L': a->any_option = 1; return parse_range(cmd, "--log-n", arg, 13, 16, &a->opt.log_n) ? -1 : 1;
+    case 'S': a->any_option = 1; return parse_range(cmd, "--scale-bits", arg, 20, 50, &a->opt.scale_bits) ? -1 : 1;
+    case 'B': a->any_option = 1; return parse_range(cmd, "--output-bits", arg, 2, 30, &a->opt.output_bits) ? -1 : 1;
+    case 'A':
+        a->any_option = 1;
+        if (!arg[0] || strlen(arg) > PLAN_APPROX_MAX) {
+            cli_usage_error(cmd, "--approx needs a specification of 1..%d characters", PLAN_APPROX_MAX);
+            return -1;
+        }
+        snprintf(a->opt.approx, sizeof a->opt.approx, "%s", arg);
+        return 1;
+    case 'P': a->plan_path = arg; return 1;
+    default: return 0;
+    }
+}
+
+void he_model_close(he_model *m)
+{
+    cdl_he_plan_free(m->plan);
+    cdl_nn_graph_free(m->graph);
+    memset(m, 0, sizeof *m);
+}
+
+int he_model_open(const char *cmd, const char *path, const he_model_args *a, he_model *m)
+{
+    memset(m, 0, sizeof *m);
+    m->path = path;
+    if (a->plan_path && a->any_option)
+        return cli_usage_error(cmd, "give either --plan FILE or --log-n/--scale-bits/--output-bits/--approx, not "
+                                    "both (the plan file holds the options)");
+    char err[512], sha[65];
+    if (plan_sha256_file(path, sha, err, sizeof err) != 0) {
+        fprintf(stderr, "cryptodl %s: %s\n", cmd, err);
+        return CLI_EXIT_FAILURE;
+    }
+    plan_record from_file;
+    plan_options opt = a->opt;
+    if (a->plan_path) {
+        const uint8_t *data = NULL;
+        size_t len = 0;
+        if (he_map_file(cmd, a->plan_path, &data, &len) != 0)
+            return CLI_EXIT_FAILURE;
+        int bad = plan_record_parse(data, len, &from_file, err, sizeof err);
+        he_unmap_file(data, len);
+        if (bad) {
+            fprintf(stderr, "cryptodl %s: %s is not a usable plan file: %s\n", cmd, a->plan_path, err);
+            return CLI_EXIT_FAILURE;
+        }
+        if (strcmp(from_file.sha256, sha)) {
+            fprintf(stderr,
+                    "cryptodl %s: %s was made for another model: it records SHA-256 %s, but %s has %s.\n"
+                    "Give the model the plan was compiled from, or compile this one: cryptodl compile %s --out %s\n",
+                    cmd, a->plan_path, from_file.sha256, path, sha, path, a->plan_path);
+            return CLI_EXIT_FAILURE;
+        }
+        opt = from_file.opt;
+    }
+    if (!opt.output_bits)
+        opt.output_bits = 10;
+    if (cdl_nn_load_file(path, &m->graph) != CDL_OK)
+        return cli_fail_status(cmd, "cannot import the model");
+    if (opt.approx[0] && cdl_nn_apply_approx(m->graph, opt.approx, NULL) != CDL_OK) {
+        he_model_close(m);
+        return cli_fail_status(cmd, "cannot apply --approx");
+    }
+    cdl_he_options ho;
+    cdl_he_options_default(&ho);
+    ho.log_n = opt.log_n;
+    ho.scale_bits = opt.scale_bits;
+    ho.output_bits = opt.output_bits;
+    if (cdl_he_plan_new(m->graph, &ho, &m->plan) != CDL_OK) {
+        int rc = cli_fail_status(cmd, "cannot compile the model for encrypted inference");
+        he_model_close(m);
+        return rc;
+    }
+    plan_record_from(m->plan, m->graph, &opt, sha, &m->rec);
+    if (a->plan_path && plan_record_compare(&from_file, &m->rec, err, sizeof err) != 0) {
+        fprintf(stderr, "cryptodl %s: %s does not match this model and build: %s. Compile again: cryptodl compile %s "
+                        "--out %s\n", cmd, a->plan_path, err, path, a->plan_path);
+        he_model_close(m);
+        return CLI_EXIT_FAILURE;
+    }
+    return CLI_EXIT_OK;
+}
+
+int he_check_memory(const char *cmd, const cdl_he_plan *plan)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    double ram = pages > 0 && page > 0 ? (double)pages * (double)page : 0;
+    if (ram > 0 && (double)cdl_he_plan_memory(plan) > 0.9 * ram) {
+        fprintf(stderr,
+                "cryptodl %s: evaluating this model needs about %.1f GB of ciphertexts (batch-SIMD mode keeps "
+                "one ciphertext per neuron of the widest layers; see --plan) but this machine has %.1f GB of RAM.\n"
+                "Use a narrower model (fewer channels, a stride in the first layers), a larger machine, or "
+                "--force to try anyway.\n",
+                cmd, cdl_he_plan_memory(plan) / 1e9, ram / 1e9);
+        return CLI_EXIT_FAILURE;
+    }
+    return CLI_EXIT_OK;
+}
+
+void he_shape_text(const cdl_nn_graph *g, char *buf, size_t cap)
+{
+    size_t at = (size_t)snprintf(buf, cap, "(");
+    for (int i = 0; i < g->input_shape.rank && at < cap; i++)
+        at += (size_t)snprintf(buf + at, cap - at, "%s%lld", i ? ", " : "", (long long)g->input_shape.dims[i]);
+    if (at < cap)
+        snprintf(buf + at, cap - at, g->input_shape.rank == 1 ? ",)" : ")");
+}
+
+/* ---- files ------------------------------------------------------------------ */
+
+static int write_all(int fd, const uint8_t *data, size_t len)
+{
+    size_t at = 0;
+    while (at < len) {
+        ssize_t w = write(fd, data + at, len - at);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        at += (size_t)w;
+    }
+    return 0;
+}
+
+int he_write_file(const char *cmd, const char *path, const uint8_t *data, size_t len, int secret)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, secret ? 0600 : 0644);
+    if (fd < 0) {
+        fprintf(stderr, "cryptodl %s: cannot write %s: %s\n", cmd, path, strerror(errno));
+        return -1;
+    }
+    /* an existing file keeps its mode through O_CREAT: a secret must end up private */
+    if ((secret && fchmod(fd, 0600) != 0) || write_all(fd, data, len) != 0) {
+        fprintf(stderr, "cryptodl %s: cannot write %s: %s\n", cmd, path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (close(fd) != 0) {
+        fprintf(stderr, "cryptodl %s: cannot write %s: %s\n", cmd, path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int he_map_file(const char *cmd, const char *path, const uint8_t **data, size_t *len)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        fprintf(stderr, "cryptodl %s: cannot open %s: %s\n", cmd, path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        fprintf(stderr, "cryptodl %s: %s is not a regular file\n", cmd, path);
+        close(fd);
+        return -1;
+    }
+    if (st.st_size == 0) {
+        fprintf(stderr, "cryptodl %s: %s is empty\n", cmd, path);
+        close(fd);
+        return -1;
+    }
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) {
+        fprintf(stderr, "cryptodl %s: cannot read %s: %s\n", cmd, path, strerror(errno));
+        return -1;
+    }
+    *data = p;
+    *len = (size_t)st.st_size;
+    return 0;
+}
+
+void he_unmap_file(const uint8_t *data, size_t len)
+{
+    if (data)
+        munmap((void *)data, len);
+}
+
+/* A small file into a malloc'ed buffer (keys: wiped by the caller when secret). */
+static int read_small(const char *cmd, const char *path, size_t max, uint8_t **data, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "cryptodl %s: cannot open %s: %s\n", cmd, path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 || (uint64_t)st.st_size > max) {
+        fprintf(stderr, "cryptodl %s: %s is not a key file (empty, not a regular file, or over %zu MB)\n", cmd, path,
+                max >> 20);
+        fclose(f);
+        return -1;
+    }
+    uint8_t *buf = malloc((size_t)st.st_size);
+    size_t got = buf ? fread(buf, 1, (size_t)st.st_size, f) : 0;
+    fclose(f);
+    if (!buf || got != (size_t)st.st_size) {
+        fprintf(stderr, "cryptodl %s: cannot read %s\n", cmd, path);
+        free(buf);
+        return -1;
+    }
+    *data = buf;
+    *len = got;
+    return 0;
+}
+
+/* ---- keys ------------------------------------------------------------------- */
+
+const char *he_key_path(char *buf, size_t cap, const char *dir, const char *name)
+{
+    snprintf(buf, cap, "%s/%s", dir, name);
+    return buf;
+}
+
+int he_keygen(const char *cmd, const cdl_ckks_context *ctx, const char *dir, he_keygen_result *res)
+{
+    int rc = CLI_EXIT_FAILURE;
+    cdl_rng *rng = NULL;
+    cdl_ckks_secret_key *sk = NULL;
+    cdl_ckks_relin_key *rlk = NULL;
+    cdl_ckks_public_key *pk = NULL;
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    char path[4096];
+    memset(res, 0, sizeof *res);
+    double t0 = cli_now_seconds();
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "cryptodl %s: cannot create %s: %s\n", cmd, dir, strerror(errno));
+        return CLI_EXIT_FAILURE;
+    }
+    if (cdl_rng_new_system(&rng) != CDL_OK || cdl_ckks_keygen_secret(ctx, rng, &sk) != CDL_OK ||
+        cdl_ckks_keygen_relin(ctx, sk, rng, &rlk) != CDL_OK || cdl_ckks_keygen_public(ctx, sk, rng, &pk) != CDL_OK) {
+        rc = cli_fail_status(cmd, "key generation failed");
+        goto done;
+    }
+    if (cdl_ckks_secret_key_save(ctx, sk, 0, &blob, &len) != CDL_OK) {
+        rc = cli_fail_status(cmd, "cannot serialize the secret key");
+        goto done;
+    }
+    int w = he_write_file(cmd, he_key_path(path, sizeof path, dir, "secret.key"), blob, len, 1);
+    memset(blob, 0, len); /* the key bytes */
+    cdl_free_bytes(blob);
+    blob = NULL;
+    res->secret_bytes = len;
+    if (w != 0)
+        goto done;
+    if (cdl_ckks_relin_key_save(ctx, rlk, 0, &blob, &res->relin_bytes) != CDL_OK) {
+        rc = cli_fail_status(cmd, "cannot serialize the relinearization key");
+        goto done;
+    }
+    if (he_write_file(cmd, he_key_path(path, sizeof path, dir, "relin.key"), blob, res->relin_bytes, 0) != 0)
+        goto done;
+    cdl_free_bytes(blob);
+    blob = NULL;
+    if (cdl_ckks_public_key_save(ctx, pk, 0, &blob, &res->public_bytes) != CDL_OK) {
+        rc = cli_fail_status(cmd, "cannot serialize the public key");
+        goto done;
+    }
+    if (he_write_file(cmd, he_key_path(path, sizeof path, dir, "public.key"), blob, res->public_bytes, 0) != 0)
+        goto done;
+    res->seconds = cli_now_seconds() - t0;
+    rc = CLI_EXIT_OK;
+done:
+    cdl_free_bytes(blob);
+    cdl_ckks_public_key_free(pk);
+    cdl_ckks_relin_key_free(rlk);
+    cdl_ckks_secret_key_free(sk);
+    cdl_rng_free(rng);
+    return rc;
+}
+
+/* Object types of the serialization envelope (src/core/bytes.h): "CDL\0",
+ * u16 version, u16 type. */
+static const char *const key_type_names[] = {"?", "parameter set", "secret key", "public key",
+                                             "relinearization key", "Galois key set", "plaintext", "ciphertext",
+                                             "plan"};
+
+int he_load_key(const char *cmd, const cdl_ckks_context *ctx, const char *path, he_key_kind kind, void **key)
+{
+    static const unsigned expect[] = {2, 3, 4};
+    const char *want = key_type_names[expect[kind]];
+    *key = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "cryptodl %s: cannot open %s (the %s): %s\n", cmd, path, want, strerror(errno));
+        return -1;
+    }
+    uint8_t head[8];
+    size_t got = fread(head, 1, sizeof head, f);
+    fclose(f);
+    if (got == sizeof head && !memcmp(head, "CDL\0", 4)) {
+        unsigned type = head[6] | (unsigned)head[7] << 8;
+        if (type != expect[kind]) {
+            if (type == 2)
+                fprintf(stderr,
+                        "cryptodl %s: %s is a SECRET key: it must stay with the client and is never read here. "
+                        "Give the %s instead (%s in the keys folder).\n",
+                        cmd, path, want, kind == HE_KEY_RELIN ? "relin.key" : "public.key");
+            else
+                fprintf(stderr, "cryptodl %s: %s holds a %s, not the %s expected here\n", cmd, path,
+                        type < sizeof key_type_names / sizeof key_type_names[0] ? key_type_names[type]
+                                                                                 : "unknown object",
+                        want);
+            return -1;
+        }
+    }
+    uint8_t *d = NULL;
+    size_t len = 0;
+    if (read_small(cmd, path, (size_t)1 << 30, &d, &len) != 0)
+        return -1;
+    cdl_status st = kind == HE_KEY_SECRET   ? cdl_ckks_secret_key_load(ctx, d, len, (cdl_ckks_secret_key **)key)
+                    : kind == HE_KEY_PUBLIC ? cdl_ckks_public_key_load(ctx, d, len, (cdl_ckks_public_key **)key)
+                                            : cdl_ckks_relin_key_load(ctx, d, len, (cdl_ckks_relin_key **)key);
+    if (kind == HE_KEY_SECRET)
+        memset(d, 0, len);
+    free(d);
+    if (st != CDL_OK) {
+        fprintf(stderr, "cryptodl %s: %s: %s (made for another model or other --log-n/--scale-bits?)\n", cmd, path,
+                cdl_last_error());
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- batch files ------------------------------------------------------------ */
+
+/* Write one part: in a container its length first. */
+static int put_part(FILE *f, int container, const uint8_t *blob, size_t len)
+{
+    uint8_t l8[8];
+    cdl_parts_length(l8, len);
+    if (container && fwrite(l8, 1, 8, f) != 8)
+        return -1;
+    return fwrite(blob, 1, len, f) == len ? 0 : -1;
+}
+
+static FILE *open_out(const char *cmd, const char *path, int container, size_t parts)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        fprintf(stderr, "cryptodl %s: cannot write %s: %s\n", cmd, path, strerror(errno));
+        return NULL;
+    }
+    if (container) {
+        uint8_t h[CDL_PARTS_HEADER_BYTES];
+        cdl_parts_header(h, parts);
+        if (fwrite(h, 1, sizeof h, f) != sizeof h) {
+            fprintf(stderr, "cryptodl %s: cannot write %s: %s\n", cmd, path, strerror(errno));
+            fclose(f);
+            unlink(path);
+            return NULL;
+        }
+    }
+    return f;
+}
+
+static int close_out(const char *cmd, const char *path, FILE *f, int ok)
+{
+    if (fclose(f) != 0 && ok) {
+        fprintf(stderr, "cryptodl %s: cannot write %s: %s\n", cmd, path, strerror(errno));
+        ok = 0;
+    }
+    if (!ok)
+        unlink(path); /* no half-written file left behind */
+    return ok ? 0 : -1;
+}
+
+int he_encrypt_file(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_context *ctx,
+                    const cdl_ckks_public_key *pk, const cdl_ckks_secret_key *sk, const double *images, size_t n,
+                    const char *out, he_file_stats *st)
+{
+    const size_t cap = cdl_he_plan_batch_capacity(plan), per = cdl_he_plan_input_size(plan);
+    const size_t batches = (n + cap - 1) / cap;
+    const int container = batches > 1;
+    memset(st, 0, sizeof *st);
+    cdl_rng *rng = NULL;
+    if (cdl_rng_new_system(&rng) != CDL_OK)
+        return cli_fail_status(cmd, "cannot start the random number generator");
+    FILE *f = open_out(cmd, out, container, batches);
+    if (!f) {
+        cdl_rng_free(rng);
+        return CLI_EXIT_FAILURE;
+    }
+    double t0 = cli_now_seconds();
+    int ok = 1;
+    for (size_t at = 0; ok && at < n; at += cap) {
+        size_t b = n - at < cap ? n - at : cap;
+        cdl_he_batch *batch = NULL;
+        uint8_t *blob = NULL;
+        size_t len = 0;
+        if (batches > 1)
+            fprintf(stderr, "  batch %zu/%zu: images %zu..%zu\n", at / cap + 1, batches, at, at + b - 1);
+        if (cdl_he_encrypt_batch(plan, ctx, pk, sk, images + at * per, b, rng, &batch) != CDL_OK) {
+            cli_fail_status(cmd, "encryption failed");
+            ok = 0;
+        } else if (cdl_he_batch_save(ctx, batch, 0, &blob, &len) != CDL_OK) {
+            cli_fail_status(cmd, "cannot serialize the encrypted batch");
+            ok = 0;
+        } else if (put_part(f, container, blob, len) != 0) {
+            fprintf(stderr, "cryptodl %s: cannot write %s: %s\n", cmd, out, strerror(errno));
+            ok = 0;
+        }
+        st->bytes += len + (container ? 8 : 0);
+        cdl_free_bytes(blob);
+        cdl_he_batch_free(batch);
+    }
+    cdl_rng_free(rng);
+    if (close_out(cmd, out, f, ok) != 0)
+        return CLI_EXIT_FAILURE;
+    st->images = n;
+    st->batches = batches;
+    st->bytes += container ? CDL_PARTS_HEADER_BYTES : 0;
+    st->seconds = cli_now_seconds() - t0;
+    return CLI_EXIT_OK;
+}
+
+/* The batches of a file: a container's parts, or the whole file as one. */
+static int file_parts(const char *cmd, const char *path, const uint8_t *data, size_t len, cdl_part **parts,
+                      size_t *count, int *container)
+{
+    *container = cdl_parts_is(data, len);
+    if (*container) {
+        if (cdl_parts_parse(data, len, HE_MAX_PARTS, parts, count) != CDL_OK) {
+            fprintf(stderr, "cryptodl %s: %s: %s\n", cmd, path, cdl_last_error());
+            return -1;
+        }
+        return 0;
+    }
+    *parts = malloc(sizeof **parts);
+    if (!*parts) {
+        fprintf(stderr, "cryptodl %s: out of memory\n", cmd);
+        return -1;
+    }
+    (*parts)[0].data = data;
+    (*parts)[0].len = len;
+    *count = 1;
+    return 0;
+}
+
+/* Load part i of `path` and check it holds `want` ciphertexts per batch
+ * (`other`: what the other kind of batch file holds, for the message). */
+static int load_batch(const char *cmd, const char *path, const cdl_ckks_context *ctx, const cdl_part *p, size_t i,
+                      size_t count, size_t want, size_t other, const char *what, cdl_he_batch **b)
+{
+    char where[4200];
+    if (count > 1)
+        snprintf(where, sizeof where, "%s (batch %zu of %zu)", path, i + 1, count);
+    else
+        snprintf(where, sizeof where, "%s", path);
+    if (cdl_he_batch_load(ctx, p->data, p->len, b) != CDL_OK) {
+        fprintf(stderr, "cryptodl %s: %s: not %s for this model and these parameters: %s\n", cmd, where, what,
+                cdl_last_error());
+        return -1;
+    }
+    if (cdl_he_batch_count(*b) != want) {
+        fprintf(stderr, "cryptodl %s: %s holds %zu ciphertexts per batch but %s for this model have %zu%s\n", cmd,
+                where, cdl_he_batch_count(*b), what, want,
+                cdl_he_batch_count(*b) == other
+                    ? (want > other ? " (is it the evaluate output, the encrypted logits?)"
+                                    : " (is it the encrypted images? give the evaluate output)")
+                    : "");
+        cdl_he_batch_free(*b);
+        *b = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+void he_progress_init(he_progress *p)
+{
+    memset(p, 0, sizeof *p);
+    p->node = -1;
+    p->t0 = cli_now_seconds();
+}
+
+void he_on_progress(void *user, int node, const char *name, size_t done, size_t total)
+{
+    he_progress *ps = user;
+    if (node != ps->node) {
+        ps->node = node;
+        snprintf(ps->label, sizeof ps->label, "  layer %d %.40s", node + 1, name);
+        cli_progress_start(&ps->bar, ps->label, total);
+    }
+    cli_progress_update(&ps->bar, done);
+    if (done == total) {
+        if (ps->bar.enabled)
+            fputc('\n', stderr);
+        double now = cli_now_seconds();
+        fprintf(stderr, "  layer %d %-24.24s %6zu ciphertexts  %7.2f s\n", node + 1, name, total, now - ps->t0);
+        ps->t0 = now; /* the next layer starts now */
+    }
+}
+
+int he_evaluate_file(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_context *ctx,
+                     const cdl_ckks_relin_key *rlk, const char *in, const char *out, he_file_stats *st)
+{
+    const uint8_t *data = NULL;
+    size_t len = 0, count = 0;
+    cdl_part *parts = NULL;
+    int container = 0;
+    memset(st, 0, sizeof *st);
+    if (he_map_file(cmd, in, &data, &len) != 0)
+        return CLI_EXIT_FAILURE;
+    if (file_parts(cmd, in, data, len, &parts, &count, &container) != 0) {
+        he_unmap_file(data, len);
+        return CLI_EXIT_FAILURE;
+    }
+    FILE *f = open_out(cmd, out, container, count);
+    int ok = f != NULL;
+    for (size_t i = 0; ok && i < count; i++) {
+        cdl_he_batch *batch = NULL, *res = NULL;
+        uint8_t *blob = NULL;
+        size_t blen = 0;
+        if (load_batch(cmd, in, ctx, &parts[i], i, count, cdl_he_plan_input_size(plan),
+                       cdl_he_plan_output_size(plan), "encrypted images", &batch) != 0) {
+            ok = 0;
+            break;
+        }
+        if (count > 1)
+            fprintf(stderr, "batch %zu/%zu: %zu images\n", i + 1, count, cdl_he_batch_images(batch));
+        he_progress ps;
+        he_progress_init(&ps);
+        double t0 = cli_now_seconds();
+        if (cdl_he_evaluate(plan, ctx, rlk, batch, he_on_progress, &ps, &res) != CDL_OK) {
+            cli_fail_status(cmd, "encrypted evaluation failed");
+            ok = 0;
+        } else {
+            st->seconds += cli_now_seconds() - t0;
+            st->images += cdl_he_batch_images(batch);
+            if (cdl_he_batch_save(ctx, res, 0, &blob, &blen) != CDL_OK) {
+                cli_fail_status(cmd, "cannot serialize the encrypted logits");
+                ok = 0;
+            } else if (put_part(f, container, blob, blen) != 0) {
+                fprintf(stderr, "cryptodl %s: cannot write %s: %s\n", cmd, out, strerror(errno));
+                ok = 0;
+            }
+            st->bytes += blen + (container ? 8 : 0);
+        }
+        cdl_free_bytes(blob);
+        cdl_he_batch_free(res);
+        cdl_he_batch_free(batch);
+    }
+    free(parts);
+    he_unmap_file(data, len);
+    if (!f || close_out(cmd, out, f, ok) != 0)
+        return CLI_EXIT_FAILURE;
+    st->batches = count;
+    st->bytes += container ? CDL_PARTS_HEADER_BYTES : 0;
+    return CLI_EXIT_OK;
+}
+
+int he_decrypt_file(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_context *ctx,
+                    const cdl_ckks_secret_key *sk, const char *in, double **logits, size_t *n)
+{
+    const uint8_t *data = NULL;
+    size_t len = 0, count = 0, total = 0;
+    const size_t nout = cdl_he_plan_output_size(plan);
+    cdl_part *parts = NULL;
+    int container = 0, ok = 1;
+    double *out = NULL;
+    *logits = NULL;
+    *n = 0;
+    if (he_map_file(cmd, in, &data, &len) != 0)
+        return CLI_EXIT_FAILURE;
+    if (file_parts(cmd, in, data, len, &parts, &count, &container) != 0) {
+        he_unmap_file(data, len);
+        return CLI_EXIT_FAILURE;
+    }
+    for (size_t i = 0; ok && i < count; i++) {
+        cdl_he_batch *b = NULL;
+        if (load_batch(cmd, in, ctx, &parts[i], i, count, nout, cdl_he_plan_input_size(plan), "encrypted logits", &b) != 0) {
+            ok = 0;
+            break;
+        }
+        size_t m = cdl_he_batch_images(b);
+        double *grown = realloc(out, (total + m) * nout * sizeof *out);
+        if (!grown) {
+            fprintf(stderr, "cryptodl %s: out of memory\n", cmd);
+            ok = 0;
+        } else {
+            out = grown;
+            if (cdl_he_decrypt_logits(plan, ctx, sk, b, out + total * nout) != CDL_OK) {
+                cli_fail_status(cmd, "decryption failed (encrypted under another key?)");
+                ok = 0;
+            }
+            total += m;
+        }
+        cdl_he_batch_free(b);
+    }
+    free(parts);
+    he_unmap_file(data, len);
+    if (!ok) {
+        free(out);
+        return CLI_EXIT_FAILURE;
+    }
+    *logits = out;
+    *n = total;
+    return CLI_EXIT_OK;
+}
+
+size_t he_argmax(const double *v, size_t n)
+{
+    size_t best = 0;
+    for (size_t i = 1; i < n; i++)
+        if (v[i] > v[best])
+            best = i;
+    return best;
+}

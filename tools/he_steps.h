@@ -1,0 +1,114 @@
+/*
+ * he_steps.h: what the pipeline commands (compile, keygen, encrypt,
+ * evaluate, decrypt) and `predict`'s step flags share (tools/he_steps.c):
+ * the model options (or --plan FILE), compiling the model, key files,
+ * encrypted batch files (one batch, or several in a CDLPARTS container), and
+ * the server's progress lines. Every function prints its own error message
+ * prefixed with "cryptodl <cmd>: " and returns a CLI exit status (or -1).
+ */
+#ifndef CDL_TOOLS_HE_STEPS_H
+#define CDL_TOOLS_HE_STEPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cli.h"
+#include "cryptodl/cryptodl.h"
+#include "plan_file.h"
+
+/* The options every pipeline command takes to compile the model. Option
+ * letters: L, S, B, A (the options) and P (--plan FILE). */
+#define HE_MODEL_OPTIONS                                                                                               \
+    {"log-n", required_argument, 0, 'L'}, {"scale-bits", required_argument, 0, 'S'},                                 \
+        {"output-bits", required_argument, 0, 'B'}, {"approx", required_argument, 0, 'A'},                           \
+        {"plan", required_argument, 0, 'P'}
+#define HE_MODEL_HELP                                                                                                  \
+    "model options (the same on client and server; or give --plan):\n"                                              \
+    "  --plan FILE       read the options below from a plan written by `cryptodl compile --out FILE`;\n"             \
+    "                    refused if the model is not the one the plan was made for\n"                              \
+    "  --log-n L         force the ring degree 2^L, 13..16 (default: the smallest that fits)\n"                    \
+    "  --scale-bits B    force the scale 2^B, 20..50 (default: as large as the security budget allows)\n"          \
+    "  --output-bits B   room for the logits: |logit| < 2^(B-1), 2..30 (default 10)\n"                             \
+    "  --approx SPEC     replace ReLU/Sigmoid/Tanh by polynomials first, e.g. relu=remez:4:-6:6\n"
+
+typedef struct he_model_args {
+    plan_options opt;      /* log_n/scale_bits 0 = automatic; output_bits 0 = default */
+    const char *plan_path; /* --plan FILE */
+    int any_option;        /* one of --log-n/--scale-bits/--output-bits/--approx was given */
+} he_model_args;
+
+void he_model_args_init(he_model_args *a);
+/* Handle option letter c (L, S, B, A, P). Returns 1 if handled, 0 if c is
+ * not a model option, -1 on a bad value (usage error printed). */
+int he_model_option(const char *cmd, int c, const char *arg, he_model_args *a);
+
+typedef struct he_model {
+    const char *path;
+    cdl_nn_graph *graph;
+    cdl_he_plan *plan;
+    plan_record rec; /* what a plan file would record */
+} he_model;
+
+/* Import MODEL.onnx, apply --approx, compile; with --plan, read the options
+ * from the file and refuse if the model's hash or the outcome differ.
+ * Returns CLI_EXIT_OK or an exit status (message printed). */
+int he_model_open(const char *cmd, const char *path, const he_model_args *a, he_model *m);
+void he_model_close(he_model *m);
+/* Refuse (exit 1) when the plan's ciphertext memory exceeds 90% of RAM. */
+int he_check_memory(const char *cmd, const cdl_he_plan *plan);
+/* "(1, 28, 28)" */
+void he_shape_text(const cdl_nn_graph *g, char *buf, size_t cap);
+
+/* Files. write: mode 0600 if secret, else 0644. */
+int he_write_file(const char *cmd, const char *path, const uint8_t *data, size_t len, int secret);
+/* Map a file read-only (empty files refused). */
+int he_map_file(const char *cmd, const char *path, const uint8_t **data, size_t *len);
+void he_unmap_file(const uint8_t *data, size_t len);
+
+/* Keys. */
+typedef struct he_keygen_result {
+    size_t secret_bytes, relin_bytes, public_bytes;
+    double seconds;
+} he_keygen_result;
+/* DIR/secret.key (0600), relin.key, public.key; DIR is created (0700) if missing. */
+int he_keygen(const char *cmd, const cdl_ckks_context *ctx, const char *dir, he_keygen_result *res);
+typedef enum he_key_kind { HE_KEY_SECRET, HE_KEY_PUBLIC, HE_KEY_RELIN } he_key_kind;
+/* Load a key file. Its envelope's object type is checked first from its
+ * first bytes: a secret key given where a public or relinearization key is
+ * expected is refused before the rest of it is read. */
+int he_load_key(const char *cmd, const cdl_ckks_context *ctx, const char *path, he_key_kind kind, void **key);
+/* DIR/name into buf. */
+const char *he_key_path(char *buf, size_t cap, const char *dir, const char *name);
+
+/* Encrypt n images into one file: one batch (cdl_he_batch format) when
+ * n <= capacity, else a CDLPARTS container of ceil(n / capacity) batches.
+ * Exactly one of pk, sk. */
+typedef struct he_file_stats {
+    size_t images, batches, bytes;
+    double seconds;
+} he_file_stats;
+int he_encrypt_file(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_context *ctx,
+                    const cdl_ckks_public_key *pk, const cdl_ckks_secret_key *sk, const double *images, size_t n,
+                    const char *out, he_file_stats *st);
+/* The server step: every batch of `in` through cdl_he_evaluate (progress on
+ * stderr), the encrypted logits to `out` in the same layout. */
+int he_evaluate_file(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_context *ctx,
+                     const cdl_ckks_relin_key *rlk, const char *in, const char *out, he_file_stats *st);
+/* Decrypt a file of encrypted logits: *logits (malloc'ed) = n * output_size. */
+int he_decrypt_file(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_context *ctx,
+                    const cdl_ckks_secret_key *sk, const char *in, double **logits, size_t *n);
+
+/* The progress callback for cdl_he_evaluate: one line per layer on stderr
+ * (and a bar on a terminal or with CDL_PROGRESS=1). */
+typedef struct he_progress {
+    cli_progress bar;
+    int node;
+    double t0;
+    char label[96];
+} he_progress;
+void he_progress_init(he_progress *p);
+void he_on_progress(void *user, int node, const char *name, size_t done, size_t total);
+
+size_t he_argmax(const double *v, size_t n);
+
+#endif

@@ -1,0 +1,66 @@
+/*
+ * plan_file.h: the JSON plan file `cryptodl compile --out plan.json` writes
+ * and the other pipeline commands read with --plan (tools/plan_file.c).
+ *
+ * The file records the model's SHA-256, the options the user chose, and what
+ * the compiler made of them (CKKS parameters, shapes, batch capacity, key set,
+ * memory estimate, cost). A reader takes the options from it, compiles the
+ * model again with them, and refuses unless the model's hash and every
+ * recorded outcome match: client and server then provably run the same plan.
+ * The file is input: every field is checked for its type and range.
+ *
+ * No CLI dependency (only the library, jansson and libsodium), so the unit
+ * tests and the fuzz target compile it directly.
+ */
+#ifndef CDL_TOOLS_PLAN_FILE_H
+#define CDL_TOOLS_PLAN_FILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cryptodl/cryptodl.h"
+
+#define PLAN_FILE_FORMAT "cryptodl-plan"
+#define PLAN_FILE_VERSION 1
+#define PLAN_FILE_MAX_BYTES ((size_t)1 << 20)
+#define PLAN_APPROX_MAX 255
+
+/* The user's choices; 0 = automatic (log_n, scale_bits). */
+typedef struct plan_options {
+    int log_n;
+    int scale_bits;
+    int output_bits;               /* 2..30 */
+    char approx[PLAN_APPROX_MAX + 1]; /* "" = none */
+} plan_options;
+
+/* Everything a plan file holds, as read (or as computed for writing). */
+typedef struct plan_record {
+    char sha256[65];               /* the model file's SHA-256, lowercase hex */
+    plan_options opt;
+    int log_n, q_count, p_count, log_qp, scale_bits, levels;
+    int q_bits[CDL_CKKS_MAX_PRIMES], p_bits[CDL_CKKS_MAX_PRIMES];
+    int input_rank;
+    int64_t input_shape[CDL_NN_MAX_RANK];
+    size_t input_size, output_size, batch_capacity;
+    int relin_key;                 /* 1: the server needs the relinearization key */
+    uint64_t memory_bytes;
+    cdl_he_cost cost;
+} plan_record;
+
+/* SHA-256 of a file, lowercase hex. 0 on success, -1 with a message in err. */
+int plan_sha256_file(const char *path, char hex[65], char *err, size_t errcap);
+
+/* Fill a record from a compiled plan (g: the graph it was compiled from). */
+void plan_record_from(const cdl_he_plan *plan, const cdl_nn_graph *g, const plan_options *opt, const char *sha256,
+                      plan_record *rec);
+
+/* The JSON text of a record (malloc'ed, NUL-terminated), or NULL when out of memory. model_file is informative. */
+char *plan_record_json(const plan_record *rec, const char *model_file);
+
+/* Parse and validate a plan file's bytes. 0 on success, -1 with a message in err. */
+int plan_record_parse(const uint8_t *data, size_t len, plan_record *rec, char *err, size_t errcap);
+
+/* Compare what a file recorded with a fresh compilation: 0 if equal, else -1 naming the first difference. */
+int plan_record_compare(const plan_record *file, const plan_record *now, char *err, size_t errcap);
+
+#endif
