@@ -153,8 +153,8 @@ int cmd_encrypt(int argc, char **argv)
         goto done;
     printf("encrypted %s in %.2f s (%s key): %s, %.1f MB, %zu batch%s of up to %zu images\n", what, st.seconds,
            use_pk ? "public" : "secret", out, st.bytes / 1e6, st.batches, st.batches == 1 ? "" : "es", cap);
-    printf("send %s to the server: cryptodl evaluate %s --relin-key %s/relin.key --in %s --out logits.ct\n", out,
-           m.path, keys, out);
+    printf("send %s to the server: cryptodl evaluate %s%s%s --relin-key relin.key --in %s --out logits.ct\n", out,
+           m.path, ma.plan_path ? " --plan " : "", ma.plan_path ? ma.plan_path : "", out);
 done:
     if (!im)
         free(pixels);

@@ -228,6 +228,17 @@ void he_unmap_file(const uint8_t *data, size_t len)
         munmap((void *)data, len);
 }
 
+/* Drop the pages of a part already loaded from a mapped file: the resident
+ * size then holds one batch, not the whole file (they are re-read from the
+ * file if touched again). */
+static void release_part(const uint8_t *map, const cdl_part *p)
+{
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)p->data + page - 1) & ~(page - 1), hi = ((uintptr_t)p->data + p->len) & ~(page - 1);
+    if (page && hi > lo && lo >= (uintptr_t)map)
+        madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 /* A small file into a malloc'ed buffer (keys: wiped by the caller when secret). */
 static int read_small(const char *cmd, const char *path, size_t max, uint8_t **data, size_t *len)
 {
@@ -568,6 +579,7 @@ int he_evaluate_file(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_co
             ok = 0;
             break;
         }
+        release_part(data, &parts[i]);
         if (count > 1)
             fprintf(stderr, "batch %zu/%zu: %zu images\n", i + 1, count, cdl_he_batch_images(batch));
         he_progress ps;

@@ -27,3 +27,6 @@ set_tests_properties(cli_bench_ckks_json PROPERTIES TIMEOUT 300
 add_test(NAME docs_ckks_example_quoted
          COMMAND ${CMAKE_COMMAND} -DDOC=${PROJECT_SOURCE_DIR}/docs/ckks.md
                  -DSRC=${PROJECT_SOURCE_DIR}/examples/ckks_example.c -P ${PROJECT_SOURCE_DIR}/tests/integration/check_doc_example.cmake)
+
+# The user pipeline (compile, keygen, encrypt, evaluate, decrypt as commands).
+include(${CMAKE_CURRENT_LIST_DIR}/pipeline.cmake)
