@@ -24,8 +24,9 @@ static void usage(FILE *out)
             "options:\n"
             "  --out FILE        write the JSON plan to FILE\n"
             "  --json            print the JSON plan on stdout instead of the text description\n"
+            "  -h, --help        this help\n"
             HE_MODEL_HELP
-            "  -h, --help        this help\n\n"
+            "\n"
             "example:\n"
             "  cryptodl compile models/mnist_cryptonets.onnx --out plan.json\n\n"
             "exit status: 0 done, 1 failure (message on stderr), 2 bad usage\n");

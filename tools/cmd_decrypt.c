@@ -27,8 +27,9 @@ static void usage(FILE *out)
             "  --csv OUT         write CSV with a header (index,predicted[,label],logit_0,...) to OUT\n"
             "                    (- for stdout)\n"
             "  --json            one JSON object on stdout: images, accuracy, predictions[]\n"
+            "  -h, --help        this help\n"
             HE_MODEL_HELP
-            "  -h, --help        this help\n\n"
+            "\n"
             "example:\n"
             "  cryptodl decrypt models/mnist_cryptonets.onnx --plan plan.json --keys client/ \\\n"
             "      --in logits.ct --csv predictions.csv\n\n"

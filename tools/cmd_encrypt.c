@@ -32,8 +32,9 @@ static void usage(FILE *out)
             "  --keys DIR        DIR/secret.key (symmetric encryption, half-size ciphertexts), or with\n"
             "  --public-key      DIR/public.key only (a device that encrypts but cannot decrypt)\n"
             "  --out FILE        the encrypted batch(es), to send to the server\n"
+            "  -h, --help        this help\n"
             HE_MODEL_HELP
-            "  -h, --help        this help\n\n"
+            "\n"
             "example:\n"
             "  cryptodl encrypt models/mnist_cryptonets.onnx --plan plan.json --keys client/ \\\n"
             "      --input digits.npy --out batch.ct\n\n"

@@ -24,8 +24,9 @@ static void usage(FILE *out)
             "  --out FILE        the encrypted logits, for the client (cryptodl decrypt --in)\n"
             "  --threads T       worker threads (default: all cores)\n"
             "  --force           run even if the plan's ciphertext memory exceeds 90%% of the RAM\n"
+            "  -h, --help        this help\n"
             HE_MODEL_HELP
-            "  -h, --help        this help\n\n"
+            "\n"
             "example:\n"
             "  cryptodl evaluate models/mnist_cryptonets.onnx --plan plan.json --relin-key relin.key \\\n"
             "      --in batch.ct --out logits.ct\n\n"

@@ -23,8 +23,9 @@ static void usage(FILE *out)
             "options:\n"
             "  --keys DIR        folder for the keys (created, mode 0700, if missing)\n"
             "  --force           overwrite an existing DIR/secret.key\n"
+            "  -h, --help        this help\n"
             HE_MODEL_HELP
-            "  -h, --help        this help\n\n"
+            "\n"
             "example:\n"
             "  cryptodl compile models/mnist_cryptonets.onnx --out plan.json\n"
             "  cryptodl keygen models/mnist_cryptonets.onnx --plan plan.json --keys client/\n\n"

@@ -23,7 +23,7 @@
         {"output-bits", required_argument, 0, 'B'}, {"approx", required_argument, 0, 'A'},                           \
         {"plan", required_argument, 0, 'P'}
 #define HE_MODEL_HELP                                                                                                  \
-    "model options (the same on client and server; or give --plan):\n"                                              \
+    "\nmodel options (the same on client and server; or give --plan):\n"                                              \
     "  --plan FILE       read the options below from a plan written by `cryptodl compile --out FILE`;\n"             \
     "                    refused if the model is not the one the plan was made for\n"                              \
     "  --log-n L         force the ring degree 2^L, 13..16 (default: the smallest that fits)\n"                    \
