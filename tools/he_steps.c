@@ -562,6 +562,11 @@ int he_evaluate_file(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_co
     cdl_part *parts = NULL;
     int container = 0;
     memset(st, 0, sizeof *st);
+    struct stat si, so;
+    if (stat(in, &si) == 0 && stat(out, &so) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino) {
+        fprintf(stderr, "cryptodl %s: --out %s is the input file: give another name\n", cmd, out);
+        return CLI_EXIT_USAGE; /* writing it would truncate the batch being read */
+    }
     if (he_map_file(cmd, in, &data, &len) != 0)
         return CLI_EXIT_FAILURE;
     if (file_parts(cmd, in, data, len, &parts, &count, &container) != 0) {
