@@ -13,7 +13,6 @@
 #include "ckks/keyswitch.h"
 #include "core/error.h"
 #include "core/memory.h"
-#include "ring/automorphism.h"
 #include "ring/basis_extension.h"
 #include "ring/rns_kernels.h"
 #include "ring/rns_poly.h"
@@ -533,10 +532,9 @@ static cdl_status rotate_elements(const cdl_ckks_context *ctx, const cdl_ckks_ga
     uint64_t *c0 = aliased ? cdl_ckks_scratch(CDL_SCRATCH_EV_C0, 2 * words) : NULL;
     const uint64_t *in0 = aliased ? c0 : cdl_ct_poly(a, 0, 0), *in1 = aliased ? c0 + words : cdl_ct_poly(a, 1, 0);
     uint64_t *u = cdl_ckks_scratch(CDL_SCRATCH_EV_U, (size_t)batch * 2 * words);
-    uint32_t *perm = cdl_alloc_array((size_t)batch * n, sizeof(uint32_t));
     size_t *which = cdl_alloc_array((size_t)batch, sizeof(size_t));
     cdl_status st = CDL_OK;
-    if ((aliased && !c0) || !u || !perm || !which) {
+    if ((aliased && !c0) || !u || !which) {
         st = cdl_fail(CDL_ERR_NO_MEMORY, "rotation: out of memory");
         goto done;
     }
@@ -564,9 +562,7 @@ static cdl_status rotate_elements(const cdl_ckks_context *ctx, const cdl_ckks_ga
         for (; r0 < count && m < batch; r0++) {
             if (elts[r0] == 1)
                 continue;
-            uint32_t *pm = perm + (size_t)m * n;
-            cdl_automorphism_ntt_index(n, elts[r0], pm);
-            perms[m] = pm;
+            perms[m] = cdl_ckks_galois_keys_index(gk, (size_t)key_index[r0]);
             keys[m] = &gk->keys[key_index[r0]];
             u0[m] = u + (size_t)(2 * m) * words;
             u1[m] = u + (size_t)(2 * m + 1) * words;
@@ -647,7 +643,6 @@ static cdl_status rotate_elements(const cdl_ckks_context *ctx, const cdl_ckks_ga
     }
 done:
     cdl_free(key_index);
-    cdl_free(perm);
     cdl_free(which);
     return st;
 }

@@ -8,6 +8,7 @@
 #include "ckks/ckks_internal.h"
 #include "core/error.h"
 #include "core/memory.h"
+#include "ring/automorphism.h"
 
 /* ---- ciphertexts ---- */
 cdl_status cdl_ckks_ciphertext_alloc(const cdl_ckks_context *ctx, int size, int level, cdl_ckks_ciphertext **out)
@@ -260,7 +261,8 @@ cdl_status cdl_ckks_galois_keys_alloc(const cdl_ckks_context *ctx, size_t count,
     gk->count = count;
     gk->galois_elts = cdl_calloc_array(count ? count : 1, sizeof(uint64_t));
     gk->keys = cdl_calloc_array(count ? count : 1, sizeof(cdl_ckks_ksk));
-    if (!gk->galois_elts || !gk->keys) {
+    gk->ntt_index = cdl_alloc_array(count ? count : 1, ctx->n * sizeof(uint32_t));
+    if (!gk->galois_elts || !gk->keys || !gk->ntt_index) {
         cdl_ckks_galois_keys_free(gk);
         return CDL_ERR_NO_MEMORY;
     }
@@ -282,7 +284,14 @@ void cdl_ckks_galois_keys_free(cdl_ckks_galois_keys *gk)
             cdl_ckks_ksk_release(&gk->keys[i]);
     cdl_free(gk->keys);
     cdl_free(gk->galois_elts);
+    cdl_free(gk->ntt_index);
     cdl_free(gk);
+}
+
+void cdl_ckks_galois_keys_set_element(cdl_ckks_galois_keys *gk, size_t i, uint64_t g)
+{
+    gk->galois_elts[i] = g;
+    cdl_automorphism_ntt_index(gk->n, g, gk->ntt_index + i * gk->n);
 }
 
 int cdl_ckks_galois_keys_find(const cdl_ckks_galois_keys *gk, uint64_t g)

@@ -657,6 +657,8 @@ cdl_status cdl_ckks_galois_keys_load(const cdl_ckks_context *ctx, const uint8_t 
     if (st == CDL_OK)
         st = check_galois_elements(ctx, gk->galois_elts, count);
     for (size_t i = 0; st == CDL_OK && i < count; i++)
+        cdl_ckks_galois_keys_set_element(gk, i, gk->galois_elts[i]);
+    for (size_t i = 0; st == CDL_OK && i < count; i++)
         st = read_ksk(&r, ctx, &gk->keys[i], "Galois keys");
     if (st == CDL_OK)
         st = cdl_reader_expect_end(&r);
