@@ -103,6 +103,11 @@ CDL_API cdl_status cdl_ckks_decode_complex(const cdl_ckks_context *ctx, const cd
 /* ---- ciphertexts ---- */
 CDL_API cdl_status cdl_ckks_ciphertext_new(const cdl_ckks_context *ctx, cdl_ckks_ciphertext **out);
 CDL_API void cdl_ckks_ciphertext_free(cdl_ckks_ciphertext *ct);
+/* Release the storage of the primes above the ciphertext's level (and of a
+ * third polynomial once relinearized): a ciphertext at level l then takes
+ * (l + 1) / (max_level + 1) of a fresh one. It grows again if it is later the
+ * output of an operation at a higher level. Values are unchanged. */
+CDL_API cdl_status cdl_ckks_ciphertext_shrink(cdl_ckks_ciphertext *ct);
 CDL_API cdl_status cdl_ckks_ciphertext_copy(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *src,
                                             cdl_ckks_ciphertext *dst);
 CDL_API int cdl_ckks_ciphertext_level(const cdl_ckks_ciphertext *ct);

@@ -40,6 +40,29 @@ def degree(act):
     return None
 
 
+def variation_table(results):
+    """Mean, standard deviation and range of the test accuracy over seeds, for every
+    (dataset, model, activation, epochs) trained with more than one seed."""
+    groups = {}
+    for r in results:
+        groups.setdefault((r["dataset"], r["model"], r["act"], r["epochs"]), []).append(r)
+    rows = []
+    for (ds, mdl, act, ep), rs in groups.items():
+        if len(rs) < 2:
+            continue
+        acc = [100 * r["test_acc"] for r in rs]
+        mean = sum(acc) / len(acc)
+        std = (sum((a - mean) ** 2 for a in acc) / (len(acc) - 1)) ** 0.5
+        rows.append("| %s | %s | %s | %d | %s | %.2f%% | %.2f | %.2f%% - %.2f%% |" % (
+            ds, mdl, act_label(act), ep, ", ".join(str(r.get("seed", 1)) for r in rs), mean, std, min(acc), max(acc)))
+    if not rows:
+        return ""
+    return ("\n\nRun-to-run variation (same recipe, different seeds: initialisation, validation split, "
+            "batch order and augmentation):\n\n"
+            "| dataset | model | activation | epochs | seeds | mean test acc. | std. dev. (points) | range |\n"
+            "| --- | --- | --- | --- | --- | --- | --- | --- |\n" + "\n".join(rows))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python3 -m cryptodl_train.report", description=__doc__.splitlines()[0])
     ap.add_argument("--runs", default=os.path.join(HERE, "..", "runs"))
@@ -70,22 +93,23 @@ def main(argv=None):
 
     order = {"mnist": 0, "fashion_mnist": 1, "cifar10": 2}
     results.sort(key=lambda r: (order.get(r["dataset"], 9), r["model"], r["act"] != "relu",
-                                degree(r["act"]) or 0, r["act"]))
-    lines = ["| dataset | model | activation | degree | test acc. | val. acc. (best epoch) | epochs | mult. depth | parameters | s/epoch |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                                degree(r["act"]) or 0, r["act"], r["epochs"], r.get("seed", 1)))
+    lines = ["| dataset | model | activation | degree | test acc. | val. acc. (best epoch) | epochs | seed | mult. depth | parameters | s/epoch |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in results:
-        lines.append("| %s | %s | %s | %s | **%.2f%%** | %.2f%% (%d) | %d | %s | %s | %.0f |" % (
+        lines.append("| %s | %s | %s | %s | **%.2f%%** | %.2f%% (%d) | %d | %d | %s | %s | %.0f |" % (
             r["dataset"], r["model"], act_label(r["act"]), degree(r["act"]) or "-", 100 * r["test_acc"],
-            100 * r["val_acc"], r["best_epoch"], r["epochs"], r["depth"] if r["depth"] is not None else "n/a",
+            100 * r["val_acc"], r["best_epoch"], r["epochs"], r.get("seed", 1),
+            r["depth"] if r["depth"] is not None else "n/a",
             "{:,}".format(r["params"]), r["seconds_per_epoch"] or 0))
     for u in unfinished:
-        lines.append("| %s | %s | %s | %s | not tested (unfinished: %d/%d epochs) | %.2f%% (%d) | %d/%d | %s | %s | %s |" % (
+        lines.append("| %s | %s | %s | %s | not tested (unfinished: %d/%d epochs) | %.2f%% (%d) | %d/%d | %s | %s | %s | %s |" % (
             RECIPES[u["recipe"]]["dataset"], RECIPES[u["recipe"]]["model"], act_label(u["act"]), degree(u["act"]) or "-", u["epochs_done"], u["epochs"],
-            100 * u["best_val_acc"], u["best_epoch"], u["epochs_done"], u["epochs"],
+            100 * u["best_val_acc"], u["best_epoch"], u["epochs_done"], u["epochs"], u.get("seed", 1),
             u.get("depth", "-") if u.get("depth", 0) is not None else "n/a",
             "{:,}".format(u["params"]) if "params" in u else "-",
             "%.0f" % u["seconds_per_epoch"] if "seconds_per_epoch" in u else "-"))
-    table = "\n".join(lines)
+    table = "\n".join(lines) + variation_table(results)
 
     # accuracy against degree, per (dataset, model)
     import matplotlib

@@ -33,6 +33,8 @@ RECIPES = {
                              lr=2e-3, wd=1e-4, shift=1, rot=0.0, flip=False),
     "mnist_deep": dict(dataset="mnist", model="deep", act="quad", epochs=12, batch=128,
                        lr=2e-3, wd=1e-4, shift=2, rot=10.0, flip=False),
+    "mnist_compact": dict(dataset="mnist", model="compact", act="quad", epochs=20, batch=128,
+                          lr=2e-3, wd=1e-4, shift=2, rot=10.0, flip=False),
     "fashion_mnist_deep": dict(dataset="fashion_mnist", model="deep", act="quad", epochs=6, batch=128,
                                lr=2e-3, wd=1e-4, shift=2, rot=0.0, flip=True, widths=(16, 32, 64)),
     "cifar10_cnn": dict(dataset="cifar10", model="cifar", act="quad", epochs=60, batch=128,
@@ -47,6 +49,8 @@ def build_model(cfg):
     if cfg["model"] == "deep":
         return M.deep_cnn(cfg["act"], iv, widths=tuple(cfg.get("widths", (32, 64, 128))),
                           strides=tuple(cfg.get("strides", (1, 2, 2))), hidden=cfg.get("hidden", 128))
+    if cfg["model"] == "compact":
+        return M.compact_cnn(cfg["act"], iv)
     if cfg["model"] == "cifar":
         return M.cifar_cnn(cfg["act"], iv)
     raise ValueError("unknown model %r" % cfg["model"])
@@ -249,7 +253,7 @@ def main(argv=None):
             epoch + 1, cfg["epochs"], rec["train_loss"], rec["train_acc"], val_loss, val_acc, dt,
             "  *best" if best_epoch == epoch + 1 else ""), flush=True)
         status = {"recipe": args.recipe, "act": cfg["act"], "epochs_done": epoch + 1, "epochs": cfg["epochs"],
-                  "best_val_acc": best_val, "best_epoch": best_epoch, "finished": False,
+                  "best_val_acc": best_val, "best_epoch": best_epoch, "finished": False, "seed": args.seed,
                   "depth": M.multiplicative_depth(model), "params": M.count_inference_params(model),
                   "seconds_per_epoch": float(np.mean([h["seconds"] for h in history]))}
         with open(os.path.join(args.out, "status.json"), "w") as f:

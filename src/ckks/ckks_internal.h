@@ -122,6 +122,8 @@ struct cdl_ckks_galois_keys {
     size_t n;
     size_t count;
     uint64_t *galois_elts; /* count elements g (odd, < 2N); 2N-1 is conjugation */
+    uint32_t *ntt_index;   /* count * N: row i is X -> X^g_i as a permutation of NTT slots,
+                            * cached because recomputing it cost ~11% of a rotation at N = 2^13 */
     cdl_ckks_ksk *keys;    /* keys[i]: s' = s(X^g) */
 };
 
@@ -135,7 +137,8 @@ struct cdl_ckks_plaintext {
 
 struct cdl_ckks_ciphertext {
     size_t n;
-    int q_count;
+    int q_count;  /* limbs allocated per polynomial (the layout's stride): ctx->q_count for a new
+                   * ciphertext, level + 1 after cdl_ckks_ciphertext_shrink or when allocated at a level */
     int size;     /* 2, or 3 after a tensor product */
     int capacity; /* polynomials allocated (2 or 3) */
     int level;
@@ -165,7 +168,14 @@ static inline uint64_t *cdl_ksk_poly(const cdl_ckks_ksk *k, int digit, int comp,
 /* ---- allocation (zero-filled objects; the public _new functions wrap these) ---- */
 cdl_status cdl_ckks_ciphertext_alloc(const cdl_ckks_context *ctx, int size, int level, cdl_ckks_ciphertext **out);
 /* Make room for `size` polynomials (2 or 3), keeping the contents. */
-cdl_status cdl_ckks_ciphertext_reserve(cdl_ckks_ciphertext *ct, int size);
+/* Room for `size` polynomials of `limbs` limbs; keeps the content (grows only). */
+cdl_status cdl_ckks_ciphertext_reserve(cdl_ckks_ciphertext *ct, int size, int limbs);
+/* A ciphertext of this context (N) whose storage holds its level. */
+static inline int cdl_ckks_ct_fits(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *ct)
+{
+    return ct->n == ctx->n && ct->q_count >= 1 && ct->q_count <= ctx->q_count && ct->level >= 0 &&
+           ct->level < ct->q_count;
+}
 cdl_status cdl_ckks_plaintext_alloc(const cdl_ckks_context *ctx, int level, cdl_ckks_plaintext **out);
 cdl_status cdl_ckks_secret_key_alloc(const cdl_ckks_context *ctx, cdl_ckks_secret_key **out);
 /* Fill sk->s_shoup from sk->s (call after setting s, e.g. after loading). */
@@ -176,6 +186,12 @@ void cdl_ckks_ksk_release(cdl_ckks_ksk *k);
 cdl_status cdl_ckks_relin_key_alloc(const cdl_ckks_context *ctx, cdl_ckks_relin_key **out);
 /* count keys, galois_elts zeroed, every keys[i] allocated. */
 cdl_status cdl_ckks_galois_keys_alloc(const cdl_ckks_context *ctx, size_t count, cdl_ckks_galois_keys **out);
+/* Records galois element g as key i and caches its NTT-slot permutation. */
+void cdl_ckks_galois_keys_set_element(cdl_ckks_galois_keys *gk, size_t i, uint64_t g);
+static inline const uint32_t *cdl_ckks_galois_keys_index(const cdl_ckks_galois_keys *gk, size_t i)
+{
+    return gk->ntt_index + i * gk->n;
+}
 
 /* ---- helpers ---- */
 /* Galois element for a left rotation by `step` slots: 5^step mod 2N (negative

@@ -55,7 +55,7 @@ static cdl_status check_pt(const cdl_ckks_context *ctx, const cdl_ckks_plaintext
 
 static cdl_status check_ct_ctx(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *ct, const char *fn)
 {
-    if (ct->n != ctx->n || ct->q_count != ctx->q_count)
+    if (ct->n != ctx->n || ct->q_count > ctx->q_count)
         return cdl_fail(CDL_ERR_MISMATCH, "%s: ciphertext made for another context", fn);
     return CDL_OK;
 }
@@ -67,6 +67,7 @@ cdl_status cdl_ckks_encrypt_pk(const cdl_ckks_context *ctx, const cdl_ckks_publi
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_encrypt_pk: NULL argument");
     CDL_TRY(check_pt(ctx, pt, "cdl_ckks_encrypt_pk"));
     CDL_TRY(check_ct_ctx(ctx, ct, "cdl_ckks_encrypt_pk"));
+    CDL_TRY(cdl_ckks_ciphertext_reserve(ct, 2, pt->level + 1));
     if (pk->n != ctx->n || pk->q_count != ctx->q_count)
         return cdl_fail(CDL_ERR_MISMATCH, "cdl_ckks_encrypt_pk: public key made for another context");
     const size_t n = ctx->n;
@@ -145,6 +146,7 @@ cdl_status cdl_ckks_encrypt_sk(const cdl_ckks_context *ctx, const cdl_ckks_secre
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_encrypt_sk: NULL argument");
     CDL_TRY(check_pt(ctx, pt, "cdl_ckks_encrypt_sk"));
     CDL_TRY(check_ct_ctx(ctx, ct, "cdl_ckks_encrypt_sk"));
+    CDL_TRY(cdl_ckks_ciphertext_reserve(ct, 2, pt->level + 1));
     if (sk->n != ctx->n || sk->qp_count != ctx->qp_count)
         return cdl_fail(CDL_ERR_MISMATCH, "cdl_ckks_encrypt_sk: secret key made for another context");
     const size_t n = ctx->n;
@@ -186,7 +188,8 @@ cdl_status cdl_ckks_decrypt(const cdl_ckks_context *ctx, const cdl_ckks_secret_k
     if (!ctx || !sk || !pt || !ct)
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_decrypt: NULL argument");
     CDL_TRY(check_pt(ctx, pt, "cdl_ckks_decrypt"));
-    CDL_TRY(check_ct_ctx(ctx, ct, "cdl_ckks_decrypt"));
+    if (!cdl_ckks_ct_fits(ctx, ct))
+        return cdl_fail(CDL_ERR_MISMATCH, "cdl_ckks_decrypt: ciphertext made for another context");
     if (sk->n != ctx->n || sk->qp_count != ctx->qp_count)
         return cdl_fail(CDL_ERR_MISMATCH, "cdl_ckks_decrypt: secret key made for another context");
     const size_t n = ctx->n;

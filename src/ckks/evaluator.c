@@ -13,7 +13,6 @@
 #include "ckks/keyswitch.h"
 #include "core/error.h"
 #include "core/memory.h"
-#include "ring/automorphism.h"
 #include "ring/basis_extension.h"
 #include "ring/rns_kernels.h"
 #include "ring/rns_poly.h"
@@ -27,7 +26,7 @@ static cdl_status check_ct(const cdl_ckks_context *ctx, const cdl_ckks_ciphertex
 {
     if (!ctx || !ct)
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
-    if (ct->n != ctx->n || ct->q_count != ctx->q_count)
+    if (!cdl_ckks_ct_fits(ctx, ct))
         return cdl_fail(CDL_ERR_MISMATCH, "%s: ciphertext made for another context (N or prime count differ)", fn);
     return CDL_OK;
 }
@@ -56,7 +55,7 @@ static cdl_status check_scales(double a, double b, const char *fn)
 /* Prepare out for a result of this size/level (keeps data when out aliases an input). */
 static cdl_status prepare_out(cdl_ckks_ciphertext *out, int size, int level, double scale)
 {
-    CDL_TRY(cdl_ckks_ciphertext_reserve(out, size));
+    CDL_TRY(cdl_ckks_ciphertext_reserve(out, size, level + 1));
     out->size = size;
     out->level = level;
     out->scale = scale;
@@ -377,6 +376,7 @@ cdl_status cdl_ckks_mul_relin(const cdl_ckks_context *ctx, const cdl_ckks_relin_
     uint64_t *c2 = cdl_ckks_scratch(CDL_SCRATCH_EV_C2, (size_t)limbs * ctx->n);
     if (!c2)
         return cdl_fail(CDL_ERR_NO_MEMORY, "cdl_ckks_mul_relin: out of memory");
+    CDL_TRY(cdl_ckks_ciphertext_reserve(out, 2, limbs)); /* never moves out when it aliases a or b */
     /* d0, d1 straight into out (tensor reads each position before writing it), d2 aside. */
     tensor(ctx, a, b, limbs, cdl_ct_poly(out, 0, 0), cdl_ct_poly(out, 1, 0), c2, ctx->n);
     out->size = 2;
@@ -405,7 +405,7 @@ cdl_status cdl_ckks_rescale(const cdl_ckks_context *ctx, const cdl_ckks_cipherte
     for (int k = 0; k < size; k++)
         memcpy(last + (size_t)k * n, cdl_ct_poly(a, k, l), n * sizeof(uint64_t));
     const double scale = a->scale / (double)ctx->primes[l];
-    CDL_TRY(cdl_ckks_ciphertext_reserve(out, size));
+    CDL_TRY(cdl_ckks_ciphertext_reserve(out, size, l));
     const uint64_t ql = ctx->primes[l];
 #pragma omp parallel
     {
@@ -533,10 +533,9 @@ static cdl_status rotate_elements(const cdl_ckks_context *ctx, const cdl_ckks_ga
     uint64_t *c0 = aliased ? cdl_ckks_scratch(CDL_SCRATCH_EV_C0, 2 * words) : NULL;
     const uint64_t *in0 = aliased ? c0 : cdl_ct_poly(a, 0, 0), *in1 = aliased ? c0 + words : cdl_ct_poly(a, 1, 0);
     uint64_t *u = cdl_ckks_scratch(CDL_SCRATCH_EV_U, (size_t)batch * 2 * words);
-    uint32_t *perm = cdl_alloc_array((size_t)batch * n, sizeof(uint32_t));
     size_t *which = cdl_alloc_array((size_t)batch, sizeof(size_t));
     cdl_status st = CDL_OK;
-    if ((aliased && !c0) || !u || !perm || !which) {
+    if ((aliased && !c0) || !u || !which) {
         st = cdl_fail(CDL_ERR_NO_MEMORY, "rotation: out of memory");
         goto done;
     }
@@ -564,9 +563,7 @@ static cdl_status rotate_elements(const cdl_ckks_context *ctx, const cdl_ckks_ga
         for (; r0 < count && m < batch; r0++) {
             if (elts[r0] == 1)
                 continue;
-            uint32_t *pm = perm + (size_t)m * n;
-            cdl_automorphism_ntt_index(n, elts[r0], pm);
-            perms[m] = pm;
+            perms[m] = cdl_ckks_galois_keys_index(gk, (size_t)key_index[r0]);
             keys[m] = &gk->keys[key_index[r0]];
             u0[m] = u + (size_t)(2 * m) * words;
             u1[m] = u + (size_t)(2 * m + 1) * words;
@@ -647,7 +644,6 @@ static cdl_status rotate_elements(const cdl_ckks_context *ctx, const cdl_ckks_ga
     }
 done:
     cdl_free(key_index);
-    cdl_free(perm);
     cdl_free(which);
     return st;
 }

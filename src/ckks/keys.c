@@ -144,23 +144,21 @@ cdl_status cdl_ckks_keygen_galois(const cdl_ckks_context *ctx, const cdl_ckks_se
     const size_t n = ctx->n, words = (size_t)ctx->qp_count * n;
     cdl_ckks_galois_keys *gk = NULL;
     uint64_t *sg = cdl_secure_calloc(words, sizeof(uint64_t));
-    uint32_t *idx = cdl_alloc_array(n, sizeof(uint32_t));
     cdl_status st = CDL_OK;
-    if (!sg || !idx) {
+    if (!sg) {
         st = CDL_ERR_NO_MEMORY;
         goto done;
     }
     CDL_TRY_GOTO(st, cdl_ckks_galois_keys_alloc(ctx, m, &gk), done);
     for (size_t i = 0; i < m; i++) {
-        gk->galois_elts[i] = elts[i];
-        cdl_automorphism_ntt_index(n, elts[i], idx);
+        cdl_ckks_galois_keys_set_element(gk, i, elts[i]);
+        const uint32_t *idx = cdl_ckks_galois_keys_index(gk, i);
         for (int l = 0; l < ctx->qp_count; l++)
             cdl_automorphism_ntt_apply(sk->s + (size_t)l * n, sg + (size_t)l * n, n, idx);
         CDL_TRY_GOTO(st, cdl_ckks_ksk_generate(ctx, sk, sg, rng, &gk->keys[i]), done);
     }
 done:
     cdl_free(elts);
-    cdl_free(idx);
     if (sg)
         cdl_secure_free(sg, words * sizeof(uint64_t));
     if (st != CDL_OK) {

@@ -8,6 +8,7 @@
 #include "ckks/ckks_internal.h"
 #include "core/error.h"
 #include "core/memory.h"
+#include "ring/automorphism.h"
 
 /* ---- ciphertexts ---- */
 cdl_status cdl_ckks_ciphertext_alloc(const cdl_ckks_context *ctx, int size, int level, cdl_ckks_ciphertext **out)
@@ -22,12 +23,12 @@ cdl_status cdl_ckks_ciphertext_alloc(const cdl_ckks_context *ctx, int size, int 
     if (!ct)
         return CDL_ERR_NO_MEMORY;
     ct->n = ctx->n;
-    ct->q_count = ctx->q_count;
+    ct->q_count = level + 1; /* a new ciphertext at the top level has every limb; one made lower, only its own */
     ct->size = size;
     ct->capacity = size;
     ct->level = level;
     ct->scale = ctx->scale;
-    ct->data = cdl_calloc_array((size_t)size * (size_t)ctx->q_count * ctx->n, sizeof(uint64_t));
+    ct->data = cdl_calloc_array((size_t)size * (size_t)ct->q_count * ctx->n, sizeof(uint64_t));
     if (!ct->data) {
         cdl_free(ct);
         return CDL_ERR_NO_MEMORY;
@@ -36,19 +37,43 @@ cdl_status cdl_ckks_ciphertext_alloc(const cdl_ckks_context *ctx, int size, int 
     return CDL_OK;
 }
 
-cdl_status cdl_ckks_ciphertext_reserve(cdl_ckks_ciphertext *ct, int size)
+/* Move the content into storage of `capacity` polynomials of `limbs` limbs
+ * (the part that fits; new room is zero). */
+static cdl_status relayout(cdl_ckks_ciphertext *ct, int capacity, int limbs)
 {
-    if (size <= ct->capacity)
-        return CDL_OK;
-    size_t poly = (size_t)ct->q_count * ct->n;
-    uint64_t *d = cdl_calloc_array((size_t)size * poly, sizeof(uint64_t));
+    const size_t n = ct->n;
+    uint64_t *d = cdl_calloc_array((size_t)capacity * (size_t)limbs * n, sizeof(uint64_t));
     if (!d)
-        return CDL_ERR_NO_MEMORY;
-    memcpy(d, ct->data, (size_t)ct->capacity * poly * sizeof(uint64_t));
+        return cdl_fail(CDL_ERR_NO_MEMORY, "ciphertext: out of memory for %d polynomials of %d limbs", capacity,
+                        limbs);
+    const int polys = capacity < ct->capacity ? capacity : ct->capacity;
+    const int keep = limbs < ct->q_count ? limbs : ct->q_count;
+    for (int k = 0; k < polys; k++)
+        memcpy(d + (size_t)k * (size_t)limbs * n, ct->data + (size_t)k * (size_t)ct->q_count * n,
+               (size_t)keep * n * sizeof(uint64_t));
     cdl_free(ct->data);
     ct->data = d;
-    ct->capacity = size;
+    ct->capacity = capacity;
+    ct->q_count = limbs;
     return CDL_OK;
+}
+
+cdl_status cdl_ckks_ciphertext_reserve(cdl_ckks_ciphertext *ct, int size, int limbs)
+{
+    if (size <= ct->capacity && limbs <= ct->q_count)
+        return CDL_OK;
+    return relayout(ct, size > ct->capacity ? size : ct->capacity, limbs > ct->q_count ? limbs : ct->q_count);
+}
+
+cdl_status cdl_ckks_ciphertext_shrink(cdl_ckks_ciphertext *ct)
+{
+    if (!ct)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_ciphertext_shrink: NULL ciphertext");
+    if (ct->level < 0 || ct->level >= ct->q_count || ct->size < 2 || ct->size > ct->capacity)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_ciphertext_shrink: inconsistent ciphertext");
+    if (ct->capacity == ct->size && ct->q_count == ct->level + 1)
+        return CDL_OK;
+    return relayout(ct, ct->size, ct->level + 1);
 }
 
 cdl_status cdl_ckks_ciphertext_new(const cdl_ckks_context *ctx, cdl_ckks_ciphertext **out)
@@ -71,9 +96,9 @@ cdl_status cdl_ckks_ciphertext_copy(const cdl_ckks_context *ctx, const cdl_ckks_
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_ciphertext_copy: NULL argument");
     if (src == dst)
         return CDL_OK;
-    if (src->n != ctx->n || dst->n != ctx->n || src->q_count != ctx->q_count || dst->q_count != ctx->q_count)
+    if (!cdl_ckks_ct_fits(ctx, src) || dst->n != ctx->n || dst->q_count > ctx->q_count)
         return cdl_fail(CDL_ERR_MISMATCH, "cdl_ckks_ciphertext_copy: ciphertext made for another context");
-    CDL_TRY(cdl_ckks_ciphertext_reserve(dst, src->size));
+    CDL_TRY(cdl_ckks_ciphertext_reserve(dst, src->size, src->level + 1));
     for (int k = 0; k < src->size; k++)
         memcpy(cdl_ct_poly(dst, k, 0), cdl_ct_poly(src, k, 0), (size_t)(src->level + 1) * ctx->n * sizeof(uint64_t));
     dst->size = src->size;
@@ -260,7 +285,8 @@ cdl_status cdl_ckks_galois_keys_alloc(const cdl_ckks_context *ctx, size_t count,
     gk->count = count;
     gk->galois_elts = cdl_calloc_array(count ? count : 1, sizeof(uint64_t));
     gk->keys = cdl_calloc_array(count ? count : 1, sizeof(cdl_ckks_ksk));
-    if (!gk->galois_elts || !gk->keys) {
+    gk->ntt_index = cdl_alloc_array(count ? count : 1, ctx->n * sizeof(uint32_t));
+    if (!gk->galois_elts || !gk->keys || !gk->ntt_index) {
         cdl_ckks_galois_keys_free(gk);
         return CDL_ERR_NO_MEMORY;
     }
@@ -282,7 +308,14 @@ void cdl_ckks_galois_keys_free(cdl_ckks_galois_keys *gk)
             cdl_ckks_ksk_release(&gk->keys[i]);
     cdl_free(gk->keys);
     cdl_free(gk->galois_elts);
+    cdl_free(gk->ntt_index);
     cdl_free(gk);
+}
+
+void cdl_ckks_galois_keys_set_element(cdl_ckks_galois_keys *gk, size_t i, uint64_t g)
+{
+    gk->galois_elts[i] = g;
+    cdl_automorphism_ntt_index(gk->n, g, gk->ntt_index + i * gk->n);
 }
 
 int cdl_ckks_galois_keys_find(const cdl_ckks_galois_keys *gk, uint64_t g)

@@ -657,6 +657,8 @@ cdl_status cdl_ckks_galois_keys_load(const cdl_ckks_context *ctx, const uint8_t 
     if (st == CDL_OK)
         st = check_galois_elements(ctx, gk->galois_elts, count);
     for (size_t i = 0; st == CDL_OK && i < count; i++)
+        cdl_ckks_galois_keys_set_element(gk, i, gk->galois_elts[i]);
+    for (size_t i = 0; st == CDL_OK && i < count; i++)
         st = read_ksk(&r, ctx, &gk->keys[i], "Galois keys");
     if (st == CDL_OK)
         st = cdl_reader_expect_end(&r);
@@ -763,8 +765,7 @@ cdl_status cdl_ckks_ciphertext_save(const cdl_ckks_context *ctx, const cdl_ckks_
                                     uint8_t **data, size_t *len)
 {
     CDL_TRY(check_args(ctx, ct, data, len));
-    if (ct->n != ctx->n || ct->q_count != ctx->q_count || ct->level < 0 || ct->level > ctx->max_level ||
-        ct->size < 2 || ct->size > 3)
+    if (!cdl_ckks_ct_fits(ctx, ct) || ct->size < 2 || ct->size > ct->capacity || ct->size > 3)
         return cdl_fail(CDL_ERR_MISMATCH, "ciphertext save: the ciphertext does not belong to this context");
     int seeded;
     CDL_TRY(seed_still_valid(ctx, ct, &seeded));

@@ -489,20 +489,27 @@ static cdl_status choose_params(cdl_he_plan *p)
 /* ---- memory ------------------------------------------------------------------ */
 
 /* Peak ciphertext memory of cdl_he_evaluate, replaying its allocation order:
- * every ciphertext holds room for 2 polynomials of q_count limbs whatever its
- * level; the input batch stays alive (it belongs to the caller); a linear op
- * holds its input and its output; element-wise ops on a value nobody reads
- * later work in place; a value is freed after its last reader. */
+ * a ciphertext at level l holds 2 polynomials of l + 1 limbs (the runtime
+ * shrinks every result to its level; the caller's fresh input batch has all
+ * limbs and stays alive); a linear op holds its input and its output; element-
+ * wise ops on a value nobody reads later work in place; a value is freed
+ * after its last reader. */
 static void estimate_memory(cdl_he_plan *p, const int *last_reader)
 {
-    const uint64_t ct = 2ull * (uint64_t)p->spec.q_count * ((uint64_t)1 << p->spec.log_n) * 8ull;
-    uint64_t live = p->value_size[0] * ct, peak = live;
+    const uint64_t limb = 2ull * ((uint64_t)1 << p->spec.log_n) * 8ull; /* one limb of both polynomials */
+    uint64_t *value_limbs = cdl_calloc_array(p->n_values ? p->n_values : 1, sizeof *value_limbs);
+    uint64_t top = (uint64_t)p->spec.q_count;
+    uint64_t live = p->value_size[0] * top * limb, peak = live;
     p->peak_node = -1;
     for (size_t i = 0; i < p->n_ops; i++) {
         const he_op *op = &p->ops[i];
         if (op->kind == HE_OP_SKIP)
             continue;
-        const uint64_t in = p->value_size[op->in_value] * ct, out = op->n_out * ct;
+        const uint64_t in_limbs = op->in_value == 0 || !value_limbs ? top : value_limbs[op->in_value];
+        const uint64_t in = p->value_size[op->in_value] * in_limbs * limb;
+        const uint64_t out = op->n_out * (uint64_t)(op->level_out + 1) * limb;
+        if (value_limbs && op->out_value >= 0 && (size_t)op->out_value < p->n_values)
+            value_limbs[op->out_value] = (uint64_t)(op->level_out + 1);
         const int in_place = op->kind != HE_OP_LINEAR && op->last_use_of_input;
         uint64_t during = in_place ? live - in + (in > out ? in : out) : live + out;
         if (during > peak) {
@@ -515,6 +522,7 @@ static void estimate_memory(cdl_he_plan *p, const int *last_reader)
         else if (in_place && in > out)
             live -= in - out;
     }
+    cdl_free(value_limbs);
     p->peak_bytes = peak;
 }
 

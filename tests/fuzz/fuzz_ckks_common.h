@@ -90,6 +90,22 @@ static inline int fuzz_ckks_setup(fuzz_ckks_setting *s, int with_keys)
     return 0;
 }
 
+/* Encrypt `count` values at the top level into a new *ct (with the public key
+ * if use_pk, else the secret key). Returns 0 on success. */
+static inline int fuzz_ckks_encrypt_values(const fuzz_ckks_setting *s, const double *values, size_t count,
+                                           int use_pk, cdl_ckks_ciphertext **ct)
+{
+    cdl_ckks_plaintext *pt = NULL;
+    int ok = cdl_ckks_plaintext_new(s->ctx, &pt) == CDL_OK &&
+             cdl_ckks_encode(s->ctx, values, count, cdl_ckks_default_scale(s->ctx), cdl_ckks_max_level(s->ctx),
+                             pt) == CDL_OK &&
+             cdl_ckks_ciphertext_new(s->ctx, ct) == CDL_OK &&
+             (use_pk ? cdl_ckks_encrypt_pk(s->ctx, s->pk, pt, s->rng, *ct)
+                     : cdl_ckks_encrypt_sk(s->ctx, s->sk, pt, s->rng, *ct)) == CDL_OK;
+    cdl_ckks_plaintext_free(pt);
+    return ok ? 0 : -1;
+}
+
 static inline void fuzz_ckks_teardown(fuzz_ckks_setting *s)
 {
     cdl_ckks_galois_keys_free(s->gk);

@@ -39,6 +39,7 @@ def randomise_bn(model, seed=0):
     (lambda: M.cryptonets("poly4"), (1, 28, 28)),
     (lambda: M.deep_cnn("quad", widths=(8, 8, 16, 16), strides=(1, 2, 1, 2), hidden=16), (1, 28, 28)),
     (lambda: M.cifar_cnn("cheb3", widths=(8, 8, 8, 8, 16, 16)), (3, 32, 32)),
+    (lambda: M.compact_cnn("quad", widths=(4, 8), hidden=16), (1, 28, 28)),
 ])
 def test_export_round_trip(tmp_path, build, shape):
     torch.manual_seed(0)
