@@ -174,9 +174,14 @@ static void analyze_node(const cdl_nn_graph *g, cdl_nn_node *nd)
         break;
     case CDL_NN_LEAKY_RELU:
         nd->he_ok = 0;
-        snprintf(nd->he_reason, sizeof nd->he_reason,
-                 "leaky ReLU is not a polynomial: train with a polynomial activation, or replace it with e.g. "
-                 "--approx leakyrelu=remez:4:-6:6");
+        if (nd->weight) /* PRelu with one slope per channel */
+            snprintf(nd->he_reason, sizeof nd->he_reason,
+                     "PReLU with per-channel slopes: no single polynomial replaces it; train with a polynomial "
+                     "activation (or one shared slope, then --approx leakyrelu=)");
+        else
+            snprintf(nd->he_reason, sizeof nd->he_reason,
+                     "leaky ReLU is not a polynomial: train with a polynomial activation, or replace it with e.g. "
+                     "--approx leakyrelu=remez:4:-6:6");
         break;
     case CDL_NN_CLIP:
     case CDL_NN_ELU:
@@ -271,7 +276,7 @@ cdl_status cdl_nn_replace_activation(cdl_nn_graph *graph, cdl_nn_kind kind, cons
     size_t count = 0;
     for (size_t i = 0; i < graph->n_nodes; i++) {
         cdl_nn_node *nd = &graph->nodes[i];
-        if (nd->kind != kind)
+        if (nd->kind != kind || (kind == CDL_NN_LEAKY_RELU && nd->weight)) /* per-channel slopes: left as they are */
             continue;
         double *c = cdl_alloc_array((size_t)degree + 1, sizeof *c);
         if (!c)

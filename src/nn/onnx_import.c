@@ -36,7 +36,8 @@
     "Conv, Gemm, MatMul, Add, Sub, Mul, Div (by a constant), Pow (integer exponent), BatchNormalization, "   \
     "AveragePool, GlobalAveragePool, Pad (zero), Flatten, Reshape, Identity, Dropout, Constant, Shape, "      \
     "Gather, Unsqueeze, Squeeze, Concat, Cast, Slice/Transpose/ConstantOfShape (on constants), Relu, Sigmoid, "    \
-    "Tanh, LeakyRelu, Clip, Elu, HardSigmoid, Neg, Softmax, LogSoftmax, MaxPool, GlobalMaxPool, "               \
+    "Tanh, LeakyRelu, PRelu, Clip, Elu, HardSigmoid, HardSwish, Neg, Softmax, LogSoftmax, MaxPool, "            \
+    "GlobalMaxPool, "                                                                                           \
     "ReduceMean (over H and W), Sum"
 
 typedef enum { V_UNSET = 0, V_IR, V_CONST, V_POLY } vkind;
@@ -1349,12 +1350,57 @@ static cdl_status op_gather(importer *im)
     return st;
 }
 
+/* Squeeze / Unsqueeze of a computed tensor, e.g. `gap(x).squeeze(-1).squeeze(-1)`
+ * or `x.squeeze()` after global pooling: a per-sample reshape. The batch
+ * axis must stay where it is. */
+static cdl_status squeeze_computed(importer *im, ival *xv, const int64_t *axes, size_t na, int squeeze)
+{
+    int x = 0;
+    CDL_TRY(materialize(im, xv, &x));
+    const cdl_nn_shape *s = value_shape(im, x);
+    const int full = s->rank + 1, out_full = squeeze ? full - (int)na : full + (int)na;
+    int64_t fd[CDL_NN_MAX_RANK + 2] = {1};
+    for (int i = 0; i < s->rank; i++)
+        fd[i + 1] = s->dims[i];
+    int mark[CDL_NN_MAX_RANK + 2 + MAX_CONST_RANK] = {0};
+    const int range = squeeze ? full : out_full;
+    if (out_full < 2 || out_full > CDL_NN_MAX_RANK)
+        return FAIL_NODE(im, CDL_ERR_UNSUPPORTED,
+                         "the result would have %d dimensions; only [batch, features] to [batch, C, H, W] are supported",
+                         out_full);
+    for (size_t k = 0; k < na; k++) {
+        int64_t ax = axes[k] < 0 ? axes[k] + range : axes[k];
+        if (ax < 0 || ax >= range)
+            return FAIL_NODE(im, CDL_ERR_FORMAT, "axis %lld is out of range for a %d-D tensor", (long long)axes[k],
+                             range);
+        if (ax == 0)
+            return FAIL_NODE(im, CDL_ERR_UNSUPPORTED, "axis %lld is the batch axis: only per-sample axes may be %s",
+                             (long long)axes[k], squeeze ? "squeezed" : "inserted");
+        if (mark[ax])
+            return FAIL_NODE(im, CDL_ERR_FORMAT, "axis %lld is repeated", (long long)axes[k]);
+        if (squeeze && fd[ax] != 1)
+            return FAIL_NODE(im, CDL_ERR_FORMAT, "axis %lld has size %lld, not 1", (long long)axes[k],
+                             (long long)fd[ax]);
+        mark[ax] = 1;
+    }
+    cdl_nn_shape to = {.rank = 0};
+    if (squeeze) {
+        for (int i = 1; i < full; i++)
+            if (!(na ? mark[i] : fd[i] == 1)) /* no axes: every per-sample axis of size 1 */
+                to.dims[to.rank++] = fd[i];
+    } else {
+        for (int i = 1, src = 1; i < out_full; i++)
+            to.dims[to.rank++] = mark[i] ? 1 : fd[src++];
+    }
+    if (to.rank < 1 || to.rank > 3)
+        return FAIL_NODE(im, CDL_ERR_UNSUPPORTED, "per-sample rank %d: only 1 to 3 dimensions are supported", to.rank);
+    return emit_reshape(im, x, &to);
+}
+
 static cdl_status op_unsqueeze(importer *im, int squeeze)
 {
     ival *x;
     CDL_TRY(input_val(im, 0, &x));
-    if (x->kind != V_CONST)
-        return FAIL_NODE(im, CDL_ERR_UNSUPPORTED, "only constant (shape) inputs are supported: use Flatten/Reshape");
     int64_t axes[MAX_CONST_RANK];
     size_t na = 0;
     const Onnx__AttributeProto *a = attr(im->cur, "axes");
@@ -1371,6 +1417,8 @@ static cdl_status op_unsqueeze(importer *im, int squeeze)
         for (size_t i = 0; i < av->cnumel; i++)
             axes[na++] = to_i64(av->cdata[i]);
     }
+    if (x->kind != V_CONST)
+        return squeeze_computed(im, x, axes, na, squeeze);
     int64_t dims[MAX_CONST_RANK];
     int rank = 0;
     if (squeeze) {
@@ -1769,15 +1817,10 @@ static cdl_status op_clip(importer *im)
     return emit_param_activation(im, x, CDL_NN_CLIP, lo, hi);
 }
 
-/* HardSigmoid = clip(alpha x + beta, 0, 1): an elementwise affine node
- * (which may fold into the layer before) and a clip. */
-static cdl_status op_hard_sigmoid(importer *im)
+/* clip(alpha x + beta, 0, 1): an elementwise affine node (which may fold
+ * into the layer before) and a clip; *out is the clip's value. */
+static cdl_status emit_hard_sigmoid(importer *im, int x, double alpha, double beta, int *out)
 {
-    int x = 0;
-    double alpha, beta;
-    CDL_TRY(attr_finite(im, "alpha", 0.2, &alpha));
-    CDL_TRY(attr_finite(im, "beta", 0.5, &beta));
-    CDL_TRY(input_ir(im, 0, &x));
     cdl_nn_node *nd;
     CDL_TRY(new_node(im, CDL_NN_AFFINE, x, &nd));
     const size_t n = cdl_nn_shape_numel(&nd->out_shape);
@@ -1790,7 +1833,76 @@ static cdl_status op_hard_sigmoid(importer *im)
         nd->weight[i] = alpha;
         nd->bias[i] = beta;
     }
-    return emit_param_activation(im, node_value(im, nd), CDL_NN_CLIP, 0.0, 1.0);
+    const int affine = node_value(im, nd);
+    CDL_TRY(new_node(im, CDL_NN_CLIP, affine, &nd));
+    nd->coeffs = cdl_alloc_array(2, sizeof(double));
+    if (!nd->coeffs)
+        return CDL_ERR_NO_MEMORY;
+    nd->coeffs[0] = 0.0;
+    nd->coeffs[1] = 1.0;
+    *out = node_value(im, nd);
+    return CDL_OK;
+}
+
+static cdl_status op_hard_sigmoid(importer *im)
+{
+    int x = 0, y = 0;
+    double alpha, beta;
+    CDL_TRY(attr_finite(im, "alpha", 0.2, &alpha));
+    CDL_TRY(attr_finite(im, "beta", 0.5, &beta));
+    CDL_TRY(input_ir(im, 0, &x));
+    CDL_TRY(emit_hard_sigmoid(im, x, alpha, beta, &y));
+    return bind_ir(im, y);
+}
+
+/* HardSwish (opset 14, nn.Hardswish) = x * hardsigmoid(x) with alpha 1/6,
+ * beta 1/2: the product of two computed tensors (plaintext only). */
+static cdl_status op_hard_swish(importer *im)
+{
+    int x = 0, y = 0;
+    CDL_TRY(input_ir(im, 0, &x));
+    CDL_TRY(emit_hard_sigmoid(im, x, 1.0 / 6.0, 0.5, &y));
+    cdl_nn_node *nd;
+    CDL_TRY(new_node(im, CDL_NN_MUL, x, &nd));
+    nd->n_inputs = 2;
+    nd->inputs[1] = y;
+    return bind_ir(im, node_value(im, nd));
+}
+
+/* PRelu: a leaky ReLU whose slope is a constant broadcast to the input (one
+ * per channel for nn.PReLU(C)); a single slope is kept in coeffs[0], several
+ * as a full-size weight array. */
+static cdl_status op_prelu(importer *im)
+{
+    int x = 0;
+    ival *sv;
+    CDL_TRY(input_ir(im, 0, &x));
+    CDL_TRY(input_val(im, 1, &sv));
+    if (sv->kind != V_CONST)
+        return FAIL_NODE(im, CDL_ERR_UNSUPPORTED, "the slope '%s' must be a constant", sv->name);
+    double *slope = NULL;
+    CDL_TRY(broadcast_const(im, sv, value_shape(im, x), &slope));
+    const size_t n = cdl_nn_shape_numel(value_shape(im, x));
+    int uniform = 1;
+    for (size_t i = 1; i < n && uniform; i++)
+        uniform = slope[i] == slope[0];
+    if (uniform) {
+        const double a = slope[0];
+        cdl_free(slope);
+        return emit_param_activation(im, x, CDL_NN_LEAKY_RELU, a, 0.0);
+    }
+    cdl_nn_node *nd;
+    cdl_status st = new_node(im, CDL_NN_LEAKY_RELU, x, &nd);
+    if (st != CDL_OK) {
+        cdl_free(slope);
+        return st;
+    }
+    nd->weight = slope;
+    nd->n_weight = n;
+    nd->coeffs = cdl_calloc_array(2, sizeof(double));
+    if (!nd->coeffs)
+        return CDL_ERR_NO_MEMORY;
+    return bind_ir(im, node_value(im, nd));
 }
 
 /* Neg: -x, folded into the pending polynomial (or a constant). */
@@ -1948,6 +2060,8 @@ static cdl_status import_node(importer *im, const Onnx__NodeProto *n)
     if (!strcmp(op, "Elu")) return op_elu(im);
     if (!strcmp(op, "Clip")) return op_clip(im);
     if (!strcmp(op, "HardSigmoid")) return op_hard_sigmoid(im);
+    if (!strcmp(op, "HardSwish")) return op_hard_swish(im);
+    if (!strcmp(op, "PRelu")) return op_prelu(im);
     if (!strcmp(op, "Neg")) return op_neg(im);
     if (!strcmp(op, "ReduceMean")) return op_reduce_mean(im);
     if (!strcmp(op, "Sum")) return op_sum(im);

@@ -245,7 +245,7 @@ static void run_node(const cdl_nn_node *nd, const double *a, const double *b, do
     case CDL_NN_MAXPOOL: run_maxpool(nd, a, y); break;
     case CDL_NN_LEAKY_RELU:
         for (size_t i = 0; i < n; i++)
-            y[i] = a[i] > 0 ? a[i] : nd->coeffs[0] * a[i];
+            y[i] = a[i] > 0 ? a[i] : (nd->weight ? nd->weight[i] : nd->coeffs[0]) * a[i];
         break;
     case CDL_NN_CLIP:
         for (size_t i = 0; i < n; i++)

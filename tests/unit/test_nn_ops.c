@@ -287,6 +287,41 @@ static void test_leaky_relu_approx_spec(void **state)
     cdl_nn_graph_free(g);
 }
 
+/* nn.PReLU(C) keeps one slope per channel (no single polynomial replaces
+ * it); nn.PReLU() has one and is replaced like LeakyRelu. */
+static void test_prelu_slopes(void **state)
+{
+    (void)state;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tests/fixtures/onnx/prelu_hardswish_squeeze_opset17.onnx", source_dir());
+    cdl_nn_graph *g = NULL;
+    assert_int_equal(cdl_nn_load_file(path, &g), CDL_OK);
+    const cdl_nn_node *per_channel = NULL, *shared = NULL;
+    for (size_t i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].kind == CDL_NN_LEAKY_RELU) {
+            if (g->nodes[i].weight)
+                per_channel = &g->nodes[i];
+            else
+                shared = &g->nodes[i];
+        }
+    assert_non_null(per_channel);
+    assert_non_null(shared);
+    assert_true(fabs(shared->coeffs[0] - 0.3) < 1e-7);
+    /* slopes 0.1, -0.2, 0.5 broadcast over each 6x6 channel */
+    assert_int_equal(per_channel->n_weight, 3 * 36);
+    assert_true(fabs(per_channel->weight[0] - 0.1) < 1e-7 && fabs(per_channel->weight[36] + 0.2) < 1e-7 &&
+                fabs(per_channel->weight[107] - 0.5) < 1e-7);
+    assert_non_null(strstr(per_channel->he_reason, "per-channel"));
+    size_t n = 0;
+    assert_int_equal(cdl_nn_apply_approx(g, "leakyrelu=ls:2:-4:4", &n), CDL_OK);
+    assert_int_equal(n, 1);
+    size_t left = 0;
+    for (size_t i = 0; i < g->n_nodes; i++)
+        left += g->nodes[i].kind == CDL_NN_LEAKY_RELU;
+    assert_int_equal(left, 1);
+    cdl_nn_graph_free(g);
+}
+
 /* PyTorch's conv -> x^2 -> linear -> softmax, encrypted end to end (small
  * insecure ring for speed): the decrypted result is the logits, and their
  * softmax is PyTorch's output. */
@@ -368,7 +403,7 @@ int main(void)
         cmocka_unit_test(test_trailing_softmax_dropped), cmocka_unit_test(test_softmax_elsewhere_refused),
         cmocka_unit_test(test_maxpool_refused),          cmocka_unit_test(test_runtime_formulas),
         cmocka_unit_test(test_leaky_relu_approx),        cmocka_unit_test(test_leaky_relu_approx_spec),
-        cmocka_unit_test(test_softmax_model_encrypted),
+        cmocka_unit_test(test_prelu_slopes),             cmocka_unit_test(test_softmax_model_encrypted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
