@@ -1809,11 +1809,17 @@ static cdl_status op_clip(importer *im)
     CDL_TRY(clip_bound(im, 2, "max", HUGE_VAL, &hi));
     if (lo > hi)
         return FAIL_NODE(im, CDL_ERR_FORMAT, "min %g is larger than max %g", lo, hi);
+    if (lo == -HUGE_VAL && hi == HUGE_VAL) { /* no bounds: an alias (keeps its consumer count) */
+        ival *xv;
+        CDL_TRY(input_val(im, 0, &xv));
+        if (xv->kind == V_CONST)
+            return FAIL_NODE(im, CDL_ERR_UNSUPPORTED, "input '%s' is a constant: Clip of constants is not supported",
+                             xv->name);
+        return bind_alias(im, xv);
+    }
     CDL_TRY(input_ir(im, 0, &x));
     if (lo == 0.0 && hi == HUGE_VAL) /* Clip(0, inf) is ReLU (and --approx relu=... applies) */
         return op_activation(im, CDL_NN_RELU);
-    if (lo == -HUGE_VAL && hi == HUGE_VAL)
-        return bind_ir(im, x);
     return emit_param_activation(im, x, CDL_NN_CLIP, lo, hi);
 }
 
