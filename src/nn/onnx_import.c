@@ -551,9 +551,8 @@ static cdl_status window_geometry(importer *im, cdl_nn_node *nd, int allow_ceil)
         return FAIL_NODE(im, CDL_ERR_UNSUPPORTED, "auto_pad must be NOTSET, VALID, SAME_UPPER or SAME_LOWER");
     }
     const int64_t ceil_mode = attr_int(im->cur, "ceil_mode", 0);
-    if (ceil_mode != 0 && (ceil_mode != 1 || !allow_ceil))
-        return FAIL_NODE(im, CDL_ERR_UNSUPPORTED, "ceil_mode=%lld is not supported (%s)", (long long)ceil_mode,
-                         allow_ceil ? "0 or 1" : "use floor rounding; only MaxPool takes ceil_mode=1");
+    if (ceil_mode != 0 && ceil_mode != 1)
+        return FAIL_NODE(im, CDL_ERR_UNSUPPORTED, "ceil_mode=%lld is not supported (0 or 1)", (long long)ceil_mode);
     int64_t oh = H + nd->pads[0] + nd->pads[2] - nd->kernel[0];
     int64_t ow = W + nd->pads[1] + nd->pads[3] - nd->kernel[1];
     if (oh < 0 || ow < 0)
@@ -571,6 +570,13 @@ static cdl_status window_geometry(importer *im, cdl_nn_node *nd, int allow_ceil)
             int64_t o = (span[a] + nd->stride[a] - 1) / nd->stride[a] + 1;
             if ((o - 1) * nd->stride[a] >= in[a] + nd->pads[a])
                 o--;
+            /* a window hanging over the end is fine for a max; elsewhere ceil_mode=1 is only accepted when it
+             * changes nothing (e.g. nn.AvgPool2d(2, ceil_mode=True) on an even size) */
+            if (o != nd->out_shape.dims[a + 1] && !allow_ceil)
+                return FAIL_NODE(im, CDL_ERR_UNSUPPORTED,
+                                 "ceil_mode=1 adds a partial window here (%lld instead of %lld outputs along %s), which "
+                                 "is not supported for this op; use ceil_mode=0 or an input size the windows tile",
+                                 (long long)o, (long long)nd->out_shape.dims[a + 1], a ? "W" : "H");
             nd->out_shape.dims[a + 1] = o;
         }
     }

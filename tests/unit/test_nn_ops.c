@@ -287,6 +287,36 @@ static void test_leaky_relu_approx_spec(void **state)
     cdl_nn_graph_free(g);
 }
 
+/* An exported HE-ready model ending in F.log_softmax: the plan is accepted and
+ * is the plan of the same graph read up to its logits. */
+static void test_exported_logsoftmax_plan(void **state)
+{
+    (void)state;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tests/fixtures/onnx/he_avgpool_ceil_logsoftmax_opset17.onnx", source_dir());
+    cdl_nn_graph *g = NULL;
+    assert_int_equal(cdl_nn_load_file(path, &g), CDL_OK);
+    assert_int_equal(g->nodes[g->output - 1].kind, CDL_NN_LOGSOFTMAX);
+    cdl_he_plan *with = NULL, *without = NULL;
+    assert_int_equal(cdl_he_plan_new(g, NULL, &with), CDL_OK);
+    const int out = g->output;
+    g->output = cdl_nn_graph_logits(g, NULL);
+    assert_int_equal(g->output, out - 1);
+    assert_int_equal(cdl_he_plan_new(g, NULL, &without), CDL_OK);
+    assert_int_equal(cdl_he_plan_levels(with), cdl_he_plan_levels(without));
+    assert_int_equal(cdl_he_plan_levels(with), cdl_nn_graph_depth(g));
+    assert_int_equal(cdl_he_plan_params(with)->log_n, cdl_he_plan_params(without)->log_n);
+    assert_int_equal(cdl_he_plan_params(with)->q_count, cdl_he_plan_params(without)->q_count);
+    assert_int_equal(cdl_he_plan_output_size(with), cdl_he_plan_output_size(without));
+    cdl_he_cost a, b;
+    cdl_he_plan_cost(with, &a);
+    cdl_he_plan_cost(without, &b);
+    assert_memory_equal(&a, &b, sizeof a);
+    cdl_he_plan_free(with);
+    cdl_he_plan_free(without);
+    cdl_nn_graph_free(g);
+}
+
 /* nn.PReLU(C) keeps one slope per channel (no single polynomial replaces
  * it); nn.PReLU() has one and is replaced like LeakyRelu. */
 static void test_prelu_slopes(void **state)
@@ -403,7 +433,7 @@ int main(void)
         cmocka_unit_test(test_trailing_softmax_dropped), cmocka_unit_test(test_softmax_elsewhere_refused),
         cmocka_unit_test(test_maxpool_refused),          cmocka_unit_test(test_runtime_formulas),
         cmocka_unit_test(test_leaky_relu_approx),        cmocka_unit_test(test_leaky_relu_approx_spec),
-        cmocka_unit_test(test_prelu_slopes),             cmocka_unit_test(test_softmax_model_encrypted),
+        cmocka_unit_test(test_exported_logsoftmax_plan), cmocka_unit_test(test_prelu_slopes),             cmocka_unit_test(test_softmax_model_encrypted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
