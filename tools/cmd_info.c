@@ -18,10 +18,12 @@ static void usage(FILE *out)
             "usage: cryptodl info MODEL.onnx [--approx SPEC] [--json]\n\n"
             "Describe an ONNX model as cryptodl imports it: layers, shapes, parameters,\n"
             "multiply-accumulates, multiplicative depth per layer (what CKKS will spend),\n"
-            "and which layers homomorphic evaluation can run.\n\n"
+            "and which layers homomorphic evaluation can run. A trailing softmax is\n"
+            "reported as dropped under encryption (the encrypted result is the logits).\n\n"
             "options:\n"
             "  --approx SPEC  replace activations by polynomials before analysis:\n"
             "                 FUNCTION=METHOD:DEGREE:A:B[,...], e.g. relu=remez:4:-6:6\n"
+            "                 (FUNCTION: relu, sigmoid, tanh, leakyrelu)\n"
             "  --json         one JSON object instead of the table\n"
             "  -h, --help     this help\n");
 }
@@ -54,9 +56,12 @@ static void print_json(const cdl_nn_graph *g, const char *path)
     json_shape(&g->input_shape);
     printf(",\"output\":");
     json_shape(cdl_nn_value_shape(g, g->output));
-    printf(",\"params\":%" PRIu64 ",\"macs\":%" PRIu64 ",\"depth\":%d,\"he_ready\":%s,\"layers\":[",
+    printf(",\"params\":%" PRIu64 ",\"macs\":%" PRIu64 ",\"depth\":%d,\"he_ready\":%s,",
            cdl_nn_graph_params(g), cdl_nn_graph_macs(g), cdl_nn_graph_depth(g),
            cdl_nn_graph_he_blockers(g) ? "false" : "true");
+    size_t dropped = 0;
+    cdl_nn_graph_logits(g, &dropped);
+    printf("\"he_softmax_dropped\":%zu,\"layers\":[", dropped); /* > 0: the encrypted result is the logits */
     for (size_t i = 0; i < g->n_nodes; i++) {
         const cdl_nn_node *nd = &g->nodes[i];
         printf("%s{\"kind\":\"%s\",\"onnx_op\":", i ? "," : "", cdl_nn_kind_name(nd->kind));
@@ -78,7 +83,7 @@ static void print_json(const cdl_nn_graph *g, const char *path)
                 printf("%s%.17g", k ? "," : "", nd->coeffs[k]);
             printf("]");
         }
-        if (!nd->he_ok) {
+        if (nd->he_reason[0]) {
             printf(",\"he_reason\":");
             cli_json_string(nd->he_reason);
         }
@@ -114,7 +119,7 @@ static void print_table(const cdl_nn_graph *g, const char *path)
             printf(")");
         }
         printf("\n");
-        if (!nd->he_ok)
+        if (nd->he_reason[0]) /* why not, or (trailing softmax) what HE does instead */
             printf("     -> %s\n", nd->he_reason);
     }
     size_t blockers = cdl_nn_graph_he_blockers(g);
@@ -124,6 +129,11 @@ static void print_table(const cdl_nn_graph *g, const char *path)
         printf("HE: %zu layer(s) cannot run encrypted (see above)\n", blockers);
     else
         printf("HE: every layer can run encrypted\n");
+    size_t dropped = 0;
+    cdl_nn_graph_logits(g, &dropped);
+    if (dropped)
+        printf("HE: the trailing softmax is not evaluated under encryption: the encrypted result is the logits "
+               "(argmax unchanged)\n");
 }
 
 int cmd_info(int argc, char **argv)

@@ -46,7 +46,7 @@ static void usage(FILE *out)
             "  --log-n L         force the ring degree 2^L (default: the smallest that fits)\n"
             "  --scale-bits B    force the scale 2^B (default: as large as the security budget allows)\n"
             "  --output-bits B   room for the logits in the last prime: |logit| < 2^(B-1) (default 10)\n"
-            "  --approx SPEC     replace ReLU/Sigmoid/Tanh by polynomials first, e.g. relu=remez:4:-6:6\n"
+            "  --approx SPEC     replace ReLU/Sigmoid/Tanh/LeakyRelu by polynomials first, e.g. relu=remez:4:-6:6\n"
             "  --public-key      encrypt with the public key (default: the secret key, symmetric)\n"
             "  --plan            print the HE plan (layers, levels, parameters, cost, memory) and stop\n"
             "  --force           run even if the plan's ciphertext memory exceeds 90%% of this machine's RAM\n"
@@ -309,6 +309,9 @@ int cmd_predict(int argc, char **argv)
         rc = cli_fail_status("predict", "cannot describe the plan");
         goto done;
     }
+    /* the plaintext reference the encrypted logits are compared with: the same
+     * value the plan encrypts (a trailing softmax is dropped from both) */
+    g->output = cdl_nn_graph_logits(g, NULL);
     if (plan_only) {
         fputs(desc, stdout);
         rc = CLI_EXIT_OK;

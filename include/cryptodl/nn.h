@@ -49,6 +49,12 @@ typedef enum cdl_nn_kind {
     CDL_NN_RELU,       /* plaintext only */
     CDL_NN_SIGMOID,    /* plaintext only */
     CDL_NN_TANH,       /* plaintext only */
+    CDL_NN_SOFTMAX,    /* softmax over groups of kernel[0] values kernel[1] apart (see below) */
+    CDL_NN_LOGSOFTMAX, /* log of the softmax, same grouping; both dropped by HE when trailing */
+    CDL_NN_MAXPOOL,    /* 2-D max pool (GlobalMaxPool: kernel = H x W); plaintext only */
+    CDL_NN_LEAKY_RELU, /* x > 0 ? x : coeffs[0] * x; plaintext only (or --approx leakyrelu=...) */
+    CDL_NN_CLIP,       /* min(max(x, coeffs[0]), coeffs[1]) (ReLU6, hardtanh); plaintext only */
+    CDL_NN_ELU,        /* x > 0 ? x : coeffs[0] * (exp(x) - 1); plaintext only */
     CDL_NN_KIND_COUNT
 } cdl_nn_kind;
 
@@ -70,6 +76,9 @@ typedef struct cdl_nn_node {
     int stride[2];          /* sh, sw */
     int pads[4];            /* top, left, bottom, right */
     int count_include_pad;  /* avgpool: divide by the full window (HE-friendly) */
+    /* SOFTMAX / LOGSOFTMAX reuse kernel[]: each sample is split into groups of
+     * kernel[0] values, consecutive ones kernel[1] apart (kernel[1] = 1 for the
+     * class axis of a [N, C] output, or the flattened trailing axes of opset < 13). */
     /* parameters (CONV, DENSE, AFFINE) */
     double *weight;
     size_t n_weight;
@@ -125,9 +134,11 @@ CDL_API const char *cdl_nn_kind_name(cdl_nn_kind kind);
  * (NCHW), output n * output_size values. Multithreaded over samples. */
 CDL_API cdl_status cdl_nn_run(const cdl_nn_graph *graph, const double *input, size_t n, double *output);
 
-/* Replace every node of one activation kind (CDL_NN_RELU, _SIGMOID, _TANH)
- * by a POLY node with the given power-basis coefficients (degree + 1 of
- * them). Returns the number replaced in *replaced (may be NULL). */
+/* Replace every node of one activation kind (CDL_NN_RELU, _SIGMOID, _TANH,
+ * _LEAKY_RELU) by a POLY node with the given power-basis coefficients (degree
+ * + 1 of them). For CDL_NN_LEAKY_RELU the coefficients approximate ReLU and a
+ * node of slope a becomes a x + (1 - a) p(x) (exact for leaky ReLU). Returns
+ * the number replaced in *replaced (may be NULL). */
 CDL_API cdl_status cdl_nn_replace_activation(cdl_nn_graph *graph, cdl_nn_kind kind, const double *coeffs,
                                              int degree, size_t *replaced);
 
@@ -135,6 +146,12 @@ CDL_API cdl_status cdl_nn_replace_activation(cdl_nn_graph *graph, cdl_nn_kind ki
  * (FUNCTION=METHOD:DEGREE:A:B) using the approx layer; the number of nodes
  * replaced goes to *replaced (may be NULL). */
 CDL_API cdl_status cdl_nn_apply_approx(cdl_nn_graph *graph, const char *spec, size_t *replaced);
+
+/* The value the HE compiler encrypts as the result: the graph output with
+ * trailing Softmax / LogSoftmax nodes over the whole per-sample output removed
+ * (argmax is unchanged; the encrypted result is the logits). *dropped (may be
+ * NULL) gets the number of nodes removed. */
+CDL_API int cdl_nn_graph_logits(const cdl_nn_graph *graph, size_t *dropped);
 
 /* Recompute depths, MACs and HE support after an edit to the graph. */
 CDL_API void cdl_nn_analyze(cdl_nn_graph *graph);

@@ -561,12 +561,20 @@ cdl_status cdl_he_plan_new(const cdl_nn_graph *graph, const cdl_he_options *opt,
     }
     p->n_ops = graph->n_nodes;
     p->n_values = nv;
-    p->output_value = graph->output;
+    /* a trailing softmax is not a polynomial but does not change argmax: the
+     * encrypted result is the logits before it */
+    p->output_value = cdl_nn_graph_logits(graph, &p->dropped_softmax);
+    if (p->output_value < 1) {
+        st = cdl_fail(CDL_ERR_UNSUPPORTED, "cdl_he_plan_new: the graph is only a softmax of its input");
+        goto done;
+    }
+    if (p->dropped_softmax)
+        snprintf(p->dropped_name, sizeof p->dropped_name, "%s", graph->nodes[graph->output - 1].name);
     p->input_size = cdl_nn_input_size(graph);
-    p->output_size = cdl_nn_output_size(graph);
+    p->output_size = cdl_nn_shape_numel(cdl_nn_value_shape(graph, p->output_value));
     p->value_size[0] = p->input_size;
     /* which nodes the output depends on */
-    needed[graph->output] = 1;
+    needed[p->output_value] = 1;
     for (size_t i = graph->n_nodes; i-- > 0;)
         if (needed[i + 1])
             for (int k = 0; k < graph->nodes[i].n_inputs; k++)
@@ -598,7 +606,7 @@ cdl_status cdl_he_plan_new(const cdl_nn_graph *graph, const cdl_he_options *opt,
         depth[i + 1] = depth[op->in_value] + cost;
         last_reader[op->in_value] = (int)i;
     }
-    p->levels = depth[graph->output];
+    p->levels = depth[p->output_value];
     for (size_t i = 0; i < p->n_ops; i++) {
         he_op *op = &p->ops[i];
         if (op->kind == HE_OP_SKIP)
@@ -759,6 +767,11 @@ cdl_status cdl_he_plan_describe(const cdl_he_plan *plan, char **text)
     for (int i = 0; i < sp->p_count; i++)
         total += sp->p_bits[i];
     tb_printf(&t, "levels: %d\n", plan->levels);
+    if (plan->dropped_softmax)
+        tb_printf(&t,
+                  "output: the logits before the trailing softmax '%s' (%zu node(s) not evaluated: not a polynomial, "
+                  "argmax unchanged); apply softmax after decryption if probabilities are needed\n",
+                  plan->dropped_name, plan->dropped_softmax);
     tb_printf(&t, "CKKS: N = 2^%d, %d ciphertext primes (", sp->log_n, sp->q_count);
     for (int i = 0; i < sp->q_count; i++)
         tb_printf(&t, "%s%d", i ? "+" : "", sp->q_bits[i]);

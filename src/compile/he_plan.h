@@ -63,7 +63,9 @@ struct cdl_he_plan {
     he_op *ops;
     size_t n_values;    /* graph nodes + 1 */
     size_t *value_size; /* ciphertexts per value */
-    int output_value;
+    int output_value;   /* the logits: the graph output minus trailing softmax nodes */
+    size_t dropped_softmax; /* trailing Softmax / LogSoftmax nodes not evaluated (see cdl_nn_graph_logits) */
+    char dropped_name[64];  /* the last of them (the graph output) */
     size_t input_size, output_size;
     int levels;
     cdl_he_options opt;

@@ -1,9 +1,10 @@
 /*
  * activation_approx.c: `--approx relu=remez:4:-6:6`. Replaces the ReLU /
- * Sigmoid / Tanh nodes of a graph by a polynomial computed with the approx
+ * Sigmoid / Tanh / LeakyRelu nodes of a graph by a polynomial computed with the approx
  * layer (CryptoDL's idea: polynomial activations make a network
  * HE-evaluable). The spec is FUNCTION=METHOD:DEGREE:A:B, several separated
- * by commas, e.g. "relu=remez:4:-6:6,sigmoid=ls:3:-8:8".
+ * by commas, e.g. "relu=remez:4:-6:6,sigmoid=ls:3:-8:8". A leaky ReLU of
+ * slope a becomes a x + (1 - a) p(x) with p the ReLU approximation.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,12 +62,15 @@ static cdl_status apply_one(cdl_nn_graph *graph, const char *item, size_t *repla
         kind = CDL_NN_SIGMOID;
     else if (!strcmp(fn, "tanh"))
         kind = CDL_NN_TANH;
+    else if (!strcmp(fn, "leakyrelu") || !strcmp(fn, "leaky_relu"))
+        kind = CDL_NN_LEAKY_RELU; /* approximated through ReLU: a x + (1 - a) p(x) per node */
     else
-        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "--approx: unknown function '%s' (relu, sigmoid or tanh)", fn);
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "--approx: unknown function '%s' (relu, sigmoid, tanh or leakyrelu)",
+                        fn);
 #ifdef CDL_NN_HAVE_APPROX
     cdl_activation act;
     cdl_approx_method m;
-    CDL_TRY(cdl_activation_from_name(fn, &act));
+    CDL_TRY(cdl_activation_from_name(kind == CDL_NN_LEAKY_RELU ? "relu" : fn, &act));
     CDL_TRY(cdl_approx_method_from_name(method, &m));
     cdl_poly_approx p;
     CDL_TRY(cdl_approx_compute(act, m, degree, a, b, NULL, &p));

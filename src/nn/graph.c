@@ -19,7 +19,8 @@
 
 static const char *const kind_names[CDL_NN_KIND_COUNT] = {
     "conv", "dense", "avgpool", "pad", "reshape", "affine", "add",
-    "mul", "square", "poly", "relu", "sigmoid", "tanh",
+    "mul", "square", "poly", "relu", "sigmoid", "tanh", "softmax",
+    "logsoftmax", "maxpool", "leakyrelu", "clip", "elu",
 };
 
 const char *cdl_nn_kind_name(cdl_nn_kind kind)
@@ -76,6 +77,35 @@ int cdl_nn_poly_depth(int degree)
     while ((1 << d) < degree + 1)
         d++;
     return d;
+}
+
+/* Is node i (value i + 1) one of the trailing softmax nodes HE drops? */
+static int is_dropped_softmax(const cdl_nn_graph *g, size_t i)
+{
+    const int logits = cdl_nn_graph_logits(g, NULL);
+    for (int v = g->output; v > logits; v = g->nodes[v - 1].inputs[0])
+        if (v == (int)i + 1)
+            return 1;
+    return 0;
+}
+
+int cdl_nn_graph_logits(const cdl_nn_graph *graph, size_t *dropped)
+{
+    size_t n = 0;
+    int v = graph ? graph->output : 0;
+    while (v > 0 && (size_t)v <= graph->n_nodes) {
+        const cdl_nn_node *nd = &graph->nodes[v - 1];
+        if (nd->kind != CDL_NN_SOFTMAX && nd->kind != CDL_NN_LOGSOFTMAX)
+            break;
+        /* only a softmax over the whole per-sample output keeps argmax meaningful */
+        if ((size_t)nd->kernel[0] != cdl_nn_shape_numel(&nd->out_shape) || nd->inputs[0] <= 0)
+            break;
+        v = nd->inputs[0];
+        n++;
+    }
+    if (dropped)
+        *dropped = n;
+    return v;
 }
 
 static void analyze_node(const cdl_nn_graph *g, cdl_nn_node *nd)
@@ -142,10 +172,51 @@ static void analyze_node(const cdl_nn_graph *g, cdl_nn_node *nd)
                  "--approx %s=remez:4:-6:6",
                  cdl_nn_kind_name(nd->kind), cdl_nn_kind_name(nd->kind));
         break;
+    case CDL_NN_LEAKY_RELU:
+        nd->he_ok = 0;
+        if (nd->weight) /* PRelu with one slope per channel */
+            snprintf(nd->he_reason, sizeof nd->he_reason,
+                     "PReLU with per-channel slopes: no single polynomial replaces it; train with a polynomial "
+                     "activation (or one shared slope, then --approx leakyrelu=)");
+        else
+            snprintf(nd->he_reason, sizeof nd->he_reason,
+                     "leaky ReLU is not a polynomial: train with a polynomial activation, or replace it with e.g. "
+                     "--approx leakyrelu=remez:4:-6:6");
+        break;
+    case CDL_NN_CLIP:
+    case CDL_NN_ELU:
+        nd->he_ok = 0;
+        snprintf(nd->he_reason, sizeof nd->he_reason,
+                 "%s (ONNX %s) is not a polynomial and has no --approx replacement: train with a polynomial "
+                 "activation (e.g. x^2) instead",
+                 cdl_nn_kind_name(nd->kind), nd->onnx_op);
+        break;
+    case CDL_NN_MAXPOOL:
+        nd->he_ok = 0;
+        nd->macs = (uint64_t)out_n * (uint64_t)nd->kernel[0] * (uint64_t)nd->kernel[1];
+        snprintf(nd->he_reason, sizeof nd->he_reason,
+                 "max is not a polynomial, so max pooling cannot run encrypted: train with average pooling "
+                 "(nn.AvgPool2d / AveragePool) instead");
+        break;
+    case CDL_NN_SOFTMAX:
+    case CDL_NN_LOGSOFTMAX:
+        nd->macs = (uint64_t)out_n;
+        if (is_dropped_softmax(g, (size_t)(nd - g->nodes))) {
+            snprintf(nd->he_reason, sizeof nd->he_reason,
+                     "dropped under encryption: the encrypted result is the logits before this %s (argmax is "
+                     "unchanged); apply it after decryption",
+                     cdl_nn_kind_name(nd->kind));
+        } else {
+            nd->he_ok = 0;
+            snprintf(nd->he_reason, sizeof nd->he_reason,
+                     "%s is not a polynomial: only a softmax over the whole output at the end of the network can "
+                     "be dropped for encryption; remove this one or move it to the end",
+                     cdl_nn_kind_name(nd->kind));
+        }
+        break;
     default:
         break;
     }
-    (void)g;
 }
 
 void cdl_nn_analyze(cdl_nn_graph *graph)
@@ -199,17 +270,24 @@ cdl_status cdl_nn_replace_activation(cdl_nn_graph *graph, cdl_nn_kind kind, cons
     if (!graph || !coeffs || degree < 1 || degree > CDL_NN_MAX_POLY_DEGREE)
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "replace activation: need a graph and 1..%d coefficients of degree >= 1",
                         CDL_NN_MAX_POLY_DEGREE);
-    if (kind != CDL_NN_RELU && kind != CDL_NN_SIGMOID && kind != CDL_NN_TANH)
-        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "replace activation: only relu, sigmoid and tanh can be replaced");
+    if (kind != CDL_NN_RELU && kind != CDL_NN_SIGMOID && kind != CDL_NN_TANH && kind != CDL_NN_LEAKY_RELU)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT,
+                        "replace activation: only relu, sigmoid, tanh and leakyrelu can be replaced");
     size_t count = 0;
     for (size_t i = 0; i < graph->n_nodes; i++) {
         cdl_nn_node *nd = &graph->nodes[i];
-        if (nd->kind != kind)
+        if (nd->kind != kind || (kind == CDL_NN_LEAKY_RELU && nd->weight)) /* per-channel slopes: left as they are */
             continue;
         double *c = cdl_alloc_array((size_t)degree + 1, sizeof *c);
         if (!c)
             return CDL_ERR_NO_MEMORY;
         memcpy(c, coeffs, ((size_t)degree + 1) * sizeof *c);
+        if (kind == CDL_NN_LEAKY_RELU) { /* leaky(x) = a x + (1 - a) relu(x) */
+            const double a = nd->coeffs ? nd->coeffs[0] : 0.01;
+            for (int k = 0; k <= degree; k++)
+                c[k] *= 1.0 - a;
+            c[1] += a;
+        }
         cdl_nn_node_clear(nd);
         nd->kind = CDL_NN_POLY;
         nd->coeffs = c;

@@ -35,7 +35,10 @@
 #define SUPPORTED_OPS                                                                                          \
     "Conv, Gemm, MatMul, Add, Sub, Mul, Div (by a constant), Pow (integer exponent), BatchNormalization, "   \
     "AveragePool, GlobalAveragePool, Pad (zero), Flatten, Reshape, Identity, Dropout, Constant, Shape, "      \
-    "Gather, Unsqueeze, Squeeze, Concat, Cast, Slice/Transpose/ConstantOfShape (on constants), Relu, Sigmoid, Tanh"
+    "Gather, Unsqueeze, Squeeze, Concat, Cast, Slice/Transpose/ConstantOfShape (on constants), Relu, Sigmoid, "    \
+    "Tanh, LeakyRelu, PRelu, Clip, Elu, HardSigmoid, HardSwish, Neg, Softmax, LogSoftmax, MaxPool, "            \
+    "GlobalMaxPool, "                                                                                           \
+    "ReduceMean (over H and W), Sum"
 
 typedef enum { V_UNSET = 0, V_IR, V_CONST, V_POLY } vkind;
 
@@ -519,8 +522,9 @@ static cdl_status require_rank(importer *im, int ir, int rank, const char *hint)
     return CDL_OK;
 }
 
-/* 2-D window geometry shared by Conv and AveragePool. */
-static cdl_status window_geometry(importer *im, cdl_nn_node *nd)
+/* 2-D window geometry shared by Conv, AveragePool and MaxPool (the only one
+ * that accepts ceil_mode=1). */
+static cdl_status window_geometry(importer *im, cdl_nn_node *nd, int allow_ceil)
 {
     CDL_TRY(attr_ints(im, "strides", 2, nd->stride, 1, 1 << 16));
     CDL_TRY(attr_ints(im, "pads", 4, nd->pads, 0, 1 << 16));
@@ -546,8 +550,9 @@ static cdl_status window_geometry(importer *im, cdl_nn_node *nd)
     } else if (!attr_string_is(im->cur, "auto_pad", "NOTSET", 1) && !attr_string_is(im->cur, "auto_pad", "VALID", 0)) {
         return FAIL_NODE(im, CDL_ERR_UNSUPPORTED, "auto_pad must be NOTSET, VALID, SAME_UPPER or SAME_LOWER");
     }
-    if (attr_int(im->cur, "ceil_mode", 0) != 0)
-        return FAIL_NODE(im, CDL_ERR_UNSUPPORTED, "ceil_mode=1 is not supported (use floor rounding)");
+    const int64_t ceil_mode = attr_int(im->cur, "ceil_mode", 0);
+    if (ceil_mode != 0 && ceil_mode != 1)
+        return FAIL_NODE(im, CDL_ERR_UNSUPPORTED, "ceil_mode=%lld is not supported (0 or 1)", (long long)ceil_mode);
     int64_t oh = H + nd->pads[0] + nd->pads[2] - nd->kernel[0];
     int64_t ow = W + nd->pads[1] + nd->pads[3] - nd->kernel[1];
     if (oh < 0 || ow < 0)
@@ -559,6 +564,22 @@ static cdl_status window_geometry(importer *im, cdl_nn_node *nd)
         return FAIL_NODE(im, CDL_ERR_UNSUPPORTED, "padding must be smaller than the kernel");
     nd->out_shape.dims[1] = oh / nd->stride[0] + 1;
     nd->out_shape.dims[2] = ow / nd->stride[1] + 1;
+    if (ceil_mode) { /* round up, but a window must start inside the input or its leading padding (PyTorch) */
+        const int64_t span[2] = {oh, ow}, in[2] = {H, W};
+        for (int a = 0; a < 2; a++) {
+            int64_t o = (span[a] + nd->stride[a] - 1) / nd->stride[a] + 1;
+            if ((o - 1) * nd->stride[a] >= in[a] + nd->pads[a])
+                o--;
+            /* a window hanging over the end is fine for a max; elsewhere ceil_mode=1 is only accepted when it
+             * changes nothing (e.g. nn.AvgPool2d(2, ceil_mode=True) on an even size) */
+            if (o != nd->out_shape.dims[a + 1] && !allow_ceil)
+                return FAIL_NODE(im, CDL_ERR_UNSUPPORTED,
+                                 "ceil_mode=1 adds a partial window here (%lld instead of %lld outputs along %s), which "
+                                 "is not supported for this op; use ceil_mode=0 or an input size the windows tile",
+                                 (long long)o, (long long)nd->out_shape.dims[a + 1], a ? "W" : "H");
+            nd->out_shape.dims[a + 1] = o;
+        }
+    }
     return CDL_OK;
 }
 
@@ -593,7 +614,7 @@ static cdl_status op_conv(importer *im)
     nd->kernel[0] = ks[0];
     nd->kernel[1] = ks[1];
     nd->out_shape.dims[0] = w->cdims[0];
-    CDL_TRY(window_geometry(im, nd));
+    CDL_TRY(window_geometry(im, nd, 0));
     nd->weight = cdl_alloc_array(w->cnumel, sizeof(double));
     nd->bias = cdl_calloc_array((size_t)w->cdims[0], sizeof(double));
     if (!nd->weight || !nd->bias)
@@ -630,16 +651,27 @@ static cdl_status emit_dense(importer *im, int x, size_t out, double *w_owned, d
 static cdl_status op_gemm(importer *im, int matmul)
 {
     int x;
-    ival *B, *C = NULL;
+    ival *B, *C = NULL, *A0, *A1;
+    CDL_TRY(input_val(im, 0, &A0));
+    CDL_TRY(input_val(im, 1, &A1));
+    if (A0->kind == V_CONST && A1->kind != V_CONST)
+        return FAIL_NODE(im, CDL_ERR_UNSUPPORTED,
+                         "the weight '%s' is the first operand (W @ x): that multiplies along the batch axis; only x @ W "
+                         "(input first, weight second, as nn.Linear exports it) is supported",
+                         A0->name);
+    if (!matmul && attr_int(im->cur, "transA", 0) != 0)
+        return FAIL_NODE(im, CDL_ERR_UNSUPPORTED,
+                         "transA=1 would transpose the [batch, features] input (mixing samples); only transA=0 is "
+                         "supported (transB, alpha and beta are)");
     CDL_TRY(input_ir(im, 0, &x));
     CDL_TRY(require_rank(im, x, 1, "a [batch, features] matrix: add a Flatten before it"));
     CDL_TRY(input_const(im, 1, &B));
     if (!matmul && has_input(im, 2))
         CDL_TRY(input_const(im, 2, &C));
-    if (!matmul && attr_int(im->cur, "transA", 0) != 0)
-        return FAIL_NODE(im, CDL_ERR_UNSUPPORTED, "transA=1 is not supported (the input must be [batch, features])");
     int transB = matmul ? 0 : attr_int(im->cur, "transB", 0) != 0;
     double alpha = matmul ? 1.0 : attr_float(im->cur, "alpha", 1.0), beta = matmul ? 1.0 : attr_float(im->cur, "beta", 1.0);
+    if (!isfinite(alpha) || !isfinite(beta))
+        return FAIL_NODE(im, CDL_ERR_FORMAT, "alpha and beta must be finite numbers");
     const size_t K = cdl_nn_shape_numel(value_shape(im, x));
     if (B->crank != 2 || (size_t)B->cdims[transB ? 1 : 0] != K || B->cdims[transB ? 0 : 1] < 1)
         return FAIL_NODE(im, CDL_ERR_FORMAT, "weight must be 2-D with %zu %s (the input features)", K,
@@ -785,7 +817,7 @@ static cdl_status op_avgpool(importer *im, int global)
         return FAIL_NODE(im, CDL_ERR_UNSUPPORTED, "kernel_shape must have 2 values (2-D pooling)");
     CDL_TRY(attr_ints(im, "kernel_shape", 2, nd->kernel, 1, 4096));
     nd->stride[0] = nd->stride[1] = 1;
-    CDL_TRY(window_geometry(im, nd));
+    CDL_TRY(window_geometry(im, nd, 0));
     nd->count_include_pad = attr_int(im->cur, "count_include_pad", 0) != 0;
     return bind_ir(im, node_value(im, nd));
 }
@@ -853,7 +885,7 @@ static cdl_status emit_reshape(importer *im, int x, const cdl_nn_shape *to)
 
 static cdl_status op_flatten(importer *im)
 {
-    int x;
+    int x = 0;
     CDL_TRY(input_ir(im, 0, &x));
     const cdl_nn_shape *s = value_shape(im, x);
     int64_t axis = attr_int(im->cur, "axis", 1);
@@ -1324,12 +1356,57 @@ static cdl_status op_gather(importer *im)
     return st;
 }
 
+/* Squeeze / Unsqueeze of a computed tensor, e.g. `gap(x).squeeze(-1).squeeze(-1)`
+ * or `x.squeeze()` after global pooling: a per-sample reshape. The batch
+ * axis must stay where it is. */
+static cdl_status squeeze_computed(importer *im, ival *xv, const int64_t *axes, size_t na, int squeeze)
+{
+    int x = 0;
+    CDL_TRY(materialize(im, xv, &x));
+    const cdl_nn_shape *s = value_shape(im, x);
+    const int full = s->rank + 1, out_full = squeeze ? full - (int)na : full + (int)na;
+    int64_t fd[CDL_NN_MAX_RANK + 2] = {1};
+    for (int i = 0; i < s->rank; i++)
+        fd[i + 1] = s->dims[i];
+    int mark[CDL_NN_MAX_RANK + 2 + MAX_CONST_RANK] = {0};
+    const int range = squeeze ? full : out_full;
+    if (out_full < 2 || out_full > CDL_NN_MAX_RANK)
+        return FAIL_NODE(im, CDL_ERR_UNSUPPORTED,
+                         "the result would have %d dimensions; only [batch, features] to [batch, C, H, W] are supported",
+                         out_full);
+    for (size_t k = 0; k < na; k++) {
+        int64_t ax = axes[k] < 0 ? axes[k] + range : axes[k];
+        if (ax < 0 || ax >= range)
+            return FAIL_NODE(im, CDL_ERR_FORMAT, "axis %lld is out of range for a %d-D tensor", (long long)axes[k],
+                             range);
+        if (ax == 0)
+            return FAIL_NODE(im, CDL_ERR_UNSUPPORTED, "axis %lld is the batch axis: only per-sample axes may be %s",
+                             (long long)axes[k], squeeze ? "squeezed" : "inserted");
+        if (mark[ax])
+            return FAIL_NODE(im, CDL_ERR_FORMAT, "axis %lld is repeated", (long long)axes[k]);
+        if (squeeze && fd[ax] != 1)
+            return FAIL_NODE(im, CDL_ERR_FORMAT, "axis %lld has size %lld, not 1", (long long)axes[k],
+                             (long long)fd[ax]);
+        mark[ax] = 1;
+    }
+    cdl_nn_shape to = {.rank = 0};
+    if (squeeze) {
+        for (int i = 1; i < full; i++)
+            if (!(na ? mark[i] : fd[i] == 1)) /* no axes: every per-sample axis of size 1 */
+                to.dims[to.rank++] = fd[i];
+    } else {
+        for (int i = 1, src = 1; i < out_full; i++)
+            to.dims[to.rank++] = mark[i] ? 1 : fd[src++];
+    }
+    if (to.rank < 1 || to.rank > 3)
+        return FAIL_NODE(im, CDL_ERR_UNSUPPORTED, "per-sample rank %d: only 1 to 3 dimensions are supported", to.rank);
+    return emit_reshape(im, x, &to);
+}
+
 static cdl_status op_unsqueeze(importer *im, int squeeze)
 {
     ival *x;
     CDL_TRY(input_val(im, 0, &x));
-    if (x->kind != V_CONST)
-        return FAIL_NODE(im, CDL_ERR_UNSUPPORTED, "only constant (shape) inputs are supported: use Flatten/Reshape");
     int64_t axes[MAX_CONST_RANK];
     size_t na = 0;
     const Onnx__AttributeProto *a = attr(im->cur, "axes");
@@ -1346,6 +1423,8 @@ static cdl_status op_unsqueeze(importer *im, int squeeze)
         for (size_t i = 0; i < av->cnumel; i++)
             axes[na++] = to_i64(av->cdata[i]);
     }
+    if (x->kind != V_CONST)
+        return squeeze_computed(im, x, axes, na, squeeze);
     int64_t dims[MAX_CONST_RANK];
     int rank = 0;
     if (squeeze) {
@@ -1591,6 +1670,362 @@ static cdl_status op_constant_of_shape(importer *im)
     return output_const_owned(im, dims, (int)sv->cnumel, r);
 }
 
+/* ---- softmax, max pooling, more activations, reductions ------------------ */
+
+/* Softmax / LogSoftmax. Opset < 13: the input is seen as 2-D [d0..d(axis-1),
+ * d(axis)..] and normalised over the flattened trailing part (default axis
+ * 1); opset >= 13: over the one axis (default -1). Both become groups of
+ * kernel[0] values kernel[1] apart. The batch axis cannot be normalised. */
+static cdl_status op_softmax(importer *im, cdl_nn_kind kind)
+{
+    int x = 0;
+    CDL_TRY(input_ir(im, 0, &x));
+    const cdl_nn_shape *s = value_shape(im, x);
+    const int full = s->rank + 1, per_axis = im->g->opset == 0 || im->g->opset >= 13;
+    const int64_t axis = attr_int(im->cur, "axis", per_axis ? -1 : 1);
+    const int64_t ax = axis < 0 ? axis + full : axis;
+    if (ax < 0 || ax >= full)
+        return FAIL_NODE(im, CDL_ERR_FORMAT, "axis %lld is out of range for a %d-D tensor (-%d..%d)", (long long)axis,
+                         full, full, full - 1);
+    if (ax == 0)
+        return FAIL_NODE(im, CDL_ERR_UNSUPPORTED,
+                         "axis %lld normalises across the batch (samples); only per-sample axes are supported "
+                         "(axis=1 or -1 for the classes of a [N, C] output)",
+                         (long long)axis);
+    size_t len = (size_t)s->dims[ax - 1], inner = 1;
+    for (int i = (int)ax; i < s->rank; i++) {
+        if (per_axis)
+            inner *= (size_t)s->dims[i];
+        else
+            len *= (size_t)s->dims[i];
+    }
+    cdl_nn_node *nd;
+    CDL_TRY(new_node(im, kind, x, &nd));
+    nd->kernel[0] = (int)len; /* both <= CDL_NN_MAX_ACTIVATION values per sample */
+    nd->kernel[1] = (int)inner;
+    return bind_ir(im, node_value(im, nd));
+}
+
+/* A pool over the whole H x W plane (GlobalAveragePool, GlobalMaxPool,
+ * ReduceMean over H and W). */
+static cdl_status emit_global_pool(importer *im, int x, cdl_nn_kind kind, cdl_nn_node **out)
+{
+    CDL_TRY(require_rank(im, x, 3, "2-D pooling on C,H,W"));
+    cdl_nn_node *nd;
+    CDL_TRY(new_node(im, kind, x, &nd));
+    if (nd->in_shape.dims[1] > 4096 || nd->in_shape.dims[2] > 4096)
+        return FAIL_NODE(im, CDL_ERR_UNSUPPORTED, "input too large for a global pool (at most 4096 x 4096)");
+    nd->kernel[0] = nd->stride[0] = (int)nd->in_shape.dims[1];
+    nd->kernel[1] = nd->stride[1] = (int)nd->in_shape.dims[2];
+    nd->out_shape.dims[1] = nd->out_shape.dims[2] = 1;
+    nd->count_include_pad = 1;
+    *out = nd;
+    return CDL_OK;
+}
+
+static cdl_status op_maxpool(importer *im, int global)
+{
+    int x = 0;
+    CDL_TRY(only_first_output(im)); /* the Indices output is not supported */
+    CDL_TRY(input_ir(im, 0, &x));
+    CDL_TRY(require_rank(im, x, 3, "2-D pooling on C,H,W"));
+    cdl_nn_node *nd;
+    if (global) {
+        CDL_TRY(emit_global_pool(im, x, CDL_NN_MAXPOOL, &nd));
+        return bind_ir(im, node_value(im, nd));
+    }
+    if (attr_int(im->cur, "storage_order", 0) != 0)
+        return FAIL_NODE(im, CDL_ERR_UNSUPPORTED, "storage_order=%lld: only 0 (row major) is supported",
+                         (long long)attr_int(im->cur, "storage_order", 0));
+    const Onnx__AttributeProto *k = attr(im->cur, "kernel_shape");
+    if (!k || k->n_ints != 2)
+        return FAIL_NODE(im, CDL_ERR_UNSUPPORTED, "kernel_shape must have 2 values (2-D pooling)");
+    CDL_TRY(new_node(im, CDL_NN_MAXPOOL, x, &nd));
+    CDL_TRY(attr_ints(im, "kernel_shape", 2, nd->kernel, 1, 4096));
+    CDL_TRY(window_geometry(im, nd, 1));
+    return bind_ir(im, node_value(im, nd));
+}
+
+/* A number attribute that must be finite. */
+static cdl_status attr_finite(importer *im, const char *name, double def, double *out)
+{
+    *out = attr_float(im->cur, name, def);
+    if (!isfinite(*out))
+        return FAIL_NODE(im, CDL_ERR_FORMAT, "attribute %s must be a finite number", name);
+    return CDL_OK;
+}
+
+/* An activation with one or two parameters in coeffs[]. */
+static cdl_status emit_param_activation(importer *im, int x, cdl_nn_kind kind, double p0, double p1)
+{
+    cdl_nn_node *nd;
+    CDL_TRY(new_node(im, kind, x, &nd));
+    nd->coeffs = cdl_alloc_array(2, sizeof(double));
+    if (!nd->coeffs)
+        return CDL_ERR_NO_MEMORY;
+    nd->coeffs[0] = p0;
+    nd->coeffs[1] = p1;
+    return bind_ir(im, node_value(im, nd));
+}
+
+static cdl_status op_leaky_relu(importer *im)
+{
+    int x = 0;
+    double alpha;
+    CDL_TRY(attr_finite(im, "alpha", 0.01, &alpha));
+    CDL_TRY(input_ir(im, 0, &x));
+    if (alpha == 0.0)
+        return op_activation(im, CDL_NN_RELU);
+    return emit_param_activation(im, x, CDL_NN_LEAKY_RELU, alpha, 0.0);
+}
+
+static cdl_status op_elu(importer *im)
+{
+    int x = 0;
+    double alpha;
+    CDL_TRY(attr_finite(im, "alpha", 1.0, &alpha));
+    CDL_TRY(input_ir(im, 0, &x));
+    return emit_param_activation(im, x, CDL_NN_ELU, alpha, 0.0);
+}
+
+/* Clip bound: input k (opset >= 11, may be absent or empty) or attribute
+ * `name` (opset < 11); absent = unbounded. */
+static cdl_status clip_bound(importer *im, size_t k, const char *name, double unbounded, double *out)
+{
+    *out = unbounded;
+    if (has_input(im, k)) {
+        ival *v = NULL;
+        CDL_TRY(input_val(im, k, &v));
+        if (v->kind != V_CONST)
+            return FAIL_NODE(im, CDL_ERR_UNSUPPORTED, "the %s bound '%s' must be a constant", name, v->name);
+        if (v->cnumel != 1)
+            return FAIL_NODE(im, CDL_ERR_FORMAT, "the %s bound must be a scalar (it has %zu values)", name, v->cnumel);
+        *out = v->cdata[0];
+    } else if (attr(im->cur, name)) {
+        CDL_TRY(attr_finite(im, name, unbounded, out));
+    }
+    return CDL_OK;
+}
+
+static cdl_status op_clip(importer *im)
+{
+    int x = 0;
+    double lo, hi;
+    CDL_TRY(clip_bound(im, 1, "min", -HUGE_VAL, &lo));
+    CDL_TRY(clip_bound(im, 2, "max", HUGE_VAL, &hi));
+    if (lo > hi)
+        return FAIL_NODE(im, CDL_ERR_FORMAT, "min %g is larger than max %g", lo, hi);
+    if (lo == -HUGE_VAL && hi == HUGE_VAL) { /* no bounds: an alias (keeps its consumer count) */
+        ival *xv;
+        CDL_TRY(input_val(im, 0, &xv));
+        if (xv->kind == V_CONST)
+            return FAIL_NODE(im, CDL_ERR_UNSUPPORTED, "input '%s' is a constant: Clip of constants is not supported",
+                             xv->name);
+        return bind_alias(im, xv);
+    }
+    CDL_TRY(input_ir(im, 0, &x));
+    if (lo == 0.0 && hi == HUGE_VAL) /* Clip(0, inf) is ReLU (and --approx relu=... applies) */
+        return op_activation(im, CDL_NN_RELU);
+    return emit_param_activation(im, x, CDL_NN_CLIP, lo, hi);
+}
+
+/* clip(alpha x + beta, 0, 1): an elementwise affine node (which may fold
+ * into the layer before) and a clip; *out is the clip's value. */
+static cdl_status emit_hard_sigmoid(importer *im, int x, double alpha, double beta, int *out)
+{
+    cdl_nn_node *nd;
+    CDL_TRY(new_node(im, CDL_NN_AFFINE, x, &nd));
+    const size_t n = cdl_nn_shape_numel(&nd->out_shape);
+    nd->weight = cdl_alloc_array(n, sizeof(double));
+    nd->bias = cdl_alloc_array(n, sizeof(double));
+    if (!nd->weight || !nd->bias)
+        return CDL_ERR_NO_MEMORY;
+    nd->n_weight = nd->n_bias = n;
+    for (size_t i = 0; i < n; i++) {
+        nd->weight[i] = alpha;
+        nd->bias[i] = beta;
+    }
+    const int affine = node_value(im, nd);
+    CDL_TRY(new_node(im, CDL_NN_CLIP, affine, &nd));
+    nd->coeffs = cdl_alloc_array(2, sizeof(double));
+    if (!nd->coeffs)
+        return CDL_ERR_NO_MEMORY;
+    nd->coeffs[0] = 0.0;
+    nd->coeffs[1] = 1.0;
+    *out = node_value(im, nd);
+    return CDL_OK;
+}
+
+static cdl_status op_hard_sigmoid(importer *im)
+{
+    int x = 0, y = 0;
+    double alpha, beta;
+    CDL_TRY(attr_finite(im, "alpha", 0.2, &alpha));
+    CDL_TRY(attr_finite(im, "beta", 0.5, &beta));
+    CDL_TRY(input_ir(im, 0, &x));
+    CDL_TRY(emit_hard_sigmoid(im, x, alpha, beta, &y));
+    return bind_ir(im, y);
+}
+
+/* HardSwish (opset 14, nn.Hardswish) = x * hardsigmoid(x) with alpha 1/6,
+ * beta 1/2: the product of two computed tensors (plaintext only). */
+static cdl_status op_hard_swish(importer *im)
+{
+    int x = 0, y = 0;
+    CDL_TRY(input_ir(im, 0, &x));
+    CDL_TRY(emit_hard_sigmoid(im, x, 1.0 / 6.0, 0.5, &y));
+    cdl_nn_node *nd;
+    CDL_TRY(new_node(im, CDL_NN_MUL, x, &nd));
+    nd->n_inputs = 2;
+    nd->inputs[1] = y;
+    return bind_ir(im, node_value(im, nd));
+}
+
+/* PRelu: a leaky ReLU whose slope is a constant broadcast to the input (one
+ * per channel for nn.PReLU(C)); a single slope is kept in coeffs[0], several
+ * as a full-size weight array. */
+static cdl_status op_prelu(importer *im)
+{
+    int x = 0;
+    ival *sv;
+    CDL_TRY(input_ir(im, 0, &x));
+    CDL_TRY(input_val(im, 1, &sv));
+    if (sv->kind != V_CONST)
+        return FAIL_NODE(im, CDL_ERR_UNSUPPORTED, "the slope '%s' must be a constant", sv->name);
+    double *slope = NULL;
+    CDL_TRY(broadcast_const(im, sv, value_shape(im, x), &slope));
+    const size_t n = cdl_nn_shape_numel(value_shape(im, x));
+    int uniform = 1;
+    for (size_t i = 1; i < n && uniform; i++)
+        uniform = slope[i] == slope[0];
+    if (uniform) {
+        const double a = slope[0];
+        cdl_free(slope);
+        return emit_param_activation(im, x, CDL_NN_LEAKY_RELU, a, 0.0);
+    }
+    cdl_nn_node *nd;
+    cdl_status st = new_node(im, CDL_NN_LEAKY_RELU, x, &nd);
+    if (st != CDL_OK) {
+        cdl_free(slope);
+        return st;
+    }
+    nd->weight = slope;
+    nd->n_weight = n;
+    nd->coeffs = cdl_calloc_array(2, sizeof(double));
+    if (!nd->coeffs)
+        return CDL_ERR_NO_MEMORY;
+    return bind_ir(im, node_value(im, nd));
+}
+
+/* Neg: -x, folded into the pending polynomial (or a constant). */
+static cdl_status op_neg(importer *im)
+{
+    ival *a;
+    CDL_TRY(input_val(im, 0, &a));
+    if (a->kind == V_CONST) {
+        ival *o;
+        CDL_TRY(output_val(im, 0, &o));
+        CDL_TRY(make_const(o, a->cdims, a->crank, a->cdata));
+        for (size_t i = 0; i < o->cnumel; i++)
+            o->cdata[i] = -o->cdata[i];
+        return CDL_OK;
+    }
+    if (a->kind != V_IR && a->kind != V_POLY)
+        return FAIL_NODE(im, CDL_ERR_FORMAT, "input '%s' is used before it is defined", a->name);
+    double *p;
+    int d, base;
+    CDL_TRY(as_poly(a, &p, &d, &base));
+    for (int i = 0; i <= d; i++)
+        p[i] = -p[i];
+    return bind_poly(im, base, p, d, im->cur->op_type);
+}
+
+/* ReduceMean over H and W of a C,H,W tensor (how some exporters write global
+ * average pooling): axes {2, 3} as an attribute (opset < 18) or input. */
+static cdl_status op_reduce_mean(importer *im)
+{
+    int x = 0;
+    CDL_TRY(input_ir(im, 0, &x));
+    const cdl_nn_shape *s = value_shape(im, x);
+    int64_t axes[MAX_CONST_RANK];
+    size_t na = 0;
+    const Onnx__AttributeProto *a = attr(im->cur, "axes");
+    if (a && a->n_ints) {
+        if (a->n_ints > MAX_CONST_RANK)
+            return FAIL_NODE(im, CDL_ERR_FORMAT, "too many axes (%zu)", a->n_ints);
+        for (size_t i = 0; i < a->n_ints; i++)
+            axes[na++] = a->ints[i];
+    } else if (has_input(im, 1)) {
+        ival *av;
+        CDL_TRY(input_const(im, 1, &av));
+        if (av->cnumel > MAX_CONST_RANK)
+            return FAIL_NODE(im, CDL_ERR_FORMAT, "too many axes (%zu)", av->cnumel);
+        for (size_t i = 0; i < av->cnumel; i++)
+            axes[na++] = to_i64(av->cdata[i]);
+    }
+    const int full = s->rank + 1;
+    int seen[MAX_CONST_RANK] = {0};
+    for (size_t i = 0; i < na; i++) {
+        int64_t ax = axes[i] < 0 ? axes[i] + full : axes[i];
+        if (ax < 0 || ax >= full)
+            return FAIL_NODE(im, CDL_ERR_FORMAT, "axis %lld is out of range for a %d-D tensor", (long long)axes[i],
+                             full);
+        seen[ax] = 1;
+    }
+    if (s->rank != 3 || na != 2 || !seen[2] || !seen[3])
+        return FAIL_NODE(im, CDL_ERR_UNSUPPORTED,
+                         "only the mean over H and W (axes 2 and 3, or -2 and -1) of an N,C,H,W tensor is supported "
+                         "(global average pooling)");
+    const int64_t keep = attr_int(im->cur, "keepdims", 1);
+    if (keep != 0 && keep != 1)
+        return FAIL_NODE(im, CDL_ERR_FORMAT, "keepdims must be 0 or 1, not %lld", (long long)keep);
+    cdl_nn_node *nd;
+    CDL_TRY(emit_global_pool(im, x, CDL_NN_AVGPOOL, &nd));
+    if (keep)
+        return bind_ir(im, node_value(im, nd));
+    cdl_nn_shape to = {.rank = 1, .dims = {nd->out_shape.dims[0]}};
+    return emit_reshape(im, node_value(im, nd), &to);
+}
+
+/* Sum of several computed tensors of one shape: a chain of additions. */
+static cdl_status op_sum(importer *im)
+{
+    if (im->cur->n_input < 1)
+        return FAIL_NODE(im, CDL_ERR_FORMAT, "Sum needs at least one input");
+    if (im->cur->n_input > 64)
+        return FAIL_NODE(im, CDL_ERR_UNSUPPORTED, "Sum of %zu inputs (at most 64)", im->cur->n_input);
+    int acc = 0;
+    for (size_t k = 0; k < im->cur->n_input; k++) {
+        ival *v = NULL;
+        CDL_TRY(input_val(im, k, &v));
+        if (v->kind == V_CONST)
+            return FAIL_NODE(im, CDL_ERR_UNSUPPORTED,
+                             "input '%s' is a constant: Sum is supported over computed tensors only (use Add for a "
+                             "bias)",
+                             v->name);
+    }
+    CDL_TRY(input_ir(im, 0, &acc));
+    for (size_t k = 1; k < im->cur->n_input; k++) {
+        int b = 0;
+        CDL_TRY(input_ir(im, k, &b));
+        const cdl_nn_shape *sa = value_shape(im, acc), *sb = value_shape(im, b);
+        if (sa->rank != sb->rank || memcmp(sa->dims, sb->dims, sizeof(int64_t) * (size_t)sa->rank))
+            return FAIL_NODE(im, CDL_ERR_UNSUPPORTED,
+                             "input %zu has a different shape from input 0 (no broadcasting between computed "
+                             "tensors)", k);
+        cdl_nn_node *nd;
+        CDL_TRY(new_node(im, CDL_NN_ADD, acc, &nd));
+        nd->n_inputs = 2;
+        nd->inputs[1] = b;
+        nd->coeffs = cdl_alloc_array(1, sizeof(double));
+        if (!nd->coeffs)
+            return CDL_ERR_NO_MEMORY;
+        nd->coeffs[0] = 1.0;
+        acc = node_value(im, nd);
+    }
+    return bind_ir(im, acc);
+}
+
 /* ---- driver -------------------------------------------------------------- */
 
 static cdl_status import_node(importer *im, const Onnx__NodeProto *n)
@@ -1629,6 +2064,19 @@ static cdl_status import_node(importer *im, const Onnx__NodeProto *n)
     if (!strcmp(op, "Transpose")) return op_transpose(im);
     if (!strcmp(op, "Slice")) return op_slice(im);
     if (!strcmp(op, "ConstantOfShape")) return op_constant_of_shape(im);
+    if (!strcmp(op, "Softmax")) return op_softmax(im, CDL_NN_SOFTMAX);
+    if (!strcmp(op, "LogSoftmax")) return op_softmax(im, CDL_NN_LOGSOFTMAX);
+    if (!strcmp(op, "MaxPool")) return op_maxpool(im, 0);
+    if (!strcmp(op, "GlobalMaxPool")) return op_maxpool(im, 1);
+    if (!strcmp(op, "LeakyRelu")) return op_leaky_relu(im);
+    if (!strcmp(op, "Elu")) return op_elu(im);
+    if (!strcmp(op, "Clip")) return op_clip(im);
+    if (!strcmp(op, "HardSigmoid")) return op_hard_sigmoid(im);
+    if (!strcmp(op, "HardSwish")) return op_hard_swish(im);
+    if (!strcmp(op, "PRelu")) return op_prelu(im);
+    if (!strcmp(op, "Neg")) return op_neg(im);
+    if (!strcmp(op, "ReduceMean")) return op_reduce_mean(im);
+    if (!strcmp(op, "Sum")) return op_sum(im);
     if (!strcmp(op, "Identity") || !strcmp(op, "Dropout")) {
         ival *x;
         CDL_TRY(only_first_output(im));

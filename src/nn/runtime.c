@@ -126,6 +126,60 @@ static void run_avgpool(const cdl_nn_node *nd, const double *x, double *y)
             }
 }
 
+/* Max over the window's positions inside the input (padding never wins, as
+ * ONNX pads with -inf); ceil_mode windows may hang over the bottom/right. */
+static void run_maxpool(const cdl_nn_node *nd, const double *x, double *y)
+{
+    const int64_t C = nd->in_shape.dims[0], H = nd->in_shape.dims[1], W = nd->in_shape.dims[2];
+    const int64_t OH = nd->out_shape.dims[1], OW = nd->out_shape.dims[2];
+    const int kh = nd->kernel[0], kw = nd->kernel[1];
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t oy = 0; oy < OH; oy++)
+            for (int64_t ox = 0; ox < OW; ox++) {
+                double m = -HUGE_VAL;
+                int any = 0;
+                for (int ky = 0; ky < kh; ky++) {
+                    int64_t iy = oy * nd->stride[0] - nd->pads[0] + ky;
+                    if (iy < 0 || iy >= H)
+                        continue;
+                    for (int kx = 0; kx < kw; kx++) {
+                        int64_t ix = ox * nd->stride[1] - nd->pads[1] + kx;
+                        if (ix < 0 || ix >= W)
+                            continue;
+                        double v = x[(c * H + iy) * W + ix];
+                        if (!any || v > m)
+                            m = v;
+                        any = 1;
+                    }
+                }
+                y[(c * OH + oy) * OW + ox] = any ? m : 0.0;
+            }
+}
+
+/* Softmax / log-softmax over groups of kernel[0] values kernel[1] apart,
+ * shifted by the group's maximum (no overflow for large logits). */
+static void run_softmax(const cdl_nn_node *nd, const double *x, double *y, int log_out)
+{
+    const size_t n = cdl_nn_shape_numel(&nd->out_shape), len = (size_t)nd->kernel[0], inner = (size_t)nd->kernel[1];
+    const size_t outer = n / (len * inner);
+    for (size_t o = 0; o < outer; o++)
+        for (size_t j = 0; j < inner; j++) {
+            const size_t base = o * len * inner + j;
+            double m = x[base];
+            for (size_t k = 1; k < len; k++)
+                if (x[base + k * inner] > m)
+                    m = x[base + k * inner];
+            double sum = 0;
+            for (size_t k = 0; k < len; k++)
+                sum += exp(x[base + k * inner] - m);
+            const double lse = log(sum);
+            for (size_t k = 0; k < len; k++) {
+                const double t = x[base + k * inner] - m;
+                y[base + k * inner] = log_out ? t - lse : exp(t) / sum;
+            }
+        }
+}
+
 static void run_pad(const cdl_nn_node *nd, const double *x, double *y)
 {
     const int64_t C = nd->in_shape.dims[0], H = nd->in_shape.dims[1], W = nd->in_shape.dims[2];
@@ -185,6 +239,21 @@ static void run_node(const cdl_nn_node *nd, const double *a, const double *b, do
     case CDL_NN_TANH:
         for (size_t i = 0; i < n; i++)
             y[i] = tanh(a[i]);
+        break;
+    case CDL_NN_SOFTMAX: run_softmax(nd, a, y, 0); break;
+    case CDL_NN_LOGSOFTMAX: run_softmax(nd, a, y, 1); break;
+    case CDL_NN_MAXPOOL: run_maxpool(nd, a, y); break;
+    case CDL_NN_LEAKY_RELU:
+        for (size_t i = 0; i < n; i++)
+            y[i] = a[i] > 0 ? a[i] : (nd->weight ? nd->weight[i] : nd->coeffs[0]) * a[i];
+        break;
+    case CDL_NN_CLIP:
+        for (size_t i = 0; i < n; i++)
+            y[i] = a[i] < nd->coeffs[0] ? nd->coeffs[0] : (a[i] > nd->coeffs[1] ? nd->coeffs[1] : a[i]);
+        break;
+    case CDL_NN_ELU:
+        for (size_t i = 0; i < n; i++)
+            y[i] = a[i] > 0 ? a[i] : nd->coeffs[0] * expm1(a[i]);
         break;
     default: break;
     }

@@ -1,6 +1,7 @@
 /* fuzz_onnx.c: libFuzzer target for the ONNX importer. Any byte string must
  * be refused with a status or imported into a graph that then runs; never a
- * crash, leak or undefined behaviour. Seeds: tests/fuzz/corpus/onnx/. */
+ * crash, leak or undefined behaviour. Small graphs are also run and compiled
+ * for HE. Seeds: tests/fuzz/corpus/onnx/. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -22,6 +23,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (void)cdl_nn_run(g, in, 1, out);
         free(in);
         free(out);
+        /* and compiled for HE (refusals, trailing-softmax dropping, lowering) */
+        cdl_he_plan *plan = NULL;
+        if (cdl_he_plan_new(g, NULL, &plan) == CDL_OK && cdl_he_plan_output_size(plan) > nout)
+            abort(); /* the encrypted result is the output or the logits before a softmax: same size */
+        cdl_he_plan_free(plan);
     }
     cdl_nn_graph_free(g);
     return 0;
