@@ -13,6 +13,7 @@ static const cli_command commands[] = {
     {"info", "describe an ONNX model: layers, shapes, depth, what HE can run", cmd_info},
     {"eval", "plaintext accuracy of an ONNX model on a dataset", cmd_eval},
     {"predict", "encrypted inference on test images: keygen, encrypt, evaluate, decrypt, compare", cmd_predict},
+    {"serve", "HTTP service: evaluate clients' encrypted batches with their evaluation keys only", cmd_serve},
     {"bench", "benchmarks (`cryptodl bench ckks`: CKKS operation timings)", cmd_bench},
 };
 
