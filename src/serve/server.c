@@ -588,11 +588,13 @@ static enum MHD_Result create_session(cdl_serve *s, struct MHD_Connection *c, re
     if (is_secret_key(rq->body, rq->len))
         return send_error(c, rq, 400, "%s", SECRET_KEY_REFUSED);
     cdl_ckks_relin_key *rlk = NULL;
-    if (cdl_ckks_relin_key_load(m->ctx, rq->body, rq->len, &rlk) != CDL_OK)
+    if (cdl_ckks_relin_key_load(m->ctx, rq->body, rq->len, &rlk) != CDL_OK) {
+        sodium_memzero(rq->body, rq->len); /* whatever it was, it is not kept */
         return send_error(c, rq, 400,
                           "not a relinearization key for model '%s': %s. Send the relin.key that `cryptodl predict "
                           "%s --keygen` writes with this model's parameters (GET /v1/models: param_hash)",
                           m->name, cdl_last_error(), m->name);
+    }
     free(rq->body);
     rq->body = NULL;
     char id[2 * SERVE_ID_BYTES + 1];
@@ -616,11 +618,14 @@ static enum MHD_Result predict(cdl_serve *s, struct MHD_Connection *c, request *
     if (is_secret_key(rq->body, rq->len))
         return send_error(c, rq, 400, "%s", SECRET_KEY_REFUSED);
     cdl_he_batch *in = NULL, *out = NULL;
-    if (cdl_he_batch_load(m->ctx, rq->body, rq->len, &in) != CDL_OK)
+    const double t_received = serve_now();
+    if (cdl_he_batch_load(m->ctx, rq->body, rq->len, &in) != CDL_OK) {
+        sodium_memzero(rq->body, rq->len);
         return send_error(c, rq, 400,
                           "not an encrypted batch for model '%s': %s. Send the file `cryptodl predict %s --encrypt` "
                           "writes, made with the keys of this session",
                           m->name, cdl_last_error(), m->name);
+    }
     free(rq->body); /* the batch holds the ciphertexts now */
     rq->body = NULL;
     const double t_loaded = serve_now();
@@ -658,9 +663,10 @@ static enum MHD_Result predict(cdl_serve *s, struct MHD_Connection *c, request *
     cdl_he_batch_free(out);
     if (st != CDL_OK)
         return send_error(c, rq, 500, "cannot serialize the encrypted logits: %s", cdl_last_error());
-    char timing[160]; /* upload and load, queue, evaluation: for the client's own measurements */
-    snprintf(timing, sizeof timing, "receive;dur=%.1f, queue;dur=%.1f, eval;dur=%.1f", 1e3 * (t_loaded - rq->t0),
-             1e3 * (t0 - t_loaded), 1e3 * dt);
+    char timing[200]; /* upload, validation, queue, evaluation, serialization: for the client's measurements */
+    snprintf(timing, sizeof timing, "upload;dur=%.1f, load;dur=%.1f, queue;dur=%.1f, eval;dur=%.1f, save;dur=%.1f",
+             1e3 * (t_received - rq->t0), 1e3 * (t_loaded - t_received), 1e3 * (t0 - t_loaded), 1e3 * dt,
+             1e3 * (serve_now() - t0 - dt));
     return send_response(c, rq, 200, "application/octet-stream", blob, len, MHD_RESPMEM_MUST_FREE, "Server-Timing",
                          timing);
 }
