@@ -53,6 +53,7 @@ typedef enum endpoint {
 static const char *const endpoint_names[EP_COUNT] = {"health", "metrics", "models", "session_create",
                                                      "predict", "session_delete", "other"};
 
+/* Every status this server sends. */
 static const int status_codes[] = {200, 201, 204, 400, 404, 405, 409, 413, 429, 500, 503};
 #define N_STATUS (sizeof status_codes / sizeof status_codes[0])
 
@@ -81,7 +82,7 @@ struct cdl_serve {
     int lock_ok;
     unsigned running, admitted;
     double last_eval_s;
-    uint64_t requests[EP_COUNT][N_STATUS + 1]; /* last column: any other status */
+    uint64_t requests[EP_COUNT][N_STATUS + 1]; /* last column: no response sent (client went away) */
     uint64_t evaluations, evaluation_failures, rejected_busy;
     double eval_seconds;
     uint64_t bytes_in, bytes_out;
@@ -302,7 +303,7 @@ static char *metrics_text(cdl_serve *s, size_t *len)
     uint64_t created = s->sessions.created, expired = s->sessions.expired, deleted = s->sessions.deleted;
     pthread_mutex_unlock(&s->sessions.lock);
     pthread_mutex_lock(&s->lock);
-    fprintf(f, "# HELP cdl_http_requests_total HTTP requests answered, by endpoint and status.\n"
+    fprintf(f, "# HELP cdl_http_requests_total HTTP requests by endpoint and status (none: no answer sent).\n"
                "# TYPE cdl_http_requests_total counter\n");
     for (int e = 0; e < EP_COUNT; e++)
         for (size_t k = 0; k <= N_STATUS; k++)
@@ -311,7 +312,7 @@ static char *metrics_text(cdl_serve *s, size_t *len)
                     fprintf(f, "cdl_http_requests_total{endpoint=\"%s\",status=\"%d\"} %llu\n", endpoint_names[e],
                             status_codes[k], (unsigned long long)s->requests[e][k]);
                 else
-                    fprintf(f, "cdl_http_requests_total{endpoint=\"%s\",status=\"other\"} %llu\n",
+                    fprintf(f, "cdl_http_requests_total{endpoint=\"%s\",status=\"none\"} %llu\n",
                             endpoint_names[e], (unsigned long long)s->requests[e][k]);
             }
     fprintf(f,
@@ -722,12 +723,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     pthread_mutex_lock(&s->lock);
     if (rq->holds_place)
         s->admitted--;
-    if (rq->status) {
-        size_t k = 0;
-        while (k < N_STATUS && status_codes[k] != rq->status)
-            k++;
-        s->requests[rq->ep][k]++;
-    }
+    size_t k = 0; /* k == N_STATUS: no response (the client went away first) */
+    while (k < N_STATUS && status_codes[k] != rq->status)
+        k++;
+    s->requests[rq->ep][k]++;
     s->bytes_in += rq->bytes_in;
     s->bytes_out += toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? rq->bytes_out : 0;
     pthread_mutex_unlock(&s->lock);
