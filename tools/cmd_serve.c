@@ -63,7 +63,7 @@ static void log_request(void *user, const char *method, const char *path, int st
         fprintf(stderr, "%s %s %s %d in=%llu out=%llu %.1f ms\n", when, method, path, status,
                 (unsigned long long)bytes_in, (unsigned long long)bytes_out, ms);
     else
-        fprintf(stderr, "%s %s %s - in=%llu (client went away) %.1f ms\n", when, method, path,
+        fprintf(stderr, "%s %s %s - in=%llu (closed before an answer) %.1f ms\n", when, method, path,
                 (unsigned long long)bytes_in, ms);
 }
 

@@ -48,7 +48,8 @@ typedef struct cdl_serve_model_spec {
 /* One line per finished request (e.g. to print an access log). The path has
  * any session id replaced by "#<n>" (the session's sequence number) or
  * "{unknown}": session ids are bearer tokens and stay out of logs. status is 0
- * when the client went away before a response was queued. */
+ * when the connection closed before a response was queued (the client went
+ * away, or the server stopped during an upload). */
 typedef void (*cdl_serve_log_fn)(void *user, const char *method, const char *path, int status, uint64_t bytes_in,
                                  uint64_t bytes_out, double ms);
 
