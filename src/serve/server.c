@@ -91,6 +91,7 @@ struct cdl_serve {
 /* ---- per-request state ----------------------------------------------------- */
 
 typedef struct request {
+    cdl_serve *srv;
     double t0;
     endpoint ep;
     int status;        /* 0 until a response is queued */
@@ -110,6 +111,20 @@ typedef struct request {
 } request;
 
 /* ---- responses --------------------------------------------------------------- */
+
+/* Count a request in the metrics: when its response is queued (so that a
+ * client that has its answer sees it counted), or at completion with status 0
+ * when none was. */
+static void count_request(cdl_serve *s, endpoint ep, int status, uint64_t bytes_out)
+{
+    size_t k = 0; /* k == N_STATUS: no response (the connection closed first) */
+    while (k < N_STATUS && status_codes[k] != status)
+        k++;
+    pthread_mutex_lock(&s->lock);
+    s->requests[ep][k]++;
+    s->bytes_out += bytes_out;
+    pthread_mutex_unlock(&s->lock);
+}
 
 static enum MHD_Result send_response(struct MHD_Connection *c, request *rq, int status, const char *ctype,
                                      void *data, size_t len, enum MHD_ResponseMemoryMode mode, const char *hname,
@@ -131,6 +146,7 @@ static enum MHD_Result send_response(struct MHD_Connection *c, request *rq, int 
     if (ok == MHD_YES) {
         rq->status = status;
         rq->bytes_out = len;
+        count_request(rq->srv, rq->ep, status, len);
     }
     return ok;
 }
@@ -337,7 +353,7 @@ static char *metrics_text(cdl_serve *s, size_t *len)
             "# TYPE cdl_sessions_deleted_total counter\ncdl_sessions_deleted_total %llu\n"
             "# HELP cdl_http_received_bytes_total Request body bytes received.\n"
             "# TYPE cdl_http_received_bytes_total counter\ncdl_http_received_bytes_total %llu\n"
-            "# HELP cdl_http_sent_bytes_total Response body bytes sent.\n"
+            "# HELP cdl_http_sent_bytes_total Response body bytes queued for sending.\n"
             "# TYPE cdl_http_sent_bytes_total counter\ncdl_http_sent_bytes_total %llu\n",
             (unsigned long long)s->evaluations, (unsigned long long)s->evaluation_failures, s->eval_seconds,
             s->running, s->admitted, (unsigned long long)s->rejected_busy, live, (unsigned long long)created,
@@ -693,6 +709,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!rq)
             return MHD_NO;
         *con_cls = rq;
+        rq->srv = s;
         rq->t0 = serve_now();
         snprintf(rq->method, sizeof rq->method, "%s", method);
         return begin(s, c, rq, url);
@@ -723,12 +740,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     pthread_mutex_lock(&s->lock);
     if (rq->holds_place)
         s->admitted--;
-    size_t k = 0; /* k == N_STATUS: no response (the client went away first) */
-    while (k < N_STATUS && status_codes[k] != rq->status)
-        k++;
-    s->requests[rq->ep][k]++;
+    if (!rq->status)
+        s->requests[rq->ep][N_STATUS]++;
     s->bytes_in += rq->bytes_in;
-    s->bytes_out += toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? rq->bytes_out : 0;
     pthread_mutex_unlock(&s->lock);
     if (s->cfg.log)
         s->cfg.log(s->cfg.log_user, rq->method, rq->log_path, rq->status, rq->bytes_in,

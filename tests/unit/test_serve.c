@@ -1,7 +1,7 @@
 /* test_serve.c: the HTTP service (include/cryptodl/serve.h) seen from a
  * client. Two servers on ephemeral ports serve models/mnist_cryptonets.onnx:
  * one with the default limits, one with small ones (8 MB bodies, 2 sessions
- * living 2 s, one evaluation and no queue) to reach every limit. A tiny
+ * living 3 s, one evaluation and no queue) to reach every limit. A tiny
  * blocking-socket HTTP/1.1 client, written here, exercises every endpoint
  * and error path, and one real encrypted prediction: keys and encryption of
  * real MNIST test images on the client side, the evaluation over HTTP, then
@@ -221,7 +221,7 @@ static int setup(void **state)
     F.port = cdl_serve_port(F.srv);
     cfg.max_body_bytes = 8u << 20;
     cfg.max_sessions = 2;
-    cfg.session_ttl = 2;
+    cfg.session_ttl = 3; /* long enough for the steps before the expiry check under load */
     cfg.max_evaluations = 1;
     cfg.max_queued = 0;
     spec.name = "small";
@@ -604,7 +604,7 @@ static void test_encrypted_prediction(void **state)
     cdl_dataset_free(ds);
 }
 
-/* Small server: 2 sessions of 2 s, one evaluation, no queue. */
+/* Small server: 2 sessions of 3 s, one evaluation, no queue. */
 static void test_session_and_queue_limits(void **state)
 {
     (void)state;
@@ -659,7 +659,7 @@ static void test_session_and_queue_limits(void **state)
     resp_free(&r);
 
     /* after the time to live both are gone, and the table has room again */
-    sleep_ms(2600);
+    sleep_ms(3600);
     http(F.small_port, "POST", path, "garbage", 7, &r);
     expect_error(&r, 404, "expired");
     resp_free(&r);
