@@ -4,9 +4,10 @@
  * Threads: one per connection (MHD_USE_THREAD_PER_CONNECTION), so that an
  * evaluation lasting seconds blocks only its own connection. A request is
  * handled in three steps, as microhttpd calls the access handler:
- *   1. headers: route, method, Content-Length against the body limit,
- *      session lookup and admission (409 / 429 / 503 are answered here,
- *      before the client uploads megabytes);
+ *   1. headers: for a POST, route, Content-Length against the body limit,
+ *      session lookup and admission (404 / 409 / 413 / 429 / 503 are
+ *      answered here, before the client uploads megabytes); requests without
+ *      a body are answered once complete, which keeps the connection alive;
  *   2. body chunks: appended to a buffer with a hard size limit;
  *   3. end of body: load and validate the bytes, do the work, respond.
  * The completion callback releases what the request held (session, queue
@@ -101,6 +102,7 @@ typedef struct request {
     size_t len, cap;
     int body_wanted;   /* a POST whose body we accumulate */
     int overflow;      /* the body went over the limit (no Content-Length): answer 413 at its end */
+    int deferred;      /* GET / HEAD / DELETE / ...: begin() runs when the request is complete */
     uint64_t limit;    /* largest body for this request */
     uint64_t announced; /* Content-Length, if given */
     size_t model;
@@ -712,6 +714,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         rq->srv = s;
         rq->t0 = serve_now();
         snprintf(rq->method, sizeof rq->method, "%s", method);
+        if (strcmp(method, "POST") && strcmp(method, "PUT")) {
+            /* no body expected: answer once microhttpd has the whole request (it keeps the connection alive
+             * then; an answer queued at the headers closes it) */
+            rq->deferred = 1;
+            return MHD_YES;
+        }
+        return begin(s, c, rq, url);
+    }
+    if (rq->deferred) {
+        if (*upload_data_size) { /* a body nobody asked for: read at most 64 KiB of it */
+            rq->bytes_in += *upload_data_size;
+            *upload_data_size = 0;
+            return rq->bytes_in > 65536 ? MHD_NO : MHD_YES;
+        }
+        rq->deferred = 0;
         return begin(s, c, rq, url);
     }
     if (rq->status || !rq->body_wanted) { /* answered already: drop whatever else arrives */

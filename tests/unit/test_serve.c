@@ -350,6 +350,16 @@ static void test_health_models_metrics(void **state)
     json_decref(root);
     resp_free(&r);
 
+    /* keep-alive: two requests on one connection, two answers */
+    int fd = connect_to(F.port);
+    const char *two = "GET /v1/health HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                      "GET /v1/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    assert_int_equal(send_all(fd, two, strlen(two)), 0);
+    read_response(fd, &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr((const char *)r.body, "HTTP/1.1 200 OK"));
+    resp_free(&r);
+
     http(F.port, "HEAD", "/v1/health", NULL, 0, &r);
     assert_int_equal(r.status, 200);
     resp_free(&r);
