@@ -6,7 +6,7 @@ packages=(
   build-essential cmake pkg-config clang libclang-rt-14-dev libomp-dev
   libsodium-dev libzstd-dev zlib1g-dev liblzma-dev libpng-dev
   libcmocka-dev protobuf-c-compiler libprotobuf-c-dev libonnx-dev
-  libmicrohttpd-dev libjansson-dev gnuplot-nox
+  libmicrohttpd-dev libjansson-dev gnuplot-nox curl
   python3-numpy python3-torch python3-onnx python3-matplotlib python3-pytest
 )
 missing=()

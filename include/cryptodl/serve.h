@@ -1,0 +1,112 @@
+/*
+ * serve.h: the MLaaS HTTP service. A client encrypts images under its own
+ * key; this server, which never sees that key, runs a compiled model on the
+ * ciphertexts and returns encrypted logits (libmicrohttpd, one thread per
+ * connection).
+ *
+ *   GET    /v1/health                       {"status":"ok"}
+ *   GET    /v1/metrics                      Prometheus text format
+ *   GET    /v1/models                       names, shapes, CKKS parameters and their hash
+ *   POST   /v1/models/{name}/sessions       body: relin.key bytes -> 201 {"session": id, ...}
+ *   POST   /v1/sessions/{id}/predict        body: encrypted batch -> 200 encrypted logits
+ *   DELETE /v1/sessions/{id}                204
+ *
+ * What the server holds: per model its plan and CKKS context (public
+ * parameters); per session one relinearization key (an evaluation key).
+ * It refuses secret keys, never decrypts and never holds a secret, so
+ * stopping it has nothing to zeroize. Errors are JSON {"error": "..."} with
+ * status 400 (bad bytes), 404 (no such route, model or session), 405 (method),
+ * 409 (the session is already evaluating a batch), 413 (body above the limit),
+ * 429 (session table full), 503 (evaluation queue full, with Retry-After).
+ * See docs/serve.md.
+ */
+#ifndef CRYPTODL_SERVE_H
+#define CRYPTODL_SERVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cryptodl/common.h"
+#include "cryptodl/he.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CDL_SERVE_MAX_MODELS 16
+#define CDL_SERVE_NAME_MAX 64 /* model names: 1..63 of [A-Za-z0-9._-] */
+
+/* One model to serve. The client must compile the same ONNX file with the same
+ * he options (and approx spec) to key the same CKKS parameters. */
+typedef struct cdl_serve_model_spec {
+    const char *name;   /* URL name; NULL = the file name without directory and .onnx */
+    const char *path;   /* the .onnx file */
+    const char *approx; /* NULL, or an activation replacement spec as `predict --approx` */
+    cdl_he_options he;  /* as `cryptodl predict --log-n/--scale-bits/--output-bits` */
+} cdl_serve_model_spec;
+
+/* One line per finished request (e.g. to print an access log). The path has
+ * any session id replaced by "#<n>" (the session's sequence number) or
+ * "{unknown}": session ids are bearer tokens and stay out of logs. status is 0
+ * when the connection closed before a response was queued (the client went
+ * away, or the server stopped during an upload). */
+typedef void (*cdl_serve_log_fn)(void *user, const char *method, const char *path, int status, uint64_t bytes_in,
+                                 uint64_t bytes_out, double ms);
+
+typedef struct cdl_serve_config {
+    const char *host;          /* bind address (numeric or a name); default "127.0.0.1" */
+    uint16_t port;             /* 0 = an ephemeral port (see cdl_serve_port) */
+    const cdl_serve_model_spec *models;
+    size_t n_models;           /* 1..CDL_SERVE_MAX_MODELS */
+    uint64_t max_body_bytes;   /* largest POST body; 0 = derived from the plans: the larger of a relinearization
+                                  key and a public-key-encrypted input batch, plus 1 MiB */
+    size_t max_sessions;       /* live sessions (each holds one relinearization key); default 16 */
+    unsigned session_ttl;      /* seconds a session lives after its creation or last predict; default 3600 */
+    unsigned max_evaluations;  /* evaluations running at once; default 1 */
+    unsigned max_queued;       /* further predict requests admitted to wait for an evaluation slot (their bodies
+                                  are held in memory); beyond that: 503 + Retry-After. default 1 */
+    int eval_threads;          /* OpenMP threads per evaluation; 0 = all cores */
+    unsigned max_connections;  /* open connections (one thread each); default 64 */
+    unsigned idle_timeout;     /* seconds before an idle connection is closed; default 120 */
+    cdl_serve_log_fn log;      /* may be NULL */
+    void *log_user;
+} cdl_serve_config;
+
+/* Defaults as documented above; models must still be set. */
+CDL_API void cdl_serve_config_default(cdl_serve_config *cfg);
+
+typedef struct cdl_serve cdl_serve;
+
+/* Load and compile every model, bind, and start serving in background
+ * threads; returns at once. */
+CDL_API cdl_status cdl_serve_start(const cdl_serve_config *cfg, cdl_serve **out);
+/* The port actually bound (the ephemeral one when cfg.port was 0). */
+CDL_API uint16_t cdl_serve_port(const cdl_serve *server);
+/* The body limit in force (cfg.max_body_bytes or the derived default). */
+CDL_API uint64_t cdl_serve_max_body(const cdl_serve *server);
+
+/* What /v1/models reports for model i, for a front end to print. */
+typedef struct cdl_serve_model_info {
+    char name[CDL_SERVE_NAME_MAX];
+    const char *path;
+    char input_shape[64];      /* e.g. "[1,28,28]" */
+    size_t input_size, output_size, batch_capacity;
+    int log_n, log_qp, levels, scale_bits;
+    char param_hash[2 * CDL_CKKS_PARAM_HASH_BYTES + 1]; /* hex; bytes 8..40 of every serialized object */
+    uint64_t relin_key_bytes;  /* the size of a relin.key for these parameters */
+    uint64_t batch_bytes;      /* an input batch encrypted with the secret key (--encrypt) */
+} cdl_serve_model_info;
+CDL_API size_t cdl_serve_model_count(const cdl_serve *server);
+CDL_API cdl_status cdl_serve_model_get(const cdl_serve *server, size_t i, cdl_serve_model_info *info);
+/* Live sessions now. */
+CDL_API size_t cdl_serve_session_count(cdl_serve *server);
+
+/* Stop accepting, finish the requests in progress, join the threads. Idempotent. */
+CDL_API void cdl_serve_stop(cdl_serve *server);
+/* Stop if needed, then free sessions (their relinearization keys), plans and contexts. */
+CDL_API void cdl_serve_free(cdl_serve *server);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

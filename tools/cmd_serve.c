@@ -1,0 +1,233 @@
+/*
+ * cmd_serve.c: `cryptodl serve MODEL.onnx [MODEL2.onnx ...]`: the server
+ * side of encrypted inference as an HTTP service (include/cryptodl/serve.h,
+ * docs/serve.md). It prints the URL and what each model expects, logs one
+ * line per request to stderr, and stops cleanly on SIGINT / SIGTERM.
+ *
+ * The signals are blocked before the server starts, so that every thread it
+ * creates inherits the mask and the main thread alone takes them in sigwait().
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "cryptodl/cryptodl.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: cryptodl serve MODEL.onnx [MODEL2.onnx ...] [options]\n\n"
+            "Serve encrypted inference over HTTP. A client keys and encrypts with\n"
+            "`cryptodl predict MODEL --keygen/--encrypt` (same model and --log-n/--scale-bits/\n"
+            "--output-bits), uploads relin.key to open a session, posts encrypted batches and\n"
+            "decrypts the returned logits with `--decrypt`. The server never holds a secret key.\n\n"
+            "  GET    /v1/health | /v1/metrics | /v1/models\n"
+            "  POST   /v1/models/NAME/sessions   body: relin.key     -> {\"session\": ID, ...}\n"
+            "  POST   /v1/sessions/ID/predict    body: encrypted batch -> encrypted logits\n"
+            "  DELETE /v1/sessions/ID\n\n"
+            "options:\n"
+            "  --name NAME          URL name of the next model (repeat per model; default: the file\n"
+            "                       name without .onnx)\n"
+            "  --host H             bind address (default 127.0.0.1; 0.0.0.0 or :: for every interface)\n"
+            "  --port P             TCP port (default 8080; 0 = any free port, printed)\n"
+            "  --max-sessions N     live sessions, each holding one relinearization key (default 16)\n"
+            "  --session-ttl S      seconds a session lives after its last use (default 3600)\n"
+            "  --max-body MB        largest request body in MB (default: a public-key-encrypted batch or\n"
+            "                       a relinearization key of the largest model, plus 1 MiB)\n"
+            "  --max-evaluations N  evaluations running at once (default 1)\n"
+            "  --max-queued N       further predict requests that wait for a slot (default 1); beyond:\n"
+            "                       503 with Retry-After\n"
+            "  --threads T          threads per evaluation (default: all cores)\n"
+            "  --log-n L            as `predict`: force the ring degree 2^L\n"
+            "  --scale-bits B       as `predict`: force the scale 2^B\n"
+            "  --output-bits B      as `predict`: room for the logits in the last prime (default 10)\n"
+            "  --approx SPEC        as `predict`: replace ReLU/Sigmoid/Tanh by polynomials first\n"
+            "  -q, --quiet          no request log\n"
+            "  -h, --help           this help\n\n"
+            "exit status: 0 stopped by SIGINT/SIGTERM, 1 failure (message on stderr), 2 bad usage\n");
+}
+
+static void log_request(void *user, const char *method, const char *path, int status, uint64_t bytes_in,
+                        uint64_t bytes_out, double ms)
+{
+    char when[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (status)
+        fprintf(stderr, "%s %s %s %d in=%llu out=%llu %.1f ms\n", when, method, path, status,
+                (unsigned long long)bytes_in, (unsigned long long)bytes_out, ms);
+    else
+        fprintf(stderr, "%s %s %s - in=%llu (closed before an answer) %.1f ms\n", when, method, path,
+                (unsigned long long)bytes_in, ms);
+}
+
+static int parse_bits(const char *opt, const char *text, int lo, int hi, int *out)
+{
+    char *end;
+    long v = strtol(text, &end, 10);
+    if (*end || end == text || v < lo || v > hi)
+        return cli_usage_error("serve", "%s must be %d..%d, got '%s'", opt, lo, hi, text);
+    *out = (int)v;
+    return 0;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    static const struct option opts[] = {{"name", required_argument, 0, 'N'},
+                                         {"host", required_argument, 0, 'H'},
+                                         {"port", required_argument, 0, 'p'},
+                                         {"max-sessions", required_argument, 0, 's'},
+                                         {"session-ttl", required_argument, 0, 'T'},
+                                         {"max-body", required_argument, 0, 'b'},
+                                         {"max-evaluations", required_argument, 0, 'e'},
+                                         {"max-queued", required_argument, 0, 'Q'},
+                                         {"threads", required_argument, 0, 't'},
+                                         {"log-n", required_argument, 0, 'L'},
+                                         {"scale-bits", required_argument, 0, 'S'},
+                                         {"output-bits", required_argument, 0, 'B'},
+                                         {"approx", required_argument, 0, 'A'},
+                                         {"quiet", no_argument, 0, 'q'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    cdl_serve_config cfg;
+    cdl_serve_config_default(&cfg);
+    cfg.port = 8080;
+    cdl_he_options hopt;
+    cdl_he_options_default(&hopt);
+    const char *names[CDL_SERVE_MAX_MODELS] = {0}, *approx = NULL;
+    size_t n_names = 0;
+    int quiet = 0, c;
+    long long v;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
+        switch (c) {
+        case 'N':
+            if (n_names == CDL_SERVE_MAX_MODELS)
+                return cli_usage_error("serve", "at most %d --name", CDL_SERVE_MAX_MODELS);
+            names[n_names++] = optarg;
+            break;
+        case 'H': cfg.host = optarg; break;
+        case 'p': {
+            char *end;
+            long p = strtol(optarg, &end, 10);
+            if (*end || end == optarg || p < 0 || p > 65535)
+                return cli_usage_error("serve", "--port must be 0..65535, got '%s'", optarg);
+            cfg.port = (uint16_t)p;
+            break;
+        }
+        case 's':
+            if (cli_parse_positive("serve", "--max-sessions", optarg, &v) != 0)
+                return CLI_EXIT_USAGE;
+            cfg.max_sessions = (size_t)v;
+            break;
+        case 'T':
+            if (cli_parse_positive("serve", "--session-ttl", optarg, &v) != 0 || v > 30LL * 86400)
+                return v > 30LL * 86400 ? cli_usage_error("serve", "--session-ttl is at most 30 days") : CLI_EXIT_USAGE;
+            cfg.session_ttl = (unsigned)v;
+            break;
+        case 'b':
+            if (cli_parse_positive("serve", "--max-body", optarg, &v) != 0 || v > (1LL << 20))
+                return v > (1LL << 20) ? cli_usage_error("serve", "--max-body is at most 1048576 MB") : CLI_EXIT_USAGE;
+            cfg.max_body_bytes = (uint64_t)v << 20;
+            break;
+        case 'e':
+            if (cli_parse_positive("serve", "--max-evaluations", optarg, &v) != 0 || v > 1024)
+                return v > 1024 ? cli_usage_error("serve", "--max-evaluations is at most 1024") : CLI_EXIT_USAGE;
+            cfg.max_evaluations = (unsigned)v;
+            break;
+        case 'Q': {
+            char *end;
+            long q = strtol(optarg, &end, 10);
+            if (*end || end == optarg || q < 0 || q > 1024)
+                return cli_usage_error("serve", "--max-queued must be 0..1024, got '%s'", optarg);
+            cfg.max_queued = (unsigned)q;
+            break;
+        }
+        case 't':
+            if (cli_parse_threads("serve", optarg, &cfg.eval_threads) != 0)
+                return CLI_EXIT_USAGE;
+            break;
+        case 'L':
+            if (parse_bits("--log-n", optarg, 13, 16, &hopt.log_n) != 0)
+                return CLI_EXIT_USAGE;
+            break;
+        case 'S':
+            if (parse_bits("--scale-bits", optarg, 20, 50, &hopt.scale_bits) != 0)
+                return CLI_EXIT_USAGE;
+            break;
+        case 'B':
+            if (parse_bits("--output-bits", optarg, 2, 30, &hopt.output_bits) != 0)
+                return CLI_EXIT_USAGE;
+            break;
+        case 'A': approx = optarg; break;
+        case 'q': quiet = 1; break;
+        case 'h': usage(stdout); return CLI_EXIT_OK;
+        default: return cli_usage_error("serve", "unknown option");
+        }
+    }
+    size_t n_models = (size_t)(argc - optind);
+    if (n_models == 0)
+        return cli_usage_error("serve", "give at least one MODEL.onnx (e.g. models/mnist_cryptonets.onnx)");
+    if (n_models > CDL_SERVE_MAX_MODELS)
+        return cli_usage_error("serve", "at most %d models", CDL_SERVE_MAX_MODELS);
+    if (n_names > n_models)
+        return cli_usage_error("serve", "%zu --name for %zu models", n_names, n_models);
+    cdl_serve_model_spec specs[CDL_SERVE_MAX_MODELS];
+    for (size_t i = 0; i < n_models; i++)
+        specs[i] = (cdl_serve_model_spec){.name = names[i], .path = argv[optind + (int)i], .approx = approx,
+                                          .he = hopt};
+    cfg.models = specs;
+    cfg.n_models = n_models;
+    if (!quiet)
+        cfg.log = log_request;
+
+    /* Every thread the server starts inherits this mask: only sigwait() below sees the signals. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    cdl_serve *srv = NULL;
+    if (cdl_serve_start(&cfg, &srv) != CDL_OK)
+        return cli_fail_status("serve", "cannot start the server");
+    const char *host = cfg.host;
+    int v6 = strchr(host, ':') != NULL;
+    printf("cryptodl serve: listening on http://%s%s%s:%u\n", v6 ? "[" : "", host, v6 ? "]" : "",
+           (unsigned)cdl_serve_port(srv));
+    for (size_t i = 0; i < cdl_serve_model_count(srv); i++) {
+        cdl_serve_model_info in;
+        if (cdl_serve_model_get(srv, i, &in) != CDL_OK)
+            continue;
+        printf("  model %s: %s, input %s (%zu values), %zu logits\n", in.name, in.path, in.input_shape,
+               in.input_size, in.output_size);
+        printf("    CKKS N = 2^%d, log QP = %d, %d levels, scale 2^%d, %zu images per batch\n", in.log_n, in.log_qp,
+               in.levels, in.scale_bits, in.batch_capacity);
+        printf("    parameter hash %s\n", in.param_hash);
+        printf("    relin.key %.1f MB, encrypted batch %.1f MB (secret-key encryption)\n", in.relin_key_bytes / 1e6,
+               in.batch_bytes / 1e6);
+    }
+    printf("  limits: body %.1f MB, %zu sessions (ttl %u s), %u evaluation(s) + %u queued, %s threads each\n",
+           cdl_serve_max_body(srv) / 1e6, cfg.max_sessions, cfg.session_ttl, cfg.max_evaluations, cfg.max_queued,
+           cfg.eval_threads ? "the given" : "all cores'");
+    printf("Stop with Ctrl-C (SIGINT) or SIGTERM.\n");
+    fflush(stdout);
+
+    int sig = 0;
+    sigwait(&stop, &sig);
+    fprintf(stderr, "cryptodl serve: %s: stopping (finishing requests in progress)\n",
+            sig == SIGINT ? "SIGINT" : "SIGTERM");
+    cdl_serve_stop(srv);
+    size_t live = cdl_serve_session_count(srv);
+    cdl_serve_free(srv);
+    fprintf(stderr, "cryptodl serve: stopped; freed %zu session(s) (evaluation keys only: the server holds no "
+                    "secret)\n", live);
+    return CLI_EXIT_OK;
+}
