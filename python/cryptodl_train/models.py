@@ -57,15 +57,16 @@ def cryptonets(act="square", interval=(-4.0, 4.0), in_ch=1):
     )
 
 
-def compact_cnn(act="quad", interval=(-4.0, 4.0), in_ch=1, widths=(16, 64), hidden=128):
+def compact_cnn(act="quad", interval=(-4.0, 4.0), in_ch=1, widths=(16, 64), hidden=128, kernel2=3):
     """MNIST CNN sized for batch-SIMD encrypted inference: every layer keeps at most 3,136
     values (ciphertexts, one image per slot), so one evaluation fits in ~10 GB at N = 2^14,
     where mnist_deep's 28x28x32 first layer needs ~100 GB. 5x5 stride-2 convolution to
-    14x14x16, 3x3 stride-2 convolution to 7x7x64, dense -> hidden -> 10."""
+    14x14x16, 3x3 (kernel2) stride-2 convolution to 7x7x64, dense -> hidden -> 10."""
     c1, c2 = widths
     return nn.Sequential(
         nn.Conv2d(in_ch, c1, 5, stride=2, padding=2, bias=False), nn.BatchNorm2d(c1), make_act(act, interval),
-        nn.Conv2d(c1, c2, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c2), make_act(act, interval),
+        nn.Conv2d(c1, c2, kernel2, stride=2, padding=kernel2 // 2, bias=False), nn.BatchNorm2d(c2),
+        make_act(act, interval),
         nn.Flatten(),
         nn.Linear(c2 * 7 * 7, hidden, bias=False), nn.BatchNorm1d(hidden), make_act(act, interval),
         nn.Linear(hidden, 10),

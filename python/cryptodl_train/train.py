@@ -35,6 +35,8 @@ RECIPES = {
                        lr=2e-3, wd=1e-4, shift=2, rot=10.0, flip=False),
     "mnist_compact": dict(dataset="mnist", model="compact", act="quad", epochs=20, batch=128,
                           lr=2e-3, wd=1e-4, shift=2, rot=10.0, flip=False),
+    "mnist_compact_wide": dict(dataset="mnist", model="compact", act="quad", epochs=20, batch=128,
+                               lr=2e-3, wd=1e-4, shift=2, rot=10.0, flip=False, widths=(24, 64), kernel2=5),
     "fashion_mnist_deep": dict(dataset="fashion_mnist", model="deep", act="quad", epochs=6, batch=128,
                                lr=2e-3, wd=1e-4, shift=2, rot=0.0, flip=True, widths=(16, 32, 64)),
     "cifar10_cnn": dict(dataset="cifar10", model="cifar", act="quad", epochs=60, batch=128,
@@ -50,7 +52,8 @@ def build_model(cfg):
         return M.deep_cnn(cfg["act"], iv, widths=tuple(cfg.get("widths", (32, 64, 128))),
                           strides=tuple(cfg.get("strides", (1, 2, 2))), hidden=cfg.get("hidden", 128))
     if cfg["model"] == "compact":
-        return M.compact_cnn(cfg["act"], iv)
+        return M.compact_cnn(cfg["act"], iv, widths=tuple(cfg.get("widths", (16, 64))),
+                             kernel2=cfg.get("kernel2", 3))
     if cfg["model"] == "cifar":
         return M.cifar_cnn(cfg["act"], iv)
     raise ValueError("unknown model %r" % cfg["model"])
