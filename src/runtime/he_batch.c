@@ -287,8 +287,17 @@ cdl_status cdl_he_batch_load(const cdl_ckks_context *ctx, const uint8_t *data, s
                         (unsigned long long)count, len);
     cdl_he_batch *b = NULL;
     CDL_TRY(cdl_he_batch_alloc((size_t)images, (size_t)count, &b));
-    size_t at = 32;
+    size_t *offset = cdl_alloc_array((size_t)count, sizeof *offset), *length = cdl_alloc_array((size_t)count,
+                                                                                                 sizeof *length);
     cdl_status st = CDL_OK;
+    if (!offset || !length) {
+        st = cdl_fail(CDL_ERR_NO_MEMORY, "cdl_he_batch_load: out of memory");
+        goto fail;
+    }
+    /* The framing first (sequential, cheap), then the ciphertexts, which are
+     * independent: their loaders (checksum, decompression, seed expansion,
+     * coefficient checks) run in parallel. */
+    size_t at = 32;
     for (size_t i = 0; i < count; i++) {
         if (len - at < 8) {
             st = cdl_fail(CDL_ERR_FORMAT, "cdl_he_batch_load: truncated at ciphertext %zu", i);
@@ -301,22 +310,45 @@ cdl_status cdl_he_batch_load(const cdl_ckks_context *ctx, const uint8_t *data, s
                           (unsigned long long)l, len - at);
             goto fail;
         }
-        CDL_TRY_GOTO(st, cdl_ckks_ciphertext_load(ctx, data + at, (size_t)l, &b->ct[i]), fail);
-        if (cdl_ckks_ciphertext_level(b->ct[i]) != cdl_ckks_ciphertext_level(b->ct[0]) ||
-            cdl_ckks_ciphertext_scale(b->ct[i]) != cdl_ckks_ciphertext_scale(b->ct[0])) {
-            st = cdl_fail(CDL_ERR_FORMAT, "cdl_he_batch_load: ciphertext %zu has another level or scale than the "
-                          "first", i);
-            goto fail;
-        }
+        offset[i] = at;
+        length[i] = (size_t)l;
         at += (size_t)l;
     }
     if (at != len) {
         st = cdl_fail(CDL_ERR_FORMAT, "cdl_he_batch_load: %zu trailing bytes", len - at);
         goto fail;
     }
+    size_t first_bad = (size_t)count;
+#pragma omp parallel for schedule(dynamic, 4)
+    for (size_t i = 0; i < (size_t)count; i++)
+        if (cdl_ckks_ciphertext_load(ctx, data + offset[i], length[i], &b->ct[i]) != CDL_OK) {
+#pragma omp critical(cdl_he_batch_load)
+            if (i < first_bad)
+                first_bad = i;
+        }
+    if (first_bad < (size_t)count) { /* again on this thread, for its message */
+        cdl_ckks_ciphertext *ct = NULL;
+        st = cdl_ckks_ciphertext_load(ctx, data + offset[first_bad], length[first_bad], &ct);
+        cdl_ckks_ciphertext_free(ct);
+        char msg[400]; /* cdl_fail writes where cdl_last_error() points: copy it first */
+        snprintf(msg, sizeof msg, "%s", cdl_last_error());
+        st = cdl_fail(st == CDL_OK ? CDL_ERR_INTERNAL : st, "cdl_he_batch_load: ciphertext %zu: %s", first_bad, msg);
+        goto fail;
+    }
+    for (size_t i = 1; i < (size_t)count; i++)
+        if (cdl_ckks_ciphertext_level(b->ct[i]) != cdl_ckks_ciphertext_level(b->ct[0]) ||
+            cdl_ckks_ciphertext_scale(b->ct[i]) != cdl_ckks_ciphertext_scale(b->ct[0])) {
+            st = cdl_fail(CDL_ERR_FORMAT, "cdl_he_batch_load: ciphertext %zu has another level or scale than the "
+                          "first", i);
+            goto fail;
+        }
+    cdl_free(offset);
+    cdl_free(length);
     *out = b;
     return CDL_OK;
 fail:
+    cdl_free(offset);
+    cdl_free(length);
     cdl_he_batch_free(b);
     return st;
 }
