@@ -18,6 +18,7 @@ static const cli_command commands[] = {
     {"evaluate", "server: run the model on encrypted images with the relinearization key only", cmd_evaluate},
     {"decrypt", "client: decrypt the encrypted logits: class and logits per image, accuracy", cmd_decrypt},
     {"predict", "encrypted inference on test images: keygen, encrypt, evaluate, decrypt, compare", cmd_predict},
+    {"logreg", "train a logistic regression on encrypted data (client + server in one process)", cmd_logreg},
     {"bench", "benchmarks (`cryptodl bench ckks`: CKKS operation timings)", cmd_bench},
 };
 

@@ -11,5 +11,6 @@
 #include "cryptodl/data.h"
 #include "cryptodl/approx.h"
 #include "cryptodl/he.h"
+#include "cryptodl/learn.h"
 
 #endif
