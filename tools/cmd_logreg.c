@@ -35,6 +35,9 @@ static void usage(FILE *out)
             "  --classes A,B    the two classes (default 3,8)\n"
             "  --train N        training samples, the first N of the two classes (default 1024)\n"
             "  --test N         test samples (default: all of the two classes in the test set)\n"
+            "  --train-from-test  take the training samples from the test split too (the first\n"
+            "                   --train of the two classes; the test samples are the ones after\n"
+            "                   them): for when only a test set is at hand, e.g. data/mnist\n"
             "  --iters K        gradient-descent iterations (default: the most that fit)\n"
             "  --log-n L        CKKS ring degree 2^L: 13, 14 (default) or 15 (128-bit presets)\n"
             "  --lr G           learning rate gamma (default 3); gamma_k = G / (k + 1)\n"
@@ -61,21 +64,26 @@ static void features(const float *img, double *out)
         }
 }
 
-/* The samples of classes a and b (at most limit; 0 = all): x (n x 196), y = +1 for a, -1 for b. */
-static int select_task(const cdl_dataset *ds, int a, int b, size_t limit, double **x, int **y, size_t *n)
+/* The samples of classes a and b after the first `skip` of them (at most
+ * limit; 0 = all): x (n x 196), y = +1 for a, -1 for b. */
+static int select_task(const cdl_dataset *ds, int a, int b, size_t skip, size_t limit, double **x, int **y,
+                       size_t *n)
 {
     size_t count = 0;
     for (size_t i = 0; i < ds->n; i++)
         count += ds->labels[i] == a || ds->labels[i] == b;
+    count = count > skip ? count - skip : 0;
     if (limit && count > limit)
         count = limit;
     *x = malloc((count ? count : 1) * LR_FEATURES * sizeof **x);
     *y = malloc((count ? count : 1) * sizeof **y);
     if (!*x || !*y)
         return -1;
-    size_t k = 0;
+    size_t k = 0, seen = 0;
     for (size_t i = 0; i < ds->n && k < count; i++) {
         if (ds->labels[i] != a && ds->labels[i] != b)
+            continue;
+        if (seen++ < skip)
             continue;
         features(ds->pixels + i * 784, *x + k * LR_FEATURES);
         (*y)[k++] = ds->labels[i] == a ? 1 : -1;
@@ -116,10 +124,11 @@ int cmd_logreg(int argc, char **argv)
                                          {"data-dir", required_argument, 0, 'D'},
                                          {"threads", required_argument, 0, 't'},
                                          {"json", no_argument, 0, 'j'},
+                                         {"train-from-test", no_argument, 0, 'F'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *dataset = "mnist", *data_dir = NULL;
-    int class_a = 3, class_b = 8, json = 0, threads = 0, c;
+    int class_a = 3, class_b = 8, json = 0, from_test = 0, threads = 0, c;
     long long n_train = 1024, n_test = 0, iters = 0, log_n = 14, degree = 3;
     cdl_logreg_config cfg;
     cdl_logreg_config_default(&cfg);
@@ -172,6 +181,7 @@ int cmd_logreg(int argc, char **argv)
         case 'C': cfg.lr_decay = 0; break;
         case 'N': cfg.nesterov = 0; break;
         case 'j': json = 1; break;
+        case 'F': from_test = 1; break;
         case 't':
             if (cli_parse_threads("logreg", optarg, &threads) != 0)
                 return CLI_EXIT_USAGE;
@@ -229,14 +239,15 @@ int cmd_logreg(int argc, char **argv)
     if (!data_dir)
         data_dir = cli_default_data_dir();
     fprintf(stderr, "cryptodl logreg: loading %s (classes %d vs %d)\n", dataset, class_a, class_b);
-    if (load_split(dataset, data_dir, defaulted, "train", &train) != 0 ||
+    if ((!from_test && load_split(dataset, data_dir, defaulted, "train", &train) != 0) ||
         load_split(dataset, data_dir, defaulted, "test", &test) != 0) {
-        rc = cli_fail_status("logreg", "cannot load the dataset (train and test splits are both needed; give "
-                                       "--data-dir)");
+        rc = cli_fail_status("logreg", "cannot load the dataset (give --data-dir; without the train split, "
+                                       "--train-from-test trains on part of the test split)");
         goto done;
     }
-    if (select_task(train, class_a, class_b, (size_t)n_train, &xtr, &ytr, &ntr) != 0 ||
-        select_task(test, class_a, class_b, (size_t)n_test, &xte, &yte, &nte) != 0) {
+    const size_t skip = from_test ? (size_t)n_train : 0;
+    if (select_task(from_test ? test : train, class_a, class_b, 0, (size_t)n_train, &xtr, &ytr, &ntr) != 0 ||
+        select_task(test, class_a, class_b, skip, (size_t)n_test, &xte, &yte, &nte) != 0) {
         fprintf(stderr, "cryptodl logreg: out of memory\n");
         goto done;
     }
