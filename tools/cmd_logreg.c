@@ -331,7 +331,7 @@ int cmd_logreg(int argc, char **argv)
     if (json) {
         printf("{\"dataset\":");
         cli_json_string(dataset);
-        printf(",\"classes\":[%d,%d],\"train\":%zu,\"test\":%zu,\"features\":%d,\"log_n\":%lld,\"slots\":%zu,"
+        printf(",\"classes\":[%d,%d],\"train_from_test\":%d,\"train\":%zu,\"test\":%zu,\"features\":%d,\"log_n\":%lld,\"slots\":%zu,"
                "\"max_level\":%d,\"log_qp\":%.1f,\"slots_per_sample\":%zu,\"samples_per_ciphertext\":%zu,"
                "\"ciphertexts\":%zu,\"galois_keys\":%zu,\"iterations\":%d,\"max_iterations\":%d,"
                "\"levels_per_iteration\":%d,\"level_left\":%d,\"learning_rate\":%g,\"lr_decay\":%d,"
@@ -340,7 +340,8 @@ int cmd_logreg(int argc, char **argv)
                "\"train_encrypted\":%.3f,\"decrypt\":%.3f,\"train_plain\":%.3f},"
                "\"accuracy_encrypted\":%.6f,\"accuracy_plain\":%.6f,\"train_accuracy_encrypted\":%.6f,"
                "\"max_weight_diff\":%.6g,\"max_weight\":%.6g}\n",
-               class_a, class_b, ntr, nte, LR_FEATURES, log_n, cdl_ckks_slots(ctx), max_level, cdl_ckks_log_qp(ctx),
+               class_a, class_b, from_test, ntr, nte, LR_FEATURES, log_n, cdl_ckks_slots(ctx), max_level,
+               cdl_ckks_log_qp(ctx),
                row, rows, cdl_logreg_encrypted_data_ciphertexts(enc), nsteps, cfg.iterations, kmax, per_iter,
                level_left, cfg.learning_rate, cfg.lr_decay, cfg.nesterov, sig.degree, sig.bound, sig.a0, sig.a1,
                sig.a3, sig.max_abs_error, cdl_get_threads(), t_keys, t_enc, t_train, t_dec, t_plain, acc_enc,
@@ -353,16 +354,17 @@ int cmd_logreg(int argc, char **argv)
                cdl_ckks_slots(ctx), max_level, cdl_ckks_log_qp(ctx));
         printf("  packing     %zu slots per sample, %zu samples per ciphertext, %zu ciphertexts, %zu Galois keys\n",
                row, rows, cdl_logreg_encrypted_data_ciphertexts(enc), nsteps);
-        printf("  sigmoid     %.17g + %.17g t + %.17g t^3 on [-%g, %g], max error %.4g\n", sig.a0, sig.a1, sig.a3,
-               sig.bound, sig.bound, sig.max_abs_error);
+        printf("  sigmoid     %.17g %c %.17g t %c %.17g t^3 on [-%g, %g] (least squares), max error %.4g\n", sig.a0,
+               sig.a1 < 0 ? '-' : '+', fabs(sig.a1), sig.a3 < 0 ? '-' : '+', fabs(sig.a3), sig.bound, sig.bound,
+               sig.max_abs_error);
         printf("  schedule    %d iterations (at most %d fit: the first costs 0 levels, each later one %d), "
                "gamma = %g%s, %s\n",
                cfg.iterations, kmax, per_iter, cfg.learning_rate, cfg.lr_decay ? " / (k + 1)" : " (constant)",
                cfg.nesterov ? "Nesterov" : "plain GD");
         printf("  levels      weights returned at level %d of %d\n", level_left, max_level);
         printf("  time        keygen %.2f s, encrypt %.2f s, train (server, encrypted) %.2f s, decrypt %.3f s; "
-               "plaintext training %.3f s\n",
-               t_keys, t_enc, t_train, t_dec, t_plain);
+               "plaintext training %.3f s (%d threads)\n",
+               t_keys, t_enc, t_train, t_dec, t_plain, cdl_get_threads());
         printf("  accuracy    encrypted training %.2f%%, plaintext training %.2f%% (test set, %zu samples)\n",
                100 * acc_enc, 100 * acc_plain, nte);
         printf("  weights     max |encrypted - plaintext| = %.3g (largest weight %.3g)\n", diff, wmax);

@@ -356,9 +356,9 @@ static cdl_status iterate(trainer *T, int k, double gamma, double eta, int last)
         CDL_TRY(cdl_ckks_rescale(ctx, w[W_P], w[W_P]));
         cdl_ckks_ciphertext_set_scale(w[W_P], delta);
         CDL_TRY(rotate_sum(ctx, T->gk, w[W_P], w[W_TMP], 1, D->row, -1));
-        /* kappa Z, from the fresh Z (its spare level), at t's level. */
-        CDL_TRY(mul_const_to(ctx, z, kappa, delta, w[W_ZK]));
-        CDL_TRY(cdl_ckks_drop_to_level(ctx, w[W_ZK], l - 2, w[W_ZK]));
+        /* kappa Z, from Z's spare level, at t's level (dropped first: fewer limbs to rescale). */
+        CDL_TRY(cdl_ckks_drop_to_level(ctx, z, l - 1, w[W_ZK]));
+        CDL_TRY(mul_const_to(ctx, w[W_ZK], kappa, delta, w[W_ZK]));
         CDL_TRY(mul_relin_rescale(ctx, T->rlk, w[W_P], w[W_ZK], w[W_TZ])); /* kappa t z, level l-3 */
         if (T->sig.degree >= 3) {
             /* h = a1 + a3 t^2: a3 is read into the scale of t^2 (no level). */
@@ -382,12 +382,12 @@ static cdl_status iterate(trainer *T, int k, double gamma, double eta, int last)
     const double sq = cdl_ckks_ciphertext_scale(w[W_SUM]);
     const int lo = cdl_ckks_ciphertext_level(w[W_SUM]);
     /* grad = (gamma a0 / n) sum Z_i + the sum above. */
-    CDL_TRY(mul_const_to(ctx, w[W_G0], gamma * T->sig.a0 / n, sq, w[W_C]));
-    CDL_TRY(cdl_ckks_drop_to_level(ctx, w[W_C], lo, w[W_C]));
+    CDL_TRY(cdl_ckks_drop_to_level(ctx, w[W_G0], lo + 1, w[W_C]));
+    CDL_TRY(mul_const_to(ctx, w[W_C], gamma * T->sig.a0 / n, sq, w[W_C]));
     CDL_TRY(cdl_ckks_add(ctx, w[W_SUM], w[W_C], w[W_SUM]));
     /* beta_k = v + grad */
-    CDL_TRY(mul_const_to(ctx, w[W_V], 1.0, sq, w[W_BNEW]));
-    CDL_TRY(cdl_ckks_drop_to_level(ctx, w[W_BNEW], lo, w[W_BNEW]));
+    CDL_TRY(cdl_ckks_drop_to_level(ctx, w[W_V], lo + 1, w[W_BNEW]));
+    CDL_TRY(mul_const_to(ctx, w[W_BNEW], 1.0, sq, w[W_BNEW]));
     CDL_TRY(cdl_ckks_add(ctx, w[W_BNEW], w[W_SUM], w[W_BNEW]));
     if (last)
         return CDL_OK;
@@ -396,13 +396,13 @@ static cdl_status iterate(trainer *T, int k, double gamma, double eta, int last)
     if (!(keep > 0))
         return cdl_fail(CDL_ERR_PARAMETERS, "cdl_logreg_train_encrypted: momentum factor 1 - eta = %g <= 0", keep);
     const double target = sq / keep;
-    CDL_TRY(mul_const_to(ctx, w[W_V], keep, target, w[W_VNEW]));
+    CDL_TRY(cdl_ckks_drop_to_level(ctx, w[W_V], lo + 1, w[W_VNEW]));
+    CDL_TRY(mul_const_to(ctx, w[W_VNEW], keep, target, w[W_VNEW]));
     if (eta != 0) {
-        CDL_TRY(mul_const_to(ctx, w[W_BETA], eta, target, w[W_C]));
-        CDL_TRY(cdl_ckks_match_levels(ctx, w[W_VNEW], w[W_C]));
+        CDL_TRY(cdl_ckks_drop_to_level(ctx, w[W_BETA], lo + 1, w[W_C]));
+        CDL_TRY(mul_const_to(ctx, w[W_C], eta, target, w[W_C]));
         CDL_TRY(cdl_ckks_add(ctx, w[W_VNEW], w[W_C], w[W_VNEW]));
     }
-    CDL_TRY(cdl_ckks_drop_to_level(ctx, w[W_VNEW], lo, w[W_VNEW]));
     cdl_ckks_ciphertext_set_scale(w[W_SUM], target);
     return cdl_ckks_add(ctx, w[W_VNEW], w[W_SUM], w[W_VNEW]);
 }
@@ -483,6 +483,12 @@ cdl_status cdl_logreg_train_encrypted(const cdl_ckks_context *ctx, const cdl_ckk
         double gamma = step_gamma(cfg, k);
         double eta = step_eta(cfg, &lambda);
         int last = k == cfg->iterations;
+        /* Work at the lowest level that still holds the remaining iterations: cheaper key switching. */
+        const int need = (cfg->iterations - k + 1) * cdl_logreg_levels_per_iteration(cfg->sigmoid_degree);
+        if (cdl_ckks_ciphertext_level(T.w[W_V]) > need) {
+            CDL_TRY_GOTO(st, cdl_ckks_drop_to_level(ctx, T.w[W_V], need, T.w[W_V]), done);
+            CDL_TRY_GOTO(st, cdl_ckks_drop_to_level(ctx, T.w[W_BETA], need, T.w[W_BETA]), done);
+        }
         CDL_TRY_GOTO(st, iterate(&T, k, gamma, eta, last), done);
         swap_ct(&T.w[W_BETA], &T.w[W_BNEW]);
         if (!last)

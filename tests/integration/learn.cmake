@@ -6,7 +6,7 @@
 # refusals: too many iterations for N = 2^14's levels (exit 2, says how many
 # fit), a bad --classes, and --help.
 add_test(NAME cli_logreg_tiny
-         COMMAND cryptodl logreg --train-from-test --train 64 --test 300 --iters 3 --log-n 14 --threads 2 --json
+         COMMAND cryptodl logreg --train-from-test --train 64 --test 300 --iters 3 --log-n 14 --threads 1 --json
                  --data-dir ${PROJECT_SOURCE_DIR}/data)
 set_tests_properties(cli_logreg_tiny PROPERTIES TIMEOUT 300
   PASS_REGULAR_EXPRESSION "\"iterations\":3,\"max_iterations\":3,\"levels_per_iteration\":4,\"level_left\":0.*\"accuracy_encrypted\":0\\.[5-9][0-9]*.*\"max_weight_diff\":[0-9.]+e-(0[6-9]|[1-9][0-9])"
