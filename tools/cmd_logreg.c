@@ -253,8 +253,14 @@ int cmd_logreg(int argc, char **argv)
     }
     if (ntr < (size_t)n_train)
         fprintf(stderr, "cryptodl logreg: only %zu training samples of classes %d and %d\n", ntr, class_a, class_b);
-    if (ntr == 0 || nte == 0) {
-        fprintf(stderr, "cryptodl logreg: no samples of classes %d and %d\n", class_a, class_b);
+    if (ntr == 0) {
+        fprintf(stderr, "cryptodl logreg: no training samples of classes %d and %d\n", class_a, class_b);
+        goto done;
+    }
+    if (nte == 0) {
+        fprintf(stderr, "cryptodl logreg: no test samples of classes %d and %d left%s\n", class_a, class_b,
+                from_test ? ": with --train-from-test, give a --train below the test set's count of the two classes"
+                          : "");
         goto done;
     }
     w_enc = calloc(LR_FEATURES + 1, sizeof *w_enc);
