@@ -64,5 +64,6 @@ int cmd_encrypt(int argc, char **argv);
 int cmd_evaluate(int argc, char **argv);
 int cmd_decrypt(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_logreg(int argc, char **argv);
 
 #endif

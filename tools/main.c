@@ -19,6 +19,7 @@ static const cli_command commands[] = {
     {"decrypt", "client: decrypt the encrypted logits: class and logits per image, accuracy", cmd_decrypt},
     {"predict", "encrypted inference on test images: keygen, encrypt, evaluate, decrypt, compare", cmd_predict},
     {"serve", "HTTP service: evaluate clients' encrypted batches with their evaluation keys only", cmd_serve},
+    {"logreg", "train a logistic regression on encrypted data (client + server in one process)", cmd_logreg},
     {"bench", "benchmarks (`cryptodl bench ckks`: CKKS operation timings)", cmd_bench},
 };
 

@@ -12,5 +12,6 @@
 #include "cryptodl/approx.h"
 #include "cryptodl/he.h"
 #include "cryptodl/serve.h"
+#include "cryptodl/learn.h"
 
 #endif

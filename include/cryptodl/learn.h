@@ -1,0 +1,136 @@
+/*
+ * learn.h: training on encrypted data. Logistic regression by (Nesterov-
+ * accelerated) gradient descent with a low-degree polynomial sigmoid, run by
+ * a server on CKKS ciphertexts of a client's labelled training set (Kim,
+ * Song, Kim, Lee, Jiang, "Secure logistic regression based on homomorphic
+ * encryption", JMIR 2018; Kim et al., "Logistic regression model training
+ * based on the approximate homomorphic encryption", BMC Med Genomics 2018).
+ *
+ *   client: cdl_logreg_encrypt_dataset    (secret key; labels y in {-1, +1})
+ *   server: cdl_logreg_train_encrypted    (relinearization + Galois keys only)
+ *   client: cdl_logreg_decrypt_weights
+ *   check:  cdl_logreg_train_plain        (the same algorithm in doubles)
+ *
+ * Algorithm (docs/learn.md). Z_i = y_i (1, x_i) in R^(d+1). With
+ * sigma(t) ~ a0 + a1 t + a3 t^3 (least squares on [-B, B], a0 = 1/2) and
+ * g(t) = a0 - a1 t - a3 t^3 ~ sigma(-t), iteration k = 1..K is
+ *   beta_k = v_(k-1) + (gamma_k / n) sum_i g(<Z_i, v_(k-1)>) Z_i
+ *   v_k    = (1 - eta_k) beta_k + eta_k beta_(k-1)
+ * from beta_0 = v_0 = 0, with gamma_k = gamma / (k + 1) (or constant) and
+ * Nesterov's eta_k = (1 - lambda_k) / lambda_(k+1), lambda_1 = 1,
+ * lambda_(k+1) = (1 + sqrt(1 + 4 lambda_k^2)) / 2 (eta_k = 0 without Nesterov).
+ * The weights are beta_K: predict +1 when <(1, x), beta_K> > 0.
+ *
+ * Packing: d' = d + 1 rounded up to a power of two slots per sample, N/2 / d'
+ * samples per ciphertext, beta and v replicated in every row. There is no
+ * bootstrapping in this engine, so the iteration count is bounded by the
+ * levels: the first iteration costs none (beta_0 = 0), every later one
+ * cdl_logreg_levels_per_iteration() levels (4 for degree 3, 3 for degree 1),
+ * so K <= 1 + max_level / 4: 3 at N = 2^14, 5 at N = 2^15 (degree 3).
+ */
+#ifndef CRYPTODL_LEARN_H
+#define CRYPTODL_LEARN_H
+
+#include <stddef.h>
+
+#include "cryptodl/common.h"
+#include "cryptodl/ckks.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Called by the trainers after each iteration (iteration = 1..total). */
+typedef void (*cdl_logreg_progress_fn)(void *user, int iteration, int total);
+
+typedef struct cdl_logreg_config {
+    int iterations;       /* K >= 1 */
+    double learning_rate; /* gamma > 0 */
+    int lr_decay;         /* 1: gamma_k = gamma / (k + 1); 0: gamma_k = gamma */
+    int nesterov;         /* 1: Nesterov acceleration; 0: plain gradient descent */
+    int sigmoid_degree;   /* 1 or 3 */
+    double sigmoid_bound; /* B: the sigmoid is fitted by least squares on [-B, B] */
+    int log_n;            /* CKKS preset used by the CLI (cdl_ckks_preset); 13..15 */
+    cdl_logreg_progress_fn progress; /* may be NULL */
+    void *progress_user;
+} cdl_logreg_config;
+
+/* iterations 3, learning_rate 3, lr_decay 1, nesterov 1, degree 3, B 8, log_n 14, no progress. */
+CDL_API void cdl_logreg_config_default(cdl_logreg_config *cfg);
+
+/* The polynomial sigmoid a config uses: sigma(t) ~ a0 + a1 t + a3 t^3 (a3 = 0
+ * for degree 1), the least-squares fit of the approx layer on [-B, B] with the
+ * even coefficients set to their exact values (a0 = 1/2, a2 = 0; sigma - 1/2
+ * is odd), and its maximum error on [-B, B]. */
+typedef struct cdl_logreg_sigmoid {
+    int degree;
+    double bound;
+    double a0, a1, a3;
+    double max_abs_error;
+} cdl_logreg_sigmoid;
+CDL_API cdl_status cdl_logreg_sigmoid_fit(const cdl_logreg_config *cfg, cdl_logreg_sigmoid *out);
+
+/* Levels one iteration after the first consumes (degree 3: 4, degree 1: 3). */
+CDL_API int cdl_logreg_levels_per_iteration(int sigmoid_degree);
+/* Largest K whose training fits max_level levels: 1 + max_level / per-iteration. */
+CDL_API int cdl_logreg_max_iterations(int max_level, int sigmoid_degree);
+
+/* Slots per sample (d + 1 rounded up to a power of two) and samples per
+ * ciphertext for d features in this context (CDL_ERR_PARAMETERS if a row does
+ * not fit the slots). */
+CDL_API cdl_status cdl_logreg_layout(const cdl_ckks_context *ctx, size_t d, size_t *row, size_t *rows_per_ct);
+
+/* The rotation steps the server needs for d features, written to
+ * steps[0..*count) (capacity CDL_LOGREG_MAX_STEPS is always enough):
+ * 1, 2, ..., d'/2 and their negatives (sum and replication within a row),
+ * d', 2 d', ..., N/4 (sum over rows). Pass them to cdl_ckks_keygen_galois. */
+#define CDL_LOGREG_MAX_STEPS 64
+CDL_API cdl_status cdl_logreg_galois_steps(const cdl_ckks_context *ctx, size_t d, int *steps, size_t capacity,
+                                           size_t *count);
+
+/* ---- client ---- */
+typedef struct cdl_logreg_encrypted_data cdl_logreg_encrypted_data;
+typedef struct cdl_logreg_encrypted_weights cdl_logreg_encrypted_weights;
+
+/* Encrypt n samples of d features (x row-major, n * d) with labels y[i] in
+ * {-1, +1}, as Z_i = y_i (1, x_i), under the secret key. Features should be
+ * scaled to about [-1, 1] (e.g. pixels in [0, 1]) so that <Z_i, beta> stays
+ * inside the sigmoid's interval. */
+CDL_API cdl_status cdl_logreg_encrypt_dataset(const cdl_ckks_context *ctx, const cdl_ckks_secret_key *sk,
+                                              cdl_rng *rng, const double *x, const int *y, size_t n, size_t d,
+                                              cdl_logreg_encrypted_data **out);
+CDL_API void cdl_logreg_encrypted_data_free(cdl_logreg_encrypted_data *data);
+CDL_API size_t cdl_logreg_encrypted_data_samples(const cdl_logreg_encrypted_data *data);
+CDL_API size_t cdl_logreg_encrypted_data_ciphertexts(const cdl_logreg_encrypted_data *data);
+
+/* ---- server: evaluation keys only ---- */
+/* Run cfg->iterations iterations on the encrypted set. Refuses, before any
+ * work: a set encrypted under other parameters (CDL_ERR_MISMATCH), missing
+ * Galois keys (CDL_ERR_EXHAUSTED, naming the step), more iterations than the
+ * levels allow (CDL_ERR_EXHAUSTED, giving the largest K that fits). */
+CDL_API cdl_status cdl_logreg_train_encrypted(const cdl_ckks_context *ctx, const cdl_ckks_relin_key *rlk,
+                                              const cdl_ckks_galois_keys *gk,
+                                              const cdl_logreg_encrypted_data *data, const cdl_logreg_config *cfg,
+                                              cdl_logreg_encrypted_weights **out);
+CDL_API void cdl_logreg_encrypted_weights_free(cdl_logreg_encrypted_weights *w);
+/* Level of the weights' ciphertext (what is left of the budget). */
+CDL_API int cdl_logreg_encrypted_weights_level(const cdl_logreg_encrypted_weights *w);
+
+/* ---- client ---- */
+/* weights[0] is the bias, weights[1..d] the features' weights (d + 1 values). */
+CDL_API cdl_status cdl_logreg_decrypt_weights(const cdl_ckks_context *ctx, const cdl_ckks_secret_key *sk,
+                                              const cdl_logreg_encrypted_weights *w, double *weights,
+                                              size_t count);
+
+/* ---- plaintext ---- */
+/* The same algorithm (same polynomial, schedule and order of updates) in
+ * doubles; weights has d + 1 entries. */
+CDL_API cdl_status cdl_logreg_train_plain(const double *x, const int *y, size_t n, size_t d,
+                                          const cdl_logreg_config *cfg, double *weights);
+/* Fraction of samples with sign(<(1, x_i), w>) == y_i (0 counts as -1). */
+CDL_API double cdl_logreg_accuracy(const double *weights, const double *x, const int *y, size_t n, size_t d);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
