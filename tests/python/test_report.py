@@ -1,0 +1,26 @@
+"""The report's run-to-run variation table against numpy's mean and sample standard deviation."""
+import numpy as np
+
+from cryptodl_train.report import variation_table
+
+
+def _run(acc, seed, act="square", epochs=20):
+    return {"dataset": "mnist", "model": "cryptonets", "act": act, "epochs": epochs, "seed": seed, "test_acc": acc}
+
+
+def test_variation_table_statistics():
+    accs = [0.9905, 0.9891, 0.9912]
+    rows = [_run(a, s) for a, s in zip(accs, (1, 2, 3))] + [_run(0.9913, 1, act="relu")]
+    text = variation_table(rows)
+    line = next(l for l in text.splitlines() if "x^2" in l)
+    a = 100 * np.array(accs)
+    assert "%.2f%%" % a.mean() in line
+    assert "| %.2f |" % a.std(ddof=1) in line
+    assert "%.2f%% - %.2f%%" % (a.min(), a.max()) in line
+    assert "1, 2, 3" in line
+    # a single-seed group (the ReLU run) is not a variation row
+    assert "ReLU" not in text
+
+
+def test_variation_table_empty_without_repeats():
+    assert variation_table([_run(0.99, 1), _run(0.98, 1, epochs=12)]) == ""
