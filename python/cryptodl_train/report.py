@@ -40,12 +40,19 @@ def degree(act):
     return None
 
 
+def model_label(r):
+    """The recipe without its dataset prefix (mnist_compact_wide -> compact_wide), so that
+    variants of one architecture family stay apart; the model family if no recipe."""
+    rec, ds = r.get("recipe") or "", r.get("dataset") or ""
+    return rec[len(ds) + 1:] if ds and rec.startswith(ds + "_") else r.get("model", rec)
+
+
 def variation_table(results):
     """Mean, standard deviation and range of the test accuracy over seeds, for every
     (dataset, model, activation, epochs) trained with more than one seed."""
     groups = {}
     for r in results:
-        groups.setdefault((r["dataset"], r["model"], r["act"], r["epochs"]), []).append(r)
+        groups.setdefault((r["dataset"], model_label(r), r["act"], r["epochs"]), []).append(r)
     rows = []
     for (ds, mdl, act, ep), rs in groups.items():
         if len(rs) < 2:
@@ -92,19 +99,19 @@ def main(argv=None):
     unfinished = [u for u in unfinished if not any(r["run"] == u["run"] for r in results)]
 
     order = {"mnist": 0, "fashion_mnist": 1, "cifar10": 2}
-    results.sort(key=lambda r: (order.get(r["dataset"], 9), r["model"], r["act"] != "relu",
+    results.sort(key=lambda r: (order.get(r["dataset"], 9), model_label(r), r["act"] != "relu",
                                 degree(r["act"]) or 0, r["act"], r["epochs"], r.get("seed", 1)))
     lines = ["| dataset | model | activation | degree | test acc. | val. acc. (best epoch) | epochs | seed | mult. depth | parameters | s/epoch |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in results:
         lines.append("| %s | %s | %s | %s | **%.2f%%** | %.2f%% (%d) | %d | %d | %s | %s | %.0f |" % (
-            r["dataset"], r["model"], act_label(r["act"]), degree(r["act"]) or "-", 100 * r["test_acc"],
+            r["dataset"], model_label(r), act_label(r["act"]), degree(r["act"]) or "-", 100 * r["test_acc"],
             100 * r["val_acc"], r["best_epoch"], r["epochs"], r.get("seed", 1),
             r["depth"] if r["depth"] is not None else "n/a",
             "{:,}".format(r["params"]), r["seconds_per_epoch"] or 0))
     for u in unfinished:
         lines.append("| %s | %s | %s | %s | not tested (unfinished: %d/%d epochs) | %.2f%% (%d) | %d/%d | %s | %s | %s | %s |" % (
-            RECIPES[u["recipe"]]["dataset"], RECIPES[u["recipe"]]["model"], act_label(u["act"]), degree(u["act"]) or "-", u["epochs_done"], u["epochs"],
+            RECIPES[u["recipe"]]["dataset"], model_label(dict(u, dataset=RECIPES[u["recipe"]]["dataset"])), act_label(u["act"]), degree(u["act"]) or "-", u["epochs_done"], u["epochs"],
             100 * u["best_val_acc"], u["best_epoch"], u["epochs_done"], u["epochs"], u.get("seed", 1),
             u.get("depth", "-") if u.get("depth", 0) is not None else "n/a",
             "{:,}".format(u["params"]) if "params" in u else "-",
@@ -118,7 +125,7 @@ def main(argv=None):
     os.makedirs(os.path.join(root, "docs", "img"), exist_ok=True)
     groups = {}
     for r in results:
-        groups.setdefault((r["dataset"], r["model"]), []).append(r)
+        groups.setdefault((r["dataset"], model_label(r)), []).append(r)
     groups = {k: v for k, v in groups.items() if any(degree(r["act"]) for r in v)}
     fig, axes = plt.subplots(1, max(1, len(groups)), figsize=(5.2 * max(1, len(groups)), 4.2), squeeze=False)
     for ax, ((ds, mdl), rs) in zip(axes[0], groups.items()):

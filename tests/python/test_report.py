@@ -5,7 +5,8 @@ from cryptodl_train.report import variation_table
 
 
 def _run(acc, seed, act="square", epochs=20):
-    return {"dataset": "mnist", "model": "cryptonets", "act": act, "epochs": epochs, "seed": seed, "test_acc": acc}
+    return {"dataset": "mnist", "model": "cryptonets", "recipe": "mnist_cryptonets", "act": act, "epochs": epochs,
+            "seed": seed, "test_acc": acc}
 
 
 def test_variation_table_statistics():
@@ -24,3 +25,9 @@ def test_variation_table_statistics():
 
 def test_variation_table_empty_without_repeats():
     assert variation_table([_run(0.99, 1), _run(0.98, 1, epochs=12)]) == ""
+
+
+def test_variants_of_one_family_are_not_seeds():
+    a = _run(0.9942, 1)
+    b = dict(_run(0.9939, 1), recipe="mnist_cryptonets_wide")
+    assert variation_table([a, b]) == ""
