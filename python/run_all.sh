@@ -24,8 +24,16 @@ run mnist_deep_relu          --recipe mnist_deep --epochs 10 --act relu
 run mnist_compact_quad       --recipe mnist_compact --export ../models/mnist_compact.onnx
 run mnist_compact_relu       --recipe mnist_compact --act relu
 run mnist_compact_wide_quad  --recipe mnist_compact_wide   # 99.39%: no gain over mnist_compact, not shipped
-run fashion_mnist_deep_quad  --recipe fashion_mnist_deep --export ../models/fashion_mnist_deep.onnx
+run fashion_mnist_deep_quad  --recipe fashion_mnist_deep
 run fashion_mnist_deep_relu  --recipe fashion_mnist_deep --act relu
+# 12 epochs (second session): the shipped Fashion-MNIST model
+run fashion_mnist_deep_quad_e12 --recipe fashion_mnist_deep --epochs 12 --export ../models/fashion_mnist_deep.onnx
+run fashion_mnist_deep_relu_e12 --recipe fashion_mnist_deep --epochs 12 --act relu
+# repeated seeds of the CryptoNets recipe
+for s in 2 3; do
+  run mnist_cryptonets_square_seed$s --recipe mnist_cryptonets --seed $s
+  run mnist_cryptonets_relu_seed$s   --recipe mnist_cryptonets --act relu --seed $s
+done
 # 60 epochs do not fit one session on 2 shared cores: slices of --time-budget minutes.
 run cifar10_cnn_quad         --recipe cifar10_cnn --time-budget ${CIFAR_MINUTES:-60} --export ../models/cifar10_cnn.onnx
 run cifar10_cnn_relu         --recipe cifar10_cnn --act relu --time-budget ${CIFAR_MINUTES:-60}
