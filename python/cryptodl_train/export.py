@@ -40,12 +40,12 @@ def export_onnx(model, path, input_shape, metadata=None, opset=OPSET):
 
 
 def simplify_graph(g):
-    """Make the graph plain for a small importer: Constant nodes become initializers, and
+    """Make the graph plain for a small importer: Constant nodes become initializers,
     Identity nodes (the exporter's de-duplication of equal initializers) become copies of
-    the initializer they forward."""
+    the initializer they forward, and Pad nodes that pad nothing are removed."""
     from onnx import numpy_helper
     inits = {t.name: t for t in g.initializer}
-    keep = []
+    keep, alias = [], {}
     for n in g.node:
         if n.op_type == "Constant" and len(n.attribute) == 1 and n.attribute[0].name == "value":
             t = onnx.TensorProto()
@@ -58,8 +58,15 @@ def simplify_graph(g):
             t = numpy_helper.from_array(arr.copy(), n.output[0])
             g.initializer.append(t)
             inits[t.name] = t
+        elif n.op_type == "Pad" and len(n.input) >= 2 and n.input[1] in inits and \
+                not numpy_helper.to_array(inits[n.input[1]]).any():
+            alias[n.output[0]] = alias.get(n.input[0], n.input[0])  # torch writes AvgPool2d as Pad(0) + AveragePool
         else:
             keep.append(n)
+    for n in keep:
+        for k, name in enumerate(n.input):
+            if name in alias:
+                n.input[k] = alias[name]
     del g.node[:]
     g.node.extend(keep)
 

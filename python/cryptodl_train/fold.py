@@ -28,8 +28,24 @@ def fold_bn(layer, bn):
     return layer
 
 
+def _scaled(layer, factor):
+    """Copy of Conv2d/Linear `layer` with its output multiplied by `factor`."""
+    layer = copy.deepcopy(layer)
+    with torch.no_grad():
+        layer.weight.mul_(factor)
+        if layer.bias is not None:
+            layer.bias.mul_(factor)
+    return layer
+
+
 def inference_model(model):
-    """Sequential -> Sequential with BN folded and PolyActs as PolyExport (eval mode)."""
+    """Sequential -> Sequential with BN folded and PolyActs as PolyExport (eval mode).
+
+    Recognised beyond Layer -> BN: Conv -> AvgPool -> BN (an eval-mode BN is a per-channel
+    affine map, which commutes with a per-channel average pool, so it folds into the
+    convolution and the pool follows), Layer -> Scale (folded into the weights), and
+    Residual blocks (their bodies are converted the same way)."""
+    from .models import Residual, Scale
     if not isinstance(model, nn.Sequential):
         raise TypeError("inference_model expects an nn.Sequential")
     mods = list(model.children())
@@ -37,13 +53,24 @@ def inference_model(model):
     while i < len(mods):
         m = mods[i]
         nxt = mods[i + 1] if i + 1 < len(mods) else None
+        nxt2 = mods[i + 2] if i + 2 < len(mods) else None
         if isinstance(m, (nn.Conv2d, nn.Linear)) and isinstance(nxt, (nn.BatchNorm1d, nn.BatchNorm2d)):
             out.append(fold_bn(m, nxt))
             i += 2
             continue
+        if isinstance(m, nn.Conv2d) and isinstance(nxt, nn.AvgPool2d) and isinstance(nxt2, nn.BatchNorm2d):
+            out += [fold_bn(m, nxt2), copy.deepcopy(nxt)]
+            i += 3
+            continue
+        if isinstance(m, (nn.Conv2d, nn.Linear)) and isinstance(nxt, Scale):
+            out.append(_scaled(m, nxt.factor))
+            i += 2
+            continue
         if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             raise ValueError("BatchNorm at position %d does not follow a Conv2d/Linear: cannot fold it" % i)
-        if isinstance(m, PolyAct):
+        if isinstance(m, Residual):
+            out.append(Residual(*inference_model(m).children()))
+        elif isinstance(m, PolyAct):
             out.append(PolyExport(m.power_coefficients()))
         else:
             out.append(copy.deepcopy(m))

@@ -101,6 +101,59 @@ def cifar_cnn(act="quad", interval=(-4.0, 4.0), widths=(32, 64, 64, 128, 128, 25
     return nn.Sequential(*layers)
 
 
+class Residual(nn.Sequential):
+    """x + body(x): a ResNet identity shortcut (He et al. 2016) around a Sequential body.
+    Under CKKS the addition is free; the shortcut only has to be brought to the body's
+    level. The identity path also keeps a stack of polynomial activations trainable:
+    the network's degree grows with depth but every block starts near identity + small
+    correction, which is what lets a 9-layer polynomial network train (plain stacks of
+    quadratics drift and blow up pre-activations)."""
+
+    def forward(self, x):
+        return x + super().forward(x)
+
+
+class Scale(nn.Module):
+    """Multiply by a constant (exported as one Mul; folded into the next layer by the C importer)."""
+
+    def __init__(self, factor):
+        super().__init__()
+        self.factor = float(factor)
+
+    def forward(self, x):
+        return x * self.factor
+
+    def extra_repr(self):
+        return "factor=%g" % self.factor
+
+
+def _pool_block(cin, cout, act, interval):
+    """conv 3x3 -> 2x2 average pool -> BN -> activation. BN after the pool normalises what
+    the activation sees; at inference it is the same per-channel affine map either side of
+    the (linear, per-channel) pool, so fold.py moves it into the convolution."""
+    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.AvgPool2d(2), nn.BatchNorm2d(cout),
+            make_act(act, interval)]
+
+
+def cifar_resnet9(act="quad", interval=(-4.0, 4.0), widths=(64, 128, 256, 512)):
+    """ResNet-9 for CIFAR-10 (Page, "How to train your ResNet", 2018; the DAWNBench design)
+    made HE-friendly: max pools become average pools and the final 4x4 max pool a global
+    average pool, so every layer is linear or a polynomial.
+      prep   conv 3->w0, BN, act                                  32x32
+      layer1 conv w0->w1, pool, BN, act; residual(2 x conv-BN-act) 16x16
+      layer2 conv w1->w2, pool, BN, act                           8x8
+      layer3 conv w2->w3, pool, BN, act; residual(2 x conv-BN-act) 4x4
+      global average pool, linear w3->10, x 0.125 (Page's output scaling)."""
+    w0, w1, w2, w3 = widths
+    res = lambda c: Residual(*(_conv_block(c, c, 1, act, interval) + _conv_block(c, c, 1, act, interval)))
+    layers = _conv_block(3, w0, 1, act, interval)
+    layers += _pool_block(w0, w1, act, interval) + [res(w1)]
+    layers += _pool_block(w1, w2, act, interval)
+    layers += _pool_block(w2, w3, act, interval) + [res(w3)]
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(w3, 10, bias=False), Scale(0.125)]
+    return nn.Sequential(*layers)
+
+
 def multiplicative_depth(model):
     """Levels an inference pass consumes under the project's convention (models/README.md):
     each Conv / Linear layer 1 (plaintext weights), each degree-d polynomial ceil(log2(d+1)),
@@ -108,7 +161,7 @@ def multiplicative_depth(model):
     activation (it cannot run under CKKS at all)."""
     depth = 0
     for m in model.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear, nn.AvgPool2d)):
+        if isinstance(m, (nn.Conv2d, nn.Linear, nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
             depth += 1
         elif isinstance(m, Square):
             depth += 1

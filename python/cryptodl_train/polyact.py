@@ -120,8 +120,11 @@ class PolyAct(nn.Module):
             t = t / self.scale
         c = self.coef
         if self.basis == "power":
-            y = c[-1] * torch.ones_like(t)
-            for k in range(c.numel() - 2, -1, -1):  # Horner
+            if c.numel() == 1:
+                return c[0] * torch.ones_like(t)
+            # Horner, starting at c_d t + c_{d-1} (same rounding as from c_d * 1, one pass less)
+            y = t * c[-1] + c[-2]
+            for k in range(c.numel() - 3, -1, -1):
                 y = y * t + c[k]
             return y
         # Chebyshev: T0 = 1, T1 = t, T_{k+1} = 2 t T_k - T_{k-1}

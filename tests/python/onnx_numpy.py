@@ -99,6 +99,10 @@ def run(model, x):
                 for q in range(kw):
                     y += i[0][:, :, p:p + sh * (oh - 1) + 1:sh, q:q + sw * (ow - 1) + 1:sw]
             y /= kh * kw
+        elif op == "GlobalAveragePool":
+            y = i[0].mean(axis=(2, 3), keepdims=True)
+        elif op == "ReduceMean":
+            y = i[0].mean(axis=tuple(a["axes"]), keepdims=bool(a.get("keepdims", 1)))
         else:
             raise NotImplementedError("op %s not supported by the test evaluator" % op)
         env[node.output[0]] = y

@@ -18,7 +18,7 @@ from cryptodl_train.fold import inference_model
 import onnx_numpy
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-ALLOWED = {"Conv", "Gemm", "MatMul", "Add", "Mul", "Flatten"}
+ALLOWED = {"Conv", "Gemm", "MatMul", "Add", "Mul", "Flatten", "AveragePool", "GlobalAveragePool"}
 
 
 def randomise_bn(model, seed=0):
@@ -40,6 +40,7 @@ def randomise_bn(model, seed=0):
     (lambda: M.deep_cnn("quad", widths=(8, 8, 16, 16), strides=(1, 2, 1, 2), hidden=16), (1, 28, 28)),
     (lambda: M.cifar_cnn("cheb3", widths=(8, 8, 8, 8, 16, 16)), (3, 32, 32)),
     (lambda: M.compact_cnn("quad", widths=(4, 8), hidden=16), (1, 28, 28)),
+    (lambda: M.cifar_resnet9("quad", widths=(4, 8, 8, 16)), (3, 32, 32)),
 ])
 def test_export_round_trip(tmp_path, build, shape):
     torch.manual_seed(0)
@@ -61,6 +62,23 @@ def test_export_round_trip(tmp_path, build, shape):
     # depth convention: linear layers + ceil(log2(d+1)) per activation
     if isinstance(model[2], M.Square):
         assert M.multiplicative_depth(model) == 5
+
+
+def test_resnet9_export_structure(tmp_path):
+    """The residual blocks export as Add of two computed tensors, the pools as AveragePool,
+    BN after a pool is folded into the convolution before it, and the output scale into
+    the last layer: no BatchNorm and no stray Mul by 0.125 remain."""
+    model = randomise_bn(M.cifar_resnet9("quad", widths=(4, 8, 8, 16)), seed=3)
+    path = str(tmp_path / "r.onnx")
+    E.export_onnx(model, path, (1, 3, 32, 32))
+    g = onnx.load(path).graph
+    ops = [n.op_type for n in g.node]
+    assert ops.count("Conv") == 8 and ops.count("AveragePool") == 3 and ops.count("Gemm") + ops.count("MatMul") == 1
+    inits = {t.name for t in g.initializer}
+    two_computed = [n for n in g.node if n.op_type == "Add" and not (set(n.input) & inits)]
+    assert len(two_computed) == 2  # the two shortcuts
+    # depth: 8 conv + 1 linear + 3 pools + global pool = 13 linear levels, 8 quadratics x 2
+    assert M.multiplicative_depth(model) == 13 + 16
 
 
 def test_fold_rejects_orphan_bn():
