@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compile/he_merge.h"
 #include "compile/he_plan.h"
 #include "core/error.h"
 #include "core/memory.h"
@@ -43,7 +44,7 @@ void cdl_he_options_default(cdl_he_options *opt)
     opt->output_bits = 10;
 }
 
-static void op_clear(he_op *op)
+void cdl_he_op_clear(he_op *op)
 {
     cdl_free(op->row);
     cdl_free(op->col);
@@ -58,6 +59,7 @@ static void op_clear(he_op *op)
     cdl_free(op->grp_w);
     cdl_free(op->gcol);
     cdl_free(op->gw);
+    cdl_free(op->chain);
 }
 
 void cdl_he_plan_free(cdl_he_plan *plan)
@@ -65,7 +67,7 @@ void cdl_he_plan_free(cdl_he_plan *plan)
     if (!plan)
         return;
     for (size_t i = 0; i < plan->n_ops; i++)
-        op_clear(&plan->ops[i]);
+        cdl_he_op_clear(&plan->ops[i]);
     cdl_free(plan->ops);
     cdl_free(plan->value_size);
     cdl_free(plan);
@@ -108,89 +110,126 @@ static cdl_status csr_push(csr_builder *b, size_t col, double w)
     return CDL_OK;
 }
 
-/* Group the CSR rows of a linear op (see he_plan.h). Columns of a row are
- * ascending (every lowering emits them in input order), so a group's union
- * is a merge. */
-static cdl_status group_rows(const cdl_nn_node *nd, he_op *op)
+/* ---- grouping ---------------------------------------------------------------- */
+
+/* Row order: position-major over O channels when O > 0 (the O channels of one
+ * position of a conv share their window), else as they are. */
+static void group_order(he_op *op, size_t O)
 {
-    size_t G = 8;
     const size_t n = op->n_out;
-    op->order = cdl_alloc_array(n ? n : 1, sizeof *op->order);
-    if (!op->order)
-        return cdl_fail(CDL_ERR_NO_MEMORY, "he plan: out of memory");
-    if (nd->kind == CDL_NN_CONV) { /* position-major: the O channels of one position share their window */
-        const size_t O = (size_t)nd->out_shape.dims[0], P = n / O;
+    if (O && n % O == 0) {
+        const size_t P = n / O;
         for (size_t pos = 0; pos < P; pos++)
             for (size_t c = 0; c < O; c++)
                 op->order[pos * O + c] = c * P + pos;
-        G = O <= 16 ? O : 8;
     } else {
         for (size_t r = 0; r < n; r++)
             op->order[r] = r;
-        if (nd->kind != CDL_NN_DENSE)
-            G = 1; /* pool / affine rows share nothing */
     }
+}
+
+/* One pass over groups of G consecutive rows of op->order (G <= 16). Columns
+ * of a row are ascending (every lowering and he_merge.c emit them in order),
+ * so a group's union is a merge. fill = 0: only count the union columns
+ * (*ncol: the kernel loads each once per group) and the padded weights (*nw);
+ * fill = 1: write grp_row/grp_col/grp_w/gcol/gw, allocated for those counts. */
+static void group_pass(he_op *op, size_t G, int fill, size_t *ncol_out, size_t *nw_out)
+{
+    const size_t n = op->n_out, n_groups = (n + G - 1) / G;
+    size_t ncol = 0, nw = 0;
+    for (size_t g = 0; g < n_groups; g++) {
+        size_t r0 = g * G, r1 = r0 + G < n ? r0 + G : n;
+        size_t pos[16] = {0}, u0 = ncol;
+        if (fill) {
+            op->grp_row[g] = r0;
+            op->grp_col[g] = ncol;
+            op->grp_w[g] = nw;
+        }
+        for (;;) { /* merge: the smallest next column of any row */
+            uint32_t best = UINT32_MAX;
+            for (size_t r = r0; r < r1; r++) {
+                size_t row = op->order[r], k = op->row[row] + pos[r - r0];
+                if (k < op->row[row + 1] && op->col[k] < best)
+                    best = op->col[k];
+            }
+            if (best == UINT32_MAX)
+                break;
+            if (fill)
+                op->gcol[ncol] = best;
+            for (size_t r = r0; r < r1; r++) {
+                size_t row = op->order[r], k = op->row[row] + pos[r - r0];
+                if (k < op->row[row + 1] && op->col[k] == best)
+                    pos[r - r0]++;
+            }
+            ncol++;
+        }
+        size_t U = ncol - u0;
+        if (fill) { /* weights rows x U, row-major */
+            for (size_t r = r0; r < r1; r++) {
+                size_t row = op->order[r];
+                size_t k = op->row[row];
+                for (size_t u = 0; u < U; u++) {
+                    double w = 0.0;
+                    if (k < op->row[row + 1] && op->col[k] == op->gcol[u0 + u])
+                        w = op->w[k++];
+                    op->gw[nw + (r - r0) * U + u] = w;
+                }
+            }
+        }
+        nw += (r1 - r0) * U;
+    }
+    if (fill) {
+        op->grp_row[n_groups] = n;
+        op->grp_col[n_groups] = ncol;
+        op->grp_w[n_groups] = nw;
+    }
+    *ncol_out = ncol;
+    *nw_out = nw;
+}
+
+/* Group the CSR rows of a linear op for the runtime's fused kernel (see
+ * he_plan.h), as the lowering asked (op->grp_channels, op->grp_size). A
+ * merged op (grp_choose) has no single layer shape to go by: its rows are
+ * grouped alone, by 8 consecutive rows, or position-major over its output
+ * channels, whichever loads the fewest input columns (the kernel's work is
+ * the nonzero weights, the same for every grouping, plus one load of each
+ * column of a group's union); on a tie the smaller groups (fewer padded
+ * zeros in gw) win. */
+static cdl_status group_rows(he_op *op)
+{
+    const size_t n = op->n_out;
+    size_t O = op->grp_channels, G = op->grp_size ? op->grp_size : 1, ncol = 0, nw = 0;
+    op->order = cdl_alloc_array(n ? n : 1, sizeof *op->order);
+    if (!op->order)
+        return cdl_fail(CDL_ERR_NO_MEMORY, "he plan: out of memory");
+    if (op->grp_choose) {
+        const size_t cand[3][2] = {{0, 1}, {0, 8}, {O, O <= 16 ? O : 8}};
+        size_t best = 0, best_loads = SIZE_MAX;
+        for (size_t c = 0; c < (O ? 3u : 2u); c++) {
+            group_order(op, cand[c][0]);
+            group_pass(op, cand[c][1], 0, &ncol, &nw);
+            if (ncol < best_loads) {
+                best = c;
+                best_loads = ncol;
+            }
+        }
+        O = cand[best][0];
+        G = cand[best][1];
+    }
+    if (G < 1 || G > 16)
+        G = G < 1 ? 1 : 16;
+    group_order(op, O);
+    group_pass(op, G, 0, &ncol, &nw);
     op->n_groups = (n + G - 1) / G;
     op->grp_row = cdl_alloc_array(op->n_groups + 1, sizeof *op->grp_row);
     op->grp_col = cdl_alloc_array(op->n_groups + 1, sizeof *op->grp_col);
     op->grp_w = cdl_alloc_array(op->n_groups + 1, sizeof *op->grp_w);
-    if (!op->grp_row || !op->grp_col || !op->grp_w)
-        return cdl_fail(CDL_ERR_NO_MEMORY, "he plan: out of memory");
-    /* pass 1: sizes; pass 2: fill */
-    size_t ncol = 0, nw = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        ncol = nw = 0;
-        for (size_t g = 0; g < op->n_groups; g++) {
-            size_t r0 = g * G, r1 = r0 + G < n ? r0 + G : n;
-            size_t pos[16] = {0}, u0 = ncol;
-            if (pass) {
-                op->grp_row[g] = r0;
-                op->grp_col[g] = ncol;
-                op->grp_w[g] = nw;
-            }
-            for (;;) { /* merge: the smallest next column of any row */
-                uint32_t best = UINT32_MAX;
-                for (size_t r = r0; r < r1; r++) {
-                    size_t row = op->order[r], k = op->row[row] + pos[r - r0];
-                    if (k < op->row[row + 1] && op->col[k] < best)
-                        best = op->col[k];
-                }
-                if (best == UINT32_MAX)
-                    break;
-                if (pass)
-                    op->gcol[ncol] = best;
-                for (size_t r = r0; r < r1; r++) {
-                    size_t row = op->order[r], k = op->row[row] + pos[r - r0];
-                    if (k < op->row[row + 1] && op->col[k] == best)
-                        pos[r - r0]++;
-                }
-                ncol++;
-            }
-            size_t U = ncol - u0;
-            if (pass) { /* weights rows x U, row-major */
-                for (size_t r = r0; r < r1; r++) {
-                    size_t row = op->order[r];
-                    size_t k = op->row[row];
-                    for (size_t u = 0; u < U; u++) {
-                        double w = 0.0;
-                        if (k < op->row[row + 1] && op->col[k] == op->gcol[u0 + u])
-                            w = op->w[k++];
-                        op->gw[nw + (r - r0) * U + u] = w;
-                    }
-                }
-            }
-            nw += (r1 - r0) * U;
-        }
-        if (!pass) {
-            op->gcol = cdl_alloc_array(ncol ? ncol : 1, sizeof *op->gcol);
-            op->gw = cdl_alloc_array(nw ? nw : 1, sizeof *op->gw);
-            if (!op->gcol || !op->gw)
-                return cdl_fail(CDL_ERR_NO_MEMORY, "he plan: out of memory");
-        }
-    }
-    op->grp_row[op->n_groups] = n;
-    op->grp_col[op->n_groups] = ncol;
-    op->grp_w[op->n_groups] = nw;
+    op->gcol = cdl_alloc_array(ncol ? ncol : 1, sizeof *op->gcol);
+    op->gw = cdl_alloc_array(nw ? nw : 1, sizeof *op->gw);
+    if (!op->grp_row || !op->grp_col || !op->grp_w || !op->gcol || !op->gw)
+        return cdl_fail(CDL_ERR_NO_MEMORY, "he plan: out of memory grouping the %zu weights of node '%s'", nw,
+                        op->name);
+    group_pass(op, G, 1, &ncol, &nw);
     return CDL_OK;
 }
 
@@ -270,7 +309,17 @@ static cdl_status lower_linear(const cdl_nn_node *nd, he_op *op)
         if (!op->col || !op->w)
             return cdl_fail(CDL_ERR_NO_MEMORY, "he plan: out of memory");
     }
-    return group_rows(nd, op);
+    /* how the runtime's fused kernel groups the rows (group_rows, after merging) */
+    op->n_linear = 1;
+    if (nd->kind == CDL_NN_CONV) { /* position-major: the O channels of one position share their window */
+        op->grp_channels = (size_t)nd->out_shape.dims[0];
+        op->grp_size = op->grp_channels <= 16 ? op->grp_channels : 8;
+    } else if (nd->kind == CDL_NN_DENSE) { /* neighbouring rows read the same inputs */
+        op->grp_size = 8;
+    } else { /* pool / affine rows share nothing */
+        op->grp_size = 1;
+    }
+    return CDL_OK;
 fail:
     cdl_free(b.col);
     cdl_free(b.w);
@@ -319,6 +368,7 @@ static cdl_status lower_node(const cdl_nn_graph *g, size_t i, he_op *op, int *co
     const cdl_nn_node *nd = &g->nodes[i];
     *cost = 0;
     op->node = (int)i;
+    op->first_node = (int)i;
     snprintf(op->name, sizeof op->name, "%s", nd->name);
     op->kind_name = cdl_nn_kind_name(nd->kind);
     op->in_value = nd->inputs[0];
@@ -530,6 +580,24 @@ uint64_t cdl_he_plan_memory(const cdl_he_plan *plan) { return plan ? plan->peak_
 
 /* ---- the plan ---------------------------------------------------------------- */
 
+/* Depth (levels consumed from the input) of every value the ops compute, the
+ * last op reading each value (-1: none), and the levels of the output. */
+static int count_levels(const cdl_he_plan *p, int *depth, int *last_reader)
+{
+    for (size_t v = 0; v < p->n_values; v++) {
+        depth[v] = 0;
+        last_reader[v] = -1;
+    }
+    for (size_t i = 0; i < p->n_ops; i++) {
+        const he_op *op = &p->ops[i];
+        if (op->kind == HE_OP_SKIP)
+            continue;
+        depth[op->out_value] = depth[op->in_value] + op->cost;
+        last_reader[op->in_value] = (int)i;
+    }
+    return depth[p->output_value];
+}
+
 cdl_status cdl_he_plan_new(const cdl_nn_graph *graph, const cdl_he_options *opt, cdl_he_plan **out)
 {
     if (!graph || !out)
@@ -580,8 +648,6 @@ cdl_status cdl_he_plan_new(const cdl_nn_graph *graph, const cdl_he_options *opt,
             for (int k = 0; k < graph->nodes[i].n_inputs; k++)
                 if (graph->nodes[i].inputs[k] >= 0 && (size_t)graph->nodes[i].inputs[k] < nv)
                     needed[graph->nodes[i].inputs[k]] = 1;
-    for (size_t v = 0; v < nv; v++)
-        last_reader[v] = -1;
     for (size_t i = 0; i < graph->n_nodes; i++) {
         he_op *op = &p->ops[i];
         p->value_size[i + 1] = cdl_nn_shape_numel(&graph->nodes[i].out_shape);
@@ -591,8 +657,7 @@ cdl_status cdl_he_plan_new(const cdl_nn_graph *graph, const cdl_he_options *opt,
             snprintf(op->name, sizeof op->name, "%s", graph->nodes[i].name);
             continue;
         }
-        int cost = 0;
-        CDL_TRY_GOTO(st, lower_node(graph, i, op, &cost), done);
+        CDL_TRY_GOTO(st, lower_node(graph, i, op, &op->cost), done);
         if (op->in_value < 0 || (size_t)op->in_value > i) {
             st = cdl_fail(CDL_ERR_INVALID_ARGUMENT, "he plan: node '%s' reads value %d, not computed before it",
                           op->name, op->in_value);
@@ -603,10 +668,13 @@ cdl_status cdl_he_plan_new(const cdl_nn_graph *graph, const cdl_he_options *opt,
                           op->name, op->n_in, p->value_size[op->in_value]);
             goto done;
         }
-        depth[i + 1] = depth[op->in_value] + cost;
-        last_reader[op->in_value] = (int)i;
     }
-    p->levels = depth[p->output_value];
+    p->levels_unmerged = count_levels(p, depth, last_reader);
+    CDL_TRY_GOTO(st, cdl_he_merge_linear(p, graph), done);
+    p->levels = count_levels(p, depth, last_reader);
+    for (size_t i = 0; i < p->n_ops; i++)
+        if (p->ops[i].kind == HE_OP_LINEAR)
+            CDL_TRY_GOTO(st, group_rows(&p->ops[i]), done);
     for (size_t i = 0; i < p->n_ops; i++) {
         he_op *op = &p->ops[i];
         if (op->kind == HE_OP_SKIP)
@@ -750,23 +818,33 @@ cdl_status cdl_he_plan_describe(const cdl_he_plan *plan, char **text)
     const cdl_ckks_param_spec *sp = &plan->spec;
     tb_printf(&t, "HE plan: batch-SIMD (one image per slot, up to %zu images per batch)\n",
               cdl_he_plan_batch_capacity(plan));
-    tb_printf(&t, "  #  node                 layer    HE op          values  level   weights\n");
+    tb_printf(&t, "  #  node                 layer    HE op              values  level   weights\n");
     for (size_t i = 0; i < plan->n_ops; i++) {
         const he_op *op = &plan->ops[i];
         if (op->kind == HE_OP_SKIP)
             continue;
-        tb_printf(&t, "%3zu  %-20.20s %-8s %-13s %7zu  %d->%d", i + 1, op->name, op->kind_name ? op->kind_name : "",
-                  op_kind_text(op->kind), op->n_out, op->level_in, op->level_out);
+        char kind[32];
+        if (op->kind == HE_OP_LINEAR && op->n_linear > 1)
+            snprintf(kind, sizeof kind, "linear (%d merged)", op->n_linear);
+        else
+            snprintf(kind, sizeof kind, "%s", op_kind_text(op->kind));
+        tb_printf(&t, "%3zu  %-20.20s %-8s %-17s %7zu  %d->%d", i + 1, op->name, op->kind_name ? op->kind_name : "",
+                  kind, op->n_out, op->level_in, op->level_out);
         if (op->kind == HE_OP_LINEAR)
             tb_printf(&t, "   %zu nonzero", op->row[op->n_out]);
         tb_printf(&t, "\n");
+        if (op->chain) /* nodes composed into this op (he_merge.c) */
+            tb_printf(&t, "       = %s\n", op->chain);
     }
     int total = 0;
     for (int i = 0; i < sp->q_count; i++)
         total += sp->q_bits[i];
     for (int i = 0; i < sp->p_count; i++)
         total += sp->p_bits[i];
-    tb_printf(&t, "levels: %d\n", plan->levels);
+    tb_printf(&t, "levels: %d", plan->levels);
+    if (plan->levels_unmerged > plan->levels)
+        tb_printf(&t, " (%d without merging consecutive linear layers)", plan->levels_unmerged);
+    tb_printf(&t, "\n");
     if (plan->dropped_softmax)
         tb_printf(&t,
                   "output: the logits before the trailing softmax '%s' (%zu node(s) not evaluated: not a polynomial, "

@@ -3,7 +3,9 @@
  * (src/compile) and the runtime (src/runtime). One op per graph node; linear
  * nodes (conv, dense, average pool, non-trivial affine) are all lowered to a
  * sparse matrix (CSR rows of (input index, weight), zero weights dropped) plus
- * a bias, so the runtime has a single linear kernel.
+ * a bias, so the runtime has a single linear kernel. After lowering, chains of
+ * linear ops are composed into one op (he_merge.c): such an op stands for
+ * several graph nodes (n_linear, chain) and sits at the index of the last.
  */
 #ifndef CDL_COMPILE_HE_PLAN_H
 #define CDL_COMPILE_HE_PLAN_H
@@ -31,11 +33,22 @@ typedef struct he_op {
     int in_value, out_value;
     size_t n_in, n_out;
     int level_in, level_out;
+    int cost;           /* levels it consumes (1 for LINEAR, k for POW2K, ...) */
+    /* LINEAR after merging (he_merge.c): graph nodes composed into this op */
+    int n_linear;       /* linear nodes (each was a level of its own); 1 for an unmerged op */
+    int n_moves;        /* moves / +-1 affines folded in (free) */
+    int first_node;     /* graph index of the first node of the chain */
+    char *chain;        /* "a -> b (move) -> c": the nodes, in order; NULL when nothing was folded */
     /* LINEAR */
     size_t *row;        /* n_out + 1 offsets into col / w */
     uint32_t *col;
     double *w;
     double *bias;       /* n_out (LINEAR, SIGN); may be NULL */
+    /* LINEAR, how to group (set by the lowering, see group_rows in he_plan.c):
+     * grp_channels O > 0 = position-major over O channels; grp_size rows per
+     * group; grp_choose = pick the cheapest grouping (merged ops) */
+    size_t grp_channels, grp_size;
+    int grp_choose;
     /* LINEAR, grouped for the runtime's fused kernel: group g holds rows
      * order[grp_row[g] .. grp_row[g+1]) (rows sharing most inputs: for a conv
      * every output channel at one position, for a dense layer 8 neighbours),
@@ -68,6 +81,7 @@ struct cdl_he_plan {
     char dropped_name[64];  /* the last of them (the graph output) */
     size_t input_size, output_size;
     int levels;
+    int levels_unmerged; /* what the levels would be without composing linear ops (he_merge.c) */
     cdl_he_options opt;
     cdl_ckks_param_spec spec;
     double scale;       /* S = 2^scale_bits */
