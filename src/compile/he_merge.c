@@ -23,6 +23,7 @@
  * runtime's grouping (he_plan.c) expects. The blow-up guard and its factor
  * are explained in he_merge.h.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,14 @@ static cdl_status view_of(const he_op *op, csr_view *m)
     m->w = m->own_w;
     m->bias = op->kind == HE_OP_SIGN ? op->bias : NULL;
     return CDL_OK;
+}
+
+static double max_abs(const double *w, size_t n)
+{
+    double m = 0.0;
+    for (size_t k = 0; k < n; k++)
+        m = fmax(m, fabs(w[k]));
+    return m;
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -341,6 +350,13 @@ static cdl_status fold_once(cdl_he_plan *p, const cdl_nn_graph *g, size_t *reade
         CDL_TRY_GOTO(st, compose_into(&cur, lin, (size_t)limit, &c, &fits), out);
         if (!fits)
             goto out; /* the product would blow up: leave b (and the moves before it) as they are */
+        /* and its weights must fit the runtime's 62-bit encoding as well as the parts' did */
+        double wmax = CDL_HE_MERGE_MAX_WEIGHT, wc = 0.0;
+        wmax = fmax(wmax, max_abs(cur.w, nnz_cur));
+        wmax = fmax(wmax, max_abs(lin->w, nnz_lin));
+        wc = max_abs(c.w, c.row[cur.n_out]);
+        if (!(wc <= wmax))
+            goto out;
         product_free(&prev);
         prev = c;
         memset(&c, 0, sizeof c);

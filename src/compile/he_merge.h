@@ -38,6 +38,12 @@
  * work, while the level saved takes 1/(L + 1) off the limbs of everything
  * before it.
  *
+ * Weights: the runtime encodes w at a scale up to ~2^52 in a 62-bit word
+ * (|w| < ~2^10). A product's largest weight may not exceed
+ * CDL_HE_MERGE_MAX_WEIGHT = 2^9 or, if larger, the largest weight of its
+ * parts: a merge does not create weights larger than the plan already
+ * holds (a merged plan may still choose a larger scale: fewer levels).
+ *
  * Caps: never more than CDL_HE_MERGE_MAX_NNZ weights in a product (2^25
  * weights hold ~0.7 GB of plan arrays, with the runtime's grouped copy; the
  * largest conv of the shipped models has 8.7M) and never more than
@@ -47,6 +53,7 @@
 #define CDL_HE_MERGE_SMALL_SHARE 16
 #define CDL_HE_MERGE_MAX_NNZ ((size_t)1 << 25)
 #define CDL_HE_MERGE_MAX_WORK ((uint64_t)1 << 31)
+#define CDL_HE_MERGE_MAX_WEIGHT 512.0
 
 /* Compose chains of linear ops of p (lowered, not yet grouped nor leveled;
  * g the graph it was lowered from) in place: the absorbed ops become

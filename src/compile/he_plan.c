@@ -12,6 +12,9 @@
  * x^2 is one ciphertext multiplication; a*x^(2^k) + c is k squarings, the
  * factor a costing nothing (the scale is reinterpreted) and c an addition;
  * other polynomials go through the approx layer's depth-optimal evaluator.
+ * Chains of linear ops are then composed into one op of one level
+ * (he_merge.c), before the levels are counted and the rows grouped for the
+ * runtime's fused kernel.
  *
  * Parameters: L levels need L + 1 ciphertext primes q_0 > q_1..q_L ~ S and
  * a special prime P for key switching (dnum = L + 1 digits of one prime each,

@@ -398,6 +398,64 @@ static void test_exact_zeros_dropped(void **state)
     assert_true(op->w[0] == 2.0);
     assert_true(op->bias[0] == 0.875); /* 0.5 + 0.25 + 0.125, exact in binary */
     cdl_he_plan_free(m);
+
+    /* weights 40 and 40 would make 1600 > 2^9 (the runtime encodes w S in 62 bits): not merged */
+    static double big_a[2] = {40.0, -40.0}, big_b[1] = {40.0};
+    tg_init(&t, tg_shape1(2));
+    nd = tg_add(&t, CDL_NN_DENSE, "a", tg_shape1(1));
+    nd->weight = big_a;
+    nd->n_weight = 2;
+    nd = tg_add(&t, CDL_NN_DENSE, "b", tg_shape1(1));
+    nd->weight = big_b;
+    nd->n_weight = 1;
+    cdl_nn_analyze(&t.g);
+    assert_true(40.0 * 40.0 > CDL_HE_MERGE_MAX_WEIGHT);
+    m = compile(&t.g, 1, NULL);
+    assert_int_equal(cdl_he_plan_levels(m), 2);
+    assert_int_equal(count_ops(m, HE_OP_LINEAR), 2);
+    cdl_he_plan_free(m);
+}
+
+/* A +-1 affine (a free op) between two dense layers is folded, and they merge. */
+static void test_sign_folded(void **state)
+{
+    (void)state;
+    static double s_w[4] = {1.0, -1.0, -1.0, 1.0}, s_b[4] = {0.5, -0.25, 0.125, 1.0};
+    test_graph t;
+    cdl_rng *r = seeded_rng(19);
+    fill(r, d1w, 6 * 4, 1.0);
+    fill(r, d1b, 4, 1.0);
+    fill(r, d2w, 4 * 3, 1.0);
+    fill(r, d2b, 3, 1.0);
+    cdl_rng_free(r);
+    tg_init(&t, tg_shape1(6));
+    cdl_nn_node *nd = tg_add(&t, CDL_NN_DENSE, "d1", tg_shape1(4));
+    nd->weight = d1w;
+    nd->n_weight = 6 * 4;
+    nd->bias = d1b;
+    nd->n_bias = 4;
+    nd = tg_add(&t, CDL_NN_AFFINE, "flip", tg_shape1(4));
+    nd->weight = s_w;
+    nd->n_weight = 4;
+    nd->bias = s_b;
+    nd->n_bias = 4;
+    nd = tg_add(&t, CDL_NN_DENSE, "d2", tg_shape1(3));
+    nd->weight = d2w;
+    nd->n_weight = 4 * 3;
+    nd->bias = d2b;
+    nd->n_bias = 3;
+    cdl_nn_analyze(&t.g);
+    cdl_he_plan *m = compile(&t.g, 1, NULL), *u = compile(&t.g, 0, NULL);
+    assert_int_equal(count_ops(u, HE_OP_SIGN), 1);
+    assert_int_equal(cdl_he_plan_levels(u), 2);
+    assert_int_equal(cdl_he_plan_levels(m), 1);
+    assert_int_equal(count_ops(m, HE_OP_SIGN), 0);
+    assert_int_equal(m->ops[2].n_linear, 2);
+    assert_int_equal(m->ops[2].n_moves, 1);
+    assert_string_equal(m->ops[2].chain, "d1 -> flip (+-1 affine) -> d2");
+    check_same_map(&t.g, m, u, 10);
+    cdl_he_plan_free(m);
+    cdl_he_plan_free(u);
 }
 
 /* ---- encrypted --------------------------------------------------------------- */
@@ -552,6 +610,7 @@ int main(void)
         cmocka_unit_test(test_conv_pool_dense_merged),
         cmocka_unit_test(test_blowup_guard),
         cmocka_unit_test(test_exact_zeros_dropped),
+        cmocka_unit_test(test_sign_folded),
         cmocka_unit_test(test_encrypted_merged_model),
         cmocka_unit_test(test_encrypted_fixtures),
     };
