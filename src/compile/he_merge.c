@@ -134,7 +134,7 @@ static cdl_status compose(const he_op *b, const csr_view *a, size_t n_in, size_t
 {
     const size_t n = b->n_out;
     cdl_status st = CDL_OK;
-    size_t cap = b->row[n] + a->row[a->n_rows] + 1, nnz = 0;
+    size_t cap = b->row[n] + 1024, nnz = 0; /* grown by doubling, trimmed at the end */
     if (cap > max_nnz)
         cap = max_nnz ? max_nnz : 1;
     memset(c, 0, sizeof *c);
@@ -206,6 +206,21 @@ static cdl_status compose(const he_op *b, const csr_view *a, size_t n_in, size_t
         }
     }
     c->row[n] = nnz;
+    if (cap - nnz > cap / 8) { /* the plan keeps these arrays: no slack */
+        uint32_t *nc = cdl_alloc_array(nnz ? nnz : 1, sizeof *nc);
+        double *nw = cdl_alloc_array(nnz ? nnz : 1, sizeof *nw);
+        if (nc && nw) {
+            memcpy(nc, c->col, nnz * sizeof *nc);
+            memcpy(nw, c->w, nnz * sizeof *nw);
+            cdl_free(c->col);
+            cdl_free(c->w);
+            c->col = nc;
+            c->w = nw;
+        } else { /* keep the larger arrays */
+            cdl_free(nc);
+            cdl_free(nw);
+        }
+    }
 done:
     if (st != CDL_OK)
         product_free(c);
