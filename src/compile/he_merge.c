@@ -411,12 +411,17 @@ cdl_status cdl_he_merge_linear(cdl_he_plan *p, const cdl_nn_graph *g)
     size_t *readers = cdl_calloc_array(p->n_values, sizeof *readers);
     if (!readers)
         return cdl_fail(CDL_ERR_NO_MEMORY, "he plan: out of memory");
+    /* readers from the graph's edges (every input of every node that runs), not
+     * only op->in_value: an op with a second input must keep that value too */
     uint64_t total_nnz = 0;
     for (size_t i = 0; i < p->n_ops; i++) {
         const he_op *op = &p->ops[i];
         if (op->kind == HE_OP_SKIP)
             continue;
-        readers[op->in_value]++;
+        const cdl_nn_node *nd = &g->nodes[op->node];
+        for (int k = 0; k < nd->n_inputs && k < 2; k++)
+            if (nd->inputs[k] >= 0 && (size_t)nd->inputs[k] < p->n_values)
+                readers[nd->inputs[k]]++;
         if (op->kind == HE_OP_LINEAR)
             total_nnz += op->row[op->n_out];
     }
