@@ -65,7 +65,4 @@ cdl_status cdl_he_merge_linear(cdl_he_plan *p, const cdl_nn_graph *g);
  * thread-safe; set it before compiling. */
 void cdl_he_set_merge_linear(int on);
 
-/* he_plan.c: free an op's arrays (the op itself is not freed). */
-void cdl_he_op_clear(he_op *op);
-
 #endif

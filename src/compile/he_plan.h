@@ -71,6 +71,9 @@ typedef struct he_op {
     int last_use_of_input; /* no later op reads in_value: the runtime may consume it */
 } he_op;
 
+/* Free an op's arrays (the op itself is not freed); he_plan.c. */
+void cdl_he_op_clear(he_op *op);
+
 struct cdl_he_plan {
     size_t n_ops;
     he_op *ops;
