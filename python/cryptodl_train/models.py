@@ -135,7 +135,7 @@ def _pool_block(cin, cout, act, interval):
             make_act(act, interval)]
 
 
-def cifar_resnet9(act="quad", interval=(-4.0, 4.0), widths=(64, 128, 256, 512)):
+def cifar_resnet9(act="quad", interval=(-4.0, 4.0), widths=(64, 128, 256, 512), out_scale=0.125):
     """ResNet-9 for CIFAR-10 (Page, "How to train your ResNet", 2018; the DAWNBench design)
     made HE-friendly: max pools become average pools and the final 4x4 max pool a global
     average pool, so every layer is linear or a polynomial.
@@ -150,7 +150,7 @@ def cifar_resnet9(act="quad", interval=(-4.0, 4.0), widths=(64, 128, 256, 512)):
     layers += _pool_block(w0, w1, act, interval) + [res(w1)]
     layers += _pool_block(w1, w2, act, interval)
     layers += _pool_block(w2, w3, act, interval) + [res(w3)]
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(w3, 10, bias=False), Scale(0.125)]
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(w3, 10, bias=False)] + ([Scale(out_scale)] if out_scale != 1.0 else [])
     return nn.Sequential(*layers)
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from numpy.polynomial import chebyshev as C
 from numpy.polynomial import polynomial as P
+import torch.nn.functional as F
 from torch import nn
 
 FUNCTIONS = {
@@ -103,6 +104,8 @@ class PolyAct(nn.Module):
         self.scale = float(scale)
         self.shift = float(shift)
         self.function, self.method, self.interval = function, method, interval
+        self.bound = None  # set by the trainer to penalise pre-activations outside [-bound, bound]
+        self.penalty = None
         if self.trainable:
             self.coef = nn.Parameter(coef)
         else:
@@ -113,6 +116,9 @@ class PolyAct(nn.Module):
         return self.coef.numel() - 1
 
     def forward(self, x):
+        if self.training and self.bound is not None:
+            # boundary penalty: per-image sum of squared excursions beyond |x| = bound
+            self.penalty = F.relu(x.abs() - self.bound).pow(2).sum() / x.shape[0]
         t = x
         if self.shift != 0.0:
             t = t - self.shift

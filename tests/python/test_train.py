@@ -33,3 +33,44 @@ def test_train_resume_export(tmp_path, data_dir, capsys):
 def test_unknown_activation_fails():
     with pytest.raises(ValueError):
         T.build_model(dict(T.RECIPES["mnist_cryptonets"], act="gelu", interval=[-4, 4]))
+
+
+def test_set_overrides_recipe_fields_and_rejects_unknown(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        T.main(["--recipe", "mnist_cryptonets", "--out", str(tmp_path / "r"), "--set", "no_such_field=1"])
+    assert "no_such_field" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        T.main(["--recipe", "mnist_cryptonets", "--out", str(tmp_path / "r"), "--set", "lr"])
+
+
+def test_cutout_zeroes_one_square_per_image():
+    import torch
+    torch.manual_seed(0)
+    x = torch.ones(64, 3, 32, 32)
+    y = T.cutout(x, 8)
+    zeros = (y == 0).all(1)  # [N, H, W]: all channels cut together
+    for img in zeros:
+        rows, cols = img.any(1).nonzero().flatten(), img.any(0).nonzero().flatten()
+        assert 1 <= len(rows) <= 8 and 1 <= len(cols) <= 8
+        # the cut region is one solid rectangle (clipped by the border)
+        assert img.sum().item() == len(rows) * len(cols)
+        assert rows.max() - rows.min() + 1 == len(rows) and cols.max() - cols.min() + 1 == len(cols)
+    assert (zeros.sum((1, 2)) == 64).float().mean() > 0.3  # most squares lie fully inside
+
+
+def test_boundary_penalty_counts_excursions_only():
+    import torch
+    from cryptodl_train.polyact import PolyAct
+    act = PolyAct.fit("relu", 2, (-4, 4), "lsq", basis="power", trainable=True)
+    act.bound = 4.0
+    act.train()
+    x = torch.tensor([[0.0, 3.9, -4.0, 5.0], [-6.0, 1.0, 0.0, 0.0]], requires_grad=True)
+    act(x)
+    # (5 - 4)^2 + (6 - 4)^2 over a batch of 2
+    assert abs(act.penalty.item() - (1.0 + 4.0) / 2) < 1e-6
+    act.penalty.backward()
+    assert x.grad[0, 1] == 0 and x.grad[0, 3] > 0 and x.grad[1, 0] < 0
+    act.eval()
+    act.penalty = None
+    act(x)
+    assert act.penalty is None  # only while training
