@@ -375,6 +375,7 @@ static cdl_status lower_node(const cdl_nn_graph *g, size_t i, he_op *op, int *co
     snprintf(op->name, sizeof op->name, "%s", nd->name);
     op->kind_name = cdl_nn_kind_name(nd->kind);
     op->in_value = nd->inputs[0];
+    op->in_value2 = -1;
     op->out_value = (int)i + 1;
     op->n_in = cdl_nn_shape_numel(&nd->in_shape);
     op->n_out = cdl_nn_shape_numel(&nd->out_shape);
@@ -455,10 +456,22 @@ static cdl_status lower_node(const cdl_nn_graph *g, size_t i, he_op *op, int *co
     }
     case CDL_NN_ADD:
     case CDL_NN_MUL:
-        return cdl_fail(CDL_ERR_UNSUPPORTED,
-                        "node '%s' (%s, ONNX %s) combines two computed tensors, which the batch-SIMD runtime does not "
-                        "support yet; use a sequential network (conv / dense / pool / polynomial activations)",
-                        nd->name, op->kind_name, nd->onnx_op);
+        if (nd->n_inputs != 2)
+            return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "node '%s' (%s) needs two inputs, has %d", nd->name,
+                            op->kind_name, nd->n_inputs);
+        op->in_value2 = nd->inputs[1];
+        if (nd->kind == CDL_NN_MUL) {
+            op->kind = HE_OP_MUL;
+            *cost = 1;
+            return CDL_OK;
+        }
+        op->kind = HE_OP_ADD;
+        op->alpha = nd->coeffs ? nd->coeffs[0] : 1.0;
+        if (!isfinite(op->alpha) || op->alpha == 0.0)
+            return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "node '%s' (add): the factor %g of the second input must be a "
+                            "nonzero finite number", nd->name, op->alpha);
+        *cost = 0; /* set by count_levels, which knows the depths of both inputs */
+        return CDL_OK;
     default:
         return cdl_fail(CDL_ERR_UNSUPPORTED, "node '%s' (%s, ONNX %s) cannot run encrypted: %s", nd->name,
                         op->kind_name, nd->onnx_op,
@@ -544,9 +557,9 @@ static cdl_status choose_params(cdl_he_plan *p)
 /* Peak ciphertext memory of cdl_he_evaluate, replaying its allocation order:
  * a ciphertext at level l holds 2 polynomials of l + 1 limbs (the runtime
  * shrinks every result to its level; the caller's fresh input batch has all
- * limbs and stays alive); a linear op holds its input and its output; element-
- * wise ops on a value nobody reads later work in place; a value is freed
- * after its last reader. */
+ * limbs and stays alive); a linear op, ADD and MUL hold their input(s) and
+ * their output; other element-wise ops on a value nobody reads later work in
+ * place; a value is freed after its last reader (either input of ADD / MUL). */
 static void estimate_memory(cdl_he_plan *p, const int *last_reader)
 {
     const uint64_t limb = 2ull * ((uint64_t)1 << p->spec.log_n) * 8ull; /* one limb of both polynomials */
@@ -558,22 +571,32 @@ static void estimate_memory(cdl_he_plan *p, const int *last_reader)
         const he_op *op = &p->ops[i];
         if (op->kind == HE_OP_SKIP)
             continue;
-        const uint64_t in_limbs = op->in_value == 0 || !value_limbs ? top : value_limbs[op->in_value];
-        const uint64_t in = p->value_size[op->in_value] * in_limbs * limb;
+        const int v1 = op->in_value, v2 = op->in_value2 >= 0 && op->in_value2 != v1 ? op->in_value2 : -1;
+        const uint64_t in_limbs = v1 == 0 || !value_limbs ? top : value_limbs[v1];
+        const uint64_t in = p->value_size[v1] * in_limbs * limb;
+        uint64_t in2 = 0;
+        if (v2 >= 0)
+            in2 = p->value_size[v2] * (v2 == 0 || !value_limbs ? top : value_limbs[v2]) * limb;
         const uint64_t out = op->n_out * (uint64_t)(op->level_out + 1) * limb;
         if (value_limbs && op->out_value >= 0 && (size_t)op->out_value < p->n_values)
             value_limbs[op->out_value] = (uint64_t)(op->level_out + 1);
-        const int in_place = op->kind != HE_OP_LINEAR && op->last_use_of_input;
+        const int in_place = op->kind != HE_OP_LINEAR && op->kind != HE_OP_ADD && op->kind != HE_OP_MUL &&
+                             op->last_use_of_input;
         uint64_t during = in_place ? live - in + (in > out ? in : out) : live + out;
         if (during > peak) {
             peak = during;
             p->peak_node = (int)i;
         }
         live = during;
-        if (!in_place && op->in_value != 0 && last_reader[op->in_value] == (int)i && op->in_value != p->output_value)
+        if (in_place) {
+            if (in > out)
+                live -= in - out;
+            continue;
+        }
+        if (v1 != 0 && last_reader[v1] == (int)i && v1 != p->output_value)
             live -= in;
-        else if (in_place && in > out)
-            live -= in - out;
+        if (v2 > 0 && last_reader[v2] == (int)i && v2 != p->output_value)
+            live -= in2;
     }
     cdl_free(value_limbs);
     p->peak_bytes = peak;
@@ -583,20 +606,133 @@ uint64_t cdl_he_plan_memory(const cdl_he_plan *plan) { return plan ? plan->peak_
 
 /* ---- the plan ---------------------------------------------------------------- */
 
+/* ---- levels and scales ---------------------------------------------------------
+ *
+ * Two ciphertexts can be added only at the same level AND the same scale (the
+ * CKKS layer refuses a relative difference above 1e-9). Dropping primes
+ * (SEAL's mod_switch_to, OpenFHE's LevelReduce) lowers a level and keeps the
+ * scale; a rescale divides the scale by the prime q_l it removes. The runtime
+ * keeps most scales exact: a fresh input, a linear op's output (weights
+ * encoded at S q_l / s_in) and a polynomial's output (evaluated to out_scale
+ * S) have exactly S; x^2 and a*x^(2^k) divide by the primes they rescale by
+ * (s^2 / q_l), so after them the scale is S times a drift of about 1e-4 that
+ * depends on the path.
+ *
+ * Each value gets a scale key: 0 = exactly S, else a hash of how its scale
+ * was made (op, input keys, depth: the depth names the prime divided by), so
+ * that equal keys mean bit-identical scales (the runtime computes them with
+ * the same double operations; a hash collision would be refused by the CKKS
+ * layer's check, never mis-added).
+ *
+ * ADD a + alpha b (out depth max(da, db) when the depths differ): the
+ * shallower input x is multiplied by the constant 1 (alpha for b) encoded at
+ * scale T q_l / s_x, T the other input's scale, and rescaled: it then has
+ * scale T exactly (up to the rounding of that constant, ~2^-30 relative) at
+ * level l - 1, and its remaining extra primes are dropped. This costs the
+ * shallower branch one level, which it has to spare, and the graph nothing
+ * (as CryptoNets-style "multiply by 1 at the right scale"; Kim, Papadimitriou,
+ * Polyakov, CT-RSA 2022, align scales the same way). With equal depths and
+ * equal keys the two are added as they are; with equal depths and different
+ * keys one of them is aligned that way and the other loses a prime by a drop:
+ * 1 level. alpha = +-1 is a sign (add / sub); another alpha costs nothing
+ * either: folded into the aligning constant, or read off b's scale (b at scale
+ * s is alpha b at scale s / |alpha|).
+ *
+ * MUL a .* b needs equal levels only (a product's scale is s_a s_b, whatever
+ * they are): the shallower input is dropped to the deeper one's level, then
+ * multiplied, relinearized and rescaled: max(da, db) + 1. */
+
+static uint64_t key_mix(uint64_t h, uint64_t v)
+{
+    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return h ? h : 1; /* 0 is reserved for "exactly S" */
+}
+
+static uint64_t key_double(double d)
+{
+    uint64_t u;
+    memcpy(&u, &d, sizeof u);
+    return u;
+}
+
+/* ADD: which input to align (adjust_a / adjust_b), the output depth and its scale key. */
+static void plan_add(he_op *op, int da, int db, uint64_t ka, uint64_t kb, int *depth_out, uint64_t *key_out)
+{
+    const double aa = fabs(op->alpha);
+    const uint64_t kb_alpha = aa == 1.0 ? kb : key_mix(key_mix(5, kb), key_double(aa)); /* scale of alpha b */
+    op->adjust_a = op->adjust_b = 0;
+    if (da > db) { /* b is shallower: aligned to a's scale */
+        op->adjust_b = 1;
+        *depth_out = da;
+        *key_out = ka;
+    } else if (db > da) {
+        op->adjust_a = 1;
+        *depth_out = db;
+        *key_out = kb_alpha;
+    } else if (ka == kb_alpha) { /* same level, same scale: a plain addition */
+        *depth_out = da;
+        *key_out = ka;
+    } else { /* same level, scales that may differ: align one (preferring an exact-S result) */
+        if (ka != 0 && kb_alpha == 0) {
+            op->adjust_a = 1;
+            *key_out = kb_alpha;
+        } else {
+            op->adjust_b = 1;
+            *key_out = ka;
+        }
+        *depth_out = da + 1;
+    }
+    op->cost = *depth_out - (da > db ? da : db);
+}
+
 /* Depth (levels consumed from the input) of every value the ops compute, the
- * last op reading each value (-1: none), and the levels of the output. */
-static int count_levels(const cdl_he_plan *p, int *depth, int *last_reader)
+ * last op reading each value (-1: none; either input of ADD / MUL), and the
+ * levels of the output. Sets the cost and the alignment of ADD ops. */
+static int count_levels(cdl_he_plan *p, int *depth, int *last_reader, uint64_t *key)
 {
     for (size_t v = 0; v < p->n_values; v++) {
         depth[v] = 0;
         last_reader[v] = -1;
+        key[v] = 0;
     }
     for (size_t i = 0; i < p->n_ops; i++) {
-        const he_op *op = &p->ops[i];
+        he_op *op = &p->ops[i];
         if (op->kind == HE_OP_SKIP)
             continue;
-        depth[op->out_value] = depth[op->in_value] + op->cost;
-        last_reader[op->in_value] = (int)i;
+        const int a = op->in_value, b = op->in_value2, o = op->out_value;
+        last_reader[a] = (int)i;
+        if (b >= 0)
+            last_reader[b] = (int)i;
+        switch (op->kind) {
+        case HE_OP_ADD:
+            plan_add(op, depth[a], depth[b], key[a], key[b], &depth[o], &key[o]);
+            break;
+        case HE_OP_MUL: {
+            const int d = depth[a] > depth[b] ? depth[a] : depth[b];
+            const uint64_t k1 = key[a] < key[b] ? key[a] : key[b], k2 = key[a] < key[b] ? key[b] : key[a];
+            depth[o] = d + 1;
+            key[o] = key_mix(key_mix(key_mix(4, k1), k2), (uint64_t)d);
+            break;
+        }
+        case HE_OP_SQUARE:
+        case HE_OP_POW2K:
+            depth[o] = depth[a] + op->cost;
+            key[o] = key_mix(key_mix(key_mix(op->kind == HE_OP_SQUARE ? 2 : 3, key[a]), (uint64_t)depth[a]),
+                             op->kind == HE_OP_SQUARE ? 0 : key_mix((uint64_t)op->k, key_double(fabs(op->pow_sign))));
+            break;
+        case HE_OP_GATHER:
+        case HE_OP_SIGN:
+            depth[o] = depth[a] + op->cost;
+            key[o] = key[a];
+            break;
+        default: /* LINEAR, POLY: exactly S */
+            depth[o] = depth[a] + op->cost;
+            key[o] = 0;
+            break;
+        }
     }
     return depth[p->output_value];
 }
@@ -624,9 +760,10 @@ cdl_status cdl_he_plan_new(const cdl_nn_graph *graph, const cdl_he_options *opt,
     int *depth = cdl_calloc_array(nv, sizeof *depth);
     char *needed = cdl_calloc_array(nv, 1);
     int *last_reader = cdl_alloc_array(nv, sizeof *last_reader);
+    uint64_t *key = cdl_alloc_array(nv, sizeof *key);
     p->ops = cdl_calloc_array(graph->n_nodes, sizeof *p->ops);
     p->value_size = cdl_calloc_array(nv, sizeof *p->value_size);
-    if (!depth || !needed || !last_reader || !p->ops || !p->value_size) {
+    if (!depth || !needed || !last_reader || !key || !p->ops || !p->value_size) {
         st = cdl_fail(CDL_ERR_NO_MEMORY, "cdl_he_plan_new: out of memory");
         goto done;
     }
@@ -671,10 +808,19 @@ cdl_status cdl_he_plan_new(const cdl_nn_graph *graph, const cdl_he_options *opt,
                           op->name, op->n_in, p->value_size[op->in_value]);
             goto done;
         }
+        if ((op->kind == HE_OP_ADD || op->kind == HE_OP_MUL) &&
+            (op->in_value2 < 0 || (size_t)op->in_value2 > i || p->value_size[op->in_value2] != op->n_in ||
+             op->n_out != op->n_in)) {
+            st = cdl_fail(CDL_ERR_INVALID_ARGUMENT,
+                          "he plan: node '%s' combines values %d and %d, which must both be computed before it and "
+                          "have its %zu outputs",
+                          op->name, op->in_value, op->in_value2, op->n_out);
+            goto done;
+        }
     }
-    p->levels_unmerged = count_levels(p, depth, last_reader);
+    p->levels_unmerged = count_levels(p, depth, last_reader, key);
     CDL_TRY_GOTO(st, cdl_he_merge_linear(p, graph), done);
-    p->levels = count_levels(p, depth, last_reader);
+    p->levels = count_levels(p, depth, last_reader, key);
     for (size_t i = 0; i < p->n_ops; i++)
         if (p->ops[i].kind == HE_OP_LINEAR)
             CDL_TRY_GOTO(st, group_rows(&p->ops[i]), done);
@@ -684,6 +830,7 @@ cdl_status cdl_he_plan_new(const cdl_nn_graph *graph, const cdl_he_options *opt,
             continue;
         op->level_in = p->levels - depth[op->in_value];
         op->level_out = p->levels - depth[op->out_value];
+        op->level_in2 = op->in_value2 >= 0 ? p->levels - depth[op->in_value2] : 0;
         op->last_use_of_input = op->in_value != 0 && last_reader[op->in_value] == (int)i;
         cdl_he_cost *c = &p->cost;
         switch (op->kind) {
@@ -705,6 +852,17 @@ cdl_status cdl_he_plan_new(const cdl_nn_graph *graph, const cdl_he_options *opt,
             c->ct_mults += op->n_out * (uint64_t)op->k;
             c->rescales += op->n_out * (uint64_t)op->k;
             break;
+        case HE_OP_ADD:
+            c->adds += op->n_out;
+            if (op->adjust_a || op->adjust_b) {
+                c->const_mults += op->n_out;
+                c->rescales += op->n_out;
+            }
+            break;
+        case HE_OP_MUL:
+            c->ct_mults += op->n_out;
+            c->rescales += op->n_out;
+            break;
         case HE_OP_POLY: {
             cdl_poly_eval_plan pp;
             if (cdl_poly_eval_plan_compute(op->coeffs, op->degree, &pp) == CDL_OK) {
@@ -723,6 +881,7 @@ done:
     cdl_free(depth);
     cdl_free(needed);
     cdl_free(last_reader);
+    cdl_free(key);
     if (st != CDL_OK) {
         cdl_he_plan_free(p);
         return st;
@@ -809,8 +968,24 @@ static const char *op_kind_text(he_op_kind k)
     case HE_OP_SQUARE: return "x^2";
     case HE_OP_POW2K: return "a*x^(2^k)+c";
     case HE_OP_POLY: return "polynomial";
+    case HE_OP_ADD: return "a + b";
+    case HE_OP_MUL: return "a * b";
     default: return "unused";
     }
+}
+
+static const char *value_name(const cdl_he_plan *plan, int v)
+{
+    return v <= 0 || (size_t)v > plan->n_ops ? "input" : plan->ops[v - 1].name;
+}
+
+/* How an input of ADD / MUL reaches the level it is combined at. */
+static const char *align_text(const he_op *op, int level, int adjust)
+{
+    const int at = op->kind == HE_OP_MUL ? op->level_out + 1 : op->level_out;
+    if (adjust)
+        return ", x const at the other's scale + rescale";
+    return level > at ? ", primes dropped" : "";
 }
 
 cdl_status cdl_he_plan_describe(const cdl_he_plan *plan, char **text)
@@ -829,6 +1004,10 @@ cdl_status cdl_he_plan_describe(const cdl_he_plan *plan, char **text)
         char kind[32];
         if (op->kind == HE_OP_LINEAR && op->n_linear > 1)
             snprintf(kind, sizeof kind, "linear (%d merged)", op->n_linear);
+        else if (op->kind == HE_OP_ADD && op->alpha == -1.0)
+            snprintf(kind, sizeof kind, "a - b");
+        else if (op->kind == HE_OP_ADD && op->alpha != 1.0)
+            snprintf(kind, sizeof kind, "a + %g b", op->alpha);
         else
             snprintf(kind, sizeof kind, "%s", op_kind_text(op->kind));
         tb_printf(&t, "%3zu  %-20.20s %-8s %-17s %7zu  %d->%d", i + 1, op->name, op->kind_name ? op->kind_name : "",
@@ -838,6 +1017,10 @@ cdl_status cdl_he_plan_describe(const cdl_he_plan *plan, char **text)
         tb_printf(&t, "\n");
         if (op->chain) /* nodes composed into this op (he_merge.c) */
             tb_printf(&t, "       = %s\n", op->chain);
+        if (op->kind == HE_OP_ADD || op->kind == HE_OP_MUL) /* the two inputs and how they are aligned */
+            tb_printf(&t, "       a = %s (level %d%s), b = %s (level %d%s)\n", value_name(plan, op->in_value),
+                      op->level_in, align_text(op, op->level_in, op->adjust_a), value_name(plan, op->in_value2),
+                      op->level_in2, align_text(op, op->level_in2, op->adjust_b));
     }
     int total = 0;
     for (int i = 0; i < sp->q_count; i++)

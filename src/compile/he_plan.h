@@ -6,6 +6,8 @@
  * a bias, so the runtime has a single linear kernel. After lowering, chains of
  * linear ops are composed into one op (he_merge.c): such an op stands for
  * several graph nodes (n_linear, chain) and sits at the index of the last.
+ * ADD and MUL read two values (in_value, in_value2): a residual shortcut
+ * x + f(x), a difference, a product of two computed tensors.
  */
 #ifndef CDL_COMPILE_HE_PLAN_H
 #define CDL_COMPILE_HE_PLAN_H
@@ -22,6 +24,9 @@ typedef enum he_op_kind {
     HE_OP_SQUARE,     /* out = in^2 (relinearize, rescale): 1 level */
     HE_OP_POW2K,      /* out = sign * in^(2^k) + c0: k repeated squarings, k levels */
     HE_OP_POLY,       /* out = p(in), power basis, through the approx layer: ceil(log2(d+1)) levels */
+    HE_OP_ADD,        /* out = a + alpha b: 0 levels, or 1 when the two branches have equal depth but
+                         scales that may differ (see count_levels in he_plan.c) */
+    HE_OP_MUL,        /* out = a .* b (relinearize, rescale): 1 level beyond the deeper input */
     HE_OP_SKIP        /* a node the output does not depend on */
 } he_op_kind;
 
@@ -31,8 +36,10 @@ typedef struct he_op {
     char name[64];
     const char *kind_name;
     int in_value, out_value;
+    int in_value2;      /* ADD, MUL: the second input (b); -1 for the other ops */
     size_t n_in, n_out;
     int level_in, level_out;
+    int level_in2;      /* ADD, MUL: level of in_value2 */
     int cost;           /* levels it consumes (1 for LINEAR, k for POW2K, ...) */
     /* LINEAR after merging (he_merge.c): graph nodes composed into this op */
     int n_linear;       /* linear nodes (each was a level of its own); 1 for an unmerged op */
@@ -68,6 +75,13 @@ typedef struct he_op {
     double pow_sign, pow_c0;
     double *coeffs;
     int degree;
+    /* ADD: alpha (+-1 for Add / Sub / Sum; any other constant is folded into
+     * the rescale of b, or read off b's scale). adjust_a / adjust_b: that
+     * input is multiplied by a constant (1, or alpha for b) encoded so that
+     * after one rescale it has exactly the other input's scale, then its
+     * extra primes are dropped (count_levels sets them; at most one is set). */
+    double alpha;
+    int adjust_a, adjust_b;
     int last_use_of_input; /* no later op reads in_value: the runtime may consume it */
 } he_op;
 

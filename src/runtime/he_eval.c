@@ -14,6 +14,16 @@
  * s_in c / q_l = S exactly; the bias is then added at scale S. A value of a
  * tensor may be NULL: an exact zero (zero padding), skipped like a zero weight.
  *
+ * Two inputs (ADD: a residual shortcut x + f(x), a difference; MUL: a
+ * product of two computed tensors): the plan (count_levels in he_plan.c)
+ * says which input is aligned to the other: multiplied by the constant 1 (or
+ * alpha) encoded at scale T q_l / s, T the other input's scale, and rescaled,
+ * so that both have the same level and exactly the same scale before they
+ * are added; an input above that level only loses primes (a drop keeps the
+ * scale). A product needs equal levels only: drop, multiply, relinearize,
+ * rescale. These ops never work in place: their inputs are often read again
+ * (the shortcut x is read by f and by the addition).
+ *
  * Memory: a value's ciphertexts are freed as soon as the last op reading it is
  * done, element-wise ops (activations, moves) work in place on a value
  * nobody reads later, and every result is shrunk to the limbs of its level
@@ -56,11 +66,13 @@ typedef struct eval_env {
     const cdl_ckks_relin_key *rlk;
     const he_op *op;
     he_tensor *in, *out;
+    he_tensor *in2;    /* ADD, MUL: the second input */
     int consume;       /* the op may take the input's ciphertexts */
     double const_scale; /* LINEAR: scale of the encoded weights */
     size_t any_input;  /* LINEAR: index of a non-zero input value */
     double s_in;       /* LINEAR: scale of the inputs */
-    int level;         /* LINEAR: level of the inputs */
+    int level;         /* LINEAR: level of the inputs; ADD / MUL: level the inputs are combined at */
+    double target_scale; /* ADD: scale both inputs have when added */
 } eval_env;
 
 typedef cdl_status (*item_fn)(const eval_env *e, size_t o, cdl_ckks_ciphertext *tmp);
@@ -208,6 +220,80 @@ static cdl_status item_poly(const eval_env *e, size_t o, cdl_ckks_ciphertext *tm
     return CDL_OK;
 }
 
+/* y = c x at level e->level and scale exactly e->target_scale. adjust: one
+ * constant multiplication at scale T q_l / s_x and a rescale (one level of
+ * x's), then primes dropped; else x only loses primes and its scale is read
+ * as that of c x (s_x / |c|, c = +-1 or ADD's alpha: the plan chose T so). */
+static cdl_status bring(const eval_env *e, const cdl_ckks_ciphertext *x, int adjust, double c, cdl_ckks_ciphertext *y)
+{
+    const double T = e->target_scale;
+    if (adjust) {
+        const int l = cdl_ckks_ciphertext_level(x);
+        CDL_TRY(cdl_ckks_mul_const(e->ctx, x, c, T * (double)cdl_ckks_prime(e->ctx, l) / cdl_ckks_ciphertext_scale(x),
+                                   y));
+        CDL_TRY(cdl_ckks_rescale(e->ctx, y, y));
+        cdl_ckks_ciphertext_set_scale(y, T); /* equal up to rounding of the double product */
+        if (cdl_ckks_ciphertext_level(y) > e->level)
+            CDL_TRY(cdl_ckks_drop_to_level(e->ctx, y, e->level, y));
+        return CDL_OK;
+    }
+    CDL_TRY(cdl_ckks_drop_to_level(e->ctx, x, e->level, y)); /* a copy when x is at that level already */
+    if (fabs(c) != 1.0)
+        cdl_ckks_ciphertext_set_scale(y, cdl_ckks_ciphertext_scale(x) / fabs(c));
+    if (c < 0)
+        CDL_TRY(cdl_ckks_negate(e->ctx, y, y));
+    return CDL_OK;
+}
+
+/* out = a + alpha b; an exact zero (NULL) input contributes nothing. */
+static cdl_status item_add(const eval_env *e, size_t o, cdl_ckks_ciphertext *tmp)
+{
+    const he_op *op = e->op;
+    const cdl_ckks_ciphertext *a = e->in->ct[o], *b = e->in2->ct[o];
+    if (!a && !b) {
+        e->out->ct[o] = NULL;
+        return CDL_OK;
+    }
+    cdl_ckks_ciphertext *y = NULL;
+    CDL_TRY(cdl_ckks_ciphertext_new(e->ctx, &y));
+    e->out->ct[o] = y;
+    if (!a) {
+        CDL_TRY(bring(e, b, op->adjust_b, op->alpha, y));
+        return cdl_ckks_ciphertext_shrink(y);
+    }
+    CDL_TRY(bring(e, a, op->adjust_a, 1.0, y));
+    if (b) {
+        CDL_TRY(bring(e, b, op->adjust_b, op->alpha, tmp));
+        CDL_TRY(cdl_ckks_add(e->ctx, y, tmp, y));
+    }
+    return cdl_ckks_ciphertext_shrink(y);
+}
+
+/* out = a .* b: the shallower input dropped to the other's level, multiply, relinearize, rescale. */
+static cdl_status item_mul(const eval_env *e, size_t o, cdl_ckks_ciphertext *tmp)
+{
+    const cdl_ckks_ciphertext *a = e->in->ct[o], *b = e->in2->ct[o];
+    if (!a || !b) { /* times an exact zero */
+        e->out->ct[o] = NULL;
+        return CDL_OK;
+    }
+    cdl_ckks_ciphertext *y = NULL;
+    CDL_TRY(cdl_ckks_ciphertext_new(e->ctx, &y));
+    e->out->ct[o] = y;
+    if (cdl_ckks_ciphertext_level(a) > e->level) {
+        CDL_TRY(cdl_ckks_drop_to_level(e->ctx, a, e->level, y));
+        a = y;
+    } else if (cdl_ckks_ciphertext_level(b) > e->level) {
+        CDL_TRY(cdl_ckks_drop_to_level(e->ctx, b, e->level, y));
+        b = y;
+    }
+    /* the size-3 product in the thread's scratch ciphertext, as for x^2 */
+    CDL_TRY(cdl_ckks_mul(e->ctx, a, b, tmp));
+    CDL_TRY(cdl_ckks_relinearize(e->ctx, e->rlk, tmp, y));
+    CDL_TRY(cdl_ckks_rescale(e->ctx, y, y));
+    return cdl_ckks_ciphertext_shrink(y);
+}
+
 /* Run fn over the op's outputs in parallel, in chunks, reporting progress. */
 static cdl_status run_items(const eval_env *e, item_fn fn, size_t n, cdl_he_progress_fn progress, void *user)
 {
@@ -223,7 +309,9 @@ static cdl_status run_items(const eval_env *e, item_fn fn, size_t n, cdl_he_prog
 #pragma omp parallel if (parallel)
         {
             cdl_ckks_ciphertext *tmp = NULL;
-            cdl_status ts = fn == item_linear || fn == item_square ? cdl_ckks_ciphertext_new(e->ctx, &tmp) : CDL_OK;
+            cdl_status ts = fn == item_linear || fn == item_square || fn == item_add || fn == item_mul
+                                ? cdl_ckks_ciphertext_new(e->ctx, &tmp)
+                                : CDL_OK;
 #pragma omp for schedule(dynamic, 1)
             for (size_t o = start; o < end; o++) {
                 if (ts != CDL_OK || failed)
@@ -298,8 +386,11 @@ cdl_status cdl_he_evaluate(const cdl_he_plan *plan, const cdl_ckks_context *ctx,
         goto done;
     }
     for (size_t i = 0; i < plan->n_ops; i++)
-        if (plan->ops[i].kind != HE_OP_SKIP)
+        if (plan->ops[i].kind != HE_OP_SKIP) {
             readers[plan->ops[i].in_value]++;
+            if (plan->ops[i].in_value2 >= 0) /* ADD, MUL: the second input (counted twice for x + x) */
+                readers[plan->ops[i].in_value2]++;
+        }
     cdl_he_linear_prepare();
     vals[0].n = in->count;
     vals[0].ct = in->ct;
@@ -315,16 +406,21 @@ cdl_status cdl_he_evaluate(const cdl_he_plan *plan, const cdl_ckks_context *ctx,
             st = cdl_fail(CDL_ERR_NO_MEMORY, "cdl_he_evaluate: out of memory at node '%s'", op->name);
             goto done;
         }
-        eval_env e = {plan, ctx, rlk, op, ti, to, op->last_use_of_input && !ti->borrowed, 0.0, 0, 0.0, 0};
-        const cdl_ckks_ciphertext *x0 = first_ct(ti, &e.any_input);
-        if (!x0 && op->kind != HE_OP_GATHER) {
+        const int two = op->kind == HE_OP_ADD || op->kind == HE_OP_MUL;
+        he_tensor *ti2 = two ? &vals[op->in_value2] : NULL;
+        eval_env e = {.plan = plan, .ctx = ctx, .rlk = rlk, .op = op, .in = ti, .out = to, .in2 = ti2,
+                      .consume = op->last_use_of_input && !ti->borrowed};
+        const cdl_ckks_ciphertext *x0 = first_ct(ti, &e.any_input), *x1 = two ? first_ct(ti2, NULL) : NULL;
+        if (op->kind == HE_OP_ADD ? !x0 && !x1 : op->kind == HE_OP_MUL ? !x0 || !x1 : !x0 && op->kind != HE_OP_GATHER) {
             st = cdl_fail(CDL_ERR_UNSUPPORTED, "cdl_he_evaluate: the input of node '%s' is identically zero",
                           op->name);
             goto done;
         }
-        if (x0 && cdl_ckks_ciphertext_level(x0) != op->level_in) {
+        if ((x0 && cdl_ckks_ciphertext_level(x0) != op->level_in) ||
+            (x1 && cdl_ckks_ciphertext_level(x1) != op->level_in2)) {
             st = cdl_fail(CDL_ERR_INTERNAL, "cdl_he_evaluate: node '%s' expected its input at level %d, got %d",
-                          op->name, op->level_in, cdl_ckks_ciphertext_level(x0));
+                          op->name, x1 && cdl_ckks_ciphertext_level(x1) != op->level_in2 ? op->level_in2 : op->level_in,
+                          cdl_ckks_ciphertext_level(x1 && cdl_ckks_ciphertext_level(x1) != op->level_in2 ? x1 : x0));
             goto done;
         }
         item_fn fn = item_gather;
@@ -342,11 +438,27 @@ cdl_status cdl_he_evaluate(const cdl_he_plan *plan, const cdl_ckks_context *ctx,
         case HE_OP_SQUARE:
         case HE_OP_POW2K: fn = item_square; break;
         case HE_OP_POLY: fn = item_poly; break;
+        case HE_OP_ADD:
+            e.level = op->level_out;
+            if (!op->adjust_a && x0) /* the input that is not aligned sets the scale */
+                e.target_scale = cdl_ckks_ciphertext_scale(x0);
+            else if (!op->adjust_b && x1)
+                e.target_scale = cdl_ckks_ciphertext_scale(x1) / fabs(op->alpha);
+            else
+                e.target_scale = plan->scale;
+            fn = item_add;
+            break;
+        case HE_OP_MUL:
+            e.level = op->level_out + 1;
+            fn = item_mul;
+            break;
         default: break;
         }
         CDL_TRY_GOTO(st, run_items(&e, fn, fn == item_linear_group ? op->n_groups : op->n_out, progress, user), done);
         if (--readers[op->in_value] == 0 && op->in_value != plan->output_value)
             tensor_release(ti);
+        if (two && --readers[op->in_value2] == 0 && op->in_value2 != plan->output_value)
+            tensor_release(ti2);
     }
     {
         he_tensor *res = &vals[plan->output_value];
