@@ -261,11 +261,27 @@ static cdl_status item_add(const eval_env *e, size_t o, cdl_ckks_ciphertext *tmp
         CDL_TRY(bring(e, b, op->adjust_b, op->alpha, y));
         return cdl_ckks_ciphertext_shrink(y);
     }
-    CDL_TRY(bring(e, a, op->adjust_a, 1.0, y));
-    if (b) {
-        CDL_TRY(bring(e, b, op->adjust_b, op->alpha, tmp));
-        CDL_TRY(cdl_ckks_add(e->ctx, y, tmp, y));
+    if (!b) {
+        CDL_TRY(bring(e, a, op->adjust_a, 1.0, y));
+        return cdl_ckks_ciphertext_shrink(y);
     }
+    /* an input already at the level and scale is read as it is (no copy) */
+    const cdl_ckks_ciphertext *ya = a, *yb = b;
+    if (op->adjust_a || cdl_ckks_ciphertext_level(a) > e->level) {
+        CDL_TRY(bring(e, a, op->adjust_a, 1.0, y));
+        ya = y;
+    }
+    int sub = 0;
+    if (op->adjust_b || cdl_ckks_ciphertext_level(b) > e->level || fabs(op->alpha) != 1.0) {
+        CDL_TRY(bring(e, b, op->adjust_b, op->alpha, tmp)); /* alpha applied */
+        yb = tmp;
+    } else {
+        sub = op->alpha < 0;
+    }
+    if (sub)
+        CDL_TRY(cdl_ckks_sub(e->ctx, ya, yb, y));
+    else
+        CDL_TRY(cdl_ckks_add(e->ctx, ya, yb, y));
     return cdl_ckks_ciphertext_shrink(y);
 }
 

@@ -586,7 +586,7 @@ static void test_encrypted_fixtures(void **state)
         {"pool_pad_global.onnx", 1, 3, 0},               /* pad (input) -> pool -> conv -> global pool */
         {"conv_pad_stride.onnx", 3, 4, 0},               /* pool -> flatten -> dense */
         {"he_avgpool_ceil_logsoftmax_opset17.onnx", 4, 5, 0}, /* conv -> pool */
-        /* the residual exporter fixture up to its first activation (the runtime cannot add two tensors yet):
+        /* the residual exporter fixture up to its first activation (the whole model: test_he_residual.c):
          * conv -> AvgPool -> BatchNorm (not foldable into the conv across the pool) -> quadratic */
         {"residual_avgpool_opset17.onnx", 3, 5, 4},
     };

@@ -305,26 +305,40 @@ static void build_shortcut(test_graph *t, cdl_nn_kind kind, int x_first, double 
 /* ---- tests ---------------------------------------------------------------------- */
 
 /* (a) the residual PyTorch exporter fixtures: conv -> pool -> BN -> quadratic (y), then y + conv(x^2(conv(y))),
- * global pool, fc */
+ * global pool, fc; and matmul_residual (opset 15): two dense layers of the input added (equal depths, both at
+ * scale S), a difference with a deeper branch, their product */
 static void test_fixtures(void **state)
 {
     (void)state;
-    const char *files[] = {"residual_avgpool_opset17.onnx", "residual_avgpool_opset11.onnx"};
-    for (size_t f = 0; f < 2; f++) {
+    const struct {
+        const char *file;
+        size_t adds, muls;
+        int merged_levels;
+    } cases[] = {
+        /* conv+pool+BN 1, quadratic 2, conv 1, x^2 1, conv 1, add 0, global pool+reshape+fc 1 */
+        {"residual_avgpool_opset17.onnx", 1, 0, 7},
+        {"residual_avgpool_opset11.onnx", 1, 0, 7},
+        /* dense 1, add 0, 2x 1, sub 0, mul 1, affine 1: nothing to merge */
+        {"matmul_residual.onnx", 2, 1, 4},
+    };
+    for (size_t f = 0; f < sizeof cases / sizeof cases[0]; f++) {
         char path[1024];
-        snprintf(path, sizeof path, "%s/tests/fixtures/onnx/%s", source_dir(), files[f]);
+        snprintf(path, sizeof path, "%s/tests/fixtures/onnx/%s", source_dir(), cases[f].file);
         cdl_nn_graph *g = NULL;
         assert_int_equal(cdl_nn_load_file(path, &g), CDL_OK);
-        size_t adds = 0;
-        for (size_t i = 0; i < g->n_nodes; i++)
+        size_t adds = 0, muls = 0;
+        for (size_t i = 0; i < g->n_nodes; i++) {
             adds += g->nodes[i].kind == CDL_NN_ADD;
-        assert_int_equal(adds, 1);
+            muls += g->nodes[i].kind == CDL_NN_MUL;
+        }
+        assert_int_equal(adds, cases[f].adds);
+        assert_int_equal(muls, cases[f].muls);
         g->output = cdl_nn_graph_logits(g, NULL);
-        /* unmerged: the nn layer's own per-node depth count agrees here (no equal-depth addition) */
+        /* unmerged: the nn layer's own per-node depth count agrees here (no equal-depth addition of
+         * different scales) */
         assert_int_equal(expected_levels(g), cdl_nn_graph_depth(g));
-        he_run m = check_graph(files[f], g);
-        /* merged: conv+pool+BN 1, quadratic 2, conv 1, x^2 1, conv 1, add 0, global pool+reshape+fc 1 */
-        assert_int_equal(m.levels, 7);
+        he_run m = check_graph(cases[f].file, g);
+        assert_int_equal(m.levels, cases[f].merged_levels);
         /* the printed plan names both inputs of the addition */
         cdl_he_plan *p = compile(g, 1);
         char *text = NULL;
@@ -443,6 +457,57 @@ static void test_equal_depths(void **state)
     check_graph("quad(x) + 2 sq(conv1(x))", &t.g);
 }
 
+/* (f) exact zeros (padding: no ciphertext at all): p = pad(x); ((conv(p) + p) + p^2) .* p. Where p is a zero the
+ * sums keep their other input (aligned alone to the level and scale of the other positions) and the product
+ * is a zero itself */
+static double pw[C * C * 9], pdw[3 * C * 7 * 7];
+static void test_exact_zeros(void **state)
+{
+    (void)state;
+    cdl_rng *r = seeded_rng(11);
+    for (size_t i = 0; i < sizeof pw / sizeof pw[0]; i++)
+        pw[i] = rnd(r) * 0.6;
+    for (size_t i = 0; i < sizeof pdw / sizeof pdw[0]; i++)
+        pdw[i] = rnd(r) * 0.3;
+    cdl_rng_free(r);
+    const cdl_nn_shape s7 = tg_shape3(C, 7, 7);
+    test_graph t;
+    n_alphas = 0;
+    tg_init(&t, tg_shape3(C, H, H));
+    cdl_nn_node *nd = tg_add(&t, CDL_NN_PAD, "pad", s7);
+    for (int i = 0; i < 4; i++)
+        nd->pads[i] = 1;
+    nd = tg_add(&t, CDL_NN_CONV, "conv", s7);
+    nd->kernel[0] = nd->kernel[1] = 3;
+    for (int i = 0; i < 4; i++)
+        nd->pads[i] = 1;
+    nd->weight = pw;
+    nd->n_weight = C * C * 9;
+    nd = tg_add(&t, CDL_NN_SQUARE, "sq", s7);
+    nd->inputs[0] = 1;
+    nd->in_shape = s7;
+    const int in[3][2] = {{2, 1}, {4, 3}, {5, 1}};
+    for (int k = 0; k < 3; k++) {
+        nd = tg_add(&t, k < 2 ? CDL_NN_ADD : CDL_NN_MUL, k == 0 ? "add1" : k == 1 ? "add2" : "mul", s7);
+        nd->n_inputs = 2;
+        nd->inputs[0] = in[k][0];
+        nd->inputs[1] = in[k][1];
+        nd->in_shape = s7;
+        if (k < 2) {
+            alphas[n_alphas] = 1.0;
+            nd->coeffs = &alphas[n_alphas++];
+        }
+    }
+    tg_add(&t, CDL_NN_RESHAPE, "flatten", tg_shape1(C * 7 * 7));
+    nd = tg_add(&t, CDL_NN_DENSE, "fc", tg_shape1(3));
+    nd->weight = pdw;
+    nd->n_weight = 3 * C * 7 * 7;
+    nd->bias = db;
+    nd->n_bias = 3;
+    cdl_nn_analyze(&t.g);
+    check_graph("((conv(p) + p) + p^2) * p, p = pad(x)", &t.g);
+}
+
 int main(void)
 {
     init_weights();
@@ -452,6 +517,7 @@ int main(void)
         cmocka_unit_test(test_sub_and_alpha),
         cmocka_unit_test(test_products),
         cmocka_unit_test(test_equal_depths),
+        cmocka_unit_test(test_exact_zeros),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
