@@ -11,6 +11,7 @@ the training data (best.pt). The test set is evaluated once, at the end, with be
 Logs: one line per epoch on stdout and JSON lines in <out>/log.jsonl.
 """
 import argparse
+import copy
 import json
 import math
 import os
@@ -57,7 +58,8 @@ RECIPES = {
 # Recipe fields that have defaults when a recipe does not set them.
 OPTIONAL_FIELDS = {"widths": None, "strides": None, "hidden": 128, "kernel2": 3, "cutout": 0, "opt": "adamw",
                    "label_smoothing": 0.0, "warmup": 1, "poly_lr": 1.0, "channels_last": False, "bn_momentum": 0.1,
-                   "out_scale": 0.125, "act_penalty": 0.0}
+                   "out_scale": 0.125, "act_penalty": 0.0,
+                   "ema": 0.0, "teacher": "", "kd_alpha": 0.5, "kd_temp": 4.0}
 
 
 def build_model(cfg):
@@ -176,6 +178,45 @@ def make_optimizer(model, cfg):
     return torch.optim.AdamW(groups, lr=cfg["lr"])
 
 
+class WeightAverage:
+    """Exponential moving average of the weights and BN statistics (Polyak averaging):
+    the averaged model is the one validated, selected and exported. It smooths the
+    epoch-to-epoch swings that polynomial networks show at a high learning rate."""
+
+    def __init__(self, model, decay):
+        self.decay = float(decay)
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model):
+        src = dict(model.state_dict())
+        for name, v in self.model.state_dict().items():
+            if v.dtype.is_floating_point:
+                v.mul_(self.decay).add_(src[name].detach(), alpha=1.0 - self.decay)
+            else:
+                v.copy_(src[name])
+
+
+def load_teacher(path):
+    """A finished or running run's checkpoint (best.pt or last.pt) as a frozen teacher."""
+    ck = torch.load(path)
+    teacher = build_model(ck["cfg"])
+    teacher.load_state_dict(ck["model"])
+    teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
+def distillation_loss(student_logits, teacher_logits, temp):
+    """Hinton et al. 2015: KL(teacher || student) of the temperature-softened outputs,
+    times T^2 so that its gradients keep their size as T changes."""
+    t = F.softmax(teacher_logits / temp, dim=1)
+    return F.kl_div(F.log_softmax(student_logits / temp, dim=1), t, reduction="batchmean") * temp * temp
+
+
 def save_atomic(obj, path):
     tmp = path + ".tmp"
     torch.save(obj, tmp)
@@ -255,6 +296,10 @@ def main(argv=None):
         for m in polyacts:
             m.bound = max(abs(v) for v in cfg["interval"])
     opt = make_optimizer(model, cfg)
+    ema = WeightAverage(model, cfg["ema"]) if cfg.get("ema") else None
+    teacher = load_teacher(cfg["teacher"]) if cfg.get("teacher") else None
+    if teacher is not None and channels_last:
+        teacher = teacher.to(memory_format=torch.channels_last)
     warm = steps_per_epoch * cfg.get("warmup", 1)  # linear warm-up, then cosine decay to 0
 
     def lr_lambda(step):
@@ -271,6 +316,8 @@ def main(argv=None):
             sys.exit("error: %s holds a %s/%s run, not %s/%s; use another --out" % (
                 last_path, ck["cfg"]["model"], ck["cfg"]["act"], cfg["model"], cfg["act"]))
         model.load_state_dict(ck["model"])
+        if ema is not None:
+            ema.model.load_state_dict(ck.get("ema", ck["model"]))
         opt.load_state_dict(ck["opt"])
         sched.load_state_dict(ck["sched"])
         torch.set_rng_state(ck["torch_rng"])
@@ -301,6 +348,11 @@ def main(argv=None):
                 xb = xb.contiguous(memory_format=torch.channels_last)
             out = model(xb)
             loss = F.cross_entropy(out, yb, label_smoothing=cfg.get("label_smoothing", 0.0))
+            if teacher is not None:
+                with torch.no_grad():
+                    t_out = teacher(xb)
+                a = cfg.get("kd_alpha", OPTIONAL_FIELDS["kd_alpha"])
+                loss = (1 - a) * loss + a * distillation_loss(out, t_out, cfg.get("kd_temp", OPTIONAL_FIELDS["kd_temp"]))
             if cfg.get("act_penalty"):
                 loss = loss + cfg["act_penalty"] * sum(m.penalty for m in polyacts if m.penalty is not None)
             if not torch.isfinite(loss):
@@ -311,22 +363,28 @@ def main(argv=None):
             nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
             sched.step()
+            if ema is not None:
+                ema.update(model)
             tot_loss += loss.item() * len(idx)
             tot_ok += (out.argmax(1) == yb).sum().item()
             seen += len(idx)
             bar.update(s + 1, "loss %.4f" % (tot_loss / seen))
         bar.close()
-        val_acc, val_loss = evaluate(model, vax, vay)
+        selected = ema.model if ema is not None else model  # the model validated, kept and exported
+        val_acc, val_loss = evaluate(selected, vax, vay)
         dt = time.time() - t0
         rec = {"epoch": epoch + 1, "train_loss": tot_loss / seen, "train_acc": tot_ok / seen,
                "val_loss": val_loss, "val_acc": val_acc, "seconds": dt, "lr": sched.get_last_lr()[0]}
         history.append(rec)
         if val_acc > best_val:
             best_val, best_epoch = val_acc, epoch + 1
-            save_atomic({"model": model.state_dict(), "cfg": cfg, "epoch": epoch + 1, "val_acc": val_acc}, best_path)
-        save_atomic({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                     "torch_rng": torch.get_rng_state(), "epoch": epoch + 1, "best_val": best_val,
-                     "best_epoch": best_epoch, "history": history, "cfg": cfg}, last_path)
+            save_atomic({"model": selected.state_dict(), "cfg": cfg, "epoch": epoch + 1, "val_acc": val_acc}, best_path)
+        last = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                "torch_rng": torch.get_rng_state(), "epoch": epoch + 1, "best_val": best_val,
+                "best_epoch": best_epoch, "history": history, "cfg": cfg}
+        if ema is not None:
+            last["ema"] = ema.model.state_dict()
+        save_atomic(last, last_path)
         logf.write(json.dumps(rec) + "\n")
         logf.flush()
         print("epoch %3d/%d  loss %.4f  train acc %.4f  val loss %.4f  val acc %.4f  %.1fs%s" % (

@@ -74,3 +74,45 @@ def test_boundary_penalty_counts_excursions_only():
     act.penalty = None
     act(x)
     assert act.penalty is None  # only while training
+
+
+def test_weight_average_is_an_exponential_moving_average():
+    import torch
+    m = torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.BatchNorm1d(1))
+    avg = T.WeightAverage(m, 0.75)
+    w0 = m[0].weight.detach().clone()
+    with torch.no_grad():
+        m[0].weight.add_(4.0)
+        m[1].running_mean.fill_(8.0)
+    avg.update(m)
+    assert torch.allclose(avg.model[0].weight, 0.75 * w0 + 0.25 * (w0 + 4.0))
+    assert torch.allclose(avg.model[1].running_mean, torch.tensor([2.0]))
+    assert avg.model[1].num_batches_tracked == m[1].num_batches_tracked
+    assert not any(p.requires_grad for p in avg.model.parameters())
+
+
+def test_distillation_loss_vanishes_when_student_equals_teacher():
+    import torch
+    z = torch.randn(5, 10)
+    assert T.distillation_loss(z, z, 4.0).abs().item() < 1e-6
+    assert T.distillation_loss(torch.zeros(5, 10), z, 4.0).item() > 0
+
+
+def test_ema_and_teacher_train_resume(tmp_path, data_dir):
+    """A ReLU run becomes the teacher of an x^2 run that keeps a weight average; the
+    student resumes (the average is restored from last.pt) and finishes."""
+    common = ["--recipe", "mnist_cryptonets", "--train-subset", "4000", "--val-size", "500",
+              "--data-dir", data_dir]
+    teacher_out = str(tmp_path / "teacher")
+    assert T.main(common + ["--act", "relu", "--epochs", "1", "--out", teacher_out]) == 0
+    out = str(tmp_path / "student")
+    args = common + ["--epochs", "2", "--out", out, "--time-budget", "1e-9", "--set", "ema=0.8",
+                     "--set", "teacher=" + os.path.join(teacher_out, "best.pt"), "--set", "kd_alpha=0.5"]
+    assert T.main(args) == 0
+    import torch
+    ck = torch.load(os.path.join(out, "last.pt"))
+    assert "ema" in ck and ck["epoch"] == 1
+    assert any(not torch.equal(ck["ema"][k], ck["model"][k]) for k in ck["model"] if ck["model"][k].is_floating_point())
+    assert T.main(args) == 0
+    res = json.load(open(os.path.join(out, "result.json")))
+    assert res["config"]["ema"] == 0.8 and 0.3 < res["test_acc"] <= 1.0
