@@ -22,7 +22,31 @@ DEPTH_RULE = ("each Conv/Gemm layer consumes 1 level (plaintext weights), a degr
               "ReLU models have no depth (they cannot run under CKKS)")
 
 
+def json_activation(act):
+    """(method, degree, function) of a `json:<file>` activation (a `cryptodl approx`
+    description; relative paths are relative to python/), or None."""
+    if not act.startswith("json:"):
+        return None
+    path = act[5:]
+    if not os.path.isabs(path):
+        path = os.path.join(HERE, "..", path)
+    try:
+        d = json.load(open(path))
+        return d.get("method", "?"), int(d["degree"]), d.get("function", "relu")
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+METHOD_NAMES = {"remez": "Remez minimax", "derivative": "CryptoDL derivative method", "ls": "least squares",
+                "ls_gauss": "Gaussian-weighted least squares", "cheb_interp": "Chebyshev interpolation",
+                "cheb_proj": "Chebyshev projection", "taylor": "Taylor"}
+
+
 def act_label(act):
+    ja = json_activation(act)
+    if ja:
+        return "degree-%d %s approximation, %s (fixed, `cryptodl approx`)" % (
+            ja[1], {"relu": "ReLU"}.get(ja[2], ja[2]), METHOD_NAMES.get(ja[0], ja[0]))
     return {"relu": "ReLU", "square": "x^2 (fixed)", "quad": "a*x^2+b*x+c (trained, ReLU-fit init)"}.get(act) or (
         "degree-%s ReLU approximation, least squares (fixed)" % act[4:] if act.startswith("poly") and not act.startswith("polyt")
         else "degree-%s ReLU approximation, Chebyshev interpolation (fixed)" % act[4:] if act.startswith("cheb")
@@ -32,6 +56,8 @@ def act_label(act):
 def degree(act):
     if act == "relu":
         return None
+    if json_activation(act):
+        return json_activation(act)[1]
     if act in ("square", "quad"):
         return 2
     for p in ("polyt", "poly", "cheb"):
@@ -138,6 +164,12 @@ def main(argv=None):
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker,
                         label={"poly": "ReLU fit, least squares (fixed)", "cheb": "ReLU fit, Chebyshev interp. (fixed)",
                                "polyt": "ReLU fit, then trained"}[fam])
+        for r in rs:
+            ja = json_activation(r["act"])
+            if ja:
+                degs.add(ja[1])
+                ax.plot([ja[1]], [100 * r["test_acc"]], "P" if ja[0] == "remez" else "X", markersize=9,
+                        label="ReLU fit, %s (fixed)" % METHOD_NAMES.get(ja[0], ja[0]))
         for r in rs:
             if r["act"] in ("square", "quad"):
                 degs.add(2)

@@ -116,3 +116,14 @@ def test_ema_and_teacher_train_resume(tmp_path, data_dir):
     assert T.main(args) == 0
     res = json.load(open(os.path.join(out, "result.json")))
     assert res["config"]["ema"] == 0.8 and 0.3 < res["test_acc"] <= 1.0
+
+
+def test_reflection_shifts_leave_no_empty_border():
+    import torch
+    torch.manual_seed(0)
+    x = torch.rand(16, 3, 32, 32) + 0.1  # no zero pixel
+    assert (T.augment(x, 4, 0.0, True) == 0).any()  # zero padding: empty borders
+    y = T.augment(x, 4, 0.0, True, "reflection")
+    assert not (y == 0).any()
+    # an integer shift with mirrored borders only moves pixels: every value comes from the image
+    assert torch.isin(y[0], x[0]).all()
