@@ -25,21 +25,6 @@
 #define TINY_TOL 1e-4   /* |encrypted - reference| on the tiny graph (logits ~1) */
 #define MNIST_TOL 1e-4  /* on the MNIST model (logits up to ~40) */
 
-static const char *source_dir(void)
-{
-    const char *s = getenv("CDL_SOURCE_DIR");
-    return s && s[0] ? s : ".";
-}
-
-static cdl_rng *seeded_rng(uint8_t tag)
-{
-    uint8_t seed[CDL_RNG_SEED_BYTES];
-    memset(seed, tag, sizeof seed);
-    cdl_rng *r = NULL;
-    assert_int_equal(cdl_rng_new_seeded(seed, &r), CDL_OK);
-    return r;
-}
-
 /* Every supported kind: conv (padding) -> x^2 -> avgpool -> flatten -> dense
  * -> general quadratic -> +-1 affine -> a*x^2+c -> dense. */
 static double conv_w[18], conv_b[2], fc1_w[18 * 6], fc1_b[6], aff_w[6], aff_b[6], fc2_w[6 * 3], fc2_b[3];
@@ -47,7 +32,7 @@ static double quad[3] = {0.1, 0.5, 0.25}, half_sq[3] = {-0.1, 0.0, 0.5};
 
 static void build_tiny(test_graph *t)
 {
-    cdl_rng *r = seeded_rng(7);
+    cdl_rng *r = tg_seeded_rng(7);
     double *all[] = {conv_w, conv_b, fc1_w, fc1_b, aff_b, fc2_w, fc2_b};
     size_t len[] = {18, 2, 18 * 6, 6, 6, 6 * 3, 3};
     for (size_t a = 0; a < sizeof all / sizeof all[0]; a++)
@@ -113,7 +98,7 @@ static void setup_he(he_setup *s, const cdl_nn_graph *g, int log_n)
     memset(s, 0, sizeof *s);
     assert_int_equal(cdl_he_plan_new(g, &opt, &s->plan), CDL_OK);
     assert_int_equal(cdl_he_context_new(s->plan, &s->ctx), CDL_OK);
-    s->rng = seeded_rng(42);
+    s->rng = tg_seeded_rng(42);
     assert_int_equal(cdl_ckks_keygen_secret(s->ctx, s->rng, &s->sk), CDL_OK);
     assert_int_equal(cdl_ckks_keygen_relin(s->ctx, s->sk, s->rng, &s->rlk), CDL_OK);
 }
@@ -160,7 +145,7 @@ static void test_tiny_graph_matches_reference(void **state)
     const size_t n = 100, nin = 36, nout = 3;
     double *img = malloc(n * nin * sizeof *img), *ref = malloc(n * nout * sizeof *ref);
     double *he1 = malloc(n * nout * sizeof *he1), *he2 = malloc(n * nout * sizeof *he2);
-    cdl_rng *r = seeded_rng(3);
+    cdl_rng *r = tg_seeded_rng(3);
     for (size_t i = 0; i < n * nin; i++)
         img[i] = (double)(cdl_rng_u64(r) >> 11) / 9007199254740992.0;
     cdl_rng_free(r);
@@ -228,7 +213,7 @@ static void test_tiny_graph_matches_reference(void **state)
         assert_int_equal(cdl_he_batch_save(s.ctx, out1, 0, &lb, &ll), CDL_OK);
         uint8_t *mut = malloc(ll);
         assert_non_null(mut);
-        cdl_rng *mr = seeded_rng(9);
+        cdl_rng *mr = tg_seeded_rng(9);
         size_t refused = 0;
         for (int it = 0; it < 300; it++) {
             memcpy(mut, lb, ll);
@@ -314,14 +299,14 @@ static void test_mnist_model_encrypted(void **state)
 {
     (void)state;
     char path[1024];
-    snprintf(path, sizeof path, "%s/models/fixtures/mnist_cryptonets.json", source_dir());
+    snprintf(path, sizeof path, "%s/models/fixtures/mnist_cryptonets.json", tg_source_dir());
     json_error_t err;
     json_t *root = json_load_file(path, 0, &err);
     if (!root)
         fail_msg("%s: %s", path, err.text);
     json_t *ji = json_object_get(root, "inputs"), *jo = json_object_get(root, "outputs"),
            *jl = json_object_get(root, "labels");
-    snprintf(path, sizeof path, "%s/models/mnist_cryptonets.onnx", source_dir());
+    snprintf(path, sizeof path, "%s/models/mnist_cryptonets.onnx", tg_source_dir());
     cdl_nn_graph *g = NULL;
     assert_int_equal(cdl_nn_load_file(path, &g), CDL_OK);
     const size_t nin = cdl_nn_input_size(g), nout = cdl_nn_output_size(g), n = json_array_size(ji) / nin;

@@ -26,21 +26,6 @@
 #define PLAIN_TOL 1e-12 /* merged map vs the layers one by one, values ~1, double arithmetic */
 #define ENC_TOL 1e-4    /* encrypted vs plaintext (test_he_eval.c's TINY_TOL) */
 
-static const char *source_dir(void)
-{
-    const char *s = getenv("CDL_SOURCE_DIR");
-    return s && s[0] ? s : ".";
-}
-
-static cdl_rng *seeded_rng(uint8_t tag)
-{
-    uint8_t seed[CDL_RNG_SEED_BYTES];
-    memset(seed, tag, sizeof seed);
-    cdl_rng *r = NULL;
-    assert_int_equal(cdl_rng_new_seeded(seed, &r), CDL_OK);
-    return r;
-}
-
 /* uniform in [-0.5, 0.5), never exactly 0 */
 static double rnd(cdl_rng *r)
 {
@@ -171,7 +156,7 @@ static void check_same_map(const cdl_nn_graph *g, const cdl_he_plan *merged, con
     const size_t nin = cdl_nn_input_size(g), nout = merged->output_size;
     double *x = malloc(nin * sizeof *x), *ref = malloc(nout * sizeof *ref), *a = malloc(nout * sizeof *a),
            *b = malloc(nout * sizeof *b);
-    cdl_rng *r = seeded_rng(5);
+    cdl_rng *r = tg_seeded_rng(5);
     double worst = 0;
     for (size_t t = 0; t < n; t++) {
         fill(r, x, nin, 2.0);
@@ -198,7 +183,7 @@ static double cw[3 * 2 * 9], cb[3], fw[5 * 27], fb[5];
 /* input 2x6x6 -> conv 3x3 pad 1 (3 channels) -> avgpool 2x2/2 -> flatten -> dense 5 */
 static void build_conv_pool_dense(test_graph *t)
 {
-    cdl_rng *r = seeded_rng(11);
+    cdl_rng *r = tg_seeded_rng(11);
     fill(r, cw, sizeof cw / sizeof cw[0], 1.0);
     fill(r, cb, 3, 1.0);
     fill(r, fw, sizeof fw / sizeof fw[0], 1.0);
@@ -288,7 +273,7 @@ static double d1w[256 * 256], d1b[256], d2w[256 * 64], d2b[256], d3w[64 * 16], d
 
 static void build_two_dense(test_graph *t, int nin, int mid, int nout)
 {
-    cdl_rng *r = seeded_rng(13);
+    cdl_rng *r = tg_seeded_rng(13);
     fill(r, d1w, (size_t)nin * mid, 1.0);
     fill(r, d1b, (size_t)mid, 1.0);
     fill(r, d2w, (size_t)mid * nout, 1.0);
@@ -340,7 +325,7 @@ static void test_blowup_guard(void **state)
     /* small products merge whatever the factor: 256 -> dense 256 -> x^2 -> dense 2 -> dense 16. The last two
      * compose into 16 x 256 = 4096 weights, > 2 x (512 + 32) but <= 1/16 of the plan's 66080 weights */
     tg_init(&t, tg_shape1(256));
-    cdl_rng *r = seeded_rng(17);
+    cdl_rng *r = tg_seeded_rng(17);
     fill(r, d1w, 256 * 256, 0.1);
     fill(r, d2w, 256 * 2, 1.0);
     fill(r, d3w, 2 * 16, 1.0);
@@ -422,7 +407,7 @@ static void test_sign_folded(void **state)
     (void)state;
     static double s_w[4] = {1.0, -1.0, -1.0, 1.0}, s_b[4] = {0.5, -0.25, 0.125, 1.0};
     test_graph t;
-    cdl_rng *r = seeded_rng(19);
+    cdl_rng *r = tg_seeded_rng(19);
     fill(r, d1w, 6 * 4, 1.0);
     fill(r, d1b, 4, 1.0);
     fill(r, d2w, 4 * 3, 1.0);
@@ -477,14 +462,14 @@ static he_run run_encrypted(const cdl_nn_graph *g, int merge, size_t n, int chec
     cdl_ckks_context *ctx = NULL;
     cdl_ckks_secret_key *sk = NULL;
     cdl_ckks_relin_key *rlk = NULL;
-    cdl_rng *rng = seeded_rng(42);
+    cdl_rng *rng = tg_seeded_rng(42);
     assert_int_equal(cdl_he_context_new(plan, &ctx), CDL_OK);
     assert_int_equal(cdl_ckks_keygen_secret(ctx, rng, &sk), CDL_OK);
     assert_int_equal(cdl_ckks_keygen_relin(ctx, sk, rng, &rlk), CDL_OK);
     const size_t nin = cdl_he_plan_input_size(plan), nout = cdl_he_plan_output_size(plan);
     double *img = malloc(n * nin * sizeof *img), *ref = malloc(n * nout * sizeof *ref),
            *he = malloc(n * nout * sizeof *he), *he2 = malloc(n * nout * sizeof *he2);
-    cdl_rng *r = seeded_rng(3);
+    cdl_rng *r = tg_seeded_rng(3);
     for (size_t i = 0; i < n * nin; i++)
         img[i] = rnd(r) + 0.5;
     cdl_rng_free(r);
@@ -525,7 +510,7 @@ static double ew[2 * 9], eb[2], ew2[3 * 8], eb2[3];
 /* input 1x8x8 -> conv 3x3 pad 1 (2 channels) -> avgpool 2/2 -> x^2 -> avgpool 2/2 -> flatten -> dense 3 */
 static void build_conv_pool_square_pool_dense(test_graph *t)
 {
-    cdl_rng *r = seeded_rng(23);
+    cdl_rng *r = tg_seeded_rng(23);
     fill(r, ew, 18, 1.0);
     fill(r, eb, 2, 1.0);
     fill(r, ew2, 24, 1.0);
@@ -592,7 +577,7 @@ static void test_encrypted_fixtures(void **state)
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         char path[1024];
-        snprintf(path, sizeof path, "%s/tests/fixtures/onnx/%s", source_dir(), cases[c].file);
+        snprintf(path, sizeof path, "%s/tests/fixtures/onnx/%s", tg_source_dir(), cases[c].file);
         cdl_nn_graph *g = NULL;
         assert_int_equal(cdl_nn_load_file(path, &g), CDL_OK);
         if (cases[c].output) {

@@ -15,12 +15,6 @@
 
 #include "test_he_util.h"
 
-static const char *source_dir(void)
-{
-    const char *s = getenv("CDL_SOURCE_DIR");
-    return s && s[0] ? s : ".";
-}
-
 static int spec_total_bits(const cdl_ckks_param_spec *sp)
 {
     int t = 0;
@@ -35,7 +29,7 @@ static void test_mnist_plan(void **state)
 {
     (void)state;
     char path[1024];
-    snprintf(path, sizeof path, "%s/models/mnist_cryptonets.onnx", source_dir());
+    snprintf(path, sizeof path, "%s/models/mnist_cryptonets.onnx", tg_source_dir());
     cdl_nn_graph *g = NULL;
     assert_int_equal(cdl_nn_load_file(path, &g), CDL_OK);
     cdl_he_plan *plan = NULL;

@@ -28,21 +28,6 @@
 #define REL_TOL 1e-3
 #define N_IMAGES 32
 
-static const char *source_dir(void)
-{
-    const char *s = getenv("CDL_SOURCE_DIR");
-    return s && s[0] ? s : ".";
-}
-
-static cdl_rng *seeded_rng(uint8_t tag)
-{
-    uint8_t seed[CDL_RNG_SEED_BYTES];
-    memset(seed, tag, sizeof seed);
-    cdl_rng *r = NULL;
-    assert_int_equal(cdl_rng_new_seeded(seed, &r), CDL_OK);
-    return r;
-}
-
 static double rnd(cdl_rng *r) { return (double)(cdl_rng_u64(r) >> 11) / 9007199254740992.0 - 0.5; }
 
 /* ---- the independent depth count ------------------------------------------- */
@@ -153,7 +138,7 @@ static he_run run_encrypted(const cdl_nn_graph *g, int merge)
     cdl_ckks_context *ctx = NULL;
     cdl_ckks_secret_key *sk = NULL;
     cdl_ckks_relin_key *rlk = NULL;
-    cdl_rng *rng = seeded_rng(42);
+    cdl_rng *rng = tg_seeded_rng(42);
     assert_int_equal(cdl_he_context_new(plan, &ctx), CDL_OK);
     assert_int_equal(cdl_ckks_keygen_secret(ctx, rng, &sk), CDL_OK);
     assert_int_equal(cdl_ckks_keygen_relin(ctx, sk, rng, &rlk), CDL_OK);
@@ -163,7 +148,7 @@ static he_run run_encrypted(const cdl_nn_graph *g, int merge)
     assert_non_null(img);
     assert_non_null(ref);
     assert_non_null(he);
-    cdl_rng *r = seeded_rng(3);
+    cdl_rng *r = tg_seeded_rng(3);
     for (size_t i = 0; i < n * nin; i++)
         img[i] = rnd(r) + 0.5;
     cdl_rng_free(r);
@@ -220,7 +205,7 @@ static double quad[3] = {0.1, 0.5, 0.25};
 
 static void init_weights(void)
 {
-    cdl_rng *r = seeded_rng(9);
+    cdl_rng *r = tg_seeded_rng(9);
     for (int k = 0; k < 4; k++) {
         for (int i = 0; i < C * C * 9; i++)
             cw[k][i] = rnd(r) * 0.6;
@@ -323,7 +308,7 @@ static void test_fixtures(void **state)
     };
     for (size_t f = 0; f < sizeof cases / sizeof cases[0]; f++) {
         char path[1024];
-        snprintf(path, sizeof path, "%s/tests/fixtures/onnx/%s", source_dir(), cases[f].file);
+        snprintf(path, sizeof path, "%s/tests/fixtures/onnx/%s", tg_source_dir(), cases[f].file);
         cdl_nn_graph *g = NULL;
         assert_int_equal(cdl_nn_load_file(path, &g), CDL_OK);
         size_t adds = 0, muls = 0;
@@ -464,7 +449,7 @@ static double pw[C * C * 9], pdw[3 * C * 7 * 7];
 static void test_exact_zeros(void **state)
 {
     (void)state;
-    cdl_rng *r = seeded_rng(11);
+    cdl_rng *r = tg_seeded_rng(11);
     for (size_t i = 0; i < sizeof pw / sizeof pw[0]; i++)
         pw[i] = rnd(r) * 0.6;
     for (size_t i = 0; i < sizeof pdw / sizeof pdw[0]; i++)

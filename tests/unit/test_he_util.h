@@ -2,16 +2,35 @@
  * test_he_util.h: hand-built nn graphs for the HE compiler/runtime tests.
  * Nodes live in a fixed array owned by the test (never passed to
  * cdl_nn_graph_free); cdl_nn_analyze fills depths and HE support.
+ * Include after <cmocka.h> (tg_seeded_rng asserts).
  */
 #ifndef TEST_HE_UTIL_H
 #define TEST_HE_UTIL_H
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cryptodl/cryptodl.h"
 
 #define TG_MAX_NODES 96
+
+/* The source tree (fixtures, models): $CDL_SOURCE_DIR, set by CTest. */
+static inline const char *tg_source_dir(void)
+{
+    const char *s = getenv("CDL_SOURCE_DIR");
+    return s && s[0] ? s : ".";
+}
+
+/* A deterministic generator: the seed is `tag` repeated. */
+static inline cdl_rng *tg_seeded_rng(uint8_t tag)
+{
+    uint8_t seed[CDL_RNG_SEED_BYTES];
+    memset(seed, tag, sizeof seed);
+    cdl_rng *r = NULL;
+    assert_int_equal(cdl_rng_new_seeded(seed, &r), CDL_OK);
+    return r;
+}
 
 typedef struct test_graph {
     cdl_nn_graph g;

@@ -20,12 +20,6 @@
 
 #include "test_he_util.h"
 
-static const char *source_dir(void)
-{
-    const char *s = getenv("CDL_SOURCE_DIR");
-    return s && s[0] ? s : ".";
-}
-
 static double w16[16], b4[4];
 
 /* dense(4) -> x^2 -> dense(4): 2 linear levels + 1 square */
@@ -261,7 +255,7 @@ static void test_leaky_relu_approx_spec(void **state)
 {
     (void)state;
     char path[1024];
-    snprintf(path, sizeof path, "%s/tests/fixtures/onnx/maxpool_softmax_opset13.onnx", source_dir());
+    snprintf(path, sizeof path, "%s/tests/fixtures/onnx/maxpool_softmax_opset13.onnx", tg_source_dir());
     cdl_nn_graph *g = NULL;
     assert_int_equal(cdl_nn_load_file(path, &g), CDL_OK);
     size_t leaky = 0, maxpool = 0, softmax = 0;
@@ -293,7 +287,7 @@ static void test_exported_logsoftmax_plan(void **state)
 {
     (void)state;
     char path[1024];
-    snprintf(path, sizeof path, "%s/tests/fixtures/onnx/he_avgpool_ceil_logsoftmax_opset17.onnx", source_dir());
+    snprintf(path, sizeof path, "%s/tests/fixtures/onnx/he_avgpool_ceil_logsoftmax_opset17.onnx", tg_source_dir());
     cdl_nn_graph *g = NULL;
     assert_int_equal(cdl_nn_load_file(path, &g), CDL_OK);
     assert_int_equal(g->nodes[g->output - 1].kind, CDL_NN_LOGSOFTMAX);
@@ -325,7 +319,7 @@ static void test_prelu_slopes(void **state)
 {
     (void)state;
     char path[1024];
-    snprintf(path, sizeof path, "%s/tests/fixtures/onnx/prelu_hardswish_squeeze_opset17.onnx", source_dir());
+    snprintf(path, sizeof path, "%s/tests/fixtures/onnx/prelu_hardswish_squeeze_opset17.onnx", tg_source_dir());
     cdl_nn_graph *g = NULL;
     assert_int_equal(cdl_nn_load_file(path, &g), CDL_OK);
     const cdl_nn_node *per_channel = NULL, *shared = NULL;
@@ -361,12 +355,12 @@ static void test_softmax_model_encrypted(void **state)
 {
     (void)state;
     char path[1024];
-    snprintf(path, sizeof path, "%s/tests/fixtures/onnx/he_softmax_opset13.json", source_dir());
+    snprintf(path, sizeof path, "%s/tests/fixtures/onnx/he_softmax_opset13.json", tg_source_dir());
     json_error_t err;
     json_t *root = json_load_file(path, 0, &err);
     if (!root)
         fail_msg("%s: %s", path, err.text);
-    snprintf(path, sizeof path, "%s/tests/fixtures/onnx/he_softmax_opset13.onnx", source_dir());
+    snprintf(path, sizeof path, "%s/tests/fixtures/onnx/he_softmax_opset13.onnx", tg_source_dir());
     cdl_nn_graph *g = NULL;
     assert_int_equal(cdl_nn_load_file(path, &g), CDL_OK);
     json_t *ji = json_object_get(root, "inputs"), *jo = json_object_get(root, "outputs");
