@@ -10,7 +10,12 @@ import copy
 import torch
 from torch import nn
 
-from .polyact import PolyAct, PolyExport
+from .polyact import ChannelPoly, ChannelSquare, HerPN, PolyAct, PolyExport
+
+# Completing the square moves b/(2a) into the layer before; beyond this distance of the
+# vertex from 0 the squared term and the offset are large and cancel (the C importer
+# uses the same bound, docs/onnx.md).
+MAX_VERTEX = 10.0
 
 
 def fold_bn(layer, bn):
@@ -38,13 +43,51 @@ def _scaled(layer, factor):
     return layer
 
 
+def _affine_out(layer, r, beta):
+    """Copy of Conv2d/Linear `layer` followed by the per-output-channel map y -> r y + beta."""
+    layer = copy.deepcopy(layer)
+    with torch.no_grad():
+        r64 = torch.as_tensor(r, dtype=torch.float64)
+        w = layer.weight.double()
+        shape = (-1,) + (1,) * (w.ndim - 1)
+        b = layer.bias.double() if layer.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
+        layer.weight = nn.Parameter((w * r64.reshape(shape)).float())
+        layer.bias = nn.Parameter((b * r64 + torch.as_tensor(beta, dtype=torch.float64)).float())
+    return layer
+
+
+def _export_herpn(herpn, out):
+    """A HerPN block as a per-channel quadratic A z^2 + B z + C. When `out` ends with the
+    layer that produced z (Conv2d / Linear, possibly followed by an AvgPool2d, which is
+    per-channel and commutes with the affine map), complete the square per channel:
+    A z^2 + B z + C = sign(A) (r z + beta)^2 + d with r = sqrt|A|, beta = sign(A) B / (2r),
+    d = C - B^2 / (4A); r and beta go into that layer and the activation is one square."""
+    import numpy as np
+    coef = herpn.power_coefficients()
+    c, b, a = coef[:, 0], coef[:, 1], coef[:, 2]
+    k = len(out) - 1
+    if k >= 1 and isinstance(out[k], nn.AvgPool2d) and isinstance(out[k - 1], nn.Conv2d):
+        k -= 1
+    producer = out[k] if k >= 0 and isinstance(out[k], (nn.Conv2d, nn.Linear)) else None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        vertex = np.abs(b / (2.0 * a))
+    if producer is None or not np.all(np.isfinite(vertex)) or vertex.max() > MAX_VERTEX:
+        ndim = 2 if isinstance(producer, nn.Linear) else 4
+        return ChannelPoly(coef, ndim)
+    r = np.sqrt(np.abs(a))
+    sign = np.sign(a)
+    out[k] = _affine_out(producer, r, sign * b / (2.0 * r))
+    return ChannelSquare(sign, c - b * b / (4.0 * a), 2 if isinstance(producer, nn.Linear) else 4)
+
+
 def inference_model(model):
     """Sequential -> Sequential with BN folded and PolyActs as PolyExport (eval mode).
 
     Recognised beyond Layer -> BN: Conv -> AvgPool -> BN (an eval-mode BN is a per-channel
     affine map, which commutes with a per-channel average pool, so it folds into the
-    convolution and the pool follows), Layer -> Scale (folded into the weights), and
-    Residual blocks (their bodies are converted the same way)."""
+    convolution and the pool follows), Layer -> Scale (folded into the weights),
+    Residual blocks (their bodies are converted the same way) and HerPN activations
+    (a per-channel quadratic, completed to a square into the layer before: _export_herpn)."""
     from .models import Residual, Scale
     if not isinstance(model, nn.Sequential):
         raise TypeError("inference_model expects an nn.Sequential")
@@ -72,6 +115,8 @@ def inference_model(model):
             out.append(Residual(*inference_model(m).children()))
         elif isinstance(m, PolyAct):
             out.append(PolyExport(m.power_coefficients()))
+        elif isinstance(m, HerPN):
+            out.append(_export_herpn(m, out))
         else:
             out.append(copy.deepcopy(m))
         i += 1

@@ -15,15 +15,23 @@ Activation specs (make_act):
   cheb<d>         fixed degree-d ReLU interpolation at Chebyshev nodes on the interval
   polyt<d>        degree-d ReLU approximation, coefficients trainable
   json:<path>     a `cryptodl approx` JSON description (fixed coefficients)
+  herpn           per-channel quadratic in the Hermite basis with its square term
+                  normalised separately (AESPA's HerPN; polyact.HerPN)
 """
 import re
 
 from torch import nn
 
-from .polyact import PolyAct, Square, poly_depth
+from .polyact import HerPN, PolyAct, Square, poly_depth
 
 
-def make_act(spec, interval=(-4.0, 4.0)):
+def make_act(spec, interval=(-4.0, 4.0), channels=None):
+    """The activation module for `spec`; `channels` (the width of the layer before) is
+    needed only by per-channel activations (herpn)."""
+    if spec == "herpn":
+        if channels is None:
+            raise ValueError("activation 'herpn' needs the channel count of its layer")
+        return HerPN(channels)
     if spec == "relu":
         return nn.ReLU()
     if spec == "square":
@@ -37,12 +45,12 @@ def make_act(spec, interval=(-4.0, 4.0)):
         kind, d = m.group(1), int(m.group(2))
         method = "cheb" if kind == "cheb" else "lsq"
         return PolyAct.fit("relu", d, interval, method, basis="chebyshev", trainable=(kind == "polyt"))
-    raise ValueError("unknown activation %r (relu, square, quad, poly<d>, cheb<d>, polyt<d>, json:<path>)" % spec)
+    raise ValueError("unknown activation %r (relu, square, quad, poly<d>, cheb<d>, polyt<d>, json:<path>, herpn)" % spec)
 
 
 def _conv_block(cin, cout, stride, act, interval):
     return [nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout),
-            make_act(act, interval)]
+            make_act(act, interval, cout)]
 
 
 def cryptonets(act="square", interval=(-4.0, 4.0), in_ch=1):
@@ -50,9 +58,9 @@ def cryptonets(act="square", interval=(-4.0, 4.0), in_ch=1):
     dense 845->100, activation, dense 100->10 (Gilad-Bachrach et al. 2016, with the
     scaled-mean-pool + dense pair merged into one dense layer, as they do)."""
     return nn.Sequential(
-        nn.Conv2d(in_ch, 5, 5, stride=2, padding=1, bias=False), nn.BatchNorm2d(5), make_act(act, interval),
+        nn.Conv2d(in_ch, 5, 5, stride=2, padding=1, bias=False), nn.BatchNorm2d(5), make_act(act, interval, 5),
         nn.Flatten(),
-        nn.Linear(5 * 13 * 13, 100, bias=False), nn.BatchNorm1d(100), make_act(act, interval),
+        nn.Linear(5 * 13 * 13, 100, bias=False), nn.BatchNorm1d(100), make_act(act, interval, 100),
         nn.Linear(100, 10),
     )
 
@@ -64,11 +72,11 @@ def compact_cnn(act="quad", interval=(-4.0, 4.0), in_ch=1, widths=(16, 64), hidd
     14x14x16, 3x3 (kernel2) stride-2 convolution to 7x7x64, dense -> hidden -> 10."""
     c1, c2 = widths
     return nn.Sequential(
-        nn.Conv2d(in_ch, c1, 5, stride=2, padding=2, bias=False), nn.BatchNorm2d(c1), make_act(act, interval),
+        nn.Conv2d(in_ch, c1, 5, stride=2, padding=2, bias=False), nn.BatchNorm2d(c1), make_act(act, interval, c1),
         nn.Conv2d(c1, c2, kernel2, stride=2, padding=kernel2 // 2, bias=False), nn.BatchNorm2d(c2),
-        make_act(act, interval),
+        make_act(act, interval, c2),
         nn.Flatten(),
-        nn.Linear(c2 * 7 * 7, hidden, bias=False), nn.BatchNorm1d(hidden), make_act(act, interval),
+        nn.Linear(c2 * 7 * 7, hidden, bias=False), nn.BatchNorm1d(hidden), make_act(act, interval, hidden),
         nn.Linear(hidden, 10),
     )
 
@@ -85,7 +93,7 @@ def deep_cnn(act="quad", interval=(-4.0, 4.0), in_ch=1, size=28, widths=(32, 64,
         c = w
         s = (s + 2 - 3) // stride + 1
     layers += [nn.Flatten(), nn.Linear(c * s * s, hidden, bias=False), nn.BatchNorm1d(hidden),
-               make_act(act, interval), nn.Linear(hidden, 10)]
+               make_act(act, interval, hidden), nn.Linear(hidden, 10)]
     return nn.Sequential(*layers)
 
 
@@ -132,7 +140,7 @@ def _pool_block(cin, cout, act, interval):
     the activation sees; at inference it is the same per-channel affine map either side of
     the (linear, per-channel) pool, so fold.py moves it into the convolution."""
     return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.AvgPool2d(2), nn.BatchNorm2d(cout),
-            make_act(act, interval)]
+            make_act(act, interval, cout)]
 
 
 def cifar_resnet9(act="quad", interval=(-4.0, 4.0), widths=(64, 128, 256, 512), out_scale=0.125):
@@ -165,7 +173,7 @@ def multiplicative_depth(model):
             depth += 1
         elif isinstance(m, Square):
             depth += 1
-        elif isinstance(m, PolyAct):
+        elif isinstance(m, (PolyAct, HerPN)):
             depth += poly_depth(m.degree)
         elif isinstance(m, (nn.ReLU, nn.Sigmoid, nn.Tanh)):
             return None
@@ -183,4 +191,6 @@ def count_inference_params(model):
             n += m.out_channels if isinstance(m, nn.Conv2d) else m.out_features
         elif isinstance(m, PolyAct) and m.trainable:
             n += m.coef.numel()
+        elif isinstance(m, HerPN):
+            n += 3 * m.channels  # a per-channel quadratic at inference
     return n

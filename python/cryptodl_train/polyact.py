@@ -232,3 +232,108 @@ class PolyExport(nn.Module):
             if k > 0:
                 y = y * x
         return y
+
+
+class HerPN(nn.Module):
+    """Quadratic activation in the Hermite basis with basis-wise normalisation (the HerPN
+    block of AESPA: Park et al., "AESPA: Accuracy Preserving Low-degree Polynomial
+    Activation for Fast Private Inference", 2022), our formulation:
+
+        y = w1 * z + w2 * (z^2 - m) / sqrt(v + eps) + b        (per channel)
+
+    z is the output of the BatchNorm before it; m, v are the batch statistics of z^2
+    (running averages at inference), so the degree-2 term is renormalised on its own.
+    For z ~ N(0, 1), (z^2 - 1)/sqrt(2) is the normalised Hermite polynomial He_2 and
+    w1 = 1/2, w2 = 1/sqrt(4 pi), b = 1/sqrt(2 pi) are ReLU's Hermite coefficients: the
+    initial activation is the best L2(N(0,1)) quadratic fit of ReLU.
+
+    Why: a plain trainable quadratic squares its input's scale, so a stack of them drifts
+    and blows up (see the cifar10_resnet9 quad runs in docs/results.md); normalising the
+    square term separately keeps every layer's output at unit scale during training.
+    At inference m and v are constants and the block is a per-channel quadratic
+    A z^2 + B z + C (power_coefficients()), i.e. still one square per value under CKKS."""
+
+    def __init__(self, channels, momentum=0.1, eps=1e-5):
+        super().__init__()
+        self.channels, self.momentum, self.eps = int(channels), momentum, eps
+        self.w1 = nn.Parameter(torch.full((channels,), 0.5))
+        self.w2 = nn.Parameter(torch.full((channels,), 1.0 / math.sqrt(4.0 * math.pi)))
+        self.bias = nn.Parameter(torch.full((channels,), 1.0 / math.sqrt(2.0 * math.pi)))
+        self.register_buffer("running_mean", torch.ones(channels))
+        self.register_buffer("running_var", torch.full((channels,), 2.0))
+
+    degree = 2
+
+    def forward(self, z):
+        if z.ndim < 2 or z.shape[1] != self.channels:
+            raise ValueError("HerPN(%d) got input of shape %s" % (self.channels, tuple(z.shape)))
+        shape = (1, -1) + (1,) * (z.ndim - 2)
+        u = z * z
+        if self.training:
+            dims = [0] + list(range(2, z.ndim))
+            m = u.mean(dims)
+            v = u.var(dims, unbiased=False)
+            with torch.no_grad():
+                n = u.numel() // self.channels
+                self.running_mean.lerp_(m.detach(), self.momentum)
+                self.running_var.lerp_(v.detach() * n / max(n - 1, 1), self.momentum)
+        else:
+            m, v = self.running_mean, self.running_var
+        inv = torch.rsqrt(v + self.eps)
+        return (z * self.w1.view(shape) + (u - m.view(shape)) * (self.w2 * inv).view(shape)
+                + self.bias.view(shape))
+
+    def power_coefficients(self):
+        """Per-channel power coefficients in z, float64 array of shape (channels, 3): [C, B, A]."""
+        with torch.no_grad():
+            inv = torch.rsqrt(self.running_var.double() + self.eps)
+            a = self.w2.double() * inv
+            c = self.bias.double() - a * self.running_mean.double()
+            return torch.stack([c, self.w1.double(), a], 1).cpu().numpy()
+
+    def describe(self):
+        coef = self.power_coefficients()
+        return {"type": "poly_activation", "function": "learned", "method": "herpn", "degree": 2,
+                "basis": "power", "per_channel": True, "channels": self.channels,
+                "coefficients_mean": [float(v) for v in coef.mean(0)]}
+
+    def extra_repr(self):
+        return "channels=%d, momentum=%g" % (self.channels, self.momentum)
+
+
+class ChannelSquare(nn.Module):
+    """Export form of a per-channel quadratic after its completing-the-square rewrite:
+    y = sign * v^2 + d per channel, where v = r z + beta was folded into the layer before
+    (fold.py). Exported as Mul(v, v), Mul by a +-1 constant (omitted when every sign is +1)
+    and Add of a constant: one square per value under CKKS."""
+
+    def __init__(self, sign, offset, ndim):
+        super().__init__()
+        shape = (1, -1) + (1,) * (ndim - 2)
+        sign = torch.as_tensor(np.asarray(sign, dtype=np.float32)).reshape(shape)
+        self.register_buffer("offset", torch.as_tensor(np.asarray(offset, dtype=np.float32)).reshape(shape))
+        self.all_positive = bool((sign > 0).all())
+        self.register_buffer("sign", sign)
+
+    def forward(self, v):
+        y = v * v
+        if not self.all_positive:
+            y = y * self.sign
+        return y + self.offset
+
+
+class ChannelPoly(nn.Module):
+    """Export form of a per-channel quadratic A z^2 + B z + C evaluated as (A z + B) z + C
+    (constants shaped [1, C, 1, 1] or [1, C]); used when completing the square would be
+    imprecise (vertex far from 0) or no layer precedes the activation."""
+
+    def __init__(self, coef, ndim):
+        super().__init__()
+        shape = (1, -1) + (1,) * (ndim - 2)
+        coef = torch.as_tensor(np.asarray(coef, dtype=np.float32))
+        self.register_buffer("c0", coef[:, 0].reshape(shape).clone())
+        self.register_buffer("c1", coef[:, 1].reshape(shape).clone())
+        self.register_buffer("c2", coef[:, 2].reshape(shape).clone())
+
+    def forward(self, z):
+        return (z * self.c2 + self.c1) * z + self.c0

@@ -26,7 +26,7 @@ from torch import nn
 from . import data as D
 from . import export as E
 from . import models as M
-from .polyact import PolyAct
+from .polyact import HerPN, PolyAct
 
 # Each recipe has a ReLU twin: the same command with --act relu.
 RECIPES = {
@@ -291,7 +291,7 @@ def main(argv=None):
     model = build_model(cfg)
     if "bn_momentum" in cfg:
         for mod in model.modules():
-            if isinstance(mod, nn.modules.batchnorm._BatchNorm):
+            if isinstance(mod, (nn.modules.batchnorm._BatchNorm, HerPN)):
                 mod.momentum = float(cfg["bn_momentum"])
     channels_last = cfg.get("channels_last", False)  # faster oneDNN convolutions on CPU
     if channels_last:

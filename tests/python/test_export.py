@@ -14,6 +14,7 @@ import torch
 from cryptodl_train import export as E
 from cryptodl_train import models as M
 from cryptodl_train.fold import inference_model
+from cryptodl_train.polyact import ChannelPoly, ChannelSquare, HerPN
 
 import onnx_numpy
 
@@ -31,6 +32,15 @@ def randomise_bn(model, seed=0):
             m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
             m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
             m.bias.data.copy_(torch.randn(n, generator=g) * 0.2)
+        elif isinstance(m, HerPN):
+            n = m.channels
+            m.running_mean.copy_(torch.rand(n, generator=g) + 0.5)
+            m.running_var.copy_(torch.rand(n, generator=g) * 2 + 1.0)
+            m.w1.data.copy_(torch.randn(n, generator=g) * 0.5)
+            # both signs of the square term, never so small that the vertex leaves [-10, 10]
+            w2 = torch.rand(n, generator=g) * 0.4 + 0.1
+            m.w2.data.copy_(torch.where(torch.rand(n, generator=g) < 0.3, -w2, w2))
+            m.bias.data.copy_(torch.randn(n, generator=g) * 0.2)
     return model.eval()
 
 
@@ -41,6 +51,8 @@ def randomise_bn(model, seed=0):
     (lambda: M.cifar_cnn("cheb3", widths=(8, 8, 8, 8, 16, 16)), (3, 32, 32)),
     (lambda: M.compact_cnn("quad", widths=(4, 8), hidden=16), (1, 28, 28)),
     (lambda: M.cifar_resnet9("quad", widths=(4, 8, 8, 16)), (3, 32, 32)),
+    (lambda: M.cifar_resnet9("herpn", widths=(4, 8, 8, 16)), (3, 32, 32)),
+    (lambda: M.compact_cnn("herpn", widths=(4, 8), hidden=16), (1, 28, 28)),
 ])
 def test_export_round_trip(tmp_path, build, shape):
     torch.manual_seed(0)
@@ -79,6 +91,29 @@ def test_resnet9_export_structure(tmp_path):
     assert len(two_computed) == 2  # the two shortcuts
     # depth: 8 conv + 1 linear + 3 pools + global pool = 13 linear levels, 8 quadratics x 2
     assert M.multiplicative_depth(model) == 13 + 16
+
+
+def test_herpn_export_completes_the_square_or_falls_back(tmp_path):
+    """HerPN exports as one square per value (r, beta folded into the convolution) when
+    every channel's vertex is near 0; a channel with a vanishing square term (vertex far
+    away) makes the block fall back to (A z + B) z + C. Both equal the training form."""
+    torch.manual_seed(1)
+    x = torch.rand(4, 3, 32, 32)
+    for flat, expected in ((False, ChannelSquare), (True, ChannelPoly)):
+        model = randomise_bn(M.cifar_resnet9("herpn", widths=(4, 8, 8, 16)), seed=5)
+        if flat:
+            model[2].w2.data[1] = 1e-4
+        inf = inference_model(model)
+        assert isinstance(inf[1], expected)
+        with torch.no_grad():
+            ref = model(x).double().numpy()
+            got = inf(x).double().numpy()
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+        path = str(tmp_path / ("h%d.onnx" % flat))
+        E.export_onnx(model, path, (1, 3, 32, 32))
+        m = onnx.load(path)
+        onnx.checker.check_model(m)
+        np.testing.assert_allclose(onnx_numpy.run(m, x.numpy()), ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
 
 
 def test_fold_rejects_orphan_bn():

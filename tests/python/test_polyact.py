@@ -8,7 +8,7 @@ import torch
 from numpy.polynomial import chebyshev as C
 from numpy.polynomial import polynomial as P
 
-from cryptodl_train.polyact import PolyAct, PolyExport, Square, approximate, poly_depth
+from cryptodl_train.polyact import HerPN, PolyAct, PolyExport, Square, approximate, poly_depth
 
 X = np.linspace(-5, 5, 101)
 
@@ -104,3 +104,54 @@ def test_bad_arguments():
         approximate("relu", 2, (3, 1))
     with pytest.raises(ValueError):
         approximate("gelu", 2, (-1, 1))
+
+
+def test_herpn_training_form_against_numpy():
+    """Train mode: w1 z + w2 (z^2 - m)/sqrt(v + eps) + b with m, v the batch statistics of
+    z^2 per channel, recomputed here in float64 numpy; at initialisation this is ReLU's
+    Hermite quadratic 0.5 z + (z^2 - 1)/sqrt(4 pi)/sqrt(2) + 1/sqrt(2 pi) for z ~ N(0, 1)."""
+    g = torch.Generator().manual_seed(0)
+    act = HerPN(3).train()
+    act.w1.data = torch.tensor([0.5, -0.2, 1.0])
+    act.w2.data = torch.tensor([0.3, 0.1, -0.4])
+    act.bias.data = torch.tensor([0.0, 0.7, -0.1])
+    z = torch.randn(16, 3, 5, 5, generator=g) * torch.tensor([1.0, 2.0, 0.5]).view(1, 3, 1, 1)
+    got = act(z).detach().double().numpy()
+    zz = z.double().numpy()
+    u = zz * zz
+    m = u.mean(axis=(0, 2, 3)).reshape(1, 3, 1, 1)
+    v = u.var(axis=(0, 2, 3)).reshape(1, 3, 1, 1)
+    w = lambda t: t.detach().double().numpy().reshape(1, 3, 1, 1)
+    ref = w(act.w1) * zz + w(act.w2) * (u - m) / np.sqrt(v + 1e-5) + w(act.bias)
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+    # initial coefficients on a large N(0, 1) sample: the Hermite fit of ReLU
+    fresh = HerPN(1).train()
+    z = torch.randn(200000, 1, generator=g)
+    y = fresh(z).detach().double().numpy()[:, 0]
+    zn = z.double().numpy()[:, 0]
+    hermite = 0.5 * zn + (zn * zn - 1) / np.sqrt(2) / np.sqrt(4 * np.pi) + 1 / np.sqrt(2 * np.pi)
+    assert np.max(np.abs(y - hermite)) < 0.05
+
+
+def test_herpn_running_statistics_and_eval_form():
+    """With momentum 1 the running statistics are the last batch's (unbiased variance, as
+    BatchNorm keeps), and eval mode is the per-channel polynomial power_coefficients()."""
+    g = torch.Generator().manual_seed(2)
+    act = HerPN(2, momentum=1.0).train()
+    z = torch.randn(50, 2, generator=g) + torch.tensor([0.5, -1.0])
+    act(z)
+    u = (z * z).double().numpy()
+    np.testing.assert_allclose(act.running_mean.double().numpy(), u.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(act.running_var.double().numpy(), u.var(0, ddof=1), rtol=1e-4)
+    act.eval()
+    zt = torch.linspace(-3, 3, 13).view(-1, 1).repeat(1, 2)
+    with torch.no_grad():
+        got = act(zt).double().numpy()
+    coef = act.power_coefficients()
+    for ch in range(2):
+        np.testing.assert_allclose(got[:, ch], P.polyval(zt[:, ch].double().numpy(), coef[ch]), rtol=1e-5, atol=1e-5)
+
+
+def test_herpn_rejects_wrong_width():
+    with pytest.raises(ValueError):
+        HerPN(4)(torch.zeros(2, 3, 4, 4))

@@ -459,48 +459,19 @@ static he_run run_encrypted(const cdl_nn_graph *g, int merge, size_t n, int chec
     opt.log_n = 11;
     opt.allow_insecure = 1;
     cdl_he_plan *plan = compile(g, merge, &opt);
-    cdl_ckks_context *ctx = NULL;
-    cdl_ckks_secret_key *sk = NULL;
-    cdl_ckks_relin_key *rlk = NULL;
-    cdl_rng *rng = tg_seeded_rng(42);
-    assert_int_equal(cdl_he_context_new(plan, &ctx), CDL_OK);
-    assert_int_equal(cdl_ckks_keygen_secret(ctx, rng, &sk), CDL_OK);
-    assert_int_equal(cdl_ckks_keygen_relin(ctx, sk, rng, &rlk), CDL_OK);
-    const size_t nin = cdl_he_plan_input_size(plan), nout = cdl_he_plan_output_size(plan);
-    double *img = malloc(n * nin * sizeof *img), *ref = malloc(n * nout * sizeof *ref),
-           *he = malloc(n * nout * sizeof *he), *he2 = malloc(n * nout * sizeof *he2);
-    cdl_rng *r = tg_seeded_rng(3);
-    for (size_t i = 0; i < n * nin; i++)
-        img[i] = rnd(r) + 0.5;
-    cdl_rng_free(r);
-    /* the plaintext reference up to the logits (a trailing softmax is not evaluated encrypted) */
-    cdl_nn_graph view = *g;
-    view.output = cdl_nn_graph_logits(g, NULL);
-    assert_int_equal(cdl_nn_run(&view, img, n, ref), CDL_OK);
-    cdl_he_batch *enc = NULL, *out = NULL;
-    assert_int_equal(cdl_he_encrypt_batch(plan, ctx, NULL, sk, img, n, rng, &enc), CDL_OK);
-    assert_int_equal(cdl_he_evaluate(plan, ctx, rlk, enc, NULL, NULL, &out), CDL_OK);
-    assert_int_equal(cdl_he_decrypt_logits(plan, ctx, sk, out, he), CDL_OK);
+    tg_he_session s;
+    tg_he_open(plan, g, n, &s);
     if (check_kernels) {
-        cdl_he_batch *out2 = NULL;
+        double *he2 = malloc(n * s.nout * sizeof *he2);
+        assert_non_null(he2);
         cdl_he_set_reference_linear(1);
-        assert_int_equal(cdl_he_evaluate(plan, ctx, rlk, enc, NULL, NULL, &out2), CDL_OK);
+        tg_he_evaluate(plan, &s, he2);
         cdl_he_set_reference_linear(0);
-        assert_int_equal(cdl_he_decrypt_logits(plan, ctx, sk, out2, he2), CDL_OK);
-        assert_memory_equal(he, he2, n * nout * sizeof *he);
-        cdl_he_batch_free(out2);
+        assert_memory_equal(s.he, he2, n * s.nout * sizeof *he2);
+        free(he2);
     }
-    he_run res = {max_diff(he, ref, n * nout), cdl_he_plan_levels(plan)};
-    cdl_he_batch_free(enc);
-    cdl_he_batch_free(out);
-    free(img);
-    free(ref);
-    free(he);
-    free(he2);
-    cdl_ckks_relin_key_free(rlk);
-    cdl_ckks_secret_key_free(sk);
-    cdl_rng_free(rng);
-    cdl_ckks_context_free(ctx);
+    he_run res = {tg_he_max_error(&s), cdl_he_plan_levels(plan)};
+    tg_he_close(&s);
     cdl_he_plan_free(plan);
     return res;
 }
