@@ -13,7 +13,7 @@ import onnx
 import torch
 
 from .fold import inference_model
-from .polyact import PolyAct
+from .polyact import HerPN, PolyAct
 
 OPSET = 13
 
@@ -73,7 +73,7 @@ def simplify_graph(g):
 
 def activation_descriptions(model):
     """JSON descriptions (power coefficients in x) of every polynomial activation, in order."""
-    return [m.describe() for m in model.modules() if isinstance(m, PolyAct)]
+    return [m.describe() for m in model.modules() if isinstance(m, (PolyAct, HerPN))]
 
 
 def write_fixture(inf_model, onnx_file, x, labels, path):

@@ -295,7 +295,8 @@ class HerPN(nn.Module):
         coef = self.power_coefficients()
         return {"type": "poly_activation", "function": "learned", "method": "herpn", "degree": 2,
                 "basis": "power", "per_channel": True, "channels": self.channels,
-                "coefficients_mean": [float(v) for v in coef.mean(0)]}
+                "coefficients_mean": [float(v) for v in coef.mean(0)],
+                "coefficients_per_channel": [[float(v) for v in row] for row in coef]}
 
     def extra_repr(self):
         return "channels=%d, momentum=%g" % (self.channels, self.momentum)

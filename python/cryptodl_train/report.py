@@ -47,7 +47,8 @@ def act_label(act):
     if ja:
         return "degree-%d %s approximation, %s (fixed, `cryptodl approx`)" % (
             ja[1], {"relu": "ReLU"}.get(ja[2], ja[2]), METHOD_NAMES.get(ja[0], ja[0]))
-    return {"relu": "ReLU", "square": "x^2 (fixed)", "quad": "a*x^2+b*x+c (trained, ReLU-fit init)"}.get(act) or (
+    return {"relu": "ReLU", "square": "x^2 (fixed)", "quad": "a*x^2+b*x+c (trained, ReLU-fit init)",
+            "herpn": "per-channel quadratic, HerPN (trained, Hermite ReLU init)"}.get(act) or (
         "degree-%s ReLU approximation, least squares (fixed)" % act[4:] if act.startswith("poly") and not act.startswith("polyt")
         else "degree-%s ReLU approximation, Chebyshev interpolation (fixed)" % act[4:] if act.startswith("cheb")
         else "degree-%s ReLU approximation (trained)" % act[5:] if act.startswith("polyt") else act)
@@ -58,7 +59,7 @@ def degree(act):
         return None
     if json_activation(act):
         return json_activation(act)[1]
-    if act in ("square", "quad"):
+    if act in ("square", "quad", "herpn"):
         return 2
     for p in ("polyt", "poly", "cheb"):
         if act.startswith(p) and act[len(p):].isdigit():
