@@ -101,12 +101,8 @@ int cmd_decrypt(int argc, char **argv)
     size_t n = 0, n_labels = 0;
     const size_t nout = cdl_he_plan_output_size(m.plan);
     char path[4096];
-    if (cdl_he_context_new(m.plan, &ctx) != CDL_OK) {
-        rc = cli_fail_status("decrypt", "cannot build the CKKS context");
-        goto done;
-    }
-    if (he_load_key("decrypt", ctx, he_key_path(path, sizeof path, keys, "secret.key"), HE_KEY_SECRET,
-                    (void **)&sk) != 0)
+    if (he_context_with_key("decrypt", m.plan, he_key_path(path, sizeof path, keys, "secret.key"), HE_KEY_SECRET,
+                            &ctx, (void **)&sk) != CLI_EXIT_OK)
         goto done;
     if ((rc = he_decrypt_file("decrypt", m.plan, ctx, sk, in, &logits, &n)) != CLI_EXIT_OK)
         goto done;

@@ -140,14 +140,9 @@ int cmd_encrypt(int argc, char **argv)
         snprintf(what, sizeof what, "the first %zu %s test images", n, ds->name);
     }
     char path[4096];
-    if (cdl_he_context_new(m.plan, &ctx) != CDL_OK) {
-        rc = cli_fail_status("encrypt", "cannot build the CKKS context");
-        goto done;
-    }
-    if (use_pk ? he_load_key("encrypt", ctx, he_key_path(path, sizeof path, keys, "public.key"), HE_KEY_PUBLIC,
-                             (void **)&pk)
-               : he_load_key("encrypt", ctx, he_key_path(path, sizeof path, keys, "secret.key"), HE_KEY_SECRET,
-                             (void **)&sk))
+    if (he_context_with_key("encrypt", m.plan, he_key_path(path, sizeof path, keys, use_pk ? "public.key" : "secret.key"),
+                            use_pk ? HE_KEY_PUBLIC : HE_KEY_SECRET, &ctx, use_pk ? (void **)&pk : (void **)&sk) !=
+        CLI_EXIT_OK)
         goto done;
     he_file_stats st;
     if ((rc = he_encrypt_file("encrypt", m.plan, ctx, pk, sk, pixels, n, out, &st)) != CLI_EXIT_OK)

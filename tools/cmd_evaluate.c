@@ -87,13 +87,9 @@ int cmd_evaluate(int argc, char **argv)
     if (!force && (rc = he_check_memory("evaluate", m.plan)) != CLI_EXIT_OK)
         goto done;
     rc = CLI_EXIT_FAILURE;
-    if (cdl_he_context_new(m.plan, &ctx) != CDL_OK) {
-        rc = cli_fail_status("evaluate", "cannot build the CKKS context");
-        goto done;
-    }
     if (!rlk_path)
         rlk_path = he_key_path(path, sizeof path, keys, "relin.key");
-    if (he_load_key("evaluate", ctx, rlk_path, HE_KEY_RELIN, (void **)&rlk) != 0)
+    if (he_context_with_key("evaluate", m.plan, rlk_path, HE_KEY_RELIN, &ctx, (void **)&rlk) != CLI_EXIT_OK)
         goto done;
     fprintf(stderr, "evaluating %s on %s (N = 2^%d, %d levels, %d threads)\n", m.path, in, m.rec.log_n, m.rec.levels,
             cdl_get_threads());

@@ -338,6 +338,15 @@ static const char *const key_type_names[] = {"?", "parameter set", "secret key",
                                              "relinearization key", "Galois key set", "plaintext", "ciphertext",
                                              "plan"};
 
+int he_context_with_key(const char *cmd, const cdl_he_plan *plan, const char *key_path, he_key_kind kind,
+                        cdl_ckks_context **ctx, void **key)
+{
+    *key = NULL;
+    if (cdl_he_context_new(plan, ctx) != CDL_OK)
+        return cli_fail_status(cmd, "cannot build the CKKS context");
+    return he_load_key(cmd, *ctx, key_path, kind, key) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
+}
+
 int he_load_key(const char *cmd, const cdl_ckks_context *ctx, const char *path, he_key_kind kind, void **key)
 {
     static const unsigned expect[] = {2, 3, 4};

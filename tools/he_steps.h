@@ -77,6 +77,11 @@ typedef enum he_key_kind { HE_KEY_SECRET, HE_KEY_PUBLIC, HE_KEY_RELIN } he_key_k
  * first bytes: a secret key given where a public or relinearization key is
  * expected is refused before the rest of it is read. */
 int he_load_key(const char *cmd, const cdl_ckks_context *ctx, const char *path, he_key_kind kind, void **key);
+/* The plan's CKKS context and one key for it (the start of encrypt, evaluate and
+ * decrypt). Returns CLI_EXIT_OK, or CLI_EXIT_FAILURE with the reason printed; on
+ * failure *ctx may hold a context the caller frees. */
+int he_context_with_key(const char *cmd, const cdl_he_plan *plan, const char *key_path, he_key_kind kind,
+                        cdl_ckks_context **ctx, void **key);
 /* DIR/name into buf. */
 const char *he_key_path(char *buf, size_t cap, const char *dir, const char *name);
 
