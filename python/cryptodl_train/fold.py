@@ -7,6 +7,7 @@ become PolyExport modules (fixed power coefficients in x, Mul/Add only).
 """
 import copy
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -20,17 +21,9 @@ MAX_VERTEX = 10.0
 
 def fold_bn(layer, bn):
     """Return a copy of Conv2d/Linear `layer` with BatchNorm `bn` (which follows it) folded in."""
-    layer = copy.deepcopy(layer)
     with torch.no_grad():
         s = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
-        w = layer.weight.double()
-        shape = (-1,) + (1,) * (w.ndim - 1)
-        b = layer.bias.double() if layer.bias is not None else torch.zeros_like(bn.running_mean, dtype=torch.float64)
-        new_w = w * s.reshape(shape)
-        new_b = (b - bn.running_mean.double()) * s + bn.bias.double()
-        layer.weight = nn.Parameter(new_w.float())
-        layer.bias = nn.Parameter(new_b.float())
-    return layer
+        return _affine_out(layer, s, bn.bias.double() - bn.running_mean.double() * s)
 
 
 def _scaled(layer, factor):
@@ -62,22 +55,21 @@ def _export_herpn(herpn, out):
     per-channel and commutes with the affine map), complete the square per channel:
     A z^2 + B z + C = sign(A) (r z + beta)^2 + d with r = sqrt|A|, beta = sign(A) B / (2r),
     d = C - B^2 / (4A); r and beta go into that layer and the activation is one square."""
-    import numpy as np
     coef = herpn.power_coefficients()
     c, b, a = coef[:, 0], coef[:, 1], coef[:, 2]
     k = len(out) - 1
     if k >= 1 and isinstance(out[k], nn.AvgPool2d) and isinstance(out[k - 1], nn.Conv2d):
         k -= 1
     producer = out[k] if k >= 0 and isinstance(out[k], (nn.Conv2d, nn.Linear)) else None
+    ndim = 2 if isinstance(producer, nn.Linear) else 4
     with np.errstate(divide="ignore", invalid="ignore"):
         vertex = np.abs(b / (2.0 * a))
     if producer is None or not np.all(np.isfinite(vertex)) or vertex.max() > MAX_VERTEX:
-        ndim = 2 if isinstance(producer, nn.Linear) else 4
         return ChannelPoly(coef, ndim)
     r = np.sqrt(np.abs(a))
     sign = np.sign(a)
     out[k] = _affine_out(producer, r, sign * b / (2.0 * r))
-    return ChannelSquare(sign, c - b * b / (4.0 * a), 2 if isinstance(producer, nn.Linear) else 4)
+    return ChannelSquare(sign, c - b * b / (4.0 * a), ndim)
 
 
 def inference_model(model):
