@@ -45,8 +45,6 @@ run cifar10_cnn_relu         --recipe cifar10_cnn --act relu --time-budget ${CIF
 # images at 17%), so epochs 23-30 use mirrored borders and no cutout.
 run cifar10_resnet9_quad     --recipe cifar10_resnet9 --stop-after 22 --export ../models/cifar10_resnet9.onnx
 run cifar10_resnet9_quad     --recipe cifar10_resnet9 --set pad_mode=reflection --set cutout=0 --export ../models/cifar10_resnet9.onnx
-run cifar10_resnet9_relu     --recipe cifar10_resnet9 --act relu --stop-after 22     # started in the third session
-run cifar10_resnet9_relu     --recipe cifar10_resnet9 --act relu --set pad_mode=reflection --set cutout=0
 for m in remez derivative; do
   run mnist_cryptonets_${m}4 --recipe mnist_cryptonets --act json:activations/relu_${m}4_-4_4.json
 done
@@ -58,4 +56,8 @@ run mnist_compact_herpn       --recipe mnist_compact --act herpn   # 99.44%, als
 H="--recipe cifar10_resnet9 --act herpn --set act_penalty=0 --set pad_mode=reflection"
 run cifar10_resnet9_herpn    $H --stop-after 22
 run cifar10_resnet9_herpn    $H --set cutout=0 --export ../models/cifar10_resnet9_herpn.onnx
-
+# fifth session: the ResNet-9's ReLU twin, with the HerPN run's flags (the ReLU twin
+# started in the third session was stopped after one epoch and discarded)
+R="--recipe cifar10_resnet9 --act relu --set act_penalty=0 --set pad_mode=reflection"
+run cifar10_resnet9_relu     $R --stop-after 22
+run cifar10_resnet9_relu     $R --set cutout=0

@@ -12,16 +12,19 @@ import numpy as np
 import onnx
 import torch
 
-from .fold import inference_model
+from .fold import flip_averaged, inference_model
 from .polyact import HerPN, PolyAct
 
 OPSET = 13
 
 
-def export_onnx(model, path, input_shape, metadata=None, opset=OPSET):
+def export_onnx(model, path, input_shape, metadata=None, opset=OPSET, flip_average=False):
     """Fold and export `model`; returns the inference (folded) torch model.
-    The batch dimension is dynamic ("N"); onnx.checker must pass."""
+    The batch dimension is dynamic ("N"); onnx.checker must pass. flip_average: export the
+    mean of the logits of the image and of its mirror image (fold.flip_averaged)."""
     inf = inference_model(model)
+    if flip_average:
+        inf = flip_averaged(inf, input_shape)
     dummy = torch.zeros((1,) + tuple(input_shape[1:]), dtype=torch.float32)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     torch.onnx.export(inf, dummy, path, opset_version=opset, do_constant_folding=True,

@@ -74,6 +74,18 @@ def model_label(r):
     return rec[len(ds) + 1:] if ds and rec.startswith(ds + "_") else r.get("model", rec)
 
 
+def table_rows(results):
+    """The results as rows of the main table: a run tested with --flip-average has a second
+    row, the same weights tested on each image and its mirror image."""
+    rows = []
+    for r in results:
+        rows.append(dict(r, label=model_label(r)))
+        if r.get("flip_average"):
+            rows.append(dict(r, test_acc=r["flip_average"]["test_acc"], val_acc=r["flip_average"]["val_acc"],
+                             label=model_label(r) + " + flip averaging (2x work)"))
+    return rows
+
+
 def variation_table(results):
     """Mean, standard deviation and range of the test accuracy over seeds, for every
     (dataset, model, activation, epochs) trained with more than one seed."""
@@ -130,9 +142,9 @@ def main(argv=None):
                                 degree(r["act"]) or 0, r["act"], r["epochs"], r.get("seed", 1)))
     lines = ["| dataset | model | activation | degree | test acc. | val. acc. (best epoch) | epochs | seed | mult. depth | parameters | s/epoch |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r in results:
+    for r in table_rows(results):
         lines.append("| %s | %s | %s | %s | **%.2f%%** | %.2f%% (%d) | %d | %d | %s | %s | %.0f |" % (
-            r["dataset"], model_label(r), act_label(r["act"]), degree(r["act"]) or "-", 100 * r["test_acc"],
+            r["dataset"], r["label"], act_label(r["act"]), degree(r["act"]) or "-", 100 * r["test_acc"],
             100 * r["val_acc"], r["best_epoch"], r["epochs"], r.get("seed", 1),
             r["depth"] if r["depth"] is not None else "n/a",
             "{:,}".format(r["params"]), r["seconds_per_epoch"] or 0))
@@ -217,7 +229,7 @@ def main(argv=None):
             rows.append("| `%s` | ? | ? | ? | ? | ? | `%s` |" % (name, sha256(p)))
             continue
         rows.append("| `%s` | %s | %s | %.2f%% | %s | %s | `%s` |" % (
-            name, r["dataset"], act_label(r["act"]), 100 * r["test_acc"], r["depth"], "{:,}".format(r["params"]),
+            name, r["dataset"], act_label(r["act"]), 100 * r.get("onnx_test_acc", r["test_acc"]), r["depth"], "{:,}".format(r["params"]),
             sha256(p)))
     readme = os.path.join(root, "models", "README.md")
     if os.path.exists(readme):

@@ -60,7 +60,7 @@ OPTIONAL_FIELDS = {"widths": None, "strides": None, "hidden": 128, "kernel2": 3,
                    "label_smoothing": 0.0, "warmup": 1, "poly_lr": 1.0, "channels_last": False, "bn_momentum": 0.1,
                    "out_scale": 0.125, "act_penalty": 0.0,
                    "ema": 0.0, "teacher": "", "kd_alpha": 0.5, "kd_temp": 4.0,
-                   "pad_mode": "zeros"}
+                   "pad_mode": "zeros", "init": ""}
 
 
 def build_model(cfg):
@@ -141,13 +141,17 @@ def batches_float(xu8, idx):
 
 
 @torch.no_grad()
-def evaluate(model, x, y, batch=1000):
+def evaluate(model, x, y, batch=1000, flip_average=False):
+    """Accuracy and mean cross-entropy; flip_average: of the mean logits of each image and
+    its mirror image (what an export with --flip-average computes)."""
     model.eval()
     correct, loss = 0, 0.0
     for i in range(0, x.shape[0], batch):
         xb = torch.from_numpy(x[i:i + batch].astype(np.float32) / np.float32(255.0))
         yb = torch.from_numpy(y[i:i + batch].astype(np.int64))
         out = model(xb)
+        if flip_average:
+            out = 0.5 * (out + model(torch.flip(xb, [3])))
         loss += F.cross_entropy(out, yb, reduction="sum").item()
         correct += (out.argmax(1) == yb).sum().item()
     return correct / x.shape[0], loss / x.shape[0]
@@ -213,6 +217,20 @@ def load_teacher(path):
     return teacher
 
 
+def init_from_checkpoint(model, ema, path, cfg):
+    """Warm start (fine-tuning): the weights, BN and activation statistics of another run's
+    checkpoint, which must hold the same model and activation; the optimiser, schedule and
+    epoch count start afresh."""
+    ck = torch.load(path)
+    src = ck.get("cfg", {})
+    for key in ("model", "act"):
+        if src.get(key) != cfg.get(key):
+            raise ValueError("it holds %s=%r, this run has %s=%r" % (key, src.get(key), key, cfg.get(key)))
+    model.load_state_dict(ck["model"])  # a width mismatch raises RuntimeError here
+    if ema is not None:
+        ema.model.load_state_dict(ck["model"])
+
+
 def distillation_loss(student_logits, teacher_logits, temp):
     """Hinton et al. 2015: KL(teacher || student) of the temperature-softened outputs,
     times T^2 so that its gradients keep their size as T changes."""
@@ -248,6 +266,10 @@ def main(argv=None):
     ap.add_argument("--stop-after", type=int, default=0, metavar="EPOCH",
                     help="stop cleanly after this epoch (resume later, e.g. with other --set values)")
     ap.add_argument("--export", help="write the ONNX model here after testing (fixture next to it in fixtures/)")
+    ap.add_argument("--flip-average", action="store_true",
+                    help="also test, and export, the mean of the logits of each image and its mirror image "
+                         "(horizontal-flip test-time augmentation as a second branch with mirrored kernels: "
+                         "twice the inference work, the same depth)")
     ap.add_argument("--fixture", help="fixture JSON path (default: <dir of --export>/fixtures/<name>.json)")
     ap.add_argument("--train-subset", type=int, default=0, help="use only this many training examples (smoke tests)")
     args = ap.parse_args(argv)
@@ -329,6 +351,12 @@ def main(argv=None):
         start_epoch, best_val, best_epoch, history = ck["epoch"], ck["best_val"], ck["best_epoch"], ck["history"]
         print("resuming %s at epoch %d/%d (best val %.4f at epoch %d)" % (
             args.out, start_epoch, cfg["epochs"], best_val, best_epoch), flush=True)
+    elif cfg.get("init"):
+        try:
+            init_from_checkpoint(model, ema, cfg["init"], cfg)
+        except (OSError, ValueError, RuntimeError) as e:
+            sys.exit("error: --set init=%s: %s" % (cfg["init"], e))
+        print("starting from the weights of %s (fresh optimiser and schedule)" % cfg["init"], flush=True)
 
     print("recipe %s: %s model, activation %s, %d train / %d val / %d test, %d epochs, depth %s, %d params" % (
         args.recipe, cfg["model"], cfg["act"], n, vax.shape[0], tex.shape[0], cfg["epochs"],
@@ -422,10 +450,18 @@ def main(argv=None):
               "command": " ".join(["/usr/bin/python3", "-m", "cryptodl_train.train"] + (argv if argv is not None else sys.argv[1:]))}
     print("TEST accuracy %.4f (model of epoch %d, val acc %.4f), depth %s, %d params" % (
         test_acc, best_epoch, best_val, result["depth"], result["params"]), flush=True)
+    exported_acc = test_acc
+    if args.flip_average:
+        fa_val = evaluate(model, vax, vay, flip_average=True)[0]
+        fa_test = evaluate(model, tex, tey, flip_average=True)[0]
+        result["flip_average"] = {"val_acc": fa_val, "test_acc": fa_test}
+        exported_acc = fa_test
+        print("flip-averaged (image and mirror image): val acc %.4f, TEST accuracy %.4f" % (fa_val, fa_test), flush=True)
     if args.export:
-        inf = E.export_onnx(model, args.export, (1,) + trx.shape[1:], metadata={
+        inf = E.export_onnx(model, args.export, (1,) + trx.shape[1:], flip_average=args.flip_average, metadata={
             "dataset": cfg["dataset"], "recipe": args.recipe, "activation": cfg["act"],
-            "test_accuracy": "%.4f" % test_acc, "multiplicative_depth": str(result["depth"]),
+            "test_accuracy": "%.4f" % exported_acc, "multiplicative_depth": str(result["depth"]),
+            "flip_average": "yes" if args.flip_average else "no",
             "input": "NCHW float32 pixels / 255", "output": "logits"})
         name = os.path.splitext(os.path.basename(args.export))[0]
         fx = args.fixture or os.path.join(os.path.dirname(os.path.abspath(args.export)), "fixtures", name + ".json")
@@ -434,6 +470,7 @@ def main(argv=None):
             json.dump(result["activations"], f, indent=1)
             f.write("\n")
         result["onnx"] = args.export
+        result["onnx_test_acc"] = exported_acc  # of the exported network (flip-averaged or not)
         result["sha256"] = E.sha256(args.export)
         print("exported %s (sha256 %s) and fixture %s" % (args.export, result["sha256"], fx), flush=True)
     with open(os.path.join(args.out, "result.json"), "w") as f:

@@ -116,6 +116,39 @@ def test_herpn_export_completes_the_square_or_falls_back(tmp_path):
         np.testing.assert_allclose(onnx_numpy.run(m, x.numpy()), ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
 
 
+def test_flip_average_export_equals_mean_over_mirror_images(tmp_path):
+    """--flip-average: the exported graph (a branch with mirrored kernels, no flip op)
+    computes the mean of the training model's logits on each image and its mirror image,
+    with one Add more than the plain export and no extra Mul; a network that is not
+    left-right symmetric (stride-2 convolution on an even width) is refused."""
+    torch.manual_seed(2)
+    model = M.cifar_resnet9("herpn", widths=(4, 8, 8, 16))
+    for m in model.modules():  # statistics of real activations: the output depends on the image
+        if hasattr(m, "momentum"):
+            m.momentum = 1.0
+    x = torch.rand(3, 3, 32, 32) * torch.linspace(0, 4, 32)  # bright on the right: mirroring changes the image
+    with torch.no_grad():
+        model.train()(torch.cat([x, torch.rand(5, 3, 32, 32)]))
+        model.eval()
+        ref = (0.5 * (model(x) + model(torch.flip(x, [3])))).double().numpy()
+        single = model(x).double().numpy()
+    assert np.abs(ref - single).max() > 1e-3 * np.abs(ref).max()  # the mirror image matters
+    plain, path = str(tmp_path / "p.onnx"), str(tmp_path / "f.onnx")
+    E.export_onnx(model, plain, (1, 3, 32, 32))
+    E.export_onnx(model, path, (1, 3, 32, 32), flip_average=True)
+    m = onnx.load(path)
+    onnx.checker.check_model(m)
+    np.testing.assert_allclose(onnx_numpy.run(m, x.numpy()), ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+    ops = [n.op_type for n in m.graph.node]
+    plain_ops = [n.op_type for n in onnx.load(plain).graph.node]
+    assert ops.count("Conv") == 2 * plain_ops.count("Conv") and ops.count("Add") == 2 * plain_ops.count("Add") + 1
+    assert ops.count("Mul") == 2 * plain_ops.count("Mul")
+    asym = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, stride=2, padding=1), torch.nn.Flatten(),
+                               torch.nn.Linear(2 * 14 * 14, 3))
+    with pytest.raises(ValueError, match="not left-right symmetric"):
+        E.export_onnx(asym, str(tmp_path / "a.onnx"), (1, 1, 28, 28), flip_average=True)
+
+
 def test_fold_rejects_orphan_bn():
     with pytest.raises(ValueError):
         inference_model(torch.nn.Sequential(torch.nn.BatchNorm1d(3), torch.nn.Linear(3, 2)))

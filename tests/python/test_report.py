@@ -31,3 +31,12 @@ def test_variants_of_one_family_are_not_seeds():
     a = _run(0.9942, 1)
     b = dict(_run(0.9939, 1), recipe="mnist_cryptonets_wide")
     assert variation_table([a, b]) == ""
+
+
+def test_flip_averaged_run_has_its_own_row():
+    from cryptodl_train.report import table_rows
+    r = dict(_run(0.889, 1, act="herpn"), dataset="cifar10", recipe="cifar10_resnet9", val_acc=0.9004,
+             flip_average={"val_acc": 0.9116, "test_acc": 0.90})
+    rows = table_rows([r, _run(0.99, 1)])
+    assert [x["label"] for x in rows] == ["resnet9", "resnet9 + flip averaging (2x work)", "cryptonets"]
+    assert rows[0]["test_acc"] == 0.889 and rows[1]["test_acc"] == 0.90 and rows[1]["val_acc"] == 0.9116

@@ -127,3 +127,25 @@ def test_reflection_shifts_leave_no_empty_border():
     assert not (y == 0).any()
     # an integer shift with mirrored borders only moves pixels: every value comes from the image
     assert torch.isin(y[0], x[0]).all()
+
+
+def test_init_warm_starts_from_another_run(tmp_path, data_dir, capsys):
+    """--set init=<checkpoint> starts from that run's weights with a fresh schedule; a
+    checkpoint of another activation is refused with a message, not a traceback."""
+    import torch
+    common = ["--recipe", "mnist_cryptonets", "--train-subset", "2000", "--val-size", "500",
+              "--data-dir", data_dir, "--epochs", "1"]
+    first = str(tmp_path / "first")
+    assert T.main(common + ["--out", first]) == 0
+    src = torch.load(os.path.join(first, "best.pt"))["model"]
+    out = str(tmp_path / "tuned")
+    # lr 0: the warm-started weights must come through the epoch unchanged
+    assert T.main(common + ["--out", out, "--lr", "1e-30", "--set", "init=" + os.path.join(first, "best.pt")]) == 0
+    assert "starting from the weights" in capsys.readouterr().out
+    tuned = torch.load(os.path.join(out, "last.pt"))["model"]
+    for k, v in src.items():
+        if v.is_floating_point() and "running" not in k:
+            assert torch.allclose(tuned[k], v, atol=1e-6), k
+    with pytest.raises(SystemExit, match="act"):
+        T.main(common + ["--act", "relu", "--out", str(tmp_path / "bad"),
+                         "--set", "init=" + os.path.join(first, "best.pt")])
