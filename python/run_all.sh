@@ -56,8 +56,14 @@ run mnist_compact_herpn       --recipe mnist_compact --act herpn   # 99.44%, als
 H="--recipe cifar10_resnet9 --act herpn --set act_penalty=0 --set pad_mode=reflection"
 run cifar10_resnet9_herpn    $H --stop-after 22
 run cifar10_resnet9_herpn    $H --set cutout=0 --export ../models/cifar10_resnet9_herpn.onnx
+run cifar10_resnet9_herpn    $H --set cutout=0 --flip-average   # fifth session: the same weights, image + mirror image
 # fifth session: the ResNet-9's ReLU twin, with the HerPN run's flags (the ReLU twin
 # started in the third session was stopped after one epoch and discarded)
 R="--recipe cifar10_resnet9 --act relu --set act_penalty=0 --set pad_mode=reflection"
 run cifar10_resnet9_relu     $R --stop-after 22
 run cifar10_resnet9_relu     $R --set cutout=0
+# then the HerPN network fine-tuned from its weights by distillation from that ReLU twin
+# (Hinton et al. 2015), weight-averaged, tested single and flip-averaged
+run cifar10_resnet9_herpn_kd $H --set cutout=0 --epochs 10 --lr 1e-3 --set warmup=1 --set ema=0.998 \
+  --set init=runs/cifar10_resnet9_herpn/best.pt --set teacher=runs/cifar10_resnet9_relu/best.pt \
+  --set kd_alpha=0.9 --set kd_temp=4 --flip-average --export ../models/cifar10_resnet9_herpn_kd.onnx

@@ -244,6 +244,44 @@ def save_atomic(obj, path):
     os.replace(tmp, path)
 
 
+def flip_test_and_export(model, cfg, args, result, val, test, argv):
+    """The end of a run after its single test: with --flip-average, the validation and test
+    accuracy of the mean over each image and its mirror image; with --export, the ONNX
+    model (flip-averaged with --flip-average), its fixture and activation list; then
+    result.json."""
+    (vax, vay), (tex, tey) = val, test
+    exported_acc = result["test_acc"]
+    if args.flip_average:
+        fa_val = evaluate(model, vax, vay, flip_average=True)[0]
+        fa_test = evaluate(model, tex, tey, flip_average=True)[0]
+        result["flip_average"] = {"val_acc": fa_val, "test_acc": fa_test, "command": command_line(argv)}
+        exported_acc = fa_test
+        print("flip-averaged (image and mirror image): val acc %.4f, TEST accuracy %.4f" % (fa_val, fa_test), flush=True)
+    if args.export:
+        inf = E.export_onnx(model, args.export, (1,) + tex.shape[1:], flip_average=args.flip_average, metadata={
+            "dataset": cfg["dataset"], "recipe": args.recipe, "activation": cfg["act"],
+            "test_accuracy": "%.4f" % exported_acc, "multiplicative_depth": str(result["depth"]),
+            "flip_average": "yes" if args.flip_average else "no",
+            "input": "NCHW float32 pixels / 255", "output": "logits"})
+        name = os.path.splitext(os.path.basename(args.export))[0]
+        fx = args.fixture or os.path.join(os.path.dirname(os.path.abspath(args.export)), "fixtures", name + ".json")
+        E.write_fixture(inf, args.export, D.to_float(tex[:8]), tey[:8], fx)
+        with open(os.path.splitext(args.export)[0] + ".activations.json", "w") as f:
+            json.dump(result["activations"], f, indent=1)
+            f.write("\n")
+        result["onnx"] = args.export
+        result["onnx_test_acc"] = exported_acc  # of the exported network (flip-averaged or not)
+        result["sha256"] = E.sha256(args.export)
+        print("exported %s (sha256 %s) and fixture %s" % (args.export, result["sha256"], fx), flush=True)
+    with open(os.path.join(args.out, "result.json"), "w") as f:
+        json.dump(result, f, indent=1)
+        f.write("\n")
+
+
+def command_line(argv):
+    return " ".join(["/usr/bin/python3", "-m", "cryptodl_train.train"] + (argv if argv is not None else sys.argv[1:]))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(
         prog="python3 -m cryptodl_train.train",
@@ -295,9 +333,9 @@ def main(argv=None):
     cfg.update(recipe=args.recipe, seed=args.seed, val_size=args.val_size)
     os.makedirs(args.out, exist_ok=True)
     done = os.path.join(args.out, "result.json")
-    if os.path.exists(done):
-        r = json.load(open(done))
-        print("%s is finished: test accuracy %.4f (delete result.json to test again)" % (args.out, r["test_acc"]))
+    finished = json.load(open(done)) if os.path.exists(done) else None
+    if finished is not None and not (args.flip_average and "flip_average" not in finished):
+        print("%s is finished: test accuracy %.4f (delete result.json to test again)" % (args.out, finished["test_acc"]))
         return 0
 
     torch.manual_seed(args.seed)
@@ -318,6 +356,13 @@ def main(argv=None):
     channels_last = cfg.get("channels_last", False)  # faster oneDNN convolutions on CPU
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if finished is not None:  # a finished run, tested once more with --flip-average (same weights)
+        best = torch.load(os.path.join(args.out, "best.pt"))
+        model = build_model(best["cfg"])
+        model.load_state_dict(best["model"])
+        print("%s is finished (test accuracy %.4f); testing it flip-averaged" % (args.out, finished["test_acc"]), flush=True)
+        flip_test_and_export(model, best["cfg"], args, finished, (vax, vay), (tex, tey), argv)
+        return 0
     polyacts = [m for m in model.modules() if isinstance(m, PolyAct)]
     if cfg.get("act_penalty"):
         for m in polyacts:
@@ -447,35 +492,10 @@ def main(argv=None):
               "depth": M.multiplicative_depth(model), "params": M.count_inference_params(model),
               "seconds_per_epoch": float(np.mean([h["seconds"] for h in history])) if history else None,
               "seed": args.seed, "activations": E.activation_descriptions(model), "config": cfg,
-              "command": " ".join(["/usr/bin/python3", "-m", "cryptodl_train.train"] + (argv if argv is not None else sys.argv[1:]))}
+              "command": command_line(argv)}
     print("TEST accuracy %.4f (model of epoch %d, val acc %.4f), depth %s, %d params" % (
         test_acc, best_epoch, best_val, result["depth"], result["params"]), flush=True)
-    exported_acc = test_acc
-    if args.flip_average:
-        fa_val = evaluate(model, vax, vay, flip_average=True)[0]
-        fa_test = evaluate(model, tex, tey, flip_average=True)[0]
-        result["flip_average"] = {"val_acc": fa_val, "test_acc": fa_test}
-        exported_acc = fa_test
-        print("flip-averaged (image and mirror image): val acc %.4f, TEST accuracy %.4f" % (fa_val, fa_test), flush=True)
-    if args.export:
-        inf = E.export_onnx(model, args.export, (1,) + trx.shape[1:], flip_average=args.flip_average, metadata={
-            "dataset": cfg["dataset"], "recipe": args.recipe, "activation": cfg["act"],
-            "test_accuracy": "%.4f" % exported_acc, "multiplicative_depth": str(result["depth"]),
-            "flip_average": "yes" if args.flip_average else "no",
-            "input": "NCHW float32 pixels / 255", "output": "logits"})
-        name = os.path.splitext(os.path.basename(args.export))[0]
-        fx = args.fixture or os.path.join(os.path.dirname(os.path.abspath(args.export)), "fixtures", name + ".json")
-        E.write_fixture(inf, args.export, D.to_float(tex[:8]), tey[:8], fx)
-        with open(os.path.splitext(args.export)[0] + ".activations.json", "w") as f:
-            json.dump(result["activations"], f, indent=1)
-            f.write("\n")
-        result["onnx"] = args.export
-        result["onnx_test_acc"] = exported_acc  # of the exported network (flip-averaged or not)
-        result["sha256"] = E.sha256(args.export)
-        print("exported %s (sha256 %s) and fixture %s" % (args.export, result["sha256"], fx), flush=True)
-    with open(os.path.join(args.out, "result.json"), "w") as f:
-        json.dump(result, f, indent=1)
-        f.write("\n")
+    flip_test_and_export(model, cfg, args, result, (vax, vay), (tex, tey), argv)
     with open(os.path.join(args.out, "status.json"), "w") as f:
         json.dump({"recipe": args.recipe, "act": cfg["act"], "epochs_done": len(history), "epochs": cfg["epochs"],
                    "best_val_acc": best_val, "best_epoch": best_epoch, "test_acc": test_acc, "finished": True}, f, indent=1)

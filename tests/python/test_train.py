@@ -149,3 +149,27 @@ def test_init_warm_starts_from_another_run(tmp_path, data_dir, capsys):
     with pytest.raises(SystemExit, match="act"):
         T.main(common + ["--act", "relu", "--out", str(tmp_path / "bad"),
                          "--set", "init=" + os.path.join(first, "best.pt")])
+
+
+def test_flip_average_of_a_finished_run(tmp_path, data_dir, capsys):
+    """--flip-average on a finished run tests the same weights on images and mirror images
+    and adds that to result.json, without training; a second call only reports."""
+    if not os.path.isdir(os.path.join(data_dir, "cifar-10-batches-bin")):
+        pytest.skip("CIFAR-10 not found in %s" % data_dir)
+    out = str(tmp_path / "run")
+    args = ["--recipe", "cifar10_resnet9", "--act", "herpn", "--set", "widths=[4,8,8,16]", "--epochs", "1",
+            "--train-subset", "512", "--val-size", "256", "--data-dir", data_dir, "--out", out]
+    assert T.main(args) == 0
+    before = json.load(open(os.path.join(out, "result.json")))
+    assert "flip_average" not in before
+    onnx_path = str(tmp_path / "fa.onnx")
+    assert T.main(args + ["--flip-average", "--export", onnx_path]) == 0
+    after = json.load(open(os.path.join(out, "result.json")))
+    assert after["test_acc"] == before["test_acc"] and after["epochs"] == 1
+    fa = after["flip_average"]
+    assert 0.0 < fa["test_acc"] <= 1.0 and after["onnx_test_acc"] == fa["test_acc"]
+    meta = {p.key: p.value for p in onnx.load(onnx_path).metadata_props}
+    assert meta["flip_average"] == "yes" and meta["test_accuracy"] == "%.4f" % fa["test_acc"]
+    assert "testing it flip-averaged" in capsys.readouterr().out
+    assert T.main(args + ["--flip-average"]) == 0
+    assert "is finished" in capsys.readouterr().out
