@@ -55,6 +55,7 @@ typedef enum cdl_nn_kind {
     CDL_NN_LEAKY_RELU, /* x > 0 ? x : coeffs[0] * x; plaintext only (or --approx leakyrelu=...) */
     CDL_NN_CLIP,       /* min(max(x, coeffs[0]), coeffs[1]) (ReLU6, hardtanh); plaintext only */
     CDL_NN_ELU,        /* x > 0 ? x : coeffs[0] * (exp(x) - 1); plaintext only */
+    CDL_NN_SLICE,      /* strided slice of each per-sample axis (crop, flip, subsample): a move */
     CDL_NN_KIND_COUNT
 } cdl_nn_kind;
 
@@ -76,6 +77,10 @@ typedef struct cdl_nn_node {
     int stride[2];          /* sh, sw */
     int pads[4];            /* top, left, bottom, right */
     int count_include_pad;  /* avgpool: divide by the full window (HE-friendly) */
+    /* SLICE: output index i of per-sample axis a reads input index
+     * slice_start[a] + i * slice_step[a] (step may be negative: a flip) */
+    int64_t slice_start[CDL_NN_MAX_RANK];
+    int64_t slice_step[CDL_NN_MAX_RANK];
     /* SOFTMAX / LOGSOFTMAX reuse kernel[]: each sample is split into groups of
      * kernel[0] values, consecutive ones kernel[1] apart (kernel[1] = 1 for the
      * class axis of a [N, C] output, or the flattened trailing axes of opset < 13). */

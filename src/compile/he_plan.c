@@ -34,6 +34,7 @@
 #include "core/error.h"
 #include "core/memory.h"
 #include "cryptodl/approx.h"
+#include "nn/nn_internal.h"
 
 #define HE_MAX_SCALE_BITS 50
 #define HE_MAX_PRIME_BITS 60
@@ -339,6 +340,11 @@ static cdl_status lower_gather(const cdl_nn_node *nd, he_op *op)
             op->src[o] = (int64_t)o;
         return CDL_OK;
     }
+    if (nd->kind == CDL_NN_SLICE) {
+        for (size_t o = 0; o < op->n_out; o++)
+            op->src[o] = (int64_t)cdl_nn_slice_source(nd, o);
+        return CDL_OK;
+    }
     const int64_t C = nd->in_shape.dims[0], H = nd->in_shape.dims[1], W = nd->in_shape.dims[2];
     const int64_t OH = nd->out_shape.dims[1], OW = nd->out_shape.dims[2];
     for (size_t o = 0; o < op->n_out; o++)
@@ -414,6 +420,7 @@ static cdl_status lower_node(const cdl_nn_graph *g, size_t i, he_op *op, int *co
     }
     case CDL_NN_PAD:
     case CDL_NN_RESHAPE:
+    case CDL_NN_SLICE:
         op->kind = HE_OP_GATHER;
         return lower_gather(nd, op);
     case CDL_NN_SQUARE:

@@ -20,8 +20,21 @@
 static const char *const kind_names[CDL_NN_KIND_COUNT] = {
     "conv", "dense", "avgpool", "pad", "reshape", "affine", "add",
     "mul", "square", "poly", "relu", "sigmoid", "tanh", "softmax",
-    "logsoftmax", "maxpool", "leakyrelu", "clip", "elu",
+    "logsoftmax", "maxpool", "leakyrelu", "clip", "elu", "slice",
 };
+
+size_t cdl_nn_slice_source(const cdl_nn_node *nd, size_t out_index)
+{
+    const cdl_nn_shape *in = &nd->in_shape, *out = &nd->out_shape;
+    size_t rem = out_index, src = 0, stride = 1;
+    for (int a = out->rank - 1; a >= 0; a--) {
+        const int64_t i = (int64_t)(rem % (size_t)out->dims[a]);
+        rem /= (size_t)out->dims[a];
+        src += (size_t)(nd->slice_start[a] + i * nd->slice_step[a]) * stride;
+        stride *= (size_t)in->dims[a];
+    }
+    return src;
+}
 
 const char *cdl_nn_kind_name(cdl_nn_kind kind)
 {

@@ -35,7 +35,7 @@
 #define SUPPORTED_OPS                                                                                          \
     "Conv, Gemm, MatMul, Add, Sub, Mul, Div (by a constant), Pow (integer exponent), BatchNormalization, "   \
     "AveragePool, GlobalAveragePool, Pad (zero), Flatten, Reshape, Identity, Dropout, Constant, Shape, "      \
-    "Gather, Unsqueeze, Squeeze, Concat, Cast, Slice/Transpose/ConstantOfShape (on constants), Relu, Sigmoid, "    \
+    "Gather, Unsqueeze, Squeeze, Concat, Cast, Slice, Transpose/ConstantOfShape (on constants), Relu, Sigmoid, "    \
     "Tanh, LeakyRelu, PRelu, Clip, Elu, HardSigmoid, HardSwish, Neg, Softmax, LogSoftmax, MaxPool, "            \
     "GlobalMaxPool, "                                                                                           \
     "ReduceMean (over H and W), Sum"
@@ -1556,14 +1556,16 @@ static cdl_status op_transpose(importer *im)
     return output_const_owned(im, dims, x->crank, r);
 }
 
-/* Slice of a constant: starts/ends/axes/steps from inputs (opset >= 10) or attributes. */
-static cdl_status op_slice(importer *im)
+/* ONNX Slice bounds: starts/ends/axes/steps from inputs (opset >= 10) or
+ * attributes (opset < 10), resolved against dims[rank] and clamped as the
+ * operator specifies. Output index i of axis a reads start[a] + i * step[a],
+ * for i < len[a]; axes not named keep start 0, step 1, len dims[a]. */
+static cdl_status slice_bounds(importer *im, int rank, const int64_t *dims, int64_t *start, int64_t *len,
+                               int64_t *step)
 {
-    ival *x;
-    CDL_TRY(input_const(im, 0, &x));
-    int64_t start[MAX_CONST_RANK], end[MAX_CONST_RANK], step[MAX_CONST_RANK];
-    for (int i = 0; i < x->crank; i++)
-        start[i] = 0, end[i] = x->cdims[i], step[i] = 1;
+    int named[MAX_CONST_RANK] = {0};
+    for (int i = 0; i < rank; i++)
+        start[i] = 0, len[i] = dims[i], step[i] = 1;
     int64_t vs[4][MAX_CONST_RANK];
     size_t nv[4] = {0, 0, 0, 0};
     static const char *const names[4] = {"starts", "ends", "axes", "steps"};
@@ -1573,10 +1575,8 @@ static cdl_status op_slice(importer *im)
             CDL_TRY(input_const(im, (size_t)k + 1, &c));
             if (c->cnumel > MAX_CONST_RANK)
                 return FAIL_NODE(im, CDL_ERR_FORMAT, "too many %s", names[k]);
-            for (size_t i = 0; i < c->cnumel; i++) {
-                double v = c->cdata[i];
-                vs[k][i] = to_i64(v);
-            }
+            for (size_t i = 0; i < c->cnumel; i++)
+                vs[k][i] = to_i64(c->cdata[i]);
             nv[k] = c->cnumel;
         } else {
             const Onnx__AttributeProto *a = attr(im->cur, names[k]);
@@ -1594,10 +1594,12 @@ static cdl_status op_slice(importer *im)
     for (size_t i = 0; i < nv[0]; i++) {
         int64_t ax = nv[2] ? vs[2][i] : (int64_t)i;
         if (ax < 0)
-            ax += x->crank;
-        if (ax < 0 || ax >= x->crank)
+            ax += rank;
+        if (ax < 0 || ax >= rank)
             return FAIL_NODE(im, CDL_ERR_FORMAT, "axis out of range");
-        int64_t d = x->cdims[ax], sp = nv[3] ? vs[3][i] : 1, b = vs[0][i], e = vs[1][i];
+        if (named[ax]++)
+            return FAIL_NODE(im, CDL_ERR_FORMAT, "axis %lld is sliced twice", (long long)ax);
+        int64_t d = dims[ax], sp = nv[3] ? vs[3][i] : 1, b = vs[0][i], e = vs[1][i];
         if (sp == 0)
             return FAIL_NODE(im, CDL_ERR_FORMAT, "step 0");
         if (b < 0)
@@ -1613,15 +1615,61 @@ static cdl_status op_slice(importer *im)
             if (vs[1][i] < -d)
                 e = -1;
         }
-        start[ax] = b, end[ax] = e, step[ax] = sp;
+        /* a step longer than the axis reads one element: clamp it so that
+         * no product or negation below can overflow */
+        const int64_t most = d > 0 ? d : 1;
+        sp = sp > most ? most : sp < -most ? -most : sp;
+        start[ax] = b;
+        step[ax] = sp;
+        len[ax] = sp > 0 ? (e > b ? (e - b - 1) / sp + 1 : 0) : (b > e ? (b - e - 1) / -sp + 1 : 0);
     }
-    int64_t dims[MAX_CONST_RANK];
+    return CDL_OK;
+}
+
+/* Slice of a computed tensor: a move (crop, flip, strided subsample) of its
+ * per-sample axes; the batch axis must be kept whole. */
+static cdl_status slice_computed(importer *im)
+{
+    int x;
+    CDL_TRY(input_ir(im, 0, &x));
+    const cdl_nn_shape *s = value_shape(im, x);
+    int64_t dims[MAX_CONST_RANK], start[MAX_CONST_RANK], len[MAX_CONST_RANK], step[MAX_CONST_RANK];
+    dims[0] = CDL_NN_MAX_TENSOR_ELEMS; /* the batch: "to the end" must reach past any real size */
+    for (int a = 0; a < s->rank; a++)
+        dims[a + 1] = s->dims[a];
+    CDL_TRY(slice_bounds(im, s->rank + 1, dims, start, len, step));
+    if (start[0] != 0 || step[0] != 1 || len[0] != dims[0])
+        return FAIL_NODE(im, CDL_ERR_UNSUPPORTED, "slicing the batch axis is not supported (slice C, H or W)");
+    int identity = 1;
+    for (int a = 1; a <= s->rank; a++) {
+        if (len[a] < 1)
+            return FAIL_NODE(im, CDL_ERR_UNSUPPORTED, "the slice of axis %d is empty", a);
+        identity &= start[a] == 0 && step[a] == 1 && len[a] == dims[a];
+    }
+    if (identity)
+        return bind_ir(im, x);
+    cdl_nn_node *nd;
+    CDL_TRY(new_node(im, CDL_NN_SLICE, x, &nd));
+    for (int a = 0; a < s->rank; a++) {
+        nd->out_shape.dims[a] = len[a + 1];
+        nd->slice_start[a] = start[a + 1];
+        nd->slice_step[a] = step[a + 1];
+    }
+    return bind_ir(im, node_value(im, nd));
+}
+
+/* Slice: of a constant (shape arithmetic, folded here) or of a computed tensor. */
+static cdl_status op_slice(importer *im)
+{
+    ival *x;
+    CDL_TRY(input_val(im, 0, &x));
+    if (x->kind != V_CONST)
+        return slice_computed(im);
+    int64_t start[MAX_CONST_RANK], dims[MAX_CONST_RANK], step[MAX_CONST_RANK];
+    CDL_TRY(slice_bounds(im, x->crank, x->cdims, start, dims, step));
     size_t n = 1;
-    for (int i = 0; i < x->crank; i++) {
-        int64_t len = step[i] > 0 ? (end[i] - start[i] + step[i] - 1) / step[i] : (start[i] - end[i] - step[i] - 1) / -step[i];
-        dims[i] = len > 0 ? len : 0;
+    for (int i = 0; i < x->crank; i++)
         n *= (size_t)dims[i];
-    }
     size_t st[MAX_CONST_RANK];
     const_strides(x, st);
     double *r = cdl_alloc_array(n ? n : 1, sizeof *r);

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/memory.h"
 #include "cryptodl/nn.h"
+#include "nn/nn_internal.h"
 
 /* Convolution, one weight at a time over whole output rows (contiguous, so
  * the compiler vectorises the inner loop). Each output still sums
@@ -208,6 +209,10 @@ static void run_node(const cdl_nn_node *nd, const double *a, const double *b, do
     case CDL_NN_AVGPOOL: run_avgpool(nd, a, y); break;
     case CDL_NN_PAD: run_pad(nd, a, y); break;
     case CDL_NN_RESHAPE: memcpy(y, a, n * sizeof *y); break;
+    case CDL_NN_SLICE:
+        for (size_t i = 0; i < n; i++)
+            y[i] = a[cdl_nn_slice_source(nd, i)];
+        break;
     case CDL_NN_AFFINE:
         for (size_t i = 0; i < n; i++)
             y[i] = nd->weight[i] * a[i] + nd->bias[i];

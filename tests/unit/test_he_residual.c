@@ -64,6 +64,7 @@ static int expected_levels(const cdl_nn_graph *g)
         }
         case CDL_NN_PAD:
         case CDL_NN_RESHAPE:
+        case CDL_NN_SLICE:
             depth[o] = depth[a];
             tag[o] = tag[a];
             break;
@@ -275,6 +276,9 @@ static void test_fixtures(void **state)
         /* per-channel quadratics: conv+BN 1, a*y (per-channel affine) 1, (a*y)*y 1, + b*y and + c 0,
          * conv 1, square 1, *sign (+-1) and + d 0, global pool + fc merged 1 */
         {"channel_quadratics_opset17.onnx", 1, 1, 6},
+        /* slices of computed tensors (torch.flip, crops, strides): conv 1, + its mirror image 0,
+         * square 1, moves 0, fc 1 */
+        {"slice_moves_opset13.onnx", 1, 0, 3},
     };
     for (size_t f = 0; f < sizeof cases / sizeof cases[0]; f++) {
         char path[1024];
