@@ -24,7 +24,7 @@ def export_onnx(model, path, input_shape, metadata=None, opset=OPSET, flip_avera
     mean of the logits of the image and of its mirror image (fold.flip_averaged)."""
     inf = inference_model(model)
     if flip_average:
-        inf = flip_averaged(inf, input_shape)
+        inf = flip_averaged(inf)
     dummy = torch.zeros((1,) + tuple(input_shape[1:]), dtype=torch.float32)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     torch.onnx.export(inf, dummy, path, opset_version=opset, do_constant_folding=True,

@@ -101,6 +101,14 @@ def run(model, x):
             y /= kh * kw
         elif op == "GlobalAveragePool":
             y = i[0].mean(axis=(2, 3), keepdims=True)
+        elif op == "Slice":  # opset >= 10: starts, ends, axes, steps as inputs; numpy clamps as ONNX does
+            starts, ends = i[1], i[2]
+            axes = i[3] if len(i) > 3 and i[3] is not None else range(len(starts))
+            steps = i[4] if len(i) > 4 and i[4] is not None else [1] * len(starts)
+            index = [slice(None)] * i[0].ndim
+            for s, e, ax, st in zip(starts, ends, axes, steps):
+                index[int(ax)] = slice(int(s), int(e), int(st))
+            y = i[0][tuple(index)]
         elif op == "ReduceMean":
             y = i[0].mean(axis=tuple(a["axes"]), keepdims=bool(a.get("keepdims", 1)))
         else:

@@ -117,36 +117,38 @@ def test_herpn_export_completes_the_square_or_falls_back(tmp_path):
 
 
 def test_flip_average_export_equals_mean_over_mirror_images(tmp_path):
-    """--flip-average: the exported graph (a branch with mirrored kernels, no flip op)
-    computes the mean of the training model's logits on each image and its mirror image,
-    with one Add more than the plain export and no extra Mul; a network that is not
-    left-right symmetric (stride-2 convolution on an even width) is refused."""
+    """--flip-average: the exported graph computes the mean of the training model's logits
+    on each image and its mirror image (a Slice with step -1 of the input, one set of
+    weights for both branches, no extra Mul), also for a network that is not left-right
+    symmetric (stride-2 convolution on an even width)."""
     torch.manual_seed(2)
-    model = M.cifar_resnet9("herpn", widths=(4, 8, 8, 16))
-    for m in model.modules():  # statistics of real activations: the output depends on the image
+    resnet = M.cifar_resnet9("herpn", widths=(4, 8, 8, 16))
+    for m in resnet.modules():  # statistics of real activations: the output depends on the image
         if hasattr(m, "momentum"):
             m.momentum = 1.0
     x = torch.rand(3, 3, 32, 32) * torch.linspace(0, 4, 32)  # bright on the right: mirroring changes the image
     with torch.no_grad():
-        model.train()(torch.cat([x, torch.rand(5, 3, 32, 32)]))
-        model.eval()
-        ref = (0.5 * (model(x) + model(torch.flip(x, [3])))).double().numpy()
-        single = model(x).double().numpy()
-    assert np.abs(ref - single).max() > 1e-3 * np.abs(ref).max()  # the mirror image matters
-    plain, path = str(tmp_path / "p.onnx"), str(tmp_path / "f.onnx")
-    E.export_onnx(model, plain, (1, 3, 32, 32))
-    E.export_onnx(model, path, (1, 3, 32, 32), flip_average=True)
-    m = onnx.load(path)
-    onnx.checker.check_model(m)
-    np.testing.assert_allclose(onnx_numpy.run(m, x.numpy()), ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
-    ops = [n.op_type for n in m.graph.node]
-    plain_ops = [n.op_type for n in onnx.load(plain).graph.node]
-    assert ops.count("Conv") == 2 * plain_ops.count("Conv") and ops.count("Add") == 2 * plain_ops.count("Add") + 1
-    assert ops.count("Mul") == 2 * plain_ops.count("Mul")
-    asym = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, stride=2, padding=1), torch.nn.Flatten(),
-                               torch.nn.Linear(2 * 14 * 14, 3))
-    with pytest.raises(ValueError, match="not left-right symmetric"):
-        E.export_onnx(asym, str(tmp_path / "a.onnx"), (1, 1, 28, 28), flip_average=True)
+        resnet.train()(torch.cat([x, torch.rand(5, 3, 32, 32)]))
+    strided = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3, stride=2, padding=1), M.Square(), torch.nn.Flatten(),
+                                  torch.nn.Linear(2 * 16 * 16, 3))
+    for k, model in enumerate((resnet.eval(), strided.eval())):
+        with torch.no_grad():
+            ref = (0.5 * (model(x) + model(torch.flip(x, [3])))).double().numpy()
+            single = model(x).double().numpy()
+        assert np.abs(ref - single).max() > 1e-3 * np.abs(ref).max()  # the mirror image matters
+        plain, path = str(tmp_path / ("p%d.onnx" % k)), str(tmp_path / ("f%d.onnx" % k))
+        E.export_onnx(model, plain, (1, 3, 32, 32))
+        E.export_onnx(model, path, (1, 3, 32, 32), flip_average=True)
+        m = onnx.load(path)
+        onnx.checker.check_model(m)
+        np.testing.assert_allclose(onnx_numpy.run(m, x.numpy()), ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+        ops = [n.op_type for n in m.graph.node]
+        plain_m = onnx.load(plain)
+        plain_ops = [n.op_type for n in plain_m.graph.node]
+        assert ops.count("Slice") == 1 and ops.count("Conv") == 2 * plain_ops.count("Conv")
+        assert ops.count("Add") == 2 * plain_ops.count("Add") + 1 and ops.count("Mul") == 2 * plain_ops.count("Mul")
+        weights = lambda g: sum(int(np.prod(t.dims)) for t in g.initializer)
+        assert weights(m.graph) < 1.1 * weights(plain_m.graph)  # one set of weights for both branches
 
 
 def test_fold_rejects_orphan_bn():
