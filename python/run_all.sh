@@ -62,6 +62,7 @@ run cifar10_resnet9_herpn    $H --set cutout=0 --flip-average   # fifth session:
 R="--recipe cifar10_resnet9 --act relu --set act_penalty=0 --set pad_mode=reflection"
 run cifar10_resnet9_relu     $R --stop-after 22
 run cifar10_resnet9_relu     $R --set cutout=0
+run cifar10_resnet9_relu     $R --set cutout=0 --flip-average   # the same weights, image + mirror image
 # then the HerPN network fine-tuned from its weights by distillation from that ReLU twin
 # (Hinton et al. 2015), weight-averaged, tested single and flip-averaged
 run cifar10_resnet9_herpn_kd $H --set cutout=0 --epochs 10 --lr 1e-3 --set warmup=1 --set ema=0.998 \

@@ -79,10 +79,13 @@ def table_rows(results):
     row, the same weights tested on each image and its mirror image."""
     rows = []
     for r in results:
-        rows.append(dict(r, label=model_label(r)))
+        cfg = r.get("config") or {}
+        label = model_label(r) + (" distilled%s" % (", warm start" if cfg.get("init") else "")
+                                  if cfg.get("teacher") else "")
+        rows.append(dict(r, label=label))
         if r.get("flip_average"):
             rows.append(dict(r, test_acc=r["flip_average"]["test_acc"], val_acc=r["flip_average"]["val_acc"],
-                             label=model_label(r) + " + flip averaging (2x work)"))
+                             label=label + " + flip averaging (2x work)"))
     return rows
 
 
