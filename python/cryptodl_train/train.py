@@ -306,8 +306,9 @@ def main(argv=None):
     ap.add_argument("--export", help="write the ONNX model here after testing (fixture next to it in fixtures/)")
     ap.add_argument("--flip-average", action="store_true",
                     help="also test, and export, the mean of the logits of each image and its mirror image "
-                         "(horizontal-flip test-time augmentation as a second branch with mirrored kernels: "
-                         "twice the inference work, the same depth)")
+                         "(horizontal-flip test-time augmentation; the export slices the input with step -1 and "
+                         "runs the network on both with shared weights: twice the inference work, the same depth); "
+                         "on a finished run, tests its weights this way without training")
     ap.add_argument("--fixture", help="fixture JSON path (default: <dir of --export>/fixtures/<name>.json)")
     ap.add_argument("--train-subset", type=int, default=0, help="use only this many training examples (smoke tests)")
     args = ap.parse_args(argv)
