@@ -206,12 +206,17 @@ class WeightAverage:
                 v.copy_(src[name])
 
 
-def load_teacher(path):
-    """A finished or running run's checkpoint (best.pt or last.pt) as a frozen teacher."""
+def model_from_checkpoint(path):
+    """The model a checkpoint (best.pt or last.pt) holds, in eval mode, and its recipe config."""
     ck = torch.load(path)
-    teacher = build_model(ck["cfg"])
-    teacher.load_state_dict(ck["model"])
-    teacher.eval()
+    model = build_model(ck["cfg"])
+    model.load_state_dict(ck["model"])
+    return model.eval(), ck["cfg"]
+
+
+def load_teacher(path):
+    """A finished or running run's checkpoint as a frozen teacher."""
+    teacher, _ = model_from_checkpoint(path)
     for p in teacher.parameters():
         p.requires_grad_(False)
     return teacher
@@ -343,6 +348,11 @@ def main(argv=None):
     np.random.seed(args.seed)
     (trx, try_), (tex, tey) = D.load_raw(cfg["dataset"], args.data_dir)
     (trx, try_), (vax, vay) = D.split_train_val(trx, try_, args.val_size, args.seed)
+    if finished is not None:  # a finished run, tested once more with --flip-average (same weights)
+        model, best_cfg = model_from_checkpoint(os.path.join(args.out, "best.pt"))
+        print("%s is finished (test accuracy %.4f); testing it flip-averaged" % (args.out, finished["test_acc"]), flush=True)
+        flip_test_and_export(model, best_cfg, args, finished, (vax, vay), (tex, tey), argv)
+        return 0
     if args.train_subset:
         trx, try_ = trx[:args.train_subset], try_[:args.train_subset]
     n = trx.shape[0]
@@ -357,13 +367,6 @@ def main(argv=None):
     channels_last = cfg.get("channels_last", False)  # faster oneDNN convolutions on CPU
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    if finished is not None:  # a finished run, tested once more with --flip-average (same weights)
-        best = torch.load(os.path.join(args.out, "best.pt"))
-        model = build_model(best["cfg"])
-        model.load_state_dict(best["model"])
-        print("%s is finished (test accuracy %.4f); testing it flip-averaged" % (args.out, finished["test_acc"]), flush=True)
-        flip_test_and_export(model, best["cfg"], args, finished, (vax, vay), (tex, tey), argv)
-        return 0
     polyacts = [m for m in model.modules() if isinstance(m, PolyAct)]
     if cfg.get("act_penalty"):
         for m in polyacts:
