@@ -34,18 +34,37 @@ def make_act(spec, interval=(-4.0, 4.0), channels=None):
         return HerPN(channels)
     if spec == "relu":
         return nn.ReLU()
+    if spec == "sigmoid":
+        return nn.Sigmoid()
+    if spec == "tanh":
+        return nn.Tanh()
     if spec == "square":
         return Square()
     if spec == "quad":
         return PolyAct.fit("relu", 2, interval, "lsq", basis="power", trainable=True)
     if spec.startswith("json:"):
         return PolyAct.from_json(spec[5:])
-    m = re.fullmatch(r"(poly|cheb|polyt)(\d+)", spec)
-    if m:
-        kind, d = m.group(1), int(m.group(2))
-        method = "cheb" if kind == "cheb" else "lsq"
-        return PolyAct.fit("relu", d, interval, method, basis="chebyshev", trainable=(kind == "polyt"))
-    raise ValueError("unknown activation %r (relu, square, quad, poly<d>, cheb<d>, polyt<d>, json:<path>, herpn)" % spec)
+    fit = parse_fit_spec(spec)
+    if fit:
+        family, d, function = fit
+        method = "cheb" if family == "cheb" else "lsq"
+        return PolyAct.fit(function, d, interval, method, basis="chebyshev", trainable=(family == "polyt"))
+    raise ValueError("unknown activation %r (%s)" % (spec, ACT_SPECS))
+
+
+ACT_SPECS = ("relu, sigmoid, tanh, square, quad, poly<d>, cheb<d>, polyt<d> (a degree-d fit of ReLU; "
+             "append -sigmoid or -tanh to fit those instead, e.g. poly3-sigmoid), json:<path>, herpn")
+
+
+def parse_fit_spec(spec):
+    """(family, degree, function) of a fitted-polynomial activation spec: poly<d> (least
+    squares, fixed), cheb<d> (Chebyshev interpolation, fixed) or polyt<d> (least squares,
+    then trained), of ReLU or, with a -sigmoid / -tanh suffix, of that function; None for
+    any other spec."""
+    m = re.fullmatch(r"(poly|cheb|polyt)(\d+)(?:-(sigmoid|tanh))?", spec)
+    if not m or int(m.group(2)) < 1:
+        return None
+    return m.group(1), int(m.group(2)), m.group(3) or "relu"
 
 
 def _conv_block(cin, cout, stride, act, interval):

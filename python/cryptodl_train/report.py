@@ -14,6 +14,7 @@ import os
 import shutil
 
 from .export import sha256
+from .models import parse_fit_spec
 from .train import RECIPES
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -42,29 +43,35 @@ METHOD_NAMES = {"remez": "Remez minimax", "derivative": "CryptoDL derivative met
                 "cheb_proj": "Chebyshev projection", "taylor": "Taylor"}
 
 
+FUNCTION_NAMES = {"relu": "ReLU", "sigmoid": "sigmoid", "tanh": "tanh"}
+FAMILY_MARKERS = {"poly": "o-", "cheb": "s--", "polyt": "^-."}
+FAMILY_PLOT_NAMES = {"poly": "least squares (fixed)", "cheb": "Chebyshev interp. (fixed)", "polyt": "then trained"}
+TWIN_LINES = {"relu": ":", "sigmoid": "--", "tanh": "-."}  # the original activations, drawn as levels
+FIT_FAMILIES = {"poly": "least squares (fixed)", "cheb": "Chebyshev interpolation (fixed)", "polyt": "trained"}
+
+
 def act_label(act):
     ja = json_activation(act)
     if ja:
         return "degree-%d %s approximation, %s (fixed, `cryptodl approx`)" % (
-            ja[1], {"relu": "ReLU"}.get(ja[2], ja[2]), METHOD_NAMES.get(ja[0], ja[0]))
-    return {"relu": "ReLU", "square": "x^2 (fixed)", "quad": "a*x^2+b*x+c (trained, ReLU-fit init)",
-            "herpn": "per-channel quadratic, HerPN (trained, Hermite ReLU init)"}.get(act) or (
-        "degree-%s ReLU approximation, least squares (fixed)" % act[4:] if act.startswith("poly") and not act.startswith("polyt")
-        else "degree-%s ReLU approximation, Chebyshev interpolation (fixed)" % act[4:] if act.startswith("cheb")
-        else "degree-%s ReLU approximation (trained)" % act[5:] if act.startswith("polyt") else act)
+            ja[1], FUNCTION_NAMES.get(ja[2], ja[2]), METHOD_NAMES.get(ja[0], ja[0]))
+    fit = parse_fit_spec(act)
+    if fit:
+        family, d, function = fit
+        how = " (trained)" if family == "polyt" else ", " + FIT_FAMILIES[family]
+        return "degree-%d %s approximation%s" % (d, FUNCTION_NAMES[function], how)
+    return {"relu": "ReLU", "sigmoid": "Sigmoid", "tanh": "Tanh", "square": "x^2 (fixed)",
+            "quad": "a*x^2+b*x+c (trained, ReLU-fit init)",
+            "herpn": "per-channel quadratic, HerPN (trained, Hermite ReLU init)"}.get(act, act)
 
 
 def degree(act):
-    if act == "relu":
-        return None
     if json_activation(act):
         return json_activation(act)[1]
     if act in ("square", "quad", "herpn"):
         return 2
-    for p in ("polyt", "poly", "cheb"):
-        if act.startswith(p) and act[len(p):].isdigit():
-            return int(act[len(p):])
-    return None
+    fit = parse_fit_spec(act)
+    return fit[1] if fit else None
 
 
 def model_label(r):
@@ -172,29 +179,31 @@ def main(argv=None):
     fig, axes = plt.subplots(1, max(1, len(groups)), figsize=(5.2 * max(1, len(groups)), 4.2), squeeze=False)
     for ax, ((ds, mdl), rs) in zip(axes[0], groups.items()):
         degs = set()
-        for fam, marker in (("poly", "o-"), ("cheb", "s--"), ("polyt", "^-.")):
-            pts = sorted((degree(r["act"]), 100 * r["test_acc"]) for r in rs
-                         if r["act"].startswith(fam) and r["act"][len(fam):].isdigit())
-            if pts:
-                degs.update(p[0] for p in pts)
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker,
-                        label={"poly": "ReLU fit, least squares (fixed)", "cheb": "ReLU fit, Chebyshev interp. (fixed)",
-                               "polyt": "ReLU fit, then trained"}[fam])
+        fits = {}
+        for r in rs:
+            fit = parse_fit_spec(r["act"])
+            if fit:
+                fits.setdefault((fit[2], fit[0]), []).append((fit[1], 100 * r["test_acc"]))
+        for (function, fam), pts in sorted(fits.items()):
+            pts.sort()
+            degs.update(p[0] for p in pts)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], FAMILY_MARKERS[fam],
+                    label="%s fit, %s" % (FUNCTION_NAMES[function], FAMILY_PLOT_NAMES[fam]))
         for r in rs:
             ja = json_activation(r["act"])
             if ja:
                 degs.add(ja[1])
                 ax.plot([ja[1]], [100 * r["test_acc"]], "P" if ja[0] == "remez" else "X", markersize=9,
-                        label="ReLU fit, %s (fixed)" % METHOD_NAMES.get(ja[0], ja[0]))
+                        label="%s fit, %s (fixed)" % (FUNCTION_NAMES.get(ja[2], ja[2]), METHOD_NAMES.get(ja[0], ja[0])))
         for r in rs:
             if r["act"] in ("square", "quad"):
                 degs.add(2)
                 ax.plot([2], [100 * r["test_acc"]], "*" if r["act"] == "quad" else "D", markersize=10,
                         label=act_label(r["act"]))
         for r in rs:
-            if r["act"] == "relu":
-                ax.axhline(100 * r["test_acc"], linestyle=":", color="gray",
-                           label="ReLU twin (%.2f%%)" % (100 * r["test_acc"]))
+            if r["act"] in TWIN_LINES:
+                ax.axhline(100 * r["test_acc"], linestyle=TWIN_LINES[r["act"]], color="gray",
+                           label="%s twin (%.2f%%)" % (act_label(r["act"]), 100 * r["test_acc"]))
         ax.set_xticks(sorted(degs))
         ax.set_xlabel("polynomial degree")
         ax.set_ylabel("test accuracy (%)")

@@ -292,7 +292,7 @@ def main(argv=None):
         prog="python3 -m cryptodl_train.train",
         description="Train a recipe (resumes from <out>/last.pt), then test once and optionally export ONNX.")
     ap.add_argument("--recipe", required=True, choices=sorted(RECIPES))
-    ap.add_argument("--act", help="override the activation (relu, square, quad, poly<d>, cheb<d>, polyt<d>, json:<path>, herpn)")
+    ap.add_argument("--act", help="override the activation: " + M.ACT_SPECS)
     ap.add_argument("--interval", type=float, nargs=2, default=[-4.0, 4.0],
                     help="approximation interval of polynomial activations (default -4 4)")
     ap.add_argument("--epochs", type=int, help="override the recipe's number of epochs")

@@ -155,3 +155,35 @@ def test_herpn_running_statistics_and_eval_form():
 def test_herpn_rejects_wrong_width():
     with pytest.raises(ValueError):
         HerPN(4)(torch.zeros(2, 3, 4, 4))
+
+
+@pytest.mark.parametrize("spec,function,degree,trainable", [
+    ("poly3-sigmoid", "sigmoid", 3, False), ("cheb5-tanh", "tanh", 5, False),
+    ("polyt3-tanh", "tanh", 3, True), ("poly4", "relu", 4, False)])
+def test_fit_specs_approximate_the_named_function(spec, function, degree, trainable):
+    from cryptodl_train.models import make_act
+    act = make_act(spec, (-4.0, 4.0))
+    assert isinstance(act, PolyAct) and act.degree == degree
+    assert any(p.requires_grad for p in act.parameters()) == trainable
+    f = {"sigmoid": lambda v: 1 / (1 + np.exp(-v)), "tanh": np.tanh, "relu": lambda v: np.maximum(v, 0)}[function]
+    if spec.startswith("cheb"):  # interpolation: exact at the degree+1 Chebyshev nodes of [-4, 4]
+        x = 4 * np.cos(np.pi * (np.arange(degree + 1) + 0.5) / (degree + 1))
+        np.testing.assert_allclose(_eval(act, x), f(x), atol=1e-5)
+    else:  # independent reference: numpy.polyfit of the function itself on the interval
+        x = np.linspace(-4, 4, 4001)
+        np.testing.assert_allclose(_eval(act, x), np.polyval(np.polyfit(x, f(x), degree), x), atol=1e-4)
+
+
+@pytest.mark.parametrize("spec", ["sigmoid", "tanh"])
+def test_original_activation_twins(spec):
+    from cryptodl_train.models import make_act
+    with torch.no_grad():
+        x = torch.linspace(-5, 5, 11)
+        np.testing.assert_allclose(make_act(spec)(x).numpy(), getattr(torch, spec)(x).numpy())
+
+
+@pytest.mark.parametrize("spec", ["poly0", "poly3-relu", "poly3-", "cheb-tanh", "poly3-sigmoid-tanh", "sigmoid3"])
+def test_bad_activation_specs_are_refused(spec):
+    from cryptodl_train.models import make_act
+    with pytest.raises(ValueError, match="unknown activation"):
+        make_act(spec)

@@ -40,3 +40,14 @@ def test_flip_averaged_run_has_its_own_row():
     rows = table_rows([r, _run(0.99, 1)])
     assert [x["label"] for x in rows] == ["resnet9", "resnet9 + flip averaging (2x work)", "cryptonets"]
     assert rows[0]["test_acc"] == 0.889 and rows[1]["test_acc"] == 0.90 and rows[1]["val_acc"] == 0.9116
+
+
+def test_activation_labels_and_degrees():
+    from cryptodl_train.report import act_label, degree
+    assert act_label("poly4") == "degree-4 ReLU approximation, least squares (fixed)"
+    assert act_label("cheb4") == "degree-4 ReLU approximation, Chebyshev interpolation (fixed)"
+    assert act_label("polyt4") == "degree-4 ReLU approximation (trained)"
+    assert act_label("poly3-sigmoid") == "degree-3 sigmoid approximation, least squares (fixed)"
+    assert act_label("polyt5-tanh") == "degree-5 tanh approximation (trained)"
+    assert act_label("tanh") == "Tanh" and degree("tanh") is None and degree("relu") is None
+    assert [degree(a) for a in ("poly3-sigmoid", "cheb7-tanh", "polyt12", "quad")] == [3, 7, 12, 2]
