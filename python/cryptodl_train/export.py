@@ -25,6 +25,12 @@ def export_onnx(model, path, input_shape, metadata=None, opset=OPSET, flip_avera
     inf = inference_model(model)
     if flip_average:
         inf = flip_averaged(inf)
+    export_inference(inf, path, input_shape, metadata, opset)
+    return inf
+
+
+def export_inference(inf, path, input_shape, metadata=None, opset=OPSET):
+    """Export an inference (already folded) torch model, e.g. fold.logit_mean of several."""
     dummy = torch.zeros((1,) + tuple(input_shape[1:]), dtype=torch.float32)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     torch.onnx.export(inf, dummy, path, opset_version=opset, do_constant_folding=True,
@@ -39,7 +45,6 @@ def export_onnx(model, path, input_shape, metadata=None, opset=OPSET, flip_avera
     m.producer_name = "cryptodl_train"
     onnx.checker.check_model(m)
     onnx.save(m, path)
-    return inf
 
 
 def simplify_graph(g):

@@ -115,34 +115,49 @@ def inference_model(model):
     return nn.Sequential(*out).eval()
 
 
-class FlipAverage(nn.Module):
-    """Horizontal-flip test-time augmentation written as one network: net(x) plus net of
-    the mirror image of x, with net's output halved (so the sum is the mean of the two
-    logits). Both branches share one set of weights; ONNX writes the mirror image as a
-    Slice with step -1, which the C runtime runs as a move (no level under CKKS): twice the
-    work of one pass, the same depth."""
+class LogitMean(nn.Module):
+    """The mean of the logits of several inference networks (an ensemble), each applied to
+    the image and, with flip=True, also to its mirror image (horizontal-flip test-time
+    augmentation), written as one network: a sum of branches whose final layers were
+    scaled by 1 / (number of branches) (output_scaled). The mirror image is computed once;
+    ONNX writes it as a Slice with step -1 of the input, which the C runtime runs as a move
+    (no level under CKKS). The work is the sum of the branches', the depth the deepest's."""
 
-    def __init__(self, net):
+    def __init__(self, nets, flip=False):
         super().__init__()
-        self.net = net
+        self.nets = nn.ModuleList(nets)
+        self.flip = flip
 
     def forward(self, x):
-        return self.net(x) + self.net(torch.flip(x, [3]))
+        views = [x, torch.flip(x, [3])] if self.flip else [x]
+        out = None
+        for net in self.nets:
+            for v in views:
+                y = net(v)
+                out = y if out is None else out + y
+        return out
 
 
-def _halved(model):
-    """Copy of Sequential `model` with its output multiplied by 1/2 (folded into a final
-    Conv2d/Linear when there is one, else one more Scale)."""
+def output_scaled(model, factor):
+    """Copy of Sequential `model` with its output multiplied by `factor` (folded into a
+    final Conv2d/Linear when there is one, else one more Scale)."""
     from .models import Scale
     mods = [copy.deepcopy(m) for m in model.children()]
     if mods and isinstance(mods[-1], (nn.Conv2d, nn.Linear)):
-        mods[-1] = _scaled(mods[-1], 0.5)
+        mods[-1] = _scaled(mods[-1], factor)
     else:
-        mods.append(Scale(0.5))
+        mods.append(Scale(factor))
     return nn.Sequential(*mods).eval()
+
+
+def logit_mean(infs, flip=False):
+    """The inference models `infs` (Sequentials) as one network returning the mean of their
+    logits, over each image and also its mirror image with flip=True."""
+    k = len(infs) * (2 if flip else 1)
+    return LogitMean([output_scaled(inf, 1.0 / k) for inf in infs], flip).eval()
 
 
 def flip_averaged(inf):
     """The inference model `inf` (a Sequential) as the mean of its logits on an image and
     on its mirror image."""
-    return FlipAverage(_halved(inf)).eval()
+    return logit_mean([inf], flip=True)

@@ -83,12 +83,17 @@ def model_label(r):
 
 def table_rows(results):
     """The results as rows of the main table: a run tested with --flip-average has a second
-    row, the same weights tested on each image and its mirror image."""
+    row, the same weights tested on each image and its mirror image; an ensemble
+    (cryptodl_train.ensemble) is labelled with its members and its cost."""
     rows = []
     for r in results:
         cfg = r.get("config") or {}
         label = model_label(r) + (" distilled%s" % (", warm start" if cfg.get("init") else "")
                                   if cfg.get("teacher") else "")
+        if r.get("ensemble"):
+            k = len(r["ensemble"]) * (2 if r.get("flip_averaged") else 1)
+            label += " ensemble of %d runs%s (%dx work): %s" % (
+                len(r["ensemble"]), " + flip averaging" if r.get("flip_averaged") else "", k, ", ".join(r["ensemble"]))
         rows.append(dict(r, label=label))
         if r.get("flip_average"):
             rows.append(dict(r, test_acc=r["flip_average"]["test_acc"], val_acc=r["flip_average"]["val_acc"],
@@ -101,7 +106,8 @@ def variation_table(results):
     (dataset, model, activation, epochs) trained with more than one seed."""
     groups = {}
     for r in results:
-        groups.setdefault((r["dataset"], model_label(r), r["act"], r["epochs"]), []).append(r)
+        if not r.get("ensemble"):  # an ensemble is not another seed of its members' recipe
+            groups.setdefault((r["dataset"], model_label(r), r["act"], r["epochs"]), []).append(r)
     rows = []
     for (ds, mdl, act, ep), rs in groups.items():
         if len(rs) < 2:
@@ -153,9 +159,9 @@ def main(argv=None):
     lines = ["| dataset | model | activation | degree | test acc. | val. acc. (best epoch) | epochs | seed | mult. depth | parameters | s/epoch |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in table_rows(results):
-        lines.append("| %s | %s | %s | %s | **%.2f%%** | %.2f%% (%d) | %d | %d | %s | %s | %.0f |" % (
+        lines.append("| %s | %s | %s | %s | **%.2f%%** | %.2f%% (%s) | %d | %d | %s | %s | %.0f |" % (
             r["dataset"], r["label"], act_label(r["act"]), degree(r["act"]) or "-", 100 * r["test_acc"],
-            100 * r["val_acc"], r["best_epoch"], r["epochs"], r.get("seed", 1),
+            100 * r["val_acc"], "-" if r["best_epoch"] is None else r["best_epoch"], r["epochs"], r.get("seed", 1),
             r["depth"] if r["depth"] is not None else "n/a",
             "{:,}".format(r["params"]), r["seconds_per_epoch"] or 0))
     for u in unfinished:
@@ -174,7 +180,8 @@ def main(argv=None):
     os.makedirs(os.path.join(root, "docs", "img"), exist_ok=True)
     groups = {}
     for r in results:
-        groups.setdefault((r["dataset"], model_label(r)), []).append(r)
+        if not r.get("ensemble"):
+            groups.setdefault((r["dataset"], model_label(r)), []).append(r)
     groups = {k: v for k, v in groups.items() if any(degree(r["act"]) for r in v)}
     fig, axes = plt.subplots(1, max(1, len(groups)), figsize=(5.2 * max(1, len(groups)), 4.2), squeeze=False)
     for ax, ((ds, mdl), rs) in zip(axes[0], groups.items()):

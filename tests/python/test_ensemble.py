@@ -1,0 +1,50 @@
+"""Ensembles (cryptodl_train.ensemble): the exported graph computes the mean of the members'
+training-form logits (over each image and its mirror image with flip), checked by the
+numpy ONNX evaluator; members from different validation splits are refused."""
+import numpy as np
+import onnx
+import pytest
+import torch
+
+import onnx_numpy
+from cryptodl_train import export as E
+from cryptodl_train import models as M
+from cryptodl_train.ensemble import check_members
+from cryptodl_train.fold import inference_model, logit_mean
+
+
+def _with_statistics(model, x):
+    for m in model.modules():  # BN statistics of real activations, so that folding matters
+        if hasattr(m, "momentum"):
+            m.momentum = 1.0
+    with torch.no_grad():
+        model.train()(x)
+    return model.eval()
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_ensemble_export_is_the_mean_of_the_members(tmp_path, flip):
+    torch.manual_seed(3)
+    x = torch.rand(4, 3, 32, 32) * torch.linspace(0, 4, 32)  # not mirror-symmetric
+    batch = torch.cat([x, torch.rand(6, 3, 32, 32)])  # statistics that cover x: no overflow at depth 29
+    a = _with_statistics(M.cifar_resnet9("herpn", widths=(4, 8, 8, 16)), batch)
+    b = _with_statistics(M.cifar_resnet9("quad", widths=(4, 4, 8, 8)), batch)
+    with torch.no_grad():
+        views = [x, torch.flip(x, [3])] if flip else [x]
+        ref = (sum(m(v) for m in (a, b) for v in views) / (2 * len(views))).double().numpy()
+        assert np.abs(ref - a(x).double().numpy()).max() > 1e-3 * np.abs(ref).max()  # b matters
+    path = str(tmp_path / "ens.onnx")
+    E.export_inference(logit_mean([inference_model(a), inference_model(b)], flip=flip), path, (1, 3, 32, 32))
+    m = onnx.load(path)
+    onnx.checker.check_model(m)
+    np.testing.assert_allclose(onnx_numpy.run(m, x.numpy()), ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+    # the mirror image is computed once, from the input, for both members
+    assert [n.input[0] for n in m.graph.node if n.op_type == "Slice"] == ([m.graph.input[0].name] if flip else [])
+
+
+def test_members_need_one_validation_split():
+    cfg = {"dataset": "cifar10", "seed": 1, "val_size": 5000}
+    check_members([cfg, dict(cfg)], ["a", "b"])
+    for key, value in (("seed", 2), ("val_size", 4000), ("dataset", "mnist")):
+        with pytest.raises(ValueError, match=key):
+            check_members([cfg, dict(cfg, **{key: value})], ["a", "b"])
