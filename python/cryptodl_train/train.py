@@ -256,7 +256,9 @@ def flip_test_and_export(model, cfg, args, result, val, test, argv):
     result.json."""
     (vax, vay), (tex, tey) = val, test
     exported_acc = result["test_acc"]
-    if args.flip_average:
+    if args.flip_average and "flip_average" in result:  # a finished run's, measured before
+        exported_acc = result["flip_average"]["test_acc"]
+    elif args.flip_average:
         fa_val = evaluate(model, vax, vay, flip_average=True)[0]
         fa_test = evaluate(model, tex, tey, flip_average=True)[0]
         result["flip_average"] = {"val_acc": fa_val, "test_acc": fa_test, "command": command_line(argv)}
@@ -308,7 +310,8 @@ def main(argv=None):
     ap.add_argument("--time-budget", type=float, default=0, help="stop after the epoch that passes this many minutes (0: none)")
     ap.add_argument("--stop-after", type=int, default=0, metavar="EPOCH",
                     help="stop cleanly after this epoch (resume later, e.g. with other --set values)")
-    ap.add_argument("--export", help="write the ONNX model here after testing (fixture next to it in fixtures/)")
+    ap.add_argument("--export", help="write the ONNX model here after testing (fixture next to it in fixtures/); "
+                                     "on a finished run, exports its best weights without training again")
     ap.add_argument("--flip-average", action="store_true",
                     help="also test, and export, the mean of the logits of each image and its mirror image "
                          "(horizontal-flip test-time augmentation; the export slices the input with step -1 and "
@@ -340,7 +343,9 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     done = os.path.join(args.out, "result.json")
     finished = json.load(open(done)) if os.path.exists(done) else None
-    if finished is not None and not (args.flip_average and "flip_average" not in finished):
+    flip_to_test = args.flip_average and "flip_average" not in (finished or {})
+    to_export = args.export and (finished or {}).get("onnx") != args.export
+    if finished is not None and not (flip_to_test or to_export):
         print("%s is finished: test accuracy %.4f (delete result.json to test again)" % (args.out, finished["test_acc"]))
         return 0
 
@@ -348,9 +353,10 @@ def main(argv=None):
     np.random.seed(args.seed)
     (trx, try_), (tex, tey) = D.load_raw(cfg["dataset"], args.data_dir)
     (trx, try_), (vax, vay) = D.split_train_val(trx, try_, args.val_size, args.seed)
-    if finished is not None:  # a finished run, tested once more with --flip-average (same weights)
+    if finished is not None:  # a finished run, tested flip-averaged and/or exported (its best weights)
         model, best_cfg = model_from_checkpoint(os.path.join(args.out, "best.pt"))
-        print("%s is finished (test accuracy %.4f); testing it flip-averaged" % (args.out, finished["test_acc"]), flush=True)
+        print("%s is finished (test accuracy %.4f); %s" % (args.out, finished["test_acc"], " and ".join(
+            w for w, on in (("testing it flip-averaged", flip_to_test), ("exporting it", to_export)) if on)), flush=True)
         flip_test_and_export(model, best_cfg, args, finished, (vax, vay), (tex, tey), argv)
         return 0
     if args.train_subset:

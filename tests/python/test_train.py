@@ -173,3 +173,16 @@ def test_flip_average_of_a_finished_run(tmp_path, data_dir, capsys):
     assert "testing it flip-averaged" in capsys.readouterr().out
     assert T.main(args + ["--flip-average"]) == 0
     assert "is finished" in capsys.readouterr().out
+    # --export on a finished run exports its best weights again, reusing the measured accuracy
+    again = str(tmp_path / "fa2.onnx")
+    assert T.main(args + ["--flip-average", "--export", again]) == 0
+    out_text = capsys.readouterr().out
+    assert "exporting it" in out_text and "testing it flip-averaged" not in out_text
+    assert json.load(open(os.path.join(out, "result.json")))["flip_average"] == fa
+    meta = {p.key: p.value for p in onnx.load(again).metadata_props}
+    assert meta["flip_average"] == "yes" and meta["test_accuracy"] == "%.4f" % fa["test_acc"]
+    single = str(tmp_path / "single.onnx")
+    assert T.main(args + ["--export", single]) == 0
+    meta = {p.key: p.value for p in onnx.load(single).metadata_props}
+    assert meta["flip_average"] == "no" and meta["test_accuracy"] == "%.4f" % before["test_acc"]
+    assert json.load(open(os.path.join(out, "result.json")))["onnx_test_acc"] == before["test_acc"]
