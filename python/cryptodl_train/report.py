@@ -88,7 +88,8 @@ def table_rows(results):
     rows = []
     for r in results:
         cfg = r.get("config") or {}
-        label = model_label(r) + (" distilled%s" % (", warm start" if cfg.get("init") else "")
+        start = os.path.basename(os.path.dirname(cfg["init"])) if cfg.get("init") else ""
+        label = model_label(r) + (" distilled%s" % (", warm start from " + start if start else "")
                                   if cfg.get("teacher") else "")
         if r.get("ensemble"):
             k = len(r["ensemble"]) * (2 if r.get("flip_averaged") else 1)
@@ -183,7 +184,7 @@ def main(argv=None):
         if not r.get("ensemble"):
             groups.setdefault((r["dataset"], model_label(r)), []).append(r)
     groups = {k: v for k, v in groups.items() if any(degree(r["act"]) for r in v)}
-    fig, axes = plt.subplots(1, max(1, len(groups)), figsize=(5.2 * max(1, len(groups)), 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, max(1, len(groups)), figsize=(5.2 * max(1, len(groups)), 7.0), squeeze=False)
     for ax, ((ds, mdl), rs) in zip(axes[0], groups.items()):
         degs = set()
         fits = {}
@@ -216,7 +217,7 @@ def main(argv=None):
         ax.set_ylabel("test accuracy (%)")
         ax.set_title("%s, %s model" % (ds, mdl))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)  # below: no data hidden
     fig.suptitle("What a polynomial activation costs")
     fig.tight_layout()
     fig.savefig(os.path.join(root, "docs", "img", "results_degree.png"), dpi=110)

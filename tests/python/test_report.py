@@ -51,3 +51,12 @@ def test_activation_labels_and_degrees():
     assert act_label("polyt5-tanh") == "degree-5 tanh approximation (trained)"
     assert act_label("tanh") == "Tanh" and degree("tanh") is None and degree("relu") is None
     assert [degree(a) for a in ("poly3-sigmoid", "cheb7-tanh", "polyt12", "quad")] == [3, 7, 12, 2]
+
+
+def test_distilled_runs_name_their_starting_point():
+    from cryptodl_train.report import table_rows
+    cfg = {"teacher": "runs/relu/best.pt", "init": "runs/cifar10_resnet9_herpn_kd/best.pt"}
+    r = dict(_run(0.91, 1, act="herpn"), dataset="cifar10", recipe="cifar10_resnet9", config=cfg)
+    assert table_rows([r])[0]["label"] == "resnet9 distilled, warm start from cifar10_resnet9_herpn_kd"
+    r = dict(r, config={"teacher": "runs/relu/best.pt"})
+    assert table_rows([r])[0]["label"] == "resnet9 distilled"
