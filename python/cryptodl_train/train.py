@@ -339,6 +339,10 @@ def main(argv=None):
         except ValueError:
             cfg[key] = value
     cfg["interval"] = list(args.interval)
+    try:  # refuse an unknown activation before any data is read
+        M.make_act(cfg["act"], tuple(cfg["interval"]), channels=1)
+    except (ValueError, OSError) as e:
+        ap.error("--act: %s" % e)
     cfg.update(recipe=args.recipe, seed=args.seed, val_size=args.val_size)
     os.makedirs(args.out, exist_ok=True)
     done = os.path.join(args.out, "result.json")

@@ -30,9 +30,16 @@ def test_train_resume_export(tmp_path, data_dir, capsys):
     assert fx["input_shape"] == [8, 1, 28, 28] and len(fx["outputs"]) == 80
 
 
-def test_unknown_activation_fails():
+def test_unknown_activation_fails(tmp_path, capsys):
     with pytest.raises(ValueError):
         T.build_model(dict(T.RECIPES["mnist_cryptonets"], act="gelu", interval=[-4, 4]))
+    # the command line refuses it with a message, before reading data or creating --out
+    out = tmp_path / "r"
+    for act in ("gelu", "poly3-relu", "json:" + str(tmp_path / "missing.json")):
+        with pytest.raises(SystemExit) as e:
+            T.main(["--recipe", "mnist_cryptonets", "--out", str(out), "--act", act])
+        assert e.value.code == 2 and "--act" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_set_overrides_recipe_fields_and_rejects_unknown(tmp_path, capsys):
