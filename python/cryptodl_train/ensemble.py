@@ -22,22 +22,9 @@ import torch.nn.functional as F
 from . import data as D
 from . import export as E
 from .fold import inference_model, logit_mean
-from .train import command_line, model_from_checkpoint
+from .train import command_line, model_from_checkpoint, predict_logits
 
 SPLIT_KEYS = ("dataset", "seed", "val_size")
-
-
-@torch.no_grad()
-def logits(model, x, flip_average, batch=1000):
-    """The model's logits on uint8 images x (the mean over each image and its mirror image
-    with flip_average), as train.evaluate computes them."""
-    model.eval()
-    out = []
-    for i in range(0, x.shape[0], batch):
-        xb = torch.from_numpy(x[i:i + batch].astype(np.float32) / np.float32(255.0))
-        y = model(xb)
-        out.append(0.5 * (y + model(torch.flip(xb, [3]))) if flip_average else y)
-    return torch.cat(out)
 
 
 def accuracy(logit, labels):
@@ -92,9 +79,9 @@ def main(argv=None):
     _, (vax, vay) = D.split_train_val(trx, try_, cfg["val_size"], cfg["seed"])
     val_logits, test_logits = [], []
     for name, model in zip(names, models):  # each member's logits once; the ensemble is their mean
-        val_logits.append(logits(model, vax, args.flip_average))
+        val_logits.append(predict_logits(model, vax, flip_average=args.flip_average))
         print("member %s: val acc %.4f" % (name, accuracy(val_logits[-1], vay)), flush=True)
-        test_logits.append(logits(model, tex, args.flip_average))
+        test_logits.append(predict_logits(model, tex, flip_average=args.flip_average))
     val_mean, test_mean = torch.stack(val_logits).mean(0), torch.stack(test_logits).mean(0)
     val_acc, test_acc = accuracy(val_mean, vay), accuracy(test_mean, tey)
     test_loss = F.cross_entropy(test_mean, torch.from_numpy(tey.astype(np.int64))).item()

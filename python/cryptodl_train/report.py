@@ -45,9 +45,8 @@ METHOD_NAMES = {"remez": "Remez minimax", "derivative": "CryptoDL derivative met
 
 FUNCTION_NAMES = {"relu": "ReLU", "sigmoid": "sigmoid", "tanh": "tanh"}
 FAMILY_MARKERS = {"poly": "o-", "cheb": "s--", "polyt": "^-."}
-FAMILY_PLOT_NAMES = {"poly": "least squares (fixed)", "cheb": "Chebyshev interp. (fixed)", "polyt": "then trained"}
 TWIN_LINES = {"relu": ":", "sigmoid": "--", "tanh": "-."}  # the original activations, drawn as levels
-FIT_FAMILIES = {"poly": "least squares (fixed)", "cheb": "Chebyshev interpolation (fixed)", "polyt": "trained"}
+FIT_FAMILIES = {"poly": "least squares (fixed)", "cheb": "Chebyshev interpolation (fixed)", "polyt": "then trained"}
 
 
 def act_label(act):
@@ -196,7 +195,7 @@ def main(argv=None):
             pts.sort()
             degs.update(p[0] for p in pts)
             ax.plot([p[0] for p in pts], [p[1] for p in pts], FAMILY_MARKERS[fam],
-                    label="%s fit, %s" % (FUNCTION_NAMES[function], FAMILY_PLOT_NAMES[fam]))
+                    label="%s fit, %s" % (FUNCTION_NAMES[function], FIT_FAMILIES[fam]))
         for r in rs:
             ja = json_activation(r["act"])
             if ja:

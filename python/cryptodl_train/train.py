@@ -141,20 +141,23 @@ def batches_float(xu8, idx):
 
 
 @torch.no_grad()
-def evaluate(model, x, y, batch=1000, flip_average=False):
-    """Accuracy and mean cross-entropy; flip_average: of the mean logits of each image and
-    its mirror image (what an export with --flip-average computes)."""
+def predict_logits(model, x, batch=1000, flip_average=False):
+    """The model's logits on uint8 images x; flip_average: the mean of the logits of each
+    image and its mirror image (what an export with --flip-average computes)."""
     model.eval()
-    correct, loss = 0, 0.0
+    out = []
     for i in range(0, x.shape[0], batch):
-        xb = torch.from_numpy(x[i:i + batch].astype(np.float32) / np.float32(255.0))
-        yb = torch.from_numpy(y[i:i + batch].astype(np.int64))
-        out = model(xb)
-        if flip_average:
-            out = 0.5 * (out + model(torch.flip(xb, [3])))
-        loss += F.cross_entropy(out, yb, reduction="sum").item()
-        correct += (out.argmax(1) == yb).sum().item()
-    return correct / x.shape[0], loss / x.shape[0]
+        xb = batches_float(x, slice(i, i + batch))
+        y = model(xb)
+        out.append(0.5 * (y + model(torch.flip(xb, [3]))) if flip_average else y)
+    return torch.cat(out)
+
+
+def evaluate(model, x, y, batch=1000, flip_average=False):
+    """Accuracy and mean cross-entropy of predict_logits."""
+    out = predict_logits(model, x, batch, flip_average)
+    labels = torch.from_numpy(y.astype(np.int64))
+    return (out.argmax(1) == labels).sum().item() / x.shape[0], F.cross_entropy(out, labels).item()
 
 
 def param_groups(model, wd, poly_lr=1.0):

@@ -51,9 +51,9 @@ def test_members_need_one_validation_split():
 
 
 @pytest.mark.parametrize("flip", [False, True])
-def test_member_logits_agree_with_train_evaluate(flip):
-    from cryptodl_train.ensemble import accuracy, logits
-    from cryptodl_train.train import evaluate
+def test_ensemble_accuracy_agrees_with_train_evaluate(flip):
+    from cryptodl_train.ensemble import accuracy
+    from cryptodl_train.train import evaluate, predict_logits
     torch.manual_seed(4)
     rng = np.random.default_rng(4)
     x = rng.integers(0, 256, (300, 3, 32, 32), dtype=np.uint8)
@@ -62,7 +62,7 @@ def test_member_logits_agree_with_train_evaluate(flip):
         pred = model(torch.from_numpy(x / np.float32(255.0)))
     y = pred.argmax(1).numpy().copy()
     y[::3] = (y[::3] + 1) % 10  # a third of the labels wrong: accuracy near 2/3 (exactly so without flip)
-    acc = accuracy(logits(model, x, flip, batch=128), y)
+    acc = accuracy(predict_logits(model, x, batch=128, flip_average=flip), y)
     assert acc == pytest.approx(evaluate(model, x, y, batch=128, flip_average=flip)[0])
     if not flip:
         assert acc == pytest.approx(200 / 300)
