@@ -32,12 +32,16 @@ def accuracy(logit, labels):
 
 
 def check_members(cfgs, names):
-    """Refuse members trained on another dataset or validation split than the first."""
+    """Refuse members trained on another dataset or validation split than the first, or
+    without a validation split."""
     for key in SPLIT_KEYS:
         values = [c.get(key) for c in cfgs]
         if any(v != values[0] for v in values):
             raise ValueError("members differ in %s (%s): an ensemble needs one dataset and one validation split"
                              % (key, ", ".join("%s=%r" % (n, v) for n, v in zip(names, values))))
+    if not cfgs[0].get("val_size"):
+        raise ValueError("the members were trained on all training images (--val-size 0): "
+                         "there is no validation split to judge the ensemble on")
 
 
 def common(values, mixed):

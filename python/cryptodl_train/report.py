@@ -64,6 +64,11 @@ def act_label(act):
             "herpn": "per-channel quadratic, HerPN (trained, Hermite ReLU init)"}.get(act, act)
 
 
+def percent(acc):
+    """A validation accuracy for the table; a run without a validation split has none."""
+    return "-" if acc is None else "%.2f%%" % (100 * acc)
+
+
 def degree(act):
     if json_activation(act):
         return json_activation(act)[1]
@@ -90,6 +95,8 @@ def table_rows(results):
         start = os.path.basename(os.path.dirname(cfg["init"])) if cfg.get("init") else ""
         label = model_label(r) + (" distilled%s" % (", warm start from " + start if start else "")
                                   if cfg.get("teacher") else "")
+        if cfg.get("val_size") == 0:
+            label += ", final fit on all training images (no validation split; last epoch)"
         if r.get("ensemble"):
             k = len(r["ensemble"]) * (2 if r.get("flip_averaged") else 1)
             label += " ensemble of %d runs%s (%dx work): %s" % (
@@ -159,15 +166,15 @@ def main(argv=None):
     lines = ["| dataset | model | activation | degree | test acc. | val. acc. (best epoch) | epochs | seed | mult. depth | parameters | s/epoch |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in table_rows(results):
-        lines.append("| %s | %s | %s | %s | **%.2f%%** | %.2f%% (%s) | %d | %d | %s | %s | %.0f |" % (
+        lines.append("| %s | %s | %s | %s | **%.2f%%** | %s (%s) | %d | %d | %s | %s | %.0f |" % (
             r["dataset"], r["label"], act_label(r["act"]), degree(r["act"]) or "-", 100 * r["test_acc"],
-            100 * r["val_acc"], "-" if r["best_epoch"] is None else r["best_epoch"], r["epochs"], r.get("seed", 1),
+            percent(r["val_acc"]), "-" if r["best_epoch"] is None else r["best_epoch"], r["epochs"], r.get("seed", 1),
             r["depth"] if r["depth"] is not None else "n/a",
             "{:,}".format(r["params"]), r["seconds_per_epoch"] or 0))
     for u in unfinished:
-        lines.append("| %s | %s | %s | %s | not tested (unfinished: %d/%d epochs) | %.2f%% (%d) | %d/%d | %s | %s | %s | %s |" % (
+        lines.append("| %s | %s | %s | %s | not tested (unfinished: %d/%d epochs) | %s (%d) | %d/%d | %s | %s | %s | %s |" % (
             RECIPES[u["recipe"]]["dataset"], model_label(dict(u, dataset=RECIPES[u["recipe"]]["dataset"])), act_label(u["act"]), degree(u["act"]) or "-", u["epochs_done"], u["epochs"],
-            100 * u["best_val_acc"], u["best_epoch"], u["epochs_done"], u["epochs"], u.get("seed", 1),
+            percent(u["best_val_acc"]), u["best_epoch"], u["epochs_done"], u["epochs"], u.get("seed", 1),
             u.get("depth", "-") if u.get("depth", 0) is not None else "n/a",
             "{:,}".format(u["params"]) if "params" in u else "-",
             "%.0f" % u["seconds_per_epoch"] if "seconds_per_epoch" in u else "-"))

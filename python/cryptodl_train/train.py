@@ -59,7 +59,7 @@ RECIPES = {
 OPTIONAL_FIELDS = {"widths": None, "strides": None, "hidden": 128, "kernel2": 3, "cutout": 0, "opt": "adamw",
                    "label_smoothing": 0.0, "warmup": 1, "poly_lr": 1.0, "channels_last": False, "bn_momentum": 0.1,
                    "out_scale": 0.125, "act_penalty": 0.0,
-                   "ema": 0.0, "teacher": "", "kd_alpha": 0.5, "kd_temp": 4.0,
+                   "ema": 0.0, "teacher": "", "kd_alpha": 0.5, "kd_temp": 4.0, "teacher_flip": False,
                    "pad_mode": "zeros", "init": ""}
 
 
@@ -153,6 +153,11 @@ def predict_logits(model, x, batch=1000, flip_average=False):
     return torch.cat(out)
 
 
+def pct(v):
+    """An accuracy or loss for the logs; "n/a" when there is no validation split."""
+    return "n/a" if v is None else "%.4f" % v
+
+
 def evaluate(model, x, y, batch=1000, flip_average=False):
     """Accuracy and mean cross-entropy of predict_logits."""
     out = predict_logits(model, x, batch, flip_average)
@@ -239,6 +244,17 @@ def init_from_checkpoint(model, ema, path, cfg):
         ema.model.load_state_dict(ck["model"])
 
 
+def teacher_outputs(teacher, xb, flip_average):
+    """The teacher's logits for a batch; flip-averaged, the mean over each image and its
+    mirror image, which is a stronger teacher (test-time augmentation) for one more
+    forward pass."""
+    with torch.no_grad():
+        out = teacher(xb)
+        if flip_average:
+            out = 0.5 * (out + teacher(torch.flip(xb, [3])))
+    return out
+
+
 def distillation_loss(student_logits, teacher_logits, temp):
     """Hinton et al. 2015: KL(teacher || student) of the temperature-softened outputs,
     times T^2 so that its gradients keep their size as T changes."""
@@ -262,11 +278,11 @@ def flip_test_and_export(model, cfg, args, result, val, test, argv):
     if args.flip_average and "flip_average" in result:  # a finished run's, measured before
         exported_acc = result["flip_average"]["test_acc"]
     elif args.flip_average:
-        fa_val = evaluate(model, vax, vay, flip_average=True)[0]
+        fa_val = evaluate(model, vax, vay, flip_average=True)[0] if len(vax) else None
         fa_test = evaluate(model, tex, tey, flip_average=True)[0]
         result["flip_average"] = {"val_acc": fa_val, "test_acc": fa_test, "command": command_line(argv)}
         exported_acc = fa_test
-        print("flip-averaged (image and mirror image): val acc %.4f, TEST accuracy %.4f" % (fa_val, fa_test), flush=True)
+        print("flip-averaged (image and mirror image): val acc %s, TEST accuracy %.4f" % (pct(fa_val), fa_test), flush=True)
     if args.export:
         inf = E.export_onnx(model, args.export, (1,) + tex.shape[1:], flip_average=args.flip_average, metadata={
             "dataset": cfg["dataset"], "recipe": args.recipe, "activation": cfg["act"],
@@ -308,7 +324,9 @@ def main(argv=None):
     ap.add_argument("--data-dir", default=D.DEFAULT_DATA_DIR, help="folder with mnist/, fashion-mnist/, cifar-10-batches-bin/")
     ap.add_argument("--out", required=True, help="run folder (checkpoints, logs, result.json)")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--val-size", type=int, default=5000, help="validation examples held out of the training set")
+    ap.add_argument("--val-size", type=int, default=5000,
+                    help="validation examples held out of the training set (default 5000); 0 trains on all of it "
+                         "and keeps the last epoch: a final fit with settings chosen on a run that had validation")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--time-budget", type=float, default=0, help="stop after the epoch that passes this many minutes (0: none)")
     ap.add_argument("--stop-after", type=int, default=0, metavar="EPOCH",
@@ -324,6 +342,8 @@ def main(argv=None):
     ap.add_argument("--train-subset", type=int, default=0, help="use only this many training examples (smoke tests)")
     args = ap.parse_args(argv)
 
+    if args.val_size < 0:
+        ap.error("--val-size must be 0 or more")
     torch.set_num_threads(args.threads)
     cfg = dict(RECIPES[args.recipe])
     if args.act:
@@ -411,8 +431,8 @@ def main(argv=None):
         sched.load_state_dict(ck["sched"])
         torch.set_rng_state(ck["torch_rng"])
         start_epoch, best_val, best_epoch, history = ck["epoch"], ck["best_val"], ck["best_epoch"], ck["history"]
-        print("resuming %s at epoch %d/%d (best val %.4f at epoch %d)" % (
-            args.out, start_epoch, cfg["epochs"], best_val, best_epoch), flush=True)
+        print("resuming %s at epoch %d/%d (best val %s at epoch %d)" % (
+            args.out, start_epoch, cfg["epochs"], pct(best_val), best_epoch), flush=True)
     elif cfg.get("init"):
         try:
             init_from_checkpoint(model, ema, cfg["init"], cfg)
@@ -444,8 +464,7 @@ def main(argv=None):
             out = model(xb)
             loss = F.cross_entropy(out, yb, label_smoothing=cfg.get("label_smoothing", 0.0))
             if teacher is not None:
-                with torch.no_grad():
-                    t_out = teacher(xb)
+                t_out = teacher_outputs(teacher, xb, cfg.get("teacher_flip", False))
                 a = cfg.get("kd_alpha", OPTIONAL_FIELDS["kd_alpha"])
                 loss = (1 - a) * loss + a * distillation_loss(out, t_out, cfg.get("kd_temp", OPTIONAL_FIELDS["kd_temp"]))
             if cfg.get("act_penalty"):
@@ -466,12 +485,13 @@ def main(argv=None):
             bar.update(s + 1, "loss %.4f" % (tot_loss / seen))
         bar.close()
         selected = ema.model if ema is not None else model  # the model validated, kept and exported
-        val_acc, val_loss = evaluate(selected, vax, vay)
+        # Without a validation split (--val-size 0) nothing is selected: the last epoch is kept.
+        val_acc, val_loss = evaluate(selected, vax, vay) if len(vax) else (None, None)
         dt = time.time() - t0
         rec = {"epoch": epoch + 1, "train_loss": tot_loss / seen, "train_acc": tot_ok / seen,
                "val_loss": val_loss, "val_acc": val_acc, "seconds": dt, "lr": sched.get_last_lr()[0]}
         history.append(rec)
-        if val_acc > best_val:
+        if val_acc is None or val_acc > best_val:
             best_val, best_epoch = val_acc, epoch + 1
             save_atomic({"model": selected.state_dict(), "cfg": cfg, "epoch": epoch + 1, "val_acc": val_acc}, best_path)
         last = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
@@ -482,8 +502,8 @@ def main(argv=None):
         save_atomic(last, last_path)
         logf.write(json.dumps(rec) + "\n")
         logf.flush()
-        print("epoch %3d/%d  loss %.4f  train acc %.4f  val loss %.4f  val acc %.4f  %.1fs%s" % (
-            epoch + 1, cfg["epochs"], rec["train_loss"], rec["train_acc"], val_loss, val_acc, dt,
+        print("epoch %3d/%d  loss %.4f  train acc %.4f  val loss %s  val acc %s  %.1fs%s" % (
+            epoch + 1, cfg["epochs"], rec["train_loss"], rec["train_acc"], pct(val_loss), pct(val_acc), dt,
             "  *best" if best_epoch == epoch + 1 else ""), flush=True)
         status = {"recipe": args.recipe, "act": cfg["act"], "epochs_done": epoch + 1, "epochs": cfg["epochs"],
                   "best_val_acc": best_val, "best_epoch": best_epoch, "finished": False, "seed": args.seed,
@@ -510,8 +530,8 @@ def main(argv=None):
               "seconds_per_epoch": float(np.mean([h["seconds"] for h in history])) if history else None,
               "seed": args.seed, "activations": E.activation_descriptions(model), "config": cfg,
               "command": command_line(argv)}
-    print("TEST accuracy %.4f (model of epoch %d, val acc %.4f), depth %s, %d params" % (
-        test_acc, best_epoch, best_val, result["depth"], result["params"]), flush=True)
+    print("TEST accuracy %.4f (model of epoch %d, val acc %s), depth %s, %d params" % (
+        test_acc, best_epoch, pct(best_val), result["depth"], result["params"]), flush=True)
     flip_test_and_export(model, cfg, args, result, (vax, vay), (tex, tey), argv)
     with open(os.path.join(args.out, "status.json"), "w") as f:
         json.dump({"recipe": args.recipe, "act": cfg["act"], "epochs_done": len(history), "epochs": cfg["epochs"],

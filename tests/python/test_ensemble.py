@@ -48,6 +48,9 @@ def test_members_need_one_validation_split():
     for key, value in (("seed", 2), ("val_size", 4000), ("dataset", "mnist")):
         with pytest.raises(ValueError, match=key):
             check_members([cfg, dict(cfg, **{key: value})], ["a", "b"])
+    # trained on all training images: nothing left to judge the ensemble on
+    with pytest.raises(ValueError, match="val-size 0"):
+        check_members([dict(cfg, val_size=0)] * 2, ["a", "b"])
 
 
 @pytest.mark.parametrize("flip", [False, True])

@@ -60,3 +60,12 @@ def test_distilled_runs_name_their_starting_point():
     assert table_rows([r])[0]["label"] == "resnet9 distilled, warm start from cifar10_resnet9_herpn_kd"
     r = dict(r, config={"teacher": "runs/relu/best.pt"})
     assert table_rows([r])[0]["label"] == "resnet9 distilled"
+
+
+def test_final_fit_without_validation_is_labelled():
+    from cryptodl_train.report import percent, table_rows
+    r = dict(_run(0.915, 1, act="herpn"), dataset="cifar10", recipe="cifar10_resnet9", val_acc=None,
+             config={"val_size": 0})
+    assert table_rows([r])[0]["label"] == ("resnet9, final fit on all training images "
+                                           "(no validation split; last epoch)")
+    assert percent(None) == "-" and percent(0.91234) == "91.23%"

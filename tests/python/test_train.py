@@ -125,6 +125,39 @@ def test_ema_and_teacher_train_resume(tmp_path, data_dir):
     assert res["config"]["ema"] == 0.8 and 0.3 < res["test_acc"] <= 1.0
 
 
+def test_flip_averaged_teacher_is_the_mean_over_the_mirror_image():
+    import torch
+    torch.manual_seed(0)
+    teacher = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(2 * 4 * 4, 3))
+    x = torch.randn(5, 1, 6, 6)
+    assert torch.equal(T.teacher_outputs(teacher, x, False), teacher(x).detach())
+    mirrored = torch.stack([teacher(img.flip(-1)[None])[0] for img in x]).detach()  # one image at a time
+    torch.testing.assert_close(T.teacher_outputs(teacher, x, True), 0.5 * (teacher(x).detach() + mirrored))
+    assert not torch.allclose(mirrored, teacher(x))  # the teacher is not mirror-symmetric: the test can fail
+
+
+def test_final_fit_without_validation_keeps_the_last_epoch(tmp_path, data_dir, capsys):
+    """--val-size 0 trains on every training image, selects nothing (each epoch replaces
+    best.pt), resumes, and records no validation accuracy; a flip-averaged teacher works."""
+    import torch
+    common = ["--recipe", "mnist_cryptonets", "--train-subset", "2000", "--data-dir", data_dir]
+    teacher_out = str(tmp_path / "teacher")
+    assert T.main(common + ["--act", "relu", "--epochs", "1", "--val-size", "500", "--out", teacher_out]) == 0
+    out = str(tmp_path / "final")
+    args = common + ["--val-size", "0", "--epochs", "2", "--out", out, "--time-budget", "1e-9", "--flip-average",
+                     "--set", "teacher=" + os.path.join(teacher_out, "best.pt"), "--set", "teacher_flip=true"]
+    assert T.main(args) == 0
+    assert T.main(args) == 0  # resumes at epoch 2 and finishes
+    text = capsys.readouterr().out
+    assert "2000 train / 0 val" in text and "val acc n/a" in text
+    res = json.load(open(os.path.join(out, "result.json")))
+    assert res["val_acc"] is None and res["best_epoch"] == 2 and res["flip_average"]["val_acc"] is None
+    best, last = torch.load(os.path.join(out, "best.pt")), torch.load(os.path.join(out, "last.pt"))
+    assert best["epoch"] == 2 and all(torch.equal(best["model"][k], v) for k, v in last["model"].items())
+    with pytest.raises(SystemExit):
+        T.main(common + ["--val-size", "-1", "--out", str(tmp_path / "bad")])
+
+
 def test_reflection_shifts_leave_no_empty_border():
     import torch
     torch.manual_seed(0)
