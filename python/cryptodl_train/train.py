@@ -504,7 +504,7 @@ def main(argv=None):
         logf.flush()
         print("epoch %3d/%d  loss %.4f  train acc %.4f  val loss %s  val acc %s  %.1fs%s" % (
             epoch + 1, cfg["epochs"], rec["train_loss"], rec["train_acc"], pct(val_loss), pct(val_acc), dt,
-            "  *best" if best_epoch == epoch + 1 else ""), flush=True)
+            "  *best" if best_epoch == epoch + 1 and val_acc is not None else ""), flush=True)
         status = {"recipe": args.recipe, "act": cfg["act"], "epochs_done": epoch + 1, "epochs": cfg["epochs"],
                   "best_val_acc": best_val, "best_epoch": best_epoch, "finished": False, "seed": args.seed,
                   "depth": M.multiplicative_depth(model), "params": M.count_inference_params(model),
