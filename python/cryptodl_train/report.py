@@ -93,8 +93,9 @@ def table_rows(results):
     for r in results:
         cfg = r.get("config") or {}
         start = os.path.basename(os.path.dirname(cfg["init"])) if cfg.get("init") else ""
-        label = model_label(r) + (" distilled%s" % (", warm start from " + start if start else "")
-                                  if cfg.get("teacher") else "")
+        label = model_label(r) + (" distilled%s%s" % (
+            " (flip-averaged teacher)" if cfg.get("teacher_flip") else "",
+            ", warm start from " + start if start else "") if cfg.get("teacher") else "")
         if cfg.get("val_size") == 0:
             label += ", final fit on all training images (no validation split; last epoch)"
         if r.get("ensemble"):

@@ -60,6 +60,8 @@ def test_distilled_runs_name_their_starting_point():
     assert table_rows([r])[0]["label"] == "resnet9 distilled, warm start from cifar10_resnet9_herpn_kd"
     r = dict(r, config={"teacher": "runs/relu/best.pt"})
     assert table_rows([r])[0]["label"] == "resnet9 distilled"
+    r = dict(r, config={"teacher": "runs/relu/best.pt", "teacher_flip": True})
+    assert table_rows([r])[0]["label"] == "resnet9 distilled (flip-averaged teacher)"
 
 
 def test_final_fit_without_validation_is_labelled():
