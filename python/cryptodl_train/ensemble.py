@@ -109,12 +109,7 @@ def main(argv=None):
             "test_accuracy": "%.4f" % test_acc, "multiplicative_depth": str(result["depth"]),
             "flip_average": "yes" if args.flip_average else "no",
             "input": "NCHW float32 pixels / 255", "output": "logits"})
-        name = os.path.splitext(os.path.basename(args.export))[0]
-        fx = os.path.join(os.path.dirname(os.path.abspath(args.export)), "fixtures", name + ".json")
-        E.write_fixture(inf, args.export, D.to_float(tex[:8]), tey[:8], fx)
-        with open(os.path.splitext(args.export)[0] + ".activations.json", "w") as f:
-            json.dump(result["activations"], f, indent=1)
-            f.write("\n")
+        fx = E.write_companions(inf, args.export, D.to_float(tex[:8]), tey[:8], result["activations"])
         result.update(onnx=args.export, onnx_test_acc=test_acc, sha256=E.sha256(args.export))
         print("exported %s (sha256 %s) and fixture %s" % (args.export, result["sha256"], fx), flush=True)
     os.makedirs(args.out, exist_ok=True)

@@ -102,6 +102,20 @@ def write_fixture(inf_model, onnx_file, x, labels, path):
     return logits
 
 
+def write_companions(inf_model, onnx_file, x, labels, activations, fixture=None):
+    """The files that ship beside an exported model: its parity fixture (write_fixture; by
+    default fixtures/<model>.json next to it) and <model>.activations.json (its polynomial
+    activations in order). Returns the fixture's path."""
+    base = os.path.splitext(onnx_file)[0]
+    fixture = fixture or os.path.join(os.path.dirname(os.path.abspath(onnx_file)), "fixtures",
+                                      os.path.basename(base) + ".json")
+    write_fixture(inf_model, onnx_file, x, labels, fixture)
+    with open(base + ".activations.json", "w") as f:
+        json.dump(activations, f, indent=1)
+        f.write("\n")
+    return fixture
+
+
 def sha256(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:

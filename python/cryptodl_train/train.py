@@ -140,17 +140,19 @@ def batches_float(xu8, idx):
     return torch.from_numpy(xu8[idx].astype(np.float32) / np.float32(255.0))
 
 
+def batch_logits(model, xb, flip_average):
+    """The model's logits on the float batch xb; flip_average: the mean of the logits of
+    each image and its mirror image (what an export with --flip-average computes)."""
+    y = model(xb)
+    return 0.5 * (y + model(torch.flip(xb, [3]))) if flip_average else y
+
+
 @torch.no_grad()
 def predict_logits(model, x, batch=1000, flip_average=False):
-    """The model's logits on uint8 images x; flip_average: the mean of the logits of each
-    image and its mirror image (what an export with --flip-average computes)."""
+    """The model's logits on uint8 images x (batch_logits, a batch at a time)."""
     model.eval()
-    out = []
-    for i in range(0, x.shape[0], batch):
-        xb = batches_float(x, slice(i, i + batch))
-        y = model(xb)
-        out.append(0.5 * (y + model(torch.flip(xb, [3]))) if flip_average else y)
-    return torch.cat(out)
+    return torch.cat([batch_logits(model, batches_float(x, slice(i, i + batch)), flip_average)
+                      for i in range(0, x.shape[0], batch)])
 
 
 def pct(v):
@@ -249,10 +251,7 @@ def teacher_outputs(teacher, xb, flip_average):
     mirror image, which is a stronger teacher (test-time augmentation) for one more
     forward pass."""
     with torch.no_grad():
-        out = teacher(xb)
-        if flip_average:
-            out = 0.5 * (out + teacher(torch.flip(xb, [3])))
-    return out
+        return batch_logits(teacher, xb, flip_average)
 
 
 def distillation_loss(student_logits, teacher_logits, temp):
@@ -289,15 +288,9 @@ def flip_test_and_export(model, cfg, args, result, val, test, argv):
             "test_accuracy": "%.4f" % exported_acc, "multiplicative_depth": str(result["depth"]),
             "flip_average": "yes" if args.flip_average else "no",
             "input": "NCHW float32 pixels / 255", "output": "logits"})
-        name = os.path.splitext(os.path.basename(args.export))[0]
-        fx = args.fixture or os.path.join(os.path.dirname(os.path.abspath(args.export)), "fixtures", name + ".json")
-        E.write_fixture(inf, args.export, D.to_float(tex[:8]), tey[:8], fx)
-        with open(os.path.splitext(args.export)[0] + ".activations.json", "w") as f:
-            json.dump(result["activations"], f, indent=1)
-            f.write("\n")
-        result["onnx"] = args.export
-        result["onnx_test_acc"] = exported_acc  # of the exported network (flip-averaged or not)
-        result["sha256"] = E.sha256(args.export)
+        fx = E.write_companions(inf, args.export, D.to_float(tex[:8]), tey[:8], result["activations"], args.fixture)
+        # onnx_test_acc: of the exported network (flip-averaged or not)
+        result.update(onnx=args.export, onnx_test_acc=exported_acc, sha256=E.sha256(args.export))
         print("exported %s (sha256 %s) and fixture %s" % (args.export, result["sha256"], fx), flush=True)
     with open(os.path.join(args.out, "result.json"), "w") as f:
         json.dump(result, f, indent=1)
