@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <sys/stat.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -105,6 +106,19 @@ int cli_parse_positive(const char *command, const char *option, const char *text
         return -1;
     }
     *out = v;
+    return 0;
+}
+
+int cli_parse_packing(const char *command, const char *text, int *out)
+{
+    if (strcmp(text, "batch") == 0)
+        *out = CDL_HE_PACKING_BATCH;
+    else if (strcmp(text, "slots") == 0)
+        *out = CDL_HE_PACKING_SLOTS;
+    else if (strcmp(text, "auto") == 0)
+        *out = CDL_HE_PACKING_AUTO;
+    else
+        { cli_usage_error(command, "--packing must be batch, slots or auto, got '%s'", text); return -1; }
     return 0;
 }
 

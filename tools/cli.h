@@ -49,6 +49,8 @@ int cli_parse_positive(const char *command, const char *option, const char *text
 
 /* Parse a --threads value (1..4096) the same way. */
 int cli_parse_threads(const char *command, const char *text, int *out);
+/* --packing batch|slots|auto into a cdl_he_packing (usage error printed, -1, on anything else). */
+int cli_parse_packing(const char *command, const char *text, int *out);
 
 /* Default dataset folder: $CDL_DATA_DIR, else ../shared/data if it exists, else NULL. */
 const char *cli_default_data_dir(void);

@@ -19,6 +19,7 @@
  */
 #include <getopt.h>
 #include <math.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,9 @@ static void usage(FILE *out)
             "  --scale-bits B    force the scale 2^B (default: as large as the security budget allows)\n"
             "  --output-bits B   room for the logits in the last prime: |logit| < 2^(B-1) (default 10)\n"
             "  --approx SPEC     replace ReLU/Sigmoid/Tanh/LeakyRelu by polynomials first, e.g. relu=remez:4:-6:6\n"
+            "  --packing P       batch (one image per slot, default), slots (one image across the slots,\n"
+            "                    rotations; a few images share a ciphertext when they fit) or auto (slots\n"
+            "                    unless batch fits this machine's memory and --limit fills batches)\n"
             "  --public-key      encrypt with the public key (default: the secret key, symmetric)\n"
             "  --plan            print the HE plan (layers, levels, parameters, cost, memory) and stop\n"
             "  --force           run even if the plan's ciphertext memory exceeds 90%% of this machine's RAM\n"
@@ -206,6 +210,7 @@ int cmd_predict(int argc, char **argv)
                                          {"public-key", no_argument, 0, 'p'},
                                          {"output-bits", required_argument, 0, 'B'},
                                          {"approx", required_argument, 0, 'A'},
+                                         {"packing", required_argument, 0, 'Q'},
                                          {"plan", no_argument, 0, 'P'},
                                          {"force", no_argument, 0, 'F'},
                                          {"json", no_argument, 0, 'j'},
@@ -262,6 +267,10 @@ int cmd_predict(int argc, char **argv)
         case 'k': keys_dir = optarg; break;
         case 'F': force = 1; break;
         case 'A': approx = optarg; break;
+        case 'Q':
+            if (cli_parse_packing("predict", optarg, &hopt.packing) != 0)
+                return CLI_EXIT_USAGE;
+            break;
         case 'B':
             hopt.output_bits = (int)strtol(optarg, &end, 10);
             if (*end || hopt.output_bits < 2 || hopt.output_bits > 30)
@@ -277,6 +286,7 @@ int cmd_predict(int argc, char **argv)
         return cli_usage_error("predict", "expected exactly one MODEL.onnx (e.g. models/mnist_cryptonets.onnx)");
     if (threads)
         cdl_set_threads(threads);
+    hopt.images_hint = (size_t)limit;
     const char *path = argv[optind];
     int defaulted = data_dir == NULL;
     if (!data_dir)
@@ -291,6 +301,7 @@ int cmd_predict(int argc, char **argv)
     cdl_ckks_secret_key *sk = NULL;
     cdl_ckks_public_key *pk = NULL;
     cdl_ckks_relin_key *rlk = NULL;
+    cdl_ckks_galois_keys *gk = NULL;
     cdl_he_batch *enc = NULL, *res = NULL;
     double *images = NULL, *he_logits = NULL, *ref_logits = NULL;
     char *desc = NULL;
@@ -349,12 +360,15 @@ int cmd_predict(int argc, char **argv)
         images[i] = ds->pixels[i];
 
     const cdl_ckks_param_spec *sp = cdl_he_plan_params(plan);
+    const int slots = cdl_he_plan_packing(plan) == CDL_HE_PACKING_SLOTS;
     double t_keygen = 0, t_encrypt = 0, t_eval = 0, t_decrypt = 0, t0;
-    size_t in_bytes = 0, out_bytes = 0, rlk_bytes = 0;
+    size_t in_bytes = 0, out_bytes = 0, rlk_bytes = 0, gk_bytes = 0, n_steps = 0, req_max = 0, resp_max = 0;
+    cdl_he_plan_galois_steps(plan, NULL, &n_steps);
     t0 = cli_now_seconds();
     if (cdl_he_context_new(plan, &ctx) != CDL_OK || cdl_rng_new_system(&rng) != CDL_OK ||
         cdl_ckks_keygen_secret(ctx, rng, &sk) != CDL_OK || cdl_ckks_keygen_relin(ctx, sk, rng, &rlk) != CDL_OK ||
-        (use_pk && cdl_ckks_keygen_public(ctx, sk, rng, &pk) != CDL_OK)) {
+        (use_pk && cdl_ckks_keygen_public(ctx, sk, rng, &pk) != CDL_OK) ||
+        (slots && cdl_he_keygen_galois(plan, ctx, sk, rng, &gk) != CDL_OK)) {
         rc = cli_fail_status("predict", "key generation failed");
         goto done;
     }
@@ -363,8 +377,14 @@ int cmd_predict(int argc, char **argv)
         uint8_t *blob = NULL;
         if (cdl_ckks_relin_key_save(ctx, rlk, 0, &blob, &rlk_bytes) == CDL_OK)
             cdl_free_bytes(blob);
+        blob = NULL;
+        if (gk && cdl_ckks_galois_keys_save(ctx, gk, 0, &blob, &gk_bytes) == CDL_OK)
+            cdl_free_bytes(blob);
     }
-    fprintf(stderr, "keys: %.2f s (relinearization key %.1f MB, sent to the server)\n", t_keygen, rlk_bytes / 1e6);
+    fprintf(stderr, "keys: %.2f s (relinearization key %.1f MB", t_keygen, rlk_bytes / 1e6);
+    if (gk)
+        fprintf(stderr, ", Galois keys %.1f MB for %zu rotation steps", gk_bytes / 1e6, n_steps);
+    fprintf(stderr, "; sent to the server)\n");
     const size_t cap = cdl_he_plan_batch_capacity(plan);
     for (size_t at = 0; at < n; at += cap) {
         size_t b = n - at < cap ? n - at : cap;
@@ -377,13 +397,15 @@ int cmd_predict(int argc, char **argv)
         double dt = cli_now_seconds() - t0;
         t_encrypt += dt;
         size_t bytes = 0;
-        if (cdl_he_batch_bytes(ctx, enc, &bytes) == CDL_OK)
+        if (cdl_he_batch_bytes(ctx, enc, &bytes) == CDL_OK) {
             in_bytes += bytes;
+            req_max = bytes > req_max ? bytes : req_max;
+        }
         fprintf(stderr, "  encrypt: %zu ciphertexts, %.2f s, %.1f MB\n", cdl_he_batch_count(enc), dt, bytes / 1e6);
         t0 = cli_now_seconds();
         he_progress ps;
         he_progress_init(&ps);
-        if (cdl_he_evaluate(plan, ctx, rlk, enc, he_on_progress, &ps, &res) != CDL_OK) {
+        if (cdl_he_evaluate_keys(plan, ctx, rlk, gk, enc, he_on_progress, &ps, &res) != CDL_OK) {
             rc = cli_fail_status("predict", "encrypted evaluation failed");
             goto done;
         }
@@ -392,8 +414,10 @@ int cmd_predict(int argc, char **argv)
         fprintf(stderr, "  evaluate: %.2f s\n", dt);
         cdl_he_batch_free(enc);
         enc = NULL;
-        if (cdl_he_batch_bytes(ctx, res, &bytes) == CDL_OK)
+        if (cdl_he_batch_bytes(ctx, res, &bytes) == CDL_OK) {
             out_bytes += bytes;
+            resp_max = bytes > resp_max ? bytes : resp_max;
+        }
         t0 = cli_now_seconds();
         if (cdl_he_decrypt_logits(plan, ctx, sk, res, he_logits + at * nout) != CDL_OK) {
             rc = cli_fail_status("predict", "decryption failed");
@@ -432,6 +456,9 @@ int cmd_predict(int argc, char **argv)
     const double t_total = t_encrypt + t_eval + t_decrypt;
     const double per_hour_total = t_total > 0 ? 3600.0 * (double)n / t_total : 0;
     const double per_hour_full = t_eval > 0 ? 3600.0 * (double)(batches * cap) / t_eval : 0;
+    struct rusage ru;
+    const double peak_rss_mb = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss / 1024.0 : 0.0;
+    const double latency = batches ? t_eval / (double)batches : 0.0; /* evaluate time per request (batch) */
     if (json) {
         printf("{\"model\":\"%s\",\"dataset\":\"%s\",\"images\":%zu,\"batches\":%zu,\"threads\":%d,"
                "\"encrypted_accuracy\":%.6f,\"plaintext_accuracy\":%.6f,\"argmax_agreement\":%.6f,"
@@ -440,11 +467,14 @@ int cmd_predict(int argc, char **argv)
                "\"keygen_s\":%.3f,\"encrypt_s\":%.3f,\"evaluate_s\":%.3f,\"decrypt_s\":%.3f,"
                "\"predictions_per_hour_evaluate\":%.0f,\"predictions_per_hour_end_to_end\":%.0f,"
                "\"predictions_per_hour_full_batches\":%.0f,\"batch_capacity\":%zu,"
-               "\"input_bytes\":%zu,\"output_bytes\":%zu,\"relin_key_bytes\":%zu}\n",
+               "\"input_bytes\":%zu,\"output_bytes\":%zu,\"relin_key_bytes\":%zu,"
+               "\"packing\":\"%s\",\"latency_s\":%.4f,\"images_per_ciphertext\":%zu,\"galois_key_bytes\":%zu,"
+               "\"galois_steps\":%zu,\"request_bytes\":%zu,\"response_bytes\":%zu,\"peak_rss_mb\":%.0f}\n",
                path, ds->name, n, batches, cdl_get_threads(), (double)he_correct / n, (double)ref_correct / n,
                (double)agree / n, max_diff, max_logit, sp->log_n, log_qp, cdl_he_plan_levels(plan),
                (int)lround(log2(sp->scale)), use_pk ? "public-key" : "secret-key", t_keygen, t_encrypt, t_eval,
-               t_decrypt, per_hour_eval, per_hour_total, per_hour_full, cap, in_bytes, out_bytes, rlk_bytes);
+               t_decrypt, per_hour_eval, per_hour_total, per_hour_full, cap, in_bytes, out_bytes, rlk_bytes,
+               slots ? "slots" : "batch", latency, slots ? cap : 1, gk_bytes, n_steps, req_max, resp_max, peak_rss_mb);
     } else {
         printf("encrypted inference: %s on %zu %s test images (%zu batch%s, %d threads)\n", path, n, ds->name, batches,
                batches == 1 ? "" : "es", cdl_get_threads());
@@ -464,6 +494,11 @@ int cmd_predict(int argc, char **argv)
                    "batches\n", cap, per_hour_full);
         printf("  sizes         input ciphertexts %.1f MB, encrypted logits %.1f MB, relinearization key %.1f MB\n",
                in_bytes / 1e6, out_bytes / 1e6, rlk_bytes / 1e6);
+        if (slots)
+            printf("  slots         %zu image(s) per ciphertext; one request %.2f MB, its answer %.2f MB; %.3f s per "
+                   "request; Galois keys %.1f MB (%zu steps)\n",
+                   cap, req_max / 1e6, resp_max / 1e6, latency, gk_bytes / 1e6, n_steps);
+        printf("  memory        peak resident %.0f MB\n", peak_rss_mb);
     }
     rc = CLI_EXIT_OK;
 done:
@@ -471,6 +506,7 @@ done:
     cdl_he_batch_free(enc);
     cdl_he_batch_free(res);
     cdl_ckks_relin_key_free(rlk);
+    cdl_ckks_galois_keys_free(gk);
     cdl_ckks_public_key_free(pk);
     cdl_ckks_secret_key_free(sk);
     cdl_rng_free(rng);

@@ -4,13 +4,27 @@
  * a server that holds only evaluation keys runs the plan on the ciphertexts,
  * and the client decrypts the logits.
  *
- * Packing: throughput ("batch-SIMD") mode, as in CryptoNets (Gilad-Bachrach
+ * Packing, two kinds (cdl_he_options.packing):
+ *
+ * batch: throughput ("batch-SIMD") mode, as in CryptoNets (Gilad-Bachrach
  * et al., ICML 2016) and CryptoDL (Hesamifard et al. 2017): slot j of every
  * ciphertext holds image j of the batch, and each value of a layer (a pixel,
  * a neuron) is one ciphertext holding that value for up to N/2 images. A
  * linear layer is then a sum of ciphertext x plaintext scalar products (no
  * rotations, no Galois keys); an activation is a polynomial evaluated slot by
  * slot. One batch costs the same whether it holds 1 or N/2 images.
+ *
+ * slots: one image laid across the slots of one or a few ciphertexts
+ * (latency mode, as in LoLa, Gazelle and Orion). Every tensor has a layout
+ * chosen by the compiler: C x H x W in channel frames, with the gaps a
+ * strided layer leaves filled by further channels (the multiplexed layout of
+ * Lee et al., ICML 2022); a tensor larger than N/2 spans several
+ * ciphertexts. A linear layer is a matrix-vector product by the diagonal
+ * method (Halevi-Shoup) with baby-step giant-step and hoisted baby steps, so
+ * the server needs Galois keys for the exact rotation steps the plan lists
+ * (cdl_he_plan_galois_steps). When the widest tensor takes at most half the
+ * slots, several images share each ciphertext (LoLa-style replication). A
+ * request is a few ciphertexts instead of one per pixel.
  *
  * Scales: every linear layer encodes its weights at scale q_l * S / s_in
  * (q_l the prime the rescale divides by, s_in the input's scale, S = 2^scale_bits)
@@ -37,6 +51,13 @@
 extern "C" {
 #endif
 
+/* How images are laid out in the slots (see the top of this file). */
+typedef enum cdl_he_packing {
+    CDL_HE_PACKING_BATCH = 0, /* one image per slot, one ciphertext per value */
+    CDL_HE_PACKING_SLOTS = 1, /* one image across the slots, rotations */
+    CDL_HE_PACKING_AUTO = 2   /* slots unless batch fits the memory budget and the request fills a batch */
+} cdl_he_packing;
+
 /* How to choose the CKKS parameters. Zero fields mean "automatic". */
 typedef struct cdl_he_options {
     int log_n;          /* ring degree 2^log_n; 0 = the smallest N whose 128-bit budget fits the levels */
@@ -45,6 +66,9 @@ typedef struct cdl_he_options {
     int output_bits;    /* bits of headroom above S in the decryption prime q_0: the logits must satisfy
                            |y| < 2^(output_bits - 1); default 10 */
     int allow_insecure; /* TESTING ONLY: with log_n < 13, build parameters above the 128-bit budget */
+    int packing;        /* cdl_he_packing; default batch */
+    size_t images_hint; /* AUTO: images per request (0 = one) */
+    uint64_t memory_budget; /* AUTO: bytes one evaluation may use (0 = this machine's physical memory) */
 } cdl_he_options;
 
 CDL_API void cdl_he_options_default(cdl_he_options *opt);
@@ -67,7 +91,25 @@ CDL_API const cdl_ckks_param_spec *cdl_he_plan_params(const cdl_he_plan *plan);
 CDL_API int cdl_he_plan_levels(const cdl_he_plan *plan);       /* levels consumed by one inference */
 CDL_API size_t cdl_he_plan_input_size(const cdl_he_plan *plan);  /* input ciphertexts (values per image) */
 CDL_API size_t cdl_he_plan_output_size(const cdl_he_plan *plan); /* output ciphertexts (logits per image) */
-CDL_API size_t cdl_he_plan_batch_capacity(const cdl_he_plan *plan); /* images per batch: N/2 */
+CDL_API size_t cdl_he_plan_batch_capacity(const cdl_he_plan *plan); /* images per batch: N/2, or per slot batch */
+/* The packing the plan uses (BATCH or SLOTS; AUTO is resolved at compile time)
+ * and, for AUTO, a sentence saying why. */
+CDL_API cdl_he_packing cdl_he_plan_packing(const cdl_he_plan *plan);
+CDL_API const char *cdl_he_plan_packing_reason(const cdl_he_plan *plan);
+/* Ciphertexts of one batch of input images / of its encrypted logits
+ * (batch packing: the values per image; slots packing: a few). */
+CDL_API size_t cdl_he_plan_input_ciphertexts(const cdl_he_plan *plan);
+CDL_API size_t cdl_he_plan_output_ciphertexts(const cdl_he_plan *plan);
+/* The rotation steps (left, 1..N/2-1) the server's Galois keys must hold;
+ * none in batch packing. The array belongs to the plan. */
+CDL_API void cdl_he_plan_galois_steps(const cdl_he_plan *plan, const int **steps, size_t *count);
+/* Rotations of one evaluation (hoisted ones counted apart) and ciphertext x
+ * plaintext products; zero in batch packing. */
+CDL_API void cdl_he_plan_rotations(const cdl_he_plan *plan, uint64_t *rotations, uint64_t *hoisted,
+                                   uint64_t *plain_mults);
+/* Client: Galois keys for exactly the plan's rotation steps. */
+CDL_API cdl_status cdl_he_keygen_galois(const cdl_he_plan *plan, const cdl_ckks_context *ctx,
+                                        const cdl_ckks_secret_key *sk, cdl_rng *rng, cdl_ckks_galois_keys **out);
 
 /* Operation counts of one evaluation (the same for any batch size). */
 typedef struct cdl_he_cost {
@@ -122,6 +164,12 @@ typedef void (*cdl_he_progress_fn)(void *user, int node, const char *name, size_
 CDL_API cdl_status cdl_he_evaluate(const cdl_he_plan *plan, const cdl_ckks_context *ctx,
                                    const cdl_ckks_relin_key *rlk, const cdl_he_batch *in,
                                    cdl_he_progress_fn progress, void *user, cdl_he_batch **out);
+/* The same with Galois keys, which slots packing needs (every step of
+ * cdl_he_plan_galois_steps; a missing one is refused before any work). */
+CDL_API cdl_status cdl_he_evaluate_keys(const cdl_he_plan *plan, const cdl_ckks_context *ctx,
+                                        const cdl_ckks_relin_key *rlk, const cdl_ckks_galois_keys *gk,
+                                        const cdl_he_batch *in, cdl_he_progress_fn progress, void *user,
+                                        cdl_he_batch **out);
 
 /* Client: decrypt the logits into n_images * output_size doubles (row-major per image). */
 CDL_API cdl_status cdl_he_decrypt_logits(const cdl_he_plan *plan, const cdl_ckks_context *ctx,

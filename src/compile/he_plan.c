@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "compile/he_merge.h"
 #include "compile/he_plan.h"
@@ -70,6 +71,7 @@ void cdl_he_plan_free(cdl_he_plan *plan)
 {
     if (!plan)
         return;
+    cdl_he_slots_free(plan);
     for (size_t i = 0; i < plan->n_ops; i++)
         cdl_he_op_clear(&plan->ops[i]);
     cdl_free(plan->ops);
@@ -744,6 +746,131 @@ static int count_levels(cdl_he_plan *p, int *depth, int *last_reader, uint64_t *
     return depth[p->output_value];
 }
 
+/* ---- packing ------------------------------------------------------------------ */
+
+/* Bytes of one key-switching key of the plan's parameters (dnum digits of
+ * two polynomials over all primes), plus the rotation's cached permutation. */
+static uint64_t ksk_bytes(const cdl_he_plan *p, int rotation)
+{
+    const cdl_ckks_param_spec *sp = &p->spec;
+    const uint64_t n = (uint64_t)1 << sp->log_n;
+    const int dnum = sp->dnum ? sp->dnum : (sp->q_count + sp->p_count - 1) / sp->p_count;
+    return (uint64_t)dnum * 2 * (uint64_t)(sp->q_count + sp->p_count) * n * 8 + (rotation ? n * 4 : 0);
+}
+
+/* Peak memory of one slots evaluation: live tensors (a few ciphertexts each,
+ * at their level), the hoisted baby-step copies and giant-step parts of the
+ * linear op being run, and the evaluation keys. */
+static void estimate_slots_memory(cdl_he_plan *p, const int *last_reader)
+{
+    const uint64_t limb = 2ull * ((uint64_t)1 << p->spec.log_n) * 8ull;
+    uint64_t live = p->layout[0].n_ct * (uint64_t)p->spec.q_count * limb, peak = live;
+    p->peak_node = -1;
+    for (size_t i = 0; i < p->n_ops; i++) {
+        const he_op *op = &p->ops[i];
+        if (op->kind == HE_OP_SKIP)
+            continue;
+        const uint64_t out = p->layout[op->out_value].n_ct * (uint64_t)(op->level_out + 1) * limb;
+        uint64_t extra = 0;
+        if (op->kind == HE_OP_LINEAR && op->sl)
+            extra = (op->sl->hoisted + op->sl->n_giants) * (uint64_t)(op->level_in + 1) * limb;
+        if (live + out + extra > peak) {
+            peak = live + out + extra;
+            p->peak_node = (int)i;
+        }
+        live += out;
+        const int v1 = op->in_value, v2 = op->in_value2;
+        if (v1 != 0 && last_reader[v1] == (int)i && v1 != p->output_value)
+            live -= p->layout[v1].n_ct * (uint64_t)(op->level_in + 1) * limb;
+        if (v2 > 0 && v2 != v1 && last_reader[v2] == (int)i && v2 != p->output_value)
+            live -= p->layout[v2].n_ct * (uint64_t)(op->level_in2 + 1) * limb;
+    }
+    p->galois_bytes = p->n_galois * ksk_bytes(p, 1);
+    p->peak_bytes = peak + p->galois_bytes + (p->cost.ct_mults ? ksk_bytes(p, 0) : 0);
+}
+
+/* Rough work of one evaluation in limb operations (N-word passes), for AUTO:
+ * a key switch with dnum one-prime digits costs about (L+1)(L+2) NTTs. */
+static double work_estimate(const cdl_he_plan *p, int slots)
+{
+    const double n = (double)((uint64_t)1 << p->spec.log_n), logn = p->spec.log_n, L = p->levels;
+    const double ks = (L + 1) * (L + 2) * n * (logn + 2), limbs = L / 2 + 1;
+    if (!slots)
+        return (double)p->cost.const_mults * n * limbs + (double)p->cost.ct_mults * ks +
+               (double)p->cost.rescales * n * logn * limbs;
+    double ct_mults = 0;
+    for (size_t i = 0; i < p->n_ops; i++) {
+        const he_op *op = &p->ops[i];
+        if (op->kind == HE_OP_SQUARE || op->kind == HE_OP_MUL)
+            ct_mults += (double)p->layout[op->out_value].n_ct;
+        else if (op->kind == HE_OP_POW2K)
+            ct_mults += (double)p->layout[op->out_value].n_ct * op->k;
+        else if (op->kind == HE_OP_POLY)
+            ct_mults += (double)p->layout[op->out_value].n_ct * op->degree;
+    }
+    return ((double)p->rotations + HE_HOISTED_COST * (double)p->hoisted + ct_mults) * ks +
+           (double)p->plain_mults * n * limbs * (logn + 2);
+}
+
+static uint64_t physical_memory(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    return pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size : 0;
+}
+
+/* Resolve the packing; for slots (or AUTO) compile the layouts and diagonals. */
+static cdl_status choose_packing(cdl_he_plan *p, const cdl_nn_graph *g, const int *last_reader)
+{
+    const int want = p->opt.packing;
+    if (want < CDL_HE_PACKING_BATCH || want > CDL_HE_PACKING_AUTO)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "he plan: packing %d is not batch (0), slots (1) or auto (2)", want);
+    p->packing = CDL_HE_PACKING_BATCH;
+    p->slots = (size_t)1 << (p->spec.log_n - 1);
+    if (want == CDL_HE_PACKING_BATCH)
+        return CDL_OK;
+    const uint64_t batch_peak = p->peak_bytes;
+    const int batch_node = p->peak_node;
+    cdl_status st = cdl_he_slots_compile(p, g);
+    if (st != CDL_OK) {
+        if (want == CDL_HE_PACKING_SLOTS)
+            return st;
+        snprintf(p->packing_reason, sizeof p->packing_reason, "auto: batch, because slots packing cannot run this "
+                 "model (%.160s)", cdl_last_error());
+        cdl_he_slots_free(p);
+        return CDL_OK;
+    }
+    estimate_slots_memory(p, last_reader);
+    if (want == CDL_HE_PACKING_SLOTS) {
+        p->packing = CDL_HE_PACKING_SLOTS;
+        return CDL_OK;
+    }
+    const uint64_t budget = p->opt.memory_budget ? p->opt.memory_budget : physical_memory();
+    const size_t images = p->opt.images_hint ? p->opt.images_hint : 1;
+    const double w_batch = work_estimate(p, 0) * (double)((images + p->slots - 1) / p->slots);
+    const double w_slots = work_estimate(p, 1) * (double)((images + p->images - 1) / p->images);
+    if (budget && batch_peak > budget * 0.8) {
+        p->packing = CDL_HE_PACKING_SLOTS;
+        snprintf(p->packing_reason, sizeof p->packing_reason,
+                 "auto: slots, because batch packing needs %.1f GB, more than 80%% of the %.1f GB available", batch_peak / 1e9,
+                 budget / 1e9);
+    } else if (w_slots <= w_batch) {
+        p->packing = CDL_HE_PACKING_SLOTS;
+        snprintf(p->packing_reason, sizeof p->packing_reason,
+                 "auto: slots, estimated %.2gx less work than batch for %zu image(s)", w_batch / w_slots, images);
+    } else {
+        snprintf(p->packing_reason, sizeof p->packing_reason,
+                 "auto: batch, estimated %.2gx less work than slots for %zu image(s)", w_slots / w_batch, images);
+    }
+    if (p->packing == CDL_HE_PACKING_BATCH) {
+        cdl_he_slots_free(p);
+        p->peak_bytes = batch_peak;
+        p->peak_node = batch_node;
+        p->galois_bytes = 0;
+        p->rotations = p->hoisted = p->plain_mults = 0;
+    }
+    return CDL_OK;
+}
+
 cdl_status cdl_he_plan_new(const cdl_nn_graph *graph, const cdl_he_options *opt, cdl_he_plan **out)
 {
     if (!graph || !out)
@@ -828,9 +955,6 @@ cdl_status cdl_he_plan_new(const cdl_nn_graph *graph, const cdl_he_options *opt,
     p->levels_unmerged = count_levels(p, depth, last_reader, key);
     CDL_TRY_GOTO(st, cdl_he_merge_linear(p, graph), done);
     p->levels = count_levels(p, depth, last_reader, key);
-    for (size_t i = 0; i < p->n_ops; i++)
-        if (p->ops[i].kind == HE_OP_LINEAR)
-            CDL_TRY_GOTO(st, group_rows(&p->ops[i]), done);
     for (size_t i = 0; i < p->n_ops; i++) {
         he_op *op = &p->ops[i];
         if (op->kind == HE_OP_SKIP)
@@ -884,6 +1008,11 @@ cdl_status cdl_he_plan_new(const cdl_nn_graph *graph, const cdl_he_options *opt,
     }
     CDL_TRY_GOTO(st, choose_params(p), done);
     estimate_memory(p, last_reader);
+    CDL_TRY_GOTO(st, choose_packing(p, graph, last_reader), done);
+    if (p->packing == CDL_HE_PACKING_BATCH)
+        for (size_t i = 0; i < p->n_ops; i++)
+            if (p->ops[i].kind == HE_OP_LINEAR)
+                CDL_TRY_GOTO(st, group_rows(&p->ops[i]), done);
 done:
     cdl_free(depth);
     cdl_free(needed);
@@ -905,7 +1034,58 @@ size_t cdl_he_plan_input_size(const cdl_he_plan *plan) { return plan ? plan->inp
 size_t cdl_he_plan_output_size(const cdl_he_plan *plan) { return plan ? plan->output_size : 0; }
 size_t cdl_he_plan_batch_capacity(const cdl_he_plan *plan)
 {
-    return plan ? (size_t)1 << (plan->spec.log_n - 1) : 0;
+    if (!plan)
+        return 0;
+    return plan->packing == CDL_HE_PACKING_SLOTS ? plan->images : (size_t)1 << (plan->spec.log_n - 1);
+}
+
+cdl_he_packing cdl_he_plan_packing(const cdl_he_plan *plan)
+{
+    return plan && plan->packing == CDL_HE_PACKING_SLOTS ? CDL_HE_PACKING_SLOTS : CDL_HE_PACKING_BATCH;
+}
+
+const char *cdl_he_plan_packing_reason(const cdl_he_plan *plan) { return plan ? plan->packing_reason : ""; }
+
+size_t cdl_he_plan_input_ciphertexts(const cdl_he_plan *plan)
+{
+    if (!plan)
+        return 0;
+    return plan->packing == CDL_HE_PACKING_SLOTS ? plan->layout[0].n_ct : plan->input_size;
+}
+
+size_t cdl_he_plan_output_ciphertexts(const cdl_he_plan *plan)
+{
+    if (!plan)
+        return 0;
+    return plan->packing == CDL_HE_PACKING_SLOTS ? plan->layout[plan->output_value].n_ct : plan->output_size;
+}
+
+void cdl_he_plan_galois_steps(const cdl_he_plan *plan, const int **steps, size_t *count)
+{
+    if (steps)
+        *steps = plan ? plan->galois_steps : NULL;
+    if (count)
+        *count = plan ? plan->n_galois : 0;
+}
+
+void cdl_he_plan_rotations(const cdl_he_plan *plan, uint64_t *rotations, uint64_t *hoisted, uint64_t *plain_mults)
+{
+    if (rotations)
+        *rotations = plan ? plan->rotations : 0;
+    if (hoisted)
+        *hoisted = plan ? plan->hoisted : 0;
+    if (plain_mults)
+        *plain_mults = plan ? plan->plain_mults : 0;
+}
+
+cdl_status cdl_he_keygen_galois(const cdl_he_plan *plan, const cdl_ckks_context *ctx, const cdl_ckks_secret_key *sk,
+                                cdl_rng *rng, cdl_ckks_galois_keys **out)
+{
+    if (!plan || !ctx || !sk || !rng || !out)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_he_keygen_galois: NULL argument");
+    if (cdl_ckks_log_n(ctx) != plan->spec.log_n)
+        return cdl_fail(CDL_ERR_MISMATCH, "cdl_he_keygen_galois: the context is not the plan's");
+    return cdl_ckks_keygen_galois(ctx, sk, plan->galois_steps, plan->n_galois, 0, rng, out);
 }
 
 void cdl_he_plan_cost(const cdl_he_plan *plan, cdl_he_cost *cost)
@@ -995,15 +1175,45 @@ static const char *align_text(const he_op *op, int level, int adjust)
     return level > at ? ", primes dropped" : "";
 }
 
+/* A rough single-thread time model for the slots plan description: a key
+ * switch at level l costs ~60 us x (l + 1)(l + 2) at N = 2^14 (one-prime
+ * digits; ~5 ms at 8 levels, as measured by `cryptodl bench ckks`), encoding
+ * one plaintext and multiplying ~100 us + 30 us per prime; both scale with N. */
+static double slots_op_seconds(const cdl_he_plan *p, const he_op *op)
+{
+    const double nf = (double)((uint64_t)1 << p->spec.log_n) / 16384.0, l = op->level_in;
+    const double ks = 60e-6 * nf * (l + 1) * (l + 2), pt = nf * (100e-6 + 30e-6 * (l + 1));
+    const double cts = (double)p->layout[op->out_value].n_ct;
+    switch (op->kind) {
+    case HE_OP_LINEAR:
+        return op->sl ? ((double)op->sl->rotations + HE_HOISTED_COST * (double)op->sl->hoisted) * ks +
+                            (double)op->sl->n_terms * pt
+                      : 0;
+    case HE_OP_SQUARE:
+    case HE_OP_MUL: return cts * ks;
+    case HE_OP_POW2K: return cts * op->k * ks;
+    case HE_OP_POLY: return cts * op->degree * ks;
+    default: return 0;
+    }
+}
+
 cdl_status cdl_he_plan_describe(const cdl_he_plan *plan, char **text)
 {
     if (!plan || !text)
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_he_plan_describe: plan and text must not be NULL");
     text_buf t = {0};
     const cdl_ckks_param_spec *sp = &plan->spec;
-    tb_printf(&t, "HE plan: batch-SIMD (one image per slot, up to %zu images per batch)\n",
-              cdl_he_plan_batch_capacity(plan));
+    const int slots = plan->packing == CDL_HE_PACKING_SLOTS;
+    if (slots)
+        tb_printf(&t, "HE plan: slots (one image across the %zu slots; the layout repeats every %zu slots: %zu image(s) "
+                  "per ciphertext)\n", plan->slots, plan->period, plan->images);
+    else
+        tb_printf(&t, "HE plan: batch-SIMD (one image per slot, up to %zu images per batch)\n",
+                  cdl_he_plan_batch_capacity(plan));
+    if (plan->packing_reason[0])
+        tb_printf(&t, "packing: %s\n", plan->packing_reason);
     tb_printf(&t, "  #  node                 layer    HE op              values  level   weights\n");
+    double est_total = 0;
     for (size_t i = 0; i < plan->n_ops; i++) {
         const he_op *op = &plan->ops[i];
         if (op->kind == HE_OP_SKIP)
@@ -1022,6 +1232,18 @@ cdl_status cdl_he_plan_describe(const cdl_he_plan *plan, char **text)
         if (op->kind == HE_OP_LINEAR)
             tb_printf(&t, "   %zu nonzero", op->row[op->n_out]);
         tb_printf(&t, "\n");
+        if (slots) { /* the output layout, and the rotations and products of a linear op */
+            const he_layout *l = &plan->layout[op->out_value];
+            const double est = slots_op_seconds(plan, op);
+            est_total += est;
+            tb_printf(&t, "       slots: %zu ciphertext(s)", l->n_ct);
+            if (l->framed)
+                tb_printf(&t, ", frames %dx%d of %zu slots, gap %d", l->frame_h, l->frame_w, l->frame_size, l->gap);
+            if (op->kind == HE_OP_LINEAR && op->sl)
+                tb_printf(&t, "; %llu rotations + %llu hoisted, %zu ct x pt", (unsigned long long)op->sl->rotations,
+                          (unsigned long long)op->sl->hoisted, op->sl->n_terms);
+            tb_printf(&t, "; ~%.0f ms\n", est * 1e3);
+        }
         if (op->chain) /* nodes composed into this op (he_merge.c) */
             tb_printf(&t, "       = %s\n", op->chain);
         if (op->kind == HE_OP_ADD || op->kind == HE_OP_MUL) /* the two inputs and how they are aligned */
@@ -1055,8 +1277,21 @@ cdl_status cdl_he_plan_describe(const cdl_he_plan *plan, char **text)
               "(relinearized), %llu rescales\n",
               (unsigned long long)plan->cost.const_mults, (unsigned long long)plan->cost.adds,
               (unsigned long long)plan->cost.ct_mults, (unsigned long long)plan->cost.rescales);
-    tb_printf(&t, "keys the server needs: relinearization only (no rotations)\n");
-    tb_printf(&t, "peak ciphertext memory of one evaluation: %.2f GB (at node %d%s%s), one ciphertext %.2f MB\n",
+    if (slots) {
+        tb_printf(&t, "cost per request: %llu rotations + %llu hoisted, %llu ciphertext x plaintext; estimated %.2f s on "
+                  "one thread (a rough model, not a measurement)\n", (unsigned long long)plan->rotations,
+                  (unsigned long long)plan->hoisted, (unsigned long long)plan->plain_mults, est_total);
+        tb_printf(&t, "keys the server needs: relinearization + Galois keys for %zu rotation steps (%.1f MB)\n",
+                  plan->n_galois, plan->galois_bytes / 1e6);
+        tb_printf(&t, "galois steps:");
+        for (size_t i = 0; i < plan->n_galois; i++)
+            tb_printf(&t, " %d", plan->galois_steps[i]);
+        tb_printf(&t, "\n");
+    } else {
+        tb_printf(&t, "keys the server needs: relinearization only (no rotations)\n");
+    }
+    tb_printf(&t, "peak %s memory of one evaluation: %.2f GB (at node %d%s%s), one ciphertext %.2f MB\n",
+              slots ? "ciphertext + key" : "ciphertext",
               plan->peak_bytes / 1e9, plan->peak_node + 1, plan->peak_node >= 0 ? " " : "",
               plan->peak_node >= 0 ? plan->ops[plan->peak_node].name : "",
               2.0 * sp->q_count * (double)((uint64_t)1 << sp->log_n) * 8 / 1e6);

@@ -30,6 +30,53 @@ typedef enum he_op_kind {
     HE_OP_SKIP        /* a node the output does not depend on */
 } he_op_kind;
 
+/* Slots packing: where the values of a tensor live. slot[i] = ct * S + s
+ * (S = N/2 slots) for value i of image 0 (image j is at s + j * period), or
+ * -1: exactly zero (padding), never stored. Rank-3 tensors laid out by the
+ * compiler (he_layout.c) also keep their frame description so that the next
+ * layer can derive its own: value (c, y, x) sits in frame c / gap^2 at row
+ * gap * y + (c % gap^2) / gap, column gap * x + c % gap of a frame_h x
+ * frame_w grid, frames frame_size slots apart. */
+typedef struct he_layout {
+    size_t n;        /* values */
+    size_t n_ct;     /* ciphertexts */
+    int64_t *slot;
+    int framed;      /* the frame fields below are valid */
+    int C, H, W;
+    int gap, frame_h, frame_w;
+    size_t frame_size;
+} he_layout;
+
+/* Slots packing, one linear op: y = sum_d diag_d (.) rot(x, d) per pair of
+ * output / input ciphertexts, d = giant + baby (Halevi-Shoup baby-step
+ * giant-step). Terms are sorted by output ciphertext, then giant step, then
+ * input ciphertext and baby step; a term's weights are pre-rotated by
+ * -giant, so that the giant rotation is applied once to a sum of products. */
+typedef struct he_slot_term {
+    uint32_t ob, ib;   /* output and input ciphertext */
+    int32_t giant, baby; /* rotation steps, 0..S-1 */
+    size_t e0, e1;     /* entries [e0, e1): positions (already pre-rotated) and weights */
+} he_slot_term;
+
+typedef struct he_slot_linear {
+    size_t n_terms;
+    he_slot_term *terms;
+    uint32_t *pos;     /* slot in 0..period-1 (replicated to every image copy) */
+    double *w;
+    size_t n_entries;
+    /* per input ciphertext: its baby steps (sorted, without 0) */
+    size_t n_in_ct, n_out_ct;
+    size_t *baby_off;  /* n_in_ct + 1 offsets into babies */
+    int32_t *babies;
+    /* per output ciphertext: its bias (exact zero when absent), period values */
+    double *bias;      /* n_out_ct * period, or NULL when every bias is zero */
+    size_t n_giants;   /* distinct (ob, giant) pairs = work items */
+    size_t *giant_term; /* n_giants + 1 offsets into terms */
+    uint64_t rotations, hoisted; /* giant-step rotations (nonzero steps), hoisted baby steps */
+    size_t fold_m;     /* hybrid method (he_slots.c): partial sums m slots apart, added by rotations */
+    uint64_t fold_rotations; /* log2(period / fold_m) */
+} he_slot_linear;
+
 typedef struct he_op {
     he_op_kind kind;
     int node;           /* graph node index */
@@ -83,6 +130,7 @@ typedef struct he_op {
     double alpha;
     int adjust_a, adjust_b;
     int last_use_of_input; /* no later op reads in_value: the runtime may consume it */
+    he_slot_linear *sl;    /* slots packing, LINEAR: the diagonals */
 } he_op;
 
 /* Free an op's arrays (the op itself is not freed); he_plan.c. */
@@ -106,6 +154,28 @@ struct cdl_he_plan {
     int insecure;       /* parameters above the 128-bit budget (allow_insecure) */
     uint64_t peak_bytes; /* estimated peak ciphertext memory of one evaluation (input batch included) */
     int peak_node;       /* the graph node at which it is reached */
+    /* packing (cdl_he_packing: BATCH or SLOTS) and, for slots, the layouts */
+    int packing;
+    char packing_reason[256];
+    size_t slots;        /* N/2 */
+    size_t period;       /* slots between image copies (slots packing); = slots for one image */
+    size_t images;       /* images per ciphertext (slots packing) */
+    he_layout *layout;   /* n_values layouts (slots packing) */
+    int *galois_steps;   /* sorted, distinct */
+    size_t n_galois;
+    uint64_t rotations, hoisted, plain_mults;
+    uint64_t galois_bytes; /* the Galois keys the server holds */
 };
+
+/* Relative cost of a hoisted rotation (the key-switching decomposition is
+ * shared; the inner product and ModDown are not) against a plain one. */
+#define HE_HOISTED_COST 0.6
+
+/* Slots packing (he_layout.c): layouts of every value, the diagonals of every
+ * linear op, the Galois steps and the period; called by cdl_he_plan_new
+ * after the levels and parameters are known. */
+cdl_status cdl_he_slots_compile(cdl_he_plan *p, const cdl_nn_graph *g);
+void cdl_he_slots_free(cdl_he_plan *p);
+void cdl_he_slot_linear_free(he_slot_linear *sl);
 
 #endif

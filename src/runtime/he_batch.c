@@ -85,17 +85,21 @@ cdl_status cdl_he_encrypt_batch(const cdl_he_plan *plan, const cdl_ckks_context 
     if ((pk == NULL) == (sk == NULL))
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT,
                         "cdl_he_encrypt_batch: give exactly one of the public key and the secret key");
-    if (n == 0 || n > cdl_ckks_slots(ctx))
+    const int slots = plan->packing == CDL_HE_PACKING_SLOTS;
+    if (n == 0 || n > cdl_he_plan_batch_capacity(plan))
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT,
-                        "cdl_he_encrypt_batch: %zu images, but a batch holds 1..%zu (N/2 slots); split the images "
+                        "cdl_he_encrypt_batch: %zu images, but a batch holds 1..%zu (%s); split the images "
                         "into batches",
-                        n, cdl_ckks_slots(ctx));
+                        n, cdl_he_plan_batch_capacity(plan), slots ? "slots packing" : "N/2 slots");
+    if (cdl_ckks_log_n(ctx) != plan->spec.log_n)
+        return cdl_fail(CDL_ERR_MISMATCH, "cdl_he_encrypt_batch: the context is not the plan's (N = 2^%d, not 2^%d)",
+                        cdl_ckks_log_n(ctx), plan->spec.log_n);
     if (cdl_ckks_max_level(ctx) < plan->levels)
         return cdl_fail(CDL_ERR_MISMATCH,
                         "cdl_he_encrypt_batch: the context has %d levels but the plan needs %d; build the context "
                         "with cdl_he_context_new",
                         cdl_ckks_max_level(ctx), plan->levels);
-    const size_t count = plan->input_size;
+    const size_t count = cdl_he_plan_input_ciphertexts(plan), width = slots ? plan->slots : n;
     uint8_t(*seeds)[CDL_RNG_SEED_BYTES] = cdl_alloc_array(count, CDL_RNG_SEED_BYTES);
     if (!seeds)
         return cdl_fail(CDL_ERR_NO_MEMORY, "cdl_he_encrypt_batch: out of memory");
@@ -112,17 +116,20 @@ cdl_status cdl_he_encrypt_batch(const cdl_he_plan *plan, const cdl_ckks_context 
     char msg[512] = "";
 #pragma omp parallel
     {
-        double *vals = cdl_alloc_array(n, sizeof *vals);
+        double *vals = cdl_alloc_array(width, sizeof *vals);
         cdl_ckks_plaintext *pt = NULL;
         cdl_status ts = vals ? cdl_ckks_plaintext_new(ctx, &pt) : cdl_fail(CDL_ERR_NO_MEMORY, "out of memory");
 #pragma omp for schedule(dynamic, 4)
         for (size_t i = 0; i < count; i++) {
             if (ts != CDL_OK || failed)
                 continue;
-            for (size_t j = 0; j < n; j++)
-                vals[j] = images[j * count + i];
+            if (slots)
+                cdl_he_slots_input_vector(plan, images, n, i, vals);
+            else
+                for (size_t j = 0; j < n; j++)
+                    vals[j] = images[j * count + i];
             cdl_rng *r = NULL;
-            ts = cdl_ckks_encode(ctx, vals, n, plan->scale, plan->levels, pt);
+            ts = cdl_ckks_encode(ctx, vals, width, plan->scale, plan->levels, pt);
             if (ts == CDL_OK)
                 ts = cdl_rng_new_seeded(seeds[i], &r);
             if (ts == CDL_OK)
@@ -140,6 +147,8 @@ cdl_status cdl_he_encrypt_batch(const cdl_he_plan *plan, const cdl_ckks_context 
             }
         }
         cdl_ckks_plaintext_free(pt);
+        if (vals)
+            cdl_wipe(vals, width * sizeof *vals); /* the client's pixels */
         cdl_free(vals);
     }
     cdl_wipe(seeds, count * CDL_RNG_SEED_BYTES);
@@ -157,16 +166,20 @@ cdl_status cdl_he_decrypt_logits(const cdl_he_plan *plan, const cdl_ckks_context
 {
     if (!plan || !ctx || !sk || !logits || !out)
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_he_decrypt_logits: NULL argument");
-    if (logits->count != plan->output_size)
-        return cdl_fail(CDL_ERR_MISMATCH, "cdl_he_decrypt_logits: %zu ciphertexts, but the model has %zu outputs",
-                        logits->count, plan->output_size);
-    const size_t n = logits->n_images, count = logits->count;
+    const int slots = plan->packing == CDL_HE_PACKING_SLOTS;
+    if (logits->count != cdl_he_plan_output_ciphertexts(plan))
+        return cdl_fail(CDL_ERR_MISMATCH, "cdl_he_decrypt_logits: %zu ciphertexts, but the plan (%s packing) gives %zu",
+                        logits->count, slots ? "slots" : "batch", cdl_he_plan_output_ciphertexts(plan));
+    if (logits->n_images > cdl_he_plan_batch_capacity(plan))
+        return cdl_fail(CDL_ERR_MISMATCH, "cdl_he_decrypt_logits: %zu images, more than a batch of this plan holds",
+                        logits->n_images);
+    const size_t n = logits->n_images, count = logits->count, width = slots ? plan->slots : n;
     int failed = 0;
     cdl_status fst = CDL_OK;
     char msg[512] = "";
 #pragma omp parallel
     {
-        double *vals = cdl_alloc_array(n ? n : 1, sizeof *vals);
+        double *vals = cdl_alloc_array(width ? width : 1, sizeof *vals);
         cdl_ckks_plaintext *pt = NULL;
         cdl_status ts = vals ? cdl_ckks_plaintext_new(ctx, &pt) : cdl_fail(CDL_ERR_NO_MEMORY, "out of memory");
 #pragma omp for schedule(static)
@@ -174,14 +187,20 @@ cdl_status cdl_he_decrypt_logits(const cdl_he_plan *plan, const cdl_ckks_context
             if (ts != CDL_OK || failed)
                 continue;
             if (!logits->ct[k]) {
+                if (slots) {
+                    ts = cdl_fail(CDL_ERR_INVALID_ARGUMENT, "output ciphertext %zu is missing", k);
+                    continue;
+                }
                 for (size_t j = 0; j < n; j++)
                     out[j * count + k] = 0.0;
                 continue;
             }
             ts = cdl_ckks_decrypt(ctx, sk, logits->ct[k], pt);
             if (ts == CDL_OK)
-                ts = cdl_ckks_decode(ctx, pt, vals, n);
-            if (ts == CDL_OK)
+                ts = cdl_ckks_decode(ctx, pt, vals, width);
+            if (ts == CDL_OK && slots)
+                cdl_he_slots_output_values(plan, vals, k, n, out);
+            else if (ts == CDL_OK)
                 for (size_t j = 0; j < n; j++)
                     out[j * count + k] = vals[j];
         }

@@ -353,6 +353,24 @@ static cdl_status run_items(const eval_env *e, item_fn fn, size_t n, cdl_he_prog
     return CDL_OK;
 }
 
+/* Slots packing: the ops that see the layout (linear, moves, sign + bias);
+ * the element-wise ones run per ciphertext through run_items. A move keeps
+ * the ciphertexts (the layout changed at compile time). */
+static cdl_status run_slots_op(const eval_env *e, const cdl_ckks_galois_keys *gk)
+{
+    const he_op *op = e->op;
+    he_tensor *in = e->in, *out = e->out;
+    if (op->kind == HE_OP_LINEAR)
+        return cdl_he_slots_linear(e->plan, e->ctx, gk, op, in->ct, out->ct);
+    if (out->n != in->n)
+        return cdl_fail(CDL_ERR_INTERNAL, "node '%s': %zu ciphertexts in, %zu out", op->name, in->n, out->n);
+    for (size_t c = 0; c < in->n; c++)
+        CDL_TRY(take_input(e, c, &out->ct[c]));
+    if (op->kind == HE_OP_SIGN)
+        return cdl_he_slots_sign(e->plan, e->ctx, op, &e->plan->layout[op->out_value], out->ct);
+    return CDL_OK;
+}
+
 /* First non-NULL ciphertext of a tensor, or NULL. */
 static const cdl_ckks_ciphertext *first_ct(const he_tensor *t, size_t *index)
 {
@@ -368,12 +386,41 @@ static const cdl_ckks_ciphertext *first_ct(const he_tensor *t, size_t *index)
 cdl_status cdl_he_evaluate(const cdl_he_plan *plan, const cdl_ckks_context *ctx, const cdl_ckks_relin_key *rlk,
                            const cdl_he_batch *in, cdl_he_progress_fn progress, void *user, cdl_he_batch **out)
 {
+    return cdl_he_evaluate_keys(plan, ctx, rlk, NULL, in, progress, user, out);
+}
+
+/* Slots packing: every rotation step of the plan must have its key. */
+static cdl_status check_galois(const cdl_he_plan *plan, const cdl_ckks_galois_keys *gk)
+{
+    if (!plan->n_galois)
+        return CDL_OK;
+    if (!gk)
+        return cdl_fail(CDL_ERR_EXHAUSTED, "cdl_he_evaluate: slots packing rotates ciphertexts: the client's Galois "
+                        "keys for the plan's %zu rotation steps are needed (cdl_he_keygen_galois)", plan->n_galois);
+    for (size_t i = 0; i < plan->n_galois; i++)
+        if (!cdl_ckks_galois_keys_has_step(gk, plan->galois_steps[i]))
+            return cdl_fail(CDL_ERR_MISMATCH,
+                            "cdl_he_evaluate: the Galois keys lack rotation step %d (one of the plan's %zu); "
+                            "generate them for this plan (same model, same --packing and parameters)",
+                            plan->galois_steps[i], plan->n_galois);
+    return CDL_OK;
+}
+
+cdl_status cdl_he_evaluate_keys(const cdl_he_plan *plan, const cdl_ckks_context *ctx, const cdl_ckks_relin_key *rlk,
+                                const cdl_ckks_galois_keys *gk, const cdl_he_batch *in, cdl_he_progress_fn progress,
+                                void *user, cdl_he_batch **out)
+{
     if (!plan || !ctx || !in || !out)
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_he_evaluate: plan, ctx, in and out must not be NULL");
     *out = NULL;
-    if (in->count != plan->input_size)
-        return cdl_fail(CDL_ERR_MISMATCH, "cdl_he_evaluate: the batch has %zu ciphertexts but the model takes %zu "
-                        "values per image", in->count, plan->input_size);
+    const int slots = plan->packing == CDL_HE_PACKING_SLOTS;
+    if (in->count != cdl_he_plan_input_ciphertexts(plan))
+        return cdl_fail(CDL_ERR_MISMATCH, "cdl_he_evaluate: the batch has %zu ciphertexts but the plan (%s packing) "
+                        "takes %zu per batch; client and server must compile the model with the same --packing",
+                        in->count, slots ? "slots" : "batch", cdl_he_plan_input_ciphertexts(plan));
+    if (slots && in->n_images > plan->images)
+        return cdl_fail(CDL_ERR_MISMATCH, "cdl_he_evaluate: the batch claims %zu images; this slots plan holds at most "
+                        "%zu per ciphertext", in->n_images, plan->images);
     if (cdl_ckks_log_n(ctx) != plan->spec.log_n || cdl_ckks_max_level(ctx) < plan->levels)
         return cdl_fail(CDL_ERR_MISMATCH, "cdl_he_evaluate: the context (N = 2^%d, %d levels) is not the plan's "
                         "(N = 2^%d, %d levels); build it with cdl_he_context_new",
@@ -390,6 +437,7 @@ cdl_status cdl_he_evaluate(const cdl_he_plan *plan, const cdl_ckks_context *ctx,
         if (cdl_ckks_ciphertext_scale(in->ct[i]) != cdl_ckks_ciphertext_scale(in->ct[0]))
             return cdl_fail(CDL_ERR_MISMATCH, "cdl_he_evaluate: input ciphertexts have different scales");
     }
+    CDL_TRY(check_galois(plan, gk));
     int needs_rlk = plan->cost.ct_mults > 0;
     if (needs_rlk && !rlk)
         return cdl_fail(CDL_ERR_EXHAUSTED, "cdl_he_evaluate: the model multiplies ciphertexts: the client's "
@@ -416,8 +464,8 @@ cdl_status cdl_he_evaluate(const cdl_he_plan *plan, const cdl_ckks_context *ctx,
         if (op->kind == HE_OP_SKIP)
             continue;
         he_tensor *ti = &vals[op->in_value], *to = &vals[op->out_value];
-        to->n = op->n_out;
-        to->ct = cdl_calloc_array(op->n_out, sizeof *to->ct);
+        to->n = slots ? plan->layout[op->out_value].n_ct : op->n_out;
+        to->ct = cdl_calloc_array(to->n, sizeof *to->ct);
         if (!to->ct) {
             st = cdl_fail(CDL_ERR_NO_MEMORY, "cdl_he_evaluate: out of memory at node '%s'", op->name);
             goto done;
@@ -438,6 +486,14 @@ cdl_status cdl_he_evaluate(const cdl_he_plan *plan, const cdl_ckks_context *ctx,
                           op->name, x1 && cdl_ckks_ciphertext_level(x1) != op->level_in2 ? op->level_in2 : op->level_in,
                           cdl_ckks_ciphertext_level(x1 && cdl_ckks_ciphertext_level(x1) != op->level_in2 ? x1 : x0));
             goto done;
+        }
+        if (slots && (op->kind == HE_OP_LINEAR || op->kind == HE_OP_GATHER || op->kind == HE_OP_SIGN)) {
+            CDL_TRY_GOTO(st, run_slots_op(&e, gk), done);
+            if (progress)
+                progress(user, op->node, op->name, op->n_out, op->n_out);
+            if (--readers[op->in_value] == 0 && op->in_value != plan->output_value)
+                tensor_release(ti);
+            continue;
         }
         item_fn fn = item_gather;
         switch (op->kind) {
@@ -470,7 +526,9 @@ cdl_status cdl_he_evaluate(const cdl_he_plan *plan, const cdl_ckks_context *ctx,
             break;
         default: break;
         }
-        CDL_TRY_GOTO(st, run_items(&e, fn, fn == item_linear_group ? op->n_groups : op->n_out, progress, user), done);
+        CDL_TRY_GOTO(st, run_items(&e, fn, slots ? to->n : fn == item_linear_group ? op->n_groups : op->n_out, progress,
+                                   user),
+                     done);
         if (--readers[op->in_value] == 0 && op->in_value != plan->output_value)
             tensor_release(ti);
         if (two && --readers[op->in_value2] == 0 && op->in_value2 != plan->output_value)
@@ -486,6 +544,7 @@ cdl_status cdl_he_evaluate(const cdl_he_plan *plan, const cdl_ckks_context *ctx,
                 goto done;
             }
         CDL_TRY_GOTO(st, cdl_he_batch_alloc(in->n_images, res->n, &b), done);
+        (void)slots;
         cdl_free(b->ct);
         b->ct = res->ct; /* hand the ciphertexts over */
         res->ct = NULL;

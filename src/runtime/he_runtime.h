@@ -19,6 +19,19 @@ struct cdl_he_batch {
 cdl_status cdl_he_batch_alloc(size_t n_images, size_t count, cdl_he_batch **out);
 
 struct he_op;
+struct he_layout;
+/* Slots packing (he_slots.c). The S slot values of input ciphertext `ct` for
+ * n images (row-major, plan->input_size each); the n images' outputs held by
+ * decoded output ciphertext `ct` written into out (row-major). */
+void cdl_he_slots_input_vector(const cdl_he_plan *plan, const double *images, size_t n, size_t ct, double *vals);
+void cdl_he_slots_output_values(const cdl_he_plan *plan, const double *vals, size_t ct, size_t n, double *out);
+/* A linear op on the input ciphertexts in[0..n_in_ct) into out[0..n_out_ct) (new ciphertexts). */
+cdl_status cdl_he_slots_linear(const cdl_he_plan *plan, const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk,
+                               const struct he_op *op, cdl_ckks_ciphertext *const *in, cdl_ckks_ciphertext **out);
+/* SIGN in place on the ciphertexts of a tensor with layout lay. */
+cdl_status cdl_he_slots_sign(const cdl_he_plan *plan, const cdl_ckks_context *ctx, const struct he_op *op,
+                             const struct he_layout *lay, cdl_ckks_ciphertext **cts);
+
 /* Detect the CPU's kernels once, before the parallel loops read the result. */
 void cdl_he_linear_prepare(void);
 /* Linear group g of op (he_linear.c): out[r] (r < group rows, in the order of

@@ -70,6 +70,7 @@ typedef struct tg_he_session {
     cdl_ckks_context *ctx;
     cdl_ckks_secret_key *sk;
     cdl_ckks_relin_key *rlk;
+    cdl_ckks_galois_keys *gk; /* slots packing only */
     cdl_rng *rng;
     cdl_he_batch *enc;
     double *ref, *he; /* n * nout logits each */
@@ -79,7 +80,7 @@ typedef struct tg_he_session {
 static inline void tg_he_evaluate(const cdl_he_plan *plan, tg_he_session *s, double *logits)
 {
     cdl_he_batch *out = NULL;
-    if (cdl_he_evaluate(plan, s->ctx, s->rlk, s->enc, NULL, NULL, &out) != CDL_OK)
+    if (cdl_he_evaluate_keys(plan, s->ctx, s->rlk, s->gk, s->enc, NULL, NULL, &out) != CDL_OK)
         fail_msg("cdl_he_evaluate: %s", cdl_last_error());
     assert_int_equal(cdl_he_decrypt_logits(plan, s->ctx, s->sk, out, logits), CDL_OK);
     cdl_he_batch_free(out);
@@ -94,6 +95,8 @@ static inline void tg_he_open(const cdl_he_plan *plan, const cdl_nn_graph *g, si
     assert_int_equal(cdl_he_context_new(plan, &s->ctx), CDL_OK);
     assert_int_equal(cdl_ckks_keygen_secret(s->ctx, s->rng, &s->sk), CDL_OK);
     assert_int_equal(cdl_ckks_keygen_relin(s->ctx, s->sk, s->rng, &s->rlk), CDL_OK);
+    if (cdl_he_plan_packing(plan) == CDL_HE_PACKING_SLOTS)
+        assert_int_equal(cdl_he_keygen_galois(plan, s->ctx, s->sk, s->rng, &s->gk), CDL_OK);
     const size_t nin = cdl_he_plan_input_size(plan);
     double *img = malloc(n * nin * sizeof *img);
     s->ref = malloc(n * s->nout * sizeof *s->ref);
@@ -131,6 +134,7 @@ static inline void tg_he_close(tg_he_session *s)
     free(s->ref);
     free(s->he);
     cdl_ckks_relin_key_free(s->rlk);
+    cdl_ckks_galois_keys_free(s->gk);
     cdl_ckks_secret_key_free(s->sk);
     cdl_rng_free(s->rng);
     cdl_ckks_context_free(s->ctx);

@@ -1,0 +1,601 @@
+/*
+ * he_slots.c: the compiler half of slots packing (one image across the slots;
+ * see include/cryptodl/he.h). After cdl_he_plan_new has lowered the graph,
+ * merged linear chains and counted the levels (the same ops and levels as
+ * batch packing), this file
+ *   1. gives every value a layout (he_plan.h, he_layout): the input image and
+ *      every rank-3 output of a linear op in channel frames; a strided layer
+ *      keeps its input's frame and fills the gaps it leaves with further
+ *      channels (the multiplexed layout of Lee et al., ICML 2022), so a
+ *      stride-2 convolution needs no repacking and its diagonals stay few;
+ *      moves (pad, reshape, flatten, slice) only relabel slots; element-wise
+ *      ops keep their input's layout;
+ *   2. decides how many images share a ciphertext: when every tensor fits in
+ *      `period` <= N/4 slots, the layout repeats every `period` slots (LoLa's
+ *      replication), and a rotation by d acts on every copy at once;
+ *   3. turns each linear op (a sparse matrix, CSR) into generalized diagonals
+ *      between pairs of output / input ciphertexts: y = sum_d diag_d (.)
+ *      rot(x, d), d = (input slot - output slot) mod N/2, and splits each
+ *      d into giant + baby (Halevi-Shoup baby-step giant-step, CRYPTO 2018)
+ *      with the modulus B that needs the fewest rotations for that op;
+ *   4. lists the Galois steps (every nonzero baby and giant step).
+ * Unused slots may hold anything: a diagonal is zero wherever its column is
+ * not a value of the input, so nothing outside the layout reaches an output.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compile/he_plan.h"
+#include "core/error.h"
+#include "core/memory.h"
+#include "nn/nn_internal.h"
+
+
+static void layout_clear(he_layout *l)
+{
+    cdl_free(l->slot);
+    memset(l, 0, sizeof *l);
+}
+
+void cdl_he_slot_linear_free(he_slot_linear *sl)
+{
+    if (!sl)
+        return;
+    cdl_free(sl->terms);
+    cdl_free(sl->pos);
+    cdl_free(sl->w);
+    cdl_free(sl->baby_off);
+    cdl_free(sl->babies);
+    cdl_free(sl->bias);
+    cdl_free(sl->giant_term);
+    cdl_free(sl);
+}
+
+void cdl_he_slots_free(cdl_he_plan *p)
+{
+    if (p->layout)
+        for (size_t v = 0; v < p->n_values; v++)
+            layout_clear(&p->layout[v]);
+    cdl_free(p->layout);
+    p->layout = NULL;
+    cdl_free(p->galois_steps);
+    p->galois_steps = NULL;
+    for (size_t i = 0; i < p->n_ops; i++) {
+        cdl_he_slot_linear_free(p->ops[i].sl);
+        p->ops[i].sl = NULL;
+    }
+}
+
+static cdl_status layout_alloc(he_layout *l, size_t n)
+{
+    l->n = n;
+    l->slot = cdl_alloc_array(n ? n : 1, sizeof *l->slot);
+    if (!l->slot)
+        return cdl_fail(CDL_ERR_NO_MEMORY, "he plan (slots): out of memory for a layout of %zu values", n);
+    return CDL_OK;
+}
+
+static size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
+
+static void layout_count_ct(he_layout *l, size_t S)
+{
+    int64_t top = -1;
+    for (size_t i = 0; i < l->n; i++)
+        if (l->slot[i] > top)
+            top = l->slot[i];
+    l->n_ct = top < 0 ? 1 : (size_t)top / S + 1;
+}
+
+/* Frames of fh x fw slots, gap g, for a C x H x W tensor. The frame is
+ * rounded up to a power of two when that takes no extra ciphertext (channel
+ * shifts are then rotations by multiples of a power of two, which the
+ * baby-step split handles best). */
+static cdl_status layout_framed(he_layout *l, int C, int H, int W, int gap, int fh, int fw, size_t frame_size,
+                                size_t S)
+{
+    const size_t per = (size_t)gap * (size_t)gap, frames = ceil_div((size_t)C, per);
+    if (!frame_size) {
+        frame_size = (size_t)fh * (size_t)fw;
+        size_t pow2 = 1;
+        while (pow2 < frame_size)
+            pow2 <<= 1;
+        if (ceil_div(frames * pow2, S) == ceil_div(frames * frame_size, S))
+            frame_size = pow2;
+    }
+    CDL_TRY(layout_alloc(l, (size_t)C * (size_t)H * (size_t)W));
+    for (int c = 0; c < C; c++) {
+        const size_t f = (size_t)c / per, sub = (size_t)c % per, dy = sub / (size_t)gap, dx = sub % (size_t)gap;
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                size_t row = (size_t)gap * (size_t)y + dy, col = (size_t)gap * (size_t)x + dx;
+                l->slot[((size_t)c * (size_t)H + (size_t)y) * (size_t)W + (size_t)x] =
+                    (int64_t)(f * frame_size + row * (size_t)fw + col);
+            }
+    }
+    l->framed = 1;
+    l->C = C;
+    l->H = H;
+    l->W = W;
+    l->gap = gap;
+    l->frame_h = fh;
+    l->frame_w = fw;
+    l->frame_size = frame_size;
+    layout_count_ct(l, S);
+    return CDL_OK;
+}
+
+static cdl_status layout_contiguous(he_layout *l, size_t n, size_t S)
+{
+    CDL_TRY(layout_alloc(l, n));
+    for (size_t i = 0; i < n; i++)
+        l->slot[i] = (int64_t)i;
+    layout_count_ct(l, S);
+    return CDL_OK;
+}
+
+static cdl_status layout_copy(he_layout *dst, const he_layout *src)
+{
+    he_layout t = *src;
+    t.slot = NULL;
+    CDL_TRY(layout_alloc(&t, src->n));
+    memcpy(t.slot, src->slot, src->n * sizeof *t.slot);
+    *dst = t;
+    return CDL_OK;
+}
+
+static int layout_has_zero(const he_layout *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (l->slot[i] < 0)
+            return 1;
+    return 0;
+}
+
+/* The output layout of a linear op. Rank-3 outputs of a framed input keep
+ * the frame; a stride s (input H / output H) multiplies the gap by s. */
+static cdl_status linear_layout(const he_layout *in, const cdl_nn_shape *os, size_t S, he_layout *out)
+{
+    if (os->rank != 3)
+        return layout_contiguous(out, cdl_nn_shape_numel(os), S);
+    const int C = (int)os->dims[0], H = (int)os->dims[1], W = (int)os->dims[2];
+    if (in->framed && H > 0 && W > 0) {
+        const int sh = in->H / H, sw = in->W / W;
+        if (sh >= 1 && sh == sw && (int64_t)in->gap * sh * H <= in->frame_h &&
+            (int64_t)in->gap * sw * W <= in->frame_w && (int64_t)in->gap * sh <= 64)
+            return layout_framed(out, C, H, W, in->gap * sh, in->frame_h, in->frame_w, in->frame_size, S);
+    }
+    return layout_framed(out, C, H, W, 1, H, W, 0, S);
+}
+
+/* ---- diagonals --------------------------------------------------------------- */
+
+typedef struct slot_entry {
+    uint32_t ob, ib;
+    int32_t giant, baby;
+    uint32_t pos;
+    double w;
+} slot_entry;
+
+static int entry_cmp(const void *pa, const void *pb)
+{
+    const slot_entry *a = pa, *b = pb;
+    if (a->ob != b->ob)
+        return a->ob < b->ob ? -1 : 1;
+    if (a->giant != b->giant)
+        return a->giant < b->giant ? -1 : 1;
+    if (a->ib != b->ib)
+        return a->ib < b->ib ? -1 : 1;
+    if (a->baby != b->baby)
+        return a->baby < b->baby ? -1 : 1;
+    return a->pos < b->pos ? -1 : a->pos > b->pos;
+}
+
+/* Distinct values of a sorted, deduplicated list, per ciphertext: (ct, d) pairs. */
+typedef struct ct_diag {
+    uint32_t ct;
+    uint32_t d;
+} ct_diag;
+
+static int ct_diag_cmp(const void *pa, const void *pb)
+{
+    const ct_diag *a = pa, *b = pb;
+    if (a->ct != b->ct)
+        return a->ct < b->ct ? -1 : 1;
+    return a->d < b->d ? -1 : a->d > b->d;
+}
+
+static size_t dedup(ct_diag *v, size_t n)
+{
+    if (!n)
+        return 0;
+    qsort(v, n, sizeof *v, ct_diag_cmp);
+    size_t m = 1;
+    for (size_t i = 1; i < n; i++)
+        if (v[i].ct != v[m - 1].ct || v[i].d != v[m - 1].d)
+            v[m++] = v[i];
+    return m;
+}
+
+/* The baby-step modulus B in 1..S with the fewest rotations: distinct
+ * nonzero (d mod B) per input ciphertext (hoisted) plus distinct nonzero
+ * (d - d mod B) per output ciphertext. stamp: S words of scratch. */
+static uint32_t choose_baby(const ct_diag *in_d, size_t n_in, const ct_diag *out_d, size_t n_out, size_t S,
+                            uint32_t *stamp)
+{
+    uint32_t best_b = 1, token = 0;
+    double best = INFINITY;
+    memset(stamp, 0, S * sizeof *stamp);
+    for (size_t B = 1; B <= S; B++) {
+        double cost = 0;
+        uint32_t ct = UINT32_MAX;
+        for (size_t i = 0; i < n_in; i++) {
+            if (in_d[i].ct != ct) {
+                ct = in_d[i].ct;
+                token++;
+            }
+            uint32_t v = in_d[i].d % (uint32_t)B;
+            if (v && stamp[v] != token) {
+                stamp[v] = token;
+                cost += HE_HOISTED_COST;
+            }
+        }
+        ct = UINT32_MAX;
+        for (size_t i = 0; i < n_out; i++) {
+            if (out_d[i].ct != ct) {
+                ct = out_d[i].ct;
+                token++;
+            }
+            uint32_t v = out_d[i].d - out_d[i].d % (uint32_t)B;
+            if (v && stamp[v] != token) {
+                stamp[v] = token;
+                cost += 1.0;
+            }
+        }
+        if (cost < best) {
+            best = cost;
+            best_b = (uint32_t)B;
+        }
+        if (token > UINT32_MAX / 2) { /* restart the stamps long before they wrap */
+            memset(stamp, 0, S * sizeof *stamp);
+            token = 0;
+        }
+    }
+    return best_b;
+}
+
+/* Build the diagonals of a linear op. fold = 0: each output at its layout
+ * slot. fold = m (a power of two >= the outputs, contiguous layout in one
+ * ciphertext): the hybrid method (Halevi-Shoup's extended diagonals, as in
+ * Gazelle): weight (r, c) goes to the slot of residue r mod m nearest below
+ * the input's slot, so every diagonal is one of m offsets; the partial sums
+ * of output r, at the slots r + k m of the period, are then added by
+ * log2(period / m) rotations (fold_steps). Pays for dense layers with few
+ * outputs and many inputs (thousands of diagonals otherwise). */
+static cdl_status build_slot_linear(const cdl_he_plan *p, const he_op *op, size_t fold, uint32_t *stamp,
+                                    he_slot_linear **out)
+{
+    const he_layout *li = &p->layout[op->in_value], *lo = &p->layout[op->out_value];
+    const size_t S = p->slots, P = p->period, nnz = op->row[op->n_out];
+    cdl_status st = CDL_OK;
+    he_slot_linear *sl = cdl_calloc_array(1, sizeof *sl);
+    slot_entry *e = cdl_alloc_array(nnz ? nnz : 1, sizeof *e);
+    ct_diag *in_d = cdl_alloc_array(nnz ? nnz : 1, sizeof *in_d);
+    ct_diag *out_d = cdl_alloc_array(nnz ? nnz : 1, sizeof *out_d);
+    if (!sl || !e || !in_d || !out_d) {
+        st = cdl_fail(CDL_ERR_NO_MEMORY, "he plan (slots): out of memory for the %zu weights of node '%s'", nnz,
+                      op->name);
+        goto done;
+    }
+    sl->n_in_ct = li->n_ct;
+    sl->n_out_ct = lo->n_ct;
+    size_t m = 0;
+    for (size_t r = 0; r < op->n_out; r++) {
+        const int64_t so = lo->slot[r];
+        for (size_t k = op->row[r]; k < op->row[r + 1]; k++) {
+            const int64_t si = li->slot[op->col[k]];
+            if (si < 0 || so < 0)
+                continue; /* an exact zero contributes nothing */
+            size_t s_o = (size_t)so % S;
+            const size_t s_i = (size_t)si % S;
+            if (fold) /* the slot of residue r mod m at or below the input's, within the period */
+                s_o = (s_i % P + P - ((s_i % P + fold - r % fold) % fold)) % P + (s_i / P) * P;
+            e[m].ob = (uint32_t)((size_t)so / S);
+            e[m].ib = (uint32_t)((size_t)si / S);
+            e[m].pos = (uint32_t)(s_o % P);
+            /* d for now; modulo S, not the period: a rotation by d - P would read the next image's copy */
+            e[m].giant = (int32_t)((s_i + S - s_o) % S);
+            e[m].w = op->w[k];
+            in_d[m] = (ct_diag){e[m].ib, (uint32_t)e[m].giant};
+            out_d[m] = (ct_diag){e[m].ob, (uint32_t)e[m].giant};
+            m++;
+        }
+    }
+    size_t n_in = dedup(in_d, m), n_out = dedup(out_d, m);
+    const uint32_t B = choose_baby(in_d, n_in, out_d, n_out, S, stamp);
+    for (size_t i = 0; i < m; i++) {
+        const uint32_t d = (uint32_t)e[i].giant;
+        e[i].baby = (int32_t)(d % B);
+        e[i].giant = (int32_t)(d - d % B);
+        e[i].pos = (uint32_t)((e[i].pos + (uint32_t)e[i].giant) % P); /* pre-rotated by -giant */
+    }
+    qsort(e, m, sizeof *e, entry_cmp);
+    /* terms and work items */
+    size_t nt = 0, ng = 0;
+    for (size_t i = 0; i < m; i++) {
+        if (i == 0 || e[i].ob != e[i - 1].ob || e[i].giant != e[i - 1].giant) {
+            ng++;
+            nt++;
+        } else if (e[i].ib != e[i - 1].ib || e[i].baby != e[i - 1].baby) {
+            nt++;
+        }
+    }
+    sl->terms = cdl_alloc_array(nt ? nt : 1, sizeof *sl->terms);
+    sl->giant_term = cdl_alloc_array(ng + 1, sizeof *sl->giant_term);
+    sl->pos = cdl_alloc_array(m ? m : 1, sizeof *sl->pos);
+    sl->w = cdl_alloc_array(m ? m : 1, sizeof *sl->w);
+    sl->baby_off = cdl_calloc_array(sl->n_in_ct + 1, sizeof *sl->baby_off);
+    if (!sl->terms || !sl->giant_term || !sl->pos || !sl->w || !sl->baby_off) {
+        st = cdl_fail(CDL_ERR_NO_MEMORY, "he plan (slots): out of memory for node '%s'", op->name);
+        goto done;
+    }
+    nt = ng = 0;
+    for (size_t i = 0; i < m; i++) {
+        const int new_giant = i == 0 || e[i].ob != e[i - 1].ob || e[i].giant != e[i - 1].giant;
+        if (new_giant) {
+            sl->giant_term[ng++] = nt;
+            if (e[i].giant)
+                sl->rotations++;
+        }
+        if (new_giant || e[i].ib != e[i - 1].ib || e[i].baby != e[i - 1].baby) {
+            if (nt)
+                sl->terms[nt - 1].e1 = i;
+            sl->terms[nt++] = (he_slot_term){e[i].ob, e[i].ib, e[i].giant, e[i].baby, i, i};
+        }
+        sl->pos[i] = e[i].pos;
+        sl->w[i] = e[i].w;
+    }
+    if (nt)
+        sl->terms[nt - 1].e1 = m;
+    sl->giant_term[ng] = nt;
+    sl->n_terms = nt;
+    sl->n_giants = ng;
+    sl->n_entries = m;
+    /* baby steps per input ciphertext: the distinct nonzero d mod B */
+    {
+        size_t nb = 0;
+        for (size_t i = 0; i < n_in; i++)
+            in_d[i].d %= B;
+        nb = dedup(in_d, n_in);
+        sl->babies = cdl_alloc_array(nb ? nb : 1, sizeof *sl->babies);
+        if (!sl->babies) {
+            st = cdl_fail(CDL_ERR_NO_MEMORY, "he plan (slots): out of memory");
+            goto done;
+        }
+        size_t k = 0;
+        for (size_t c = 0; c < sl->n_in_ct; c++) {
+            sl->baby_off[c] = k;
+            for (size_t i = 0; i < nb; i++)
+                if (in_d[i].ct == c && in_d[i].d != 0)
+                    sl->babies[k++] = (int32_t)in_d[i].d;
+        }
+        sl->baby_off[sl->n_in_ct] = k;
+        sl->hoisted = k;
+    }
+    /* bias at the output slots */
+    int any_bias = 0;
+    for (size_t r = 0; op->bias && r < op->n_out; r++)
+        any_bias |= op->bias[r] != 0.0 && lo->slot[r] >= 0;
+    if (any_bias) {
+        sl->bias = cdl_calloc_array(sl->n_out_ct * P, sizeof *sl->bias);
+        if (!sl->bias) {
+            st = cdl_fail(CDL_ERR_NO_MEMORY, "he plan (slots): out of memory");
+            goto done;
+        }
+        for (size_t r = 0; r < op->n_out; r++)
+            if (lo->slot[r] >= 0)
+                sl->bias[((size_t)lo->slot[r] / S) * P + (size_t)lo->slot[r] % S % P] = op->bias[r];
+    }
+    if (fold) {
+        sl->fold_m = fold;
+        for (size_t step = P / 2; step >= fold; step /= 2)
+            sl->fold_rotations++;
+    }
+done:
+    cdl_free(e);
+    cdl_free(in_d);
+    cdl_free(out_d);
+    if (st != CDL_OK) {
+        cdl_he_slot_linear_free(sl);
+        return st;
+    }
+    *out = sl;
+    return CDL_OK;
+}
+
+/* The model of he_plan.c's description in rotation units: a plaintext
+ * product with its encoding costs about (100 + 30 (l + 1)) / (60 (l + 1)(l + 2))
+ * of a key switch at level l. */
+static double slot_linear_cost(const he_slot_linear *sl, int level)
+{
+    const double l = level, pt = (100.0 + 30.0 * (l + 1)) / (60.0 * (l + 1) * (l + 2));
+    return (double)(sl->rotations + sl->fold_rotations) + HE_HOISTED_COST * (double)sl->hoisted +
+           pt * (double)sl->n_terms;
+}
+
+static cdl_status lower_slot_linear(const cdl_he_plan *p, he_op *op, uint32_t *stamp)
+{
+    he_slot_linear *plain = NULL, *folded = NULL;
+    CDL_TRY(build_slot_linear(p, op, 0, stamp, &plain));
+    const he_layout *lo = &p->layout[op->out_value];
+    size_t m = 1;
+    while (m < op->n_out)
+        m <<= 1;
+    int contiguous = lo->n_ct == 1 && !lo->framed && m < p->period;
+    for (size_t r = 0; r < op->n_out && contiguous; r++)
+        contiguous = lo->slot[r] == (int64_t)r;
+    if (contiguous && plain->n_terms > 2 * m) {
+        cdl_status st = build_slot_linear(p, op, m, stamp, &folded);
+        if (st != CDL_OK) {
+            cdl_he_slot_linear_free(plain);
+            return st;
+        }
+        if (slot_linear_cost(folded, op->level_in) < slot_linear_cost(plain, op->level_in)) {
+            cdl_he_slot_linear_free(plain);
+            plain = folded;
+        } else {
+            cdl_he_slot_linear_free(folded);
+        }
+    }
+    op->sl = plain;
+    return CDL_OK;
+}
+
+/* ---- layouts of every value -------------------------------------------------- */
+
+static cdl_status same_layout(const he_op *op, const he_layout *a, const he_layout *b)
+{
+    if (a->n == b->n && a->n_ct == b->n_ct && memcmp(a->slot, b->slot, a->n * sizeof *a->slot) == 0)
+        return CDL_OK;
+    return cdl_fail(CDL_ERR_UNSUPPORTED,
+                    "node '%s' (%s): slots packing combines two tensors slot by slot, but its inputs are laid out "
+                    "differently (one went through a move such as a slice or pad that the other did not); use "
+                    "--packing batch for this model",
+                    op->name, op->kind_name);
+}
+
+static cdl_status assign_layouts(cdl_he_plan *p, const cdl_nn_graph *g)
+{
+    const size_t S = p->slots;
+    const cdl_nn_shape *is = &g->input_shape;
+    if (is->rank == 3)
+        CDL_TRY(layout_framed(&p->layout[0], (int)is->dims[0], (int)is->dims[1], (int)is->dims[2], 1,
+                              (int)is->dims[1], (int)is->dims[2], 0, S));
+    else
+        CDL_TRY(layout_contiguous(&p->layout[0], p->input_size, S));
+    for (size_t i = 0; i < p->n_ops; i++) {
+        he_op *op = &p->ops[i];
+        if (op->kind == HE_OP_SKIP)
+            continue;
+        const he_layout *in = &p->layout[op->in_value];
+        he_layout *out = &p->layout[op->out_value];
+        switch (op->kind) {
+        case HE_OP_LINEAR:
+            CDL_TRY(linear_layout(in, cdl_nn_value_shape(g, op->out_value), S, out));
+            break;
+        case HE_OP_GATHER:
+            CDL_TRY(layout_alloc(out, op->n_out));
+            for (size_t o = 0; o < op->n_out; o++)
+                out->slot[o] = op->src[o] < 0 ? -1 : in->slot[op->src[o]];
+            out->n_ct = in->n_ct;
+            break;
+        case HE_OP_SIGN: {
+            int neg = 0, pos = 0;
+            for (size_t o = 0; o < op->n_out; o++)
+                if (in->slot[o] >= 0)
+                    *(op->sign[o] < 0 ? &neg : &pos) = 1;
+            if (neg && pos)
+                return cdl_fail(CDL_ERR_UNSUPPORTED,
+                                "node '%s' (%s): an element-wise affine map with weights +1 and -1 mixed costs a level "
+                                "in slots packing that the plan does not have; use --packing batch for this model",
+                                op->name, op->kind_name);
+            if (layout_has_zero(in))
+                return cdl_fail(CDL_ERR_UNSUPPORTED, "node '%s': an affine map of an exact zero (padding) is a "
+                                "constant; this runtime keeps only encrypted values", op->name);
+            CDL_TRY(layout_copy(out, in));
+            break;
+        }
+        case HE_OP_POLY:
+        case HE_OP_POW2K:
+            if (layout_has_zero(in) && (op->kind == HE_OP_POW2K ? op->pow_c0 != 0.0 : op->coeffs[0] != 0.0))
+                return cdl_fail(CDL_ERR_UNSUPPORTED, "node '%s': the activation of an exact zero (padding) is a "
+                                "nonzero constant; pad after the activation instead", op->name);
+            CDL_TRY(layout_copy(out, in));
+            break;
+        case HE_OP_ADD:
+        case HE_OP_MUL:
+            CDL_TRY(same_layout(op, in, &p->layout[op->in_value2]));
+            CDL_TRY(layout_copy(out, in));
+            break;
+        default: /* SQUARE */
+            CDL_TRY(layout_copy(out, in));
+            break;
+        }
+        out->n = op->n_out;
+    }
+    return CDL_OK;
+}
+
+static int int_cmp(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return x < y ? -1 : x > y;
+}
+
+cdl_status cdl_he_slots_compile(cdl_he_plan *p, const cdl_nn_graph *g)
+{
+    p->slots = (size_t)1 << (p->spec.log_n - 1);
+    p->layout = cdl_calloc_array(p->n_values, sizeof *p->layout);
+    if (!p->layout)
+        return cdl_fail(CDL_ERR_NO_MEMORY, "he plan (slots): out of memory");
+    CDL_TRY(assign_layouts(p, g));
+    /* period: the span of the widest tensor, if all fit in one ciphertext */
+    size_t span = 1, multi = 0;
+    for (size_t v = 0; v < p->n_values; v++) {
+        const he_layout *l = &p->layout[v];
+        if (!l->slot)
+            continue;
+        multi |= l->n_ct > 1;
+        for (size_t i = 0; i < l->n; i++)
+            if (l->slot[i] >= 0 && (size_t)l->slot[i] + 1 > span)
+                span = (size_t)l->slot[i] + 1;
+    }
+    p->period = p->slots;
+    if (!multi)
+        while (p->period / 2 >= span && p->period > 1)
+            p->period /= 2;
+    p->images = p->slots / p->period;
+    uint32_t *stamp = cdl_alloc_array(p->slots, sizeof *stamp);
+    if (!stamp)
+        return cdl_fail(CDL_ERR_NO_MEMORY, "he plan (slots): out of memory");
+    size_t n_steps = 0;
+    cdl_status st = CDL_OK;
+    for (size_t i = 0; i < p->n_ops && st == CDL_OK; i++)
+        if (p->ops[i].kind == HE_OP_LINEAR) {
+            st = lower_slot_linear(p, &p->ops[i], stamp);
+            if (st == CDL_OK)
+                n_steps += p->ops[i].sl->n_terms + p->ops[i].sl->hoisted + p->ops[i].sl->fold_rotations;
+        }
+    cdl_free(stamp);
+    CDL_TRY(st);
+    /* the Galois steps: every nonzero baby and giant step */
+    int *steps = cdl_alloc_array(n_steps ? n_steps : 1, sizeof *steps);
+    if (!steps)
+        return cdl_fail(CDL_ERR_NO_MEMORY, "he plan (slots): out of memory");
+    size_t k = 0;
+    p->rotations = p->hoisted = p->plain_mults = 0;
+    for (size_t i = 0; i < p->n_ops; i++) {
+        const he_slot_linear *sl = p->ops[i].sl;
+        if (p->ops[i].kind != HE_OP_LINEAR || !sl)
+            continue;
+        for (size_t t = 0; t < sl->n_terms; t++)
+            if (sl->terms[t].giant)
+                steps[k++] = sl->terms[t].giant;
+        for (size_t b = 0; b < sl->hoisted; b++)
+            steps[k++] = sl->babies[b];
+        for (size_t step = p->period / 2; sl->fold_m && step >= sl->fold_m; step /= 2)
+            steps[k++] = (int)step;
+        p->rotations += sl->rotations + sl->fold_rotations;
+        p->hoisted += sl->hoisted;
+        p->plain_mults += sl->n_terms;
+    }
+    qsort(steps, k, sizeof *steps, int_cmp);
+    size_t u = 0;
+    for (size_t i = 0; i < k; i++)
+        if (u == 0 || steps[i] != steps[u - 1])
+            steps[u++] = steps[i];
+    p->galois_steps = steps;
+    p->n_galois = u;
+    return CDL_OK;
+}

@@ -1,0 +1,310 @@
+/*
+ * he_slots.c: the runtime half of slots packing (one image across the slots;
+ * the compiler half is src/compile/he_slots.c): where the client puts the
+ * pixels and finds the logits, and the server's linear layer.
+ *
+ * Linear layer (Halevi-Shoup diagonal method with baby-step giant-step):
+ *   y_ob = sum_giant rot( sum_(ib, baby) diag'_(ob, ib, giant + baby) (.) rot(x_ib, baby), giant )
+ * where diag' is the diagonal pre-rotated by -giant (done by the compiler
+ * on the slot positions). The baby-step rotations of each input ciphertext
+ * share one key-switching decomposition (cdl_ckks_rotate_hoisted). Work
+ * items are the (output ciphertext, giant step) pairs, run in parallel, each
+ * encoding its diagonals on the fly at the level they are used (nothing of
+ * the model is kept encoded between evaluations) and ending in its own
+ * ciphertext; the items of one output are then added in a fixed order, so
+ * the result does not depend on the thread count. Scales as in batch
+ * packing: the weights are encoded at S q_l / s_in, one rescale brings the
+ * sum to exactly S, and the bias is added at S.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "compile/he_plan.h"
+#include "core/error.h"
+#include "core/memory.h"
+#include "runtime/he_runtime.h"
+
+void cdl_he_slots_input_vector(const cdl_he_plan *plan, const double *images, size_t n, size_t ct, double *vals)
+{
+    const he_layout *l = &plan->layout[0];
+    const size_t S = plan->slots, P = plan->period, per = plan->input_size;
+    memset(vals, 0, S * sizeof *vals);
+    for (size_t i = 0; i < l->n; i++) {
+        const int64_t s = l->slot[i];
+        if (s < 0 || (size_t)s / S != ct)
+            continue;
+        for (size_t j = 0; j < n; j++)
+            vals[(size_t)s % S + j * P] = images[j * per + i];
+    }
+}
+
+void cdl_he_slots_output_values(const cdl_he_plan *plan, const double *vals, size_t ct, size_t n, double *out)
+{
+    const he_layout *l = &plan->layout[plan->output_value];
+    const size_t S = plan->slots, P = plan->period, per = plan->output_size;
+    for (size_t i = 0; i < l->n; i++) {
+        const int64_t s = l->slot[i];
+        if (s < 0) {
+            if (ct == 0)
+                for (size_t j = 0; j < n; j++)
+                    out[j * per + i] = 0.0;
+            continue;
+        }
+        if ((size_t)s / S != ct)
+            continue;
+        for (size_t j = 0; j < n; j++)
+            out[j * per + i] = vals[(size_t)s % S + j * P];
+    }
+}
+
+/* A P-periodic vector of S slots from the entries [e0, e1) of a term. */
+static void diag_vector(const cdl_he_plan *plan, const he_slot_linear *sl, size_t e0, size_t e1, double *v)
+{
+    const size_t S = plan->slots, P = plan->period;
+    memset(v, 0, P * sizeof *v);
+    for (size_t k = e0; k < e1; k++)
+        v[sl->pos[k]] += sl->w[k];
+    for (size_t j = 1; j < S / P; j++)
+        memcpy(v + j * P, v, P * sizeof *v);
+}
+
+/* One work item: output ciphertext ob, one giant step, all its terms. */
+static cdl_status giant_item(const cdl_he_plan *plan, const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk,
+                             const he_slot_linear *sl, size_t gi, cdl_ckks_ciphertext *const *const *xr,
+                             double const_scale, int level, double *vec, cdl_ckks_plaintext *pt,
+                             cdl_ckks_ciphertext *tmp, cdl_ckks_ciphertext *acc)
+{
+    int first = 1;
+    int32_t giant = 0;
+    for (size_t t = sl->giant_term[gi]; t < sl->giant_term[gi + 1]; t++) {
+        const he_slot_term *tm = &sl->terms[t];
+        giant = tm->giant;
+        /* the rotated copy of x_ib by `baby`: index 0 is x_ib itself */
+        size_t k = 0;
+        if (tm->baby) {
+            const int32_t *b = sl->babies + sl->baby_off[tm->ib];
+            const size_t nb = sl->baby_off[tm->ib + 1] - sl->baby_off[tm->ib];
+            size_t lo = 0, hi = nb;
+            while (lo < hi) {
+                size_t mid = (lo + hi) / 2;
+                if (b[mid] < tm->baby)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            k = lo + 1;
+        }
+        diag_vector(plan, sl, tm->e0, tm->e1, vec);
+        CDL_TRY(cdl_ckks_encode(ctx, vec, plan->slots, const_scale, level, pt));
+        if (first) {
+            CDL_TRY(cdl_ckks_mul_plain(ctx, xr[tm->ib][k], pt, acc));
+            first = 0;
+        } else {
+            CDL_TRY(cdl_ckks_mul_plain(ctx, xr[tm->ib][k], pt, tmp));
+            CDL_TRY(cdl_ckks_add(ctx, acc, tmp, acc));
+        }
+    }
+    if (giant)
+        CDL_TRY(cdl_ckks_rotate(ctx, gk, acc, giant, acc));
+    return CDL_OK;
+}
+
+cdl_status cdl_he_slots_linear(const cdl_he_plan *plan, const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk,
+                               const struct he_op *op, cdl_ckks_ciphertext *const *in, cdl_ckks_ciphertext **out)
+{
+    const he_slot_linear *sl = op->sl;
+    const cdl_ckks_ciphertext *x0 = in[0];
+    const int level = cdl_ckks_ciphertext_level(x0);
+    const double s_in = cdl_ckks_ciphertext_scale(x0);
+    const double const_scale = plan->scale * (double)cdl_ckks_prime(ctx, level) / s_in;
+    cdl_status st = CDL_OK;
+    /* baby steps: xr[ib][0] = x_ib, xr[ib][1 + k] = rot(x_ib, babies[k]) */
+    cdl_ckks_ciphertext ***xr = cdl_calloc_array(sl->n_in_ct, sizeof *xr);
+    cdl_ckks_ciphertext **parts = cdl_calloc_array(sl->n_giants ? sl->n_giants : 1, sizeof *parts);
+    if (!xr || !parts) {
+        st = cdl_fail(CDL_ERR_NO_MEMORY, "node '%s': out of memory", op->name);
+        goto done;
+    }
+    for (size_t ib = 0; ib < sl->n_in_ct; ib++) {
+        const size_t nb = sl->baby_off[ib + 1] - sl->baby_off[ib];
+        xr[ib] = cdl_calloc_array(nb + 1, sizeof **xr);
+        if (!xr[ib]) {
+            st = cdl_fail(CDL_ERR_NO_MEMORY, "node '%s': out of memory", op->name);
+            goto done;
+        }
+        xr[ib][0] = in[ib];
+        if (!in[ib] || cdl_ckks_ciphertext_level(in[ib]) != level) {
+            st = cdl_fail(CDL_ERR_INTERNAL, "node '%s': input ciphertext %zu is missing or at another level", op->name,
+                          ib);
+            goto done;
+        }
+        for (size_t k = 0; k < nb; k++)
+            CDL_TRY_GOTO(st, cdl_ckks_ciphertext_new(ctx, &xr[ib][1 + k]), done);
+        if (nb)
+            CDL_TRY_GOTO(st, cdl_ckks_rotate_hoisted(ctx, gk, in[ib], (const int *)(sl->babies + sl->baby_off[ib]), nb,
+                                                     xr[ib] + 1),
+                         done);
+    }
+    for (size_t g = 0; g < sl->n_giants; g++)
+        CDL_TRY_GOTO(st, cdl_ckks_ciphertext_new(ctx, &parts[g]), done);
+    {
+        int failed = 0;
+        cdl_status fst = CDL_OK;
+        char msg[512] = "";
+#pragma omp parallel
+        {
+            double *vec = cdl_alloc_array(plan->slots, sizeof *vec);
+            cdl_ckks_plaintext *pt = NULL;
+            cdl_ckks_ciphertext *tmp = NULL;
+            cdl_status ts = vec ? CDL_OK : cdl_fail(CDL_ERR_NO_MEMORY, "out of memory");
+            if (ts == CDL_OK)
+                ts = cdl_ckks_plaintext_new(ctx, &pt);
+            if (ts == CDL_OK)
+                ts = cdl_ckks_ciphertext_new(ctx, &tmp);
+#pragma omp for schedule(dynamic, 1)
+            for (size_t g = 0; g < sl->n_giants; g++) {
+                if (ts != CDL_OK || failed)
+                    continue;
+                ts = giant_item(plan, ctx, gk, sl, g, (cdl_ckks_ciphertext *const *const *)xr, const_scale, level, vec,
+                                pt, tmp, parts[g]);
+            }
+            if (ts != CDL_OK) {
+#pragma omp critical(cdl_he_slots_error)
+                if (!failed) {
+                    failed = 1;
+                    fst = ts;
+                    snprintf(msg, sizeof msg, "%s", cdl_last_error());
+                }
+            }
+            cdl_ckks_ciphertext_free(tmp);
+            cdl_ckks_plaintext_free(pt);
+            cdl_free(vec);
+        }
+        if (failed) {
+            st = cdl_fail(fst, "node '%s': %s", op->name, msg);
+            goto done;
+        }
+    }
+    /* the hoisted copies are not needed any more */
+    for (size_t ib = 0; ib < sl->n_in_ct; ib++) {
+        const size_t nb = sl->baby_off[ib + 1] - sl->baby_off[ib];
+        for (size_t k = 0; k < nb; k++) {
+            cdl_ckks_ciphertext_free(xr[ib][1 + k]);
+            xr[ib][1 + k] = NULL;
+        }
+    }
+    /* sum the parts of each output ciphertext in order, rescale, bias */
+    {
+        double *vec = NULL;
+        cdl_ckks_plaintext *pt = NULL;
+        cdl_ckks_ciphertext *rot = NULL;
+        size_t g = 0;
+        for (size_t ob = 0; ob < sl->n_out_ct && st == CDL_OK; ob++) {
+            cdl_ckks_ciphertext *acc = NULL;
+            for (; g < sl->n_giants && sl->terms[sl->giant_term[g]].ob == ob && st == CDL_OK; g++) {
+                if (!acc) { /* the first part becomes the sum */
+                    acc = parts[g];
+                    parts[g] = NULL;
+                } else {
+                    st = cdl_ckks_add(ctx, acc, parts[g], acc);
+                }
+            }
+            if (st == CDL_OK && !acc) { /* no weight reaches this ciphertext: an encryption of zero */
+                st = cdl_ckks_ciphertext_new(ctx, &acc);
+                if (st == CDL_OK)
+                    st = cdl_ckks_mul_const(ctx, in[0], 0.0, const_scale, acc);
+            }
+            out[ob] = acc;
+            if (!acc)
+                break;
+            /* hybrid method: add the partial sums fold_m slots apart (period/2, period/4, ..., fold_m) */
+            for (size_t step = plan->period / 2; sl->fold_m && step >= sl->fold_m && st == CDL_OK; step /= 2) {
+                if (!rot && (st = cdl_ckks_ciphertext_new(ctx, &rot)) != CDL_OK)
+                    break;
+                st = cdl_ckks_rotate(ctx, gk, acc, (int)step, rot);
+                if (st == CDL_OK)
+                    st = cdl_ckks_add(ctx, acc, rot, acc);
+            }
+            if (st == CDL_OK)
+                st = cdl_ckks_rescale(ctx, acc, acc);
+            if (st == CDL_OK) {
+                cdl_ckks_ciphertext_set_scale(acc, plan->scale); /* equal up to rounding of the double product */
+                if (sl->bias) {
+                    if (!vec)
+                        vec = cdl_alloc_array(plan->slots, sizeof *vec);
+                    if (!pt && vec)
+                        st = cdl_ckks_plaintext_new(ctx, &pt);
+                    if (!vec)
+                        st = cdl_fail(CDL_ERR_NO_MEMORY, "out of memory");
+                    if (st == CDL_OK) {
+                        const size_t S = plan->slots, P = plan->period;
+                        for (size_t j = 0; j < S / P; j++)
+                            memcpy(vec + j * P, sl->bias + ob * P, P * sizeof *vec);
+                        st = cdl_ckks_encode(ctx, vec, S, plan->scale, cdl_ckks_ciphertext_level(acc), pt);
+                    }
+                    if (st == CDL_OK)
+                        st = cdl_ckks_add_plain(ctx, acc, pt, acc);
+                }
+            }
+            if (st == CDL_OK)
+                st = cdl_ckks_ciphertext_shrink(acc);
+        }
+        cdl_free(vec);
+        cdl_ckks_plaintext_free(pt);
+        cdl_ckks_ciphertext_free(rot);
+    }
+done:
+    if (xr)
+        for (size_t ib = 0; ib < sl->n_in_ct; ib++) {
+            if (!xr[ib])
+                continue;
+            const size_t nb = sl->baby_off[ib + 1] - sl->baby_off[ib];
+            for (size_t k = 0; k < nb; k++)
+                cdl_ckks_ciphertext_free(xr[ib][1 + k]);
+            cdl_free(xr[ib]);
+        }
+    cdl_free(xr);
+    if (parts)
+        for (size_t g = 0; g < sl->n_giants; g++)
+            cdl_ckks_ciphertext_free(parts[g]);
+    cdl_free(parts);
+    return st;
+}
+
+/* SIGN in slots packing: the compiler allowed one sign for the whole tensor;
+ * the bias is a plaintext at the ciphertext's scale (no level). */
+cdl_status cdl_he_slots_sign(const cdl_he_plan *plan, const cdl_ckks_context *ctx, const struct he_op *op,
+                             const he_layout *lay, cdl_ckks_ciphertext **cts)
+{
+    const size_t S = plan->slots, P = plan->period;
+    int neg = 0, any_bias = 0;
+    for (size_t o = 0; o < op->n_out; o++) {
+        if (lay->slot[o] < 0)
+            continue;
+        neg |= op->sign[o] < 0;
+        any_bias |= op->bias[o] != 0.0;
+    }
+    double *vec = any_bias ? cdl_alloc_array(S, sizeof *vec) : NULL;
+    cdl_ckks_plaintext *pt = NULL;
+    cdl_status st = any_bias && !vec ? cdl_fail(CDL_ERR_NO_MEMORY, "out of memory") : CDL_OK;
+    if (st == CDL_OK && any_bias)
+        st = cdl_ckks_plaintext_new(ctx, &pt);
+    for (size_t c = 0; c < lay->n_ct && st == CDL_OK; c++) {
+        if (neg)
+            st = cdl_ckks_negate(ctx, cts[c], cts[c]);
+        if (st != CDL_OK || !any_bias)
+            continue;
+        memset(vec, 0, S * sizeof *vec);
+        for (size_t o = 0; o < op->n_out; o++)
+            if (lay->slot[o] >= 0 && (size_t)lay->slot[o] / S == c)
+                for (size_t j = 0; j < S / P; j++)
+                    vec[(size_t)lay->slot[o] % S + j * P] = op->bias[o];
+        st = cdl_ckks_encode(ctx, vec, S, cdl_ckks_ciphertext_scale(cts[c]), cdl_ckks_ciphertext_level(cts[c]), pt);
+        if (st == CDL_OK)
+            st = cdl_ckks_add_plain(ctx, cts[c], pt, cts[c]);
+    }
+    cdl_ckks_plaintext_free(pt);
+    cdl_free(vec);
+    return st;
+}

