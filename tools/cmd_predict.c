@@ -377,9 +377,8 @@ int cmd_predict(int argc, char **argv)
         uint8_t *blob = NULL;
         if (cdl_ckks_relin_key_save(ctx, rlk, 0, &blob, &rlk_bytes) == CDL_OK)
             cdl_free_bytes(blob);
-        blob = NULL;
-        if (gk && cdl_ckks_galois_keys_save(ctx, gk, 0, &blob, &gk_bytes) == CDL_OK)
-            cdl_free_bytes(blob);
+        if (gk)
+            gk_bytes = (size_t)cdl_he_plan_galois_key_bytes(plan);
     }
     fprintf(stderr, "keys: %.2f s (relinearization key %.1f MB", t_keygen, rlk_bytes / 1e6);
     if (gk)

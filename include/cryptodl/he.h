@@ -107,6 +107,8 @@ CDL_API void cdl_he_plan_galois_steps(const cdl_he_plan *plan, const int **steps
  * plaintext products; zero in batch packing. */
 CDL_API void cdl_he_plan_rotations(const cdl_he_plan *plan, uint64_t *rotations, uint64_t *hoisted,
                                    uint64_t *plain_mults);
+/* Bytes of those Galois keys in memory (about their uncompressed file size). */
+CDL_API uint64_t cdl_he_plan_galois_key_bytes(const cdl_he_plan *plan);
 /* Client: Galois keys for exactly the plan's rotation steps. */
 CDL_API cdl_status cdl_he_keygen_galois(const cdl_he_plan *plan, const cdl_ckks_context *ctx,
                                         const cdl_ckks_secret_key *sk, cdl_rng *rng, cdl_ckks_galois_keys **out);

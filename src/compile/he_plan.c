@@ -1039,6 +1039,8 @@ size_t cdl_he_plan_batch_capacity(const cdl_he_plan *plan)
     return plan->packing == CDL_HE_PACKING_SLOTS ? plan->images : (size_t)1 << (plan->spec.log_n - 1);
 }
 
+uint64_t cdl_he_plan_galois_key_bytes(const cdl_he_plan *plan) { return plan ? plan->galois_bytes : 0; }
+
 cdl_he_packing cdl_he_plan_packing(const cdl_he_plan *plan)
 {
     return plan && plan->packing == CDL_HE_PACKING_SLOTS ? CDL_HE_PACKING_SLOTS : CDL_HE_PACKING_BATCH;
