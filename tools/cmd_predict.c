@@ -51,6 +51,7 @@ static void usage(FILE *out)
             "  --packing P       batch (one image per slot, default), slots (one image across the slots,\n"
             "                    rotations; a few images share a ciphertext when they fit) or auto (slots\n"
             "                    unless batch fits this machine's memory and --limit fills batches)\n"
+            "  --stream-weights  slots: encode the weights at every request instead of once (less memory)\n"
             "  --public-key      encrypt with the public key (default: the secret key, symmetric)\n"
             "  --plan            print the HE plan (layers, levels, parameters, cost, memory) and stop\n"
             "  --force           run even if the plan's ciphertext memory exceeds 90%% of this machine's RAM\n"
@@ -211,6 +212,7 @@ int cmd_predict(int argc, char **argv)
                                          {"output-bits", required_argument, 0, 'B'},
                                          {"approx", required_argument, 0, 'A'},
                                          {"packing", required_argument, 0, 'Q'},
+                                         {"stream-weights", no_argument, 0, 'W'},
                                          {"plan", no_argument, 0, 'P'},
                                          {"force", no_argument, 0, 'F'},
                                          {"json", no_argument, 0, 'j'},
@@ -225,7 +227,7 @@ int cmd_predict(int argc, char **argv)
                                          {0, 0, 0, 0}};
     const char *dataset = "mnist", *data_dir = NULL;
     long long limit = PREDICT_DEFAULT_LIMIT;
-    int json = 0, threads = 0, use_pk = 0, plan_only = 0, step = 0, force = 0, c;
+    int json = 0, threads = 0, use_pk = 0, plan_only = 0, step = 0, force = 0, stream_weights = 0, c;
     const char *keys_dir = NULL, *in_path = NULL, *out_path = NULL, *approx = NULL;
     cdl_he_options hopt;
     cdl_he_options_default(&hopt);
@@ -271,6 +273,7 @@ int cmd_predict(int argc, char **argv)
             if (cli_parse_packing("predict", optarg, &hopt.packing) != 0)
                 return CLI_EXIT_USAGE;
             break;
+        case 'W': stream_weights = 1; break;
         case 'B':
             hopt.output_bits = (int)strtol(optarg, &end, 10);
             if (*end || hopt.output_bits < 2 || hopt.output_bits > 30)
@@ -287,6 +290,7 @@ int cmd_predict(int argc, char **argv)
     if (threads)
         cdl_set_threads(threads);
     hopt.images_hint = (size_t)limit;
+    hopt.cache_weights = !stream_weights; /* slots: encode the weights once for all requests */
     const char *path = argv[optind];
     int defaulted = data_dir == NULL;
     if (!data_dir)

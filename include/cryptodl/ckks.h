@@ -87,6 +87,9 @@ CDL_API int cdl_ckks_galois_keys_has_step(const cdl_ckks_galois_keys *gk, int st
 /* ---- plaintexts ---- */
 CDL_API cdl_status cdl_ckks_plaintext_new(const cdl_ckks_context *ctx, cdl_ckks_plaintext **out);
 CDL_API void cdl_ckks_plaintext_free(cdl_ckks_plaintext *pt);
+/* A plaintext that holds levels 0..level only (level + 1 limbs instead of
+ * all): for encodings kept in memory at the level they are used. */
+CDL_API cdl_status cdl_ckks_plaintext_new_level(const cdl_ckks_context *ctx, int level, cdl_ckks_plaintext **out);
 CDL_API int cdl_ckks_plaintext_level(const cdl_ckks_plaintext *pt);
 CDL_API double cdl_ckks_plaintext_scale(const cdl_ckks_plaintext *pt);
 /* Encode count <= slots real values (the rest are zero) at the given scale and level. */

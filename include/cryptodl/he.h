@@ -69,6 +69,8 @@ typedef struct cdl_he_options {
     int packing;        /* cdl_he_packing; default batch */
     size_t images_hint; /* AUTO: images per request (0 = one) */
     uint64_t memory_budget; /* AUTO: bytes one evaluation may use (0 = this machine's physical memory) */
+    int cache_weights;  /* slots: 1 = keep the encoded weights after the first evaluation (faster later
+                           evaluations, more memory: cdl_he_plan_weight_bytes); 0 = encode them on the fly */
 } cdl_he_options;
 
 CDL_API void cdl_he_options_default(cdl_he_options *opt);
@@ -107,6 +109,9 @@ CDL_API void cdl_he_plan_galois_steps(const cdl_he_plan *plan, const int **steps
  * plaintext products; zero in batch packing. */
 CDL_API void cdl_he_plan_rotations(const cdl_he_plan *plan, uint64_t *rotations, uint64_t *hoisted,
                                    uint64_t *plain_mults);
+/* Slots packing: bytes of the encoded weights (diagonals) of every linear op at
+ * the level it runs, what cache_weights keeps in memory. */
+CDL_API uint64_t cdl_he_plan_weight_bytes(const cdl_he_plan *plan);
 /* Bytes of those Galois keys in memory (about their uncompressed file size). */
 CDL_API uint64_t cdl_he_plan_galois_key_bytes(const cdl_he_plan *plan);
 /* Client: Galois keys for exactly the plan's rotation steps. */

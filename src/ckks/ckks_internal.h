@@ -132,7 +132,8 @@ struct cdl_ckks_plaintext {
     int q_count;
     int level;
     double scale;
-    uint64_t *data; /* q_count * N, limbs 0..level valid, NTT form */
+    int limbs;      /* limbs allocated: q_count, or fewer for a plaintext made for low levels only */
+    uint64_t *data; /* limbs * N, limbs 0..level valid, NTT form */
 };
 
 struct cdl_ckks_ciphertext {

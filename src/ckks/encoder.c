@@ -138,6 +138,9 @@ cdl_status cdl_ckks_encode_complex(const cdl_ckks_context *ctx, const double *re
                         ctx->slots);
     if (level < 0 || level > ctx->max_level)
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_encode: level %d outside 0..%d", level, ctx->max_level);
+    if (level >= pt->limbs)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_encode: the plaintext holds levels 0..%d only, not %d",
+                        pt->limbs - 1, level);
     if (!(scale > 0) || !isfinite(scale))
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_encode: scale %g must be positive and finite", scale);
     const size_t slots = ctx->slots, n = ctx->n;

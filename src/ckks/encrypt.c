@@ -192,6 +192,9 @@ cdl_status cdl_ckks_decrypt(const cdl_ckks_context *ctx, const cdl_ckks_secret_k
         return cdl_fail(CDL_ERR_MISMATCH, "cdl_ckks_decrypt: ciphertext made for another context");
     if (sk->n != ctx->n || sk->qp_count != ctx->qp_count)
         return cdl_fail(CDL_ERR_MISMATCH, "cdl_ckks_decrypt: secret key made for another context");
+    if (ct->level >= pt->limbs)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_decrypt: the plaintext holds levels 0..%d only, the "
+                        "ciphertext is at level %d", pt->limbs - 1, ct->level);
     const size_t n = ctx->n;
     const int limbs = ct->level + 1;
     const int three = ct->size == 3;

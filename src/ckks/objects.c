@@ -129,6 +129,7 @@ cdl_status cdl_ckks_plaintext_alloc(const cdl_ckks_context *ctx, int level, cdl_
     pt->q_count = ctx->q_count;
     pt->level = level;
     pt->scale = ctx->scale;
+    pt->limbs = ctx->q_count;
     /* Decrypted plaintexts hold secret-derived values: secure allocation. */
     pt->data = cdl_secure_calloc((size_t)ctx->q_count * ctx->n, sizeof(uint64_t));
     if (!pt->data) {
@@ -144,11 +145,36 @@ cdl_status cdl_ckks_plaintext_new(const cdl_ckks_context *ctx, cdl_ckks_plaintex
     return cdl_ckks_plaintext_alloc(ctx, ctx ? ctx->max_level : 0, out);
 }
 
+cdl_status cdl_ckks_plaintext_new_level(const cdl_ckks_context *ctx, int level, cdl_ckks_plaintext **out)
+{
+    if (!ctx || !out)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_plaintext_new_level: NULL argument");
+    *out = NULL;
+    if (level < 0 || level > ctx->max_level)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_plaintext_new_level: level %d outside 0..%d", level,
+                        ctx->max_level);
+    cdl_ckks_plaintext *pt = cdl_calloc_array(1, sizeof *pt);
+    if (!pt)
+        return CDL_ERR_NO_MEMORY;
+    pt->n = ctx->n;
+    pt->q_count = ctx->q_count;
+    pt->level = level;
+    pt->scale = ctx->scale;
+    pt->limbs = level + 1;
+    pt->data = cdl_secure_calloc((size_t)pt->limbs * ctx->n, sizeof(uint64_t));
+    if (!pt->data) {
+        cdl_free(pt);
+        return CDL_ERR_NO_MEMORY;
+    }
+    *out = pt;
+    return CDL_OK;
+}
+
 void cdl_ckks_plaintext_free(cdl_ckks_plaintext *pt)
 {
     if (!pt)
         return;
-    cdl_secure_free(pt->data, (size_t)pt->q_count * pt->n * sizeof(uint64_t));
+    cdl_secure_free(pt->data, (size_t)pt->limbs * pt->n * sizeof(uint64_t));
     cdl_free(pt);
 }
 

@@ -786,7 +786,12 @@ static void estimate_slots_memory(cdl_he_plan *p, const int *last_reader)
             live -= p->layout[v2].n_ct * (uint64_t)(op->level_in2 + 1) * limb;
     }
     p->galois_bytes = p->n_galois * ksk_bytes(p, 1);
-    p->peak_bytes = peak + p->galois_bytes + (p->cost.ct_mults ? ksk_bytes(p, 0) : 0);
+    p->weight_bytes = 0;
+    for (size_t i = 0; i < p->n_ops; i++)
+        if (p->ops[i].kind == HE_OP_LINEAR && p->ops[i].sl)
+            p->weight_bytes += p->ops[i].sl->n_terms * (uint64_t)(p->ops[i].level_in + 1) * (limb / 2);
+    p->peak_bytes = peak + p->galois_bytes + (p->cost.ct_mults ? ksk_bytes(p, 0) : 0) +
+                    (p->opt.cache_weights ? p->weight_bytes : 0);
 }
 
 /* Rough work of one evaluation in limb operations (N-word passes), for AUTO:
@@ -1040,6 +1045,7 @@ size_t cdl_he_plan_batch_capacity(const cdl_he_plan *plan)
 }
 
 uint64_t cdl_he_plan_galois_key_bytes(const cdl_he_plan *plan) { return plan ? plan->galois_bytes : 0; }
+uint64_t cdl_he_plan_weight_bytes(const cdl_he_plan *plan) { return plan ? plan->weight_bytes : 0; }
 
 cdl_he_packing cdl_he_plan_packing(const cdl_he_plan *plan)
 {
@@ -1285,6 +1291,9 @@ cdl_status cdl_he_plan_describe(const cdl_he_plan *plan, char **text)
                   (unsigned long long)plan->hoisted, (unsigned long long)plan->plain_mults, est_total);
         tb_printf(&t, "keys the server needs: relinearization + Galois keys for %zu rotation steps (%.1f MB)\n",
                   plan->n_galois, plan->galois_bytes / 1e6);
+        tb_printf(&t, "weights: %s (encoded, they take %.1f MB at the levels they are used)\n",
+                  plan->opt.cache_weights ? "encoded once and kept in memory" : "encoded on the fly at each evaluation",
+                  plan->weight_bytes / 1e6);
         tb_printf(&t, "galois steps:");
         for (size_t i = 0; i < plan->n_galois; i++)
             tb_printf(&t, " %d", plan->galois_steps[i]);

@@ -12,6 +12,7 @@
 #ifndef CDL_COMPILE_HE_PLAN_H
 #define CDL_COMPILE_HE_PLAN_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -75,6 +76,14 @@ typedef struct he_slot_linear {
     uint64_t rotations, hoisted; /* giant-step rotations (nonzero steps), hoisted baby steps */
     size_t fold_m;     /* hybrid method (he_slots.c): partial sums m slots apart, added by rotations */
     uint64_t fold_rotations; /* log2(period / fold_m) */
+    /* cdl_he_options.cache_weights: the encoded diagonals (one plaintext per
+     * term, at the op's level) kept after the first evaluation. The first
+     * evaluation to reach the op fills them (state 1), later ones read them
+     * (state 2) if encoded at the scale they need; others encode on the fly. */
+    pthread_mutex_t lock;
+    int cache_state;   /* 0 empty, 1 being filled, 2 complete */
+    double cache_scale;
+    cdl_ckks_plaintext **cache;
 } he_slot_linear;
 
 typedef struct he_op {
@@ -165,6 +174,7 @@ struct cdl_he_plan {
     size_t n_galois;
     uint64_t rotations, hoisted, plain_mults;
     uint64_t galois_bytes; /* the Galois keys the server holds */
+    uint64_t weight_bytes; /* the encoded diagonals of every linear op, if kept (cache_weights) */
 };
 
 /* Relative cost of a hoisted rotation (the key-switching decomposition is

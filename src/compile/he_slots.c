@@ -43,6 +43,12 @@ void cdl_he_slot_linear_free(he_slot_linear *sl)
 {
     if (!sl)
         return;
+    if (sl->cache) {
+        for (size_t t = 0; t < sl->n_terms; t++)
+            cdl_ckks_plaintext_free(sl->cache[t]);
+        cdl_free(sl->cache);
+    }
+    pthread_mutex_destroy(&sl->lock);
     cdl_free(sl->terms);
     cdl_free(sl->pos);
     cdl_free(sl->w);
@@ -280,6 +286,10 @@ static cdl_status build_slot_linear(const cdl_he_plan *p, const he_op *op, size_
     const size_t S = p->slots, P = p->period, nnz = op->row[op->n_out];
     cdl_status st = CDL_OK;
     he_slot_linear *sl = cdl_calloc_array(1, sizeof *sl);
+    if (sl && pthread_mutex_init(&sl->lock, NULL) != 0) {
+        cdl_free(sl);
+        sl = NULL;
+    }
     slot_entry *e = cdl_alloc_array(nnz ? nnz : 1, sizeof *e);
     ct_diag *in_d = cdl_alloc_array(nnz ? nnz : 1, sizeof *in_d);
     ct_diag *out_d = cdl_alloc_array(nnz ? nnz : 1, sizeof *out_d);

@@ -70,9 +70,10 @@ static void diag_vector(const cdl_he_plan *plan, const he_slot_linear *sl, size_
 }
 
 /* One work item: output ciphertext ob, one giant step, all its terms. */
+/* cache: 0 = encode into pt; 1 = read sl->cache; 2 = encode into new cache entries. */
 static cdl_status giant_item(const cdl_he_plan *plan, const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk,
                              const he_slot_linear *sl, size_t gi, cdl_ckks_ciphertext *const *const *xr,
-                             double const_scale, int level, double *vec, cdl_ckks_plaintext *pt,
+                             double const_scale, int level, int cache, double *vec, cdl_ckks_plaintext *pt,
                              cdl_ckks_ciphertext *tmp, cdl_ckks_ciphertext *acc)
 {
     int first = 1;
@@ -95,13 +96,23 @@ static cdl_status giant_item(const cdl_he_plan *plan, const cdl_ckks_context *ct
             }
             k = lo + 1;
         }
-        diag_vector(plan, sl, tm->e0, tm->e1, vec);
-        CDL_TRY(cdl_ckks_encode(ctx, vec, plan->slots, const_scale, level, pt));
+        const cdl_ckks_plaintext *w = pt;
+        if (cache == 1) {
+            w = sl->cache[t];
+        } else {
+            if (cache == 2) {
+                CDL_TRY(cdl_ckks_plaintext_new_level(ctx, level, &sl->cache[t]));
+                pt = sl->cache[t];
+                w = pt;
+            }
+            diag_vector(plan, sl, tm->e0, tm->e1, vec);
+            CDL_TRY(cdl_ckks_encode(ctx, vec, plan->slots, const_scale, level, pt));
+        }
         if (first) {
-            CDL_TRY(cdl_ckks_mul_plain(ctx, xr[tm->ib][k], pt, acc));
+            CDL_TRY(cdl_ckks_mul_plain(ctx, xr[tm->ib][k], w, acc));
             first = 0;
         } else {
-            CDL_TRY(cdl_ckks_mul_plain(ctx, xr[tm->ib][k], pt, tmp));
+            CDL_TRY(cdl_ckks_mul_plain(ctx, xr[tm->ib][k], w, tmp));
             CDL_TRY(cdl_ckks_add(ctx, acc, tmp, acc));
         }
     }
@@ -119,6 +130,23 @@ cdl_status cdl_he_slots_linear(const cdl_he_plan *plan, const cdl_ckks_context *
     const double s_in = cdl_ckks_ciphertext_scale(x0);
     const double const_scale = plan->scale * (double)cdl_ckks_prime(ctx, level) / s_in;
     cdl_status st = CDL_OK;
+    /* the kept encodings: read them, or be the evaluation that makes them */
+    he_slot_linear *msl = (he_slot_linear *)sl; /* the cache is the plan's only mutable part (under its lock) */
+    int cache = 0;
+    if (plan->opt.cache_weights && op->level_in == level) {
+        pthread_mutex_lock(&msl->lock);
+        if (msl->cache_state == 2 && msl->cache_scale == const_scale) {
+            cache = 1;
+        } else if (msl->cache_state == 0) {
+            msl->cache = cdl_calloc_array(sl->n_terms ? sl->n_terms : 1, sizeof *msl->cache);
+            if (msl->cache) {
+                msl->cache_state = 1;
+                msl->cache_scale = const_scale;
+                cache = 2;
+            }
+        }
+        pthread_mutex_unlock(&msl->lock);
+    }
     /* baby steps: xr[ib][0] = x_ib, xr[ib][1 + k] = rot(x_ib, babies[k]) */
     cdl_ckks_ciphertext ***xr = cdl_calloc_array(sl->n_in_ct, sizeof *xr);
     cdl_ckks_ciphertext **parts = cdl_calloc_array(sl->n_giants ? sl->n_giants : 1, sizeof *parts);
@@ -166,8 +194,8 @@ cdl_status cdl_he_slots_linear(const cdl_he_plan *plan, const cdl_ckks_context *
             for (size_t g = 0; g < sl->n_giants; g++) {
                 if (ts != CDL_OK || failed)
                     continue;
-                ts = giant_item(plan, ctx, gk, sl, g, (cdl_ckks_ciphertext *const *const *)xr, const_scale, level, vec,
-                                pt, tmp, parts[g]);
+                ts = giant_item(plan, ctx, gk, sl, g, (cdl_ckks_ciphertext *const *const *)xr, const_scale, level,
+                                cache, vec, pt, tmp, parts[g]);
             }
             if (ts != CDL_OK) {
 #pragma omp critical(cdl_he_slots_error)
@@ -180,6 +208,17 @@ cdl_status cdl_he_slots_linear(const cdl_he_plan *plan, const cdl_ckks_context *
             cdl_ckks_ciphertext_free(tmp);
             cdl_ckks_plaintext_free(pt);
             cdl_free(vec);
+        }
+        if (cache == 2) { /* complete, or given up (the next evaluation tries again) */
+            pthread_mutex_lock(&msl->lock);
+            if (failed) {
+                for (size_t t = 0; t < sl->n_terms; t++)
+                    cdl_ckks_plaintext_free(msl->cache[t]);
+                cdl_free(msl->cache);
+                msl->cache = NULL;
+            }
+            msl->cache_state = failed ? 0 : 2;
+            pthread_mutex_unlock(&msl->lock);
         }
         if (failed) {
             st = cdl_fail(fst, "node '%s': %s", op->name, msg);

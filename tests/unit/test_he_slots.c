@@ -195,12 +195,138 @@ static void test_multi_ciphertext(void **state)
     cdl_rng_free(r);
 }
 
+static double one = 1.0;
+
+/* x + f(x): a residual block, and a flip (slice) before the first conv */
+static void test_residual_and_slice(void **state)
+{
+    (void)state;
+    cdl_rng *r = tg_seeded_rng(4);
+    test_graph t;
+    tg_init(&t, tg_shape3(2, 7, 7));
+    cdl_nn_node *nd = tg_add(&t, CDL_NN_SLICE, "flip", tg_shape3(2, 7, 7));
+    nd->slice_start[0] = 0;
+    nd->slice_step[0] = 1;
+    nd->slice_start[1] = 0;
+    nd->slice_step[1] = 1;
+    nd->slice_start[2] = 6; /* mirror image: x -> 6 - x */
+    nd->slice_step[2] = -1;
+    add_conv(&t, r, 3, 3, 1, 1);
+    add_act(&t, 0);
+    const int x = (int)t.g.n_nodes; /* the block's input */
+    add_conv(&t, r, 3, 3, 1, 1);
+    add_act(&t, 0);
+    add_conv(&t, r, 3, 3, 1, 1);
+    nd = tg_add(&t, CDL_NN_ADD, "residual", tg_shape3(3, 7, 7));
+    nd->n_inputs = 2;
+    nd->inputs[1] = x;
+    nd->coeffs = &one; /* alpha */
+    add_act(&t, 0);
+    add_pool(&t, 7, 7); /* global average pool */
+    add_dense(&t, r, 4);
+    check_slots("slice, residual block, global pool", &t, 11, 1);
+    cdl_rng_free(r);
+}
+
+/* several images share a ciphertext: each must get its own logits */
+static void test_replicated_images(void **state)
+{
+    (void)state;
+    cdl_rng *r = tg_seeded_rng(5);
+    test_graph t;
+    tg_init(&t, tg_shape3(1, 6, 6));
+    add_conv(&t, r, 2, 3, 2, 1);
+    add_act(&t, 0);
+    add_dense(&t, r, 5);
+    cdl_nn_analyze(&t.g);
+    cdl_he_plan *plan = compile_slots(&t.g, 11);
+    const size_t cap = cdl_he_plan_batch_capacity(plan);
+    assert_true(cap >= 4);
+    cdl_he_plan_free(plan);
+    check_slots("images sharing a ciphertext", &t, 11, cap);
+    cdl_rng_free(r);
+}
+
+/* The same model in batch packing cannot read a slots batch, keys missing a
+ * step are refused before any work, and the weight cache gives the same
+ * logits as encoding on the fly. */
+static void test_refusals_and_cache(void **state)
+{
+    (void)state;
+    cdl_rng *r = tg_seeded_rng(6);
+    test_graph t;
+    tg_init(&t, tg_shape3(1, 8, 8));
+    add_conv(&t, r, 3, 3, 2, 1);
+    add_act(&t, 0);
+    add_dense(&t, r, 4);
+    cdl_nn_analyze(&t.g);
+    cdl_he_plan *plan = compile_slots(&t.g, 11);
+    tg_he_session s;
+    tg_he_open(plan, &t.g, 1, &s);
+    const double err = tg_he_max_error(&s);
+    assert_true(err < 1e-3);
+    /* batch packing of the same model: another ciphertext count */
+    cdl_he_options opt;
+    cdl_he_options_default(&opt);
+    opt.log_n = 11;
+    opt.allow_insecure = 1;
+    cdl_he_plan *batch = NULL;
+    assert_int_equal(cdl_he_plan_new(&t.g, &opt, &batch), CDL_OK);
+    cdl_he_batch *out = NULL;
+    assert_int_equal(cdl_he_evaluate_keys(batch, s.ctx, s.rlk, NULL, s.enc, NULL, NULL, &out), CDL_ERR_MISMATCH);
+    assert_non_null(strstr(cdl_last_error(), "packing"));
+    cdl_he_plan_free(batch);
+    /* keys without one of the steps */
+    const int *steps = NULL;
+    size_t n_steps = 0;
+    cdl_he_plan_galois_steps(plan, &steps, &n_steps);
+    assert_true(n_steps >= 2);
+    cdl_ckks_galois_keys *partial = NULL;
+    assert_int_equal(cdl_ckks_keygen_galois(s.ctx, s.sk, steps + 1, n_steps - 1, 0, s.rng, &partial), CDL_OK);
+    assert_int_equal(cdl_he_evaluate_keys(plan, s.ctx, s.rlk, partial, s.enc, NULL, NULL, &out), CDL_ERR_MISMATCH);
+    assert_non_null(strstr(cdl_last_error(), "lack rotation step"));
+    assert_int_equal(cdl_he_evaluate_keys(plan, s.ctx, s.rlk, NULL, s.enc, NULL, NULL, &out), CDL_ERR_EXHAUSTED);
+    cdl_ckks_galois_keys_free(partial);
+    /* every step of the plan is one the evaluation uses: with keys for all of
+     * them it runs (above); the steps are sorted, distinct and in 1..N/2-1 */
+    for (size_t i = 0; i < n_steps; i++) {
+        assert_true(steps[i] >= 1 && (size_t)steps[i] < cdl_ckks_slots(s.ctx));
+        if (i)
+            assert_true(steps[i] > steps[i - 1]);
+    }
+    /* weights kept between evaluations: the same logits, twice */
+    cdl_he_plan *cached = NULL;
+    opt.packing = CDL_HE_PACKING_SLOTS;
+    opt.cache_weights = 1;
+    assert_int_equal(cdl_he_plan_new(&t.g, &opt, &cached), CDL_OK);
+    assert_true(cdl_he_plan_weight_bytes(cached) > 0);
+    double *a = malloc(s.n * s.nout * sizeof *a), *b = malloc(s.n * s.nout * sizeof *b);
+    assert_non_null(a);
+    assert_non_null(b);
+    tg_he_evaluate(cached, &s, a); /* fills the cache */
+    tg_he_evaluate(cached, &s, b); /* reads it */
+    for (size_t i = 0; i < s.n * s.nout; i++) {
+        assert_true(a[i] == b[i]);       /* the same plaintexts: bit-identical */
+        assert_true(fabs(a[i] - s.he[i]) < 1e-6); /* and the encodings equal those made on the fly */
+    }
+    free(a);
+    free(b);
+    cdl_he_plan_free(cached);
+    tg_he_close(&s);
+    cdl_he_plan_free(plan);
+    free_pool();
+    cdl_rng_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dense),
         cmocka_unit_test(test_conv_stride),
         cmocka_unit_test(test_multi_ciphertext),
+        cmocka_unit_test(test_residual_and_slice),
+        cmocka_unit_test(test_replicated_images),
+        cmocka_unit_test(test_refusals_and_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
