@@ -1250,6 +1250,9 @@ cdl_status cdl_he_plan_describe(const cdl_he_plan *plan, char **text)
             if (op->kind == HE_OP_LINEAR && op->sl)
                 tb_printf(&t, "; %llu rotations + %llu hoisted, %zu ct x pt", (unsigned long long)op->sl->rotations,
                           (unsigned long long)op->sl->hoisted, op->sl->n_terms);
+            if (op->slot_sign_fix)
+                tb_printf(&t, "; %s aligned by a +-1 plaintext (its slots hold other signs)",
+                          op->slot_sign_fix == 1 ? "a" : "b");
             tb_printf(&t, "; ~%.0f ms\n", est * 1e3);
         }
         if (op->chain) /* nodes composed into this op (he_merge.c) */

@@ -42,6 +42,8 @@ typedef struct he_layout {
     size_t n;        /* values */
     size_t n_ct;     /* ciphertexts */
     int64_t *slot;
+    int8_t *sign;    /* NULL, or per value: the slot holds sign[i] * value i (an element-wise
+                        sign flip is recorded here instead of costing a level) */
     int framed;      /* the frame fields below are valid */
     int C, H, W;
     int gap, frame_h, frame_w;
@@ -140,6 +142,8 @@ typedef struct he_op {
     int adjust_a, adjust_b;
     int last_use_of_input; /* no later op reads in_value: the runtime may consume it */
     he_slot_linear *sl;    /* slots packing, LINEAR: the diagonals */
+    int slot_sign_fix;     /* slots packing, ADD: the inputs' layout signs differ; 1 = a, 2 = b is
+                              aligned by a +-1 plaintext (instead of adjust's constant) */
 } he_op;
 
 /* Free an op's arrays (the op itself is not freed); he_plan.c. */

@@ -36,6 +36,7 @@
 static void layout_clear(he_layout *l)
 {
     cdl_free(l->slot);
+    cdl_free(l->sign);
     memset(l, 0, sizeof *l);
 }
 
@@ -145,10 +146,39 @@ static cdl_status layout_copy(he_layout *dst, const he_layout *src)
 {
     he_layout t = *src;
     t.slot = NULL;
+    t.sign = NULL;
     CDL_TRY(layout_alloc(&t, src->n));
     memcpy(t.slot, src->slot, src->n * sizeof *t.slot);
     *dst = t;
     return CDL_OK;
+}
+
+static int sign_of(const he_layout *l, size_t i) { return l->sign ? l->sign[i] : 1; }
+
+/* Give l the signs f(i) (+-1), or none if all are +1. */
+static cdl_status layout_set_signs(he_layout *l, const he_layout *a, const he_layout *b, const int8_t *op_sign)
+{
+    int any = 0;
+    for (size_t i = 0; i < l->n && !any; i++)
+        any = (a ? sign_of(a, i) : 1) * (b ? sign_of(b, i) : 1) * (op_sign ? op_sign[i] : 1) < 0;
+    cdl_free(l->sign);
+    l->sign = NULL;
+    if (!any)
+        return CDL_OK;
+    l->sign = cdl_alloc_array(l->n, sizeof *l->sign);
+    if (!l->sign)
+        return cdl_fail(CDL_ERR_NO_MEMORY, "he plan (slots): out of memory");
+    for (size_t i = 0; i < l->n; i++)
+        l->sign[i] = (int8_t)((a ? sign_of(a, i) : 1) * (b ? sign_of(b, i) : 1) * (op_sign ? op_sign[i] : 1));
+    return CDL_OK;
+}
+
+static int same_signs(const he_layout *a, const he_layout *b)
+{
+    for (size_t i = 0; i < a->n; i++)
+        if (sign_of(a, i) != sign_of(b, i))
+            return 0;
+    return 1;
 }
 
 static int layout_has_zero(const he_layout *l)
@@ -316,7 +346,7 @@ static cdl_status build_slot_linear(const cdl_he_plan *p, const he_op *op, size_
             e[m].pos = (uint32_t)(s_o % P);
             /* d for now; modulo S, not the period: a rotation by d - P would read the next image's copy */
             e[m].giant = (int32_t)((s_i + S - s_o) % S);
-            e[m].w = op->w[k];
+            e[m].w = op->w[k] * sign_of(li, op->col[k]); /* the slot holds sign * value */
             in_d[m] = (ct_diag){e[m].ib, (uint32_t)e[m].giant};
             out_d[m] = (ct_diag){e[m].ob, (uint32_t)e[m].giant};
             m++;
@@ -499,35 +529,57 @@ static cdl_status assign_layouts(cdl_he_plan *p, const cdl_nn_graph *g)
             for (size_t o = 0; o < op->n_out; o++)
                 out->slot[o] = op->src[o] < 0 ? -1 : in->slot[op->src[o]];
             out->n_ct = in->n_ct;
+            if (in->sign) {
+                out->sign = cdl_alloc_array(op->n_out, sizeof *out->sign);
+                if (!out->sign)
+                    return cdl_fail(CDL_ERR_NO_MEMORY, "he plan (slots): out of memory");
+                for (size_t o = 0; o < op->n_out; o++)
+                    out->sign[o] = op->src[o] < 0 ? 1 : in->sign[op->src[o]];
+            }
             break;
-        case HE_OP_SIGN: {
-            int neg = 0, pos = 0;
-            for (size_t o = 0; o < op->n_out; o++)
-                if (in->slot[o] >= 0)
-                    *(op->sign[o] < 0 ? &neg : &pos) = 1;
-            if (neg && pos)
-                return cdl_fail(CDL_ERR_UNSUPPORTED,
-                                "node '%s' (%s): an element-wise affine map with weights +1 and -1 mixed costs a level "
-                                "in slots packing that the plan does not have; use --packing batch for this model",
-                                op->name, op->kind_name);
+        case HE_OP_SIGN: /* y = s x + b: the sign goes into the layout, the bias is a plaintext */
             if (layout_has_zero(in))
                 return cdl_fail(CDL_ERR_UNSUPPORTED, "node '%s': an affine map of an exact zero (padding) is a "
                                 "constant; this runtime keeps only encrypted values", op->name);
             CDL_TRY(layout_copy(out, in));
+            CDL_TRY(layout_set_signs(out, in, NULL, op->sign));
             break;
-        }
         case HE_OP_POLY:
-        case HE_OP_POW2K:
+        case HE_OP_POW2K: {
             if (layout_has_zero(in) && (op->kind == HE_OP_POW2K ? op->pow_c0 != 0.0 : op->coeffs[0] != 0.0))
                 return cdl_fail(CDL_ERR_UNSUPPORTED, "node '%s': the activation of an exact zero (padding) is a "
                                 "nonzero constant; pad after the activation instead", op->name);
+            int odd = 0; /* p(-x) = p(x) makes the input's signs irrelevant */
+            for (int d = 1; op->kind == HE_OP_POLY && d <= op->degree; d += 2)
+                odd |= op->coeffs[d] != 0.0;
+            if (odd && in->sign)
+                return cdl_fail(CDL_ERR_UNSUPPORTED,
+                                "node '%s' (%s): a polynomial with odd powers after an element-wise sign flip (an "
+                                "affine map with weights -1) needs a level that the plan does not have; use "
+                                "--packing batch for this model", op->name, op->kind_name);
             CDL_TRY(layout_copy(out, in));
             break;
+        }
         case HE_OP_ADD:
-        case HE_OP_MUL:
-            CDL_TRY(same_layout(op, in, &p->layout[op->in_value2]));
+        case HE_OP_MUL: {
+            const he_layout *in2 = &p->layout[op->in_value2];
+            CDL_TRY(same_layout(op, in, in2));
             CDL_TRY(layout_copy(out, in));
+            if (op->kind == HE_OP_MUL) {
+                CDL_TRY(layout_set_signs(out, in, in2, NULL));
+            } else if (!same_signs(in, in2)) { /* the aligned input is multiplied by the sign ratio */
+                if (!op->adjust_a && !op->adjust_b)
+                    return cdl_fail(CDL_ERR_UNSUPPORTED,
+                                    "node '%s' (add): its inputs carry different element-wise sign flips and neither "
+                                    "is rescaled to the other, so aligning them would cost a level the plan does not "
+                                    "have; use --packing batch for this model", op->name);
+                op->slot_sign_fix = op->adjust_a ? 1 : 2;
+                CDL_TRY(layout_set_signs(out, op->adjust_a ? in2 : in, NULL, NULL));
+            } else {
+                CDL_TRY(layout_set_signs(out, in, NULL, NULL));
+            }
             break;
+        }
         default: /* SQUARE */
             CDL_TRY(layout_copy(out, in));
             break;

@@ -496,6 +496,19 @@ cdl_status cdl_he_evaluate_keys(const cdl_he_plan *plan, const cdl_ckks_context 
             continue;
         }
         item_fn fn = item_gather;
+        if (slots && op->kind == HE_OP_ADD && op->slot_sign_fix) {
+            /* the scale both inputs are added at: the one that is not aligned (as below) */
+            const double T = op->slot_sign_fix == 1 ? cdl_ckks_ciphertext_scale(x1) / fabs(op->alpha)
+                                                    : cdl_ckks_ciphertext_scale(x0);
+            CDL_TRY_GOTO(st, cdl_he_slots_add_signed(plan, ctx, op, ti->ct, ti2->ct, op->level_out, T, to->ct), done);
+            if (progress)
+                progress(user, op->node, op->name, op->n_out, op->n_out);
+            if (--readers[op->in_value] == 0 && op->in_value != plan->output_value)
+                tensor_release(ti);
+            if (--readers[op->in_value2] == 0 && op->in_value2 != plan->output_value)
+                tensor_release(ti2);
+            continue;
+        }
         switch (op->kind) {
         case HE_OP_LINEAR: {
             int l = cdl_ckks_ciphertext_level(x0);

@@ -28,6 +28,11 @@ void cdl_he_slots_output_values(const cdl_he_plan *plan, const double *vals, siz
 /* A linear op on the input ciphertexts in[0..n_in_ct) into out[0..n_out_ct) (new ciphertexts). */
 cdl_status cdl_he_slots_linear(const cdl_he_plan *plan, const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk,
                                const struct he_op *op, cdl_ckks_ciphertext *const *in, cdl_ckks_ciphertext **out);
+/* ADD whose inputs' layouts carry different signs (op->slot_sign_fix): the
+ * aligned input times a +-1 plaintext, rescaled to target_scale, both at `level`. */
+cdl_status cdl_he_slots_add_signed(const cdl_he_plan *plan, const cdl_ckks_context *ctx, const struct he_op *op,
+                                   cdl_ckks_ciphertext *const *a, cdl_ckks_ciphertext *const *b, int level,
+                                   double target_scale, cdl_ckks_ciphertext **out);
 /* SIGN in place on the ciphertexts of a tensor with layout lay. */
 cdl_status cdl_he_slots_sign(const cdl_he_plan *plan, const cdl_ckks_context *ctx, const struct he_op *op,
                              const struct he_layout *lay, cdl_ckks_ciphertext **cts);

@@ -53,8 +53,9 @@ void cdl_he_slots_output_values(const cdl_he_plan *plan, const double *vals, siz
         }
         if ((size_t)s / S != ct)
             continue;
+        const double sign = l->sign ? l->sign[i] : 1.0;
         for (size_t j = 0; j < n; j++)
-            out[j * per + i] = vals[(size_t)s % S + j * P];
+            out[j * per + i] = sign * vals[(size_t)s % S + j * P];
     }
 }
 
@@ -311,38 +312,96 @@ done:
     return st;
 }
 
-/* SIGN in slots packing: the compiler allowed one sign for the whole tensor;
- * the bias is a plaintext at the ciphertext's scale (no level). */
+/* SIGN in slots packing: y = s x + b. The compiler recorded s in the output
+ * layout's signs (the slot holds sign * value), so the ciphertext only gets
+ * sign * b added, a plaintext at its own scale (no level). */
 cdl_status cdl_he_slots_sign(const cdl_he_plan *plan, const cdl_ckks_context *ctx, const struct he_op *op,
                              const he_layout *lay, cdl_ckks_ciphertext **cts)
 {
     const size_t S = plan->slots, P = plan->period;
-    int neg = 0, any_bias = 0;
-    for (size_t o = 0; o < op->n_out; o++) {
-        if (lay->slot[o] < 0)
-            continue;
-        neg |= op->sign[o] < 0;
-        any_bias |= op->bias[o] != 0.0;
-    }
-    double *vec = any_bias ? cdl_alloc_array(S, sizeof *vec) : NULL;
+    int any_bias = 0;
+    for (size_t o = 0; o < op->n_out; o++)
+        any_bias |= lay->slot[o] >= 0 && op->bias[o] != 0.0;
+    if (!any_bias)
+        return CDL_OK;
+    double *vec = cdl_alloc_array(S, sizeof *vec);
     cdl_ckks_plaintext *pt = NULL;
-    cdl_status st = any_bias && !vec ? cdl_fail(CDL_ERR_NO_MEMORY, "out of memory") : CDL_OK;
-    if (st == CDL_OK && any_bias)
-        st = cdl_ckks_plaintext_new(ctx, &pt);
+    cdl_status st = vec ? cdl_ckks_plaintext_new(ctx, &pt) : cdl_fail(CDL_ERR_NO_MEMORY, "out of memory");
     for (size_t c = 0; c < lay->n_ct && st == CDL_OK; c++) {
-        if (neg)
-            st = cdl_ckks_negate(ctx, cts[c], cts[c]);
-        if (st != CDL_OK || !any_bias)
-            continue;
         memset(vec, 0, S * sizeof *vec);
         for (size_t o = 0; o < op->n_out; o++)
             if (lay->slot[o] >= 0 && (size_t)lay->slot[o] / S == c)
                 for (size_t j = 0; j < S / P; j++)
-                    vec[(size_t)lay->slot[o] % S + j * P] = op->bias[o];
+                    vec[(size_t)lay->slot[o] % S + j * P] = (lay->sign ? lay->sign[o] : 1) * op->bias[o];
         st = cdl_ckks_encode(ctx, vec, S, cdl_ckks_ciphertext_scale(cts[c]), cdl_ckks_ciphertext_level(cts[c]), pt);
         if (st == CDL_OK)
             st = cdl_ckks_add_plain(ctx, cts[c], pt, cts[c]);
     }
+    cdl_ckks_plaintext_free(pt);
+    cdl_free(vec);
+    return st;
+}
+
+/* The +-1 vector (times c) that turns the slots of ciphertext ct of layout
+ * `from` into those of `to`: sign_from * sign_to per value (1 elsewhere). */
+static void sign_ratio(const cdl_he_plan *plan, const he_layout *from, const he_layout *to, size_t ct, double c,
+                       double *vec)
+{
+    const size_t S = plan->slots, P = plan->period;
+    for (size_t i = 0; i < S; i++)
+        vec[i] = c;
+    for (size_t o = 0; o < from->n; o++) {
+        const int64_t s = from->slot[o];
+        if (s < 0 || (size_t)s / S != ct)
+            continue;
+        const int r = (from->sign ? from->sign[o] : 1) * (to->sign ? to->sign[o] : 1);
+        for (size_t j = 0; j < S / P; j++)
+            vec[(size_t)s % S + j * P] = c * r;
+    }
+}
+
+cdl_status cdl_he_slots_add_signed(const cdl_he_plan *plan, const cdl_ckks_context *ctx, const struct he_op *op,
+                                   cdl_ckks_ciphertext *const *a, cdl_ckks_ciphertext *const *b, int level,
+                                   double target_scale, cdl_ckks_ciphertext **out)
+{
+    const he_layout *la = &plan->layout[op->in_value], *lb = &plan->layout[op->in_value2];
+    const size_t n = plan->layout[op->out_value].n_ct;
+    double *vec = cdl_alloc_array(plan->slots, sizeof *vec);
+    cdl_ckks_plaintext *pt = NULL;
+    cdl_ckks_ciphertext *t = NULL;
+    cdl_status st = vec ? cdl_ckks_plaintext_new(ctx, &pt) : cdl_fail(CDL_ERR_NO_MEMORY, "out of memory");
+    if (st == CDL_OK)
+        st = cdl_ckks_ciphertext_new(ctx, &t);
+    for (size_t c = 0; c < n && st == CDL_OK; c++) {
+        const int fix_a = op->slot_sign_fix == 1;
+        const cdl_ckks_ciphertext *x = fix_a ? a[c] : b[c], *y = fix_a ? b[c] : a[c];
+        /* the aligned input: times the sign ratio (and alpha for b) at scale T q_l / s_x, rescaled to T */
+        const int l = cdl_ckks_ciphertext_level(x);
+        sign_ratio(plan, fix_a ? la : lb, fix_a ? lb : la, c, fix_a ? 1.0 : op->alpha, vec);
+        st = cdl_ckks_encode(ctx, vec, plan->slots,
+                             target_scale * (double)cdl_ckks_prime(ctx, l) / cdl_ckks_ciphertext_scale(x), l, pt);
+        if (st == CDL_OK)
+            st = cdl_ckks_ciphertext_new(ctx, &out[c]);
+        if (st == CDL_OK)
+            st = cdl_ckks_mul_plain(ctx, x, pt, out[c]);
+        if (st == CDL_OK)
+            st = cdl_ckks_rescale(ctx, out[c], out[c]);
+        if (st != CDL_OK)
+            break;
+        cdl_ckks_ciphertext_set_scale(out[c], target_scale);
+        if (cdl_ckks_ciphertext_level(out[c]) > level)
+            st = cdl_ckks_drop_to_level(ctx, out[c], level, out[c]);
+        /* the other input: its primes dropped; for b, alpha read off its scale as in batch packing */
+        if (st == CDL_OK)
+            st = cdl_ckks_drop_to_level(ctx, y, level, t);
+        if (st == CDL_OK && fix_a && fabs(op->alpha) != 1.0)
+            cdl_ckks_ciphertext_set_scale(t, cdl_ckks_ciphertext_scale(y) / fabs(op->alpha));
+        if (st == CDL_OK)
+            st = fix_a && op->alpha < 0 ? cdl_ckks_sub(ctx, out[c], t, out[c]) : cdl_ckks_add(ctx, out[c], t, out[c]);
+        if (st == CDL_OK)
+            st = cdl_ckks_ciphertext_shrink(out[c]);
+    }
+    cdl_ckks_ciphertext_free(t);
     cdl_ckks_plaintext_free(pt);
     cdl_free(vec);
     return st;

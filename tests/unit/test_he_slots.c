@@ -228,6 +228,53 @@ static void test_residual_and_slice(void **state)
     cdl_rng_free(r);
 }
 
+/* y = s x^2 + b with per-channel signs s (HerPN-style affine after a square):
+ * the signs live in the layout; a residual add of two such tensors with
+ * different signs aligns the shallower one with a +-1 plaintext. */
+static void add_signed_affine(test_graph *t, cdl_rng *r)
+{
+    const cdl_nn_shape *in = last_shape(t);
+    const size_t n = cdl_nn_shape_numel(in), hw = (size_t)(in->dims[1] * in->dims[2]);
+    cdl_nn_node *nd = tg_add(t, CDL_NN_AFFINE, "signed", *in);
+    nd->n_weight = nd->n_bias = n;
+    nd->weight = rand_array(r, n, 1.0);
+    nd->bias = rand_array(r, n, 0.3);
+    for (size_t i = 0; i < n; i++) /* one sign per channel, both signs present */
+        nd->weight[i] = ((i / hw) % 2 == 0) == (nd->weight[i - i % hw] > 0) ? 1.0 : -1.0;
+    nd->weight[0] = 1.0;
+    nd->weight[hw] = -1.0;
+}
+
+static void test_signed_affines(void **state)
+{
+    (void)state;
+    cdl_rng *r = tg_seeded_rng(7);
+    test_graph t;
+    tg_init(&t, tg_shape3(2, 6, 6));
+    add_conv(&t, r, 3, 3, 1, 1);
+    tg_add(&t, CDL_NN_SQUARE, "sq", *last_shape(&t));
+    add_signed_affine(&t, r);
+    const int a = (int)t.g.n_nodes;
+    add_conv(&t, r, 3, 3, 1, 1);
+    tg_add(&t, CDL_NN_SQUARE, "sq2", *last_shape(&t));
+    add_signed_affine(&t, r);
+    cdl_nn_node *nd = tg_add(&t, CDL_NN_ADD, "residual", *last_shape(&t));
+    nd->n_inputs = 2;
+    nd->inputs[1] = a;
+    nd->coeffs = &one;
+    add_conv(&t, r, 2, 3, 2, 1); /* reads the signed slots: the signs go into its weights */
+    add_dense(&t, r, 3);
+    cdl_nn_analyze(&t.g);
+    cdl_he_plan *plan = compile_slots(&t.g, 11);
+    char *text = NULL;
+    assert_int_equal(cdl_he_plan_describe(plan, &text), CDL_OK);
+    assert_non_null(strstr(text, "aligned by a +-1 plaintext")); /* the path this test is for */
+    cdl_he_string_free(text);
+    cdl_he_plan_free(plan);
+    check_slots("signed affines, residual of two signs", &t, 11, 1);
+    cdl_rng_free(r);
+}
+
 /* several images share a ciphertext: each must get its own logits */
 static void test_replicated_images(void **state)
 {
@@ -318,6 +365,62 @@ static void test_refusals_and_cache(void **state)
     cdl_rng_free(r);
 }
 
+/* Every PyTorch-exported fixture (tests/fixtures/onnx, written by
+ * make_fixtures.py: unfused BatchNorm, Pow, Pad before AveragePool,
+ * view/Reshape, slices, residuals, trailing softmax...) that batch packing
+ * compiles runs in slots packing with the same logits as cdl_nn_run, or is
+ * refused with a message naming the node. */
+static void test_pytorch_fixtures(void **state)
+{
+    (void)state;
+    static const char *const names[] = {
+        "bn_after_activation",   "channel_quadratics_opset17", "conv_bn_pow_view",  "conv_pad_stride",
+        "functional_logsoftmax_opset13", "he_avgpool_ceil_logsoftmax_opset17", "he_softmax_opset13",
+        "matmul_residual",       "mlp_poly_bn1d",              "pool_pad_global",   "residual_avgpool_opset17",
+        "slice_crop_opset9",     "slice_moves_opset13",        "slice_negative_steps_opset13",
+        "variants_a_opset13",    "variants_b_opset17"};
+    size_t ran = 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/tests/fixtures/onnx/%s.onnx", tg_source_dir(), names[i]);
+        cdl_nn_graph *g = NULL;
+        if (cdl_nn_load_file(path, &g) != CDL_OK)
+            fail_msg("%s: %s", path, cdl_last_error());
+        cdl_he_options opt;
+        cdl_he_options_default(&opt);
+        opt.log_n = 12;
+        opt.allow_insecure = 1;
+        cdl_he_plan *batch = NULL;
+        if (cdl_he_plan_new(g, &opt, &batch) != CDL_OK) { /* not an HE model (max pool, ...) */
+            cdl_nn_graph_free(g);
+            continue;
+        }
+        cdl_he_plan_free(batch);
+        opt.packing = CDL_HE_PACKING_SLOTS;
+        cdl_he_plan *plan = NULL;
+        if (cdl_he_plan_new(g, &opt, &plan) != CDL_OK) {
+            printf("%-40s refused: %s\n", names[i], cdl_last_error());
+            assert_non_null(strstr(cdl_last_error(), "node '"));
+            cdl_nn_graph_free(g);
+            continue;
+        }
+        tg_he_session s;
+        tg_he_open(plan, g, cdl_he_plan_batch_capacity(plan) >= 2 ? 2 : 1, &s);
+        double den = 0.0;
+        for (size_t k = 0; k < s.n * s.nout; k++)
+            den = fabs(s.ref[k]) > den ? fabs(s.ref[k]) : den;
+        const double rel = tg_he_max_error(&s) / (den > 0 ? den : 1.0);
+        printf("%-40s slots: %zu input ct, %zu per ct, max rel err %.2e\n", names[i],
+               cdl_he_plan_input_ciphertexts(plan), cdl_he_plan_batch_capacity(plan), rel);
+        assert_true(rel < REL_TOL);
+        ran++;
+        tg_he_close(&s);
+        cdl_he_plan_free(plan);
+        cdl_nn_graph_free(g);
+    }
+    assert_true(ran >= 8);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -326,7 +429,9 @@ int main(void)
         cmocka_unit_test(test_multi_ciphertext),
         cmocka_unit_test(test_residual_and_slice),
         cmocka_unit_test(test_replicated_images),
+        cmocka_unit_test(test_signed_affines),
         cmocka_unit_test(test_refusals_and_cache),
+        cmocka_unit_test(test_pytorch_fixtures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
