@@ -71,6 +71,8 @@ typedef struct cdl_he_options {
     uint64_t memory_budget; /* AUTO: bytes one evaluation may use (0 = this machine's physical memory) */
     int cache_weights;  /* slots: 1 = keep the encoded weights after the first evaluation (faster later
                            evaluations, more memory: cdl_he_plan_weight_bytes); 0 = encode them on the fly */
+    int special_primes; /* slots: special primes for key switching (digits of that many primes: smaller
+                           Galois keys, faster rotations, fewer scale bits); 0 = automatic, 1..8 */
 } cdl_he_options;
 
 CDL_API void cdl_he_options_default(cdl_he_options *opt);

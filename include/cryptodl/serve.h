@@ -6,15 +6,25 @@
  *
  *   GET    /v1/health                       {"status":"ok"}
  *   GET    /v1/metrics                      Prometheus text format
- *   GET    /v1/models                       names, shapes, CKKS parameters and their hash
- *   POST   /v1/models/{name}/sessions       body: relin.key bytes -> 201 {"session": id, ...}
- *   POST   /v1/sessions/{id}/predict        body: encrypted batch -> 200 encrypted logits
+ *   GET    /v1/models                       names, shapes, packing, CKKS parameters and their hash
+ *   POST   /v1/models/{name}/sessions       body: relin.key bytes (batch packing), or relin.key's
+ *                                           bytes followed by galois.key's (slots packing)
+ *                                           -> 201 {"session": id, ...}
+ *   POST   /v1/sessions/{id}/predict        body: one encrypted batch -> 200 encrypted logits
  *   DELETE /v1/sessions/{id}                204
  *
+ * The session body of a slots model is the two key files one after the other
+ * (`cat relin.key galois.key`): every serialized object's envelope gives its
+ * own length (96 header bytes + the stored payload length it declares), which
+ * is where the relinearization key ends; each part is then checked by its own
+ * loader, and the Galois keys must hold every rotation step of the model's
+ * plan (cdl_he_plan_galois_steps).
+ *
  * What the server holds: per model its plan and CKKS context (public
- * parameters); per session one relinearization key (an evaluation key).
- * It refuses secret keys, never decrypts and never holds a secret, so
- * stopping it has nothing to zeroize. Errors are JSON {"error": "..."} with
+ * parameters); per session the client's evaluation keys (a relinearization
+ * key, and Galois keys in slots packing). It refuses secret keys, never
+ * decrypts and never holds a secret, so stopping it has nothing to zeroize.
+ * Errors are JSON {"error": "..."} with
  * status 400 (bad bytes), 404 (no such route, model or session), 405 (method),
  * 409 (the session is already evaluating a batch), 413 (body above the limit),
  * 429 (session table full), 503 (evaluation queue full, with Retry-After).
@@ -42,7 +52,7 @@ typedef struct cdl_serve_model_spec {
     const char *name;   /* URL name; NULL = the file name without directory and .onnx */
     const char *path;   /* the .onnx file */
     const char *approx; /* NULL, or an activation replacement spec as `predict --approx` */
-    cdl_he_options he;  /* as `cryptodl predict --log-n/--scale-bits/--output-bits` */
+    cdl_he_options he;  /* as `cryptodl predict --log-n/--scale-bits/--output-bits/--packing` */
 } cdl_serve_model_spec;
 
 /* One line per finished request (e.g. to print an access log). The path has
@@ -58,9 +68,13 @@ typedef struct cdl_serve_config {
     uint16_t port;             /* 0 = an ephemeral port (see cdl_serve_port) */
     const cdl_serve_model_spec *models;
     size_t n_models;           /* 1..CDL_SERVE_MAX_MODELS */
-    uint64_t max_body_bytes;   /* largest POST body; 0 = derived from the plans: the larger of a relinearization
-                                  key and a public-key-encrypted input batch, plus 1 MiB */
-    size_t max_sessions;       /* live sessions (each holds one relinearization key); default 16 */
+    uint64_t max_body_bytes;   /* largest POST body; 0 = derived from the plans: the larger of a session's keys
+                                  (relinearization key, plus Galois keys in slots packing) and a
+                                  public-key-encrypted input batch, plus 1 MiB. Each request is further capped
+                                  at what its model needs: its session keys + 64 KiB, or one public-key batch +
+                                  1 MiB */
+    size_t max_sessions;       /* live sessions (each holds its keys: 5.5 MB for MNIST in batch packing,
+                                  330 MB with the Galois keys of slots packing); default 16 */
     unsigned session_ttl;      /* seconds a session lives after its creation or last predict; default 3600 */
     unsigned max_evaluations;  /* evaluations running at once; default 1 */
     unsigned max_queued;       /* further predict requests admitted to wait for an evaluation slot (their bodies
@@ -95,6 +109,10 @@ typedef struct cdl_serve_model_info {
     char param_hash[2 * CDL_CKKS_PARAM_HASH_BYTES + 1]; /* hex; bytes 8..40 of every serialized object */
     uint64_t relin_key_bytes;  /* the size of a relin.key for these parameters */
     uint64_t batch_bytes;      /* an input batch encrypted with the secret key (--encrypt) */
+    cdl_he_packing packing;    /* BATCH or SLOTS (AUTO resolved when the model was compiled) */
+    size_t input_ciphertexts, output_ciphertexts; /* per batch (one request) */
+    size_t galois_steps;       /* rotation steps the session's Galois keys must hold (0 in batch packing) */
+    uint64_t galois_key_bytes; /* the size of a galois.key holding exactly them (0 in batch packing) */
 } cdl_serve_model_info;
 CDL_API size_t cdl_serve_model_count(const cdl_serve *server);
 CDL_API cdl_status cdl_serve_model_get(const cdl_serve *server, size_t i, cdl_serve_model_info *info);

@@ -38,6 +38,10 @@
 #include "nn/nn_internal.h"
 
 #define HE_MAX_SCALE_BITS 50
+/* Slots packing trades scale bits for special primes down to this scale
+ * (choose_packing): 2^32 leaves the deep MNIST network's logits within
+ * ~1e-5 of the plaintext ones. */
+#define HE_SLOTS_MIN_SCALE_BITS 32
 #define HE_MAX_PRIME_BITS 60
 
 void cdl_he_options_default(cdl_he_options *opt)
@@ -490,12 +494,17 @@ static cdl_status lower_node(const cdl_nn_graph *g, size_t i, he_op *op, int *co
 
 /* ---- parameters ------------------------------------------------------------ */
 
-static cdl_status choose_params(cdl_he_plan *p)
+/* K special primes (hybrid key switching with digits of K primes: keys of
+ * about 1/K the size, key switches with 1/K the NTTs) cost K - 1 more primes
+ * of the modulus budget; fixed_log_n > 0 keeps that ring degree. */
+static cdl_status choose_params_special(cdl_he_plan *p, int K, int fixed_log_n)
 {
     const cdl_he_options *o = &p->opt;
     const int L = p->levels, h = o->output_bits;
     int lo = 13, hi = 16;
-    if (o->log_n) {
+    if (fixed_log_n) {
+        lo = hi = fixed_log_n;
+    } else if (o->log_n) {
         if (o->log_n < CDL_CKKS_MIN_LOG_N || o->log_n > CDL_CKKS_MAX_LOG_N)
             return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "he plan: log_n %d is outside %d..%d", o->log_n,
                             CDL_CKKS_MIN_LOG_N, CDL_CKKS_MAX_LOG_N);
@@ -511,18 +520,18 @@ static cdl_status choose_params(cdl_he_plan *p)
         if (o->scale_bits) {
             s = o->scale_bits;
         } else {
-            s = budget > 0 ? (budget - 2 * h) / (L + 2) : 0;
+            s = budget > 0 ? (budget - (K + 1) * h) / (L + 1 + K) : 0;
             if (s > HE_MAX_SCALE_BITS)
                 s = HE_MAX_SCALE_BITS;
             if (s > HE_MAX_PRIME_BITS - h)
                 s = HE_MAX_PRIME_BITS - h;
         }
-        int total = (L + 2) * s + 2 * h;
+        int total = (L + 1 + K) * s + (K + 1) * h;
         if (budget <= 0 || total > budget || (!o->scale_bits && s < o->min_scale_bits)) {
             if (o->allow_insecure && log_n < 13) {
                 if (!o->scale_bits)
                     s = 30;
-                total = (L + 2) * s + 2 * h;
+                total = (L + 1 + K) * s + (K + 1) * h;
                 insecure = 1;
             } else {
                 size_t len = strlen(tried);
@@ -543,8 +552,9 @@ static cdl_status choose_params(cdl_he_plan *p)
         sp->q_bits[0] = s + h;
         for (int l = 1; l <= L; l++)
             sp->q_bits[l] = s;
-        sp->p_count = 1;
-        sp->p_bits[0] = s + h;
+        sp->p_count = K;
+        for (int k = 0; k < K; k++)
+            sp->p_bits[k] = s + h;
         sp->dnum = 0;
         sp->scale = ldexp(1.0, s);
         sp->secret_hamming_weight = 0;
@@ -560,6 +570,8 @@ static cdl_status choose_params(cdl_he_plan *p)
                     "min_scale_bits, or a larger log_n",
                     L, o->scale_bits ? o->scale_bits : o->min_scale_bits, h, tried);
 }
+
+static cdl_status choose_params(cdl_he_plan *p) { return choose_params_special(p, 1, 0); }
 
 /* ---- memory ------------------------------------------------------------------ */
 
@@ -754,7 +766,9 @@ static uint64_t ksk_bytes(const cdl_he_plan *p, int rotation)
 {
     const cdl_ckks_param_spec *sp = &p->spec;
     const uint64_t n = (uint64_t)1 << sp->log_n;
-    const int dnum = sp->dnum ? sp->dnum : (sp->q_count + sp->p_count - 1) / sp->p_count;
+    /* as cdl_ckks_context_new: digits of alpha primes */
+    const int d0 = sp->dnum ? sp->dnum : (sp->q_count + sp->p_count - 1) / sp->p_count;
+    const int alpha = (sp->q_count + d0 - 1) / d0, dnum = (sp->q_count + alpha - 1) / alpha;
     return (uint64_t)dnum * 2 * (uint64_t)(sp->q_count + sp->p_count) * n * 8 + (rotation ? n * 4 : 0);
 }
 
@@ -835,12 +849,34 @@ static cdl_status choose_packing(cdl_he_plan *p, const cdl_nn_graph *g, const in
         return CDL_OK;
     const uint64_t batch_peak = p->peak_bytes;
     const int batch_node = p->peak_node;
+    const cdl_ckks_param_spec batch_spec = p->spec;
+    const double batch_scale = p->scale;
+    /* Slots packing rotates: more special primes make the Galois keys smaller
+     * and key switching cheaper, at the price of scale bits. Automatic: the
+     * most (up to 4) that keep the scale at HE_SLOTS_MIN_SCALE_BITS or above
+     * (or, with a forced scale, that still fit the budget), same ring. */
+    int K = p->opt.special_primes;
+    if (K < 0 || K > 8)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "he plan: special_primes %d is outside 0..8", K);
+    if (K > 1) {
+        CDL_TRY(choose_params_special(p, K, p->spec.log_n));
+    } else if (K == 0) {
+        for (int k = 4; k >= 2; k--) {
+            if (choose_params_special(p, k, batch_spec.log_n) == CDL_OK &&
+                (p->opt.scale_bits || p->spec.q_bits[1] >= HE_SLOTS_MIN_SCALE_BITS || p->levels == 0))
+                break;
+            p->spec = batch_spec;
+            p->scale = batch_scale;
+        }
+    }
     cdl_status st = cdl_he_slots_compile(p, g);
     if (st != CDL_OK) {
         if (want == CDL_HE_PACKING_SLOTS)
             return st;
         snprintf(p->packing_reason, sizeof p->packing_reason, "auto: batch, because slots packing cannot run this "
                  "model (%.160s)", cdl_last_error());
+        p->spec = batch_spec;
+        p->scale = batch_scale;
         cdl_he_slots_free(p);
         return CDL_OK;
     }
@@ -867,6 +903,8 @@ static cdl_status choose_packing(cdl_he_plan *p, const cdl_nn_graph *g, const in
                  "auto: batch, estimated %.2gx less work than slots for %zu image(s)", w_slots / w_batch, images);
     }
     if (p->packing == CDL_HE_PACKING_BATCH) {
+        p->spec = batch_spec;
+        p->scale = batch_scale;
         cdl_he_slots_free(p);
         p->peak_bytes = batch_peak;
         p->peak_node = batch_node;

@@ -1,8 +1,9 @@
 /*
  * serve_internal.h: the pieces of the HTTP service (include/cryptodl/serve.h)
  * shared between its files: the session table (sessions.c), which holds the
- * clients' relinearization keys behind 128-bit bearer ids, and the server
- * state (server.c).
+ * clients' evaluation keys (a relinearization key, and Galois keys for a
+ * slots-packing model) behind 128-bit bearer ids, and the server state
+ * (server.c).
  */
 #ifndef CDL_SERVE_INTERNAL_H
 #define CDL_SERVE_INTERNAL_H
@@ -18,7 +19,7 @@
 /* Monotonic seconds. */
 double serve_now(void);
 
-/* One live session: a client's relinearization key for one model. */
+/* One live session: a client's evaluation keys for one model. */
 typedef struct serve_session {
     int used;
     int busy;     /* a predict request holds it */
@@ -27,6 +28,7 @@ typedef struct serve_session {
     uint64_t seq; /* 1, 2, ...: names the session in logs instead of its id */
     size_t model;
     cdl_ckks_relin_key *rlk;
+    cdl_ckks_galois_keys *gk; /* slots packing; NULL in batch packing */
     double expires; /* serve_now() deadline */
 } serve_session;
 
@@ -49,14 +51,18 @@ typedef enum serve_session_result {
 cdl_status serve_sessions_init(serve_sessions *t, size_t max, unsigned ttl);
 /* Frees every key (busy or not: call after the HTTP threads are joined). */
 void serve_sessions_destroy(serve_sessions *t);
-/* Take ownership of rlk under a new random id (hex written to id_hex[33]). */
+/* Take ownership of rlk and gk (may be NULL) under a new random id (hex
+ * written to id_hex[33]). On failure the caller keeps them. */
 serve_session_result serve_session_create(serve_sessions *t, size_t model, cdl_ckks_relin_key *rlk,
-                                          char id_hex[2 * SERVE_ID_BYTES + 1], uint64_t *seq);
+                                          cdl_ckks_galois_keys *gk, char id_hex[2 * SERVE_ID_BYTES + 1],
+                                          uint64_t *seq);
 /* Parse and look up an id given as hex; mark the session busy. *idx names it for
  * serve_session_release. The id comparison is constant time (sodium_memcmp). */
 serve_session_result serve_session_acquire(serve_sessions *t, const char *id_hex, size_t *idx, uint64_t *seq);
-/* The session's key and model (valid while the caller holds it busy). */
-const cdl_ckks_relin_key *serve_session_key(serve_sessions *t, size_t idx, size_t *model);
+/* The session's keys and model (valid while the caller holds it busy); *gk is
+ * NULL for a batch-packing model. */
+const cdl_ckks_relin_key *serve_session_key(serve_sessions *t, size_t idx, size_t *model,
+                                            const cdl_ckks_galois_keys **gk);
 /* End a predict: not busy, ttl restarts; frees the session if it was deleted meanwhile. */
 void serve_session_release(serve_sessions *t, size_t idx);
 serve_session_result serve_session_delete(serve_sessions *t, const char *id_hex, uint64_t *seq);

@@ -17,6 +17,10 @@
  * most max_queued more wait for a slot (their bodies in memory); a request
  * beyond both gets 503 with Retry-After at its headers. The place is taken
  * when the headers arrive and held until the response is sent.
+ *
+ * Sessions of a slots-packing model carry Galois keys: the session body is
+ * relin.key's bytes followed by galois.key's, split where the first object's
+ * envelope says it ends (session_parts), each part checked by its loader.
  */
 #include <errno.h>
 #include <math.h>
@@ -32,6 +36,7 @@
 #include <microhttpd.h>
 #include <sodium.h>
 
+#include "cryptodl/data.h"
 #include "core/bytes.h"
 #include "core/error.h"
 #include "core/memory.h"
@@ -64,7 +69,8 @@ typedef struct serve_model {
     char shape[64];
     cdl_he_plan *plan;
     cdl_ckks_context *ctx;
-    uint64_t relin_bytes, batch_bytes, batch_pk_bytes;
+    int slots;             /* slots packing: sessions need Galois keys */
+    uint64_t relin_bytes, galois_bytes, batch_bytes, batch_pk_bytes;
 } serve_model;
 
 struct cdl_serve {
@@ -218,15 +224,22 @@ static int log_qp_of(const cdl_ckks_param_spec *sp)
 
 /* Serialized sizes, from the formats of src/ckks/serialize.c and
  * src/runtime/he_batch.c: a relinearization key is the envelope, (dnum,
- * qp_count) and dnum x 2 x qp_count limbs; a batch is a 32-byte header and per
- * ciphertext an 8-byte length, the envelope, 20 bytes of header and either a
- * 32-byte seed and one polynomial (secret-key encryption) or two polynomials. */
+ * qp_count) and dnum x 2 x qp_count limbs; a Galois key set the envelope,
+ * (count, dnum, qp_count) and per key its Galois element and the same limbs;
+ * a batch is a 32-byte header and per ciphertext an 8-byte length, the
+ * envelope, 20 bytes of header and either a 32-byte seed and one polynomial
+ * (secret-key encryption) or two polynomials. */
 static void object_sizes(serve_model *m)
 {
     const cdl_ckks_context *ctx = m->ctx;
     uint64_t limb = (uint64_t)ctx->n * 8, limbs = (uint64_t)cdl_he_plan_levels(m->plan) + 1,
-             count = cdl_he_plan_input_size(m->plan);
-    m->relin_bytes = CDL_ENVELOPE_BYTES + 8 + (uint64_t)ctx->dnum * 2 * (uint64_t)ctx->qp_count * limb;
+             count = cdl_he_plan_input_ciphertexts(m->plan),
+             ksk = (uint64_t)ctx->dnum * 2 * (uint64_t)ctx->qp_count * limb;
+    size_t steps = 0;
+    cdl_he_plan_galois_steps(m->plan, NULL, &steps);
+    m->slots = cdl_he_plan_packing(m->plan) == CDL_HE_PACKING_SLOTS;
+    m->relin_bytes = CDL_ENVELOPE_BYTES + 8 + ksk;
+    m->galois_bytes = m->slots ? CDL_ENVELOPE_BYTES + 12 + (uint64_t)steps * (8 + ksk) : 0;
     m->batch_bytes = 32 + count * (8 + CDL_ENVELOPE_BYTES + 20 + 32 + limbs * limb);
     m->batch_pk_bytes = 32 + count * (8 + CDL_ENVELOPE_BYTES + 20 + 2 * limbs * limb);
 }
@@ -280,15 +293,34 @@ static json_t *model_json(const cdl_serve *s, const serve_model *m)
 {
     cdl_serve_model_info in;
     cdl_serve_model_get(s, (size_t)(m - s->models), &in);
-    json_t *shape = json_loads(in.input_shape, 0, NULL);
-    return json_pack("{s:s, s:o, s:I, s:I, s:{s:i, s:i, s:i, s:i, s:I, s:s}, s:I, s:I, s:I, s:s, s:s}",
+    json_t *shape = json_loads(in.input_shape, 0, NULL), *steps = json_array();
+    const int *st = NULL;
+    size_t n = 0;
+    cdl_he_plan_galois_steps(m->plan, &st, &n);
+    for (size_t i = 0; steps && i < n; i++)
+        if (json_array_append_new(steps, json_integer(st[i])) != 0) {
+            json_decref(steps);
+            steps = NULL;
+        }
+    if (!steps) {
+        json_decref(shape);
+        return NULL;
+    }
+    return json_pack("{s:s, s:o, s:I, s:I, s:s, s:I, s:I, s:I, s:{s:i, s:i, s:i, s:i, s:I, s:s}, s:I, s:I, s:o, "
+                     "s:I, s:I, s:s, s:s}",
                      "name", in.name, "input_shape", shape ? shape : json_array(), "input_size",
-                     (json_int_t)in.input_size, "output_size", (json_int_t)in.output_size, "he", "log_n", in.log_n,
-                     "log_qp", in.log_qp, "levels", in.levels, "scale_bits", in.scale_bits, "batch_capacity",
-                     (json_int_t)in.batch_capacity, "param_hash", in.param_hash, "relin_key_bytes",
-                     (json_int_t)in.relin_key_bytes, "batch_bytes", (json_int_t)in.batch_bytes, "max_body_bytes",
-                     (json_int_t)s->max_body, "sessions", "POST /v1/models/NAME/sessions with relin.key",
-                     "predict", "POST /v1/sessions/ID/predict with an encrypted batch");
+                     (json_int_t)in.input_size, "output_size", (json_int_t)in.output_size, "packing",
+                     m->slots ? "slots" : "batch", "images_per_request", (json_int_t)in.batch_capacity,
+                     "input_ciphertexts", (json_int_t)in.input_ciphertexts, "output_ciphertexts",
+                     (json_int_t)in.output_ciphertexts, "he", "log_n", in.log_n, "log_qp", in.log_qp, "levels",
+                     in.levels, "scale_bits", in.scale_bits, "batch_capacity", (json_int_t)in.batch_capacity,
+                     "param_hash", in.param_hash, "relin_key_bytes", (json_int_t)in.relin_key_bytes,
+                     "galois_key_bytes", (json_int_t)in.galois_key_bytes, "galois_steps", steps, "batch_bytes",
+                     (json_int_t)in.batch_bytes, "max_body_bytes", (json_int_t)s->max_body, "sessions",
+                     m->slots ? "POST /v1/models/NAME/sessions with relin.key followed by galois.key "
+                                "(cat relin.key galois.key | curl --data-binary @- URL)"
+                              : "POST /v1/models/NAME/sessions with relin.key",
+                     "predict", "POST /v1/sessions/ID/predict with one encrypted batch");
 }
 
 static cdl_status build_models_json(cdl_serve *s)
@@ -434,9 +466,33 @@ static void reserve_body(request *rq)
 static enum MHD_Result too_large(struct MHD_Connection *c, request *rq)
 {
     return send_error(c, rq, 413,
-                      "the body is larger than the limit of %llu bytes for this request (a relinearization key or "
-                      "one encrypted batch of the model fits; the operator sets the limit with --max-body)",
+                      "the body is larger than the limit of %llu bytes for this request (the model's session keys "
+                      "or one encrypted batch of it fit; the operator sets the limit with --max-body)",
                       (unsigned long long)rq->limit);
+}
+
+/* Predict: once the session is known, its model's batch size caps the body
+ * (one public-key batch + 1 MiB; slots batches are a few ciphertexts). 1 when
+ * the announced body is above it (413 sent, naming the packing). */
+static int model_batch_too_large(cdl_serve *s, struct MHD_Connection *c, request *rq, enum MHD_Result *r)
+{
+    size_t mi = 0;
+    const cdl_ckks_galois_keys *gk = NULL;
+    serve_session_key(&s->sessions, rq->session, &mi, &gk);
+    const serve_model *m = &s->models[mi];
+    uint64_t batch = m->batch_pk_bytes + (1u << 20);
+    if (batch >= rq->limit)
+        return 0;
+    rq->limit = batch;
+    if (!body_too_large(c, rq))
+        return 0;
+    *r = send_error(c, rq, 413,
+                    "the body is larger than the limit of %llu bytes for a batch of model '%s' (%s packing: %zu "
+                    "ciphertexts of up to %zu images): encrypted with another packing or plan, or several batches? "
+                    "Send one batch per request",
+                    (unsigned long long)rq->limit, m->name, m->slots ? "slots" : "batch",
+                    cdl_he_plan_input_ciphertexts(m->plan), cdl_he_plan_batch_capacity(m->plan));
+    return 1;
 }
 
 static size_t find_model(const cdl_serve *s, const char *name, size_t len)
@@ -495,8 +551,9 @@ static enum MHD_Result begin(cdl_serve *s, struct MHD_Connection *c, request *rq
             if (rq->model == s->n_models)
                 return send_error(c, rq, 404, "no model named '%.*s' here: GET /v1/models lists them",
                                   (int)(slash - name > 64 ? 64 : slash - name), name);
-            /* a relinearization key has a known size: no more than that (and some slack) is read */
-            uint64_t key = s->models[rq->model].relin_bytes + 65536;
+            /* the keys have a known size (relinearization key, plus Galois keys in slots packing): no more than
+             * that (and some slack) is read */
+            uint64_t key = s->models[rq->model].relin_bytes + s->models[rq->model].galois_bytes + 65536;
             rq->limit = key < s->max_body ? key : s->max_body;
             if (body_too_large(c, rq))
                 return too_large(c, rq);
@@ -547,6 +604,9 @@ static enum MHD_Result begin(cdl_serve *s, struct MHD_Connection *c, request *rq
                                   "this session is already evaluating a batch: wait for that response, then send "
                                   "the next one");
             rq->holds_session = 1;
+            enum MHD_Result answered;
+            if (model_batch_too_large(s, c, rq, &answered))
+                return answered;
             pthread_mutex_lock(&s->lock);
             int admit = s->admitted < s->cfg.max_evaluations + s->cfg.max_queued;
             if (admit)
@@ -601,25 +661,99 @@ static enum MHD_Result append(cdl_serve *s, struct MHD_Connection *c, request *r
     return MHD_YES;
 }
 
+/* The session body: a relinearization key, then (slots packing) a Galois key
+ * set. Where the first object ends is read from its envelope (bytes 44..52:
+ * the stored payload length after the 96-byte header); when that cannot be
+ * read, or points past the body, the whole body is the first part and its
+ * loader says what is wrong. */
+static size_t first_object_len(const uint8_t *d, size_t len)
+{
+    if (len < CDL_ENVELOPE_BYTES || memcmp(d, "CDL", 4) != 0)
+        return len;
+    uint64_t stored = 0;
+    for (int i = 7; i >= 0; i--)
+        stored = (stored << 8) | d[44 + i];
+    return stored <= len - CDL_ENVELOPE_BYTES ? CDL_ENVELOPE_BYTES + (size_t)stored : len;
+}
+
+/* 0 if gk holds every rotation step of the plan; else the number missing (*first: one of them). */
+static size_t missing_steps(const cdl_he_plan *plan, const cdl_ckks_galois_keys *gk, int *first)
+{
+    const int *steps = NULL;
+    size_t n = 0, missing = 0;
+    cdl_he_plan_galois_steps(plan, &steps, &n);
+    for (size_t i = 0; i < n; i++)
+        if (!cdl_ckks_galois_keys_has_step(gk, steps[i]) && missing++ == 0)
+            *first = steps[i];
+    return missing;
+}
+
+/* Load and check the session's keys from the body (the 400 answer is sent on failure: *sent). */
+static enum MHD_Result session_keys(cdl_serve *s, struct MHD_Connection *c, request *rq, cdl_ckks_relin_key **rlk,
+                                    cdl_ckks_galois_keys **gk, int *sent)
+{
+    const serve_model *m = &s->models[rq->model];
+    const size_t first = first_object_len(rq->body, rq->len), rest = rq->len - first;
+    *sent = 1;
+    if (is_secret_key(rq->body, rq->len) || (rest && is_secret_key(rq->body + first, rest)))
+        return send_error(c, rq, 400, "%s", SECRET_KEY_REFUSED);
+    if (!m->slots && rest)
+        return send_error(c, rq, 400,
+                          "model '%s' uses batch packing: send relin.key alone (the body holds %zu more bytes after "
+                          "the relinearization key; Galois keys are for a model served with --packing slots)",
+                          m->name, rest);
+    if (cdl_ckks_relin_key_load(m->ctx, rq->body, first, rlk) != CDL_OK) {
+        sodium_memzero(rq->body, rq->len); /* whatever it was, it is not kept */
+        return send_error(c, rq, 400,
+                          "not a relinearization key for model '%s': %s. Send the relin.key that `cryptodl keygen` "
+                          "writes with this model's parameters%s (GET /v1/models: param_hash)",
+                          m->name, cdl_last_error(), m->slots ? ", followed by galois.key" : "");
+    }
+    if (m->slots && !rest)
+        return send_error(c, rq, 400,
+                          "model '%s' uses slots packing: a session needs the Galois keys too. Send relin.key followed "
+                          "by galois.key (cat relin.key galois.key | curl --data-binary @- URL), both from `cryptodl "
+                          "keygen` with this model's plan (--packing slots)",
+                          m->name);
+    if (m->slots && cdl_ckks_galois_keys_load(m->ctx, rq->body + first, rest, gk) != CDL_OK)
+        return send_error(c, rq, 400,
+                          "the bytes after the relinearization key are not Galois keys for model '%s': %s. Send "
+                          "relin.key followed by galois.key, both from `cryptodl keygen` with this model's plan",
+                          m->name, cdl_last_error());
+    int step = 0;
+    size_t missing = m->slots ? missing_steps(m->plan, *gk, &step) : 0;
+    if (missing) {
+        size_t n = 0;
+        cdl_he_plan_galois_steps(m->plan, NULL, &n);
+        return send_error(c, rq, 400,
+                          "the Galois keys lack %zu of the %zu rotation steps model '%s' needs (step %d, ...): made for "
+                          "another plan or packing? Make the keys with this model's plan (GET /v1/models: packing, "
+                          "galois_steps)",
+                          missing, n, m->name, step);
+    }
+    *sent = 0;
+    return MHD_YES;
+}
+
 static enum MHD_Result create_session(cdl_serve *s, struct MHD_Connection *c, request *rq)
 {
     const serve_model *m = &s->models[rq->model];
-    if (is_secret_key(rq->body, rq->len))
-        return send_error(c, rq, 400, "%s", SECRET_KEY_REFUSED);
     cdl_ckks_relin_key *rlk = NULL;
-    if (cdl_ckks_relin_key_load(m->ctx, rq->body, rq->len, &rlk) != CDL_OK) {
-        sodium_memzero(rq->body, rq->len); /* whatever it was, it is not kept */
-        return send_error(c, rq, 400,
-                          "not a relinearization key for model '%s': %s. Send the relin.key that `cryptodl predict "
-                          "%s --keygen` writes with this model's parameters (GET /v1/models: param_hash)",
-                          m->name, cdl_last_error(), m->name);
-    }
+    cdl_ckks_galois_keys *gk = NULL;
+    int sent = 0;
+    enum MHD_Result r = session_keys(s, c, rq, &rlk, &gk, &sent);
     free(rq->body);
     rq->body = NULL;
+    if (sent) {
+        cdl_ckks_relin_key_free(rlk);
+        cdl_ckks_galois_keys_free(gk);
+        return r;
+    }
     char id[2 * SERVE_ID_BYTES + 1];
     uint64_t seq = 0;
-    if (serve_session_create(&s->sessions, rq->model, rlk, id, &seq) != SERVE_SESSION_OK) {
+    if (serve_session_create(&s->sessions, rq->model, rlk, gk, id, &seq) != SERVE_SESSION_OK) {
         cdl_ckks_relin_key_free(rlk);
+        cdl_ckks_galois_keys_free(gk);
         return send_error(c, rq, 429, "all %zu sessions are in use: delete one (DELETE /v1/sessions/ID) or retry "
                           "after one expires", s->sessions.max);
     }
@@ -632,10 +766,16 @@ static enum MHD_Result create_session(cdl_serve *s, struct MHD_Connection *c, re
 static enum MHD_Result predict(cdl_serve *s, struct MHD_Connection *c, request *rq)
 {
     size_t mi = 0;
-    const cdl_ckks_relin_key *rlk = serve_session_key(&s->sessions, rq->session, &mi);
+    const cdl_ckks_galois_keys *gk = NULL;
+    const cdl_ckks_relin_key *rlk = serve_session_key(&s->sessions, rq->session, &mi, &gk);
     const serve_model *m = &s->models[mi];
     if (is_secret_key(rq->body, rq->len))
         return send_error(c, rq, 400, "%s", SECRET_KEY_REFUSED);
+    if (cdl_parts_is(rq->body, rq->len))
+        return send_error(c, rq, 400,
+                          "this is a file of several batches (CDLPARTS): send one batch per request, at most %zu "
+                          "images for model '%s' (cryptodl encrypt --limit %zu)",
+                          cdl_he_plan_batch_capacity(m->plan), m->name, cdl_he_plan_batch_capacity(m->plan));
     cdl_he_batch *in = NULL, *out = NULL;
     const double t_received = serve_now();
     if (cdl_he_batch_load(m->ctx, rq->body, rq->len, &in) != CDL_OK) {
@@ -647,6 +787,14 @@ static enum MHD_Result predict(cdl_serve *s, struct MHD_Connection *c, request *
     }
     free(rq->body); /* the batch holds the ciphertexts now */
     rq->body = NULL;
+    if (cdl_he_batch_count(in) != cdl_he_plan_input_ciphertexts(m->plan)) {
+        size_t got = cdl_he_batch_count(in);
+        cdl_he_batch_free(in);
+        return send_error(c, rq, 400,
+                          "the batch holds %zu ciphertexts but model '%s' takes %zu per batch in %s packing: encrypted "
+                          "with another packing or plan? (GET /v1/models: packing, input_ciphertexts)",
+                          got, m->name, cdl_he_plan_input_ciphertexts(m->plan), m->slots ? "slots" : "batch");
+    }
     const double t_loaded = serve_now();
 
     pthread_mutex_lock(&s->lock);
@@ -656,7 +804,7 @@ static enum MHD_Result predict(cdl_serve *s, struct MHD_Connection *c, request *
     pthread_mutex_unlock(&s->lock);
     cdl_set_threads(s->cfg.eval_threads); /* this thread's OpenMP team size */
     double t0 = serve_now();
-    cdl_status st = cdl_he_evaluate(m->plan, m->ctx, rlk, in, NULL, NULL, &out);
+    cdl_status st = cdl_he_evaluate_keys(m->plan, m->ctx, rlk, gk, in, NULL, NULL, &out);
     double dt = serve_now() - t0;
     pthread_mutex_lock(&s->lock);
     s->running--;
@@ -847,7 +995,7 @@ cdl_status cdl_serve_start(const cdl_serve_config *cfg, cdl_serve **out)
                 goto fail;
             }
         const serve_model *m = &s->models[i];
-        uint64_t big = m->relin_bytes > m->batch_pk_bytes ? m->relin_bytes : m->batch_pk_bytes;
+        uint64_t keys = m->relin_bytes + m->galois_bytes, big = keys > m->batch_pk_bytes ? keys : m->batch_pk_bytes;
         need = big > need ? big : need;
     }
     s->max_body = cfg->max_body_bytes ? cfg->max_body_bytes : need + (1u << 20);
@@ -906,6 +1054,11 @@ cdl_status cdl_serve_model_get(const cdl_serve *s, size_t i, cdl_serve_model_inf
     sodium_bin2hex(in->param_hash, sizeof in->param_hash, cdl_ckks_param_hash(m->ctx), CDL_CKKS_PARAM_HASH_BYTES);
     in->relin_key_bytes = m->relin_bytes;
     in->batch_bytes = m->batch_bytes;
+    in->packing = cdl_he_plan_packing(m->plan);
+    in->input_ciphertexts = cdl_he_plan_input_ciphertexts(m->plan);
+    in->output_ciphertexts = cdl_he_plan_output_ciphertexts(m->plan);
+    cdl_he_plan_galois_steps(m->plan, NULL, &in->galois_steps);
+    in->galois_key_bytes = m->galois_bytes;
     return CDL_OK;
 }
 

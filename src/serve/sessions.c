@@ -1,6 +1,7 @@
 /*
  * sessions.c: the session table of the HTTP service. A session is one
- * client's relinearization key for one model, found by a 128-bit random id
+ * client's evaluation keys for one model (its relinearization key, and its
+ * Galois keys when the model uses slots packing), found by a 128-bit random id
  * (libsodium randombytes) that acts as a bearer token: ids are compared in
  * constant time against every slot, and never logged (a sequence number
  * names the session instead).
@@ -46,6 +47,7 @@ cdl_status serve_sessions_init(serve_sessions *t, size_t max, unsigned ttl)
 static void drop(serve_session *s)
 {
     cdl_ckks_relin_key_free(s->rlk);
+    cdl_ckks_galois_keys_free(s->gk);
     memset(s, 0, sizeof *s);
 }
 
@@ -98,7 +100,8 @@ static size_t find(serve_sessions *t, const char *id_hex)
 }
 
 serve_session_result serve_session_create(serve_sessions *t, size_t model, cdl_ckks_relin_key *rlk,
-                                          char id_hex[2 * SERVE_ID_BYTES + 1], uint64_t *seq)
+                                          cdl_ckks_galois_keys *gk, char id_hex[2 * SERVE_ID_BYTES + 1],
+                                          uint64_t *seq)
 {
     pthread_mutex_lock(&t->lock);
     sweep(t);
@@ -118,6 +121,7 @@ serve_session_result serve_session_create(serve_sessions *t, size_t model, cdl_c
     s->used = 1;
     s->model = model;
     s->rlk = rlk;
+    s->gk = gk;
     s->seq = t->next_seq++;
     s->expires = serve_now() + t->ttl;
     t->created++;
@@ -146,11 +150,13 @@ serve_session_result serve_session_acquire(serve_sessions *t, const char *id_hex
     return r;
 }
 
-const cdl_ckks_relin_key *serve_session_key(serve_sessions *t, size_t idx, size_t *model)
+const cdl_ckks_relin_key *serve_session_key(serve_sessions *t, size_t idx, size_t *model,
+                                            const cdl_ckks_galois_keys **gk)
 {
     pthread_mutex_lock(&t->lock);
     const cdl_ckks_relin_key *k = t->slot[idx].rlk;
     *model = t->slot[idx].model;
+    *gk = t->slot[idx].gk;
     pthread_mutex_unlock(&t->lock);
     return k;
 }

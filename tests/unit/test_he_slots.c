@@ -107,11 +107,14 @@ static void add_dense(test_graph *t, cdl_rng *r, int out)
     nd->bias = rand_array(r, nd->n_bias, 0.2);
 }
 
+static int special_primes; /* 0 = automatic */
+
 static cdl_he_plan *compile_slots(const cdl_nn_graph *g, int log_n)
 {
     cdl_he_options opt;
     cdl_he_options_default(&opt);
     opt.log_n = log_n;
+    opt.special_primes = special_primes;
     opt.allow_insecure = 1;
     opt.packing = CDL_HE_PACKING_SLOTS;
     cdl_he_plan *p = NULL;
@@ -142,7 +145,6 @@ static void check_slots(const char *what, test_graph *t, int log_n, size_t n)
     assert_true(rel < REL_TOL);
     tg_he_close(&s);
     cdl_he_plan_free(plan);
-    free_pool();
 }
 
 static void test_dense(void **state)
@@ -157,6 +159,7 @@ static void test_dense(void **state)
     add_act(&t, 1);
     add_dense(&t, r, 5);
     check_slots("dense 37-11-53-5", &t, 11, 1);
+    free_pool();
     cdl_rng_free(r);
 }
 
@@ -174,6 +177,10 @@ static void test_conv_stride(void **state)
     add_pool(&t, 2, 1);          /* 5 -> 4 */
     add_dense(&t, r, 4);
     check_slots("conv s1, conv s2, pool, dense", &t, 11, 1);
+    special_primes = 3; /* hybrid key switching with digits of 3 primes */
+    check_slots("the same, 3 special primes", &t, 11, 1);
+    special_primes = 0;
+    free_pool();
     cdl_rng_free(r);
 }
 
@@ -192,6 +199,7 @@ static void test_multi_ciphertext(void **state)
     add_pool(&t, 2, 2);           /* 12 x 4 x 4 */
     add_dense(&t, r, 3);
     check_slots("multi-ciphertext conv, pad, pool", &t, 11, 1);
+    free_pool();
     cdl_rng_free(r);
 }
 
@@ -225,6 +233,7 @@ static void test_residual_and_slice(void **state)
     add_pool(&t, 7, 7); /* global average pool */
     add_dense(&t, r, 4);
     check_slots("slice, residual block, global pool", &t, 11, 1);
+    free_pool();
     cdl_rng_free(r);
 }
 
@@ -272,6 +281,7 @@ static void test_signed_affines(void **state)
     cdl_he_string_free(text);
     cdl_he_plan_free(plan);
     check_slots("signed affines, residual of two signs", &t, 11, 1);
+    free_pool();
     cdl_rng_free(r);
 }
 
@@ -291,6 +301,7 @@ static void test_replicated_images(void **state)
     assert_true(cap >= 4);
     cdl_he_plan_free(plan);
     check_slots("images sharing a ciphertext", &t, 11, cap);
+    free_pool();
     cdl_rng_free(r);
 }
 
