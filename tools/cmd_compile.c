@@ -17,10 +17,11 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: cryptodl compile MODEL.onnx [options] [--out plan.json]\n\n"
-            "Compile an ONNX model for encrypted inference (CKKS, batch-SIMD: one image per slot):\n"
-            "print the plan and, with --out, write it as JSON (format version, the model's SHA-256,\n"
-            "the options, CKKS parameters, input/output sizes, batch capacity, key set, memory).\n"
-            "keygen, encrypt, evaluate and decrypt take it with --plan instead of the options.\n\n"
+            "Compile an ONNX model for encrypted inference (CKKS; --packing batch: one image per slot,\n"
+            "or slots: one image across the slots): print the plan and, with --out, write it as JSON\n"
+            "(format version, the model's SHA-256, the options, the packing chosen, CKKS parameters,\n"
+            "input/output sizes and ciphertexts, batch capacity, key set with the rotation steps,\n"
+            "memory). keygen, encrypt, evaluate and decrypt take it with --plan instead of the options.\n\n"
             "options:\n"
             "  --out FILE        write the JSON plan to FILE\n"
             "  --json            print the JSON plan on stdout instead of the text description\n"
@@ -28,7 +29,8 @@ static void usage(FILE *out)
             HE_MODEL_HELP
             "\n"
             "example:\n"
-            "  cryptodl compile models/mnist_cryptonets.onnx --out plan.json\n\n"
+            "  cryptodl compile models/mnist_cryptonets.onnx --out plan.json\n"
+            "  cryptodl compile models/mnist_cryptonets.onnx --packing slots --out plan-slots.json\n\n"
             "exit status: 0 done, 1 failure (message on stderr), 2 bad usage\n");
 }
 
@@ -75,6 +77,12 @@ int cmd_compile(int argc, char **argv)
         he_shape_text(m.graph, shape, sizeof shape);
         printf("model %s (SHA-256 %s)\ninput %s = %zu values per image, output %zu values\n", m.path, m.rec.sha256,
                shape, m.rec.input_size, m.rec.output_size);
+        printf("packing %s: %zu input and %zu output ciphertexts per batch of up to %zu images",
+               he_packing_name(m.plan), m.rec.input_ciphertexts, m.rec.output_ciphertexts, m.rec.batch_capacity);
+        if (m.rec.n_galois)
+            printf("; the server needs Galois keys for %zu rotation steps (%.1f MB)", m.rec.n_galois,
+                   m.rec.galois_key_bytes / 1e6);
+        printf("\n");
         fputs(desc, stdout);
     }
     if (out) {

@@ -2,8 +2,9 @@
  * cmd_encrypt.c: `cryptodl encrypt MODEL.onnx --keys DIR --input FILE --out
  * FILE`: the client encrypts its own images (a NumPy .npy array or an IDX
  * file, read by cdl_images_load and matched against the model's input
- * shape) or the first images of a test set (--dataset). Up to N/2 images make
- * one batch; more are split into several batches in one file (a CDLPARTS
+ * shape) or the first images of a test set (--dataset). One batch holds up
+ * to cdl_he_plan_batch_capacity images (N/2 in batch packing, a few in slots
+ * packing); more are split into several batches in one file (a CDLPARTS
  * container), which evaluate and decrypt read batch by batch.
  */
 #include <getopt.h>
@@ -16,8 +17,9 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: cryptodl encrypt MODEL.onnx --keys DIR (--input FILE | --dataset NAME) --out FILE [options]\n\n"
-            "Client: encrypt images for the server (batch-SIMD: up to N/2 images per batch; more are\n"
-            "written as several batches in the same file).\n\n"
+            "Client: encrypt images for the server. A batch holds up to N/2 images in batch packing\n"
+            "and a few (1..4 for the MNIST models) in slots packing; more images are written as\n"
+            "several batches in the same file.\n\n"
             "input (one of):\n"
             "  --input FILE      your images: a NumPy .npy array, uint8 (0..255, scaled by 1/255) or\n"
             "                    float32/float64 (the model's [0, 1] pixels), little-endian, C order, of\n"
@@ -149,8 +151,9 @@ int cmd_encrypt(int argc, char **argv)
         goto done;
     printf("encrypted %s in %.2f s (%s key): %s, %.1f MB, %zu batch%s of up to %zu images\n", what, st.seconds,
            use_pk ? "public" : "secret", out, st.bytes / 1e6, st.batches, st.batches == 1 ? "" : "es", cap);
-    printf("send %s to the server: cryptodl evaluate %s%s%s --relin-key relin.key --in %s --out logits.ct\n", out,
-           m.path, ma.plan_path ? " --plan " : "", ma.plan_path ? ma.plan_path : "", out);
+    printf("send %s to the server: cryptodl evaluate %s%s%s --relin-key relin.key%s --in %s --out logits.ct\n",
+           out, m.path, ma.plan_path ? " --plan " : "", ma.plan_path ? ma.plan_path : "",
+           m.rec.n_galois ? " --galois-key galois.key" : "", out);
 done:
     if (!im)
         free(pixels);

@@ -1,10 +1,12 @@
 /*
  * cmd_evaluate.c: `cryptodl evaluate MODEL.onnx --relin-key FILE --in FILE
  * --out FILE`: the server step. Runs the compiled plan on every encrypted
- * batch of the input file with the relinearization key only (a secret key is
- * never read: one given by mistake is refused from its header), writes the
- * encrypted logits in the same layout, and prints time and throughput.
- * Progress goes to stderr, one line per layer.
+ * batch of the input file with the evaluation keys only: the relinearization
+ * key and, in slots packing, the Galois keys (galois.key next to relin.key by
+ * default, --galois-key FILE otherwise). A secret key is never read: one
+ * given by mistake is refused from its header. Writes the encrypted logits in
+ * the same layout, and prints time and throughput. Progress goes to stderr,
+ * one line per layer.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -19,7 +21,10 @@ static void usage(FILE *out)
             "logits, which only the client can decrypt. Progress on stderr.\n\n"
             "options:\n"
             "  --relin-key FILE  the client's relinearization key (relin.key from cryptodl keygen)\n"
-            "  --keys DIR        or a folder holding relin.key (only that file is read)\n"
+            "  --keys DIR        or a folder holding relin.key (and galois.key; only those are read)\n"
+            "  --galois-key FILE slots packing: the client's Galois keys (default: galois.key next to\n"
+            "                    --relin-key, or in --keys DIR); refused unless they hold every rotation\n"
+            "                    step of the plan\n"
             "  --in FILE         the encrypted images (cryptodl encrypt --out)\n"
             "  --out FILE        the encrypted logits, for the client (cryptodl decrypt --in)\n"
             "  --threads T       worker threads (default: all cores)\n"
@@ -29,7 +34,9 @@ static void usage(FILE *out)
             "\n"
             "example:\n"
             "  cryptodl evaluate models/mnist_cryptonets.onnx --plan plan.json --relin-key relin.key \\\n"
-            "      --in batch.ct --out logits.ct\n\n"
+            "      --in batch.ct --out logits.ct\n"
+            "  cryptodl evaluate models/mnist_cryptonets.onnx --plan plan-slots.json --keys server/ \\\n"
+            "      --in batch.ct --out logits.ct        # slots: server/relin.key and server/galois.key\n\n"
             "exit status: 0 done, 1 failure (message on stderr), 2 bad usage\n");
 }
 
@@ -38,6 +45,7 @@ int cmd_evaluate(int argc, char **argv)
     static const struct option opts[] = {HE_MODEL_OPTIONS,
                                          {"relin-key", required_argument, 0, 'r'},
                                          {"keys", required_argument, 0, 'k'},
+                                         {"galois-key", required_argument, 0, 'g'},
                                          {"in", required_argument, 0, 'i'},
                                          {"out", required_argument, 0, 'o'},
                                          {"threads", required_argument, 0, 't'},
@@ -46,7 +54,7 @@ int cmd_evaluate(int argc, char **argv)
                                          {0, 0, 0, 0}};
     he_model_args ma;
     he_model_args_init(&ma);
-    const char *rlk_path = NULL, *keys = NULL, *in = NULL, *out = NULL;
+    const char *rlk_path = NULL, *keys = NULL, *gk_path = NULL, *in = NULL, *out = NULL;
     int threads = 0, force = 0, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -58,6 +66,7 @@ int cmd_evaluate(int argc, char **argv)
         switch (c) {
         case 'r': rlk_path = optarg; break;
         case 'k': keys = optarg; break;
+        case 'g': gk_path = optarg; break;
         case 'i': in = optarg; break;
         case 'o': out = optarg; break;
         case 'F': force = 1; break;
@@ -83,18 +92,23 @@ int cmd_evaluate(int argc, char **argv)
         return rc;
     cdl_ckks_context *ctx = NULL;
     cdl_ckks_relin_key *rlk = NULL;
-    char path[4096];
+    cdl_ckks_galois_keys *gk = NULL;
+    char path[4096], gpath[4096];
     if (!force && (rc = he_check_memory("evaluate", m.plan)) != CLI_EXIT_OK)
         goto done;
     rc = CLI_EXIT_FAILURE;
     if (!rlk_path)
         rlk_path = he_key_path(path, sizeof path, keys, "relin.key");
-    if (he_context_with_key("evaluate", m.plan, rlk_path, HE_KEY_RELIN, &ctx, (void **)&rlk) != CLI_EXIT_OK)
+    if (!gk_path)
+        gk_path = keys ? he_key_path(gpath, sizeof gpath, keys, "galois.key")
+                       : he_galois_path_near(gpath, sizeof gpath, rlk_path);
+    if (he_context_with_key("evaluate", m.plan, rlk_path, HE_KEY_RELIN, &ctx, (void **)&rlk) != CLI_EXIT_OK ||
+        he_load_galois("evaluate", m.plan, ctx, gk_path, &gk) != 0)
         goto done;
-    fprintf(stderr, "evaluating %s on %s (N = 2^%d, %d levels, %d threads)\n", m.path, in, m.rec.log_n, m.rec.levels,
-            cdl_get_threads());
+    fprintf(stderr, "evaluating %s on %s (%s packing, N = 2^%d, %d levels, %d threads)\n", m.path, in,
+            he_packing_name(m.plan), m.rec.log_n, m.rec.levels, cdl_get_threads());
     he_file_stats st;
-    if ((rc = he_evaluate_file("evaluate", m.plan, ctx, rlk, in, out, &st)) != CLI_EXIT_OK)
+    if ((rc = he_evaluate_file("evaluate", m.plan, ctx, rlk, gk, in, out, &st)) != CLI_EXIT_OK)
         goto done;
     const double full = (double)(st.batches * cdl_he_plan_batch_capacity(m.plan));
     printf("evaluated %zu encrypted images (%zu batch%s) in %.2f s: %.0f predictions/hour (%.0f/hour with full "
@@ -103,6 +117,7 @@ int cmd_evaluate(int argc, char **argv)
            st.seconds > 0 ? 3600.0 * (double)st.images / st.seconds : 0.0,
            st.seconds > 0 ? 3600.0 * full / st.seconds : 0.0, out, st.bytes / 1e6);
 done:
+    cdl_ckks_galois_keys_free(gk);
     cdl_ckks_relin_key_free(rlk);
     cdl_ckks_context_free(ctx);
     he_model_close(&m);

@@ -2,9 +2,11 @@
  * cmd_keygen.c: `cryptodl keygen MODEL.onnx --keys DIR`: the client's first
  * step. Builds the CKKS parameters of the model's plan and writes
  * DIR/secret.key (mode 0600: it never leaves the client), DIR/relin.key (the
- * only key the server needs) and DIR/public.key (to encrypt on a device that
- * must not decrypt). An existing secret key is not overwritten without
- * --force: ciphertexts made under it could no longer be decrypted.
+ * server's key), DIR/public.key (to encrypt on a device that must not
+ * decrypt) and, when the plan uses slots packing, DIR/galois.key (the Galois
+ * keys of the plan's rotation steps, which the server needs too). An
+ * existing secret key is not overwritten without --force: ciphertexts made
+ * under it could no longer be decrypted.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -19,7 +21,9 @@ static void usage(FILE *out)
             "Client: generate the CKKS keys for the model's parameters:\n"
             "  DIR/secret.key   SECRET (file mode 0600): stays with the client; decrypts\n"
             "  DIR/relin.key    the relinearization key: give it to the server (cryptodl evaluate)\n"
-            "  DIR/public.key   encrypts but cannot decrypt (cryptodl encrypt --public-key)\n\n"
+            "  DIR/public.key   encrypts but cannot decrypt (cryptodl encrypt --public-key)\n"
+            "  DIR/galois.key   slots packing only: the Galois keys of the plan's rotation steps (hundreds\n"
+            "                   of MB); give it to the server with relin.key\n\n"
             "options:\n"
             "  --keys DIR        folder for the keys (created, mode 0700, if missing)\n"
             "  --force           overwrite an existing DIR/secret.key\n"
@@ -28,7 +32,8 @@ static void usage(FILE *out)
             "\n"
             "example:\n"
             "  cryptodl compile models/mnist_cryptonets.onnx --out plan.json\n"
-            "  cryptodl keygen models/mnist_cryptonets.onnx --plan plan.json --keys client/\n\n"
+            "  cryptodl keygen models/mnist_cryptonets.onnx --plan plan.json --keys client/\n"
+            "  cryptodl keygen models/mnist_cryptonets.onnx --packing slots --keys client/   # + galois.key\n\n"
             "exit status: 0 done, 1 failure (message on stderr), 2 bad usage\n");
 }
 
@@ -76,7 +81,7 @@ int cmd_keygen(int argc, char **argv)
     he_keygen_result kr;
     if (cdl_he_context_new(m.plan, &ctx) != CDL_OK)
         rc = cli_fail_status("keygen", "cannot build the CKKS context");
-    else if ((rc = he_keygen("keygen", ctx, keys, &kr)) == CLI_EXIT_OK) {
+    else if ((rc = he_keygen("keygen", m.plan, ctx, keys, &kr)) == CLI_EXIT_OK) {
         printf("keys for N = 2^%d, log QP = %d, in %.2f s:\n", m.rec.log_n, m.rec.log_qp, kr.seconds);
         printf("  %s/secret.key  %8.1f KB  SECRET: keep it on the client (mode 0600); it decrypts\n", keys,
                kr.secret_bytes / 1e3);
@@ -84,6 +89,10 @@ int cmd_keygen(int argc, char **argv)
                kr.relin_bytes / 1e6);
         printf("  %s/public.key  %8.1f MB  optional: encrypts without decrypting (cryptodl encrypt --public-key)\n",
                keys, kr.public_bytes / 1e6);
+        if (kr.galois_steps)
+            printf("  %s/galois.key  %8.1f MB  slots packing: Galois keys for %zu rotation steps; give it to the "
+                   "server with relin.key (cryptodl evaluate --galois-key)\n",
+                   keys, kr.galois_bytes / 1e6, kr.galois_steps);
     }
     cdl_ckks_context_free(ctx);
     he_model_close(&m);

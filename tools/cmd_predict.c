@@ -9,9 +9,11 @@
  * The same steps one at a time, with files, for a real client and server
  * (the code they share with the compile/keygen/encrypt/evaluate/decrypt
  * commands is in he_steps.c):
- *   --keygen   (client) DIR/secret.key (mode 0600), DIR/relin.key, DIR/public.key
+ *   --keygen   (client) DIR/secret.key (mode 0600), DIR/relin.key, DIR/public.key,
+ *              and DIR/galois.key in slots packing
  *   --encrypt  (client) the first --limit test images -> --out FILE
- *   --evaluate (server) --in FILE -> --out FILE with DIR/relin.key only
+ *   --evaluate (server) --in FILE -> --out FILE with DIR/relin.key (and
+ *              DIR/galois.key) only
  *   --decrypt  (client) --in FILE -> predictions, checked as above
  * Both sides compile the same model with the same options, so they build
  * the same CKKS parameters; every file carries the parameter hash and is
@@ -57,14 +59,18 @@ static void usage(FILE *out)
             "  --force           run even if the plan's ciphertext memory exceeds 90%% of this machine's RAM\n"
             "  --json            one JSON object on stdout instead of the text summary\n"
             "  -h, --help        this help\n\n"
-            "client / server steps with files (same MODEL and --log-n/--scale-bits/--output-bits on both sides;\n"
-            "the commands compile, keygen, encrypt, evaluate and decrypt do the same with your own images):\n"
-            "  --keygen   --keys DIR                    client: DIR/secret.key, relin.key, public.key\n"
-            "  --encrypt  --keys DIR --out FILE         client: encrypt the first --limit images (one batch;\n"
-            "                                           with --public-key only DIR/public.key is read)\n"
-            "  --evaluate --keys DIR --in FILE --out F  server: needs only DIR/relin.key\n"
+            "client / server steps with files (same MODEL and --log-n/--scale-bits/--output-bits/--packing on both\n"
+            "sides; the commands compile, keygen, encrypt, evaluate and decrypt do the same with your own images):\n"
+            "  --keygen   --keys DIR                    client: DIR/secret.key, relin.key, public.key (and\n"
+            "                                           galois.key with --packing slots)\n"
+            "  --encrypt  --keys DIR --out FILE         client: encrypt the first --limit images (more than one\n"
+            "                                           batch holds go in one file as several batches; with\n"
+            "                                           --public-key only DIR/public.key is read)\n"
+            "  --evaluate --keys DIR --in FILE --out F  server: needs only DIR/relin.key (and DIR/galois.key\n"
+            "                                           with --packing slots)\n"
             "  --decrypt  --keys DIR --in FILE          client: predictions, compared with the labels and\n"
-            "                                           the plaintext reference on the same images\n\n"
+            "                                           the plaintext reference on the same images\n"
+            "(with --packing auto, give every step the same --limit: it decides the packing)\n\n"
             "exit status: 0 done, 1 failure (message on stderr), 2 bad usage\n",
             PREDICT_DEFAULT_LIMIT);
 }
@@ -85,6 +91,7 @@ static int run_step(const cdl_nn_graph *g, const cdl_he_plan *plan, const step_a
     cdl_ckks_context *ctx = NULL;
     cdl_ckks_secret_key *sk = NULL;
     cdl_ckks_relin_key *rlk = NULL;
+    cdl_ckks_galois_keys *gk = NULL;
     cdl_ckks_public_key *pk = NULL;
     cdl_dataset *ds = NULL;
     double *img = NULL, *he = NULL, *ref = NULL;
@@ -101,19 +108,24 @@ static int run_step(const cdl_nn_graph *g, const cdl_he_plan *plan, const step_a
     }
     if (a->step == 'K') {
         he_keygen_result kr;
-        if ((rc = he_keygen("predict", ctx, a->keys, &kr)) != CLI_EXIT_OK)
+        if ((rc = he_keygen("predict", plan, ctx, a->keys, &kr)) != CLI_EXIT_OK)
             goto done;
         printf("keys in %s: secret.key (%zu bytes, keep it), relin.key (%.1f MB, give it to the server), "
-               "public.key (%.1f MB, for --encrypt --public-key); %.2f s\n",
-               a->keys, kr.secret_bytes, kr.relin_bytes / 1e6, kr.public_bytes / 1e6, kr.seconds);
+               "public.key (%.1f MB, for --encrypt --public-key)",
+               a->keys, kr.secret_bytes, kr.relin_bytes / 1e6, kr.public_bytes / 1e6);
+        if (kr.galois_steps)
+            printf(", galois.key (%.1f MB, %zu rotation steps: give it to the server with relin.key)",
+                   kr.galois_bytes / 1e6, kr.galois_steps);
+        printf("; %.2f s\n", kr.seconds);
         goto done;
     }
     if (a->step == 'V') { /* server: no secret key is read */
         he_file_stats st;
         if (he_load_key("predict", ctx, he_key_path(path, sizeof path, a->keys, "relin.key"), HE_KEY_RELIN,
-                        (void **)&rlk) != 0)
+                        (void **)&rlk) != 0 ||
+            he_load_galois("predict", plan, ctx, he_key_path(path, sizeof path, a->keys, "galois.key"), &gk) != 0)
             goto done;
-        if ((rc = he_evaluate_file("predict", plan, ctx, rlk, a->in, a->out, &st)) != CLI_EXIT_OK)
+        if ((rc = he_evaluate_file("predict", plan, ctx, rlk, gk, a->in, a->out, &st)) != CLI_EXIT_OK)
             goto done;
         printf("evaluated %zu encrypted images in %.2f s (%.0f predictions/hour); encrypted logits in %s (%.1f MB)\n",
                st.images, st.seconds, st.seconds > 0 ? 3600.0 * st.images / st.seconds : 0.0, a->out,
@@ -129,15 +141,8 @@ static int run_step(const cdl_nn_graph *g, const cdl_he_plan *plan, const step_a
                            (void **)&sk) != 0)
         goto done;
     size_t n = a->limit;
-    if (a->step == 'X') {
-        if (he_decrypt_file("predict", plan, ctx, sk, a->in, &he, &n) != CLI_EXIT_OK)
-            goto done;
-    } else if (n > cdl_he_plan_batch_capacity(plan)) {
-        fprintf(stderr, "cryptodl predict: --encrypt takes one batch: --limit at most %zu\n",
-                cdl_he_plan_batch_capacity(plan));
-        rc = CLI_EXIT_USAGE;
+    if (a->step == 'X' && he_decrypt_file("predict", plan, ctx, sk, a->in, &he, &n) != CLI_EXIT_OK)
         goto done;
-    }
     if (cdl_dataset_load(a->dataset, a->data_dir, "test", n, &ds) != CDL_OK &&
         !(a->defaulted && a->data_dir && cdl_dataset_load(a->dataset, NULL, "test", n, &ds) == CDL_OK)) {
         rc = cli_fail_status("predict", "cannot load the test set (give --data-dir DIR holding mnist/)");
@@ -158,8 +163,10 @@ static int run_step(const cdl_nn_graph *g, const cdl_he_plan *plan, const step_a
         he_file_stats st;
         if ((rc = he_encrypt_file("predict", plan, ctx, pk, pk ? NULL : sk, img, n, a->out, &st)) != CLI_EXIT_OK)
             goto done;
-        printf("encrypted the first %zu %s test images in %.2f s: %s (%.1f MB, %zu ciphertexts)\n", n, ds->name,
-               st.seconds, a->out, st.bytes / 1e6, cdl_he_plan_input_size(plan));
+        printf("encrypted the first %zu %s test images in %.2f s: %s (%.1f MB, %zu batch%s of %zu ciphertext%s, "
+               "%s packing)\n", n, ds->name, st.seconds, a->out, st.bytes / 1e6, st.batches,
+               st.batches == 1 ? "" : "es", cdl_he_plan_input_ciphertexts(plan),
+               cdl_he_plan_input_ciphertexts(plan) == 1 ? "" : "s", he_packing_name(plan));
         goto done;
     }
     /* decrypt: compare with the labels and the plaintext reference */
@@ -193,6 +200,7 @@ done:
     free(he);
     free(ref);
     cdl_dataset_free(ds);
+    cdl_ckks_galois_keys_free(gk);
     cdl_ckks_relin_key_free(rlk);
     cdl_ckks_public_key_free(pk);
     cdl_ckks_secret_key_free(sk);

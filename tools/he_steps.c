@@ -6,9 +6,14 @@
  * progress. See he_steps.h.
  *
  * Batch files: one batch is cdl_he_batch_save's format as is (what `predict
- * --encrypt` always wrote); more images than one batch holds (N/2) go into a
- * CDLPARTS container (src/data/user_files.c) of batches, each checked by
- * cdl_he_batch_load when read. Large files are mapped, not copied.
+ * --encrypt` always wrote); more images than one batch holds (N/2 in batch
+ * packing, a few in slots packing) go into a CDLPARTS container
+ * (src/data/user_files.c) of batches, each checked by cdl_he_batch_load when
+ * read. Large files are mapped, not copied.
+ *
+ * Keys: secret.key, relin.key, public.key, and in slots packing galois.key
+ * (the Galois keys of the plan's rotation steps, which the server needs with
+ * relin.key; hundreds of MB, so mapped when loaded).
  */
 #include "he_steps.h"
 
@@ -58,6 +63,7 @@ int he_model_option(const char *cmd, int c, const char *arg, he_model_args *a)
         }
         snprintf(a->opt.approx, sizeof a->opt.approx, "%s", arg);
         return 1;
+    case 'M': a->any_option = 1; return cli_parse_packing(cmd, arg, &a->opt.packing) ? -1 : 1;
     case 'P': a->plan_path = arg; return 1;
     default: return 0;
     }
@@ -75,8 +81,8 @@ int he_model_open(const char *cmd, const char *path, const he_model_args *a, he_
     memset(m, 0, sizeof *m);
     m->path = path;
     if (a->plan_path && a->any_option)
-        return cli_usage_error(cmd, "give either --plan FILE or --log-n/--scale-bits/--output-bits/--approx, not "
-                                    "both (the plan file holds the options)");
+        return cli_usage_error(cmd, "give either --plan FILE or --log-n/--scale-bits/--output-bits/--approx/--packing, "
+                                    "not both (the plan file holds the options)");
     char err[512], sha[65];
     if (plan_sha256_file(path, sha, err, sizeof err) != 0) {
         fprintf(stderr, "cryptodl %s: %s\n", cmd, err);
@@ -84,6 +90,7 @@ int he_model_open(const char *cmd, const char *path, const he_model_args *a, he_
     }
     plan_record from_file;
     plan_options opt = a->opt;
+    int packing = opt.packing; /* what the compiler is asked for */
     if (a->plan_path) {
         const uint8_t *data = NULL;
         size_t len = 0;
@@ -103,6 +110,7 @@ int he_model_open(const char *cmd, const char *path, const he_model_args *a, he_
             return CLI_EXIT_FAILURE;
         }
         opt = from_file.opt;
+        packing = from_file.packing; /* as decided then (auto is not decided again) */
     }
     if (!opt.output_bits)
         opt.output_bits = 10;
@@ -117,12 +125,20 @@ int he_model_open(const char *cmd, const char *path, const he_model_args *a, he_
     ho.log_n = opt.log_n;
     ho.scale_bits = opt.scale_bits;
     ho.output_bits = opt.output_bits;
+    ho.packing = packing;
+    ho.cache_weights = 1; /* slots: weights encoded once for all the batches of a file */
     if (cdl_he_plan_new(m->graph, &ho, &m->plan) != CDL_OK) {
         int rc = cli_fail_status(cmd, "cannot compile the model for encrypted inference");
         he_model_close(m);
         return rc;
     }
     plan_record_from(m->plan, m->graph, &opt, sha, &m->rec);
+    if (m->rec.n_galois > PLAN_MAX_GALOIS) {
+        fprintf(stderr, "cryptodl %s: this plan needs more than %d rotation steps, more than a plan file lists; "
+                        "use --packing batch\n", cmd, PLAN_MAX_GALOIS);
+        he_model_close(m);
+        return CLI_EXIT_FAILURE;
+    }
     if (a->plan_path && plan_record_compare(&from_file, &m->rec, err, sizeof err) != 0) {
         fprintf(stderr, "cryptodl %s: %s does not match this model and build: %s. Compile again: cryptodl compile %s "
                         "--out %s\n", cmd, a->plan_path, err, path, a->plan_path);
@@ -137,12 +153,16 @@ int he_check_memory(const char *cmd, const cdl_he_plan *plan)
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     double ram = pages > 0 && page > 0 ? (double)pages * (double)page : 0;
     if (ram > 0 && (double)cdl_he_plan_memory(plan) > 0.9 * ram) {
+        const int slots = cdl_he_plan_packing(plan) == CDL_HE_PACKING_SLOTS;
         fprintf(stderr,
-                "cryptodl %s: evaluating this model needs about %.1f GB of ciphertexts (batch-SIMD mode keeps "
-                "one ciphertext per neuron of the widest layers; see --plan) but this machine has %.1f GB of RAM.\n"
-                "Use a narrower model (fewer channels, a stride in the first layers), a larger machine, or "
-                "--force to try anyway.\n",
-                cmd, cdl_he_plan_memory(plan) / 1e9, ram / 1e9);
+                "cryptodl %s: evaluating this model needs about %.1f GB (%s; see --plan) but this machine has "
+                "%.1f GB of RAM.\n%s, a larger machine, or --force to try anyway.\n",
+                cmd, cdl_he_plan_memory(plan) / 1e9,
+                slots ? "slots packing: the Galois keys, the encoded weights and a few ciphertexts"
+                      : "batch packing keeps one ciphertext per neuron of the widest layers",
+                ram / 1e9,
+                slots ? "Use a smaller model" : "Use --packing slots, a narrower model (fewer channels, a stride in "
+                                                "the first layers)");
         return CLI_EXIT_FAILURE;
     }
     return CLI_EXIT_OK;
@@ -275,7 +295,33 @@ const char *he_key_path(char *buf, size_t cap, const char *dir, const char *name
     return buf;
 }
 
-int he_keygen(const char *cmd, const cdl_ckks_context *ctx, const char *dir, he_keygen_result *res)
+const char *he_packing_name(const cdl_he_plan *plan)
+{
+    return cdl_he_plan_packing(plan) == CDL_HE_PACKING_SLOTS ? "slots" : "batch";
+}
+
+/* Slots packing: DIR/galois.key, the Galois keys of the plan's rotation steps. */
+static int write_galois(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_context *ctx,
+                        const cdl_ckks_secret_key *sk, cdl_rng *rng, const char *dir, he_keygen_result *res)
+{
+    cdl_ckks_galois_keys *gk = NULL;
+    uint8_t *blob = NULL;
+    char path[4096];
+    int rc = -1;
+    cdl_he_plan_galois_steps(plan, NULL, &res->galois_steps);
+    if (cdl_he_keygen_galois(plan, ctx, sk, rng, &gk) != CDL_OK)
+        cli_fail_status(cmd, "Galois key generation failed");
+    else if (cdl_ckks_galois_keys_save(ctx, gk, 0, &blob, &res->galois_bytes) != CDL_OK)
+        cli_fail_status(cmd, "cannot serialize the Galois keys");
+    else if (he_write_file(cmd, he_key_path(path, sizeof path, dir, "galois.key"), blob, res->galois_bytes, 0) == 0)
+        rc = 0;
+    cdl_free_bytes(blob);
+    cdl_ckks_galois_keys_free(gk);
+    return rc;
+}
+
+int he_keygen(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_context *ctx, const char *dir,
+              he_keygen_result *res)
 {
     int rc = CLI_EXIT_FAILURE;
     cdl_rng *rng = NULL;
@@ -321,6 +367,8 @@ int he_keygen(const char *cmd, const cdl_ckks_context *ctx, const char *dir, he_
     }
     if (he_write_file(cmd, he_key_path(path, sizeof path, dir, "public.key"), blob, res->public_bytes, 0) != 0)
         goto done;
+    if (cdl_he_plan_packing(plan) == CDL_HE_PACKING_SLOTS && write_galois(cmd, plan, ctx, sk, rng, dir, res) != 0)
+        goto done;
     res->seconds = cli_now_seconds() - t0;
     rc = CLI_EXIT_OK;
 done:
@@ -347,9 +395,27 @@ int he_context_with_key(const char *cmd, const cdl_he_plan *plan, const char *ke
     return he_load_key(cmd, *ctx, key_path, kind, key) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
 }
 
+/* Galois keys: from a mapping of the file (they can be larger than memory allows twice). */
+static int load_galois_file(const char *cmd, const cdl_ckks_context *ctx, const char *path, void **key)
+{
+    const uint8_t *d = NULL;
+    size_t len = 0;
+    if (he_map_file(cmd, path, &d, &len) != 0)
+        return -1;
+    cdl_status st = cdl_ckks_galois_keys_load(ctx, d, len, (cdl_ckks_galois_keys **)key);
+    he_unmap_file(d, len);
+    if (st != CDL_OK) {
+        fprintf(stderr, "cryptodl %s: %s: %s (made for another model or other --log-n/--scale-bits?)\n", cmd, path,
+                cdl_last_error());
+        return -1;
+    }
+    return 0;
+}
+
 int he_load_key(const char *cmd, const cdl_ckks_context *ctx, const char *path, he_key_kind kind, void **key)
 {
-    static const unsigned expect[] = {2, 3, 4};
+    static const unsigned expect[] = {2, 3, 4, 5};
+    static const char *const file_name[] = {"secret.key", "public.key", "relin.key", "galois.key"};
     const char *want = key_type_names[expect[kind]];
     *key = NULL;
     FILE *f = fopen(path, "rb");
@@ -367,7 +433,7 @@ int he_load_key(const char *cmd, const cdl_ckks_context *ctx, const char *path, 
                 fprintf(stderr,
                         "cryptodl %s: %s is a SECRET key: it must stay with the client and is never read here. "
                         "Give the %s instead (%s in the keys folder).\n",
-                        cmd, path, want, kind == HE_KEY_RELIN ? "relin.key" : "public.key");
+                        cmd, path, want, file_name[kind]);
             else
                 fprintf(stderr, "cryptodl %s: %s holds a %s, not the %s expected here\n", cmd, path,
                         type < sizeof key_type_names / sizeof key_type_names[0] ? key_type_names[type]
@@ -376,6 +442,8 @@ int he_load_key(const char *cmd, const cdl_ckks_context *ctx, const char *path, 
             return -1;
         }
     }
+    if (kind == HE_KEY_GALOIS)
+        return load_galois_file(cmd, ctx, path, key);
     uint8_t *d = NULL;
     size_t len = 0;
     if (read_small(cmd, path, (size_t)1 << 30, &d, &len) != 0)
@@ -389,6 +457,68 @@ int he_load_key(const char *cmd, const cdl_ckks_context *ctx, const char *path, 
     if (st != CDL_OK) {
         fprintf(stderr, "cryptodl %s: %s: %s (made for another model or other --log-n/--scale-bits?)\n", cmd, path,
                 cdl_last_error());
+        return -1;
+    }
+    return 0;
+}
+
+const char *he_galois_path_near(char *buf, size_t cap, const char *relin_path)
+{
+    const char *slash = strrchr(relin_path, '/');
+    if (!slash)
+        snprintf(buf, cap, "galois.key");
+    else
+        snprintf(buf, cap, "%.*s/galois.key", (int)(slash - relin_path), relin_path);
+    return buf;
+}
+
+int he_check_galois(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_galois_keys *gk, const char *path)
+{
+    const int *steps = NULL;
+    size_t n = 0, missing = 0;
+    cdl_he_plan_galois_steps(plan, &steps, &n);
+    if (n == 0)
+        return 0;
+    if (!gk) {
+        fprintf(stderr, "cryptodl %s: this plan uses slots packing: the server needs the client's Galois keys "
+                        "(galois.key, from cryptodl keygen with the same plan) besides relin.key\n", cmd);
+        return -1;
+    }
+    char list[160] = "";
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (cdl_ckks_galois_keys_has_step(gk, steps[i]))
+            continue;
+        if (missing++ < 8 && at < sizeof list)
+            at += (size_t)snprintf(list + at, sizeof list - at, "%s%d", at ? " " : "", steps[i]);
+    }
+    if (!missing)
+        return 0;
+    fprintf(stderr,
+            "cryptodl %s: %s %s %zu of the %zu rotation steps this plan needs (%s%s): made for another plan or "
+            "--packing? Make the keys again with this model and plan (cryptodl keygen MODEL --plan plan.json --keys "
+            "DIR) and give the new galois.key\n",
+            cmd, path ? path : "the Galois keys", path ? "lacks" : "lack", missing, n, list, missing > 8 ? " ..." : "");
+    return -1;
+}
+
+int he_load_galois(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_context *ctx, const char *path,
+                   cdl_ckks_galois_keys **gk)
+{
+    *gk = NULL;
+    if (cdl_he_plan_packing(plan) != CDL_HE_PACKING_SLOTS)
+        return 0;
+    if (access(path, F_OK) != 0) {
+        fprintf(stderr, "cryptodl %s: this plan uses slots packing, which needs the client's Galois keys, but %s "
+                        "does not exist: cryptodl keygen with this plan writes galois.key next to relin.key; give "
+                        "it with --galois-key FILE\n", cmd, path);
+        return -1;
+    }
+    if (he_load_key(cmd, ctx, path, HE_KEY_GALOIS, (void **)gk) != 0)
+        return -1;
+    if (he_check_galois(cmd, plan, *gk, path) != 0) {
+        cdl_ckks_galois_keys_free(*gk);
+        *gk = NULL;
         return -1;
     }
     return 0;
@@ -509,33 +639,68 @@ static int file_parts(const char *cmd, const char *path, const uint8_t *data, si
     return 0;
 }
 
-/* Load part i of `path` and check it holds `want` ciphertexts per batch
- * (`other`: what the other kind of batch file holds, for the message). */
-static int load_batch(const char *cmd, const char *path, const cdl_ckks_context *ctx, const cdl_part *p, size_t i,
-                      size_t count, size_t want, size_t other, const char *what, cdl_he_batch **b)
+/* What a batch of the other packing would hold, for the messages: batch
+ * packing has one ciphertext per value; slots packing is not known here
+ * without compiling again, so only "a few". */
+static void other_packing_hint(const cdl_he_plan *plan, size_t got, int logits, char *buf, size_t cap)
 {
-    char where[4200];
+    const int slots = cdl_he_plan_packing(plan) == CDL_HE_PACKING_SLOTS;
+    const size_t values = logits ? cdl_he_plan_output_size(plan) : cdl_he_plan_input_size(plan);
+    buf[0] = '\0';
+    if (slots && got == values)
+        snprintf(buf, cap, " (one ciphertext per value, as batch packing makes them: made with --packing batch "
+                           "or another plan? client and server must use the same plan)");
+    else if (!slots && got < values)
+        snprintf(buf, cap, " (a few ciphertexts, as slots packing makes them: made with --packing slots or "
+                           "another plan? client and server must use the same plan)");
+}
+
+/* Load part i of `path` and check it holds the plan's ciphertexts per batch:
+ * input ciphertexts for images, output ciphertexts for logits. */
+static int load_batch(const char *cmd, const char *path, const cdl_he_plan *plan, const cdl_ckks_context *ctx,
+                      const cdl_part *p, size_t i, size_t count, int logits, cdl_he_batch **b)
+{
+    const char *what = logits ? "encrypted logits" : "encrypted images";
+    const size_t want = logits ? cdl_he_plan_output_ciphertexts(plan) : cdl_he_plan_input_ciphertexts(plan),
+                 other = logits ? cdl_he_plan_input_ciphertexts(plan) : cdl_he_plan_output_ciphertexts(plan);
+    char where[4200], hint[200];
     if (count > 1)
         snprintf(where, sizeof where, "%s (batch %zu of %zu)", path, i + 1, count);
     else
         snprintf(where, sizeof where, "%s", path);
     if (cdl_he_batch_load(ctx, p->data, p->len, b) != CDL_OK) {
-        fprintf(stderr, "cryptodl %s: %s: not %s for this model and these parameters: %s\n", cmd, where, what,
-                cdl_last_error());
+        fprintf(stderr, "cryptodl %s: %s: not %s for this model and these parameters (%s packing): %s (made with "
+                        "another plan, --packing or --log-n/--scale-bits?)\n",
+                cmd, where, what, he_packing_name(plan), cdl_last_error());
         return -1;
     }
-    if (cdl_he_batch_count(*b) != want) {
-        fprintf(stderr, "cryptodl %s: %s holds %zu ciphertexts per batch but %s for this model have %zu%s\n", cmd,
-                where, cdl_he_batch_count(*b), what, want,
-                cdl_he_batch_count(*b) == other
-                    ? (want > other ? " (is it the evaluate output, the encrypted logits?)"
-                                    : " (is it the encrypted images? give the evaluate output)")
-                    : "");
+    size_t got = cdl_he_batch_count(*b);
+    if (got == want) {
+        /* images are fresh, at the plan's top level; logits are below it (in slots packing the counts of the
+         * two can be equal: the level tells them apart) */
+        const int top = cdl_he_plan_levels(plan),
+                  level = got ? cdl_ckks_ciphertext_level(cdl_he_batch_ciphertext(*b, 0)) : top;
+        if (top == 0 || (level == top) != logits)
+            return 0;
+        fprintf(stderr, "cryptodl %s: %s holds ciphertexts at level %d, but %s for this model are at level %s%d: %s\n",
+                cmd, where, level, what, logits ? "below " : "", top,
+                logits ? "is it the encrypted images? give the evaluate output"
+                       : "is it the evaluate output, the encrypted logits? give the encrypted images");
         cdl_he_batch_free(*b);
         *b = NULL;
         return -1;
     }
-    return 0;
+    if (got == other)
+        snprintf(hint, sizeof hint, "%s", logits ? " (is it the encrypted images? give the evaluate output)"
+                                                 : " (is it the evaluate output, the encrypted logits?)");
+    else
+        other_packing_hint(plan, got, logits, hint, sizeof hint);
+    fprintf(stderr, "cryptodl %s: %s holds %zu ciphertexts per batch but %s for this model in %s packing have "
+                    "%zu%s\n",
+            cmd, where, got, what, he_packing_name(plan), want, hint);
+    cdl_he_batch_free(*b);
+    *b = NULL;
+    return -1;
 }
 
 void he_progress_init(he_progress *p)
@@ -564,7 +729,8 @@ void he_on_progress(void *user, int node, const char *name, size_t done, size_t 
 }
 
 int he_evaluate_file(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_context *ctx,
-                     const cdl_ckks_relin_key *rlk, const char *in, const char *out, he_file_stats *st)
+                     const cdl_ckks_relin_key *rlk, const cdl_ckks_galois_keys *gk, const char *in, const char *out,
+                     he_file_stats *st)
 {
     const uint8_t *data = NULL;
     size_t len = 0, count = 0;
@@ -576,6 +742,8 @@ int he_evaluate_file(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_co
         fprintf(stderr, "cryptodl %s: --out %s is the input file: give another name\n", cmd, out);
         return CLI_EXIT_USAGE; /* writing it would truncate the batch being read */
     }
+    if (he_check_galois(cmd, plan, gk, NULL) != 0)
+        return CLI_EXIT_FAILURE;
     if (he_map_file(cmd, in, &data, &len) != 0)
         return CLI_EXIT_FAILURE;
     if (file_parts(cmd, in, data, len, &parts, &count, &container) != 0) {
@@ -588,8 +756,7 @@ int he_evaluate_file(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_co
         cdl_he_batch *batch = NULL, *res = NULL;
         uint8_t *blob = NULL;
         size_t blen = 0;
-        if (load_batch(cmd, in, ctx, &parts[i], i, count, cdl_he_plan_input_size(plan),
-                       cdl_he_plan_output_size(plan), "encrypted images", &batch) != 0) {
+        if (load_batch(cmd, in, plan, ctx, &parts[i], i, count, 0, &batch) != 0) {
             ok = 0;
             break;
         }
@@ -599,7 +766,7 @@ int he_evaluate_file(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_co
         he_progress ps;
         he_progress_init(&ps);
         double t0 = cli_now_seconds();
-        if (cdl_he_evaluate(plan, ctx, rlk, batch, he_on_progress, &ps, &res) != CDL_OK) {
+        if (cdl_he_evaluate_keys(plan, ctx, rlk, gk, batch, he_on_progress, &ps, &res) != CDL_OK) {
             cli_fail_status(cmd, "encrypted evaluation failed");
             ok = 0;
         } else {
@@ -646,7 +813,7 @@ int he_decrypt_file(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_con
     }
     for (size_t i = 0; ok && i < count; i++) {
         cdl_he_batch *b = NULL;
-        if (load_batch(cmd, in, ctx, &parts[i], i, count, nout, cdl_he_plan_input_size(plan), "encrypted logits", &b) != 0) {
+        if (load_batch(cmd, in, plan, ctx, &parts[i], i, count, 1, &b) != 0) {
             ok = 0;
             break;
         }

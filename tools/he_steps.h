@@ -17,28 +17,32 @@
 #include "plan_file.h"
 
 /* The options every pipeline command takes to compile the model. Option
- * letters: L, S, B, A (the options) and P (--plan FILE). */
+ * letters: L, S, B, A, M (the options) and P (--plan FILE). */
 #define HE_MODEL_OPTIONS                                                                                               \
     {"log-n", required_argument, 0, 'L'}, {"scale-bits", required_argument, 0, 'S'},                                 \
         {"output-bits", required_argument, 0, 'B'}, {"approx", required_argument, 0, 'A'},                           \
-        {"plan", required_argument, 0, 'P'}
+        {"packing", required_argument, 0, 'M'}, {"plan", required_argument, 0, 'P'}
 #define HE_MODEL_HELP                                                                                                  \
     "\nmodel options (the same on client and server; or give --plan):\n"                                              \
     "  --plan FILE       read the options below from a plan written by `cryptodl compile --out FILE`;\n"             \
     "                    refused if the model is not the one the plan was made for\n"                              \
+    "  --packing P       batch (default: one image per slot, up to N/2 images per batch, no rotations),\n"        \
+    "                    slots (one image across the slots, a few images per batch; the server also\n"           \
+    "                    needs galois.key) or auto (slots unless batch packing fits this machine's\n"            \
+    "                    memory and is less work; decided once: compile --out and share the plan)\n"             \
     "  --log-n L         force the ring degree 2^L, 13..16 (default: the smallest that fits)\n"                    \
     "  --scale-bits B    force the scale 2^B, 20..50 (default: as large as the security budget allows)\n"          \
     "  --output-bits B   room for the logits: |logit| < 2^(B-1), 2..30 (default 10)\n"                             \
     "  --approx SPEC     replace ReLU/Sigmoid/Tanh by polynomials first, e.g. relu=remez:4:-6:6\n"
 
 typedef struct he_model_args {
-    plan_options opt;      /* log_n/scale_bits 0 = automatic; output_bits 0 = default */
+    plan_options opt;      /* log_n/scale_bits 0 = automatic; output_bits 0 = default; packing 0 = batch */
     const char *plan_path; /* --plan FILE */
-    int any_option;        /* one of --log-n/--scale-bits/--output-bits/--approx was given */
+    int any_option;        /* one of --log-n/--scale-bits/--output-bits/--approx/--packing was given */
 } he_model_args;
 
 void he_model_args_init(he_model_args *a);
-/* Handle option letter c (L, S, B, A, P). Returns 1 if handled, 0 if c is
+/* Handle option letter c (L, S, B, A, M, P). Returns 1 if handled, 0 if c is
  * not a model option, -1 on a bad value (usage error printed). */
 int he_model_option(const char *cmd, int c, const char *arg, he_model_args *a);
 
@@ -50,8 +54,12 @@ typedef struct he_model {
 } he_model;
 
 /* Import MODEL.onnx, apply --approx, compile; with --plan, read the options
- * from the file and refuse if the model's hash or the outcome differ.
- * Returns CLI_EXIT_OK or an exit status (message printed). */
+ * from the file (and the packing the compiler chose then, so that auto is not
+ * decided again on another machine) and refuse if the model's hash or the
+ * outcome differ. Slots plans keep their encoded weights between batches
+ * (cdl_he_options.cache_weights) on every side, so that the recorded memory
+ * estimate is the same everywhere. Returns CLI_EXIT_OK or an exit status
+ * (message printed). */
 int he_model_open(const char *cmd, const char *path, const he_model_args *a, he_model *m);
 void he_model_close(he_model *m);
 /* Refuse (exit 1) when the plan's ciphertext memory exceeds 90% of RAM. */
@@ -65,18 +73,36 @@ int he_write_file(const char *cmd, const char *path, const uint8_t *data, size_t
 int he_map_file(const char *cmd, const char *path, const uint8_t **data, size_t *len);
 void he_unmap_file(const uint8_t *data, size_t len);
 
+/* "batch" or "slots": the packing a plan uses. */
+const char *he_packing_name(const cdl_he_plan *plan);
+
 /* Keys. */
 typedef struct he_keygen_result {
-    size_t secret_bytes, relin_bytes, public_bytes;
+    size_t secret_bytes, relin_bytes, public_bytes, galois_bytes; /* galois: 0 in batch packing */
+    size_t galois_steps;
     double seconds;
 } he_keygen_result;
-/* DIR/secret.key (0600), relin.key, public.key; DIR is created (0700) if missing. */
-int he_keygen(const char *cmd, const cdl_ckks_context *ctx, const char *dir, he_keygen_result *res);
-typedef enum he_key_kind { HE_KEY_SECRET, HE_KEY_PUBLIC, HE_KEY_RELIN } he_key_kind;
+/* DIR/secret.key (0600), relin.key, public.key, and for a slots plan
+ * galois.key (the plan's rotation steps); DIR is created (0700) if missing. */
+int he_keygen(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_context *ctx, const char *dir,
+              he_keygen_result *res);
+typedef enum he_key_kind { HE_KEY_SECRET, HE_KEY_PUBLIC, HE_KEY_RELIN, HE_KEY_GALOIS } he_key_kind;
 /* Load a key file. Its envelope's object type is checked first from its
- * first bytes: a secret key given where a public or relinearization key is
- * expected is refused before the rest of it is read. */
+ * first bytes: a secret key given where a public, relinearization or Galois
+ * key is expected is refused before the rest of it is read. Galois keys
+ * (hundreds of MB) are read from a mapping of the file. */
 int he_load_key(const char *cmd, const cdl_ckks_context *ctx, const char *path, he_key_kind kind, void **key);
+/* The server's Galois keys for a slots plan: *gk = NULL for a batch plan
+ * (nothing is read); else the file at path, refused unless it holds every
+ * rotation step of the plan (he_check_galois). */
+int he_load_galois(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_context *ctx, const char *path,
+                   cdl_ckks_galois_keys **gk);
+/* 0 if gk holds every step the plan needs (always, in batch packing); else
+ * -1 with a message naming the missing steps and what to do (path names the
+ * keys in it; may be NULL). */
+int he_check_galois(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_galois_keys *gk, const char *path);
+/* Where galois.key is by default: next to the relinearization key file. */
+const char *he_galois_path_near(char *buf, size_t cap, const char *relin_path);
 /* The plan's CKKS context and one key for it (the start of encrypt, evaluate and
  * decrypt). Returns CLI_EXIT_OK, or CLI_EXIT_FAILURE with the reason printed; on
  * failure *ctx may hold a context the caller frees. */
@@ -86,8 +112,8 @@ int he_context_with_key(const char *cmd, const cdl_he_plan *plan, const char *ke
 const char *he_key_path(char *buf, size_t cap, const char *dir, const char *name);
 
 /* Encrypt n images into one file: one batch (cdl_he_batch format) when
- * n <= capacity, else a CDLPARTS container of ceil(n / capacity) batches.
- * Exactly one of pk, sk. */
+ * n <= capacity (N/2 in batch packing, a few images in slots packing), else
+ * a CDLPARTS container of ceil(n / capacity) batches. Exactly one of pk, sk. */
 typedef struct he_file_stats {
     size_t images, batches, bytes;
     double seconds;
@@ -95,10 +121,14 @@ typedef struct he_file_stats {
 int he_encrypt_file(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_context *ctx,
                     const cdl_ckks_public_key *pk, const cdl_ckks_secret_key *sk, const double *images, size_t n,
                     const char *out, he_file_stats *st);
-/* The server step: every batch of `in` through cdl_he_evaluate (progress on
- * stderr), the encrypted logits to `out` in the same layout. */
+/* The server step: every batch of `in` through cdl_he_evaluate_keys
+ * (progress on stderr), the encrypted logits to `out` in the same layout. gk:
+ * the Galois keys a slots plan needs (checked first), NULL in batch packing.
+ * Every batch must hold cdl_he_plan_input_ciphertexts; a file made under
+ * another packing is refused with a message naming both. */
 int he_evaluate_file(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_context *ctx,
-                     const cdl_ckks_relin_key *rlk, const char *in, const char *out, he_file_stats *st);
+                     const cdl_ckks_relin_key *rlk, const cdl_ckks_galois_keys *gk, const char *in, const char *out,
+                     he_file_stats *st);
 /* Decrypt a file of encrypted logits: *logits (malloc'ed) = n * output_size. */
 int he_decrypt_file(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_context *ctx,
                     const cdl_ckks_secret_key *sk, const char *in, double **logits, size_t *n);

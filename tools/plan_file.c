@@ -70,9 +70,24 @@ void plan_record_from(const cdl_he_plan *plan, const cdl_nn_graph *g, const plan
     rec->input_size = cdl_he_plan_input_size(plan);
     rec->output_size = cdl_he_plan_output_size(plan);
     rec->batch_capacity = cdl_he_plan_batch_capacity(plan);
+    rec->packing = cdl_he_plan_packing(plan);
+    rec->input_ciphertexts = cdl_he_plan_input_ciphertexts(plan);
+    rec->output_ciphertexts = cdl_he_plan_output_ciphertexts(plan);
     cdl_he_plan_cost(plan, &rec->cost);
     rec->relin_key = rec->cost.ct_mults > 0;
+    const int *steps = NULL;
+    size_t n = 0;
+    cdl_he_plan_galois_steps(plan, &steps, &n);
+    for (size_t i = 0; i < n && i < PLAN_MAX_GALOIS; i++)
+        rec->galois[i] = steps[i];
+    rec->n_galois = n <= PLAN_MAX_GALOIS ? n : PLAN_MAX_GALOIS + 1;
+    rec->galois_key_bytes = cdl_he_plan_galois_key_bytes(plan);
     rec->memory_bytes = cdl_he_plan_memory(plan);
+}
+
+const char *plan_packing_name(int packing)
+{
+    return packing == CDL_HE_PACKING_SLOTS ? "slots" : packing == CDL_HE_PACKING_AUTO ? "auto" : "batch";
 }
 
 static json_t *int_array(const int *v, int n)
@@ -85,6 +100,9 @@ static json_t *int_array(const int *v, int n)
 
 static json_t *auto_int(int v) { return v ? json_integer(v) : json_null(); }
 
+/* The packing as the file names it: "batch-simd" (what files said before slots packing existed) or "slots". */
+static const char *packing_text(int packing) { return packing == CDL_HE_PACKING_SLOTS ? "slots" : "batch-simd"; }
+
 char *plan_record_json(const plan_record *r, const char *model_file)
 {
     int64_t shape[CDL_NN_MAX_RANK];
@@ -94,20 +112,23 @@ char *plan_record_json(const plan_record *r, const char *model_file)
         json_array_append_new(sh, json_integer(shape[i]));
     }
     json_t *root = json_pack(
-        "{s:s, s:i, s:{s:s, s:s}, s:{s:o, s:o, s:i, s:o}, s:s, s:{s:i, s:o, s:o, s:i, s:i, s:i, s:i}, "
-        "s:{s:o, s:I}, s:{s:I}, s:I, s:{s:b, s:[]}, s:I, s:{s:I, s:I, s:I, s:I}}",
+        "{s:s, s:i, s:{s:s, s:s}, s:{s:o, s:o, s:i, s:o, s:s}, s:s, s:{s:i, s:o, s:o, s:i, s:i, s:i, s:i}, "
+        "s:{s:o, s:I, s:I}, s:{s:I, s:I}, s:I, s:{s:b, s:o, s:I}, s:I, s:{s:I, s:I, s:I, s:I}}",
         "format", PLAN_FILE_FORMAT, "version", PLAN_FILE_VERSION,
         "model", "file", model_file ? model_file : "", "sha256", r->sha256,
         "options", "log_n", auto_int(r->opt.log_n), "scale_bits", auto_int(r->opt.scale_bits), "output_bits",
-        r->opt.output_bits, "approx", r->opt.approx[0] ? json_string(r->opt.approx) : json_null(),
-        "packing", "batch-simd",
+        r->opt.output_bits, "approx", r->opt.approx[0] ? json_string(r->opt.approx) : json_null(), "packing",
+        plan_packing_name(r->opt.packing),
+        "packing", packing_text(r->packing),
         "ckks", "log_n", r->log_n, "q_bits", int_array(r->q_bits, r->q_count), "p_bits",
         int_array(r->p_bits, r->p_count), "log_qp", r->log_qp, "max_log_qp", cdl_ckks_max_log_qp(r->log_n),
         "scale_bits", r->scale_bits, "levels", r->levels,
-        "input", "shape", sh, "size", (json_int_t)r->input_size,
-        "output", "size", (json_int_t)r->output_size,
+        "input", "shape", sh, "size", (json_int_t)r->input_size, "ciphertexts", (json_int_t)r->input_ciphertexts,
+        "output", "size", (json_int_t)r->output_size, "ciphertexts", (json_int_t)r->output_ciphertexts,
         "batch_capacity", (json_int_t)r->batch_capacity,
         "keys", "relinearization", r->relin_key, "galois",
+        int_array(r->galois, r->n_galois <= PLAN_MAX_GALOIS ? (int)r->n_galois : PLAN_MAX_GALOIS),
+        "galois_key_bytes", (json_int_t)r->galois_key_bytes,
         "ciphertext_memory_bytes", (json_int_t)r->memory_bytes,
         "cost", "const_mults", (json_int_t)r->cost.const_mults, "adds", (json_int_t)r->cost.adds, "ct_mults",
         (json_int_t)r->cost.ct_mults, "rescales", (json_int_t)r->cost.rescales);
@@ -187,18 +208,90 @@ static int get_int_array(json_t *parent, const char *key, const char *where, int
     return 0;
 }
 
+/* A packing name at parent.key: "batch" (or "batch-simd", what files said
+ * before slots packing existed), "slots", and for an option "auto"; absent =
+ * batch (files from before). */
+static int get_packing(json_t *parent, const char *key, const char *where, int option, int *out, char *err,
+                       size_t cap)
+{
+    json_t *v = json_object_get(parent, key);
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+    *out = CDL_HE_PACKING_BATCH;
+    if (!v || (s && (!strcmp(s, "batch") || !strcmp(s, "batch-simd"))))
+        return 0;
+    if (s && !strcmp(s, "slots")) {
+        *out = CDL_HE_PACKING_SLOTS;
+        return 0;
+    }
+    if (s && option && !strcmp(s, "auto")) {
+        *out = CDL_HE_PACKING_AUTO;
+        return 0;
+    }
+    return plan_fail(err, cap, "'%s' must be \"batch\"%s or \"slots\"%s", where, option ? "" : " (\"batch-simd\")",
+                     option ? " or \"auto\"" : "");
+}
+
+/* parent.ciphertexts: the ciphertexts of one batch. Batch packing: one per
+ * value (absent in files from before slots packing); slots: 1..size. */
+static int get_ciphertexts(json_t *parent, const char *where, int packing, size_t size, size_t *out, char *err,
+                           size_t cap)
+{
+    long long v = 0;
+    if (packing == CDL_HE_PACKING_BATCH && !json_object_get(parent, "ciphertexts")) {
+        *out = size;
+        return 0;
+    }
+    if (get_int(parent, "ciphertexts", where, 1, (long long)size, 0, &v, err, cap))
+        return -1;
+    if (packing == CDL_HE_PACKING_BATCH && (size_t)v != size)
+        return plan_fail(err, cap, "'%s.ciphertexts' must equal '%s.size' (%zu) in batch packing", where, where, size);
+    *out = (size_t)v;
+    return 0;
+}
+
+/* keys.galois (the rotation steps, ascending, 1..N/2-1; [] in batch packing)
+ * and keys.galois_key_bytes (absent in files from before slots packing). */
+static int get_galois(json_t *keys, plan_record *r, size_t half, char *err, size_t cap)
+{
+    json_t *gal = json_object_get(keys, "galois");
+    if (!json_is_array(gal))
+        return plan_fail(err, cap, "'keys.galois' must be an array of rotation steps");
+    size_t n = json_array_size(gal);
+    if (r->packing == CDL_HE_PACKING_BATCH && n != 0)
+        return plan_fail(err, cap, "'keys.galois' must be [] in batch packing (it uses no rotations)");
+    if (n > PLAN_MAX_GALOIS)
+        return plan_fail(err, cap, "'keys.galois' lists %zu steps, at most %d", n, PLAN_MAX_GALOIS);
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_array_get(gal, i);
+        long long prev = i ? r->galois[i - 1] : 0;
+        if (!json_is_integer(v) || json_integer_value(v) <= prev || json_integer_value(v) >= (long long)half)
+            return plan_fail(err, cap, "'keys.galois[%zu]' must be an integer step in %lld..%zu, above the one before",
+                             i, prev + 1, half - 1);
+        r->galois[i] = (int)json_integer_value(v);
+    }
+    r->n_galois = n;
+    long long v = 0;
+    if (json_object_get(keys, "galois_key_bytes") &&
+        get_int(keys, "galois_key_bytes", "keys", 0, (long long)1 << 53, 0, &v, err, cap))
+        return -1;
+    if (n == 0 && v != 0)
+        return plan_fail(err, cap, "'keys.galois_key_bytes' must be 0 without rotation steps");
+    r->galois_key_bytes = (uint64_t)v;
+    return 0;
+}
+
 static int parse_tree(json_t *root, plan_record *r, char *err, size_t cap)
 {
     static const char *const top_keys[] = {"format", "version", "model", "options", "packing", "ckks", "input",
                                            "output", "batch_capacity", "keys", "ciphertext_memory_bytes", "cost",
                                            NULL};
     static const char *const model_keys[] = {"file", "sha256", NULL};
-    static const char *const opt_keys[] = {"log_n", "scale_bits", "output_bits", "approx", NULL};
+    static const char *const opt_keys[] = {"log_n", "scale_bits", "output_bits", "approx", "packing", NULL};
     static const char *const ckks_keys[] = {"log_n", "q_bits", "p_bits", "log_qp", "max_log_qp", "scale_bits",
                                             "levels", NULL};
-    static const char *const in_keys[] = {"shape", "size", NULL};
-    static const char *const out_keys[] = {"size", NULL};
-    static const char *const key_keys[] = {"relinearization", "galois", NULL};
+    static const char *const in_keys[] = {"shape", "size", "ciphertexts", NULL};
+    static const char *const out_keys[] = {"size", "ciphertexts", NULL};
+    static const char *const key_keys[] = {"relinearization", "galois", "galois_key_bytes", NULL};
     static const char *const cost_keys[] = {"const_mults", "adds", "ct_mults", "rescales", NULL};
     const long long big = (long long)1 << 53;
     long long v;
@@ -248,9 +341,9 @@ static int parse_tree(json_t *root, plan_record *r, char *err, size_t cap)
         memcpy(r->opt.approx, s, n + 1);
     } else if (!json_is_null(ap))
         return plan_fail(err, cap, "'options.approx' must be a string or null");
-    json_t *pk = json_object_get(root, "packing");
-    if (!json_is_string(pk) || strcmp(json_string_value(pk), "batch-simd"))
-        return plan_fail(err, cap, "'packing' must be \"batch-simd\" (the only packing this build runs)");
+    if (get_packing(o, "packing", "options.packing", 1, &r->opt.packing, err, cap) ||
+        get_packing(root, "packing", "packing", 0, &r->packing, err, cap))
+        return -1;
     /* ckks */
     if (get_obj(root, "ckks", "", &o, err, cap) || only_keys(o, "ckks", ckks_keys, err, cap))
         return -1;
@@ -301,25 +394,31 @@ static int parse_tree(json_t *root, plan_record *r, char *err, size_t cap)
     r->input_size = (size_t)v;
     if ((uint64_t)v != prod)
         return plan_fail(err, cap, "'input.size' is %lld but the shape holds %llu values", v, (unsigned long long)prod);
+    if (get_ciphertexts(o, "input", r->packing, r->input_size, &r->input_ciphertexts, err, cap))
+        return -1;
     if (get_obj(root, "output", "", &o, err, cap) || only_keys(o, "output", out_keys, err, cap) ||
         get_int(o, "size", "output", 1, CDL_NN_MAX_ACTIVATION, 0, &v, err, cap))
         return -1;
     r->output_size = (size_t)v;
+    if (get_ciphertexts(o, "output", r->packing, r->output_size, &r->output_ciphertexts, err, cap))
+        return -1;
+    const size_t half = (size_t)1 << (r->log_n - 1);
     if (get_int(root, "batch_capacity", "plan", 1, (long long)1 << 15, 0, &v, err, cap))
         return -1;
     r->batch_capacity = (size_t)v;
-    if (r->batch_capacity != (size_t)1 << (r->log_n - 1))
-        return plan_fail(err, cap, "'batch_capacity' must be N/2 = %zu for ckks.log_n %d", (size_t)1 << (r->log_n - 1),
-                    r->log_n);
+    if (r->packing == CDL_HE_PACKING_BATCH && r->batch_capacity != half)
+        return plan_fail(err, cap, "'batch_capacity' must be N/2 = %zu for ckks.log_n %d", half, r->log_n);
+    if (r->batch_capacity > half)
+        return plan_fail(err, cap, "'batch_capacity' must be at most N/2 = %zu for ckks.log_n %d", half, r->log_n);
     /* keys */
     if (get_obj(root, "keys", "", &o, err, cap) || only_keys(o, "keys", key_keys, err, cap))
         return -1;
-    json_t *rl = json_object_get(o, "relinearization"), *gal = json_object_get(o, "galois");
+    json_t *rl = json_object_get(o, "relinearization");
     if (!json_is_boolean(rl))
         return plan_fail(err, cap, "'keys.relinearization' must be true or false");
     r->relin_key = json_is_true(rl);
-    if (!json_is_array(gal) || json_array_size(gal) != 0)
-        return plan_fail(err, cap, "'keys.galois' must be [] (batch-SIMD mode uses no rotations)");
+    if (get_galois(o, r, half, err, cap))
+        return -1;
     if (get_int(root, "ciphertext_memory_bytes", "plan", 0, big, 0, &v, err, cap))
         return -1;
     r->memory_bytes = (uint64_t)v;
@@ -369,8 +468,20 @@ int plan_record_compare(const plan_record *f, const plan_record *n, char *err, s
         f->input_size != n->input_size || f->output_size != n->output_size)
         return plan_fail(err, cap, "the plan records other input/output sizes (%zu -> %zu) than the model's (%zu -> %zu)",
                     f->input_size, f->output_size, n->input_size, n->output_size);
+    if (f->packing != n->packing)
+        return plan_fail(err, cap, "the plan records %s packing, this compilation gives %s packing",
+                         plan_packing_name(f->packing), plan_packing_name(n->packing));
+    if (f->input_ciphertexts != n->input_ciphertexts || f->output_ciphertexts != n->output_ciphertexts)
+        return plan_fail(err, cap, "the plan records %zu input / %zu output ciphertexts per batch, this build "
+                                   "computes %zu / %zu", f->input_ciphertexts, f->output_ciphertexts,
+                         n->input_ciphertexts, n->output_ciphertexts);
     if (f->batch_capacity != n->batch_capacity || f->relin_key != n->relin_key)
         return plan_fail(err, cap, "the plan records another batch capacity or key set than this build computes");
+    if (f->n_galois != n->n_galois || memcmp(f->galois, n->galois, f->n_galois * sizeof f->galois[0]) ||
+        f->galois_key_bytes != n->galois_key_bytes)
+        return plan_fail(err, cap, "the plan records other rotation steps (%zu, Galois keys of %.1f MB) than this "
+                                   "build computes (%zu, %.1f MB)", f->n_galois, f->galois_key_bytes / 1e6,
+                         n->n_galois, n->galois_key_bytes / 1e6);
     if (f->memory_bytes != n->memory_bytes || memcmp(&f->cost, &n->cost, sizeof f->cost))
         return plan_fail(err, cap, "the plan records another cost or memory estimate than this build computes");
     return 0;

@@ -24,6 +24,7 @@
 #define PLAN_FILE_VERSION 1
 #define PLAN_FILE_MAX_BYTES ((size_t)1 << 20)
 #define PLAN_APPROX_MAX 255
+#define PLAN_MAX_GALOIS 4096 /* rotation steps a plan file can list */
 
 /* The user's choices; 0 = automatic (log_n, scale_bits). */
 typedef struct plan_options {
@@ -31,6 +32,7 @@ typedef struct plan_options {
     int scale_bits;
     int output_bits;               /* 2..30 */
     char approx[PLAN_APPROX_MAX + 1]; /* "" = none */
+    int packing;                   /* cdl_he_packing as asked: batch (default), slots or auto */
 } plan_options;
 
 /* Everything a plan file holds, as read (or as computed for writing). */
@@ -42,7 +44,12 @@ typedef struct plan_record {
     int input_rank;
     int64_t input_shape[CDL_NN_MAX_RANK];
     size_t input_size, output_size, batch_capacity;
+    int packing;                   /* the packing the compiler chose: CDL_HE_PACKING_BATCH or _SLOTS */
+    size_t input_ciphertexts, output_ciphertexts; /* per batch */
     int relin_key;                 /* 1: the server needs the relinearization key */
+    size_t n_galois;               /* rotation steps the server's Galois keys must hold (slots) */
+    int galois[PLAN_MAX_GALOIS];   /* ascending, 1..N/2-1 */
+    uint64_t galois_key_bytes;     /* their size (cdl_he_plan_galois_key_bytes) */
     uint64_t memory_bytes;
     cdl_he_cost cost;
 } plan_record;
@@ -50,17 +57,24 @@ typedef struct plan_record {
 /* SHA-256 of a file, lowercase hex. 0 on success, -1 with a message in err. */
 int plan_sha256_file(const char *path, char hex[65], char *err, size_t errcap);
 
-/* Fill a record from a compiled plan (g: the graph it was compiled from). */
+/* Fill a record from a compiled plan (g: the graph it was compiled from). A
+ * plan with more than PLAN_MAX_GALOIS rotation steps records only the first
+ * ones and n_galois = PLAN_MAX_GALOIS + 1 (the caller refuses it). */
 void plan_record_from(const cdl_he_plan *plan, const cdl_nn_graph *g, const plan_options *opt, const char *sha256,
                       plan_record *rec);
 
 /* The JSON text of a record (malloc'ed, NUL-terminated), or NULL when out of memory. model_file is informative. */
 char *plan_record_json(const plan_record *rec, const char *model_file);
 
-/* Parse and validate a plan file's bytes. 0 on success, -1 with a message in err. */
+/* Parse and validate a plan file's bytes. 0 on success, -1 with a message in err.
+ * Files written before slots packing existed (no options.packing, "packing":
+ * "batch-simd", no ciphertext counts, no galois_key_bytes) read as batch. */
 int plan_record_parse(const uint8_t *data, size_t len, plan_record *rec, char *err, size_t errcap);
 
 /* Compare what a file recorded with a fresh compilation: 0 if equal, else -1 naming the first difference. */
 int plan_record_compare(const plan_record *file, const plan_record *now, char *err, size_t errcap);
+
+/* "batch", "slots" or "auto". */
+const char *plan_packing_name(int packing);
 
 #endif

@@ -21,7 +21,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     if (r.log_n < 13 || r.log_n > 16 || r.q_count < 1 || r.p_count < 1 || r.input_rank < 1 ||
-        r.input_rank > CDL_NN_MAX_RANK || r.batch_capacity != (size_t)1 << (r.log_n - 1) ||
+        r.input_rank > CDL_NN_MAX_RANK ||
+        (r.packing == CDL_HE_PACKING_BATCH ? r.batch_capacity != (size_t)1 << (r.log_n - 1)
+                                           : r.batch_capacity > (size_t)1 << (r.log_n - 1)) ||
+        (r.packing == CDL_HE_PACKING_BATCH && (r.n_galois || r.input_ciphertexts != r.input_size)) ||
         (r.opt.log_n && (r.opt.log_n < 13 || r.opt.log_n > 16)) || r.opt.output_bits < 2 || r.opt.output_bits > 30)
         abort();
     char *text = plan_record_json(&r, "fuzz");

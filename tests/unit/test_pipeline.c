@@ -13,7 +13,11 @@
  * - the JSON plan file (tools/plan_file.c, compiled in here): SHA-256 against
  *   the FIPS 180-2 test vector, write -> read -> same record for the shipped
  *   MNIST model, and refusals of mutated files (types, ranges, unknown and
- *   duplicate keys, another model's hash, another outcome).
+ *   duplicate keys, another model's hash, another outcome); the same for the
+ *   model compiled in slots packing (rotation steps, ciphertext counts, a
+ *   capacity below N/2), a file from before slots packing (no packing option,
+ *   "batch-simd", no ciphertext counts) still reading as batch, and a slots
+ *   record compared with a batch one naming both packings.
  */
 #include <jansson.h>
 #include <setjmp.h>
@@ -407,6 +411,27 @@ static int parse_text(const char *text, plan_record *out, char *err, size_t cap)
     return plan_record_parse((const uint8_t *)text, strlen(text), out, err, cap);
 }
 
+/* Set path (a.b) of record r's JSON to value (JSON text; NULL deletes the key) and parse it into out. */
+static int parse_mutated_rec(const plan_record *r, const char *obj, const char *key, const char *value,
+                             plan_record *out, char *err, size_t cap)
+{
+    char *text = plan_record_json(r, model_path);
+    json_t *root = json_loads(text, 0, NULL);
+    assert_non_null(root);
+    json_t *o = obj ? json_object_get(root, obj) : root;
+    assert_non_null(o);
+    if (value)
+        json_object_set_new(o, key, json_loads(value, JSON_DECODE_ANY, NULL));
+    else
+        json_object_del(o, key);
+    char *mutated = json_dumps(root, 0);
+    int rc = parse_text(mutated, out, err, cap);
+    free(mutated);
+    json_decref(root);
+    free(text);
+    return rc;
+}
+
 /* Set path (a.b) of the plan's JSON to value (JSON text) and parse it. */
 static int parse_mutated(const char *obj, const char *key, const char *value, char *err, size_t cap)
 {
@@ -544,6 +569,112 @@ static void test_plan_refusals(void **state)
     assert_int_equal(parse_mutated("options", "approx", "\"relu=remez:4:-6:6\"", err, sizeof err), 0);
 }
 
+static void test_plan_slots(void **state)
+{
+    (void)state;
+    cdl_he_options opt;
+    cdl_he_options_default(&opt);
+    opt.packing = CDL_HE_PACKING_SLOTS;
+    cdl_he_plan *sp = NULL;
+    assert_int_equal(cdl_he_plan_new(graph, &opt, &sp), CDL_OK);
+    plan_options po = {0};
+    po.output_bits = 10;
+    po.packing = CDL_HE_PACKING_SLOTS;
+    plan_record sr, back;
+    plan_record_from(sp, graph, &po, rec.sha256, &sr);
+    const int *steps = NULL;
+    size_t n = 0;
+    cdl_he_plan_galois_steps(sp, &steps, &n);
+    assert_int_equal(sr.packing, CDL_HE_PACKING_SLOTS);
+    assert_int_equal(sr.n_galois, n);
+    assert_true(n > 1);
+    assert_memory_equal(sr.galois, steps, n * sizeof *steps);
+    assert_int_equal(sr.galois_key_bytes, cdl_he_plan_galois_key_bytes(sp));
+    assert_int_equal(sr.input_ciphertexts, cdl_he_plan_input_ciphertexts(sp));
+    assert_int_equal(sr.output_ciphertexts, cdl_he_plan_output_ciphertexts(sp));
+    assert_true(sr.batch_capacity < (size_t)1 << (sr.log_n - 1));
+    cdl_he_plan_free(sp);
+    char *text = plan_record_json(&sr, model_path);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "\"packing\": \"slots\""));
+    char err[512];
+    assert_int_equal(parse_text(text, &back, err, sizeof err), 0);
+    free(text);
+    assert_int_equal(plan_record_compare(&back, &sr, err, sizeof err), 0);
+    assert_int_equal(back.opt.packing, CDL_HE_PACKING_SLOTS);
+    assert_int_equal(back.n_galois, n);
+    /* the batch and slots plans of one model: refused naming both */
+    assert_int_equal(plan_record_compare(&back, &rec, err, sizeof err), -1);
+    assert_non_null(strstr(err, "slots packing"));
+    assert_non_null(strstr(err, "batch packing"));
+    /* one step less, one more: refused by the comparison */
+    plan_record other = back;
+    other.n_galois--;
+    assert_int_equal(plan_record_compare(&other, &sr, err, sizeof err), -1);
+    assert_non_null(strstr(err, "rotation steps"));
+    /* options.packing auto reads back (the outcome is the top-level packing) */
+    assert_int_equal(parse_mutated_rec(&sr, "options", "packing", "\"auto\"", &other, err, sizeof err), 0);
+    assert_int_equal(other.opt.packing, CDL_HE_PACKING_AUTO);
+    assert_int_equal(other.packing, CDL_HE_PACKING_SLOTS);
+    static const struct {
+        const char *obj, *key, *value;
+    } bad[] = {
+        {NULL, "packing", "\"auto\""},
+        {NULL, "packing", "null"},
+        {"options", "packing", "\"latency\""},
+        {"options", "packing", "1"},
+        {"keys", "galois", "[]"},
+        {"keys", "galois", "[2, 1]"},
+        {"keys", "galois", "[1, 1]"},
+        {"keys", "galois", "[0]"},
+        {"keys", "galois", "[4096]"},
+        {"keys", "galois", "[1.5]"},
+        {"keys", "galois", "3"},
+        {"keys", "galois_key_bytes", "-1"},
+        {"input", "ciphertexts", NULL},
+        {"input", "ciphertexts", "0"},
+        {"input", "ciphertexts", "785"},
+        {"output", "ciphertexts", "11"},
+        {NULL, "batch_capacity", "4097"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (parse_mutated_rec(&sr, bad[i].obj, bad[i].key, bad[i].value, &other, err, sizeof err) != -1)
+            fail_msg("accepted %s.%s = %s", bad[i].obj ? bad[i].obj : "", bad[i].key,
+                     bad[i].value ? bad[i].value : "(deleted)");
+        assert_true(err[0] != '\0');
+    }
+    /* in batch packing: Galois key bytes without steps, fewer ciphertexts than values */
+    assert_int_equal(parse_mutated("keys", "galois_key_bytes", "5", err, sizeof err), -1);
+    assert_int_equal(parse_mutated("input", "ciphertexts", "1", err, sizeof err), -1);
+    assert_int_equal(parse_mutated(NULL, "packing", "\"batch\"", err, sizeof err), 0);
+}
+
+/* A plan file written before slots packing existed reads as batch and matches a fresh compilation. */
+static void test_plan_before_slots(void **state)
+{
+    (void)state;
+    char *text = plan_record_json(&rec, model_path);
+    json_t *root = json_loads(text, 0, NULL);
+    free(text);
+    assert_non_null(root);
+    assert_string_equal(json_string_value(json_object_get(root, "packing")), "batch-simd");
+    json_object_del(json_object_get(root, "options"), "packing");
+    json_object_del(json_object_get(root, "input"), "ciphertexts");
+    json_object_del(json_object_get(root, "output"), "ciphertexts");
+    json_object_del(json_object_get(root, "keys"), "galois_key_bytes");
+    char *old = json_dumps(root, JSON_INDENT(2));
+    json_decref(root);
+    plan_record back;
+    char err[512];
+    assert_int_equal(parse_text(old, &back, err, sizeof err), 0);
+    free(old);
+    assert_int_equal(back.opt.packing, CDL_HE_PACKING_BATCH);
+    assert_int_equal(back.packing, CDL_HE_PACKING_BATCH);
+    assert_int_equal(back.input_ciphertexts, back.input_size);
+    assert_int_equal(back.output_ciphertexts, back.output_size);
+    assert_int_equal(plan_record_compare(&back, &rec, err, sizeof err), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -554,6 +685,8 @@ int main(void)
     const struct CMUnitTest plan_tests[] = {
         cmocka_unit_test(test_plan_round_trip),
         cmocka_unit_test(test_plan_refusals),
+        cmocka_unit_test(test_plan_slots),
+        cmocka_unit_test(test_plan_before_slots),
     };
     int failed = cmocka_run_group_tests_name("user files", tests, NULL, NULL);
     failed += cmocka_run_group_tests_name("plan file", plan_tests, setup_model, teardown_model);
