@@ -21,23 +21,27 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: cryptodl serve MODEL.onnx [MODEL2.onnx ...] [options]\n\n"
-            "Serve encrypted inference over HTTP. A client keys and encrypts with\n"
-            "`cryptodl predict MODEL --keygen/--encrypt` (same model and --log-n/--scale-bits/\n"
-            "--output-bits), uploads relin.key to open a session, posts encrypted batches and\n"
-            "decrypts the returned logits with `--decrypt`. The server never holds a secret key.\n\n"
+            "Serve encrypted inference over HTTP. A client keys and encrypts with `cryptodl keygen`\n"
+            "and `cryptodl encrypt` (or `predict MODEL --keygen/--encrypt`) with the same model and\n"
+            "--log-n/--scale-bits/--output-bits/--packing, uploads its evaluation keys to open a\n"
+            "session, posts encrypted batches (one per request) and decrypts the returned logits\n"
+            "(`cryptodl decrypt`). The server never holds a secret key.\n\n"
             "  GET    /v1/health | /v1/metrics | /v1/models\n"
-            "  POST   /v1/models/NAME/sessions   body: relin.key     -> {\"session\": ID, ...}\n"
-            "  POST   /v1/sessions/ID/predict    body: encrypted batch -> encrypted logits\n"
+            "  POST   /v1/models/NAME/sessions   body: relin.key (batch packing), or relin.key followed\n"
+            "                                    by galois.key (slots packing: cat relin.key galois.key)\n"
+            "                                    -> {\"session\": ID, ...}\n"
+            "  POST   /v1/sessions/ID/predict    body: one encrypted batch -> encrypted logits\n"
             "  DELETE /v1/sessions/ID\n\n"
             "options:\n"
             "  --name NAME          URL name of the next model (repeat per model; default: the file\n"
             "                       name without .onnx)\n"
             "  --host H             bind address (default 127.0.0.1; 0.0.0.0 or :: for every interface)\n"
             "  --port P             TCP port (default 8080; 0 = any free port, printed)\n"
-            "  --max-sessions N     live sessions, each holding one relinearization key (default 16)\n"
+            "  --max-sessions N     live sessions, each holding its client's evaluation keys (default 16;\n"
+            "                       in slots packing the Galois keys take hundreds of MB per session)\n"
             "  --session-ttl S      seconds a session lives after its last use (default 3600)\n"
             "  --max-body MB        largest request body in MB (default: a public-key-encrypted batch or\n"
-            "                       a relinearization key of the largest model, plus 1 MiB)\n"
+            "                       the session keys of the largest model, plus 1 MiB)\n"
             "  --max-evaluations N  evaluations running at once (default 1)\n"
             "  --max-queued N       further predict requests that wait for a slot (default 1); beyond:\n"
             "                       503 with Retry-After\n"
@@ -46,6 +50,9 @@ static void usage(FILE *out)
             "  --scale-bits B       as `predict`: force the scale 2^B\n"
             "  --output-bits B      as `predict`: room for the logits in the last prime (default 10)\n"
             "  --approx SPEC        as `predict`: replace ReLU/Sigmoid/Tanh by polynomials first\n"
+            "  --packing P          batch (default), slots or auto, as `predict`; auto is decided here\n"
+            "                       (GET /v1/models reports the outcome; the client must use the same)\n"
+            "  --stream-weights     slots: encode the weights at every request instead of keeping them\n"
             "  -q, --quiet          no request log\n"
             "  -h, --help           this help\n\n"
             "exit status: 0 stopped by SIGINT/SIGTERM, 1 failure (message on stderr), 2 bad usage\n");
@@ -92,6 +99,8 @@ int cmd_serve(int argc, char **argv)
                                          {"scale-bits", required_argument, 0, 'S'},
                                          {"output-bits", required_argument, 0, 'B'},
                                          {"approx", required_argument, 0, 'A'},
+                                         {"packing", required_argument, 0, 'M'},
+                                         {"stream-weights", no_argument, 0, 'W'},
                                          {"quiet", no_argument, 0, 'q'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
@@ -100,6 +109,7 @@ int cmd_serve(int argc, char **argv)
     cfg.port = 8080;
     cdl_he_options hopt;
     cdl_he_options_default(&hopt);
+    hopt.cache_weights = 1; /* slots: the weights are encoded once for all requests */
     const char *names[CDL_SERVE_MAX_MODELS] = {0}, *approx = NULL;
     size_t n_names = 0;
     int quiet = 0, c;
@@ -166,6 +176,11 @@ int cmd_serve(int argc, char **argv)
                 return CLI_EXIT_USAGE;
             break;
         case 'A': approx = optarg; break;
+        case 'M':
+            if (cli_parse_packing("serve", optarg, &hopt.packing) != 0)
+                return CLI_EXIT_USAGE;
+            break;
+        case 'W': hopt.cache_weights = 0; break;
         case 'q': quiet = 1; break;
         case 'h': usage(stdout); return CLI_EXIT_OK;
         default: return cli_usage_error("serve", "unknown option");
@@ -208,11 +223,17 @@ int cmd_serve(int argc, char **argv)
             continue;
         printf("  model %s: %s, input %s (%zu values), %zu logits\n", in.name, in.path, in.input_shape,
                in.input_size, in.output_size);
-        printf("    CKKS N = 2^%d, log QP = %d, %d levels, scale 2^%d, %zu images per batch\n", in.log_n, in.log_qp,
-               in.levels, in.scale_bits, in.batch_capacity);
+        printf("    %s packing: %zu images per request (%zu ciphertexts in, %zu out)\n",
+               in.packing == CDL_HE_PACKING_SLOTS ? "slots" : "batch", in.batch_capacity, in.input_ciphertexts,
+               in.output_ciphertexts);
+        printf("    CKKS N = 2^%d, log QP = %d, %d levels, scale 2^%d\n", in.log_n, in.log_qp, in.levels,
+               in.scale_bits);
         printf("    parameter hash %s\n", in.param_hash);
         printf("    relin.key %.1f MB, encrypted batch %.1f MB (secret-key encryption)\n", in.relin_key_bytes / 1e6,
                in.batch_bytes / 1e6);
+        if (in.galois_steps)
+            printf("    galois.key %.1f MB (%zu rotation steps): a session is relin.key followed by galois.key\n",
+                   in.galois_key_bytes / 1e6, in.galois_steps);
     }
     printf("  limits: body %.1f MB, %zu sessions (ttl %u s), %u evaluation(s) + %u queued, %s threads each\n",
            cdl_serve_max_body(srv) / 1e6, cfg.max_sessions, cfg.session_ttl, cfg.max_evaluations, cfg.max_queued,

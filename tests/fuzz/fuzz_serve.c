@@ -1,10 +1,13 @@
 /*
  * fuzz_serve.c: libFuzzer target for the HTTP service's request handling
  * (src/serve: routing, session ids, Content-Length and chunked bodies, the
- * limits, secret-key refusal, the key and batch loaders behind them). One
- * server runs for the whole fuzzing session, serving
+ * limits, secret-key refusal, the key and batch loaders behind them, and the
+ * split of a slots model's session body into its relinearization and Galois
+ * keys). One server runs for the whole fuzzing session, serving
  * models/mnist_cryptonets.onnx (from $CDL_SOURCE_DIR or the current folder)
- * with one live session; each input is sent as-is as the raw bytes of an
+ * twice: as "m" in batch packing with one live session, and as "s" in slots
+ * packing (POST /v1/models/s/sessions reaches the split; seed
+ * corpus/serve/session_slots); each input is sent as-is as the raw bytes of an
  * HTTP request, with every "SESSIONID" replaced by that session's id so that
  * the fuzzer reaches the predict and delete paths. The server must answer
  * with a status it documents (or close the connection on malformed HTTP),
@@ -115,13 +118,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     const char *src = getenv("CDL_SOURCE_DIR");
     static char path[4096];
     snprintf(path, sizeof path, "%s/models/mnist_cryptonets.onnx", src && src[0] ? src : ".");
-    cdl_serve_model_spec spec = {.name = "m", .path = path};
-    cdl_he_options_default(&spec.he);
+    cdl_serve_model_spec specs[2] = {{.name = "m", .path = path}, {.name = "s", .path = path}}, spec;
+    cdl_he_options_default(&specs[0].he);
+    cdl_he_options_default(&specs[1].he);
+    specs[1].he.packing = CDL_HE_PACKING_SLOTS;
+    spec = specs[0];
     cdl_serve_config cfg;
     cdl_serve_config_default(&cfg);
     cfg.port = 0;
-    cfg.models = &spec;
-    cfg.n_models = 1;
+    cfg.models = specs;
+    cfg.n_models = 2;
     cfg.max_sessions = 4;
     cdl_nn_graph *g = NULL;
     cdl_he_plan *plan = NULL;

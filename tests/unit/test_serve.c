@@ -1,7 +1,13 @@
 /* test_serve.c: the HTTP service (include/cryptodl/serve.h) seen from a
- * client. Two servers on ephemeral ports serve models/mnist_cryptonets.onnx:
+ * client. Three servers on ephemeral ports serve models/mnist_cryptonets.onnx:
  * one with the default limits, one with small ones (8 MB bodies, 2 sessions
- * living 3 s, one evaluation and no queue) to reach every limit. A tiny
+ * living 3 s, one evaluation and no queue) to reach every limit, and one in
+ * slots packing, whose sessions carry Galois keys (the body is relin.key's
+ * bytes followed by galois.key's): its model info, every refusal of a
+ * session body (relin key alone, Galois keys alone or first, truncated,
+ * lacking rotation steps, a secret key after the relin key; Galois keys sent
+ * to the batch model), batches of the other packing, and real encrypted
+ * predictions of MNIST images, a few per request. A tiny
  * blocking-socket HTTP/1.1 client, written here, exercises every endpoint
  * and error path, and one real encrypted prediction: keys and encryption of
  * real MNIST test images on the client side, the evaluation over HTTP, then
@@ -11,7 +17,8 @@
  * LOGIT_TOL: with the parameters the plan picks (N = 2^13, scale 2^28) max
  * |encrypted - reference| measured 6.5e-5 .. 1.8e-4 over runs of this test (4
  * images) and 2.3e-4 over a whole batch of 4,096 (`cryptodl predict`); 1e-3
- * leaves more than 4x margin. */
+ * leaves more than 4x margin. Slots packing (same parameters): 3.5e-4 .. 4e-4
+ * on 4 images, 2.5x margin. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
@@ -189,8 +196,8 @@ static void expect_error(const http_resp *r, int status, const char *needle)
 
 typedef struct fixture {
     char model_path[4096];
-    cdl_serve *srv, *small; /* default limits; small limits */
-    uint16_t port, small_port;
+    cdl_serve *srv, *small, *slots; /* default limits; small limits; slots packing */
+    uint16_t port, small_port, slots_port;
     /* the client side */
     cdl_nn_graph *graph;
     cdl_he_plan *plan;
@@ -199,9 +206,52 @@ typedef struct fixture {
     cdl_ckks_secret_key *sk;
     uint8_t *rlk_bytes, *sk_bytes, *pk_bytes;
     size_t rlk_len, sk_len, pk_len;
+    /* the client of the slots server: its plan, keys, and the session body (relin.key + galois.key) */
+    cdl_he_plan *splan;
+    cdl_ckks_context *sctx;
+    cdl_ckks_secret_key *ssk;
+    uint8_t *s_rlk, *s_gk, *s_body;
+    size_t s_rlk_len, s_gk_len, s_body_len;
 } fixture;
 
 static fixture F;
+
+/* The slots server, and its client's keys. */
+static int setup_slots(cdl_serve_model_spec *spec)
+{
+    spec->name = "slots";
+    spec->he.packing = CDL_HE_PACKING_SLOTS;
+    cdl_serve_config cfg;
+    cdl_serve_config_default(&cfg);
+    cfg.port = 0;
+    cfg.models = spec;
+    cfg.n_models = 1;
+    if (cdl_serve_start(&cfg, &F.slots) != CDL_OK) {
+        fprintf(stderr, "cannot start the slots server: %s\n", cdl_last_error());
+        return -1;
+    }
+    F.slots_port = cdl_serve_port(F.slots);
+    cdl_ckks_relin_key *rlk = NULL;
+    cdl_ckks_galois_keys *gk = NULL;
+    if (cdl_he_plan_new(F.graph, &spec->he, &F.splan) != CDL_OK || cdl_he_context_new(F.splan, &F.sctx) != CDL_OK ||
+        cdl_ckks_keygen_secret(F.sctx, F.rng, &F.ssk) != CDL_OK ||
+        cdl_ckks_keygen_relin(F.sctx, F.ssk, F.rng, &rlk) != CDL_OK ||
+        cdl_he_keygen_galois(F.splan, F.sctx, F.ssk, F.rng, &gk) != CDL_OK ||
+        cdl_ckks_relin_key_save(F.sctx, rlk, 0, &F.s_rlk, &F.s_rlk_len) != CDL_OK ||
+        cdl_ckks_galois_keys_save(F.sctx, gk, 0, &F.s_gk, &F.s_gk_len) != CDL_OK) {
+        fprintf(stderr, "slots client setup failed: %s\n", cdl_last_error());
+        return -1;
+    }
+    cdl_ckks_relin_key_free(rlk);
+    cdl_ckks_galois_keys_free(gk);
+    F.s_body_len = F.s_rlk_len + F.s_gk_len; /* cat relin.key galois.key */
+    F.s_body = malloc(F.s_body_len);
+    if (!F.s_body)
+        return -1;
+    memcpy(F.s_body, F.s_rlk, F.s_rlk_len);
+    memcpy(F.s_body + F.s_rlk_len, F.s_gk, F.s_gk_len);
+    return 0;
+}
 
 static int setup(void **state)
 {
@@ -246,7 +296,7 @@ static int setup(void **state)
     }
     cdl_ckks_relin_key_free(rlk);
     cdl_ckks_public_key_free(pk);
-    return 0;
+    return setup_slots(&spec);
 }
 
 static int teardown(void **state)
@@ -254,6 +304,13 @@ static int teardown(void **state)
     (void)state;
     cdl_serve_free(F.srv);
     cdl_serve_free(F.small);
+    cdl_serve_free(F.slots);
+    free(F.s_body);
+    cdl_free_bytes(F.s_rlk);
+    cdl_free_bytes(F.s_gk);
+    cdl_ckks_secret_key_free(F.ssk);
+    cdl_ckks_context_free(F.sctx);
+    cdl_he_plan_free(F.splan);
     if (F.sk_bytes)
         memset(F.sk_bytes, 0, F.sk_len);
     cdl_free_bytes(F.sk_bytes);
@@ -680,6 +737,242 @@ static void test_session_and_queue_limits(void **state)
     (void)s2;
 }
 
+/* ---- slots packing ------------------------------------------------------------ */
+
+/* A session body made of two blobs (either may be NULL). */
+static int open_session2(uint16_t port, const char *model, const uint8_t *a, size_t alen, const uint8_t *b,
+                         size_t blen, http_resp *r)
+{
+    uint8_t *body = malloc(alen + blen + 1);
+    assert_non_null(body);
+    if (alen)
+        memcpy(body, a, alen);
+    if (blen)
+        memcpy(body + alen, b, blen);
+    char path[256];
+    snprintf(path, sizeof path, "/v1/models/%s/sessions", model);
+    http(port, "POST", path, body, alen + blen, r);
+    free(body);
+    return r->status;
+}
+
+static void test_slots_model_info(void **state)
+{
+    (void)state;
+    http_resp r;
+    http(F.slots_port, "GET", "/v1/models", NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    json_t *root = json_loads((const char *)r.body, 0, NULL);
+    assert_non_null(root);
+    json_t *m = json_array_get(json_object_get(root, "models"), 0);
+    assert_string_equal(json_string_value(json_object_get(m, "name")), "slots");
+    assert_string_equal(json_string_value(json_object_get(m, "packing")), "slots");
+    assert_int_equal(json_integer_value(json_object_get(m, "images_per_request")),
+                     cdl_he_plan_batch_capacity(F.splan));
+    assert_int_equal(json_integer_value(json_object_get(m, "input_ciphertexts")),
+                     cdl_he_plan_input_ciphertexts(F.splan));
+    assert_int_equal(json_integer_value(json_object_get(m, "output_ciphertexts")),
+                     cdl_he_plan_output_ciphertexts(F.splan));
+    assert_int_equal(json_integer_value(json_object_get(m, "relin_key_bytes")), F.s_rlk_len);
+    assert_int_equal(json_integer_value(json_object_get(m, "galois_key_bytes")), F.s_gk_len);
+    const int *steps = NULL;
+    size_t n = 0;
+    cdl_he_plan_galois_steps(F.splan, &steps, &n);
+    json_t *gs = json_object_get(m, "galois_steps");
+    assert_int_equal(json_array_size(gs), n);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(json_integer_value(json_array_get(gs, i)), steps[i]);
+    assert_non_null(strstr(json_string_value(json_object_get(m, "sessions")), "galois.key"));
+    assert_true(json_integer_value(json_object_get(m, "max_body_bytes")) > (json_int_t)(F.s_body_len));
+    json_decref(root);
+    resp_free(&r);
+    /* the batch model says so */
+    http(F.port, "GET", "/v1/models", NULL, 0, &r);
+    root = json_loads((const char *)r.body, 0, NULL);
+    m = json_array_get(json_object_get(root, "models"), 0);
+    assert_string_equal(json_string_value(json_object_get(m, "packing")), "batch");
+    assert_int_equal(json_integer_value(json_object_get(m, "galois_key_bytes")), 0);
+    assert_int_equal(json_array_size(json_object_get(m, "galois_steps")), 0);
+    json_decref(root);
+    resp_free(&r);
+    cdl_serve_model_info in;
+    assert_int_equal(cdl_serve_model_get(F.slots, 0, &in), CDL_OK);
+    assert_int_equal(in.packing, CDL_HE_PACKING_SLOTS);
+    assert_int_equal(in.galois_steps, n);
+    assert_int_equal(in.galois_key_bytes, F.s_gk_len);
+}
+
+static void test_slots_session_errors(void **state)
+{
+    (void)state;
+    http_resp r;
+    /* the relinearization key alone */
+    open_session2(F.slots_port, "slots", F.s_rlk, F.s_rlk_len, NULL, 0, &r);
+    expect_error(&r, 400, "uses slots packing: a session needs the Galois keys too");
+    resp_free(&r);
+    /* the Galois keys alone, or first */
+    open_session2(F.slots_port, "slots", F.s_gk, F.s_gk_len, NULL, 0, &r);
+    expect_error(&r, 400, "not a relinearization key");
+    resp_free(&r);
+    open_session2(F.slots_port, "slots", F.s_gk, F.s_gk_len, F.s_rlk, F.s_rlk_len, &r);
+    expect_error(&r, 400, "not a relinearization key");
+    resp_free(&r);
+    /* truncated Galois keys, and garbage after the relinearization key */
+    open_session2(F.slots_port, "slots", F.s_rlk, F.s_rlk_len, F.s_gk, F.s_gk_len / 3, &r);
+    expect_error(&r, 400, "not Galois keys for model 'slots'");
+    resp_free(&r);
+    open_session2(F.slots_port, "slots", F.s_rlk, F.s_rlk_len, (const uint8_t *)"garbage", 7, &r);
+    expect_error(&r, 400, "not Galois keys");
+    resp_free(&r);
+    /* a secret key after the relinearization key */
+    open_session2(F.slots_port, "slots", F.s_rlk, F.s_rlk_len, F.sk_bytes, F.sk_len, &r);
+    expect_error(&r, 400, "this is a secret key");
+    resp_free(&r);
+    /* Galois keys lacking rotation steps (keys for one step of the plan only) */
+    const int *steps = NULL;
+    size_t n = 0;
+    cdl_he_plan_galois_steps(F.splan, &steps, &n);
+    cdl_ckks_galois_keys *few = NULL;
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    assert_int_equal(cdl_ckks_keygen_galois(F.sctx, F.ssk, steps + 1, 1, 0, F.rng, &few), CDL_OK);
+    assert_int_equal(cdl_ckks_galois_keys_save(F.sctx, few, 0, &blob, &len), CDL_OK);
+    cdl_ckks_galois_keys_free(few);
+    open_session2(F.slots_port, "slots", F.s_rlk, F.s_rlk_len, blob, len, &r);
+    char want[96];
+    snprintf(want, sizeof want, "lack %zu of the %zu rotation steps model 'slots' needs (step %d", n - 1, n, steps[0]);
+    expect_error(&r, 400, want);
+    resp_free(&r);
+    cdl_free_bytes(blob);
+    /* Galois keys sent to the batch model */
+    open_session2(F.port, "mnist_cryptonets", F.rlk_bytes, F.rlk_len, F.s_gk, 4096, &r);
+    expect_error(&r, 400, "uses batch packing: send relin.key alone");
+    resp_free(&r);
+    /* the body limit: the session keys + 64 KiB */
+    http_ex(F.slots_port, "POST", "/v1/models/slots/sessions", NULL, 0, (long long)F.s_body_len + 65537, &r);
+    expect_error(&r, 413, "larger than the limit");
+    resp_free(&r);
+    assert_int_equal(cdl_serve_session_count(F.slots), 0);
+    assert_int_equal(cdl_serve_session_count(F.srv), 0);
+}
+
+/* Encrypt n images in batches of the plan's capacity, one request each; the decrypted logits into he. */
+static void predict_batches(uint16_t port, const char *id, const double *img, size_t n, double *he)
+{
+    const size_t cap = cdl_he_plan_batch_capacity(F.splan), per = cdl_he_plan_input_size(F.splan),
+                 nout = cdl_he_plan_output_size(F.splan);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/sessions/%s/predict", id);
+    for (size_t at = 0; at < n; at += cap) {
+        size_t b = n - at < cap ? n - at : cap, len = 0;
+        cdl_he_batch *batch = NULL, *logits = NULL;
+        uint8_t *blob = NULL;
+        assert_int_equal(cdl_he_encrypt_batch(F.splan, F.sctx, NULL, F.ssk, img + at * per, b, F.rng, &batch),
+                         CDL_OK);
+        assert_int_equal(cdl_he_batch_count(batch), cdl_he_plan_input_ciphertexts(F.splan));
+        assert_int_equal(cdl_he_batch_save(F.sctx, batch, 0, &blob, &len), CDL_OK);
+        cdl_he_batch_free(batch);
+        http_resp r;
+        http(port, "POST", path, blob, len, &r);
+        cdl_free_bytes(blob);
+        if (r.status != 200)
+            fprintf(stderr, "predict: %d %s\n", r.status, (const char *)r.body);
+        assert_int_equal(r.status, 200);
+        assert_int_equal(cdl_he_batch_load(F.sctx, r.body, r.len, &logits), CDL_OK);
+        resp_free(&r);
+        assert_int_equal(cdl_he_batch_images(logits), b);
+        assert_int_equal(cdl_he_batch_count(logits), cdl_he_plan_output_ciphertexts(F.splan));
+        assert_int_equal(cdl_he_decrypt_logits(F.splan, F.sctx, F.ssk, logits, he + at * nout), CDL_OK);
+        cdl_he_batch_free(logits);
+    }
+}
+
+static void test_slots_prediction(void **state)
+{
+    (void)state;
+    char id[33];
+    http_resp r;
+    assert_int_equal(open_session2(F.slots_port, "slots", F.s_rlk, F.s_rlk_len, F.s_gk, F.s_gk_len, &r), 201);
+    json_t *o = json_loads((const char *)r.body, 0, NULL);
+    assert_non_null(o);
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(o, "session")));
+    json_decref(o);
+    resp_free(&r);
+    assert_int_equal(cdl_serve_session_count(F.slots), 1);
+
+    char data_dir[4096];
+    snprintf(data_dir, sizeof data_dir, "%s/data", source_dir());
+    cdl_dataset *ds = NULL;
+    assert_int_equal(cdl_dataset_load("mnist", data_dir, "test", N_IMAGES, &ds), CDL_OK);
+    const size_t per = cdl_dataset_image_size(ds), nout = cdl_he_plan_output_size(F.splan);
+    double *img = malloc(N_IMAGES * per * sizeof *img), *ref = malloc(N_IMAGES * nout * sizeof *ref),
+           *he = malloc(N_IMAGES * nout * sizeof *he);
+    assert_true(img && ref && he);
+    for (size_t i = 0; i < N_IMAGES * per; i++)
+        img[i] = ds->pixels[i];
+    assert_true(cdl_he_plan_batch_capacity(F.splan) < N_IMAGES); /* several requests */
+    predict_batches(F.slots_port, id, img, N_IMAGES, he);
+    assert_int_equal(cdl_nn_run(F.graph, img, N_IMAGES, ref), CDL_OK);
+    double max_diff = 0;
+    for (size_t j = 0; j < N_IMAGES; j++) {
+        size_t ah = 0, ar = 0;
+        for (size_t k = 0; k < nout; k++) {
+            if (he[j * nout + k] > he[j * nout + ah])
+                ah = k;
+            if (ref[j * nout + k] > ref[j * nout + ar])
+                ar = k;
+            max_diff = fmax(max_diff, fabs(he[j * nout + k] - ref[j * nout + k]));
+        }
+        assert_int_equal(ah, ar);
+    }
+    fprintf(stderr, "slots prediction over HTTP: %d images, max |logit - reference| %.2e\n", N_IMAGES, max_diff);
+    assert_true(max_diff < LOGIT_TOL);
+
+    /* batches of the other packing, several batches in one body */
+    char path[128];
+    snprintf(path, sizeof path, "/v1/sessions/%s/predict", id);
+    http_ex(F.slots_port, "POST", path, NULL, 0, 300LL << 20, &r); /* a batch-packing batch is ~300 MB */
+    expect_error(&r, 413, "slots packing");
+    resp_free(&r);
+    uint8_t parts[CDL_PARTS_HEADER_BYTES + 16];
+    cdl_parts_header(parts, 1);
+    cdl_parts_length(parts + CDL_PARTS_HEADER_BYTES, 8);
+    memset(parts + CDL_PARTS_HEADER_BYTES + 8, 0, 8);
+    http(F.slots_port, "POST", path, parts, sizeof parts, &r);
+    expect_error(&r, 400, "send one batch per request");
+    resp_free(&r);
+    /* a slots batch at the batch model: refused naming its packing */
+    char bid[33];
+    assert_int_equal(open_session(F.port, "mnist_cryptonets", F.rlk_bytes, F.rlk_len, bid), 201);
+    cdl_he_batch *batch = NULL;
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    assert_int_equal(cdl_he_encrypt_batch(F.splan, F.sctx, NULL, F.ssk, img, 1, F.rng, &batch), CDL_OK);
+    assert_int_equal(cdl_he_batch_save(F.sctx, batch, 0, &blob, &len), CDL_OK);
+    cdl_he_batch_free(batch);
+    char bpath[128];
+    snprintf(bpath, sizeof bpath, "/v1/sessions/%s/predict", bid);
+    http(F.port, "POST", bpath, blob, len, &r);
+    cdl_free_bytes(blob);
+    const int same_params = !memcmp(cdl_ckks_param_hash(F.sctx), cdl_ckks_param_hash(F.ctx), 32);
+    expect_error(&r, 400, same_params ? "in batch packing" : "other CKKS parameters");
+    resp_free(&r);
+    char del[128];
+    snprintf(del, sizeof del, "/v1/sessions/%s", bid);
+    http(F.port, "DELETE", del, NULL, 0, &r);
+    assert_int_equal(r.status, 204);
+    resp_free(&r);
+    snprintf(del, sizeof del, "/v1/sessions/%s", id);
+    http(F.slots_port, "DELETE", del, NULL, 0, &r);
+    assert_int_equal(r.status, 204);
+    resp_free(&r);
+    assert_int_equal(cdl_serve_session_count(F.slots), 0);
+    free(img);
+    free(ref);
+    free(he);
+    cdl_dataset_free(ds);
+}
+
 static void test_start_errors(void **state)
 {
     (void)state;
@@ -734,6 +1027,9 @@ int main(void)
         cmocka_unit_test(test_body_limits),
         cmocka_unit_test(test_encrypted_prediction),
         cmocka_unit_test(test_session_and_queue_limits),
+        cmocka_unit_test(test_slots_model_info),
+        cmocka_unit_test(test_slots_session_errors),
+        cmocka_unit_test(test_slots_prediction),
         cmocka_unit_test(test_start_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
