@@ -71,6 +71,9 @@ typedef struct cdl_he_options {
     uint64_t memory_budget; /* AUTO: bytes one evaluation may use (0 = this machine's physical memory) */
     int cache_weights;  /* slots: 1 = keep the encoded weights after the first evaluation (faster later
                            evaluations, more memory: cdl_he_plan_weight_bytes); 0 = encode them on the fly */
+    int max_galois_keys; /* slots: at most this many Galois keys (0 = one per rotation step the plan uses);
+                            above it, steps are composed of rotations by +-2^k (2 log2(N/2) - 1 keys) plus
+                            the most used steps: fewer key bytes, more rotations */
     int special_primes; /* slots: special primes for key switching (digits of that many primes: smaller
                            Galois keys, faster rotations, fewer scale bits); 0 = automatic, 1..8 */
 } cdl_he_options;

@@ -1332,6 +1332,10 @@ cdl_status cdl_he_plan_describe(const cdl_he_plan *plan, char **text)
                   (unsigned long long)plan->hoisted, (unsigned long long)plan->plain_mults, est_total);
         tb_printf(&t, "keys the server needs: relinearization + Galois keys for %zu rotation steps (%.1f MB)\n",
                   plan->n_galois, plan->galois_bytes / 1e6);
+        if (plan->composed_rotations)
+            tb_printf(&t, "key budget: at most %d Galois keys, so the steps without a key are composed of rotations "
+                      "by +-2^k: %llu more rotations per request\n", plan->opt.max_galois_keys,
+                      (unsigned long long)plan->composed_rotations);
         tb_printf(&t, "weights: %s (encoded, they take %.1f MB at the levels they are used)\n",
                   plan->opt.cache_weights ? "encoded once and kept in memory" : "encoded on the fly at each evaluation",
                   plan->weight_bytes / 1e6);

@@ -178,6 +178,7 @@ struct cdl_he_plan {
     size_t n_galois;
     uint64_t rotations, hoisted, plain_mults;
     uint64_t galois_bytes; /* the Galois keys the server holds */
+    uint64_t composed_rotations; /* extra rotations for steps without a key of their own (max_galois_keys) */
     uint64_t weight_bytes; /* the encoded diagonals of every linear op, if kept (cache_weights) */
 };
 
@@ -191,5 +192,9 @@ struct cdl_he_plan {
 cdl_status cdl_he_slots_compile(cdl_he_plan *p, const cdl_nn_graph *g);
 void cdl_he_slots_free(cdl_he_plan *p);
 void cdl_he_slot_linear_free(he_slot_linear *sl);
+/* The non-adjacent form of a rotation step modulo S: the left rotations by
+ * 2^k or S - 2^k whose composition it is, into digits (at most log2 S + 1);
+ * returns their number (0 for a multiple of S). */
+int cdl_he_slots_naf(int step, size_t S, int *digits);
 
 #endif

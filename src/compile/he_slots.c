@@ -595,6 +595,105 @@ static int int_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+int cdl_he_slots_naf(int step, size_t S, int *digits)
+{
+    /* the signed step in (-S/2, S/2], then its non-adjacent form */
+    long long d = step % (long long)S;
+    if (d > (long long)S / 2)
+        d -= (long long)S;
+    int n = 0;
+    for (long long bit = 1; d != 0; bit <<= 1) {
+        if (d & 1) {
+            const long long z = 2 - (((d % 4) + 4) % 4); /* +1 or -1 */
+            digits[n++] = (int)(z > 0 ? bit : (long long)S - bit);
+            d -= z;
+        }
+        d /= 2;
+    }
+    return n;
+}
+
+typedef struct step_use {
+    int step;
+    uint64_t uses;
+} step_use;
+
+static int use_cmp(const void *pa, const void *pb)
+{
+    const step_use *a = pa, *b = pb;
+    if (a->uses != b->uses)
+        return a->uses > b->uses ? -1 : 1;
+    return a->step < b->step ? -1 : a->step > b->step;
+}
+
+/* The key set from the sorted list of rotations (one entry per use). All of
+ * the distinct steps when they fit max_galois_keys (or no limit is set);
+ * else the rotations by +-2^k (every step is a sum of a few of them, its
+ * non-adjacent form) and, with the keys left, the most used steps: a step
+ * without its own key costs one rotation per nonzero NAF digit. */
+static cdl_status choose_keys(cdl_he_plan *p, int *uses, size_t k)
+{
+    size_t u = 0;
+    step_use *su = cdl_alloc_array(k ? k : 1, sizeof *su);
+    if (!su) {
+        cdl_free(uses);
+        return cdl_fail(CDL_ERR_NO_MEMORY, "he plan (slots): out of memory");
+    }
+    for (size_t i = 0; i < k; i++) {
+        if (u && su[u - 1].step == uses[i])
+            su[u - 1].uses++;
+        else
+            su[u++] = (step_use){uses[i], 1};
+    }
+    const size_t S = p->slots, limit = (size_t)p->opt.max_galois_keys;
+    size_t basis = 0;
+    for (size_t b = 1; b < S; b <<= 1)
+        basis += b == S / 2 ? 1 : 2; /* 2^k and -2^k (the same rotation for S/2) */
+    if (limit && u > limit) {
+        if (limit < basis) {
+            cdl_free(su);
+            cdl_free(uses);
+            return cdl_fail(CDL_ERR_INVALID_ARGUMENT,
+                            "he plan (slots): the plan rotates by %zu distinct steps; with at most %zu Galois keys "
+                            "every step is composed of rotations by +-2^k, which takes %zu keys at N = 2^%d: allow "
+                            "at least that many", u, limit, basis, p->spec.log_n);
+        }
+        /* the basis first, then the most used other steps */
+        size_t n = 0;
+        for (size_t b = 1; b < S; b <<= 1) {
+            uses[n++] = (int)b;
+            if (b != S / 2)
+                uses[n++] = (int)(S - b);
+        }
+        qsort(su, u, sizeof *su, use_cmp);
+        uint64_t extra = 0;
+        for (size_t i = 0; i < u; i++) {
+            int is_basis = 0;
+            for (size_t j = 0; j < basis && !is_basis; j++)
+                is_basis = uses[j] == su[i].step;
+            if (is_basis)
+                continue;
+            if (n < limit) {
+                uses[n++] = su[i].step;
+            } else { /* composed: its NAF digits, each a rotation */
+                int digits[64];
+                extra += su[i].uses * (uint64_t)(cdl_he_slots_naf(su[i].step, S, digits) - 1);
+            }
+        }
+        qsort(uses, n, sizeof *uses, int_cmp);
+        p->rotations += extra;
+        p->composed_rotations = extra;
+        u = n;
+    } else {
+        for (size_t i = 0; i < u; i++)
+            uses[i] = su[i].step;
+    }
+    cdl_free(su);
+    p->galois_steps = uses;
+    p->n_galois = u;
+    return CDL_OK;
+}
+
 cdl_status cdl_he_slots_compile(cdl_he_plan *p, const cdl_nn_graph *g)
 {
     p->slots = (size_t)1 << (p->spec.log_n - 1);
@@ -631,7 +730,7 @@ cdl_status cdl_he_slots_compile(cdl_he_plan *p, const cdl_nn_graph *g)
         }
     cdl_free(stamp);
     CDL_TRY(st);
-    /* the Galois steps: every nonzero baby and giant step */
+    /* the Galois steps: every nonzero baby and giant step, with how often each is rotated by */
     int *steps = cdl_alloc_array(n_steps ? n_steps : 1, sizeof *steps);
     if (!steps)
         return cdl_fail(CDL_ERR_NO_MEMORY, "he plan (slots): out of memory");
@@ -641,9 +740,9 @@ cdl_status cdl_he_slots_compile(cdl_he_plan *p, const cdl_nn_graph *g)
         const he_slot_linear *sl = p->ops[i].sl;
         if (p->ops[i].kind != HE_OP_LINEAR || !sl)
             continue;
-        for (size_t t = 0; t < sl->n_terms; t++)
-            if (sl->terms[t].giant)
-                steps[k++] = sl->terms[t].giant;
+        for (size_t g = 0; g < sl->n_giants; g++)
+            if (sl->terms[sl->giant_term[g]].giant)
+                steps[k++] = sl->terms[sl->giant_term[g]].giant;
         for (size_t b = 0; b < sl->hoisted; b++)
             steps[k++] = sl->babies[b];
         for (size_t step = p->period / 2; sl->fold_m && step >= sl->fold_m; step /= 2)
@@ -653,11 +752,6 @@ cdl_status cdl_he_slots_compile(cdl_he_plan *p, const cdl_nn_graph *g)
         p->plain_mults += sl->n_terms;
     }
     qsort(steps, k, sizeof *steps, int_cmp);
-    size_t u = 0;
-    for (size_t i = 0; i < k; i++)
-        if (u == 0 || steps[i] != steps[u - 1])
-            steps[u++] = steps[i];
-    p->galois_steps = steps;
-    p->n_galois = u;
-    return CDL_OK;
+    return choose_keys(p, steps, k);
+
 }

@@ -59,6 +59,23 @@ void cdl_he_slots_output_values(const cdl_he_plan *plan, const double *vals, siz
     }
 }
 
+/* Rotate by `step`: with its own Galois key, or composed of rotations by
+ * +-2^k (the plan kept only those keys, max_galois_keys). */
+static cdl_status slots_rotate(const cdl_he_plan *plan, const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk,
+                               const cdl_ckks_ciphertext *a, int step, cdl_ckks_ciphertext *out)
+{
+    if (cdl_ckks_galois_keys_has_step(gk, step))
+        return cdl_ckks_rotate(ctx, gk, a, step, out);
+    int digits[64];
+    const int n = cdl_he_slots_naf(step, plan->slots, digits);
+    if (n == 0)
+        return cdl_ckks_ciphertext_copy(ctx, a, out);
+    CDL_TRY(cdl_ckks_rotate(ctx, gk, a, digits[0], out));
+    for (int i = 1; i < n; i++)
+        CDL_TRY(cdl_ckks_rotate(ctx, gk, out, digits[i], out));
+    return CDL_OK;
+}
+
 /* A P-periodic vector of S slots from the entries [e0, e1) of a term. */
 static void diag_vector(const cdl_he_plan *plan, const he_slot_linear *sl, size_t e0, size_t e1, double *v)
 {
@@ -118,7 +135,7 @@ static cdl_status giant_item(const cdl_he_plan *plan, const cdl_ckks_context *ct
         }
     }
     if (giant)
-        CDL_TRY(cdl_ckks_rotate(ctx, gk, acc, giant, acc));
+        CDL_TRY(slots_rotate(plan, ctx, gk, acc, giant, acc));
     return CDL_OK;
 }
 
@@ -170,10 +187,17 @@ cdl_status cdl_he_slots_linear(const cdl_he_plan *plan, const cdl_ckks_context *
         }
         for (size_t k = 0; k < nb; k++)
             CDL_TRY_GOTO(st, cdl_ckks_ciphertext_new(ctx, &xr[ib][1 + k]), done);
-        if (nb)
-            CDL_TRY_GOTO(st, cdl_ckks_rotate_hoisted(ctx, gk, in[ib], (const int *)(sl->babies + sl->baby_off[ib]), nb,
-                                                     xr[ib] + 1),
-                         done);
+        /* the steps with a key of their own share one decomposition; the others are composed */
+        const int32_t *bs = sl->babies + sl->baby_off[ib];
+        size_t nk = 0;
+        for (size_t k = 0; k < nb; k++)
+            nk += cdl_ckks_galois_keys_has_step(gk, bs[k]) != 0;
+        if (nk == nb && nb) {
+            CDL_TRY_GOTO(st, cdl_ckks_rotate_hoisted(ctx, gk, in[ib], (const int *)bs, nb, xr[ib] + 1), done);
+        } else {
+            for (size_t k = 0; k < nb; k++)
+                CDL_TRY_GOTO(st, slots_rotate(plan, ctx, gk, in[ib], bs[k], xr[ib][1 + k]), done);
+        }
     }
     for (size_t g = 0; g < sl->n_giants; g++)
         CDL_TRY_GOTO(st, cdl_ckks_ciphertext_new(ctx, &parts[g]), done);
@@ -262,7 +286,7 @@ cdl_status cdl_he_slots_linear(const cdl_he_plan *plan, const cdl_ckks_context *
             for (size_t step = plan->period / 2; sl->fold_m && step >= sl->fold_m && st == CDL_OK; step /= 2) {
                 if (!rot && (st = cdl_ckks_ciphertext_new(ctx, &rot)) != CDL_OK)
                     break;
-                st = cdl_ckks_rotate(ctx, gk, acc, (int)step, rot);
+                st = slots_rotate(plan, ctx, gk, acc, (int)step, rot);
                 if (st == CDL_OK)
                     st = cdl_ckks_add(ctx, acc, rot, acc);
             }

@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "compile/he_plan.h" /* cdl_he_slots_naf */
 #include "test_he_util.h"
 
 #define REL_TOL 1e-3
@@ -108,6 +109,7 @@ static void add_dense(test_graph *t, cdl_rng *r, int out)
 }
 
 static int special_primes; /* 0 = automatic */
+static int max_keys;       /* 0 = no limit */
 
 static cdl_he_plan *compile_slots(const cdl_nn_graph *g, int log_n)
 {
@@ -115,6 +117,7 @@ static cdl_he_plan *compile_slots(const cdl_nn_graph *g, int log_n)
     cdl_he_options_default(&opt);
     opt.log_n = log_n;
     opt.special_primes = special_primes;
+    opt.max_galois_keys = max_keys;
     opt.allow_insecure = 1;
     opt.packing = CDL_HE_PACKING_SLOTS;
     cdl_he_plan *p = NULL;
@@ -180,6 +183,23 @@ static void test_conv_stride(void **state)
     special_primes = 3; /* hybrid key switching with digits of 3 primes */
     check_slots("the same, 3 special primes", &t, 11, 1);
     special_primes = 0;
+    max_keys = 2 * 9 + 1 + 3; /* +-2^k at N/2 = 1024, and the 3 most used steps: the rest composed */
+    cdl_he_plan *plan = compile_slots(&t.g, 11);
+    size_t steps = 0;
+    cdl_he_plan_galois_steps(plan, NULL, &steps);
+    assert_int_equal(steps, (size_t)max_keys);
+    cdl_he_plan_free(plan);
+    check_slots("the same, 22 Galois keys (steps composed)", &t, 11, 1);
+    max_keys = 2 * 9 + 1 - 1; /* fewer than the +-2^k basis: refused */
+    cdl_he_options opt;
+    cdl_he_options_default(&opt);
+    opt.log_n = 11;
+    opt.allow_insecure = 1;
+    opt.packing = CDL_HE_PACKING_SLOTS;
+    opt.max_galois_keys = max_keys;
+    assert_int_equal(cdl_he_plan_new(&t.g, &opt, &plan), CDL_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(cdl_last_error(), "allow at least"));
+    max_keys = 0;
     free_pool();
     cdl_rng_free(r);
 }
@@ -432,9 +452,32 @@ static void test_pytorch_fixtures(void **state)
     assert_true(ran >= 8);
 }
 
+/* Every step is the sum (mod S) of its NAF digits, each +-2^k, no two adjacent nonzero. */
+static void test_naf(void **state)
+{
+    (void)state;
+    const size_t S = 1024;
+    for (int step = 0; step < (int)S; step++) {
+        int d[64];
+        const int n = cdl_he_slots_naf(step, S, d);
+        long long sum = 0;
+        assert_true(n <= 11);
+        for (int i = 0; i < n; i++) {
+            const long long v = d[i] > (int)S / 2 ? (long long)d[i] - (long long)S : d[i];
+            const long long a = v < 0 ? -v : v;
+            assert_true(a > 0 && (a & (a - 1)) == 0); /* +-2^k */
+            if (i)
+                assert_true(a >= 4 * (d[i - 1] > (int)S / 2 ? (long long)S - d[i - 1] : d[i - 1]));
+            sum += v;
+        }
+        assert_int_equal(((sum % (long long)S) + (long long)S) % (long long)S, step);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_naf),
         cmocka_unit_test(test_dense),
         cmocka_unit_test(test_conv_stride),
         cmocka_unit_test(test_multi_ciphertext),
