@@ -492,8 +492,12 @@ int he_check_galois(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_gal
         if (missing++ < 8 && at < sizeof list)
             at += (size_t)snprintf(list + at, sizeof list - at, "%s%d", at ? " " : "", steps[i]);
     }
-    if (!missing)
-        return 0;
+    if (!missing) { /* every step has a key: each must also serve the level the plan rotates at */
+        if (cdl_he_check_galois_keys(plan, gk) == CDL_OK)
+            return 0;
+        fprintf(stderr, "cryptodl %s: %s: %s\n", cmd, path ? path : "the Galois keys", cdl_last_error());
+        return -1;
+    }
     fprintf(stderr,
             "cryptodl %s: %s %s %zu of the %zu rotation steps this plan needs (%s%s): made for another plan or "
             "--packing? Make the keys again with this model and plan (cryptodl keygen MODEL --plan plan.json --keys "

@@ -77,12 +77,21 @@ CDL_API cdl_status cdl_ckks_keygen_relin(const cdl_ckks_context *ctx, const cdl_
 CDL_API cdl_status cdl_ckks_keygen_galois(const cdl_ckks_context *ctx, const cdl_ckks_secret_key *sk,
                                           const int *steps, size_t count, int conjugate, cdl_rng *rng,
                                           cdl_ckks_galois_keys **out);
+/* The same with one level per step: key i only switches ciphertexts at levels
+ * 0..levels[i] (it holds the digits and primes of those levels: a key used
+ * deep in a circuit is a fraction of a full one). levels NULL = full keys;
+ * conjugation, if asked, gets a full key. */
+CDL_API cdl_status cdl_ckks_keygen_galois_levels(const cdl_ckks_context *ctx, const cdl_ckks_secret_key *sk,
+                                                 const int *steps, const int *levels, size_t count, int conjugate,
+                                                 cdl_rng *rng, cdl_ckks_galois_keys **out);
 CDL_API void cdl_ckks_secret_key_free(cdl_ckks_secret_key *sk);
 CDL_API void cdl_ckks_public_key_free(cdl_ckks_public_key *pk);
 CDL_API void cdl_ckks_relin_key_free(cdl_ckks_relin_key *rlk);
 CDL_API void cdl_ckks_galois_keys_free(cdl_ckks_galois_keys *gk);
 /* Does gk hold the key for this rotation step (or conjugation if step == 0 and conjugate)? */
 CDL_API int cdl_ckks_galois_keys_has_step(const cdl_ckks_galois_keys *gk, int step);
+/* The highest level the key for this step serves (-1: no key; INT32_MAX: none needed). */
+CDL_API int cdl_ckks_galois_keys_step_level(const cdl_ckks_galois_keys *gk, int step);
 
 /* ---- plaintexts ---- */
 CDL_API cdl_status cdl_ckks_plaintext_new(const cdl_ckks_context *ctx, cdl_ckks_plaintext **out);

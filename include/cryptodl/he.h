@@ -117,6 +117,11 @@ CDL_API void cdl_he_plan_rotations(const cdl_he_plan *plan, uint64_t *rotations,
 /* Slots packing: bytes of the encoded weights (diagonals) of every linear op at
  * the level it runs, what cache_weights keeps in memory. */
 CDL_API uint64_t cdl_he_plan_weight_bytes(const cdl_he_plan *plan);
+/* Bytes of the Galois keys' uncompressed file (cdl_ckks_galois_keys_save), exactly. */
+CDL_API uint64_t cdl_he_plan_galois_key_file_bytes(const cdl_he_plan *plan);
+/* CDL_OK if gk holds a key for every rotation step of the plan, each serving
+ * the level the plan rotates at; else CDL_ERR_MISMATCH naming a missing step. */
+CDL_API cdl_status cdl_he_check_galois_keys(const cdl_he_plan *plan, const cdl_ckks_galois_keys *gk);
 /* Bytes of those Galois keys in memory (about their uncompressed file size). */
 CDL_API uint64_t cdl_he_plan_galois_key_bytes(const cdl_he_plan *plan);
 /* Client: Galois keys for exactly the plan's rotation steps. */

@@ -108,9 +108,11 @@ struct cdl_ckks_public_key {
  * g_d = (Q/Q_d) * [(Q/Q_d)^-1]_{Q_d} is 1 modulo the primes of digit d and 0
  * modulo the other Q primes. */
 typedef struct cdl_ckks_ksk {
-    int dnum;
-    int qp_count;
+    int dnum;       /* digits stored: those of a ciphertext at max_level */
+    int qp_count;   /* limbs stored: q_0..q_max_level, then the special primes */
     size_t n;
+    int max_level;  /* highest ciphertext level it switches (the context's max level for a full key) */
+    int q_count;    /* the context's ciphertext primes (to place the special primes) */
     uint64_t *data; /* dnum * 2 * qp_count * N; (digit d, component c, limb i) at ((d*2 + c)*qp_count + i)*N */
 } cdl_ckks_ksk;
 
@@ -161,9 +163,15 @@ static inline uint64_t *cdl_pt_limb(const cdl_ckks_plaintext *pt, int limb)
 {
     return pt->data + (size_t)limb * pt->n;
 }
+/* limb: the context's prime index (0..q_count-1 ciphertext primes, then the
+ * special primes); a key truncated to max_level stores the special primes
+ * right after q_max_level. A key restricted to the limbs and digits of levels
+ * 0..max_level is the same key on those limbs (RNS limbs are independent):
+ * it switches any ciphertext up to that level and reveals nothing more. */
 static inline uint64_t *cdl_ksk_poly(const cdl_ckks_ksk *k, int digit, int comp, int limb)
 {
-    return k->data + (((size_t)digit * 2 + (size_t)comp) * (size_t)k->qp_count + (size_t)limb) * k->n;
+    const int stored = limb < k->q_count ? limb : limb - k->q_count + k->max_level + 1;
+    return k->data + (((size_t)digit * 2 + (size_t)comp) * (size_t)k->qp_count + (size_t)stored) * k->n;
 }
 
 /* ---- allocation (zero-filled objects; the public _new functions wrap these) ---- */
@@ -183,10 +191,17 @@ cdl_status cdl_ckks_secret_key_alloc(const cdl_ckks_context *ctx, cdl_ckks_secre
 cdl_status cdl_ckks_secret_key_precompute(const cdl_ckks_context *ctx, cdl_ckks_secret_key *sk);
 cdl_status cdl_ckks_public_key_alloc(const cdl_ckks_context *ctx, cdl_ckks_public_key **out);
 cdl_status cdl_ckks_ksk_init(const cdl_ckks_context *ctx, cdl_ckks_ksk *k); /* allocates k->data (zeroed) */
+/* The same for a key truncated to ciphertext levels 0..level. */
+cdl_status cdl_ckks_ksk_init_level(const cdl_ckks_context *ctx, int level, cdl_ckks_ksk *k);
+/* Is k a key of ctx that can switch a ciphertext at `level`? */
+int cdl_ckks_ksk_fits(const cdl_ckks_context *ctx, const cdl_ckks_ksk *k, int level);
 void cdl_ckks_ksk_release(cdl_ckks_ksk *k);
 cdl_status cdl_ckks_relin_key_alloc(const cdl_ckks_context *ctx, cdl_ckks_relin_key **out);
 /* count keys, galois_elts zeroed, every keys[i] allocated. */
 cdl_status cdl_ckks_galois_keys_alloc(const cdl_ckks_context *ctx, size_t count, cdl_ckks_galois_keys **out);
+/* The same with keys[i] truncated to levels[i] (levels NULL: full keys). */
+cdl_status cdl_ckks_galois_keys_alloc_levels(const cdl_ckks_context *ctx, size_t count, const int *levels,
+                                             cdl_ckks_galois_keys **out);
 /* Records galois element g as key i and caches its NTT-slot permutation. */
 void cdl_ckks_galois_keys_set_element(cdl_ckks_galois_keys *gk, size_t i, uint64_t g);
 static inline const uint32_t *cdl_ckks_galois_keys_index(const cdl_ckks_galois_keys *gk, size_t i)

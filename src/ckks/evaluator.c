@@ -333,7 +333,7 @@ static cdl_status check_rlk(const cdl_ckks_context *ctx, const cdl_ckks_relin_ke
 {
     if (!rlk)
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: NULL relinearization key", fn);
-    if (rlk->ksk.n != ctx->n || rlk->ksk.qp_count != ctx->qp_count || rlk->ksk.dnum != ctx->dnum)
+    if (!cdl_ckks_ksk_fits(ctx, &rlk->ksk, ctx->max_level))
         return cdl_fail(CDL_ERR_MISMATCH, "%s: relinearization key made for another context", fn);
     return CDL_OK;
 }
@@ -503,9 +503,15 @@ static cdl_status rotate_elements(const cdl_ckks_context *ctx, const cdl_ckks_ga
                             fn);
         }
         const cdl_ckks_ksk *k = &gk->keys[key_index[r]];
-        if (k->n != ctx->n || k->qp_count != ctx->qp_count || k->dnum != ctx->dnum) {
+        if (!cdl_ckks_ksk_fits(ctx, k, 0)) {
             cdl_free(key_index);
             return cdl_fail(CDL_ERR_MISMATCH, "%s: Galois keys made for another context", fn);
+        }
+        if (k->max_level < a->level) {
+            cdl_free(key_index);
+            return cdl_fail(CDL_ERR_MISMATCH,
+                            "%s: the Galois key for this rotation only serves levels 0..%d; the ciphertext is at "
+                            "level %d (generate the key for that level)", fn, k->max_level, a->level);
         }
         need_ks++;
     }

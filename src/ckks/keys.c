@@ -117,15 +117,31 @@ cdl_status cdl_ckks_keygen_relin(const cdl_ckks_context *ctx, const cdl_ckks_sec
 cdl_status cdl_ckks_keygen_galois(const cdl_ckks_context *ctx, const cdl_ckks_secret_key *sk, const int *steps,
                                   size_t count, int conjugate, cdl_rng *rng, cdl_ckks_galois_keys **out)
 {
+    return cdl_ckks_keygen_galois_levels(ctx, sk, steps, NULL, count, conjugate, rng, out);
+}
+
+cdl_status cdl_ckks_keygen_galois_levels(const cdl_ckks_context *ctx, const cdl_ckks_secret_key *sk, const int *steps,
+                                         const int *levels, size_t count, int conjugate, cdl_rng *rng,
+                                         cdl_ckks_galois_keys **out)
+{
     if (!ctx || !sk || !rng || !out || (count && !steps))
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_keygen_galois: NULL argument");
     *out = NULL;
+    for (size_t i = 0; levels && i < count; i++)
+        if (levels[i] < 0 || levels[i] > ctx->max_level)
+            return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_keygen_galois: level %d of step %d is outside 0..%d",
+                            levels[i], steps[i], ctx->max_level);
     if (sk->n != ctx->n || sk->qp_count != ctx->qp_count)
         return cdl_fail(CDL_ERR_MISMATCH, "cdl_ckks_keygen_galois: secret key made for another context");
-    /* Distinct elements, in the order given; identity rotations need no key. */
+    /* Distinct elements, in the order given (a repeated one keeps its highest
+     * level); identity rotations need no key. */
     uint64_t *elts = cdl_alloc_array(count + 1, sizeof(uint64_t));
-    if (!elts)
+    int *lv = cdl_alloc_array(count + 1, sizeof(int));
+    if (!elts || !lv) {
+        cdl_free(elts);
+        cdl_free(lv);
         return CDL_ERR_NO_MEMORY;
+    }
     size_t m = 0;
     for (size_t i = 0; i <= count; i++) {
         uint64_t g;
@@ -135,11 +151,17 @@ cdl_status cdl_ckks_keygen_galois(const cdl_ckks_context *ctx, const cdl_ckks_se
             g = cdl_ckks_conjugation_element(ctx);
         else
             break;
+        const int level = levels && i < count ? levels[i] : ctx->max_level;
         int dup = g == 1;
         for (size_t j = 0; j < m && !dup; j++)
-            dup = elts[j] == g;
-        if (!dup)
+            if (elts[j] == g) {
+                dup = 1;
+                lv[j] = level > lv[j] ? level : lv[j];
+            }
+        if (!dup) {
+            lv[m] = level;
             elts[m++] = g;
+        }
     }
     const size_t n = ctx->n, words = (size_t)ctx->qp_count * n;
     cdl_ckks_galois_keys *gk = NULL;
@@ -149,7 +171,7 @@ cdl_status cdl_ckks_keygen_galois(const cdl_ckks_context *ctx, const cdl_ckks_se
         st = CDL_ERR_NO_MEMORY;
         goto done;
     }
-    CDL_TRY_GOTO(st, cdl_ckks_galois_keys_alloc(ctx, m, &gk), done);
+    CDL_TRY_GOTO(st, cdl_ckks_galois_keys_alloc_levels(ctx, m, lv, &gk), done);
     for (size_t i = 0; i < m; i++) {
         cdl_ckks_galois_keys_set_element(gk, i, elts[i]);
         const uint32_t *idx = cdl_ckks_galois_keys_index(gk, i);
@@ -159,6 +181,7 @@ cdl_status cdl_ckks_keygen_galois(const cdl_ckks_context *ctx, const cdl_ckks_se
     }
 done:
     cdl_free(elts);
+    cdl_free(lv);
     if (sg)
         cdl_secure_free(sg, words * sizeof(uint64_t));
     if (st != CDL_OK) {

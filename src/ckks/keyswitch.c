@@ -332,7 +332,7 @@ cdl_status cdl_ckks_ksk_generate(const cdl_ckks_context *ctx, const cdl_ckks_sec
                                  cdl_rng *rng, cdl_ckks_ksk *key)
 {
     const size_t n = ctx->n;
-    const int qp = ctx->qp_count;
+    const int qp = key->qp_count; /* the limbs the key stores (all, or those of levels 0..max_level) */
     int8_t *e = cdl_secure_calloc(n, 1);
     uint64_t *ee = cdl_secure_calloc((size_t)qp * n, sizeof(uint64_t));
     if (!e || !ee) {
@@ -342,14 +342,17 @@ cdl_status cdl_ckks_ksk_generate(const cdl_ckks_context *ctx, const cdl_ckks_sec
             cdl_secure_free(ee, (size_t)qp * n * sizeof(uint64_t));
         return CDL_ERR_NO_MEMORY;
     }
-    for (int d = 0; d < ctx->dnum; d++) {
-        for (int i = 0; i < qp; i++)
+    for (int d = 0; d < key->dnum; d++) {
+        for (int j = 0; j < qp; j++) {
+            const int i = j <= key->max_level ? j : ctx->q_count + (j - key->max_level - 1);
             cdl_sample_uniform(rng, ctx->primes[i], cdl_ksk_poly(key, d, 1, i), n);
+        }
         cdl_sample_cbd(rng, e, n);
         int first = d * ctx->alpha, last = first + ctx->alpha - 1;
 #pragma omp parallel for schedule(static)
-        for (int i = 0; i < qp; i++) {
-            uint64_t *ei = ee + (size_t)i * n, *b = cdl_ksk_poly(key, d, 0, i);
+        for (int j = 0; j < qp; j++) {
+            const int i = j <= key->max_level ? j : ctx->q_count + (j - key->max_level - 1);
+            uint64_t *ei = ee + (size_t)j * n, *b = cdl_ksk_poly(key, d, 0, i);
             const uint64_t *a = cdl_ksk_poly(key, d, 1, i), *s = sk->s + (size_t)i * n;
             cdl_poly_from_small(ei, e, n, ctx->primes[i]);
             cdl_ntt_forward(ctx->ntt[i], ei);

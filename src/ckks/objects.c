@@ -262,13 +262,28 @@ void cdl_ckks_public_key_free(cdl_ckks_public_key *pk)
     cdl_free(pk);
 }
 
+cdl_status cdl_ckks_ksk_init_level(const cdl_ckks_context *ctx, int level, cdl_ckks_ksk *k)
+{
+    if (level < 0 || level > ctx->max_level)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "key-switching key level %d outside 0..%d", level, ctx->max_level);
+    k->max_level = level;
+    k->q_count = ctx->q_count;
+    k->dnum = (level + ctx->alpha) / ctx->alpha; /* the digits of a ciphertext at that level */
+    k->qp_count = level + 1 + ctx->p_count;
+    k->n = ctx->n;
+    k->data = cdl_calloc_array((size_t)k->dnum * 2 * (size_t)k->qp_count * ctx->n, sizeof(uint64_t));
+    return k->data ? CDL_OK : CDL_ERR_NO_MEMORY;
+}
+
 cdl_status cdl_ckks_ksk_init(const cdl_ckks_context *ctx, cdl_ckks_ksk *k)
 {
-    k->dnum = ctx->dnum;
-    k->qp_count = ctx->qp_count;
-    k->n = ctx->n;
-    k->data = cdl_calloc_array((size_t)ctx->dnum * 2 * (size_t)ctx->qp_count * ctx->n, sizeof(uint64_t));
-    return k->data ? CDL_OK : CDL_ERR_NO_MEMORY;
+    return cdl_ckks_ksk_init_level(ctx, ctx->max_level, k);
+}
+
+int cdl_ckks_ksk_fits(const cdl_ckks_context *ctx, const cdl_ckks_ksk *k, int level)
+{
+    return k->n == ctx->n && k->q_count == ctx->q_count && k->max_level >= level && k->max_level <= ctx->max_level &&
+           k->qp_count == k->max_level + 1 + ctx->p_count && k->dnum == (k->max_level + ctx->alpha) / ctx->alpha;
 }
 
 void cdl_ckks_ksk_release(cdl_ckks_ksk *k)
@@ -303,6 +318,12 @@ void cdl_ckks_relin_key_free(cdl_ckks_relin_key *rlk)
 
 cdl_status cdl_ckks_galois_keys_alloc(const cdl_ckks_context *ctx, size_t count, cdl_ckks_galois_keys **out)
 {
+    return cdl_ckks_galois_keys_alloc_levels(ctx, count, NULL, out);
+}
+
+cdl_status cdl_ckks_galois_keys_alloc_levels(const cdl_ckks_context *ctx, size_t count, const int *levels,
+                                             cdl_ckks_galois_keys **out)
+{
     *out = NULL;
     cdl_ckks_galois_keys *gk = cdl_calloc_array(1, sizeof *gk);
     if (!gk)
@@ -316,11 +337,13 @@ cdl_status cdl_ckks_galois_keys_alloc(const cdl_ckks_context *ctx, size_t count,
         cdl_ckks_galois_keys_free(gk);
         return CDL_ERR_NO_MEMORY;
     }
-    for (size_t i = 0; i < count; i++)
-        if (cdl_ckks_ksk_init(ctx, &gk->keys[i]) != CDL_OK) {
+    for (size_t i = 0; i < count; i++) {
+        cdl_status st = cdl_ckks_ksk_init_level(ctx, levels ? levels[i] : ctx->max_level, &gk->keys[i]);
+        if (st != CDL_OK) {
             cdl_ckks_galois_keys_free(gk);
-            return CDL_ERR_NO_MEMORY;
+            return st;
         }
+    }
     *out = gk;
     return CDL_OK;
 }
@@ -354,13 +377,13 @@ int cdl_ckks_galois_keys_find(const cdl_ckks_galois_keys *gk, uint64_t g)
     return -1;
 }
 
-int cdl_ckks_galois_keys_has_step(const cdl_ckks_galois_keys *gk, int step)
+/* The key index of a rotation step (step 0: conjugation); -2 when no key is
+ * needed (a whole number of turns), -1 when absent. */
+static long step_key(const cdl_ckks_galois_keys *gk, int step)
 {
-    if (!gk)
-        return 0;
     uint64_t two_n = 2 * (uint64_t)gk->n;
     if (step == 0)
-        return cdl_ckks_galois_keys_find(gk, two_n - 1) >= 0;
+        return cdl_ckks_galois_keys_find(gk, two_n - 1);
     int64_t slots = (int64_t)gk->n / 2;
     int64_t k = ((int64_t)step % slots + slots) % slots;
     uint64_t g = 1, base = 5;
@@ -371,6 +394,19 @@ int cdl_ckks_galois_keys_has_step(const cdl_ckks_galois_keys *gk, int step)
         k >>= 1;
     }
     if (g == 1)
-        return 1; /* a whole number of turns: no key needed */
-    return cdl_ckks_galois_keys_find(gk, g) >= 0;
+        return -2; /* a whole number of turns: no key needed */
+    return cdl_ckks_galois_keys_find(gk, g);
+}
+
+int cdl_ckks_galois_keys_has_step(const cdl_ckks_galois_keys *gk, int step)
+{
+    return gk && step_key(gk, step) != -1;
+}
+
+int cdl_ckks_galois_keys_step_level(const cdl_ckks_galois_keys *gk, int step)
+{
+    if (!gk)
+        return -1;
+    const long k = step_key(gk, step);
+    return k == -2 ? INT32_MAX : k < 0 ? -1 : gk->keys[k].max_level;
 }

@@ -428,11 +428,14 @@ static void write_ksk(cdl_writer *w, const cdl_ckks_ksk *k)
     cdl_write_u64_array(w, k->data, (size_t)k->dnum * 2 * (size_t)k->qp_count * k->n);
 }
 
+/* Each limb checked against its own prime: q_0..q_max_level, then the special primes. */
 static cdl_status read_ksk(cdl_reader *r, const cdl_ckks_context *ctx, cdl_ckks_ksk *k, const char *what)
 {
-    for (int d = 0; d < ctx->dnum; d++)
-        for (int c = 0; c < 2; c++)
-            CDL_TRY(read_limbs(r, ctx, ctx->qp_count, cdl_ksk_poly(k, d, c, 0), what));
+    for (int d = 0; d < k->dnum; d++)
+        for (int c = 0; c < 2; c++) {
+            CDL_TRY(read_limbs_at(r, ctx, 0, k->max_level + 1, cdl_ksk_poly(k, d, c, 0), what));
+            CDL_TRY(read_limbs_at(r, ctx, ctx->q_count, ctx->p_count, cdl_ksk_poly(k, d, c, ctx->q_count), what));
+        }
     return CDL_OK;
 }
 
@@ -504,14 +507,21 @@ cdl_status cdl_ckks_galois_keys_save(const cdl_ckks_context *ctx, const cdl_ckks
     CDL_TRY(check_args(ctx, gk, data, len));
     if (gk->n != ctx->n || gk->count == 0 || gk->count > ctx->n)
         return cdl_fail(CDL_ERR_MISMATCH, "Galois keys save: the keys do not belong to this context");
-    for (size_t i = 0; i < gk->count; i++)
-        if (!ksk_matches(ctx, &gk->keys[i]))
+    int truncated = 0;
+    for (size_t i = 0; i < gk->count; i++) {
+        if (!cdl_ckks_ksk_fits(ctx, &gk->keys[i], 0))
             return cdl_fail(CDL_ERR_MISMATCH, "Galois keys save: key %zu does not belong to this context", i);
+        truncated |= gk->keys[i].max_level != ctx->max_level;
+    }
+    /* count, dnum, qp_count; keys truncated to levels (cdl_ckks_keygen_galois_levels) write dnum 0 and
+     * then one u32 level per key, each key then holding the digits and primes of its levels */
     cdl_writer w;
     cdl_writer_init(&w);
     cdl_write_u32(&w, (uint32_t)gk->count);
-    cdl_write_u32(&w, (uint32_t)ctx->dnum);
+    cdl_write_u32(&w, truncated ? 0u : (uint32_t)ctx->dnum);
     cdl_write_u32(&w, (uint32_t)ctx->qp_count);
+    for (size_t i = 0; truncated && i < gk->count; i++)
+        cdl_write_u32(&w, (uint32_t)gk->keys[i].max_level);
     cdl_write_u64_array(&w, gk->galois_elts, gk->count);
     for (size_t i = 0; i < gk->count; i++)
         write_ksk(&w, &gk->keys[i]);
@@ -619,20 +629,22 @@ cdl_status cdl_ckks_galois_keys_load(const cdl_ckks_context *ctx, const uint8_t 
         if (count == 0 || count > ctx->n)
             return cdl_fail(CDL_ERR_FORMAT, "Galois keys: the data declares %u keys; between 1 and N = %zu expected",
                             count, ctx->n);
-        if (dnum != (uint32_t)ctx->dnum || qp != (uint32_t)ctx->qp_count)
+        if ((dnum != 0 && dnum != (uint32_t)ctx->dnum) || qp != (uint32_t)ctx->qp_count)
             return cdl_fail(CDL_ERR_FORMAT,
                             "Galois keys: %u digits over %u primes, the parameters have %d digits over %d primes", dnum,
                             qp, ctx->dnum, ctx->qp_count);
         expect = galois_payload_size(ctx, count);
-        if (expect == 0)
+        if (expect == 0 || (dnum == 0 && expect > SIZE_MAX - 4 * (size_t)count))
             return cdl_fail(CDL_ERR_FORMAT, "Galois keys: %u keys would not fit in memory", count);
+        if (dnum == 0) /* keys truncated to levels: at most full keys plus one level each */
+            expect += 4 * (size_t)count;
         uint64_t raw_len = 0;
         for (int i = 7; i >= 0; i--)
             raw_len = (raw_len << 8) | data[SER_ENV_RAW_LEN_AT + i];
-        if (raw_len != expect)
+        if (dnum != 0 ? raw_len != expect : raw_len > expect)
             return cdl_fail(CDL_ERR_FORMAT,
-                            "Galois keys: the header declares a %llu-byte payload but %u keys take exactly %zu bytes",
-                            (unsigned long long)raw_len, count, expect);
+                            "Galois keys: the header declares a %llu-byte payload but %u keys take %s %zu bytes",
+                            (unsigned long long)raw_len, count, dnum != 0 ? "exactly" : "at most", expect);
     }
     uint8_t *payload = NULL;
     size_t payload_len = 0;
@@ -645,13 +657,42 @@ cdl_status cdl_ckks_galois_keys_load(const cdl_ckks_context *ctx, const uint8_t 
     if (st == CDL_OK && (count == 0 || count > ctx->n))
         st = cdl_fail(CDL_ERR_FORMAT, "Galois keys: the data declares %u keys; between 1 and N = %zu expected", count,
                       ctx->n);
+    uint32_t dnum = 0, qp = 0;
+    int *levels = NULL;
+    size_t want = 0;
     if (st == CDL_OK)
-        st = read_ksk_shape(&r, ctx, "Galois keys");
-    if (st == CDL_OK && payload_len != galois_payload_size(ctx, count))
+        st = cdl_read_u32(&r, &dnum);
+    if (st == CDL_OK)
+        st = cdl_read_u32(&r, &qp);
+    if (st == CDL_OK && ((dnum != 0 && dnum != (uint32_t)ctx->dnum) || qp != (uint32_t)ctx->qp_count))
+        st = cdl_fail(CDL_ERR_FORMAT, "Galois keys: %u digits over %u primes, the parameters have %d digits over %d "
+                      "primes", dnum, qp, ctx->dnum, ctx->qp_count);
+    if (st == CDL_OK && dnum == 0) { /* one level per key, then keys of those levels */
+        levels = cdl_alloc_array(count, sizeof *levels);
+        if (!levels)
+            st = CDL_ERR_NO_MEMORY;
+        want = SER_GK_PREFIX_BYTES + 4 * (size_t)count + 8 * (size_t)count;
+        for (size_t i = 0; st == CDL_OK && i < count; i++) {
+            uint32_t lv = 0;
+            st = cdl_read_u32(&r, &lv);
+            if (st == CDL_OK && lv > (uint32_t)ctx->max_level)
+                st = cdl_fail(CDL_ERR_FORMAT, "Galois keys: key %zu declares level %u; the parameters have levels "
+                              "0..%d", i, lv, ctx->max_level);
+            if (st == CDL_OK) {
+                levels[i] = (int)lv;
+                const size_t d = (size_t)((levels[i] + ctx->alpha) / ctx->alpha);
+                want += 8 * d * 2 * (size_t)(levels[i] + 1 + ctx->p_count) * ctx->n; /* bounded by the full size */
+            }
+        }
+    } else if (st == CDL_OK) {
+        want = galois_payload_size(ctx, count);
+    }
+    if (st == CDL_OK && payload_len != want)
         st = cdl_fail(CDL_ERR_FORMAT, "Galois keys: payload is %zu bytes, expected exactly %zu for %u keys",
-                      payload_len, galois_payload_size(ctx, count), count);
+                      payload_len, want, count);
     if (st == CDL_OK)
-        st = cdl_ckks_galois_keys_alloc(ctx, count, &gk);
+        st = cdl_ckks_galois_keys_alloc_levels(ctx, count, levels, &gk);
+    cdl_free(levels);
     if (st == CDL_OK)
         st = cdl_read_u64_array(&r, gk->galois_elts, count);
     if (st == CDL_OK)

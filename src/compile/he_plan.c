@@ -32,6 +32,7 @@
 
 #include "compile/he_merge.h"
 #include "compile/he_plan.h"
+#include "core/bytes.h"
 #include "core/error.h"
 #include "core/memory.h"
 #include "cryptodl/approx.h"
@@ -762,14 +763,15 @@ static int count_levels(cdl_he_plan *p, int *depth, int *last_reader, uint64_t *
 
 /* Bytes of one key-switching key of the plan's parameters (dnum digits of
  * two polynomials over all primes), plus the rotation's cached permutation. */
-static uint64_t ksk_bytes(const cdl_he_plan *p, int rotation)
+static uint64_t ksk_bytes(const cdl_he_plan *p, int rotation, int level)
 {
     const cdl_ckks_param_spec *sp = &p->spec;
     const uint64_t n = (uint64_t)1 << sp->log_n;
-    /* as cdl_ckks_context_new: digits of alpha primes */
+    /* as cdl_ckks_context_new: digits of alpha primes; a key truncated to `level` keeps the digits and
+     * primes of levels 0..level (cdl_ckks_keygen_galois_levels) */
     const int d0 = sp->dnum ? sp->dnum : (sp->q_count + sp->p_count - 1) / sp->p_count;
-    const int alpha = (sp->q_count + d0 - 1) / d0, dnum = (sp->q_count + alpha - 1) / alpha;
-    return (uint64_t)dnum * 2 * (uint64_t)(sp->q_count + sp->p_count) * n * 8 + (rotation ? n * 4 : 0);
+    const int alpha = (sp->q_count + d0 - 1) / d0, dnum = (level + alpha) / alpha;
+    return (uint64_t)dnum * 2 * (uint64_t)(level + 1 + sp->p_count) * n * 8 + (rotation ? n * 4 : 0);
 }
 
 /* Peak memory of one slots evaluation: live tensors (a few ciphertexts each,
@@ -799,12 +801,14 @@ static void estimate_slots_memory(cdl_he_plan *p, const int *last_reader)
         if (v2 > 0 && v2 != v1 && last_reader[v2] == (int)i && v2 != p->output_value)
             live -= p->layout[v2].n_ct * (uint64_t)(op->level_in2 + 1) * limb;
     }
-    p->galois_bytes = p->n_galois * ksk_bytes(p, 1);
+    p->galois_bytes = 0;
+    for (size_t i = 0; i < p->n_galois; i++)
+        p->galois_bytes += ksk_bytes(p, 1, p->galois_levels[i]);
     p->weight_bytes = 0;
     for (size_t i = 0; i < p->n_ops; i++)
         if (p->ops[i].kind == HE_OP_LINEAR && p->ops[i].sl)
             p->weight_bytes += p->ops[i].sl->n_terms * (uint64_t)(p->ops[i].level_in + 1) * (limb / 2);
-    p->peak_bytes = peak + p->galois_bytes + (p->cost.ct_mults ? ksk_bytes(p, 0) : 0) +
+    p->peak_bytes = peak + p->galois_bytes + (p->cost.ct_mults ? ksk_bytes(p, 0, p->spec.q_count - 1) : 0) +
                     (p->opt.cache_weights ? p->weight_bytes : 0);
 }
 
@@ -1085,6 +1089,51 @@ size_t cdl_he_plan_batch_capacity(const cdl_he_plan *plan)
 uint64_t cdl_he_plan_galois_key_bytes(const cdl_he_plan *plan) { return plan ? plan->galois_bytes : 0; }
 uint64_t cdl_he_plan_weight_bytes(const cdl_he_plan *plan) { return plan ? plan->weight_bytes : 0; }
 
+uint64_t cdl_he_plan_galois_key_file_bytes(const cdl_he_plan *plan)
+{
+    if (!plan || !plan->n_galois)
+        return 0;
+    /* envelope, count / dnum / qp_count, a level per key when any is truncated, the elements, the keys */
+    int truncated = 0;
+    for (size_t i = 0; i < plan->n_galois; i++)
+        truncated |= plan->galois_levels[i] != plan->spec.q_count - 1;
+    const uint64_t n = (uint64_t)1 << plan->spec.log_n;
+    uint64_t bytes = CDL_ENVELOPE_BYTES + 12 + (truncated ? 4 * (uint64_t)plan->n_galois : 0) + 8 * plan->n_galois;
+    for (size_t i = 0; i < plan->n_galois; i++)
+        bytes += ksk_bytes(plan, 1, plan->galois_levels[i]) - n * 4; /* without the in-memory permutation */
+    return bytes;
+}
+
+cdl_status cdl_he_check_galois_keys(const cdl_he_plan *plan, const cdl_ckks_galois_keys *gk)
+{
+    if (!plan)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_he_check_galois_keys: NULL plan");
+    if (!plan->n_galois)
+        return CDL_OK;
+    if (!gk)
+        return cdl_fail(CDL_ERR_EXHAUSTED, "slots packing rotates ciphertexts: the client's Galois keys for the "
+                        "plan's %zu rotation steps are needed (cdl_he_keygen_galois)", plan->n_galois);
+    size_t missing = 0;
+    int first = 0, low = -1;
+    for (size_t i = 0; i < plan->n_galois; i++) {
+        const int level = cdl_ckks_galois_keys_step_level(gk, plan->galois_steps[i]);
+        if (level < 0 && missing++ == 0)
+            first = plan->galois_steps[i];
+        else if (level >= 0 && level < plan->galois_levels[i] && low < 0)
+            low = (int)i;
+    }
+    if (missing)
+        return cdl_fail(CDL_ERR_MISMATCH,
+                        "the Galois keys lack rotation step %d and %zu more of the plan's %zu; generate them for this "
+                        "plan (same model, same --packing and parameters)", first, missing - 1, plan->n_galois);
+    if (low >= 0)
+        return cdl_fail(CDL_ERR_MISMATCH,
+                        "the Galois key for rotation step %d serves levels 0..%d, the plan rotates by it at level %d; "
+                        "generate the keys for this plan", plan->galois_steps[low],
+                        cdl_ckks_galois_keys_step_level(gk, plan->galois_steps[low]), plan->galois_levels[low]);
+    return CDL_OK;
+}
+
 cdl_he_packing cdl_he_plan_packing(const cdl_he_plan *plan)
 {
     return plan && plan->packing == CDL_HE_PACKING_SLOTS ? CDL_HE_PACKING_SLOTS : CDL_HE_PACKING_BATCH;
@@ -1131,7 +1180,8 @@ cdl_status cdl_he_keygen_galois(const cdl_he_plan *plan, const cdl_ckks_context 
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_he_keygen_galois: NULL argument");
     if (cdl_ckks_log_n(ctx) != plan->spec.log_n)
         return cdl_fail(CDL_ERR_MISMATCH, "cdl_he_keygen_galois: the context is not the plan's");
-    return cdl_ckks_keygen_galois(ctx, sk, plan->galois_steps, plan->n_galois, 0, rng, out);
+    return cdl_ckks_keygen_galois_levels(ctx, sk, plan->galois_steps, plan->galois_levels, plan->n_galois, 0, rng,
+                                         out);
 }
 
 void cdl_he_plan_cost(const cdl_he_plan *plan, cdl_he_cost *cost)

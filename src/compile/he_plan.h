@@ -175,6 +175,7 @@ struct cdl_he_plan {
     size_t images;       /* images per ciphertext (slots packing) */
     he_layout *layout;   /* n_values layouts (slots packing) */
     int *galois_steps;   /* sorted, distinct */
+    int *galois_levels;  /* per step: the highest level it rotates at (its key is truncated there) */
     size_t n_galois;
     uint64_t rotations, hoisted, plain_mults;
     uint64_t galois_bytes; /* the Galois keys the server holds */

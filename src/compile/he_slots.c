@@ -69,6 +69,8 @@ void cdl_he_slots_free(cdl_he_plan *p)
     p->layout = NULL;
     cdl_free(p->galois_steps);
     p->galois_steps = NULL;
+    cdl_free(p->galois_levels);
+    p->galois_levels = NULL;
     for (size_t i = 0; i < p->n_ops; i++) {
         cdl_he_slot_linear_free(p->ops[i].sl);
         p->ops[i].sl = NULL;
@@ -694,6 +696,53 @@ static cdl_status choose_keys(cdl_he_plan *p, int *uses, size_t k)
     return CDL_OK;
 }
 
+/* Raise the level of the key for `step` (or, for a step without its own
+ * key, of the keys of its NAF digits) to `level`. */
+static void need_level(cdl_he_plan *p, int step, int level)
+{
+    int lo = 0, hi = (int)p->n_galois;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (p->galois_steps[mid] < step)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < (int)p->n_galois && p->galois_steps[lo] == step) {
+        if (p->galois_levels[lo] < level)
+            p->galois_levels[lo] = level;
+        return;
+    }
+    int digits[64];
+    const int n = cdl_he_slots_naf(step, p->slots, digits);
+    for (int i = 0; i < n; i++)
+        need_level(p, digits[i], level);
+}
+
+/* Each Galois key only as deep as the highest level it rotates at: the
+ * rotations of a linear op happen at its input level, and a key truncated
+ * there holds (l + 1)/(L + 1) of the primes and about as few digits. */
+static cdl_status assign_key_levels(cdl_he_plan *p)
+{
+    p->galois_levels = cdl_calloc_array(p->n_galois ? p->n_galois : 1, sizeof *p->galois_levels);
+    if (!p->galois_levels)
+        return cdl_fail(CDL_ERR_NO_MEMORY, "he plan (slots): out of memory");
+    for (size_t i = 0; i < p->n_ops; i++) {
+        const he_slot_linear *sl = p->ops[i].sl;
+        if (p->ops[i].kind != HE_OP_LINEAR || !sl)
+            continue;
+        const int level = p->ops[i].level_in;
+        for (size_t g = 0; g < sl->n_giants; g++)
+            if (sl->terms[sl->giant_term[g]].giant)
+                need_level(p, sl->terms[sl->giant_term[g]].giant, level);
+        for (size_t b = 0; b < sl->hoisted; b++)
+            need_level(p, sl->babies[b], level);
+        for (size_t step = p->period / 2; sl->fold_m && step >= sl->fold_m; step /= 2)
+            need_level(p, (int)step, level);
+    }
+    return CDL_OK;
+}
+
 cdl_status cdl_he_slots_compile(cdl_he_plan *p, const cdl_nn_graph *g)
 {
     p->slots = (size_t)1 << (p->spec.log_n - 1);
@@ -752,6 +801,7 @@ cdl_status cdl_he_slots_compile(cdl_he_plan *p, const cdl_nn_graph *g)
         p->plain_mults += sl->n_terms;
     }
     qsort(steps, k, sizeof *steps, int_cmp);
-    return choose_keys(p, steps, k);
+    CDL_TRY(choose_keys(p, steps, k));
+    return assign_key_levels(p);
 
 }

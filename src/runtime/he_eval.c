@@ -389,20 +389,15 @@ cdl_status cdl_he_evaluate(const cdl_he_plan *plan, const cdl_ckks_context *ctx,
     return cdl_he_evaluate_keys(plan, ctx, rlk, NULL, in, progress, user, out);
 }
 
-/* Slots packing: every rotation step of the plan must have its key. */
+/* Slots packing: every rotation step of the plan must have its key, at its level. */
 static cdl_status check_galois(const cdl_he_plan *plan, const cdl_ckks_galois_keys *gk)
 {
-    if (!plan->n_galois)
-        return CDL_OK;
-    if (!gk)
-        return cdl_fail(CDL_ERR_EXHAUSTED, "cdl_he_evaluate: slots packing rotates ciphertexts: the client's Galois "
-                        "keys for the plan's %zu rotation steps are needed (cdl_he_keygen_galois)", plan->n_galois);
-    for (size_t i = 0; i < plan->n_galois; i++)
-        if (!cdl_ckks_galois_keys_has_step(gk, plan->galois_steps[i]))
-            return cdl_fail(CDL_ERR_MISMATCH,
-                            "cdl_he_evaluate: the Galois keys lack rotation step %d (one of the plan's %zu); "
-                            "generate them for this plan (same model, same --packing and parameters)",
-                            plan->galois_steps[i], plan->n_galois);
+    cdl_status st = cdl_he_check_galois_keys(plan, gk);
+    if (st != CDL_OK) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "%s", cdl_last_error());
+        return cdl_fail(st, "cdl_he_evaluate: %s", msg);
+    }
     return CDL_OK;
 }
 

@@ -235,11 +235,9 @@ static void object_sizes(serve_model *m)
     uint64_t limb = (uint64_t)ctx->n * 8, limbs = (uint64_t)cdl_he_plan_levels(m->plan) + 1,
              count = cdl_he_plan_input_ciphertexts(m->plan),
              ksk = (uint64_t)ctx->dnum * 2 * (uint64_t)ctx->qp_count * limb;
-    size_t steps = 0;
-    cdl_he_plan_galois_steps(m->plan, NULL, &steps);
     m->slots = cdl_he_plan_packing(m->plan) == CDL_HE_PACKING_SLOTS;
     m->relin_bytes = CDL_ENVELOPE_BYTES + 8 + ksk;
-    m->galois_bytes = m->slots ? CDL_ENVELOPE_BYTES + 12 + (uint64_t)steps * (8 + ksk) : 0;
+    m->galois_bytes = m->slots ? cdl_he_plan_galois_key_file_bytes(m->plan) : 0;
     m->batch_bytes = 32 + count * (8 + CDL_ENVELOPE_BYTES + 20 + 32 + limbs * limb);
     m->batch_pk_bytes = 32 + count * (8 + CDL_ENVELOPE_BYTES + 20 + 2 * limbs * limb);
 }
@@ -676,17 +674,6 @@ static size_t first_object_len(const uint8_t *d, size_t len)
     return stored <= len - CDL_ENVELOPE_BYTES ? CDL_ENVELOPE_BYTES + (size_t)stored : len;
 }
 
-/* 0 if gk holds every rotation step of the plan; else the number missing (*first: one of them). */
-static size_t missing_steps(const cdl_he_plan *plan, const cdl_ckks_galois_keys *gk, int *first)
-{
-    const int *steps = NULL;
-    size_t n = 0, missing = 0;
-    cdl_he_plan_galois_steps(plan, &steps, &n);
-    for (size_t i = 0; i < n; i++)
-        if (!cdl_ckks_galois_keys_has_step(gk, steps[i]) && missing++ == 0)
-            *first = steps[i];
-    return missing;
-}
 
 /* Load and check the session's keys from the body (the 400 answer is sent on failure: *sent). */
 static enum MHD_Result session_keys(cdl_serve *s, struct MHD_Connection *c, request *rq, cdl_ckks_relin_key **rlk,
@@ -720,17 +707,11 @@ static enum MHD_Result session_keys(cdl_serve *s, struct MHD_Connection *c, requ
                           "the bytes after the relinearization key are not Galois keys for model '%s': %s. Send "
                           "relin.key followed by galois.key, both from `cryptodl keygen` with this model's plan",
                           m->name, cdl_last_error());
-    int step = 0;
-    size_t missing = m->slots ? missing_steps(m->plan, *gk, &step) : 0;
-    if (missing) {
-        size_t n = 0;
-        cdl_he_plan_galois_steps(m->plan, NULL, &n);
+    if (m->slots && cdl_he_check_galois_keys(m->plan, *gk) != CDL_OK)
         return send_error(c, rq, 400,
-                          "the Galois keys lack %zu of the %zu rotation steps model '%s' needs (step %d, ...): made for "
-                          "another plan or packing? Make the keys with this model's plan (GET /v1/models: packing, "
-                          "galois_steps)",
-                          missing, n, m->name, step);
-    }
+                          "model '%s': %s. Made for another plan or packing? Make the keys with this model's plan "
+                          "(GET /v1/models: packing, galois_steps)",
+                          m->name, cdl_last_error());
     *sent = 0;
     return MHD_YES;
 }

@@ -510,6 +510,84 @@ static void test_public_and_relin_key_round_trip(void **state)
     }
 }
 
+/* Keys truncated to a level (cdl_ckks_keygen_galois_levels): smaller, the
+ * same rotations at or below their level, refused above it, and a file that
+ * round-trips with its levels checked. */
+static void test_galois_keys_levels(void **state)
+{
+    (void)state;
+    const int levels[3] = {0, 1, 0};
+    cdl_ckks_galois_keys *gk = NULL, *back = NULL;
+    assert_int_equal(cdl_ckks_keygen_galois_levels(F.ctx, F.sk, rot_steps, levels, 3, 0, F.rng, &gk), CDL_OK);
+    for (int s = 0; s < 3; s++)
+        assert_int_equal(cdl_ckks_galois_keys_step_level(gk, rot_steps[s]), levels[s]);
+    assert_int_equal(cdl_ckks_galois_keys_step_level(gk, 2), -1);
+    uint8_t *blob = NULL, *full = NULL;
+    size_t len = 0, full_len = 0;
+    assert_int_equal(cdl_ckks_galois_keys_save(F.ctx, gk, 0, &blob, &len), CDL_OK);
+    assert_int_equal(cdl_ckks_galois_keys_save(F.ctx, F.gk, 0, &full, &full_len), CDL_OK);
+    assert_true(len < full_len / 2); /* 3 truncated keys against 3 full ones and a conjugation key */
+    assert_int_equal(cdl_ckks_galois_keys_load(F.ctx, blob, len, &back), CDL_OK);
+    for (int s = 0; s < 3; s++)
+        assert_int_equal(cdl_ckks_galois_keys_step_level(back, rot_steps[s]), levels[s]);
+    /* a rotation at level 0 with every key, against the full key's result */
+    const size_t slots = cdl_ckks_slots(F.ctx);
+    double *v = malloc(slots * sizeof *v), *got = malloc(slots * sizeof *got);
+    assert_non_null(v);
+    assert_non_null(got);
+    for (size_t i = 0; i < slots; i++)
+        v[i] = sin(0.05 * (double)i);
+    cdl_ckks_plaintext *pt = NULL;
+    cdl_ckks_ciphertext *ct = NULL, *low = NULL, *rot = NULL;
+    assert_int_equal(cdl_ckks_plaintext_new(F.ctx, &pt), CDL_OK);
+    assert_int_equal(cdl_ckks_ciphertext_new(F.ctx, &ct), CDL_OK);
+    assert_int_equal(cdl_ckks_ciphertext_new(F.ctx, &low), CDL_OK);
+    assert_int_equal(cdl_ckks_ciphertext_new(F.ctx, &rot), CDL_OK);
+    assert_int_equal(cdl_ckks_encode(F.ctx, v, slots, cdl_ckks_default_scale(F.ctx), cdl_ckks_max_level(F.ctx), pt),
+                     CDL_OK);
+    assert_int_equal(cdl_ckks_encrypt_sk(F.ctx, F.sk, pt, F.rng, ct), CDL_OK);
+    assert_int_equal(cdl_ckks_drop_to_level(F.ctx, ct, 0, low), CDL_OK);
+    for (int s = 0; s < 3; s++) {
+        assert_int_equal(cdl_ckks_rotate(F.ctx, back, low, rot_steps[s], rot), CDL_OK);
+        assert_int_equal(cdl_ckks_decrypt(F.ctx, F.sk, rot, pt), CDL_OK);
+        assert_int_equal(cdl_ckks_decode(F.ctx, pt, got, slots), CDL_OK);
+        for (size_t i = 0; i < slots; i++)
+            assert_true(fabs(got[i] - v[(i + slots + (size_t)(rot_steps[s] % (int)slots)) % slots]) < TOL);
+    }
+    /* above its level: refused, naming the level */
+    assert_int_equal(cdl_ckks_rotate(F.ctx, back, ct, rot_steps[0], rot), CDL_ERR_MISMATCH);
+    assert_non_null(strstr(cdl_last_error(), "only serves levels"));
+    /* hoisted rotations mix levels as long as each key serves the ciphertext's */
+    cdl_ckks_ciphertext *outs[3] = {NULL, NULL, NULL};
+    for (int s = 0; s < 3; s++)
+        assert_int_equal(cdl_ckks_ciphertext_new(F.ctx, &outs[s]), CDL_OK);
+    assert_int_equal(cdl_ckks_rotate_hoisted(F.ctx, back, low, rot_steps, 3, outs), CDL_OK);
+    for (int s = 0; s < 3; s++)
+        cdl_ckks_ciphertext_free(outs[s]);
+    /* a level above the parameters' is refused by the loader: the first level word follows count, 0, qp */
+    uint8_t *payload = NULL, *bad = NULL;
+    size_t plen = 0, bad_len = 0;
+    open_payload(blob, len, CDL_OBJ_GALOIS_KEYS, &payload, &plen);
+    payload[12] = 0x7f;
+    assert_int_equal(cdl_envelope_wrap(CDL_OBJ_GALOIS_KEYS, F.ctx->param_hash, payload, plen, 0, &bad, &bad_len),
+                     CDL_OK);
+    cdl_ckks_galois_keys *x = NULL;
+    assert_int_equal(cdl_ckks_galois_keys_load(F.ctx, bad, bad_len, &x), CDL_ERR_FORMAT);
+    assert_null(x);
+    cdl_free_bytes(payload);
+    cdl_free_bytes(bad);
+    cdl_ckks_ciphertext_free(rot);
+    cdl_ckks_ciphertext_free(low);
+    cdl_ckks_ciphertext_free(ct);
+    cdl_ckks_plaintext_free(pt);
+    free(v);
+    free(got);
+    cdl_free_bytes(blob);
+    cdl_free_bytes(full);
+    cdl_ckks_galois_keys_free(back);
+    cdl_ckks_galois_keys_free(gk);
+}
+
 static void test_galois_keys_round_trip(void **state)
 {
     (void)state;
@@ -1111,6 +1189,13 @@ static void write_corpus(const char *dir)
     SEED("ckks_public_key", "pk", cdl_ckks_public_key_save(fz.ctx, fz.pk, 0, &b, &len));
     SEED("ckks_relin_key", "rlk", cdl_ckks_relin_key_save(fz.ctx, fz.rlk, 0, &b, &len));
     SEED("ckks_galois_keys", "gk_zstd", cdl_ckks_galois_keys_save(fz.ctx, fz.gk, 1, &b, &len));
+    {
+        static const int steps[2] = {1, 3}, levels[2] = {0, 1};
+        cdl_ckks_galois_keys *gl = NULL;
+        assert_int_equal(cdl_ckks_keygen_galois_levels(fz.ctx, fz.sk, steps, levels, 2, 0, fz.rng, &gl), CDL_OK);
+        SEED("ckks_galois_keys", "gk_levels_zstd", cdl_ckks_galois_keys_save(fz.ctx, gl, 1, &b, &len));
+        cdl_ckks_galois_keys_free(gl);
+    }
     SEED("ckks_plaintext", "pt_top", cdl_ckks_plaintext_save(fz.ctx, pt, 0, &b, &len));
     SEED("ckks_plaintext", "pt_level0_zstd", cdl_ckks_plaintext_save(fz.ctx, pt0, 3, &b, &len));
     SEED("ckks_ciphertext", "ct_pk", cdl_ckks_ciphertext_save(fz.ctx, ct, 0, &b, &len));
@@ -1199,6 +1284,7 @@ int main(void)
         cmocka_unit_test(test_secret_key_round_trip),
         cmocka_unit_test(test_public_and_relin_key_round_trip),
         cmocka_unit_test(test_galois_keys_round_trip),
+        cmocka_unit_test(test_galois_keys_levels),
         cmocka_unit_test(test_context_round_trip),
         cmocka_unit_test(test_truncations),
         cmocka_unit_test(test_bit_flips),
