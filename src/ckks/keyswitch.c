@@ -89,7 +89,7 @@ cdl_status cdl_ckks_ks_decompose(const cdl_ckks_context *ctx, const uint64_t *c,
     modup_prepare(ctx, c, level, cc, y);
 #pragma omp parallel for schedule(static)
     for (int item = 0; item < dcount * ext; item++) {
-        int d = item / ext, t = item % ext;
+        int d = item / ext, t = item % ext; /* ct-public: loop indexes */
         uint64_t *out = digits + (size_t)item * n;
         const uint64_t *src = digit_limb(ctx, c, y, level, d, ext_prime(ctx, level, t), out);
         if (src != out)
@@ -260,7 +260,7 @@ static cdl_status ks_multi(const cdl_ckks_context *ctx, const uint64_t *digits, 
             cdl_base_convert_prepare(&ctx->moddown, ACC(rc / 2, rc % 2, limbs), yp + (size_t)rc * K * n, n);
 #pragma omp for schedule(static)
         for (int item = 0; item < count * 2 * limbs; item++) {
-            int rc = item / limbs, i = item % limbs;
+            int rc = item / limbs, i = item % limbs; /* ct-public: loop indexes */
             cdl_base_convert_limb(&ctx->moddown, yp + (size_t)rc * K * n, i, cv, n);
             cdl_ntt_forward(ctx->ntt[i], cv);
             const uint64_t *a = ACC(rc / 2, rc % 2, i);

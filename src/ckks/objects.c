@@ -225,11 +225,12 @@ cdl_status cdl_ckks_secret_key_precompute(const cdl_ckks_context *ctx, cdl_ckks_
     const size_t n = ctx->n;
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < ctx->q_count; i++) {
-        uint64_t q = ctx->primes[i];
+        const cdl_modulus *m = &ctx->mod[i];
         const uint64_t *s = sk->s + (size_t)i * n;
         uint64_t *w = sk->s_shoup + (size_t)i * n;
+        /* s is secret: the division-free, branch-free form (modarith.h) */
         for (size_t k = 0; k < n; k++)
-            w[k] = cdl_shoup_precompute(s[k], q);
+            w[k] = cdl_shoup_precompute_ct(s[k], m);
     }
     return CDL_OK;
 }
@@ -268,7 +269,7 @@ cdl_status cdl_ckks_ksk_init_level(const cdl_ckks_context *ctx, int level, cdl_c
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "key-switching key level %d outside 0..%d", level, ctx->max_level);
     k->max_level = level;
     k->q_count = ctx->q_count;
-    k->dnum = (level + ctx->alpha) / ctx->alpha; /* the digits of a ciphertext at that level */
+    k->dnum = (level + ctx->alpha) / ctx->alpha; /* the digits of a ciphertext at that level; ct-public */
     k->qp_count = level + 1 + ctx->p_count;
     k->n = ctx->n;
     k->data = cdl_calloc_array((size_t)k->dnum * 2 * (size_t)k->qp_count * ctx->n, sizeof(uint64_t));
@@ -282,8 +283,9 @@ cdl_status cdl_ckks_ksk_init(const cdl_ckks_context *ctx, cdl_ckks_ksk *k)
 
 int cdl_ckks_ksk_fits(const cdl_ckks_context *ctx, const cdl_ckks_ksk *k, int level)
 {
+    const int dnum = (k->max_level + ctx->alpha) / ctx->alpha; /* ct-public: key shape */
     return k->n == ctx->n && k->q_count == ctx->q_count && k->max_level >= level && k->max_level <= ctx->max_level &&
-           k->qp_count == k->max_level + 1 + ctx->p_count && k->dnum == (k->max_level + ctx->alpha) / ctx->alpha;
+           k->qp_count == k->max_level + 1 + ctx->p_count && k->dnum == dnum;
 }
 
 void cdl_ckks_ksk_release(cdl_ckks_ksk *k)
@@ -385,7 +387,7 @@ static long step_key(const cdl_ckks_galois_keys *gk, int step)
     if (step == 0)
         return cdl_ckks_galois_keys_find(gk, two_n - 1);
     int64_t slots = (int64_t)gk->n / 2;
-    int64_t k = ((int64_t)step % slots + slots) % slots;
+    int64_t k = ((int64_t)step % slots + slots) % slots; /* ct-public: a rotation step */
     uint64_t g = 1, base = 5;
     while (k) {
         if (k & 1)

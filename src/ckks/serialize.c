@@ -680,7 +680,7 @@ cdl_status cdl_ckks_galois_keys_load(const cdl_ckks_context *ctx, const uint8_t 
                               "0..%d", i, lv, ctx->max_level);
             if (st == CDL_OK) {
                 levels[i] = (int)lv;
-                const size_t d = (size_t)((levels[i] + ctx->alpha) / ctx->alpha);
+                const size_t d = (size_t)((levels[i] + ctx->alpha) / ctx->alpha); /* ct-public: key levels */
                 want += 8 * d * 2 * (size_t)(levels[i] + 1 + ctx->p_count) * ctx->n; /* bounded by the full size */
             }
         }

@@ -52,7 +52,7 @@ cdl_status cdl_ntt_table_new(size_t n, uint64_t q, cdl_ntt_table **out)
         t->roots_shoup[k] = cdl_shoup_precompute(t->roots[k], q);
         t->inv_roots_shoup[k] = cdl_shoup_precompute(t->inv_roots[k], q);
     }
-    t->n_inv = cdl_mod_inv(n % q, &t->mod);
+    t->n_inv = cdl_mod_inv(n % q, &t->mod); /* ct-public: N and q */
     t->n_inv_shoup = cdl_shoup_precompute(t->n_inv, q);
     cdl_status st = cdl_ntt_kernels_prepare(t);
     if (st != CDL_OK) {

@@ -63,7 +63,7 @@ int cdl_ntt_ifma_available(void)
 
 /* floor(w * 2^52 / q), for w < q < 2^50: the Shoup constant of Harvey's
  * multiplication with a 52-bit word, as computed by IFMA's madd52hi. */
-static uint64_t shoup52(uint64_t w, uint64_t q) { return (uint64_t)(((cdl_u128)w << 52) / q); }
+static uint64_t shoup52(uint64_t w, uint64_t q) { return (uint64_t)(((cdl_u128)w << 52) / q); } /* ct-public: roots */
 
 cdl_status cdl_ntt_kernels_prepare(cdl_ntt_table *t)
 {

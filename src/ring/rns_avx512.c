@@ -44,7 +44,8 @@ typedef struct {
     int ifma;
 } z_mul;
 
-static inline uint64_t shoup52(uint64_t w, uint64_t p) { return (uint64_t)(((cdl_u128)w << 52) / p); }
+/* ct-public: every multiplier below is an RNS constant of the parameters */
+static inline uint64_t shoup52(uint64_t w, uint64_t p) { return (uint64_t)(((cdl_u128)w << 52) / p); } /* ct-public */
 
 RNS_FN z_mul make_mul(uint64_t w, uint64_t p, int ifma)
 {
@@ -166,7 +167,8 @@ __attribute__((target(RNS_TARGET))) void cdl_mac_ifma(const uint64_t *const *x, 
                                                        const uint64_t *const *k1, int dcount, const uint32_t *perm,
                                                        uint64_t p, uint64_t *o0, uint64_t *o1, size_t n)
 {
-    const z_mul one = make_mul(1, p, 1), c52 = make_mul(((uint64_t)1 << 52) % p, p, 1);
+    const uint64_t r52 = ((uint64_t)1 << 52) % p; /* ct-public: the modulus */
+    const z_mul one = make_mul(1, p, 1), c52 = make_mul(r52, p, 1);
     const __m512i zero = _mm512_setzero_si512();
     for (size_t k = 0; k < n; k += 8) {
         __m512i lo0 = zero, hi0 = zero, lo1 = zero, hi1 = zero;
@@ -190,7 +192,8 @@ __attribute__((target(RNS_TARGET))) void cdl_tensor_ifma(const uint64_t *a0, con
                                                           const uint64_t *b1, uint64_t *o0, uint64_t *o1,
                                                           uint64_t *o2, uint64_t p, size_t n)
 {
-    const z_mul one = make_mul(1, p, 1), c52 = make_mul(((uint64_t)1 << 52) % p, p, 1);
+    const uint64_t r52 = ((uint64_t)1 << 52) % p; /* ct-public: the modulus */
+    const z_mul one = make_mul(1, p, 1), c52 = make_mul(r52, p, 1);
     const __m512i zero = _mm512_setzero_si512();
     for (size_t k = 0; k < n; k += 8) {
         __m512i x0 = LOAD(a0 + k), x1 = LOAD(a1 + k), y0 = LOAD(b0 + k), y1 = LOAD(b1 + k);
@@ -208,7 +211,8 @@ __attribute__((target(RNS_TARGET))) void cdl_tensor_ifma(const uint64_t *a0, con
 __attribute__((target(RNS_TARGET))) void cdl_mul_add_ifma(uint64_t *o, const uint64_t *c, const uint64_t *a,
                                                            const uint64_t *b, uint64_t p, size_t n)
 {
-    const z_mul one = make_mul(1, p, 1), c52 = make_mul(((uint64_t)1 << 52) % p, p, 1);
+    const uint64_t r52 = ((uint64_t)1 << 52) % p; /* ct-public: the modulus */
+    const z_mul one = make_mul(1, p, 1), c52 = make_mul(r52, p, 1);
     const __m512i zero = _mm512_setzero_si512();
     for (size_t k = 0; k < n; k += 8) {
         __m512i x = LOAD(a + k), y = LOAD(b + k);
@@ -221,7 +225,8 @@ __attribute__((target(RNS_TARGET))) void cdl_mul_add_ifma(uint64_t *o, const uin
 __attribute__((target(RNS_TARGET))) void cdl_mul_ifma(uint64_t *o, const uint64_t *a, const uint64_t *b, uint64_t p,
                                                        size_t n)
 {
-    const z_mul one = make_mul(1, p, 1), c52 = make_mul(((uint64_t)1 << 52) % p, p, 1);
+    const uint64_t r52 = ((uint64_t)1 << 52) % p; /* ct-public: the modulus */
+    const z_mul one = make_mul(1, p, 1), c52 = make_mul(r52, p, 1);
     const __m512i zero = _mm512_setzero_si512();
     for (size_t k = 0; k < n; k += 8) {
         __m512i x = LOAD(a + k), y = LOAD(b + k);

@@ -72,7 +72,7 @@ static inline int cdl_lazy_products(const cdl_modulus *m)
 {
     cdl_u128 sq = (cdl_u128)(m->value - 1) * (m->value - 1);
     cdl_u128 lim = (cdl_u128)1 << 126;
-    cdl_u128 k = sq ? lim / sq : lim;
+    cdl_u128 k = sq ? lim / sq : lim; /* ct-public: from the modulus */
     return k > 1024 ? 1024 : (int)k;
 }
 
