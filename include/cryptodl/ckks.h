@@ -52,7 +52,9 @@ typedef struct cdl_ckks_param_spec {
 /* Presets at the 128-bit table's maximum log Q for N = 2^13, 2^14, 2^15
  * (log Q 218, 438, 881 including the special primes). */
 CDL_API cdl_status cdl_ckks_preset(int log_n, cdl_ckks_param_spec *spec);
-/* Largest total log2(Q*P) allowed for N = 2^log_n at 128-bit security (ternary secret). */
+/* Largest total log2(Q*P) allowed for N = 2^log_n at 128-bit security with a
+ * uniform ternary secret (HomomorphicEncryption.org 2018 table; 1747 at 2^16,
+ * from the 2024 guidelines). */
 CDL_API int cdl_ckks_max_log_qp(int log_n);
 
 CDL_API cdl_status cdl_ckks_context_new(const cdl_ckks_param_spec *spec, cdl_ckks_context **out);
