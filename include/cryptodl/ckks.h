@@ -45,7 +45,8 @@ typedef struct cdl_ckks_param_spec {
     int p_bits[CDL_CKKS_MAX_PRIMES];
     int dnum;                        /* key-switching digits; 0 = ceil(q_count / p_count) */
     double scale;                    /* default encoding scale, e.g. 2^40 */
-    int secret_hamming_weight;       /* 0 = uniform ternary; else exactly h nonzero */
+    int secret_hamming_weight;       /* 0 = uniform ternary; else exactly h nonzero (sparse h < 2N/3 is
+                                        checked against its own limit: cdl_ckks_max_log_qp_secret) */
     int allow_insecure;              /* TESTING ONLY: skip the 128-bit check (warns loudly) */
 } cdl_ckks_param_spec;
 
@@ -56,6 +57,12 @@ CDL_API cdl_status cdl_ckks_preset(int log_n, cdl_ckks_param_spec *spec);
  * uniform ternary secret (HomomorphicEncryption.org 2018 table; 1747 at 2^16,
  * from the 2024 guidelines). */
 CDL_API int cdl_ckks_max_log_qp(int log_n);
+/* The same for a secret of the given Hamming weight (0 = uniform ternary):
+ * the dense limit for h = 0 or h >= 2N/3; for a sparse secret the published
+ * 128-bit estimate that covers it (docs/security.md: h >= 192 at N = 2^15,
+ * log2(Q*P) <= 767, and 2^16, <= 1553; h >= 32 at 2^16, <= 117), or 0 when
+ * none does (every sparse secret at N <= 2^14): such parameters are refused. */
+CDL_API int cdl_ckks_max_log_qp_secret(int log_n, int hamming_weight);
 
 CDL_API cdl_status cdl_ckks_context_new(const cdl_ckks_param_spec *spec, cdl_ckks_context **out);
 CDL_API void cdl_ckks_context_free(cdl_ckks_context *ctx);

@@ -35,6 +35,52 @@ int cdl_ckks_max_log_qp(int log_n)
     }
 }
 
+/*
+ * Sparse secrets (0 < h < 2N/3 nonzero coefficients) are weaker than uniform
+ * ternary ones at the same (N, log QP): hybrid lattice / meet-in-the-middle
+ * attacks exploit the zeros (Howgrave-Graham 2007; Cheon, Hhan, Hong, Son,
+ * IEEE Access 2019; Son, Cheon, WAHC 2019). They get no limit from the dense
+ * table. A sparse secret is accepted only below a published lattice-estimator
+ * figure of at least 128 bits for its ring degree and a Hamming weight no
+ * larger than its own (lower h or larger log QP only lowers security; the
+ * monotonicity "rule of thumb" of the HomomorphicEncryption.org SparseLWEkit).
+ * Figures: HomomorphicEncryption.org SparseLWEkit, "Parameter Sets" and
+ * "Security Estimations" tables (lattice estimator, sigma = 3.19..3.2):
+ *   N = 2^15, h = 192, log Q = 767:  134.3 bits (OpenFHE, set 5);
+ *   N = 2^16, h = 192, log Q = 1553: 133.99 bits (OpenFHE, Lattigo
+ *             N16QP1553H192H32 of Bossuat et al., EUROCRYPT 2021, set 6);
+ *   N = 2^16, h = 32,  log Q = 117:  164.58 bits (HEaaN, set 3: the small
+ *             ephemeral secret of sparse-secret encapsulation).
+ * Everything else with 0 < h < 2N/3 is refused (in particular any h below
+ * 32, any h below 192 except at N = 2^16 with log QP <= 117, and every sparse
+ * secret at N <= 2^14). A fixed weight h >= 2N/3 has the variance and, at
+ * 2N/3, the entropy of a uniform ternary secret, and uses the dense table.
+ */
+typedef struct sparse_bound {
+    int log_n, min_h, max_log_qp;
+} sparse_bound;
+
+static const sparse_bound SPARSE_BOUNDS[] = {
+    {15, 192, 767},
+    {16, 192, 1553},
+    {16, 32, 117},
+};
+
+int cdl_ckks_max_log_qp_secret(int log_n, int hamming_weight)
+{
+    const int dense = cdl_ckks_max_log_qp(log_n);
+    if (dense == 0 || hamming_weight < 0 || hamming_weight > (1 << log_n))
+        return 0;
+    if (hamming_weight == 0 || 3 * (int64_t)hamming_weight >= 2 * ((int64_t)1 << log_n))
+        return dense;
+    int best = 0;
+    for (size_t i = 0; i < sizeof SPARSE_BOUNDS / sizeof SPARSE_BOUNDS[0]; i++)
+        if (SPARSE_BOUNDS[i].log_n == log_n && hamming_weight >= SPARSE_BOUNDS[i].min_h &&
+            SPARSE_BOUNDS[i].max_log_qp > best)
+            best = SPARSE_BOUNDS[i].max_log_qp;
+    return best < dense ? best : dense;
+}
+
 static void spec_fill(cdl_ckks_param_spec *s, int log_n, int q0, int qmid, int mid_count, int p, int p_count)
 {
     memset(s, 0, sizeof *s);
@@ -157,18 +203,34 @@ static cdl_status check_spec(const cdl_ckks_param_spec *s)
         total += s->q_bits[i];
     for (int i = 0; i < s->p_count; i++)
         total += s->p_bits[i];
-    int limit = cdl_ckks_max_log_qp(s->log_n);
+    const int h = s->secret_hamming_weight;
+    const int sparse = h > 0 && 3 * (int64_t)h < 2 * (int64_t)n;
+    int limit = cdl_ckks_max_log_qp_secret(s->log_n, h);
     if (total > limit) {
-        if (!s->allow_insecure)
+        if (!s->allow_insecure) {
+            if (sparse && limit == 0)
+                return cdl_fail(CDL_ERR_INSECURE,
+                                "a sparse secret of Hamming weight %d has no published 128-bit security estimate at "
+                                "N = 2^%d; use a uniform ternary secret (secret_hamming_weight = 0) or h >= 2N/3 "
+                                "(%zu); sparse secrets are accepted with h >= 192 at N = 2^15 (log2(Q*P) <= 767) "
+                                "and 2^16 (<= 1553), or h >= 32 at 2^16 with log2(Q*P) <= 117 (docs/security.md)",
+                                h, s->log_n, (2 * n + 2) / 3);
+            if (sparse)
+                return cdl_fail(CDL_ERR_INSECURE,
+                                "log2(Q*P) = %d bits exceeds the 128-bit limit of %d bits for a sparse secret of "
+                                "Hamming weight %d at N = 2^%d (published estimates for sparse secrets, "
+                                "docs/security.md); use fewer or smaller primes or a uniform ternary secret",
+                                total, limit, h, s->log_n);
             return cdl_fail(CDL_ERR_INSECURE,
                             "log2(Q*P) = %d bits exceeds the 128-bit security limit of %d bits for N = 2^%d "
                             "(HomomorphicEncryption.org standard, ternary secret); use fewer or smaller primes, "
                             "or a larger log_n (cdl_ckks_preset gives the largest secure choice)",
                             total, limit, s->log_n);
+        }
         fprintf(stderr,
-                "cryptodl: WARNING: INSECURE CKKS PARAMETERS (log2(QP) = %d > %d bits allowed for N = 2^%d). "
+                "cryptodl: WARNING: INSECURE CKKS PARAMETERS (log2(QP) = %d > %d bits allowed for N = 2^%d%s). "
                 "allow_insecure is for testing only; never use these keys for real data.\n",
-                total, limit, s->log_n);
+                total, limit, s->log_n, sparse ? " with this sparse secret" : "");
     }
     return CDL_OK;
 }

@@ -5,6 +5,10 @@
  *    size 20..61 bits (NTT primes and other odd moduli), at w = 0, 1, 2,
  *    q/2, q-2, q-1 and many random w; a loaded secret key's Shoup table
  *    matches the division; cdl_mod_from_i64 (branch-free) on edge values.
+ *  - sparse secrets: the limits of cdl_ckks_max_log_qp_secret at their
+ *    boundaries, refusals at creation (no estimate, too much modulus, h below
+ *    the published weights), an accepted h = 192 context at N = 2^15 whose
+ *    keys have that weight and which survives save/load.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -127,12 +131,119 @@ static void test_mod_from_i64(void **state)
     }
 }
 
+static void spec_bits(cdl_ckks_param_spec *s, int log_n, int h, const int *q, int qc, const int *p, int pc)
+{
+    memset(s, 0, sizeof *s);
+    s->log_n = log_n;
+    s->q_count = qc;
+    for (int i = 0; i < qc; i++)
+        s->q_bits[i] = q[i];
+    s->p_count = pc;
+    for (int i = 0; i < pc; i++)
+        s->p_bits[i] = p[i];
+    s->scale = ldexp(1.0, 40);
+    s->secret_hamming_weight = h;
+}
+
+static void test_sparse_secret_limits(void **state)
+{
+    (void)state;
+    /* dense: uniform ternary, or h >= 2N/3 */
+    assert_int_equal(cdl_ckks_max_log_qp_secret(16, 0), 1747);
+    assert_int_equal(cdl_ckks_max_log_qp_secret(16, 43691), 1747); /* ceil(2 * 65536 / 3) */
+    assert_int_equal(cdl_ckks_max_log_qp_secret(16, 65536), 1747);
+    assert_int_equal(cdl_ckks_max_log_qp_secret(15, 21846), 881);
+    assert_int_equal(cdl_ckks_max_log_qp_secret(14, 10923), 438);
+    assert_int_equal(cdl_ckks_max_log_qp_secret(13, 5462), 218);
+    /* sparse: the published estimates, or nothing */
+    assert_int_equal(cdl_ckks_max_log_qp_secret(16, 43690), 1553);
+    assert_int_equal(cdl_ckks_max_log_qp_secret(16, 192), 1553);
+    assert_int_equal(cdl_ckks_max_log_qp_secret(16, 191), 117);
+    assert_int_equal(cdl_ckks_max_log_qp_secret(16, 32), 117);
+    assert_int_equal(cdl_ckks_max_log_qp_secret(16, 31), 0);
+    assert_int_equal(cdl_ckks_max_log_qp_secret(16, 1), 0);
+    assert_int_equal(cdl_ckks_max_log_qp_secret(15, 21845), 767);
+    assert_int_equal(cdl_ckks_max_log_qp_secret(15, 192), 767);
+    assert_int_equal(cdl_ckks_max_log_qp_secret(15, 191), 0);
+    assert_int_equal(cdl_ckks_max_log_qp_secret(15, 64), 0);
+    assert_int_equal(cdl_ckks_max_log_qp_secret(14, 10922), 0);
+    assert_int_equal(cdl_ckks_max_log_qp_secret(14, 192), 0);
+    assert_int_equal(cdl_ckks_max_log_qp_secret(13, 5461), 0);
+    assert_int_equal(cdl_ckks_max_log_qp_secret(13, 64), 0);
+    assert_int_equal(cdl_ckks_max_log_qp_secret(12, 1), 0);
+    /* out of range */
+    assert_int_equal(cdl_ckks_max_log_qp_secret(13, -1), 0);
+    assert_int_equal(cdl_ckks_max_log_qp_secret(13, 8193), 0);
+    assert_int_equal(cdl_ckks_max_log_qp_secret(17, 0), 0);
+}
+
+static void test_sparse_secret_contexts(void **state)
+{
+    (void)state;
+    cdl_ckks_param_spec s;
+    cdl_ckks_context *ctx = NULL, *back = NULL;
+    /* h = 64 at N = 2^13 within the dense budget (the old loophole): refused */
+    const int q13[] = {60, 40, 40}, p13[] = {60};
+    spec_bits(&s, 13, 64, q13, 3, p13, 1);
+    assert_int_equal(cdl_ckks_context_new(&s, &ctx), CDL_ERR_INSECURE);
+    assert_null(ctx);
+    assert_non_null(strstr(cdl_last_error(), "no published 128-bit"));
+    /* h = 1 at N = 2^16 with a tiny modulus: refused */
+    const int q16[] = {60}, p16[] = {57};
+    spec_bits(&s, 16, 1, q16, 1, p16, 1);
+    assert_int_equal(cdl_ckks_context_new(&s, &ctx), CDL_ERR_INSECURE);
+    /* h = 192 at N = 2^15, one bit over 767: refused, naming the sparse limit */
+    const int q15big[] = {60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60}, p15big[] = {48};
+    spec_bits(&s, 15, 192, q15big, 12, p15big, 1);
+    assert_int_equal(cdl_ckks_context_new(&s, &ctx), CDL_ERR_INSECURE);
+    assert_non_null(strstr(cdl_last_error(), "767"));
+    /* (the same modulus with a uniform ternary secret would be fine: 768 <= 881) */
+    assert_int_equal(cdl_ckks_max_log_qp_secret(15, 0), 881);
+    /* allow_insecure still lets a test through, loudly */
+    spec_bits(&s, 13, 64, q13, 3, p13, 1);
+    s.allow_insecure = 1;
+    assert_int_equal(cdl_ckks_context_new(&s, &ctx), CDL_OK);
+    cdl_ckks_context_free(ctx);
+    ctx = NULL;
+
+    /* h = 192 at N = 2^15 within 767 bits: accepted, keys of that weight, round trip */
+    const int q15[] = {60, 40}, p15[] = {60};
+    spec_bits(&s, 15, 192, q15, 2, p15, 1);
+    assert_int_equal(cdl_ckks_context_new(&s, &ctx), CDL_OK);
+    cdl_rng *rng = NULL;
+    cdl_ckks_secret_key *sk = NULL;
+    assert_int_equal(cdl_rng_new_system(&rng), CDL_OK);
+    assert_int_equal(cdl_ckks_keygen_secret(ctx, rng, &sk), CDL_OK);
+    size_t nz = 0;
+    for (size_t j = 0; j < ctx->n; j++)
+        nz += sk->coeffs[j] != 0;
+    assert_int_equal(nz, 192);
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    assert_int_equal(cdl_ckks_context_save(ctx, 0, &blob, &len), CDL_OK);
+    assert_int_equal(cdl_ckks_context_load(blob, len, &back), CDL_OK);
+    assert_int_equal(back->spec.secret_hamming_weight, 192);
+    assert_memory_equal(cdl_ckks_param_hash(back), cdl_ckks_param_hash(ctx), CDL_CKKS_PARAM_HASH_BYTES);
+    cdl_free_bytes(blob);
+    cdl_ckks_context_free(back);
+    cdl_ckks_secret_key_free(sk);
+    cdl_rng_free(rng);
+    cdl_ckks_context_free(ctx);
+
+    /* h = 32 at N = 2^16 within 117 bits (the ephemeral secret of sparse-secret encapsulation) */
+    spec_bits(&s, 16, 32, q16, 1, p16, 1);
+    assert_int_equal(cdl_ckks_context_new(&s, &ctx), CDL_OK);
+    cdl_ckks_context_free(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shoup_ct_matches_division),
         cmocka_unit_test(test_secret_key_shoup_table),
         cmocka_unit_test(test_mod_from_i64),
+        cmocka_unit_test(test_sparse_secret_limits),
+        cmocka_unit_test(test_sparse_secret_contexts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -667,8 +667,13 @@ static void test_context_round_trip(void **state)
     (void)state;
     cdl_ckks_param_spec spec;
     secure_spec(&spec);
+    /* A sparse secret at N = 2^12 has no 128-bit estimate: refused at
+     * creation (docs/security.md); the dense secret is fine. */
     spec.secret_hamming_weight = 64;
     cdl_ckks_context *ctx = NULL, *back = NULL;
+    assert_int_equal(cdl_ckks_context_new(&spec, &ctx), CDL_ERR_INSECURE);
+    assert_null(ctx);
+    spec.secret_hamming_weight = 0;
     assert_int_equal(cdl_ckks_context_new(&spec, &ctx), CDL_OK);
     for (int compression = 0; compression <= 19; compression += 19) {
         uint8_t *blob = NULL;
@@ -679,7 +684,7 @@ static void test_context_round_trip(void **state)
         assert_int_equal(cdl_ckks_log_n(back), 12);
         assert_int_equal(cdl_ckks_max_level(back), 1);
         assert_true(cdl_ckks_default_scale(back) == spec.scale);
-        assert_int_equal(back->spec.secret_hamming_weight, 64);
+        assert_int_equal(back->spec.secret_hamming_weight, 0);
         for (int i = 0; i < back->qp_count; i++)
             assert_true(back->primes[i] == ctx->primes[i]);
         cdl_ckks_context_free(back);
@@ -703,6 +708,19 @@ static void test_context_round_trip(void **state)
         wrap_payload(CDL_OBJ_PARAMS, other_hash, payload, plen, 0, &forged, &flen);
         assert_int_equal(cdl_ckks_context_load(forged, flen, &back), CDL_ERR_FORMAT);
         cdl_free_bytes(forged);
+        /* A file cannot carry a sparse secret past the security check: the
+         * Hamming weight (payload bytes 16..20) set to 1 or 64 is refused
+         * whatever the header's hash. */
+        const uint32_t weights[] = {1, 64, 2730};
+        for (int w = 0; w < 3; w++) {
+            put_u32(payload + 16, weights[w]);
+            wrap_payload(CDL_OBJ_PARAMS, cdl_ckks_param_hash(ctx), payload, plen, 0, &forged, &flen);
+            assert_int_equal(cdl_ckks_context_load(forged, flen, &back), CDL_ERR_INSECURE);
+            assert_null(back);
+            assert_non_null(strstr(cdl_last_error(), "sparse secret"));
+            cdl_free_bytes(forged);
+        }
+        put_u32(payload + 16, 0);
         /* Out-of-range counts. */
         put_u32(payload + 4, 0); /* q_count */
         wrap_payload(CDL_OBJ_PARAMS, cdl_ckks_param_hash(ctx), payload, plen, 0, &forged, &flen);
