@@ -54,6 +54,8 @@ static void usage(FILE *out)
             "                    rotations; a few images share a ciphertext when they fit) or auto (slots\n"
             "                    unless batch fits this machine's memory and --limit fills batches)\n"
             "  --stream-weights  slots: encode the weights at every request instead of once (less memory)\n"
+            "  --max-galois-keys K  slots: at most K rotation keys (the +-2^k basis and the most used steps;\n"
+            "                    other steps are composed: fewer key bytes, more rotations)\n"
             "  --public-key      encrypt with the public key (default: the secret key, symmetric)\n"
             "  --plan            print the HE plan (layers, levels, parameters, cost, memory) and stop\n"
             "  --force           run even if the plan's ciphertext memory exceeds 90%% of this machine's RAM\n"
@@ -221,6 +223,7 @@ int cmd_predict(int argc, char **argv)
                                          {"approx", required_argument, 0, 'A'},
                                          {"packing", required_argument, 0, 'Q'},
                                          {"stream-weights", no_argument, 0, 'W'},
+                                         {"max-galois-keys", required_argument, 0, 'G'},
                                          {"plan", no_argument, 0, 'P'},
                                          {"force", no_argument, 0, 'F'},
                                          {"json", no_argument, 0, 'j'},
@@ -282,6 +285,13 @@ int cmd_predict(int argc, char **argv)
                 return CLI_EXIT_USAGE;
             break;
         case 'W': stream_weights = 1; break;
+        case 'G': {
+            long long k = 0;
+            if (cli_parse_positive("predict", "--max-galois-keys", optarg, &k) != 0)
+                return CLI_EXIT_USAGE;
+            hopt.max_galois_keys = k > 100000 ? 100000 : (int)k;
+            break;
+        }
         case 'B':
             hopt.output_bits = (int)strtol(optarg, &end, 10);
             if (*end || hopt.output_bits < 2 || hopt.output_bits > 30)

@@ -1377,6 +1377,10 @@ cdl_status cdl_he_plan_describe(const cdl_he_plan *plan, char **text)
               (unsigned long long)plan->cost.const_mults, (unsigned long long)plan->cost.adds,
               (unsigned long long)plan->cost.ct_mults, (unsigned long long)plan->cost.rescales);
     if (slots) {
+        { /* composed rotations (a key budget), at a middle level */
+            const double nf = (double)((uint64_t)1 << sp->log_n) / 16384.0, l = plan->levels / 2.0;
+            est_total += (double)plan->composed_rotations * 60e-6 * nf * (l + 1) * (l + 2);
+        }
         tb_printf(&t, "cost per request: %llu rotations + %llu hoisted, %llu ciphertext x plaintext; estimated %.2f s on "
                   "one thread (a rough model, not a measurement)\n", (unsigned long long)plan->rotations,
                   (unsigned long long)plan->hoisted, (unsigned long long)plan->plain_mults, est_total);
