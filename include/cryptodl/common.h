@@ -58,12 +58,19 @@ CDL_API int cdl_get_threads(void);
 /*
  * Random source. The default (cdl_rng_new_system) draws from libsodium's
  * randombytes. The seeded form expands a 32-byte seed with ChaCha20 and is for
- * tests and known-answer vectors only: never use it for real keys.
+ * tests and known-answer vectors only: its output is reproducible, so key
+ * generation (cdl_ckks_keygen_*) and flooded decryption refuse it with
+ * CDL_ERR_INSECURE. cdl_rng_new_seeded_insecure makes the same stream but
+ * lets those functions use it (with a warning on stderr, once per process):
+ * the explicit opt-in for tests that need reproducible keys. NEVER for real
+ * keys.
  */
 typedef struct cdl_rng cdl_rng;
 #define CDL_RNG_SEED_BYTES 32
 CDL_API cdl_status cdl_rng_new_system(cdl_rng **out);
 CDL_API cdl_status cdl_rng_new_seeded(const uint8_t seed[CDL_RNG_SEED_BYTES], cdl_rng **out);
+/* INSECURE, TESTS ONLY: a seeded generator that key generation accepts. */
+CDL_API cdl_status cdl_rng_new_seeded_insecure(const uint8_t seed[CDL_RNG_SEED_BYTES], cdl_rng **out);
 CDL_API void cdl_rng_free(cdl_rng *rng);
 CDL_API void cdl_rng_bytes(cdl_rng *rng, void *buf, size_t len);
 CDL_API uint64_t cdl_rng_u64(cdl_rng *rng);

@@ -4,12 +4,15 @@
  * key-switching key from s^2 to s; Galois keys: from s(X^g) to s, for the
  * rotation elements g = 5^step mod 2N and conjugation g = 2N - 1.
  * Errors are centered binomial (eta = 21, sigma ~ 3.24).
+ * Every entry point refuses a reproducible (seeded) generator unless the
+ * caller opted in with cdl_rng_new_seeded_insecure (cdl_rng_check_secret).
  */
 #include <string.h>
 
 #include "ckks/keyswitch.h"
 #include "core/error.h"
 #include "core/memory.h"
+#include "core/rng.h"
 #include "ring/automorphism.h"
 #include "ring/rns_poly.h"
 #include "ring/sampler.h"
@@ -19,6 +22,7 @@ cdl_status cdl_ckks_keygen_secret(const cdl_ckks_context *ctx, cdl_rng *rng, cdl
     if (!ctx || !rng || !out)
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_keygen_secret: NULL argument");
     *out = NULL;
+    CDL_TRY(cdl_rng_check_secret(rng, "cdl_ckks_keygen_secret"));
     cdl_ckks_secret_key *sk = NULL;
     CDL_TRY(cdl_ckks_secret_key_alloc(ctx, &sk));
     if (ctx->spec.secret_hamming_weight > 0) {
@@ -47,6 +51,7 @@ cdl_status cdl_ckks_keygen_public(const cdl_ckks_context *ctx, const cdl_ckks_se
     if (!ctx || !sk || !rng || !out)
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_keygen_public: NULL argument");
     *out = NULL;
+    CDL_TRY(cdl_rng_check_secret(rng, "cdl_ckks_keygen_public"));
     if (sk->n != ctx->n || sk->qp_count != ctx->qp_count)
         return cdl_fail(CDL_ERR_MISMATCH, "cdl_ckks_keygen_public: secret key made for another context");
     const size_t n = ctx->n;
@@ -94,6 +99,7 @@ cdl_status cdl_ckks_keygen_relin(const cdl_ckks_context *ctx, const cdl_ckks_sec
     if (!ctx || !sk || !rng || !out)
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_keygen_relin: NULL argument");
     *out = NULL;
+    CDL_TRY(cdl_rng_check_secret(rng, "cdl_ckks_keygen_relin"));
     if (sk->n != ctx->n || sk->qp_count != ctx->qp_count)
         return cdl_fail(CDL_ERR_MISMATCH, "cdl_ckks_keygen_relin: secret key made for another context");
     const size_t words = (size_t)ctx->qp_count * ctx->n;
@@ -127,6 +133,7 @@ cdl_status cdl_ckks_keygen_galois_levels(const cdl_ckks_context *ctx, const cdl_
     if (!ctx || !sk || !rng || !out || (count && !steps))
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_keygen_galois: NULL argument");
     *out = NULL;
+    CDL_TRY(cdl_rng_check_secret(rng, "cdl_ckks_keygen_galois"));
     for (size_t i = 0; levels && i < count; i++)
         if (levels[i] < 0 || levels[i] > ctx->max_level)
             return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_keygen_galois: level %d of step %d is outside 0..%d",

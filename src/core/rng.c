@@ -3,9 +3,16 @@
  * randombytes_buf (system mode) or from the caller (seeded test mode); the
  * output is the ChaCha20-IETF keystream, buffered, with a 32-bit block
  * counter and a 96-bit nonce that is advanced when the counter wraps.
+ *
+ * A seeded generator is as secret as its seed, so whatever must stay secret
+ * (keys, their noise, flooding noise) refuses one (cdl_rng_check_secret)
+ * unless it was made by cdl_rng_new_seeded_insecure, the tests' explicit
+ * opt-in, which warns once per process on stderr.
  */
 #include "core/rng.h"
 
+#include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -22,6 +29,7 @@ struct cdl_rng {
     uint8_t buffer[RNG_BUFFER_BYTES];
     size_t available; /* unread bytes at the end of buffer */
     int seeded;
+    int insecure_ok; /* seeded by cdl_rng_new_seeded_insecure: secrets may be drawn from it (tests only) */
 };
 
 static cdl_status rng_init(void)
@@ -31,7 +39,7 @@ static cdl_status rng_init(void)
     return CDL_OK;
 }
 
-static cdl_status rng_new(const uint8_t *seed, cdl_rng **out)
+static cdl_status rng_new(const uint8_t *seed, int insecure_ok, cdl_rng **out)
 {
     if (!out)
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_rng_new: output pointer is NULL");
@@ -43,6 +51,7 @@ static cdl_status rng_new(const uint8_t *seed, cdl_rng **out)
     if (seed) {
         memcpy(rng->key, seed, sizeof rng->key);
         rng->seeded = 1;
+        rng->insecure_ok = insecure_ok;
     } else {
         randombytes_buf(rng->key, sizeof rng->key);
     }
@@ -50,18 +59,60 @@ static cdl_status rng_new(const uint8_t *seed, cdl_rng **out)
     return CDL_OK;
 }
 
-cdl_status cdl_rng_new_system(cdl_rng **out) { return rng_new(NULL, out); }
+cdl_status cdl_rng_new_system(cdl_rng **out) { return rng_new(NULL, 0, out); }
 
 cdl_status cdl_rng_new_seeded(const uint8_t seed[CDL_RNG_SEED_BYTES], cdl_rng **out)
 {
     if (!seed)
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_rng_new_seeded: seed is NULL");
-    return rng_new(seed, out);
+    return rng_new(seed, 0, out);
+}
+
+cdl_status cdl_rng_new_seeded_insecure(const uint8_t seed[CDL_RNG_SEED_BYTES], cdl_rng **out)
+{
+    if (!seed)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_rng_new_seeded_insecure: seed is NULL");
+    return rng_new(seed, 1, out);
 }
 
 void cdl_rng_free(cdl_rng *rng) { cdl_secure_free(rng, sizeof *rng); }
 
 int cdl_rng_is_seeded(const cdl_rng *rng) { return rng->seeded; }
+
+static atomic_flag insecure_warned = ATOMIC_FLAG_INIT;
+
+cdl_status cdl_rng_check_secret(const cdl_rng *rng, const char *what)
+{
+    if (!rng->seeded)
+        return CDL_OK;
+    if (!rng->insecure_ok)
+        return cdl_fail(CDL_ERR_INSECURE,
+                        "%s: refusing a seeded random generator (cdl_rng_new_seeded): its whole output follows "
+                        "from the 32-byte seed, so secrets drawn from it are no more secret than the seed. Use "
+                        "cdl_rng_new_system() for real keys; tests and known-answer vectors that need "
+                        "reproducible keys create the generator with cdl_rng_new_seeded_insecure()",
+                        what);
+    if (!atomic_flag_test_and_set(&insecure_warned))
+        fprintf(stderr, "cryptodl: WARNING: %s from a seeded generator (cdl_rng_new_seeded_insecure): "
+                        "REPRODUCIBLE TEST SECRETS, never use them for real data.\n",
+                what);
+    return CDL_OK;
+}
+
+cdl_status cdl_rng_new_child(cdl_rng *parent, cdl_rng **out)
+{
+    if (!parent || !out)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_rng_new_child: NULL argument");
+    uint8_t seed[CDL_RNG_SEED_BYTES];
+    cdl_rng_bytes(parent, seed, sizeof seed);
+    cdl_status st = rng_new(seed, parent->insecure_ok, out);
+    sodium_memzero(seed, sizeof seed);
+    if (st == CDL_OK) {
+        /* a child of the system generator is as unpredictable as its parent */
+        (*out)->seeded = parent->seeded;
+    }
+    return st;
+}
 
 static void rng_refill(cdl_rng *rng)
 {

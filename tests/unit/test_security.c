@@ -9,6 +9,9 @@
  *    boundaries, refusals at creation (no estimate, too much modulus, h below
  *    the published weights), an accepted h = 192 context at N = 2^15 whose
  *    keys have that weight and which survives save/load.
+ *  - seeded generators: every key generation refuses cdl_rng_new_seeded
+ *    (CDL_ERR_INSECURE, naming the fix) and accepts the explicit test opt-in
+ *    cdl_rng_new_seeded_insecure (reproducibly) and the system generator.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -22,6 +25,7 @@
 
 #include "ckks/ckks_internal.h"
 #include "core/memory.h"
+#include "core/rng.h"
 #include "cryptodl/ckks.h"
 #include "ring/modarith.h"
 #include "ring/primes.h"
@@ -236,6 +240,76 @@ static void test_sparse_secret_contexts(void **state)
     cdl_ckks_context_free(ctx);
 }
 
+static void test_seeded_rng_refused_for_keys(void **state)
+{
+    (void)state;
+    cdl_ckks_param_spec spec;
+    memset(&spec, 0, sizeof spec);
+    spec.log_n = 10;
+    spec.q_count = 2;
+    spec.q_bits[0] = 50;
+    spec.q_bits[1] = 40;
+    spec.p_count = 1;
+    spec.p_bits[0] = 50;
+    spec.scale = ldexp(1.0, 40);
+    spec.allow_insecure = 1; /* TESTING ONLY: N = 2^10 */
+    cdl_ckks_context *ctx = NULL;
+    assert_int_equal(cdl_ckks_context_new(&spec, &ctx), CDL_OK);
+    uint8_t seed[CDL_RNG_SEED_BYTES] = {42};
+    cdl_rng *seeded = NULL, *sys = NULL, *opt_in = NULL, *opt_in2 = NULL;
+    assert_int_equal(cdl_rng_new_seeded(seed, &seeded), CDL_OK);
+    assert_int_equal(cdl_rng_new_system(&sys), CDL_OK);
+    cdl_ckks_secret_key *sk = NULL, *sk2 = NULL;
+    cdl_ckks_public_key *pk = NULL;
+    cdl_ckks_relin_key *rlk = NULL;
+    cdl_ckks_galois_keys *gk = NULL;
+    /* the plain seeded generator: every key generation refuses it */
+    assert_int_equal(cdl_ckks_keygen_secret(ctx, seeded, &sk), CDL_ERR_INSECURE);
+    assert_null(sk);
+    assert_non_null(strstr(cdl_last_error(), "cdl_rng_new_system"));
+    assert_non_null(strstr(cdl_last_error(), "cdl_rng_new_seeded_insecure"));
+    assert_int_equal(cdl_ckks_keygen_secret(ctx, sys, &sk), CDL_OK);
+    assert_int_equal(cdl_ckks_keygen_public(ctx, sk, seeded, &pk), CDL_ERR_INSECURE);
+    assert_int_equal(cdl_ckks_keygen_relin(ctx, sk, seeded, &rlk), CDL_ERR_INSECURE);
+    const int steps[] = {1};
+    assert_int_equal(cdl_ckks_keygen_galois(ctx, sk, steps, 1, 0, seeded, &gk), CDL_ERR_INSECURE);
+    assert_null(pk);
+    assert_null(rlk);
+    assert_null(gk);
+    /* a child of a seeded generator is seeded too; a child of the system one is not */
+    cdl_rng *child = NULL;
+    assert_int_equal(cdl_rng_new_child(seeded, &child), CDL_OK);
+    assert_int_equal(cdl_rng_check_secret(child, "test"), CDL_ERR_INSECURE);
+    cdl_rng_free(child);
+    assert_int_equal(cdl_rng_new_child(sys, &child), CDL_OK);
+    assert_int_equal(cdl_rng_check_secret(child, "test"), CDL_OK);
+    cdl_rng_free(child);
+    /* the explicit opt-in works, and is reproducible */
+    cdl_ckks_secret_key_free(sk);
+    sk = NULL;
+    assert_int_equal(cdl_rng_new_seeded_insecure(seed, &opt_in), CDL_OK);
+    assert_int_equal(cdl_rng_new_seeded_insecure(seed, &opt_in2), CDL_OK);
+    assert_int_equal(cdl_ckks_keygen_secret(ctx, opt_in, &sk), CDL_OK);
+    assert_int_equal(cdl_ckks_keygen_secret(ctx, opt_in2, &sk2), CDL_OK);
+    assert_memory_equal(sk->coeffs, sk2->coeffs, ctx->n);
+    assert_int_equal(cdl_ckks_keygen_public(ctx, sk, opt_in, &pk), CDL_OK);
+    assert_int_equal(cdl_ckks_keygen_relin(ctx, sk, opt_in, &rlk), CDL_OK);
+    assert_int_equal(cdl_ckks_keygen_galois(ctx, sk, steps, 1, 0, opt_in, &gk), CDL_OK);
+    assert_int_equal(cdl_rng_new_child(opt_in, &child), CDL_OK);
+    assert_int_equal(cdl_rng_check_secret(child, "test"), CDL_OK);
+    cdl_rng_free(child);
+    cdl_ckks_galois_keys_free(gk);
+    cdl_ckks_relin_key_free(rlk);
+    cdl_ckks_public_key_free(pk);
+    cdl_ckks_secret_key_free(sk);
+    cdl_ckks_secret_key_free(sk2);
+    cdl_rng_free(seeded);
+    cdl_rng_free(sys);
+    cdl_rng_free(opt_in);
+    cdl_rng_free(opt_in2);
+    cdl_ckks_context_free(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -244,6 +318,7 @@ int main(void)
         cmocka_unit_test(test_mod_from_i64),
         cmocka_unit_test(test_sparse_secret_limits),
         cmocka_unit_test(test_sparse_secret_contexts),
+        cmocka_unit_test(test_seeded_rng_refused_for_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
