@@ -50,6 +50,7 @@ void plan_record_from(const cdl_he_plan *plan, const cdl_nn_graph *g, const plan
     memset(rec, 0, sizeof *rec);
     snprintf(rec->sha256, sizeof rec->sha256, "%s", sha256);
     rec->opt = *opt;
+    rec->plan = plan;
     const cdl_ckks_param_spec *sp = cdl_he_plan_params(plan);
     rec->log_n = sp->log_n;
     rec->q_count = sp->q_count;
@@ -134,6 +135,30 @@ char *plan_record_json(const plan_record *r, const char *model_file)
         (json_int_t)r->cost.ct_mults, "rescales", (json_int_t)r->cost.rescales);
     if (!root)
         return NULL;
+    if (r->plan) { /* per layer: what runs, its levels, layout and (slots) rotations and products */
+        json_t *layers = json_array();
+        for (size_t i = 0; layers && i < cdl_he_plan_layer_count(r->plan); i++) {
+            cdl_he_layer_info li;
+            if (cdl_he_plan_layer(r->plan, i, &li) != CDL_OK)
+                continue;
+            json_t *l = json_pack("{s:s, s:s, s:I, s:i, s:i, s:I}", "name", li.name, "op", li.op, "values",
+                                  (json_int_t)li.values, "level_in", li.level_in, "level_out", li.level_out,
+                                  "ciphertexts", (json_int_t)li.ciphertexts);
+            if (l && r->packing == CDL_HE_PACKING_SLOTS) {
+                if (li.gap)
+                    json_object_set_new(l, "layout", json_pack("{s:i, s:i, s:i}", "gap", li.gap, "frame_h",
+                                                               li.frame_h, "frame_w", li.frame_w));
+                json_object_set_new(l, "rotations", json_integer((json_int_t)li.rotations));
+                json_object_set_new(l, "hoisted_rotations", json_integer((json_int_t)li.hoisted));
+                json_object_set_new(l, "plain_mults", json_integer((json_int_t)li.plain_mults));
+                json_object_set_new(l, "est_seconds", json_real(li.est_seconds));
+            }
+            if (l)
+                json_array_append_new(layers, l);
+        }
+        if (layers)
+            json_object_set_new(root, "layers", layers);
+    }
     char *s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(root);
     if (!s)
@@ -284,7 +309,7 @@ static int parse_tree(json_t *root, plan_record *r, char *err, size_t cap)
 {
     static const char *const top_keys[] = {"format", "version", "model", "options", "packing", "ckks", "input",
                                            "output", "batch_capacity", "keys", "ciphertext_memory_bytes", "cost",
-                                           NULL};
+                                           "layers", NULL};
     static const char *const model_keys[] = {"file", "sha256", NULL};
     static const char *const opt_keys[] = {"log_n", "scale_bits", "output_bits", "approx", "packing", NULL};
     static const char *const ckks_keys[] = {"log_n", "q_bits", "p_bits", "log_qp", "max_log_qp", "scale_bits",
@@ -298,6 +323,12 @@ static int parse_tree(json_t *root, plan_record *r, char *err, size_t cap)
     json_t *o = NULL;
     if (!json_is_object(root))
         return plan_fail(err, cap, "not a JSON object");
+    json_t *layers = json_object_get(root, "layers"); /* descriptive: its form only */
+    if (layers && (!json_is_array(layers) || json_array_size(layers) > CDL_NN_MAX_NODES))
+        return plan_fail(err, cap, "'layers' must be an array of at most %d layer objects", CDL_NN_MAX_NODES);
+    for (size_t i = 0; layers && i < json_array_size(layers); i++)
+        if (!json_is_object(json_array_get(layers, i)))
+            return plan_fail(err, cap, "'layers[%zu]' must be an object", i);
     if (only_keys(root, "", top_keys, err, cap))
         return -1;
     json_t *fmt = json_object_get(root, "format");

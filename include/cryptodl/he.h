@@ -141,6 +141,21 @@ CDL_API void cdl_he_plan_cost(const cdl_he_plan *plan, cdl_he_cost *cost);
  * layers, whatever the number of images. */
 CDL_API uint64_t cdl_he_plan_memory(const cdl_he_plan *plan);
 
+/* The plan layer by layer (the ops it runs, in order; merged linear chains
+ * are one layer), for descriptions and JSON. */
+typedef struct cdl_he_layer_info {
+    const char *name;      /* the graph node (the last of a merged chain) */
+    const char *op;        /* "linear", "x^2", "polynomial", "a + b", "move", ... */
+    size_t values;         /* outputs per image */
+    int level_in, level_out;
+    size_t ciphertexts;    /* ciphertexts of the output (batch: one per value) */
+    int gap, frame_h, frame_w; /* slots: the output's frame layout (0 when not framed) */
+    uint64_t rotations, hoisted, plain_mults; /* slots, linear layers */
+    double est_seconds;    /* slots: a rough single-thread estimate (not a measurement); 0 for batch */
+} cdl_he_layer_info;
+CDL_API size_t cdl_he_plan_layer_count(const cdl_he_plan *plan);
+CDL_API cdl_status cdl_he_plan_layer(const cdl_he_plan *plan, size_t i, cdl_he_layer_info *out);
+
 /* A CKKS context with the plan's parameters. */
 CDL_API cdl_status cdl_he_context_new(const cdl_he_plan *plan, cdl_ckks_context **out);
 

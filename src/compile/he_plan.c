@@ -1293,6 +1293,47 @@ static double slots_op_seconds(const cdl_he_plan *p, const he_op *op)
     }
 }
 
+size_t cdl_he_plan_layer_count(const cdl_he_plan *plan)
+{
+    size_t n = 0;
+    for (size_t i = 0; plan && i < plan->n_ops; i++)
+        n += plan->ops[i].kind != HE_OP_SKIP;
+    return n;
+}
+
+cdl_status cdl_he_plan_layer(const cdl_he_plan *plan, size_t i, cdl_he_layer_info *out)
+{
+    if (!plan || !out)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_he_plan_layer: NULL argument");
+    memset(out, 0, sizeof *out);
+    size_t k = 0;
+    for (size_t j = 0; j < plan->n_ops; j++) {
+        const he_op *op = &plan->ops[j];
+        if (op->kind == HE_OP_SKIP || k++ != i)
+            continue;
+        const int slots = plan->packing == CDL_HE_PACKING_SLOTS;
+        out->name = op->name;
+        out->op = op_kind_text(op->kind);
+        out->values = op->n_out;
+        out->level_in = op->level_in;
+        out->level_out = op->level_out;
+        out->ciphertexts = slots ? plan->layout[op->out_value].n_ct : op->n_out;
+        if (slots && plan->layout[op->out_value].framed) {
+            out->gap = plan->layout[op->out_value].gap;
+            out->frame_h = plan->layout[op->out_value].frame_h;
+            out->frame_w = plan->layout[op->out_value].frame_w;
+        }
+        if (slots && op->kind == HE_OP_LINEAR && op->sl) {
+            out->rotations = op->sl->rotations + op->sl->fold_rotations;
+            out->hoisted = op->sl->hoisted;
+            out->plain_mults = op->sl->n_terms;
+        }
+        out->est_seconds = slots ? slots_op_seconds(plan, op) : 0.0;
+        return CDL_OK;
+    }
+    return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_he_plan_layer: layer %zu of %zu", i, k);
+}
+
 cdl_status cdl_he_plan_describe(const cdl_he_plan *plan, char **text)
 {
     if (!plan || !text)
