@@ -53,7 +53,9 @@ typedef struct plan_record {
     uint64_t memory_bytes;
     cdl_he_cost cost;
     const cdl_he_plan *plan;       /* when made from a plan: its layers are written ("layers", descriptive:
-                                      a reader checks their form, not their values, which compiling again gives) */
+                                      a reader checks their form, not their values, which compiling again
+                                      gives). Borrowed: set it to NULL before freeing the plan if the record
+                                      is written afterwards. */
 } plan_record;
 
 /* SHA-256 of a file, lowercase hex. 0 on success, -1 with a message in err. */

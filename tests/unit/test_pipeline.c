@@ -593,10 +593,12 @@ static void test_plan_slots(void **state)
     assert_int_equal(sr.input_ciphertexts, cdl_he_plan_input_ciphertexts(sp));
     assert_int_equal(sr.output_ciphertexts, cdl_he_plan_output_ciphertexts(sp));
     assert_true(sr.batch_capacity < (size_t)1 << (sr.log_n - 1));
-    cdl_he_plan_free(sp);
     char *text = plan_record_json(&sr, model_path);
     assert_non_null(text);
     assert_non_null(strstr(text, "\"packing\": \"slots\""));
+    assert_non_null(strstr(text, "\"plain_mults\"")); /* the layers, with their diagonals */
+    sr.plan = NULL; /* the record outlives the plan from here on */
+    cdl_he_plan_free(sp);
     char err[512];
     assert_int_equal(parse_text(text, &back, err, sizeof err), 0);
     free(text);
