@@ -4,7 +4,9 @@
  * DIR/secret.key and prints one line per image: its index, the predicted
  * class (argmax) and the logits; as CSV with a header (--csv FILE, - for
  * stdout) or one JSON object (--json). With --labels (IDX or .npy) it also
- * prints the accuracy.
+ * prints the accuracy. With --flood [BITS] the logits are noise-flooded
+ * (cdl_he_decrypt_logits_flooded) before anything is printed or written: the
+ * form to use for logits that leave the client (IND-CPA-D).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -16,9 +18,12 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: cryptodl decrypt MODEL.onnx --keys DIR --in FILE [--labels FILE] [--csv OUT | --json]\n\n"
+            "usage: cryptodl decrypt MODEL.onnx --keys DIR --in FILE [--labels FILE] [--csv OUT | --json]\n"
+            "                        [--flood [BITS]]\n\n"
             "Client: decrypt the encrypted logits the server returned; print, per image, its index,\n"
-            "the predicted class and the logits.\n\n"
+            "the predicted class and the logits. Exact CKKS decryptions leak the secret key's noise:\n"
+            "never give them (or anything computed from their exact values) to the server or anyone\n"
+            "else without --flood.\n\n"
             "options:\n"
             "  --keys DIR        the folder holding secret.key (cryptodl keygen)\n"
             "  --in FILE         the encrypted logits (cryptodl evaluate --out)\n"
@@ -26,13 +31,16 @@ static void usage(FILE *out)
             "                    adds a label column and the accuracy\n"
             "  --csv OUT         write CSV with a header (index,predicted[,label],logit_0,...) to OUT\n"
             "                    (- for stdout)\n"
-            "  --json            one JSON object on stdout: images, accuracy, predictions[]\n"
+            "  --json            one JSON object on stdout: images, accuracy, predictions[] (and flood)\n"
+            HE_FLOOD_HELP
             "  -h, --help        this help\n"
             HE_MODEL_HELP
             "\n"
             "example:\n"
             "  cryptodl decrypt models/mnist_cryptonets.onnx --plan plan.json --keys client/ \\\n"
-            "      --in logits.ct --csv predictions.csv\n\n"
+            "      --in logits.ct --csv predictions.csv\n"
+            "  cryptodl decrypt models/mnist_cryptonets.onnx --plan plan.json --keys client/ \\\n"
+            "      --in logits.ct --flood 40 --json     # logits to share (plan compiled with --scale-bits 50)\n\n"
             "exit status: 0 done, 1 failure (message on stderr), 2 bad usage\n");
 }
 
@@ -60,15 +68,20 @@ int cmd_decrypt(int argc, char **argv)
                                          {"labels", required_argument, 0, 'l'},
                                          {"csv", required_argument, 0, 'c'},
                                          {"json", no_argument, 0, 'j'},
+                                         HE_FLOOD_OPTIONS,
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     he_model_args ma;
     he_model_args_init(&ma);
     const char *keys = NULL, *in = NULL, *labels_path = NULL, *csv = NULL;
     int json = 0, c;
+    cdl_ckks_flood_options flood = {0, 0.0, 0.0};
+    cdl_ckks_flood_info finfo = {0.0, 0.0, 0.0, 0.0};
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         int r = he_model_option("decrypt", c, optarg, &ma);
+        if (r == 0)
+            r = he_flood_option("decrypt", c, optarg, argc, argv, &flood);
         if (r < 0)
             return CLI_EXIT_USAGE;
         if (r > 0)
@@ -89,6 +102,8 @@ int cmd_decrypt(int argc, char **argv)
         return cli_usage_error("decrypt", "give --keys DIR (holding secret.key) and --in FILE (encrypted logits)");
     if (csv && json)
         return cli_usage_error("decrypt", "give --csv or --json, not both");
+    if (flood.queries != 0.0 && !flood.security_bits)
+        return cli_usage_error("decrypt", "--flood-queries needs --flood");
     he_model m;
     int rc = he_model_open("decrypt", argv[optind], &ma, &m);
     if (rc != CLI_EXIT_OK)
@@ -104,9 +119,12 @@ int cmd_decrypt(int argc, char **argv)
     if (he_context_with_key("decrypt", m.plan, he_key_path(path, sizeof path, keys, "secret.key"), HE_KEY_SECRET,
                             &ctx, (void **)&sk) != CLI_EXIT_OK)
         goto done;
-    if ((rc = he_decrypt_file("decrypt", m.plan, ctx, sk, in, &logits, &n)) != CLI_EXIT_OK)
+    if ((rc = he_decrypt_file("decrypt", m.plan, ctx, sk, in, flood.security_bits ? &flood : NULL, &finfo, &logits,
+                              &n)) != CLI_EXIT_OK)
         goto done;
     rc = CLI_EXIT_FAILURE;
+    if (flood.security_bits && he_flood_report("decrypt", m.plan, &flood, &finfo, logits, n * nout, 1) != 0)
+        goto done;
     if (labels_path) {
         if (cdl_labels_load(labels_path, nout < 256 ? (int)nout : 256, &labels, &n_labels) != CDL_OK) {
             rc = cli_fail_status("decrypt", "cannot use the labels");
@@ -139,7 +157,13 @@ int cmd_decrypt(int argc, char **argv)
                 printf("%s%.6g", k ? "," : "", logits[j * nout + k]);
             printf("]}");
         }
-        printf("]}\n");
+        printf("]");
+        if (flood.security_bits)
+            printf(",\"flood\":{\"bits\":%d,\"queries\":%.0f,\"noise_log2\":%.0f,\"sigma_log2\":%.2f,"
+                   "\"logit_rms_error\":%.3g}",
+                   flood.security_bits, finfo.queries, finfo.noise_log2,
+                   finfo.sigma_log2, finfo.slot_error);
+        printf("}\n");
     } else if (csv) {
         FILE *f = strcmp(csv, "-") ? fopen(csv, "w") : stdout;
         if (!f) {

@@ -60,6 +60,8 @@ static void usage(FILE *out)
             "  --plan            print the HE plan (layers, levels, parameters, cost, memory) and stop\n"
             "  --force           run even if the plan's ciphertext memory exceeds 90%% of this machine's RAM\n"
             "  --json            one JSON object on stdout instead of the text summary\n"
+            HE_FLOOD_HELP
+            "                    (here, with the one-process run or --decrypt, to see its effect on accuracy)\n"
             "  -h, --help        this help\n\n"
             "client / server steps with files (same MODEL and --log-n/--scale-bits/--output-bits/--packing on both\n"
             "sides; the commands compile, keygen, encrypt, evaluate and decrypt do the same with your own images):\n"
@@ -85,6 +87,7 @@ typedef struct step_args {
     int defaulted;
     size_t limit;
     int json, use_pk;
+    const cdl_ckks_flood_options *flood; /* NULL: no --flood */
 } step_args;
 
 static int run_step(const cdl_nn_graph *g, const cdl_he_plan *plan, const step_args *a)
@@ -143,8 +146,11 @@ static int run_step(const cdl_nn_graph *g, const cdl_he_plan *plan, const step_a
                            (void **)&sk) != 0)
         goto done;
     size_t n = a->limit;
-    if (a->step == 'X' && he_decrypt_file("predict", plan, ctx, sk, a->in, &he, &n) != CLI_EXIT_OK)
+    cdl_ckks_flood_info finfo;
+    if (a->step == 'X' && he_decrypt_file("predict", plan, ctx, sk, a->in, a->flood, &finfo, &he, &n) != CLI_EXIT_OK)
         goto done;
+    if (a->step == 'X' && a->flood)
+        he_flood_report("predict", plan, a->flood, &finfo, he, n * cdl_he_plan_output_size(plan), 0);
     if (cdl_dataset_load(a->dataset, a->data_dir, "test", n, &ds) != CDL_OK &&
         !(a->defaulted && a->data_dir && cdl_dataset_load(a->dataset, NULL, "test", n, &ds) == CDL_OK)) {
         rc = cli_fail_status("predict", "cannot load the test set (give --data-dir DIR holding mnist/)");
@@ -227,6 +233,7 @@ int cmd_predict(int argc, char **argv)
                                          {"plan", no_argument, 0, 'P'},
                                          {"force", no_argument, 0, 'F'},
                                          {"json", no_argument, 0, 'j'},
+                                         HE_FLOOD_OPTIONS,
                                          {"keygen", no_argument, 0, 'K'},
                                          {"encrypt", no_argument, 0, 'E'},
                                          {"evaluate", no_argument, 0, 'V'},
@@ -242,9 +249,16 @@ int cmd_predict(int argc, char **argv)
     const char *keys_dir = NULL, *in_path = NULL, *out_path = NULL, *approx = NULL;
     cdl_he_options hopt;
     cdl_he_options_default(&hopt);
+    cdl_ckks_flood_options flood = {0, 0.0, 0.0};
+    cdl_ckks_flood_info finfo = {0.0, 0.0, 0.0, 0.0};
     char *end;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        int fr = he_flood_option("predict", c, optarg, argc, argv, &flood);
+        if (fr < 0)
+            return CLI_EXIT_USAGE;
+        if (fr > 0)
+            continue;
         switch (c) {
         case 'd': dataset = optarg; break;
         case 'D': data_dir = optarg; break;
@@ -305,6 +319,10 @@ int cmd_predict(int argc, char **argv)
     }
     if (optind != argc - 1)
         return cli_usage_error("predict", "expected exactly one MODEL.onnx (e.g. models/mnist_cryptonets.onnx)");
+    if (flood.queries != 0.0 && !flood.security_bits)
+        return cli_usage_error("predict", "--flood-queries needs --flood");
+    if (flood.security_bits && step && step != 'X')
+        return cli_usage_error("predict", "--flood applies to decryption: the one-process run or --decrypt");
     if (threads)
         cdl_set_threads(threads);
     hopt.images_hint = (size_t)limit;
@@ -353,7 +371,8 @@ int cmd_predict(int argc, char **argv)
     if (!force && (!step || step == 'V') && he_check_memory("predict", plan) != CLI_EXIT_OK)
         goto done;
     if (step) {
-        step_args sa = {step, keys_dir, in_path, out_path, dataset, data_dir, defaulted, (size_t)limit, json, use_pk};
+        step_args sa = {step, keys_dir, in_path, out_path, dataset, data_dir, defaulted, (size_t)limit, json, use_pk,
+                        flood.security_bits ? &flood : NULL};
         rc = run_step(g, plan, &sa);
         goto done;
     }
@@ -407,6 +426,8 @@ int cmd_predict(int argc, char **argv)
         fprintf(stderr, ", Galois keys %.1f MB for %zu rotation steps", gk_bytes / 1e6, n_steps);
     fprintf(stderr, "; sent to the server)\n");
     const size_t cap = cdl_he_plan_batch_capacity(plan);
+    if (flood.security_bits && flood.queries == 0.0) /* every output ciphertext of the run is one decryption */
+        flood.queries = (double)(((n + cap - 1) / cap) * cdl_he_plan_output_ciphertexts(plan));
     for (size_t at = 0; at < n; at += cap) {
         size_t b = n - at < cap ? n - at : cap;
         fprintf(stderr, "batch of %zu images (%zu..%zu)\n", b, at, at + b - 1);
@@ -440,14 +461,28 @@ int cmd_predict(int argc, char **argv)
             resp_max = bytes > resp_max ? bytes : resp_max;
         }
         t0 = cli_now_seconds();
-        if (cdl_he_decrypt_logits(plan, ctx, sk, res, he_logits + at * nout) != CDL_OK) {
-            rc = cli_fail_status("predict", "decryption failed");
+        cdl_ckks_flood_info fi;
+        double *dest = he_logits + at * nout;
+        cdl_status dst = flood.security_bits ? cdl_he_decrypt_logits_flooded(plan, ctx, sk, res, &flood, rng, dest, &fi)
+                                             : cdl_he_decrypt_logits(plan, ctx, sk, res, dest);
+        if (dst != CDL_OK) {
+            rc = cli_fail_status("predict", flood.security_bits ? "flooded decryption failed" : "decryption failed");
+            if (flood.security_bits)
+                he_flood_hint("predict", dst);
             goto done;
+        }
+        if (flood.security_bits) {
+            finfo.queries = fi.queries;
+            finfo.noise_log2 = fi.noise_log2 > finfo.noise_log2 ? fi.noise_log2 : finfo.noise_log2;
+            finfo.sigma_log2 = fi.sigma_log2 > finfo.sigma_log2 ? fi.sigma_log2 : finfo.sigma_log2;
+            finfo.slot_error = fi.slot_error > finfo.slot_error ? fi.slot_error : finfo.slot_error;
         }
         t_decrypt += cli_now_seconds() - t0;
         cdl_he_batch_free(res);
         res = NULL;
     }
+    if (flood.security_bits)
+        he_flood_report("predict", plan, &flood, &finfo, he_logits, n * nout, 0);
     if (cdl_nn_run(g, images, n, ref_logits) != CDL_OK) {
         rc = cli_fail_status("predict", "the plaintext reference failed");
         goto done;
@@ -490,12 +525,17 @@ int cmd_predict(int argc, char **argv)
                "\"predictions_per_hour_full_batches\":%.0f,\"batch_capacity\":%zu,"
                "\"input_bytes\":%zu,\"output_bytes\":%zu,\"relin_key_bytes\":%zu,"
                "\"packing\":\"%s\",\"latency_s\":%.4f,\"images_per_ciphertext\":%zu,\"galois_key_bytes\":%zu,"
-               "\"galois_steps\":%zu,\"request_bytes\":%zu,\"response_bytes\":%zu,\"peak_rss_mb\":%.0f}\n",
+               "\"galois_steps\":%zu,\"request_bytes\":%zu,\"response_bytes\":%zu,\"peak_rss_mb\":%.0f",
                path, ds->name, n, batches, cdl_get_threads(), (double)he_correct / n, (double)ref_correct / n,
                (double)agree / n, max_diff, max_logit, sp->log_n, log_qp, cdl_he_plan_levels(plan),
                (int)lround(log2(sp->scale)), use_pk ? "public-key" : "secret-key", t_keygen, t_encrypt, t_eval,
                t_decrypt, per_hour_eval, per_hour_total, per_hour_full, cap, in_bytes, out_bytes, rlk_bytes,
                slots ? "slots" : "batch", latency, slots ? cap : 1, gk_bytes, n_steps, req_max, resp_max, peak_rss_mb);
+        if (flood.security_bits)
+            printf(",\"flood\":{\"bits\":%d,\"queries\":%.0f,\"noise_log2\":%.0f,\"sigma_log2\":%.2f,"
+                   "\"logit_rms_error\":%.3g}",
+                   flood.security_bits, finfo.queries, finfo.noise_log2, finfo.sigma_log2, finfo.slot_error);
+        printf("}\n");
     } else {
         printf("encrypted inference: %s on %zu %s test images (%zu batch%s, %d threads)\n", path, n, ds->name, batches,
                batches == 1 ? "" : "es", cdl_get_threads());
@@ -520,6 +560,10 @@ int cmd_predict(int argc, char **argv)
                    "request; Galois keys %.1f MB (%zu steps)\n",
                    cap, req_max / 1e6, resp_max / 1e6, latency, gk_bytes / 1e6, n_steps);
         printf("  memory        peak resident %.0f MB\n", peak_rss_mb);
+        if (flood.security_bits)
+            printf("  flooding      %d bits of statistical security (IND-CPA-D): rms error %.2g per logit "
+                   "(sigma 2^%.1f)\n",
+                   flood.security_bits, finfo.slot_error, finfo.sigma_log2);
     }
     rc = CLI_EXIT_OK;
 done:

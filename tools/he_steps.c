@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -799,7 +800,8 @@ int he_evaluate_file(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_co
 }
 
 int he_decrypt_file(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_context *ctx,
-                    const cdl_ckks_secret_key *sk, const char *in, double **logits, size_t *n)
+                    const cdl_ckks_secret_key *sk, const char *in, const cdl_ckks_flood_options *flood,
+                    cdl_ckks_flood_info *flood_info, double **logits, size_t *n)
 {
     const uint8_t *data = NULL;
     size_t len = 0, count = 0, total = 0;
@@ -807,13 +809,28 @@ int he_decrypt_file(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_con
     cdl_part *parts = NULL;
     int container = 0, ok = 1;
     double *out = NULL;
+    cdl_rng *rng = NULL;
+    cdl_ckks_flood_info worst = {0.0, 0.0, 0.0, 0.0};
+    cdl_ckks_flood_options fopt;
     *logits = NULL;
     *n = 0;
-    if (he_map_file(cmd, in, &data, &len) != 0)
+    if (flood && cdl_rng_new_system(&rng) != CDL_OK)
+        return cli_fail_status(cmd, "cannot open the system random generator");
+    if (he_map_file(cmd, in, &data, &len) != 0) {
+        cdl_rng_free(rng);
         return CLI_EXIT_FAILURE;
+    }
     if (file_parts(cmd, in, data, len, &parts, &count, &container) != 0) {
         he_unmap_file(data, len);
+        cdl_rng_free(rng);
         return CLI_EXIT_FAILURE;
+    }
+    if (flood) { /* by default, every ciphertext of the file is one decryption the adversary sees */
+        fopt = *flood;
+        if (fopt.queries == 0.0)
+            fopt.queries = (double)(count * cdl_he_plan_output_ciphertexts(plan));
+        flood = &fopt;
+        worst.queries = fopt.queries;
     }
     for (size_t i = 0; ok && i < count; i++) {
         cdl_he_batch *b = NULL;
@@ -828,9 +845,19 @@ int he_decrypt_file(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_con
             ok = 0;
         } else {
             out = grown;
-            if (cdl_he_decrypt_logits(plan, ctx, sk, b, out + total * nout) != CDL_OK) {
-                cli_fail_status(cmd, "decryption failed (encrypted under another key?)");
+            cdl_ckks_flood_info fi;
+            cdl_status st = flood ? cdl_he_decrypt_logits_flooded(plan, ctx, sk, b, flood, rng, out + total * nout, &fi)
+                                  : cdl_he_decrypt_logits(plan, ctx, sk, b, out + total * nout);
+            if (st != CDL_OK) {
+                cli_fail_status(cmd, flood ? "flooded decryption failed" : "decryption failed (encrypted under "
+                                                                           "another key?)");
+                if (flood)
+                    he_flood_hint(cmd, st);
                 ok = 0;
+            } else if (flood) {
+                worst.noise_log2 = fi.noise_log2 > worst.noise_log2 ? fi.noise_log2 : worst.noise_log2;
+                worst.sigma_log2 = fi.sigma_log2 > worst.sigma_log2 ? fi.sigma_log2 : worst.sigma_log2;
+                worst.slot_error = fi.slot_error > worst.slot_error ? fi.slot_error : worst.slot_error;
             }
             total += m;
         }
@@ -838,13 +865,83 @@ int he_decrypt_file(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_con
     }
     free(parts);
     he_unmap_file(data, len);
+    cdl_rng_free(rng);
     if (!ok) {
         free(out);
         return CLI_EXIT_FAILURE;
     }
+    if (flood_info)
+        *flood_info = worst;
     *logits = out;
     *n = total;
     return CLI_EXIT_OK;
+}
+
+int he_flood_option(const char *cmd, int c, const char *arg, int argc, char **argv, cdl_ckks_flood_options *fl)
+{
+    if (c == 'q') {
+        char *end = NULL;
+        errno = 0;
+        double q = strtod(arg, &end);
+        if (end == arg || *end || errno || !(q >= 1.0) || q > 1e15) {
+            cli_usage_error(cmd, "--flood-queries must be a number of decryptions >= 1, got '%s'", arg);
+            return -1;
+        }
+        fl->queries = q;
+        return 1;
+    }
+    if (c != 'f')
+        return 0;
+    /* getopt_long hands an optional argument over only as --flood=BITS: take
+     * "--flood BITS" too when the next argument is a number */
+    if (!arg && optind < argc && argv[optind][0] >= '0' && argv[optind][0] <= '9' &&
+        strspn(argv[optind], "0123456789") == strlen(argv[optind]))
+        arg = argv[optind++];
+    if (!arg) {
+        fl->security_bits = CDL_CKKS_FLOOD_DEFAULT_BITS;
+        return 1;
+    }
+    return parse_range(cmd, "--flood BITS", arg, 20, 128, &fl->security_bits) ? -1 : 1;
+}
+
+void he_flood_hint(const char *cmd, cdl_status st)
+{
+    if (st == CDL_ERR_PARAMETERS)
+        fprintf(stderr, "cryptodl %s: the plan leaves no room for flooding noise at its output: compile the model "
+                        "with a larger --scale-bits (e.g. 50), which also enlarges the last prime, on the client "
+                        "and the server\n",
+                cmd);
+}
+
+int he_flood_report(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_flood_options *fl,
+                    const cdl_ckks_flood_info *info, const double *logits, size_t count, int refuse)
+{
+    double top = 0.0;
+    for (size_t i = 0; i < count; i++)
+        top = fabs(logits[i]) > top ? fabs(logits[i]) : top;
+    const double limit =
+        HE_FLOOD_MAX_RELATIVE_ERROR * top > HE_FLOOD_MAX_LOGIT_ERROR ? HE_FLOOD_MAX_RELATIVE_ERROR * top
+                                                                     : HE_FLOOD_MAX_LOGIT_ERROR;
+    const double q = info->queries >= 1.0 ? info->queries : 1.0;
+    fprintf(stderr,
+            "cryptodl %s: flooding: %d-bit statistical security for %.0f decryption%s (IND-CPA-D); noise bound "
+            "2^%.0f, sigma 2^%.1f per coefficient, rms error %.2g per logit\n",
+            cmd, fl->security_bits, q, q == 1.0 ? "" : "s", info->noise_log2, info->sigma_log2, info->slot_error);
+    if (!(info->slot_error > limit))
+        return 0;
+    const cdl_ckks_param_spec *sp = cdl_he_plan_params(plan);
+    const double scale_bits = log2(sp->scale);
+    fprintf(stderr,
+            "cryptodl %s: %s: flooding adds an rms error of %.2g to every logit (more than %.2g, 1%% of the largest "
+            "|logit| or 0.05): this plan's "
+            "scale 2^%.0f leaves too little precision for it. %s; fewer --flood bits or queries weaken the "
+            "protection (30 bits is the least docs/security.md recommends)\n",
+            cmd, refuse ? "refused" : "warning", info->slot_error, limit, scale_bits,
+            scale_bits < 49.5 ? "Compile the model with a larger --scale-bits (up to 50; each bit halves the error) "
+                                "for results you share"
+                              : "The scale is already the largest the compiler offers: share labels (argmax) "
+                                "instead of logits");
+    return refuse ? -1 : 0;
 }
 
 size_t he_argmax(const double *v, size_t n)

@@ -129,9 +129,45 @@ int he_encrypt_file(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_con
 int he_evaluate_file(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_context *ctx,
                      const cdl_ckks_relin_key *rlk, const cdl_ckks_galois_keys *gk, const char *in, const char *out,
                      he_file_stats *st);
-/* Decrypt a file of encrypted logits: *logits (malloc'ed) = n * output_size. */
+/* Decrypt a file of encrypted logits: *logits (malloc'ed) = n * output_size.
+ * flood NULL: plain decryption; else every batch through
+ * cdl_he_decrypt_logits_flooded with a system generator, and *flood_info
+ * (may be NULL) gets the worst noise bound, sigma and rms logit error. */
 int he_decrypt_file(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_context *ctx,
-                    const cdl_ckks_secret_key *sk, const char *in, double **logits, size_t *n);
+                    const cdl_ckks_secret_key *sk, const char *in, const cdl_ckks_flood_options *flood,
+                    cdl_ckks_flood_info *flood_info, double **logits, size_t *n);
+
+/* Noise flooding of decrypted logits (decrypt, predict): `--flood [BITS]`
+ * and `--flood-queries Q`. */
+#define HE_FLOOD_OPTIONS {"flood", optional_argument, 0, 'f'}, {"flood-queries", required_argument, 0, 'q'}
+#define HE_FLOOD_HELP                                                                                                  \
+    "  --flood [BITS]    add noise to the decrypted logits before they are shown or written, sized for\n"            \
+    "                    BITS of statistical security (default 40, 20..128) against an adversary who sees\n"       \
+    "                    them and the ciphertexts (IND-CPA-D, docs/security.md): use it whenever the logits\n"    \
+    "                    leave this machine. It costs about BITS/2 + 9 bits of precision: compile the model\n"    \
+    "                    with a large --scale-bits (e.g. 50); decrypt refuses (predict warns) when the rms\n"      \
+    "                    error per logit exceeds 1%% of the largest |logit| (and 0.05)\n"                             \
+    "  --flood-queries Q flooded decryptions under this key an adversary may see in all; each output\n"         \
+    "                    ciphertext counts once (default: those of this run); sigma grows with sqrt(Q)\n"
+/* The largest rms error per logit that `decrypt --flood` accepts: 1% of the
+ * largest |logit|, and never less than 0.05. */
+#define HE_FLOOD_MAX_LOGIT_ERROR 0.05
+#define HE_FLOOD_MAX_RELATIVE_ERROR 0.01
+/* Handle option letter c ('f': --flood with the getopt optarg, which is NULL
+ * unless --flood=BITS; a following argument that is a number is taken as BITS;
+ * 'q': --flood-queries). Returns 1 if handled, 0 if c is not a flood option,
+ * -1 on a bad value (usage error printed). fl->security_bits != 0 once --flood
+ * was given. */
+int he_flood_option(const char *cmd, int c, const char *arg, int argc, char **argv, cdl_ckks_flood_options *fl);
+/* After a flooded decryption failed with `st`: for CDL_ERR_PARAMETERS (the
+ * flooding does not fit the output's modulus), how to make room for it. */
+void he_flood_hint(const char *cmd, cdl_status st);
+/* One line on stderr saying what the flooding did. If the rms error per logit
+ * exceeds the larger of HE_FLOOD_MAX_LOGIT_ERROR and HE_FLOOD_MAX_RELATIVE_ERROR
+ * times the largest |logit| of the n * nout logits: with refuse, an error
+ * saying how to get the precision back and -1; else a warning and 0. */
+int he_flood_report(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_flood_options *fl,
+                    const cdl_ckks_flood_info *info, const double *logits, size_t count, int refuse);
 
 /* The progress callback for cdl_he_evaluate: one line per layer on stderr
  * (and a bar on a terminal or with CDL_PROGRESS=1). */

@@ -146,6 +146,46 @@ CDL_API cdl_status cdl_ckks_encrypt_sk(const cdl_ckks_context *ctx, const cdl_ck
 CDL_API cdl_status cdl_ckks_decrypt(const cdl_ckks_context *ctx, const cdl_ckks_secret_key *sk,
                                     const cdl_ckks_ciphertext *ct, cdl_ckks_plaintext *pt);
 
+/*
+ * Flooded decryption, for results that leave the client. A CKKS decryption
+ * m + e reveals the error e, which depends on the secret key (Li and
+ * Micciancio, EUROCRYPT 2021: IND-CPA-D); adding fresh noise f to the
+ * decrypted polynomial hides it. f has independent coefficients, rounded
+ * Gaussian of standard deviation
+ *     sigma = sqrt(12 * queries) * 2^(security_bits / 2) * E,
+ * E a bound on the l2 norm of e (coefficient embedding): the bound of Li,
+ * Micciancio, Schultz and Sorrell (CRYPTO 2022) as OpenFHE applies it
+ * (NOISE_FLOODING_DECRYPT), for an adversary that sees `queries` flooded
+ * decryptions under the key to succeed with probability at most
+ * 2^-security_bits. The flooding costs log2(sigma * sqrt(N) / E) bits of
+ * precision (about s/2 + 9 at N = 2^13..2^14): the ciphertext's scale must
+ * leave room for it. Drawn from rng, which must not be a plain seeded one
+ * (CDL_ERR_INSECURE). CDL_ERR_PARAMETERS when the flood could reach Q/8 of the
+ * ciphertext's modulus, CDL_ERR_UNSUPPORTED when sigma would exceed 2^45; on
+ * any failure after decryption pt is wiped. docs/security.md gives the
+ * derivation.
+ */
+#define CDL_CKKS_FLOOD_DEFAULT_BITS 40
+typedef struct cdl_ckks_flood_options {
+    int security_bits; /* s, 20..128; 0 = CDL_CKKS_FLOOD_DEFAULT_BITS */
+    double queries;    /* flooded decryptions (ciphertexts) under this key an adversary may see in all (>= 1);
+                          0 = 1 here, the number of ciphertexts decrypted by the call in the he layer */
+    double noise_log2; /* log2 of a public bound on ||e||_2; 0 = estimate it from this decryption: the
+                          imaginary parts of the slots (real-valued messages), rounded up to a power
+                          of two, times 2, and at least the rescaling error of a fresh rescale */
+} cdl_ckks_flood_options;
+typedef struct cdl_ckks_flood_info {
+    double queries;    /* the number of decryptions sigma was sized for */
+    double noise_log2; /* the bound E used, log2 */
+    double sigma_log2; /* the flooding standard deviation per coefficient, log2 */
+    double slot_error; /* expected rms of the error the flooding adds to the real part of a slot:
+                          sigma * sqrt(N / 2) / scale */
+} cdl_ckks_flood_info;
+/* As cdl_ckks_decrypt, then + f. opt NULL = defaults; info may be NULL. */
+CDL_API cdl_status cdl_ckks_decrypt_flooded(const cdl_ckks_context *ctx, const cdl_ckks_secret_key *sk,
+                                            const cdl_ckks_ciphertext *ct, const cdl_ckks_flood_options *opt,
+                                            cdl_rng *rng, cdl_ckks_plaintext *pt, cdl_ckks_flood_info *info);
+
 /* ---- evaluator ---- */
 CDL_API cdl_status cdl_ckks_add(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a,
                                 const cdl_ckks_ciphertext *b, cdl_ckks_ciphertext *out);

@@ -207,6 +207,20 @@ CDL_API cdl_status cdl_he_evaluate_keys(const cdl_he_plan *plan, const cdl_ckks_
 CDL_API cdl_status cdl_he_decrypt_logits(const cdl_he_plan *plan, const cdl_ckks_context *ctx,
                                          const cdl_ckks_secret_key *sk, const cdl_he_batch *logits,
                                          double *out);
+/* The same with every ciphertext decrypted by cdl_ckks_decrypt_flooded (opt
+ * NULL = defaults: 40 bits, as many queries as ciphertexts decrypted here,
+ * noise estimated per ciphertext): for
+ * logits that leave the client (IND-CPA-D, docs/security.md). rng must be a
+ * system generator (or the tests' cdl_rng_new_seeded_insecure); one child
+ * stream per ciphertext is drawn from it in order, so the result does not
+ * depend on the thread count. info (may be NULL) gets the largest noise
+ * bound, sigma and per-logit rms error over the ciphertexts; an error of
+ * more than a few hundredths means the plan's output scale is too small for
+ * this flooding (compile with a larger --scale-bits). */
+CDL_API cdl_status cdl_he_decrypt_logits_flooded(const cdl_he_plan *plan, const cdl_ckks_context *ctx,
+                                                 const cdl_ckks_secret_key *sk, const cdl_he_batch *logits,
+                                                 const cdl_ckks_flood_options *opt, cdl_rng *rng, double *out,
+                                                 cdl_ckks_flood_info *info);
 
 #ifdef __cplusplus
 }

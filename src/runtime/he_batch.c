@@ -6,7 +6,8 @@
  * Randomness: each ciphertext gets its own ChaCha20 stream seeded from the
  * caller's generator (drawn in order before the parallel loop), so the
  * ciphertexts do not depend on the thread count and threads never share a
- * generator.
+ * generator. The flooded decryption does the same (cdl_rng_new_child, which
+ * keeps the parent's kind: a seeded parent is refused).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include "compile/he_plan.h"
 #include "core/error.h"
 #include "core/memory.h"
+#include "core/rng.h"
 #include "runtime/he_runtime.h"
 
 #define HE_BATCH_MAGIC "CDLHEBAT"
@@ -161,19 +163,55 @@ cdl_status cdl_he_encrypt_batch(const cdl_he_plan *plan, const cdl_ckks_context 
     return CDL_OK;
 }
 
-cdl_status cdl_he_decrypt_logits(const cdl_he_plan *plan, const cdl_ckks_context *ctx,
-                                 const cdl_ckks_secret_key *sk, const cdl_he_batch *logits, double *out)
+/* Decrypt (flood != NULL: flooded, one child stream of rng per ciphertext)
+ * and decode every output ciphertext. */
+static cdl_status decrypt_logits(const char *fn, const cdl_he_plan *plan, const cdl_ckks_context *ctx,
+                                 const cdl_ckks_secret_key *sk, const cdl_he_batch *logits,
+                                 const cdl_ckks_flood_options *flood, cdl_rng *rng, double *out,
+                                 cdl_ckks_flood_info *info)
 {
-    if (!plan || !ctx || !sk || !logits || !out)
-        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_he_decrypt_logits: NULL argument");
+    if (!plan || !ctx || !sk || !logits || !out || (flood && !rng))
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
     const int slots = plan->packing == CDL_HE_PACKING_SLOTS;
     if (logits->count != cdl_he_plan_output_ciphertexts(plan))
-        return cdl_fail(CDL_ERR_MISMATCH, "cdl_he_decrypt_logits: %zu ciphertexts, but the plan (%s packing) gives %zu",
+        return cdl_fail(CDL_ERR_MISMATCH, "%s: %zu ciphertexts, but the plan (%s packing) gives %zu", fn,
                         logits->count, slots ? "slots" : "batch", cdl_he_plan_output_ciphertexts(plan));
     if (logits->n_images > cdl_he_plan_batch_capacity(plan))
-        return cdl_fail(CDL_ERR_MISMATCH, "cdl_he_decrypt_logits: %zu images, more than a batch of this plan holds",
+        return cdl_fail(CDL_ERR_MISMATCH, "%s: %zu images, more than a batch of this plan holds", fn,
                         logits->n_images);
     const size_t n = logits->n_images, count = logits->count, width = slots ? plan->slots : n;
+    cdl_rng **child = NULL;
+    cdl_ckks_flood_info *infos = NULL;
+    cdl_ckks_flood_options fopt;
+    if (flood) {
+        CDL_TRY(cdl_rng_check_secret(rng, fn));
+        /* by default an adversary sees at least the ciphertexts decrypted here */
+        fopt = *flood;
+        if (fopt.queries == 0.0) {
+            size_t present = 0;
+            for (size_t k = 0; k < count; k++)
+                present += logits->ct[k] != NULL;
+            fopt.queries = present ? (double)present : 1.0;
+        }
+        flood = &fopt;
+        child = cdl_calloc_array(count ? count : 1, sizeof *child);
+        infos = cdl_calloc_array(count ? count : 1, sizeof *infos);
+        if (!child || !infos) {
+            cdl_free(child);
+            cdl_free(infos);
+            return cdl_fail(CDL_ERR_NO_MEMORY, "%s: out of memory", fn);
+        }
+        for (size_t k = 0; k < count; k++) {
+            cdl_status cs = cdl_rng_new_child(rng, &child[k]);
+            if (cs != CDL_OK) {
+                for (size_t j = 0; j < k; j++)
+                    cdl_rng_free(child[j]);
+                cdl_free(child);
+                cdl_free(infos);
+                return cs;
+            }
+        }
+    }
     int failed = 0;
     cdl_status fst = CDL_OK;
     char msg[512] = "";
@@ -195,7 +233,8 @@ cdl_status cdl_he_decrypt_logits(const cdl_he_plan *plan, const cdl_ckks_context
                     out[j * count + k] = 0.0;
                 continue;
             }
-            ts = cdl_ckks_decrypt(ctx, sk, logits->ct[k], pt);
+            ts = flood ? cdl_ckks_decrypt_flooded(ctx, sk, logits->ct[k], flood, child[k], pt, &infos[k])
+                       : cdl_ckks_decrypt(ctx, sk, logits->ct[k], pt);
             if (ts == CDL_OK)
                 ts = cdl_ckks_decode(ctx, pt, vals, width);
             if (ts == CDL_OK && slots)
@@ -213,11 +252,46 @@ cdl_status cdl_he_decrypt_logits(const cdl_he_plan *plan, const cdl_ckks_context
             }
         }
         cdl_ckks_plaintext_free(pt);
+        if (vals)
+            cdl_wipe(vals, (width ? width : 1) * sizeof *vals); /* decrypted values */
         cdl_free(vals);
     }
-    if (failed)
-        return cdl_fail(fst, "cdl_he_decrypt_logits: %s", msg);
+    if (flood) {
+        cdl_ckks_flood_info worst = {fopt.queries, 0.0, 0.0, 0.0};
+        for (size_t k = 0; k < count; k++) {
+            cdl_rng_free(child[k]);
+            if (!logits->ct[k])
+                continue;
+            worst.noise_log2 = infos[k].noise_log2 > worst.noise_log2 ? infos[k].noise_log2 : worst.noise_log2;
+            worst.sigma_log2 = infos[k].sigma_log2 > worst.sigma_log2 ? infos[k].sigma_log2 : worst.sigma_log2;
+            worst.slot_error = infos[k].slot_error > worst.slot_error ? infos[k].slot_error : worst.slot_error;
+        }
+        cdl_free(child);
+        cdl_free(infos);
+        if (info && !failed)
+            *info = worst;
+    }
+    if (failed) {
+        cdl_wipe(out, n * cdl_he_plan_output_size(plan) * sizeof *out); /* no partial results */
+        return cdl_fail(fst, "%s: %s", fn, msg);
+    }
     return CDL_OK;
+}
+
+cdl_status cdl_he_decrypt_logits(const cdl_he_plan *plan, const cdl_ckks_context *ctx,
+                                 const cdl_ckks_secret_key *sk, const cdl_he_batch *logits, double *out)
+{
+    return decrypt_logits("cdl_he_decrypt_logits", plan, ctx, sk, logits, NULL, NULL, out, NULL);
+}
+
+cdl_status cdl_he_decrypt_logits_flooded(const cdl_he_plan *plan, const cdl_ckks_context *ctx,
+                                         const cdl_ckks_secret_key *sk, const cdl_he_batch *logits,
+                                         const cdl_ckks_flood_options *opt, cdl_rng *rng, double *out,
+                                         cdl_ckks_flood_info *info)
+{
+    static const cdl_ckks_flood_options defaults = {0, 0.0, 0.0};
+    return decrypt_logits("cdl_he_decrypt_logits_flooded", plan, ctx, sk, logits, opt ? opt : &defaults, rng, out,
+                          info);
 }
 
 /* ---- serialization ----------------------------------------------------------- */

@@ -146,7 +146,7 @@ static void round_trip(const cdl_ckks_secret_key *sk, const cdl_ckks_relin_key *
     assert_int_equal(st.images, n);
     assert_int_equal(st.batches, want_batches);
     size_t m = 0;
-    assert_int_equal(he_decrypt_file("test", plan, ctx, sk, path_of(out), &got, &m), CLI_EXIT_OK);
+    assert_int_equal(he_decrypt_file("test", plan, ctx, sk, path_of(out), NULL, NULL, &got, &m), CLI_EXIT_OK);
     assert_int_equal(m, n);
     double worst = 0;
     for (size_t j = 0; j < n; j++) {
@@ -210,7 +210,8 @@ static void test_keys_and_batches(void **state)
     assert_int_equal(he_evaluate_file("test", plan, ctx, rlk, NULL, path_of("many_out.ct"), path_of("x.ct"), &st),
                      CLI_EXIT_FAILURE); /* logits are not images */
     assert_int_equal(access(path_of("x.ct"), F_OK), -1); /* the refused output is not left behind */
-    assert_int_equal(he_decrypt_file("test", plan, ctx, sk, path_of("one.ct"), &logits, &n), CLI_EXIT_FAILURE);
+    assert_int_equal(he_decrypt_file("test", plan, ctx, sk, path_of("one.ct"), NULL, NULL, &logits, &n),
+                     CLI_EXIT_FAILURE);
     assert_null(logits);
     assert_int_equal(he_evaluate_file("test", plan, ctx, rlk, NULL, path_of("one.ct"), path_of("one.ct"), &st),
                      CLI_EXIT_USAGE);
@@ -348,7 +349,8 @@ static void test_slots_files(void **state)
     assert_int_equal(st.images, SLOTS_IMAGES);
     assert_int_equal(st.batches, batches);
     size_t n = 0;
-    assert_int_equal(he_decrypt_file("test", m.plan, ctx2, sk, path_of("slots_out.ct"), &got, &n), CLI_EXIT_OK);
+    assert_int_equal(he_decrypt_file("test", m.plan, ctx2, sk, path_of("slots_out.ct"), NULL, NULL, &got, &n),
+                     CLI_EXIT_OK);
     assert_int_equal(n, SLOTS_IMAGES);
     double worst = 0;
     for (size_t j = 0; j < SLOTS_IMAGES; j++) {
@@ -403,7 +405,7 @@ static void test_slots_files(void **state)
 
     /* the encrypted images given to decrypt: as many ciphertexts as logits, at the input level */
     capture_begin();
-    rc = he_decrypt_file("test", m.plan, ctx2, sk, path_of("slots.ct"), &got, &n);
+    rc = he_decrypt_file("test", m.plan, ctx2, sk, path_of("slots.ct"), NULL, NULL, &got, &n);
     expect_message(capture_end(), "is it the encrypted images?");
     assert_int_equal(rc, CLI_EXIT_FAILURE);
     assert_null(got);
@@ -486,9 +488,56 @@ static void test_packing_mismatch(void **state)
     cdl_he_plan_free(sp);
 }
 
+/* `--flood [BITS]` and `--flood-queries Q` as decrypt and predict parse them:
+ * returns the last he_flood_option result (or 0), *rest = optind. */
+static int parse_flood(int argc, char **argv, cdl_ckks_flood_options *fl, int *rest)
+{
+    static const struct option opts[] = {HE_FLOOD_OPTIONS, {"keys", required_argument, 0, 'k'}, {0, 0, 0, 0}};
+    memset(fl, 0, sizeof *fl);
+    optind = 0; /* full getopt reinitialisation between runs */
+    int c, r = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        r = he_flood_option("test", c, optarg, argc, argv, fl);
+        if (r < 0)
+            break;
+    }
+    *rest = optind;
+    return r;
+}
+
+static void test_flood_options(void **state)
+{
+    (void)state;
+    cdl_ckks_flood_options fl;
+    int rest = 0;
+    char *a1[] = {"decrypt", "model.onnx", "--flood", "35", "--keys", "d", NULL};
+    assert_int_equal(parse_flood(6, a1, &fl, &rest), 0);
+    assert_int_equal(fl.security_bits, 35);
+    assert_int_equal(rest, 5); /* only the model is left */
+    assert_string_equal(a1[rest], "model.onnx");
+    char *a2[] = {"decrypt", "--flood", "model.onnx", "--keys", "d", NULL};
+    parse_flood(5, a2, &fl, &rest);
+    assert_int_equal(fl.security_bits, CDL_CKKS_FLOOD_DEFAULT_BITS);
+    assert_int_equal(rest, 4);
+    assert_string_equal(a2[rest], "model.onnx");
+    char *a3[] = {"decrypt", "--flood=33", "m", NULL};
+    parse_flood(3, a3, &fl, &rest);
+    assert_int_equal(fl.security_bits, 33);
+    char *a4[] = {"decrypt", "m", "--flood", "7", NULL};
+    assert_int_equal(parse_flood(4, a4, &fl, &rest), -1);
+    char *a5[] = {"decrypt", "m", "--flood-queries", "100", "--flood", NULL};
+    parse_flood(5, a5, &fl, &rest);
+    assert_int_equal(fl.security_bits, CDL_CKKS_FLOOD_DEFAULT_BITS);
+    assert_true(fl.queries == 100.0);
+    assert_string_equal(a5[rest], "m");
+    char *a6[] = {"decrypt", "m", "--flood-queries", "0.5", NULL};
+    assert_int_equal(parse_flood(4, a6, &fl, &rest), -1);
+    optind = 1;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_keys_and_batches), cmocka_unit_test(test_slots_files),
-                                       cmocka_unit_test(test_packing_mismatch)};
+                                       cmocka_unit_test(test_packing_mismatch), cmocka_unit_test(test_flood_options)};
     return cmocka_run_group_tests_name("pipeline step files", tests, setup, teardown);
 }
