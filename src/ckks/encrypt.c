@@ -295,7 +295,9 @@ static inline double ct_log(double x)
 {
     int64_t e;
     double m = split_f64(x, &e);
-    int64_t big = (int64_t)(m > 1.4142135623730951); /* setcc, not a branch */
+    /* m > sqrt(2), from the bit patterns (same sign and exponent: integer
+     * order is numeric order), without a floating-point compare */
+    int64_t big = (int64_t)((f64_bits(1.4142135623730951) - f64_bits(m)) >> 63);
     m *= 1.0 - 0.5 * (double)big;
     e += big;
     double t = (m - 1.0) * ct_recip(m + 1.0), u = t * t;
@@ -311,7 +313,8 @@ static inline double ct_log(double x)
  * 1/sqrt(f) by six Newton steps from the chord 7/6 - f/6 (error <= 18%). */
 static inline double ct_sqrt(double w)
 {
-    double zero = (double)(w == 0.0);
+    uint64_t mag = f64_bits(w) & 0x7fffffffffffffffull;
+    double zero = (double)(1 - ((mag | ((uint64_t)0 - mag)) >> 63)); /* 1 if w is +-0, by masks */
     int64_t e;
     double m = split_f64(w + zero, &e);
     int64_t odd = e & 1;
