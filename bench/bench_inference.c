@@ -23,27 +23,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "cryptodl/cryptodl.h"
-
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return 1e6 * (double)ts.tv_sec + 1e-3 * (double)ts.tv_nsec;
-}
-
-static double cpu_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return 1e6 * (double)ts.tv_sec + 1e-3 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static int fail(const char *what)
 {
@@ -106,25 +87,25 @@ int main(int argc, char **argv)
         if (cdl_he_context_new(plan, &ctx) != CDL_OK || cdl_rng_new_system(&rng) != CDL_OK ||
             cdl_ckks_keygen_secret(ctx, rng, &sk) != CDL_OK || cdl_ckks_keygen_relin(ctx, sk, rng, &rlk) != CDL_OK)
             return fail("keys");
-        double t0 = now_us();
+        double t0 = bench_now_us();
         if (cdl_he_encrypt_batch(plan, ctx, NULL, sk, img, n, rng, &enc) != CDL_OK)
             return fail("encrypt");
-        double enc_us = now_us() - t0;
+        double enc_us = bench_now_us() - t0;
         double *times = malloc((size_t)runs * sizeof *times), cpu = 0;
         for (int r = 0; r < runs; r++) {
             cdl_he_batch_free(out);
             out = NULL;
-            double c0 = cpu_us();
-            t0 = now_us();
+            double c0 = bench_process_cpu_us();
+            t0 = bench_now_us();
             if (cdl_he_evaluate(plan, ctx, rlk, enc, NULL, NULL, &out) != CDL_OK)
                 return fail("evaluate");
-            times[r] = now_us() - t0;
-            cpu = cpu_us() - c0;
+            times[r] = bench_now_us() - t0;
+            cpu = bench_process_cpu_us() - c0;
         }
-        t0 = now_us();
+        t0 = bench_now_us();
         if (cdl_he_decrypt_logits(plan, ctx, sk, out, he) != CDL_OK)
             return fail("decrypt");
-        double dec_us = now_us() - t0;
+        double dec_us = bench_now_us() - t0;
         size_t agree = 0;
         for (size_t j = 0; j < n; j++) {
             size_t a = 0, b = 0;
@@ -136,7 +117,7 @@ int main(int argc, char **argv)
             }
             agree += a == b;
         }
-        qsort(times, (size_t)runs, sizeof *times, cmp_double);
+        qsort(times, (size_t)runs, sizeof *times, bench_cmp_double);
         double us = times[runs / 2];
         printf("{\"bench\":\"mnist_cryptonets_batch\",\"n\":%zu,\"log_q\":%d,\"levels\":%d,\"threads\":%d,"
                "\"us\":%.0f,\"cpu_us\":%.0f,\"images\":%zu,\"predictions_per_hour\":%.0f,\"encrypt_us\":%.0f,"

@@ -29,27 +29,8 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "cryptodl/cryptodl.h"
-
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return 1e6 * (double)ts.tv_sec + 1e-3 * (double)ts.tv_nsec;
-}
-
-static double cpu_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return 1e6 * (double)ts.tv_sec + 1e-3 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static int fail(const char *model, const char *what)
 {
@@ -147,40 +128,40 @@ static int bench_model(const char *src, const char *spec, const char *threads_li
         cdl_ckks_relin_key *rlk = NULL;
         cdl_ckks_galois_keys *gk = NULL;
         cdl_he_batch *enc = NULL, *out = NULL;
-        double t0 = now_us();
+        double t0 = bench_now_us();
         if (cdl_he_context_new(p, &ctx) != CDL_OK || cdl_rng_new_system(&rng) != CDL_OK ||
             cdl_ckks_keygen_secret(ctx, rng, &sk) != CDL_OK || cdl_ckks_keygen_relin(ctx, sk, rng, &rlk) != CDL_OK ||
             cdl_he_keygen_galois(p, ctx, sk, rng, &gk) != CDL_OK)
             return fail(model, "keys");
-        double keygen_us = now_us() - t0;
-        t0 = now_us();
+        double keygen_us = bench_now_us() - t0;
+        t0 = bench_now_us();
         if (cdl_he_encrypt_batch(p, ctx, NULL, sk, img, n, rng, &enc) != CDL_OK)
             return fail(model, "encrypt");
-        double enc_us = now_us() - t0;
+        double enc_us = bench_now_us() - t0;
         size_t req = 0, resp = 0;
         cdl_he_batch_bytes(ctx, enc, &req);
-        t0 = now_us();
+        t0 = bench_now_us();
         if (cdl_he_evaluate_keys(p, ctx, rlk, gk, enc, NULL, NULL, &out) != CDL_OK)
             return fail(model, "evaluate");
-        double first_us = now_us() - t0, cpu = 0;
+        double first_us = bench_now_us() - t0, cpu = 0;
         double *times = malloc((size_t)runs * sizeof *times);
         if (!times)
             return fail(model, "out of memory");
         for (int r = 0; r < runs; r++) {
             cdl_he_batch_free(out);
             out = NULL;
-            double c0 = cpu_us();
-            t0 = now_us();
+            double c0 = bench_process_cpu_us();
+            t0 = bench_now_us();
             if (cdl_he_evaluate_keys(p, ctx, rlk, gk, enc, NULL, NULL, &out) != CDL_OK)
                 return fail(model, "evaluate");
-            times[r] = now_us() - t0;
-            cpu = cpu_us() - c0;
+            times[r] = bench_now_us() - t0;
+            cpu = bench_process_cpu_us() - c0;
         }
         cdl_he_batch_bytes(ctx, out, &resp);
-        t0 = now_us();
+        t0 = bench_now_us();
         if (cdl_he_decrypt_logits(p, ctx, sk, out, he) != CDL_OK)
             return fail(model, "decrypt");
-        double dec_us = now_us() - t0, max_diff = 0;
+        double dec_us = bench_now_us() - t0, max_diff = 0;
         size_t agree = 0;
         for (size_t j = 0; j < n; j++) {
             agree += argmax(he + j * nout, nout) == argmax(ref + j * nout, nout);
@@ -188,7 +169,7 @@ static int bench_model(const char *src, const char *spec, const char *threads_li
                 if (!(fabs(he[j * nout + k] - ref[j * nout + k]) <= max_diff))
                     max_diff = fabs(he[j * nout + k] - ref[j * nout + k]);
         }
-        qsort(times, (size_t)runs, sizeof *times, cmp_double);
+        qsort(times, (size_t)runs, sizeof *times, bench_cmp_double);
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
         printf("{\"bench\":\"slots\",\"model\":\"%s\",\"dataset\":\"%s\",\"n\":%zu,\"log_q\":%d,\"levels\":%d,"

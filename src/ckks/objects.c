@@ -115,7 +115,8 @@ int cdl_ckks_ciphertext_size(const cdl_ckks_ciphertext *ct) { return ct->size; }
 void cdl_ckks_ciphertext_set_scale(cdl_ckks_ciphertext *ct, double scale) { ct->scale = scale; }
 
 /* ---- plaintexts ---- */
-cdl_status cdl_ckks_plaintext_alloc(const cdl_ckks_context *ctx, int level, cdl_ckks_plaintext **out)
+/* A plaintext at `level` with room for `limbs` limbs (all of them, or those of levels 0..level only). */
+static cdl_status plaintext_alloc_limbs(const cdl_ckks_context *ctx, int level, int limbs, cdl_ckks_plaintext **out)
 {
     if (!ctx || !out)
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "plaintext allocation: NULL argument");
@@ -129,15 +130,20 @@ cdl_status cdl_ckks_plaintext_alloc(const cdl_ckks_context *ctx, int level, cdl_
     pt->q_count = ctx->q_count;
     pt->level = level;
     pt->scale = ctx->scale;
-    pt->limbs = ctx->q_count;
+    pt->limbs = limbs;
     /* Decrypted plaintexts hold secret-derived values: secure allocation. */
-    pt->data = cdl_secure_calloc((size_t)ctx->q_count * ctx->n, sizeof(uint64_t));
+    pt->data = cdl_secure_calloc((size_t)limbs * ctx->n, sizeof(uint64_t));
     if (!pt->data) {
         cdl_free(pt);
         return CDL_ERR_NO_MEMORY;
     }
     *out = pt;
     return CDL_OK;
+}
+
+cdl_status cdl_ckks_plaintext_alloc(const cdl_ckks_context *ctx, int level, cdl_ckks_plaintext **out)
+{
+    return plaintext_alloc_limbs(ctx, level, ctx ? ctx->q_count : 0, out);
 }
 
 cdl_status cdl_ckks_plaintext_new(const cdl_ckks_context *ctx, cdl_ckks_plaintext **out)
@@ -147,27 +153,7 @@ cdl_status cdl_ckks_plaintext_new(const cdl_ckks_context *ctx, cdl_ckks_plaintex
 
 cdl_status cdl_ckks_plaintext_new_level(const cdl_ckks_context *ctx, int level, cdl_ckks_plaintext **out)
 {
-    if (!ctx || !out)
-        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_plaintext_new_level: NULL argument");
-    *out = NULL;
-    if (level < 0 || level > ctx->max_level)
-        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_plaintext_new_level: level %d outside 0..%d", level,
-                        ctx->max_level);
-    cdl_ckks_plaintext *pt = cdl_calloc_array(1, sizeof *pt);
-    if (!pt)
-        return CDL_ERR_NO_MEMORY;
-    pt->n = ctx->n;
-    pt->q_count = ctx->q_count;
-    pt->level = level;
-    pt->scale = ctx->scale;
-    pt->limbs = level + 1;
-    pt->data = cdl_secure_calloc((size_t)pt->limbs * ctx->n, sizeof(uint64_t));
-    if (!pt->data) {
-        cdl_free(pt);
-        return CDL_ERR_NO_MEMORY;
-    }
-    *out = pt;
-    return CDL_OK;
+    return plaintext_alloc_limbs(ctx, level, level + 1, out);
 }
 
 void cdl_ckks_plaintext_free(cdl_ckks_plaintext *pt)
