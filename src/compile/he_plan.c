@@ -896,8 +896,8 @@ static cdl_status choose_packing(cdl_he_plan *p, const cdl_nn_graph *g, const in
     if (budget && batch_peak > budget * 0.8) {
         p->packing = CDL_HE_PACKING_SLOTS;
         snprintf(p->packing_reason, sizeof p->packing_reason,
-                 "auto: slots, because batch packing needs %.1f GB, more than 80%% of the %.1f GB available", batch_peak / 1e9,
-                 budget / 1e9);
+                 "auto: slots, because batch packing needs %.1f MB, more than 80%% of the %.1f MB available",
+                 batch_peak / 1e6, budget / 1e6);
     } else if (w_slots <= w_batch) {
         p->packing = CDL_HE_PACKING_SLOTS;
         snprintf(p->packing_reason, sizeof p->packing_reason,

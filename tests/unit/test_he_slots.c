@@ -452,6 +452,46 @@ static void test_pytorch_fixtures(void **state)
     assert_true(ran >= 8);
 }
 
+/* --packing auto: slots when batch packing does not fit the memory budget or
+ * the request is small, batch for full batches; the plan says why. */
+static void test_auto_packing(void **state)
+{
+    (void)state;
+    cdl_rng *r = tg_seeded_rng(8);
+    test_graph t;
+    tg_init(&t, tg_shape3(1, 8, 8));
+    add_conv(&t, r, 4, 3, 2, 1);
+    add_act(&t, 0);
+    add_dense(&t, r, 3);
+    cdl_nn_analyze(&t.g);
+    cdl_he_options opt;
+    cdl_he_options_default(&opt);
+    opt.log_n = 11;
+    opt.allow_insecure = 1;
+    opt.packing = CDL_HE_PACKING_AUTO;
+    const struct {
+        size_t images;
+        uint64_t budget;
+        cdl_he_packing want;
+        const char *why;
+    } cases[] = {{1, (uint64_t)1 << 40, CDL_HE_PACKING_SLOTS, "less work than batch"},
+                 {1024, (uint64_t)1 << 40, CDL_HE_PACKING_BATCH, "less work than slots"},
+                 {1024, 1u << 20, CDL_HE_PACKING_SLOTS, "batch packing needs"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        opt.images_hint = cases[i].images;
+        opt.memory_budget = cases[i].budget;
+        cdl_he_plan *plan = NULL;
+        assert_int_equal(cdl_he_plan_new(&t.g, &opt, &plan), CDL_OK);
+        printf("auto, %zu images, budget %llu bytes: %s\n", cases[i].images, (unsigned long long)cases[i].budget,
+               cdl_he_plan_packing_reason(plan));
+        assert_int_equal(cdl_he_plan_packing(plan), cases[i].want);
+        assert_non_null(strstr(cdl_he_plan_packing_reason(plan), cases[i].why));
+        cdl_he_plan_free(plan);
+    }
+    free_pool();
+    cdl_rng_free(r);
+}
+
 /* Every step is the sum (mod S) of its NAF digits, each +-2^k, no two adjacent nonzero. */
 static void test_naf(void **state)
 {
@@ -478,6 +518,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_naf),
+        cmocka_unit_test(test_auto_packing),
         cmocka_unit_test(test_dense),
         cmocka_unit_test(test_conv_stride),
         cmocka_unit_test(test_multi_ciphertext),
