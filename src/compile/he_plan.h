@@ -48,6 +48,8 @@ typedef struct he_layout {
     int C, H, W;
     int gap, frame_h, frame_w;
     size_t frame_size;
+    int mirror;      /* frames read right to left (bit 0) and/or bottom to top (bit 1): the layout a
+                        convolution of a flipped image keeps its diagonals few in */
 } he_layout;
 
 /* Slots packing, one linear op: y = sum_d diag_d (.) rot(x, d) per pair of

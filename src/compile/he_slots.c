@@ -102,7 +102,7 @@ static void layout_count_ct(he_layout *l, size_t S)
  * shifts are then rotations by multiples of a power of two, which the
  * baby-step split handles best). */
 static cdl_status layout_framed(he_layout *l, int C, int H, int W, int gap, int fh, int fw, size_t frame_size,
-                                size_t S)
+                                int mirror, size_t S)
 {
     const size_t per = (size_t)gap * (size_t)gap, frames = ceil_div((size_t)C, per);
     if (!frame_size) {
@@ -119,6 +119,10 @@ static cdl_status layout_framed(he_layout *l, int C, int H, int W, int gap, int 
         for (int y = 0; y < H; y++)
             for (int x = 0; x < W; x++) {
                 size_t row = (size_t)gap * (size_t)y + dy, col = (size_t)gap * (size_t)x + dx;
+                if (mirror & 1)
+                    col = (size_t)fw - 1 - col;
+                if (mirror & 2)
+                    row = (size_t)fh - 1 - row;
                 l->slot[((size_t)c * (size_t)H + (size_t)y) * (size_t)W + (size_t)x] =
                     (int64_t)(f * frame_size + row * (size_t)fw + col);
             }
@@ -131,6 +135,7 @@ static cdl_status layout_framed(he_layout *l, int C, int H, int W, int gap, int 
     l->frame_h = fh;
     l->frame_w = fw;
     l->frame_size = frame_size;
+    l->mirror = mirror;
     layout_count_ct(l, S);
     return CDL_OK;
 }
@@ -193,18 +198,74 @@ static int layout_has_zero(const he_layout *l)
 
 /* The output layout of a linear op. Rank-3 outputs of a framed input keep
  * the frame; a stride s (input H / output H) multiplies the gap by s. */
-static cdl_status linear_layout(const he_layout *in, const cdl_nn_shape *os, size_t S, he_layout *out)
+/* Distinct (output ciphertext, input ciphertext, d) diagonals of a linear op
+ * between two layouts: one bit per possible diagonal, one pass over the weights. */
+static cdl_status count_diagonals(const he_op *op, const he_layout *li, const he_layout *lo, size_t S, size_t *count)
+{
+    const size_t bits = lo->n_ct * li->n_ct * S;
+    uint8_t *seen = cdl_calloc_array(bits / 8 + 1, 1);
+    if (!seen)
+        return cdl_fail(CDL_ERR_NO_MEMORY, "he plan (slots): out of memory");
+    size_t u = 0;
+    for (size_t r = 0; r < op->n_out; r++) {
+        const int64_t so = lo->slot[r];
+        if (so < 0)
+            continue;
+        for (size_t k = op->row[r]; k < op->row[r + 1]; k++) {
+            const int64_t si = li->slot[op->col[k]];
+            if (si < 0)
+                continue;
+            const size_t d = ((size_t)si % S + S - (size_t)so % S) % S;
+            const size_t bit = (((size_t)so / S) * li->n_ct + (size_t)si / S) * S + d;
+            if (!(seen[bit / 8] & (1u << (bit % 8)))) {
+                seen[bit / 8] |= (uint8_t)(1u << (bit % 8));
+                u++;
+            }
+        }
+    }
+    cdl_free(seen);
+    *count = u;
+    return CDL_OK;
+}
+
+static cdl_status linear_layout(const he_op *op, const he_layout *in, const cdl_nn_shape *os, size_t S,
+                                he_layout *out)
 {
     if (os->rank != 3)
         return layout_contiguous(out, cdl_nn_shape_numel(os), S);
     const int C = (int)os->dims[0], H = (int)os->dims[1], W = (int)os->dims[2];
+    /* The frame: the input's (a stride s multiplies its gap by s) or a fresh one; then of the four
+     * orientations, the one with the fewest diagonals for this op, the input's own on a tie (a
+     * convolution of a mirror image, such as the flip of a flip-averaged model merged into its first
+     * layer, has few diagonals only into a mirrored frame). */
+    int gap = 1, fh = H, fw = W, mirror = 0;
+    size_t frame_size = 0;
     if (in->framed && H > 0 && W > 0) {
         const int sh = in->H / H, sw = in->W / W;
         if (sh >= 1 && sh == sw && (int64_t)in->gap * sh * H <= in->frame_h &&
-            (int64_t)in->gap * sw * W <= in->frame_w && (int64_t)in->gap * sh <= 64)
-            return layout_framed(out, C, H, W, in->gap * sh, in->frame_h, in->frame_w, in->frame_size, S);
+            (int64_t)in->gap * sw * W <= in->frame_w && (int64_t)in->gap * sh <= 64) {
+            gap = in->gap * sh;
+            fh = in->frame_h;
+            fw = in->frame_w;
+            frame_size = in->frame_size;
+        }
+        mirror = in->mirror;
     }
-    return layout_framed(out, C, H, W, 1, H, W, 0, S);
+    int best = mirror;
+    size_t best_count = SIZE_MAX;
+    for (int k = 0; k < 4; k++) {
+        he_layout t = {0};
+        CDL_TRY(layout_framed(&t, C, H, W, gap, fh, fw, frame_size, mirror ^ k, S));
+        size_t count = 0;
+        cdl_status st = count_diagonals(op, in, &t, S, &count);
+        layout_clear(&t);
+        CDL_TRY(st);
+        if (count < best_count) {
+            best_count = count;
+            best = mirror ^ k;
+        }
+    }
+    return layout_framed(out, C, H, W, gap, fh, fw, frame_size, best, S);
 }
 
 /* ---- diagonals --------------------------------------------------------------- */
@@ -513,7 +574,7 @@ static cdl_status assign_layouts(cdl_he_plan *p, const cdl_nn_graph *g)
     const cdl_nn_shape *is = &g->input_shape;
     if (is->rank == 3)
         CDL_TRY(layout_framed(&p->layout[0], (int)is->dims[0], (int)is->dims[1], (int)is->dims[2], 1,
-                              (int)is->dims[1], (int)is->dims[2], 0, S));
+                              (int)is->dims[1], (int)is->dims[2], 0, 0, S));
     else
         CDL_TRY(layout_contiguous(&p->layout[0], p->input_size, S));
     for (size_t i = 0; i < p->n_ops; i++) {
@@ -524,7 +585,7 @@ static cdl_status assign_layouts(cdl_he_plan *p, const cdl_nn_graph *g)
         he_layout *out = &p->layout[op->out_value];
         switch (op->kind) {
         case HE_OP_LINEAR:
-            CDL_TRY(linear_layout(in, cdl_nn_value_shape(g, op->out_value), S, out));
+            CDL_TRY(linear_layout(op, in, cdl_nn_value_shape(g, op->out_value), S, out));
             break;
         case HE_OP_GATHER:
             CDL_TRY(layout_alloc(out, op->n_out));
