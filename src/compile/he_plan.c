@@ -808,8 +808,12 @@ static void estimate_slots_memory(cdl_he_plan *p, const int *last_reader)
     for (size_t i = 0; i < p->n_ops; i++)
         if (p->ops[i].kind == HE_OP_LINEAR && p->ops[i].sl)
             p->weight_bytes += p->ops[i].sl->n_terms * (uint64_t)(p->ops[i].level_in + 1) * (limb / 2);
+    uint64_t plan_bytes = 0; /* the diagonals' positions and weights the plan holds */
+    for (size_t i = 0; i < p->n_ops; i++)
+        if (p->ops[i].kind == HE_OP_LINEAR && p->ops[i].sl)
+            plan_bytes += p->ops[i].sl->n_entries * (uint64_t)(sizeof(uint32_t) + sizeof(double));
     p->peak_bytes = peak + p->galois_bytes + (p->cost.ct_mults ? ksk_bytes(p, 0, p->spec.q_count - 1) : 0) +
-                    (p->opt.cache_weights ? p->weight_bytes : 0);
+                    (p->opt.cache_weights ? p->weight_bytes : 0) + plan_bytes;
 }
 
 /* Rough work of one evaluation in limb operations (N-word passes), for AUTO:
@@ -839,6 +843,22 @@ static uint64_t physical_memory(void)
 {
     long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
     return pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size : 0;
+}
+
+/* Slots packing runs linear ops from their diagonals: the CSR columns and
+ * weights (as many again: 2.8 GB for the CIFAR-10 ResNet-9) are dropped. The
+ * row offsets stay (the description counts the weights from them). */
+static void drop_csr(cdl_he_plan *p)
+{
+    for (size_t i = 0; i < p->n_ops; i++) {
+        he_op *op = &p->ops[i];
+        if (op->kind != HE_OP_LINEAR || !op->sl)
+            continue;
+        cdl_free(op->col);
+        cdl_free(op->w);
+        op->col = NULL;
+        op->w = NULL;
+    }
 }
 
 /* Resolve the packing; for slots (or AUTO) compile the layouts and diagonals. */
@@ -887,6 +907,7 @@ static cdl_status choose_packing(cdl_he_plan *p, const cdl_nn_graph *g, const in
     estimate_slots_memory(p, last_reader);
     if (want == CDL_HE_PACKING_SLOTS) {
         p->packing = CDL_HE_PACKING_SLOTS;
+        drop_csr(p);
         return CDL_OK;
     }
     const uint64_t budget = p->opt.memory_budget ? p->opt.memory_budget : physical_memory();
@@ -906,6 +927,8 @@ static cdl_status choose_packing(cdl_he_plan *p, const cdl_nn_graph *g, const in
         snprintf(p->packing_reason, sizeof p->packing_reason,
                  "auto: batch, estimated %.2gx less work than slots for %zu image(s)", w_slots / w_batch, images);
     }
+    if (p->packing == CDL_HE_PACKING_SLOTS)
+        drop_csr(p);
     if (p->packing == CDL_HE_PACKING_BATCH) {
         p->spec = batch_spec;
         p->scale = batch_scale;
