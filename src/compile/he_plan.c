@@ -817,11 +817,13 @@ static void estimate_slots_memory(cdl_he_plan *p, const int *last_reader)
 }
 
 /* Rough work of one evaluation in limb operations (N-word passes), for AUTO:
- * a key switch with dnum one-prime digits costs about (L+1)(L+2) NTTs. */
+ * a key switch costs about (digits) x (L + 1 + K) NTTs, K special primes. */
 static double work_estimate(const cdl_he_plan *p, int slots)
 {
+    /* batch packing keeps one special prime; slots packing's K special primes make digits of K primes */
     const double n = (double)((uint64_t)1 << p->spec.log_n), logn = p->spec.log_n, L = p->levels;
-    const double ks = (L + 1) * (L + 2) * n * (logn + 2), limbs = L / 2 + 1;
+    const double K = slots ? p->spec.p_count : 1, digits = ceil((L + 1) / K);
+    const double ks = digits * (L + 1 + K) * n * (logn + 2), limbs = L / 2 + 1;
     if (!slots)
         return (double)p->cost.const_mults * n * limbs + (double)p->cost.ct_mults * ks +
                (double)p->cost.rescales * n * logn * limbs;

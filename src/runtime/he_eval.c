@@ -353,15 +353,28 @@ static cdl_status run_items(const eval_env *e, item_fn fn, size_t n, cdl_he_prog
     return CDL_OK;
 }
 
-/* Slots packing: the ops that see the layout (linear, moves, sign + bias);
- * the element-wise ones run per ciphertext through run_items. A move keeps
- * the ciphertexts (the layout changed at compile time). */
+/* Slots packing: does the op see the layout (linear, moves, sign + bias, an
+ * add of differently signed inputs), rather than run per ciphertext through
+ * run_items as the element-wise ones do? */
+static int slots_layout_op(const cdl_he_plan *plan, const he_op *op)
+{
+    return plan->packing == CDL_HE_PACKING_SLOTS &&
+           (op->kind == HE_OP_LINEAR || op->kind == HE_OP_GATHER || op->kind == HE_OP_SIGN ||
+            (op->kind == HE_OP_ADD && op->slot_sign_fix));
+}
+
+/* Run such an op. A move keeps the ciphertexts (the layout changed at compile time). */
 static cdl_status run_slots_op(const eval_env *e, const cdl_ckks_galois_keys *gk)
 {
     const he_op *op = e->op;
     he_tensor *in = e->in, *out = e->out;
     if (op->kind == HE_OP_LINEAR)
         return cdl_he_slots_linear(e->plan, e->ctx, gk, op, in->ct, out->ct);
+    if (op->kind == HE_OP_ADD) { /* added at the scale of the input that is not aligned */
+        const double T = op->slot_sign_fix == 1 ? cdl_ckks_ciphertext_scale(e->in2->ct[0]) / fabs(op->alpha)
+                                                : cdl_ckks_ciphertext_scale(in->ct[0]);
+        return cdl_he_slots_add_signed(e->plan, e->ctx, op, in->ct, e->in2->ct, op->level_out, T, out->ct);
+    }
     if (out->n != in->n)
         return cdl_fail(CDL_ERR_INTERNAL, "node '%s': %zu ciphertexts in, %zu out", op->name, in->n, out->n);
     for (size_t c = 0; c < in->n; c++)
@@ -482,29 +495,9 @@ cdl_status cdl_he_evaluate_keys(const cdl_he_plan *plan, const cdl_ckks_context 
                           cdl_ckks_ciphertext_level(x1 && cdl_ckks_ciphertext_level(x1) != op->level_in2 ? x1 : x0));
             goto done;
         }
-        if (slots && (op->kind == HE_OP_LINEAR || op->kind == HE_OP_GATHER || op->kind == HE_OP_SIGN)) {
-            CDL_TRY_GOTO(st, run_slots_op(&e, gk), done);
-            if (progress)
-                progress(user, op->node, op->name, op->n_out, op->n_out);
-            if (--readers[op->in_value] == 0 && op->in_value != plan->output_value)
-                tensor_release(ti);
-            continue;
-        }
+        const int on_layout = slots_layout_op(plan, op);
         item_fn fn = item_gather;
-        if (slots && op->kind == HE_OP_ADD && op->slot_sign_fix) {
-            /* the scale both inputs are added at: the one that is not aligned (as below) */
-            const double T = op->slot_sign_fix == 1 ? cdl_ckks_ciphertext_scale(x1) / fabs(op->alpha)
-                                                    : cdl_ckks_ciphertext_scale(x0);
-            CDL_TRY_GOTO(st, cdl_he_slots_add_signed(plan, ctx, op, ti->ct, ti2->ct, op->level_out, T, to->ct), done);
-            if (progress)
-                progress(user, op->node, op->name, op->n_out, op->n_out);
-            if (--readers[op->in_value] == 0 && op->in_value != plan->output_value)
-                tensor_release(ti);
-            if (--readers[op->in_value2] == 0 && op->in_value2 != plan->output_value)
-                tensor_release(ti2);
-            continue;
-        }
-        switch (op->kind) {
+        switch (on_layout ? HE_OP_SKIP : op->kind) {
         case HE_OP_LINEAR: {
             int l = cdl_ckks_ciphertext_level(x0);
             e.s_in = cdl_ckks_ciphertext_scale(x0);
@@ -534,9 +527,15 @@ cdl_status cdl_he_evaluate_keys(const cdl_he_plan *plan, const cdl_ckks_context 
             break;
         default: break;
         }
-        CDL_TRY_GOTO(st, run_items(&e, fn, slots ? to->n : fn == item_linear_group ? op->n_groups : op->n_out, progress,
-                                   user),
-                     done);
+        if (on_layout) {
+            CDL_TRY_GOTO(st, run_slots_op(&e, gk), done);
+            if (progress)
+                progress(user, op->node, op->name, op->n_out, op->n_out);
+        } else {
+            CDL_TRY_GOTO(st, run_items(&e, fn, slots ? to->n : fn == item_linear_group ? op->n_groups : op->n_out,
+                                       progress, user),
+                         done);
+        }
         if (--readers[op->in_value] == 0 && op->in_value != plan->output_value)
             tensor_release(ti);
         if (two && --readers[op->in_value2] == 0 && op->in_value2 != plan->output_value)
@@ -552,7 +551,6 @@ cdl_status cdl_he_evaluate_keys(const cdl_he_plan *plan, const cdl_ckks_context 
                 goto done;
             }
         CDL_TRY_GOTO(st, cdl_he_batch_alloc(in->n_images, res->n, &b), done);
-        (void)slots;
         cdl_free(b->ct);
         b->ct = res->ct; /* hand the ciphertexts over */
         res->ct = NULL;

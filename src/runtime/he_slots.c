@@ -76,15 +76,28 @@ static cdl_status slots_rotate(const cdl_he_plan *plan, const cdl_ckks_context *
     return CDL_OK;
 }
 
+/* Copy slots 0..period-1 of vec to every other image's copy. */
+static void repeat_period(const cdl_he_plan *plan, double *vec)
+{
+    for (size_t j = 1; j < plan->slots / plan->period; j++)
+        memcpy(vec + j * plan->period, vec, plan->period * sizeof *vec);
+}
+
+/* vec at slot s (within its ciphertext) of every image's copy = v. */
+static void put_copies(const cdl_he_plan *plan, double *vec, size_t s, double v)
+{
+    for (size_t j = 0; j < plan->slots / plan->period; j++)
+        vec[s % plan->slots + j * plan->period] = v;
+}
+
 /* A P-periodic vector of S slots from the entries [e0, e1) of a term. */
 static void diag_vector(const cdl_he_plan *plan, const he_slot_linear *sl, size_t e0, size_t e1, double *v)
 {
-    const size_t S = plan->slots, P = plan->period;
+    const size_t P = plan->period;
     memset(v, 0, P * sizeof *v);
     for (size_t k = e0; k < e1; k++)
         v[sl->pos[k]] += sl->w[k];
-    for (size_t j = 1; j < S / P; j++)
-        memcpy(v + j * P, v, P * sizeof *v);
+    repeat_period(plan, v);
 }
 
 /* One work item: output ciphertext ob, one giant step, all its terms. */
@@ -302,10 +315,9 @@ cdl_status cdl_he_slots_linear(const cdl_he_plan *plan, const cdl_ckks_context *
                     if (!vec)
                         st = cdl_fail(CDL_ERR_NO_MEMORY, "out of memory");
                     if (st == CDL_OK) {
-                        const size_t S = plan->slots, P = plan->period;
-                        for (size_t j = 0; j < S / P; j++)
-                            memcpy(vec + j * P, sl->bias + ob * P, P * sizeof *vec);
-                        st = cdl_ckks_encode(ctx, vec, S, plan->scale, cdl_ckks_ciphertext_level(acc), pt);
+                        memcpy(vec, sl->bias + ob * plan->period, plan->period * sizeof *vec);
+                        repeat_period(plan, vec);
+                        st = cdl_ckks_encode(ctx, vec, plan->slots, plan->scale, cdl_ckks_ciphertext_level(acc), pt);
                     }
                     if (st == CDL_OK)
                         st = cdl_ckks_add_plain(ctx, acc, pt, acc);
@@ -342,7 +354,7 @@ done:
 cdl_status cdl_he_slots_sign(const cdl_he_plan *plan, const cdl_ckks_context *ctx, const struct he_op *op,
                              const he_layout *lay, cdl_ckks_ciphertext **cts)
 {
-    const size_t S = plan->slots, P = plan->period;
+    const size_t S = plan->slots;
     int any_bias = 0;
     for (size_t o = 0; o < op->n_out; o++)
         any_bias |= lay->slot[o] >= 0 && op->bias[o] != 0.0;
@@ -355,8 +367,7 @@ cdl_status cdl_he_slots_sign(const cdl_he_plan *plan, const cdl_ckks_context *ct
         memset(vec, 0, S * sizeof *vec);
         for (size_t o = 0; o < op->n_out; o++)
             if (lay->slot[o] >= 0 && (size_t)lay->slot[o] / S == c)
-                for (size_t j = 0; j < S / P; j++)
-                    vec[(size_t)lay->slot[o] % S + j * P] = (lay->sign ? lay->sign[o] : 1) * op->bias[o];
+                put_copies(plan, vec, (size_t)lay->slot[o], (lay->sign ? lay->sign[o] : 1) * op->bias[o]);
         st = cdl_ckks_encode(ctx, vec, S, cdl_ckks_ciphertext_scale(cts[c]), cdl_ckks_ciphertext_level(cts[c]), pt);
         if (st == CDL_OK)
             st = cdl_ckks_add_plain(ctx, cts[c], pt, cts[c]);
@@ -371,7 +382,7 @@ cdl_status cdl_he_slots_sign(const cdl_he_plan *plan, const cdl_ckks_context *ct
 static void sign_ratio(const cdl_he_plan *plan, const he_layout *from, const he_layout *to, size_t ct, double c,
                        double *vec)
 {
-    const size_t S = plan->slots, P = plan->period;
+    const size_t S = plan->slots;
     for (size_t i = 0; i < S; i++)
         vec[i] = c;
     for (size_t o = 0; o < from->n; o++) {
@@ -379,8 +390,7 @@ static void sign_ratio(const cdl_he_plan *plan, const he_layout *from, const he_
         if (s < 0 || (size_t)s / S != ct)
             continue;
         const int r = (from->sign ? from->sign[o] : 1) * (to->sign ? to->sign[o] : 1);
-        for (size_t j = 0; j < S / P; j++)
-            vec[(size_t)s % S + j * P] = c * r;
+        put_copies(plan, vec, (size_t)s, c * r);
     }
 }
 
