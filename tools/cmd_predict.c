@@ -56,6 +56,7 @@ static void usage(FILE *out)
             "  --stream-weights  slots: encode the weights at every request instead of once (less memory)\n"
             "  --max-galois-keys K  slots: at most K rotation keys (the +-2^k basis and the most used steps;\n"
             "                    other steps are composed: fewer key bytes, more rotations)\n"
+            "  --max-galois-mb M slots: at most M MB of rotation keys, chosen the same way (e.g. 4000)\n"
             "  --public-key      encrypt with the public key (default: the secret key, symmetric)\n"
             "  --plan            print the HE plan (layers, levels, parameters, cost, memory) and stop\n"
             "  --force           run even if the plan's ciphertext memory exceeds 90%% of this machine's RAM\n"
@@ -230,6 +231,7 @@ int cmd_predict(int argc, char **argv)
                                          {"packing", required_argument, 0, 'Q'},
                                          {"stream-weights", no_argument, 0, 'W'},
                                          {"max-galois-keys", required_argument, 0, 'G'},
+                                         {"max-galois-mb", required_argument, 0, 'Y'},
                                          {"plan", no_argument, 0, 'P'},
                                          {"force", no_argument, 0, 'F'},
                                          {"json", no_argument, 0, 'j'},
@@ -304,6 +306,13 @@ int cmd_predict(int argc, char **argv)
             if (cli_parse_positive("predict", "--max-galois-keys", optarg, &k) != 0)
                 return CLI_EXIT_USAGE;
             hopt.max_galois_keys = k > 100000 ? 100000 : (int)k;
+            break;
+        }
+        case 'Y': {
+            long long mb = 0;
+            if (cli_parse_positive("predict", "--max-galois-mb", optarg, &mb) != 0)
+                return CLI_EXIT_USAGE;
+            hopt.max_galois_bytes = (uint64_t)(mb > 100000000 ? 100000000 : mb) * 1000000u;
             break;
         }
         case 'B':

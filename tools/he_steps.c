@@ -66,6 +66,7 @@ int he_model_option(const char *cmd, int c, const char *arg, he_model_args *a)
         return 1;
     case 'M': a->any_option = 1; return cli_parse_packing(cmd, arg, &a->opt.packing) ? -1 : 1;
     case 'G': a->any_option = 1; return parse_range(cmd, "--max-galois-keys", arg, 1, 100000, &a->opt.max_galois_keys) ? -1 : 1;
+    case 'Y': a->any_option = 1; return parse_range(cmd, "--max-galois-mb", arg, 1, 100000000, &a->opt.max_galois_mb) ? -1 : 1;
     case 'P': a->plan_path = arg; return 1;
     default: return 0;
     }
@@ -84,7 +85,7 @@ int he_model_open(const char *cmd, const char *path, const he_model_args *a, he_
     m->path = path;
     if (a->plan_path && a->any_option)
         return cli_usage_error(cmd, "give either --plan FILE or --log-n/--scale-bits/--output-bits/--approx/--packing/"
-                                    "--max-galois-keys, not both (the plan file holds the options)");
+                                    "--max-galois-keys/--max-galois-mb, not both (the plan file holds the options)");
     char err[512], sha[65];
     if (plan_sha256_file(path, sha, err, sizeof err) != 0) {
         fprintf(stderr, "cryptodl %s: %s\n", cmd, err);
@@ -129,6 +130,7 @@ int he_model_open(const char *cmd, const char *path, const he_model_args *a, he_
     ho.output_bits = opt.output_bits;
     ho.packing = packing;
     ho.max_galois_keys = opt.max_galois_keys;
+    ho.max_galois_bytes = (uint64_t)opt.max_galois_mb * 1000000u;
     ho.cache_weights = 1; /* slots: weights encoded once for all the batches of a file */
     if (cdl_he_plan_new(m->graph, &ho, &m->plan) != CDL_OK) {
         int rc = cli_fail_status(cmd, "cannot compile the model for encrypted inference");

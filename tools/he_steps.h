@@ -17,12 +17,12 @@
 #include "plan_file.h"
 
 /* The options every pipeline command takes to compile the model. Option
- * letters: L, S, B, A, M (the options) and P (--plan FILE). */
+ * letters: L, S, B, A, M, G, Y (the options) and P (--plan FILE). */
 #define HE_MODEL_OPTIONS                                                                                               \
     {"log-n", required_argument, 0, 'L'}, {"scale-bits", required_argument, 0, 'S'},                                 \
         {"output-bits", required_argument, 0, 'B'}, {"approx", required_argument, 0, 'A'},                           \
         {"packing", required_argument, 0, 'M'}, {"plan", required_argument, 0, 'P'},                              \
-        {"max-galois-keys", required_argument, 0, 'G'}
+        {"max-galois-keys", required_argument, 0, 'G'}, {"max-galois-mb", required_argument, 0, 'Y'}
 #define HE_MODEL_HELP                                                                                                  \
     "\nmodel options (the same on client and server; or give --plan):\n"                                              \
     "  --plan FILE       read the options below from a plan written by `cryptodl compile --out FILE`;\n"             \
@@ -33,6 +33,7 @@
     "                    memory and is less work; decided once: compile --out and share the plan)\n"             \
     "  --max-galois-keys K  slots: at most K rotation keys: the +-2^k basis and the most used steps, the\n"      \
     "                    other steps composed of those (less key memory, more rotations)\n"                     \
+    "  --max-galois-mb M slots: at most M MB of rotation keys, chosen the same way (e.g. 4000)\n"                  \
     "  --log-n L         force the ring degree 2^L, 13..16 (default: the smallest that fits)\n"                    \
     "  --scale-bits B    force the scale 2^B, 20..50 (default: as large as the security budget allows)\n"          \
     "  --output-bits B   room for the logits: |logit| < 2^(B-1), 2..30 (default 10)\n"                             \

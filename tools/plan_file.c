@@ -113,13 +113,14 @@ char *plan_record_json(const plan_record *r, const char *model_file)
         json_array_append_new(sh, json_integer(shape[i]));
     }
     json_t *root = json_pack(
-        "{s:s, s:i, s:{s:s, s:s}, s:{s:o, s:o, s:i, s:o, s:s, s:o}, s:s, s:{s:i, s:o, s:o, s:i, s:i, s:i, s:i}, "
+        "{s:s, s:i, s:{s:s, s:s}, s:{s:o, s:o, s:i, s:o, s:s, s:o, s:o}, s:s, s:{s:i, s:o, s:o, s:i, s:i, s:i, s:i}, "
         "s:{s:o, s:I, s:I}, s:{s:I, s:I}, s:I, s:{s:b, s:o, s:I}, s:I, s:{s:I, s:I, s:I, s:I}}",
         "format", PLAN_FILE_FORMAT, "version", PLAN_FILE_VERSION,
         "model", "file", model_file ? model_file : "", "sha256", r->sha256,
         "options", "log_n", auto_int(r->opt.log_n), "scale_bits", auto_int(r->opt.scale_bits), "output_bits",
         r->opt.output_bits, "approx", r->opt.approx[0] ? json_string(r->opt.approx) : json_null(), "packing",
         plan_packing_name(r->opt.packing), "max_galois_keys", auto_int(r->opt.max_galois_keys),
+        "max_galois_mb", auto_int(r->opt.max_galois_mb),
         "packing", packing_text(r->packing),
         "ckks", "log_n", r->log_n, "q_bits", int_array(r->q_bits, r->q_count), "p_bits",
         int_array(r->p_bits, r->p_count), "log_qp", r->log_qp, "max_log_qp", cdl_ckks_max_log_qp(r->log_n),
@@ -312,7 +313,7 @@ static int parse_tree(json_t *root, plan_record *r, char *err, size_t cap)
                                            "layers", NULL};
     static const char *const model_keys[] = {"file", "sha256", NULL};
     static const char *const opt_keys[] = {"log_n",  "scale_bits", "output_bits", "approx", "packing",
-                                           "max_galois_keys", NULL};
+                                           "max_galois_keys", "max_galois_mb", NULL};
     static const char *const ckks_keys[] = {"log_n", "q_bits", "p_bits", "log_qp", "max_log_qp", "scale_bits",
                                             "levels", NULL};
     static const char *const in_keys[] = {"shape", "size", "ciphertexts", NULL};
@@ -377,6 +378,11 @@ static int parse_tree(json_t *root, plan_record *r, char *err, size_t cap)
         if (get_int(o, "max_galois_keys", "options", 1, 100000, 1, &v, err, cap))
             return -1;
         r->opt.max_galois_keys = (int)v;
+    }
+    if (json_object_get(o, "max_galois_mb")) { /* absent in files from before the byte budget */
+        if (get_int(o, "max_galois_mb", "options", 1, 100000000, 1, &v, err, cap))
+            return -1;
+        r->opt.max_galois_mb = (int)v;
     }
     if (get_packing(o, "packing", "options.packing", 1, &r->opt.packing, err, cap) ||
         get_packing(root, "packing", "packing", 0, &r->packing, err, cap))

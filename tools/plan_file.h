@@ -34,6 +34,7 @@ typedef struct plan_options {
     char approx[PLAN_APPROX_MAX + 1]; /* "" = none */
     int packing;                   /* cdl_he_packing as asked: batch (default), slots or auto */
     int max_galois_keys;           /* slots: at most this many Galois keys (0 = no limit) */
+    int max_galois_mb;             /* slots: at most this many MB (10^6 bytes) of Galois keys (0 = no limit) */
 } plan_options;
 
 /* Everything a plan file holds, as read (or as computed for writing). */

@@ -199,6 +199,10 @@ CDL_API cdl_status cdl_ckks_sub_plain(const cdl_ckks_context *ctx, const cdl_ckk
                                       const cdl_ckks_plaintext *b, cdl_ckks_ciphertext *out);
 CDL_API cdl_status cdl_ckks_mul_plain(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a,
                                       const cdl_ckks_plaintext *b, cdl_ckks_ciphertext *out);
+/* acc += a * b in one pass (no temporary): acc must be at a's level, with a's
+ * size and the product's scale (a's times b's), and must not be a. */
+CDL_API cdl_status cdl_ckks_mul_plain_add(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a,
+                                          const cdl_ckks_plaintext *b, cdl_ckks_ciphertext *acc);
 /* Add a real constant to every slot (no level consumed). */
 CDL_API cdl_status cdl_ckks_add_const(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a, double c,
                                       cdl_ckks_ciphertext *out);

@@ -74,6 +74,8 @@ typedef struct cdl_he_options {
     int max_galois_keys; /* slots: at most this many Galois keys (0 = one per rotation step the plan uses);
                             above it, steps are composed of rotations by +-2^k (2 log2(N/2) - 1 keys) plus
                             the most used steps: fewer key bytes, more rotations */
+    uint64_t max_galois_bytes; /* slots: at most this many bytes of Galois keys (0 = no limit); like
+                                  max_galois_keys, the keys that save the most rotations are kept */
     int special_primes; /* slots: special primes for key switching (digits of that many primes: smaller
                            Galois keys, faster rotations, fewer scale bits); 0 = automatic, 1..8 */
 } cdl_he_options;

@@ -68,6 +68,12 @@ struct cdl_ckks_context {
     double *ksi_re;
     double *ksi_im;
     uint64_t *rot_group;
+    /* The special FFT's twiddles in the order its butterflies use them: for
+     * the stage of half-length h (1, 2, 4, ..., N/4), tw[h - 1 + j] =
+     * ksi_pows[(rot_group[j] mod 8h) * (2N / 8h)], j < h (the inverse FFT
+     * uses their conjugates). N/2 - 1 entries. */
+    double *fft_tw_re;
+    double *fft_tw_im;
 
     /* Key switching (hybrid, Han-Ki). modup[l] converts the digit that holds
      * prime l, restricted to primes d*alpha..l (d = l / alpha), to all
@@ -254,6 +260,7 @@ enum {
     CDL_SCRATCH_MD_TMP,
     CDL_SCRATCH_ENC_ACC,
     CDL_SCRATCH_ENC_U,
+    CDL_SCRATCH_ENCODE,
     CDL_SCRATCH_SLOTS
 };
 uint64_t *cdl_ckks_scratch(int slot, size_t words);

@@ -246,6 +246,8 @@ void cdl_ckks_context_free(cdl_ckks_context *ctx)
     cdl_free(ctx->ksi_re);
     cdl_free(ctx->ksi_im);
     cdl_free(ctx->rot_group);
+    cdl_free(ctx->fft_tw_re);
+    cdl_free(ctx->fft_tw_im);
     if (ctx->modup) {
         for (int l = 0; l < ctx->q_count; l++)
             cdl_base_converter_release(&ctx->modup[l]);
@@ -338,7 +340,9 @@ cdl_status cdl_ckks_context_new(const cdl_ckks_param_spec *spec, cdl_ckks_contex
     ctx->ksi_re = cdl_alloc_array(2 * n + 1, sizeof(double));
     ctx->ksi_im = cdl_alloc_array(2 * n + 1, sizeof(double));
     ctx->rot_group = cdl_alloc_array(ctx->slots, sizeof(uint64_t));
-    if (!ctx->ksi_re || !ctx->ksi_im || !ctx->rot_group) {
+    ctx->fft_tw_re = cdl_alloc_array(ctx->slots, sizeof(double));
+    ctx->fft_tw_im = cdl_alloc_array(ctx->slots, sizeof(double));
+    if (!ctx->ksi_re || !ctx->ksi_im || !ctx->rot_group || !ctx->fft_tw_re || !ctx->fft_tw_im) {
         st = CDL_ERR_NO_MEMORY;
         goto fail;
     }
@@ -351,6 +355,14 @@ cdl_status cdl_ckks_context_new(const cdl_ckks_param_spec *spec, cdl_ckks_contex
     for (size_t j = 0; j < ctx->slots; j++) {
         ctx->rot_group[j] = g;
         g = (g * 5) & (two_n - 1);
+    }
+    for (size_t h = 1; h < ctx->slots; h <<= 1) {
+        const size_t lenq = 8 * h;
+        for (size_t j = 0; j < h; j++) {
+            const size_t idx = (ctx->rot_group[j] % lenq) * (two_n / lenq);
+            ctx->fft_tw_re[h - 1 + j] = ctx->ksi_re[idx];
+            ctx->fft_tw_im[h - 1 + j] = ctx->ksi_im[idx];
+        }
     }
     cdl_ckks_compute_param_hash(ctx);
     *out = ctx;

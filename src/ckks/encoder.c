@@ -8,11 +8,11 @@
  * encode: slots z -> inverse special FFT -> w (N/2 complex) -> coefficients
  *   m_i = round(Re w_i * scale), m_(i+N/2) = round(Im w_i * scale) -> RNS -> NTT.
  * decode: INTT -> CRT to centered integers (multi-word) -> /scale -> special FFT.
- * Coefficients of any size are handled: below 2^63 directly, above via the
+ * Coefficients of any size are handled: below 2^52 by a vectorized double-
+ * precision quotient, below 2^63 by Barrett reduction, above via the
  * exact binary decomposition of the double (mantissa * 2^e). Values whose
  * coefficients would not fit in Q_level / 2 are refused.
  */
-#include <complex.h>
 #include <math.h>
 #include <string.h>
 
@@ -21,64 +21,70 @@
 #include "core/memory.h"
 #include "ring/rns_poly.h"
 
-/* C11 CMPLX; clang with glibc does not provide it (no __builtin_complex). */
-#ifndef CMPLX
-#define CMPLX(x, y) ((double complex)((double)(x) + _Complex_I * (double)(y)))
-#endif
 
-static void bit_reverse_complex(double complex *v, size_t size)
+static void bit_reverse_split(double *re, double *im, size_t size)
 {
     int bits = __builtin_ctzll(size);
     for (size_t i = 0; i < size; i++) {
         size_t j = cdl_bit_reverse(i, bits);
         if (i < j) {
-            double complex t = v[i];
-            v[i] = v[j];
-            v[j] = t;
+            double t = re[i];
+            re[i] = re[j];
+            re[j] = t;
+            t = im[i];
+            im[i] = im[j];
+            im[j] = t;
         }
     }
 }
 
-static inline double complex ksi(const cdl_ckks_context *ctx, size_t idx)
+/* w -> slot values z_j = m(zeta^(5^j)) (HEAAN's fftSpecial), on split real /
+ * imaginary arrays with the context's per-stage twiddles (contiguous in j, so
+ * the butterflies vectorize). */
+static void fft_special(const cdl_ckks_context *ctx, double *re, double *im, size_t size)
 {
-    return CMPLX(ctx->ksi_re[idx], ctx->ksi_im[idx]);
-}
-
-/* w -> slot values z_j = m(zeta^(5^j)) (HEAAN's fftSpecial). */
-static void fft_special(const cdl_ckks_context *ctx, double complex *v, size_t size)
-{
-    const size_t m = 2 * ctx->n;
-    bit_reverse_complex(v, size);
-    for (size_t len = 2; len <= size; len <<= 1) {
-        size_t lenh = len >> 1, lenq = len << 2;
-        for (size_t i = 0; i < size; i += len)
-            for (size_t j = 0; j < lenh; j++) {
-                size_t idx = (ctx->rot_group[j] % lenq) * (m / lenq);
-                double complex u = v[i + j], t = v[i + j + lenh] * ksi(ctx, idx);
-                v[i + j] = u + t;
-                v[i + j + lenh] = u - t;
+    bit_reverse_split(re, im, size);
+    for (size_t h = 1; h < size; h <<= 1) {
+        const double *wr = ctx->fft_tw_re + h - 1, *wi = ctx->fft_tw_im + h - 1;
+        for (size_t i = 0; i < size; i += 2 * h) {
+            double *ar = re + i, *ai = im + i, *br = re + i + h, *bi = im + i + h;
+#pragma omp simd
+            for (size_t j = 0; j < h; j++) {
+                const double tr = br[j] * wr[j] - bi[j] * wi[j], ti = br[j] * wi[j] + bi[j] * wr[j];
+                const double ur = ar[j], ui = ai[j];
+                ar[j] = ur + tr;
+                ai[j] = ui + ti;
+                br[j] = ur - tr;
+                bi[j] = ui - ti;
             }
+        }
     }
 }
 
-/* Exact inverse of fft_special. */
-static void fft_special_inv(const cdl_ckks_context *ctx, double complex *v, size_t size)
+/* Exact inverse of fft_special (conjugate twiddles, then 1/size). */
+static void fft_special_inv(const cdl_ckks_context *ctx, double *re, double *im, size_t size)
 {
-    const size_t m = 2 * ctx->n;
-    for (size_t len = size; len >= 2; len >>= 1) {
-        size_t lenh = len >> 1, lenq = len << 2;
-        for (size_t i = 0; i < size; i += len)
-            for (size_t j = 0; j < lenh; j++) {
-                size_t idx = m - (ctx->rot_group[j] % lenq) * (m / lenq);
-                double complex x = v[i + j], y = v[i + j + lenh];
-                v[i + j] = x + y;
-                v[i + j + lenh] = (x - y) * ksi(ctx, idx);
+    for (size_t h = size / 2; h >= 1; h >>= 1) {
+        const double *wr = ctx->fft_tw_re + h - 1, *wi = ctx->fft_tw_im + h - 1;
+        for (size_t i = 0; i < size; i += 2 * h) {
+            double *ar = re + i, *ai = im + i, *br = re + i + h, *bi = im + i + h;
+#pragma omp simd
+            for (size_t j = 0; j < h; j++) {
+                const double xr = ar[j], xi = ai[j], dr = xr - br[j], di = xi - bi[j];
+                ar[j] = xr + br[j];
+                ai[j] = xi + bi[j];
+                br[j] = dr * wr[j] + di * wi[j]; /* (dr + i di) * conj(w) */
+                bi[j] = di * wr[j] - dr * wi[j];
             }
+        }
     }
-    bit_reverse_complex(v, size);
-    double inv = 1.0 / (double)size;
-    for (size_t i = 0; i < size; i++)
-        v[i] *= inv;
+    bit_reverse_split(re, im, size);
+    const double inv = 1.0 / (double)size;
+#pragma omp simd
+    for (size_t i = 0; i < size; i++) {
+        re[i] *= inv;
+        im[i] *= inv;
+    }
 }
 
 /* Residue of the integer-valued double r (any magnitude) modulo m. */
@@ -97,25 +103,47 @@ uint64_t cdl_ckks_double_to_residue(double r, const cdl_modulus *m)
     return r < 0 ? cdl_mod_neg(res, m->value) : res;
 }
 
-/* Integer coefficients (as integer-valued doubles) -> RNS NTT form, limbs 0..level. */
-static void coeffs_to_ntt(const cdl_ckks_context *ctx, const double *coef, int level, uint64_t *out)
+/* Integer coefficients (as integer-valued doubles, |c| <= maxabs) -> RNS NTT
+ * form, limbs 0..level. Below 2^52 the residue comes from a double-precision
+ * quotient estimate (off by at most one, corrected), which vectorizes; larger
+ * coefficients take the exact path of cdl_ckks_double_to_residue. */
+static void coeffs_to_ntt(const cdl_ckks_context *ctx, const double *coef, double maxabs, int level, uint64_t *out)
 {
     const size_t n = ctx->n;
+    const int small = maxabs < 4503599627370496.0; /* 2^52 */
 #pragma omp parallel for schedule(static) if (level > 0)
     for (int i = 0; i <= level; i++) {
         uint64_t *o = out + (size_t)i * n;
         const cdl_modulus *m = &ctx->mod[i];
-        for (size_t k = 0; k < n; k++) {
-            double r = coef[k];
-            if (fabs(r) < 4.6e18) {
-                int64_t v = (int64_t)r;
-                o[k] = cdl_mod_from_i64(v, m);
-            } else {
-                o[k] = cdl_ckks_double_to_residue(r, m);
+        if (small) {
+            const int64_t q = (int64_t)m->value;
+            const double inv = 1.0 / (double)m->value;
+#pragma omp simd
+            for (size_t k = 0; k < n; k++) {
+                const double c = coef[k];
+                /* the truncated quotient is off by at most one either way: r in (-2q, 2q) */
+                int64_t r = (int64_t)c - (int64_t)(c * inv) * q;
+                r += q & (r >> 63);
+                r += q & (r >> 63);
+                r -= q & ((q - 1 - r) >> 63);
+                o[k] = (uint64_t)r;
+            }
+        } else {
+            for (size_t k = 0; k < n; k++) {
+                double r = coef[k];
+                o[k] = fabs(r) < 4.6e18 ? cdl_mod_from_i64((int64_t)r, m) : cdl_ckks_double_to_residue(r, m);
             }
         }
         cdl_ntt_forward(ctx->ntt[i], o);
     }
+}
+
+/* Nearest integer: below 2^51 by adding and removing 1.5 * 2^52 (exact in
+ * double precision, and inlined where round() is a library call), else round(). */
+static inline double round_to_integer(double x)
+{
+    const double magic = 6755399441055744.0;
+    return fabs(x) < 2251799813685248.0 ? (x + magic) - magic : round(x);
 }
 
 static double level_log_q(const cdl_ckks_context *ctx, int level)
@@ -144,27 +172,25 @@ cdl_status cdl_ckks_encode_complex(const cdl_ckks_context *ctx, const double *re
     if (!(scale > 0) || !isfinite(scale))
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_encode: scale %g must be positive and finite", scale);
     const size_t slots = ctx->slots, n = ctx->n;
-    double complex *w = cdl_alloc_array(slots, sizeof *w);
-    double *coef = cdl_alloc_array(n, sizeof *coef);
-    if (!w || !coef) {
-        cdl_free(w);
-        cdl_free(coef);
-        return CDL_ERR_NO_MEMORY;
-    }
+    /* one per-thread buffer: the slots' real and imaginary parts, then the coefficients */
+    double *wr = (double *)cdl_ckks_scratch(CDL_SCRATCH_ENCODE, 2 * n);
+    if (!wr)
+        return cdl_fail(CDL_ERR_NO_MEMORY, "cdl_ckks_encode: out of memory");
+    double *wi = wr + slots, *coef = wr + n;
     cdl_status st = CDL_OK;
     for (size_t j = 0; j < slots; j++) {
-        double r = j < count ? re[j] : 0.0, i = (j < count && im) ? im[j] : 0.0;
-        if (!isfinite(r) || !isfinite(i)) {
+        wr[j] = j < count ? re[j] : 0.0;
+        wi[j] = (j < count && im) ? im[j] : 0.0;
+        if (!isfinite(wr[j]) || !isfinite(wi[j])) {
             st = cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_encode: value %zu is not finite", j);
             goto done;
         }
-        w[j] = CMPLX(r, i);
     }
-    fft_special_inv(ctx, w, slots);
+    fft_special_inv(ctx, wr, wi, slots);
     double maxabs = 0;
     for (size_t j = 0; j < slots; j++) {
-        coef[j] = round(creal(w[j]) * scale);
-        coef[j + slots] = round(cimag(w[j]) * scale);
+        coef[j] = round_to_integer(wr[j] * scale);
+        coef[j + slots] = round_to_integer(wi[j] * scale);
         double a = fmax(fabs(coef[j]), fabs(coef[j + slots]));
         maxabs = a > maxabs ? a : maxabs;
     }
@@ -176,14 +202,11 @@ cdl_status cdl_ckks_encode_complex(const cdl_ckks_context *ctx, const double *re
                       log2(scale), log2(maxabs), lq, level);
         goto done;
     }
-    coeffs_to_ntt(ctx, coef, level, pt->data);
+    coeffs_to_ntt(ctx, coef, maxabs, level, pt->data);
     pt->level = level;
     pt->scale = scale;
 done:
-    cdl_wipe(w, slots * sizeof *w);
-    cdl_wipe(coef, n * sizeof *coef);
-    cdl_free(w);
-    cdl_free(coef);
+    cdl_ckks_scratch_wipe(CDL_SCRATCH_ENCODE); /* the values may be a client's image */
     return st;
 }
 
@@ -350,7 +373,7 @@ cdl_status cdl_ckks_decode_complex(const cdl_ckks_context *ctx, const cdl_ckks_p
     size_t limbs = (size_t)level + 1;
     uint64_t *c = cdl_secure_calloc(limbs * n, sizeof(uint64_t));
     double *coef = cdl_secure_calloc(n, sizeof(double));
-    double complex *w = cdl_secure_calloc(slots, sizeof(double complex));
+    double *w = cdl_secure_calloc(n, sizeof(double)); /* real parts, then imaginary */
     cdl_status st = CDL_OK;
     if (!c || !coef || !w) {
         st = CDL_ERR_NO_MEMORY;
@@ -359,13 +382,12 @@ cdl_status cdl_ckks_decode_complex(const cdl_ckks_context *ctx, const cdl_ckks_p
     memcpy(c, pt->data, limbs * n * sizeof(uint64_t));
     cdl_rns_ntt_inverse(c, n, (cdl_ntt_table *const *)ctx->ntt, level + 1);
     CDL_TRY_GOTO(st, crt_compose(ctx, c, level, pt->scale, coef), done);
-    for (size_t j = 0; j < slots; j++)
-        w[j] = CMPLX(coef[j], coef[j + slots]);
-    fft_special(ctx, w, slots);
+    memcpy(w, coef, n * sizeof *w);
+    fft_special(ctx, w, w + slots, slots);
     for (size_t j = 0; j < count; j++) {
-        re[j] = creal(w[j]);
+        re[j] = w[j];
         if (im)
-            im[j] = cimag(w[j]);
+            im[j] = w[slots + j];
     }
 done:
     if (c)
@@ -373,7 +395,7 @@ done:
     if (coef)
         cdl_secure_free(coef, n * sizeof(double));
     if (w)
-        cdl_secure_free(w, slots * sizeof(double complex));
+        cdl_secure_free(w, n * sizeof(double));
     return st;
 }
 

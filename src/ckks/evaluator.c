@@ -191,6 +191,39 @@ cdl_status cdl_ckks_mul_plain(const cdl_ckks_context *ctx, const cdl_ckks_cipher
     return CDL_OK;
 }
 
+cdl_status cdl_ckks_mul_plain_add(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a,
+                                  const cdl_ckks_plaintext *b, cdl_ckks_ciphertext *acc)
+{
+    static const char fn[] = "cdl_ckks_mul_plain_add";
+    CDL_TRY(check_ct(ctx, a, fn));
+    CDL_TRY(check_ct(ctx, acc, fn));
+    CDL_TRY(check_pt(ctx, a, b, fn));
+    if (acc == a)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: the accumulator must not be the multiplied ciphertext", fn);
+    CDL_TRY(check_levels(acc, a->level, fn, "the product at"));
+    CDL_TRY(check_scales(acc->scale, a->scale * b->scale, fn));
+    if (acc->size != a->size)
+        return cdl_fail(CDL_ERR_MISMATCH, "%s: the accumulator has %d polynomials, the product %d", fn, acc->size,
+                        a->size);
+    const int size = a->size, limbs = a->level + 1;
+    const size_t n = ctx->n;
+    const int vec = cdl_rns_vector_enabled(n);
+    acc->seeded = 0;
+#pragma omp parallel for schedule(static) if (limbs > 1)
+    for (int i = 0; i < limbs; i++) {
+        const cdl_modulus *m = &ctx->mod[i];
+        const uint64_t *pb = b->data + (size_t)i * n;
+        for (int k = 0; k < size; k++) {
+            uint64_t *o = cdl_ct_poly(acc, k, i);
+            if (vec && m->value < CDL_IFMA_PRIME_LIMIT)
+                cdl_mul_add_ifma(o, o, cdl_ct_poly(a, k, i), pb, m->value, n);
+            else
+                cdl_poly_mul_add(o, cdl_ct_poly(a, k, i), pb, n, m);
+        }
+    }
+    return CDL_OK;
+}
+
 /* round(c * scale) as residues of limbs 0..level. */
 static cdl_status const_residues(const cdl_ckks_context *ctx, double c, double scale, int level, uint64_t *res,
                                  const char *fn)

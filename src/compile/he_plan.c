@@ -763,7 +763,7 @@ static int count_levels(cdl_he_plan *p, int *depth, int *last_reader, uint64_t *
 
 /* Bytes of one key-switching key of the plan's parameters (dnum digits of
  * two polynomials over all primes), plus the rotation's cached permutation. */
-static uint64_t ksk_bytes(const cdl_he_plan *p, int rotation, int level)
+uint64_t cdl_he_ksk_bytes(const cdl_he_plan *p, int rotation, int level)
 {
     const cdl_ckks_param_spec *sp = &p->spec;
     const uint64_t n = (uint64_t)1 << sp->log_n;
@@ -803,7 +803,7 @@ static void estimate_slots_memory(cdl_he_plan *p, const int *last_reader)
     }
     p->galois_bytes = 0;
     for (size_t i = 0; i < p->n_galois; i++)
-        p->galois_bytes += ksk_bytes(p, 1, p->galois_levels[i]);
+        p->galois_bytes += cdl_he_ksk_bytes(p, 1, p->galois_levels[i]);
     p->weight_bytes = 0;
     for (size_t i = 0; i < p->n_ops; i++)
         if (p->ops[i].kind == HE_OP_LINEAR && p->ops[i].sl)
@@ -812,7 +812,7 @@ static void estimate_slots_memory(cdl_he_plan *p, const int *last_reader)
     for (size_t i = 0; i < p->n_ops; i++)
         if (p->ops[i].kind == HE_OP_LINEAR && p->ops[i].sl)
             plan_bytes += p->ops[i].sl->n_entries * (uint64_t)(sizeof(uint32_t) + sizeof(double));
-    p->peak_bytes = peak + p->galois_bytes + (p->cost.ct_mults ? ksk_bytes(p, 0, p->spec.q_count - 1) : 0) +
+    p->peak_bytes = peak + p->galois_bytes + (p->cost.ct_mults ? cdl_he_ksk_bytes(p, 0, p->spec.q_count - 1) : 0) +
                     (p->opt.cache_weights ? p->weight_bytes : 0) + plan_bytes;
 }
 
@@ -1125,7 +1125,7 @@ uint64_t cdl_he_plan_galois_key_file_bytes(const cdl_he_plan *plan)
     const uint64_t n = (uint64_t)1 << plan->spec.log_n;
     uint64_t bytes = CDL_ENVELOPE_BYTES + 12 + (truncated ? 4 * (uint64_t)plan->n_galois : 0) + 8 * plan->n_galois;
     for (size_t i = 0; i < plan->n_galois; i++)
-        bytes += ksk_bytes(plan, 1, plan->galois_levels[i]) - n * 4; /* without the in-memory permutation */
+        bytes += cdl_he_ksk_bytes(plan, 1, plan->galois_levels[i]) - n * 4; /* without the in-memory permutation */
     return bytes;
 }
 
@@ -1452,10 +1452,18 @@ cdl_status cdl_he_plan_describe(const cdl_he_plan *plan, char **text)
                   (unsigned long long)plan->hoisted, (unsigned long long)plan->plain_mults, est_total);
         tb_printf(&t, "keys the server needs: relinearization + Galois keys for %zu rotation steps (%.1f MB)\n",
                   plan->n_galois, plan->galois_bytes / 1e6);
-        if (plan->composed_rotations)
-            tb_printf(&t, "key budget: at most %d Galois keys, so the steps without a key are composed of rotations "
-                      "by +-2^k: %llu more rotations per request\n", plan->opt.max_galois_keys,
-                      (unsigned long long)plan->composed_rotations);
+        if (plan->composed_rotations) {
+            char budget[96];
+            if (plan->opt.max_galois_keys && plan->opt.max_galois_bytes)
+                snprintf(budget, sizeof budget, "at most %d Galois keys and %.0f MB", plan->opt.max_galois_keys,
+                         plan->opt.max_galois_bytes / 1e6);
+            else if (plan->opt.max_galois_keys)
+                snprintf(budget, sizeof budget, "at most %d Galois keys", plan->opt.max_galois_keys);
+            else
+                snprintf(budget, sizeof budget, "at most %.0f MB of Galois keys", plan->opt.max_galois_bytes / 1e6);
+            tb_printf(&t, "key budget: %s, so the steps without a key are composed of rotations by +-2^k: %llu more "
+                      "rotations per request\n", budget, (unsigned long long)plan->composed_rotations);
+        }
         tb_printf(&t, "weights: %s (encoded, they take %.1f MB at the levels they are used)\n",
                   plan->opt.cache_weights ? "encoded once and kept in memory" : "encoded on the fly at each evaluation",
                   plan->weight_bytes / 1e6);

@@ -34,7 +34,7 @@ typedef enum he_op_kind {
 /* Slots packing: where the values of a tensor live. slot[i] = ct * S + s
  * (S = N/2 slots) for value i of image 0 (image j is at s + j * period), or
  * -1: exactly zero (padding), never stored. Rank-3 tensors laid out by the
- * compiler (he_layout.c) also keep their frame description so that the next
+ * compiler (he_slots.c) also keep their frame description so that the next
  * layer can derive its own: value (c, y, x) sits in frame c / gap^2 at row
  * gap * y + (c % gap^2) / gap, column gap * x + c % gap of a frame_h x
  * frame_w grid, frames frame_size slots apart. */
@@ -189,7 +189,11 @@ struct cdl_he_plan {
  * shared; the inner product and ModDown are not) against a plain one. */
 #define HE_HOISTED_COST 0.6
 
-/* Slots packing (he_layout.c): layouts of every value, the diagonals of every
+/* Bytes of one key-switching key of the plan's parameters truncated to
+ * `level` (rotation: plus the cached permutation); he_plan.c. */
+uint64_t cdl_he_ksk_bytes(const cdl_he_plan *p, int rotation, int level);
+
+/* Slots packing (he_slots.c): layouts of every value, the diagonals of every
  * linear op, the Galois steps and the period; called by cdl_he_plan_new
  * after the levels and parameters are known. */
 cdl_status cdl_he_slots_compile(cdl_he_plan *p, const cdl_nn_graph *g);

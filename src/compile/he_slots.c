@@ -270,51 +270,25 @@ static cdl_status linear_layout(const he_op *op, const he_layout *in, const cdl_
 
 /* ---- diagonals --------------------------------------------------------------- */
 
-typedef struct slot_entry {
-    uint32_t ob, ib;
-    int32_t giant, baby;
-    uint32_t pos;
-    double w;
-} slot_entry;
-
-static int entry_cmp(const void *pa, const void *pb)
-{
-    const slot_entry *a = pa, *b = pb;
-    if (a->ob != b->ob)
-        return a->ob < b->ob ? -1 : 1;
-    if (a->giant != b->giant)
-        return a->giant < b->giant ? -1 : 1;
-    if (a->ib != b->ib)
-        return a->ib < b->ib ? -1 : 1;
-    if (a->baby != b->baby)
-        return a->baby < b->baby ? -1 : 1;
-    return a->pos < b->pos ? -1 : a->pos > b->pos;
-}
-
-/* Distinct values of a sorted, deduplicated list, per ciphertext: (ct, d) pairs. */
+/* A (ciphertext, diagonal) pair: an input ciphertext and a d it is rotated
+ * by, or an output ciphertext and a d that reaches it. */
 typedef struct ct_diag {
     uint32_t ct;
     uint32_t d;
 } ct_diag;
 
-static int ct_diag_cmp(const void *pa, const void *pb)
-{
-    const ct_diag *a = pa, *b = pb;
-    if (a->ct != b->ct)
-        return a->ct < b->ct ? -1 : 1;
-    return a->d < b->d ? -1 : a->d > b->d;
-}
+static int bit_get(const uint8_t *b, size_t i) { return (b[i / 8] >> (i % 8)) & 1; }
+static void bit_set(uint8_t *b, size_t i) { b[i / 8] |= (uint8_t)(1u << (i % 8)); }
 
-static size_t dedup(ct_diag *v, size_t n)
+/* The set bits of a cts x S bitmap as (ct, d) pairs, sorted; returns their number. */
+static size_t bitmap_pairs(const uint8_t *bits, size_t cts, size_t S, ct_diag *out)
 {
-    if (!n)
-        return 0;
-    qsort(v, n, sizeof *v, ct_diag_cmp);
-    size_t m = 1;
-    for (size_t i = 1; i < n; i++)
-        if (v[i].ct != v[m - 1].ct || v[i].d != v[m - 1].d)
-            v[m++] = v[i];
-    return m;
+    size_t n = 0;
+    for (size_t c = 0; c < cts; c++)
+        for (size_t d = 0; d < S; d++)
+            if (bit_get(bits, c * S + d))
+                out[n++] = (ct_diag){(uint32_t)c, (uint32_t)d};
+    return n;
 }
 
 /* The baby-step modulus B in 1..S with the fewest rotations: distinct
@@ -372,118 +346,164 @@ static uint32_t choose_baby(const ct_diag *in_d, size_t n_in, const ct_diag *out
  * of output r, at the slots r + k m of the period, are then added by
  * log2(period / m) rotations (fold_steps). Pays for dense layers with few
  * outputs and many inputs (thousands of diagonals otherwise). */
+/* One weight of the op in slots terms: output and input ciphertexts, the
+ * diagonal d, the output slot within the period (before pre-rotation). */
+typedef struct slot_weight {
+    size_t ob, ib, d, pos;
+    double w;
+} slot_weight;
+
+/* Weight k of row r, or 0 when it touches an exact zero (padding). fold as
+ * in build_slot_linear. */
+static int slot_weight_of(const cdl_he_plan *p, const he_op *op, const he_layout *li, const he_layout *lo, size_t fold,
+                          size_t r, size_t k, slot_weight *out)
+{
+    const size_t S = p->slots, P = p->period;
+    const int64_t so = lo->slot[r], si = li->slot[op->col[k]];
+    if (si < 0 || so < 0)
+        return 0;
+    size_t s_o = (size_t)so % S;
+    const size_t s_i = (size_t)si % S;
+    if (fold) /* the slot of residue r mod m at or below the input's, within the period */
+        s_o = (s_i % P + P - ((s_i % P + fold - r % fold) % fold)) % P + (s_i / P) * P;
+    out->ob = (size_t)so / S;
+    out->ib = (size_t)si / S;
+    out->pos = s_o % P;
+    /* modulo S, not the period: a rotation by d - P would read the next image's copy */
+    out->d = (s_i + S - s_o) % S;
+    out->w = op->w[k] * sign_of(li, op->col[k]); /* the slot holds sign * value */
+    return 1;
+}
+
+/* Build the diagonals of a linear op. fold = 0: each output at its layout
+ * slot. fold = m (a power of two >= the outputs, contiguous layout in one
+ * ciphertext): the hybrid method (Halevi-Shoup's extended diagonals, as in
+ * Gazelle): weight (r, c) goes to the slot of residue r mod m nearest below
+ * the input's slot, so every diagonal is one of m offsets; the partial sums
+ * of output r, at the slots r + k m of the period, are then added by
+ * log2(period / m) rotations (fold_steps). Pays for dense layers with few
+ * outputs and many inputs (thousands of diagonals otherwise).
+ * The terms are the distinct (output ct, input ct, d), found with bitmaps and
+ * ordered by (output ct, giant, input ct, baby); the weights are placed into
+ * their terms by a counting sort (no comparison sort of millions of weights). */
 static cdl_status build_slot_linear(const cdl_he_plan *p, const he_op *op, size_t fold, uint32_t *stamp,
                                     he_slot_linear **out)
 {
     const he_layout *li = &p->layout[op->in_value], *lo = &p->layout[op->out_value];
-    const size_t S = p->slots, P = p->period, nnz = op->row[op->n_out];
+    const size_t S = p->slots, P = p->period, n_in_ct = li->n_ct, n_out_ct = lo->n_ct;
+    const size_t n_pairs = n_out_ct * n_in_ct * S;
     cdl_status st = CDL_OK;
     he_slot_linear *sl = cdl_calloc_array(1, sizeof *sl);
     if (sl && pthread_mutex_init(&sl->lock, NULL) != 0) {
         cdl_free(sl);
         sl = NULL;
     }
-    slot_entry *e = cdl_alloc_array(nnz ? nnz : 1, sizeof *e);
-    ct_diag *in_d = cdl_alloc_array(nnz ? nnz : 1, sizeof *in_d);
-    ct_diag *out_d = cdl_alloc_array(nnz ? nnz : 1, sizeof *out_d);
-    if (!sl || !e || !in_d || !out_d) {
-        st = cdl_fail(CDL_ERR_NO_MEMORY, "he plan (slots): out of memory for the %zu weights of node '%s'", nnz,
-                      op->name);
-        goto done;
-    }
-    sl->n_in_ct = li->n_ct;
-    sl->n_out_ct = lo->n_ct;
-    size_t m = 0;
-    for (size_t r = 0; r < op->n_out; r++) {
-        const int64_t so = lo->slot[r];
-        for (size_t k = op->row[r]; k < op->row[r + 1]; k++) {
-            const int64_t si = li->slot[op->col[k]];
-            if (si < 0 || so < 0)
-                continue; /* an exact zero contributes nothing */
-            size_t s_o = (size_t)so % S;
-            const size_t s_i = (size_t)si % S;
-            if (fold) /* the slot of residue r mod m at or below the input's, within the period */
-                s_o = (s_i % P + P - ((s_i % P + fold - r % fold) % fold)) % P + (s_i / P) * P;
-            e[m].ob = (uint32_t)((size_t)so / S);
-            e[m].ib = (uint32_t)((size_t)si / S);
-            e[m].pos = (uint32_t)(s_o % P);
-            /* d for now; modulo S, not the period: a rotation by d - P would read the next image's copy */
-            e[m].giant = (int32_t)((s_i + S - s_o) % S);
-            e[m].w = op->w[k] * sign_of(li, op->col[k]); /* the slot holds sign * value */
-            in_d[m] = (ct_diag){e[m].ib, (uint32_t)e[m].giant};
-            out_d[m] = (ct_diag){e[m].ob, (uint32_t)e[m].giant};
-            m++;
-        }
-    }
-    size_t n_in = dedup(in_d, m), n_out = dedup(out_d, m);
-    const uint32_t B = choose_baby(in_d, n_in, out_d, n_out, S, stamp);
-    for (size_t i = 0; i < m; i++) {
-        const uint32_t d = (uint32_t)e[i].giant;
-        e[i].baby = (int32_t)(d % B);
-        e[i].giant = (int32_t)(d - d % B);
-        e[i].pos = (uint32_t)((e[i].pos + (uint32_t)e[i].giant) % P); /* pre-rotated by -giant */
-    }
-    qsort(e, m, sizeof *e, entry_cmp);
-    /* terms and work items */
-    size_t nt = 0, ng = 0;
-    for (size_t i = 0; i < m; i++) {
-        if (i == 0 || e[i].ob != e[i - 1].ob || e[i].giant != e[i - 1].giant) {
-            ng++;
-            nt++;
-        } else if (e[i].ib != e[i - 1].ib || e[i].baby != e[i - 1].baby) {
-            nt++;
-        }
-    }
-    sl->terms = cdl_alloc_array(nt ? nt : 1, sizeof *sl->terms);
-    sl->giant_term = cdl_alloc_array(ng + 1, sizeof *sl->giant_term);
-    sl->pos = cdl_alloc_array(m ? m : 1, sizeof *sl->pos);
-    sl->w = cdl_alloc_array(m ? m : 1, sizeof *sl->w);
-    sl->baby_off = cdl_calloc_array(sl->n_in_ct + 1, sizeof *sl->baby_off);
-    if (!sl->terms || !sl->giant_term || !sl->pos || !sl->w || !sl->baby_off) {
+    uint8_t *term_bits = cdl_calloc_array(n_pairs / 8 + 1, 1);
+    uint8_t *in_bits = cdl_calloc_array(n_in_ct * S / 8 + 1, 1), *out_bits = cdl_calloc_array(n_out_ct * S / 8 + 1, 1);
+    ct_diag *in_d = cdl_alloc_array(n_in_ct * S, sizeof *in_d), *out_d = cdl_alloc_array(n_out_ct * S, sizeof *out_d);
+    uint32_t *term_of = NULL; /* per (ob, ib, d): its term */
+    size_t *cursor = NULL;
+    if (!sl || !term_bits || !in_bits || !out_bits || !in_d || !out_d) {
         st = cdl_fail(CDL_ERR_NO_MEMORY, "he plan (slots): out of memory for node '%s'", op->name);
         goto done;
     }
-    nt = ng = 0;
-    for (size_t i = 0; i < m; i++) {
-        const int new_giant = i == 0 || e[i].ob != e[i - 1].ob || e[i].giant != e[i - 1].giant;
-        if (new_giant) {
-            sl->giant_term[ng++] = nt;
-            if (e[i].giant)
-                sl->rotations++;
+    sl->n_in_ct = n_in_ct;
+    sl->n_out_ct = n_out_ct;
+    /* pass 1: which (ob, ib, d) terms exist, which d each input / output ciphertext has */
+    size_t m = 0;
+    for (size_t r = 0; r < op->n_out; r++)
+        for (size_t k = op->row[r]; k < op->row[r + 1]; k++) {
+            slot_weight e;
+            if (!slot_weight_of(p, op, li, lo, fold, r, k, &e))
+                continue; /* an exact zero contributes nothing */
+            bit_set(term_bits, (e.ob * n_in_ct + e.ib) * S + e.d);
+            bit_set(in_bits, e.ib * S + e.d);
+            bit_set(out_bits, e.ob * S + e.d);
+            m++;
         }
-        if (new_giant || e[i].ib != e[i - 1].ib || e[i].baby != e[i - 1].baby) {
-            if (nt)
-                sl->terms[nt - 1].e1 = i;
-            sl->terms[nt++] = (he_slot_term){e[i].ob, e[i].ib, e[i].giant, e[i].baby, i, i};
-        }
-        sl->pos[i] = e[i].pos;
-        sl->w[i] = e[i].w;
+    const size_t n_in = bitmap_pairs(in_bits, n_in_ct, S, in_d), n_out = bitmap_pairs(out_bits, n_out_ct, S, out_d);
+    const uint32_t B = choose_baby(in_d, n_in, out_d, n_out, S, stamp);
+    /* pass 2: number the terms in (ob, giant, ib, baby) order: per output ct, d ascending is (giant, baby)
+     * ascending, so walk the giants, then the input cts, then the babies */
+    size_t nt = 0, ng = 0;
+    for (size_t i = 0; i < n_pairs; i++)
+        nt += bit_get(term_bits, i);
+    term_of = cdl_alloc_array(n_pairs ? n_pairs : 1, sizeof *term_of);
+    sl->terms = cdl_alloc_array(nt ? nt : 1, sizeof *sl->terms);
+    sl->giant_term = cdl_alloc_array(nt + 1, sizeof *sl->giant_term);
+    sl->pos = cdl_alloc_array(m ? m : 1, sizeof *sl->pos);
+    sl->w = cdl_alloc_array(m ? m : 1, sizeof *sl->w);
+    sl->baby_off = cdl_calloc_array(n_in_ct + 1, sizeof *sl->baby_off);
+    cursor = cdl_calloc_array(nt + 1, sizeof *cursor);
+    if (!term_of || !sl->terms || !sl->giant_term || !sl->pos || !sl->w || !sl->baby_off || !cursor) {
+        st = cdl_fail(CDL_ERR_NO_MEMORY, "he plan (slots): out of memory for node '%s'", op->name);
+        goto done;
     }
-    if (nt)
-        sl->terms[nt - 1].e1 = m;
+    nt = 0;
+    for (size_t ob = 0; ob < n_out_ct; ob++)
+        for (size_t g = 0; g < S; g += B) {
+            const size_t first = nt;
+            for (size_t ib = 0; ib < n_in_ct; ib++)
+                for (size_t b = 0; b < B && g + b < S; b++) {
+                    const size_t idx = (ob * n_in_ct + ib) * S + g + b;
+                    if (!bit_get(term_bits, idx))
+                        continue;
+                    term_of[idx] = (uint32_t)nt;
+                    sl->terms[nt++] = (he_slot_term){(uint32_t)ob, (uint32_t)ib, (int32_t)g, (int32_t)b, 0, 0};
+                }
+            if (nt > first) {
+                sl->giant_term[ng++] = first;
+                if (g)
+                    sl->rotations++;
+            }
+        }
     sl->giant_term[ng] = nt;
     sl->n_terms = nt;
     sl->n_giants = ng;
     sl->n_entries = m;
+    /* passes 3 and 4: count the weights of each term, then place them (pre-rotated by -giant) */
+    for (size_t r = 0; r < op->n_out; r++)
+        for (size_t k = op->row[r]; k < op->row[r + 1]; k++) {
+            slot_weight e;
+            if (slot_weight_of(p, op, li, lo, fold, r, k, &e))
+                cursor[term_of[(e.ob * n_in_ct + e.ib) * S + e.d] + 1]++;
+        }
+    for (size_t t = 0; t < nt; t++) {
+        cursor[t + 1] += cursor[t];
+        sl->terms[t].e0 = cursor[t];
+        sl->terms[t].e1 = cursor[t + 1];
+    }
+    for (size_t r = 0; r < op->n_out; r++)
+        for (size_t k = op->row[r]; k < op->row[r + 1]; k++) {
+            slot_weight e;
+            if (!slot_weight_of(p, op, li, lo, fold, r, k, &e))
+                continue;
+            const uint32_t t = term_of[(e.ob * n_in_ct + e.ib) * S + e.d];
+            const size_t at = cursor[t]++;
+            sl->pos[at] = (uint32_t)((e.pos + (size_t)sl->terms[t].giant) % P);
+            sl->w[at] = e.w;
+        }
     /* baby steps per input ciphertext: the distinct nonzero d mod B */
     {
-        size_t nb = 0;
+        memset(in_bits, 0, n_in_ct * S / 8 + 1);
         for (size_t i = 0; i < n_in; i++)
-            in_d[i].d %= B;
-        nb = dedup(in_d, n_in);
+            bit_set(in_bits, in_d[i].ct * S + in_d[i].d % B);
+        size_t nb = 0;
+        for (size_t i = 0; i < n_in_ct * S; i++)
+            nb += i % S != 0 && bit_get(in_bits, i);
         sl->babies = cdl_alloc_array(nb ? nb : 1, sizeof *sl->babies);
         if (!sl->babies) {
             st = cdl_fail(CDL_ERR_NO_MEMORY, "he plan (slots): out of memory");
             goto done;
         }
         size_t k = 0;
-        for (size_t c = 0; c < sl->n_in_ct; c++) {
+        for (size_t c = 0; c < n_in_ct; c++) {
             sl->baby_off[c] = k;
-            for (size_t i = 0; i < nb; i++)
-                if (in_d[i].ct == c && in_d[i].d != 0)
-                    sl->babies[k++] = (int32_t)in_d[i].d;
+            for (size_t d = 1; d < S; d++)
+                if (bit_get(in_bits, c * S + d))
+                    sl->babies[k++] = (int32_t)d;
         }
-        sl->baby_off[sl->n_in_ct] = k;
+        sl->baby_off[n_in_ct] = k;
         sl->hoisted = k;
     }
     /* bias at the output slots */
@@ -491,7 +511,7 @@ static cdl_status build_slot_linear(const cdl_he_plan *p, const he_op *op, size_
     for (size_t r = 0; op->bias && r < op->n_out; r++)
         any_bias |= op->bias[r] != 0.0 && lo->slot[r] >= 0;
     if (any_bias) {
-        sl->bias = cdl_calloc_array(sl->n_out_ct * P, sizeof *sl->bias);
+        sl->bias = cdl_calloc_array(n_out_ct * P, sizeof *sl->bias);
         if (!sl->bias) {
             st = cdl_fail(CDL_ERR_NO_MEMORY, "he plan (slots): out of memory");
             goto done;
@@ -506,9 +526,13 @@ static cdl_status build_slot_linear(const cdl_he_plan *p, const he_op *op, size_
             sl->fold_rotations++;
     }
 done:
-    cdl_free(e);
+    cdl_free(term_bits);
+    cdl_free(in_bits);
+    cdl_free(out_bits);
     cdl_free(in_d);
     cdl_free(out_d);
+    cdl_free(term_of);
+    cdl_free(cursor);
     if (st != CDL_OK) {
         cdl_he_slot_linear_free(sl);
         return st;
@@ -652,12 +676,6 @@ static cdl_status assign_layouts(cdl_he_plan *p, const cdl_nn_graph *g)
     return CDL_OK;
 }
 
-static int int_cmp(const void *a, const void *b)
-{
-    int x = *(const int *)a, y = *(const int *)b;
-    return x < y ? -1 : x > y;
-}
-
 int cdl_he_slots_naf(int step, size_t S, int *digits)
 {
     /* the signed step in (-S/2, S/2], then its non-adjacent form */
@@ -676,132 +694,183 @@ int cdl_he_slots_naf(int step, size_t S, int *digits)
     return n;
 }
 
+/* One rotation the plan performs: its step and the level it happens at. */
 typedef struct step_use {
     int step;
-    uint64_t uses;
+    int level;
 } step_use;
 
-static int use_cmp(const void *pa, const void *pb)
+static int use_step_cmp(const void *pa, const void *pb)
 {
     const step_use *a = pa, *b = pb;
-    if (a->uses != b->uses)
-        return a->uses > b->uses ? -1 : 1;
     return a->step < b->step ? -1 : a->step > b->step;
 }
 
-/* The key set from the sorted list of rotations (one entry per use). All of
- * the distinct steps when they fit max_galois_keys (or no limit is set);
- * else the rotations by +-2^k (every step is a sum of a few of them, its
- * non-adjacent form) and, with the keys left, the most used steps: a step
- * without its own key costs one rotation per nonzero NAF digit. */
-static cdl_status choose_keys(cdl_he_plan *p, int *uses, size_t k)
+/* A distinct step: how often it is rotated by, and what a key of its own saves. */
+typedef struct step_stat {
+    int step;
+    uint64_t uses;
+    uint64_t saved; /* rotations saved by its own key: uses x (NAF digits - 1) */
+} step_stat;
+
+static int saved_cmp(const void *pa, const void *pb)
 {
-    size_t u = 0;
-    step_use *su = cdl_alloc_array(k ? k : 1, sizeof *su);
-    if (!su) {
-        cdl_free(uses);
-        return cdl_fail(CDL_ERR_NO_MEMORY, "he plan (slots): out of memory");
-    }
-    for (size_t i = 0; i < k; i++) {
-        if (u && su[u - 1].step == uses[i])
-            su[u - 1].uses++;
-        else
-            su[u++] = (step_use){uses[i], 1};
-    }
-    const size_t S = p->slots, limit = (size_t)p->opt.max_galois_keys;
-    size_t basis = 0;
-    for (size_t b = 1; b < S; b <<= 1)
-        basis += b == S / 2 ? 1 : 2; /* 2^k and -2^k (the same rotation for S/2) */
-    if (limit && u > limit) {
-        if (limit < basis) {
-            cdl_free(su);
-            cdl_free(uses);
-            return cdl_fail(CDL_ERR_INVALID_ARGUMENT,
-                            "he plan (slots): the plan rotates by %zu distinct steps; with at most %zu Galois keys "
-                            "every step is composed of rotations by +-2^k, which takes %zu keys at N = 2^%d: allow "
-                            "at least that many", u, limit, basis, p->spec.log_n);
-        }
-        /* the basis first, then the most used other steps */
-        size_t n = 0;
-        for (size_t b = 1; b < S; b <<= 1) {
-            uses[n++] = (int)b;
-            if (b != S / 2)
-                uses[n++] = (int)(S - b);
-        }
-        qsort(su, u, sizeof *su, use_cmp);
-        uint64_t extra = 0;
-        for (size_t i = 0; i < u; i++) {
-            int is_basis = 0;
-            for (size_t j = 0; j < basis && !is_basis; j++)
-                is_basis = uses[j] == su[i].step;
-            if (is_basis)
-                continue;
-            if (n < limit) {
-                uses[n++] = su[i].step;
-            } else { /* composed: its NAF digits, each a rotation */
-                int digits[64];
-                extra += su[i].uses * (uint64_t)(cdl_he_slots_naf(su[i].step, S, digits) - 1);
-            }
-        }
-        qsort(uses, n, sizeof *uses, int_cmp);
-        p->rotations += extra;
-        p->composed_rotations = extra;
-        u = n;
-    } else {
-        for (size_t i = 0; i < u; i++)
-            uses[i] = su[i].step;
-    }
-    cdl_free(su);
-    p->galois_steps = uses;
-    p->n_galois = u;
-    return CDL_OK;
+    const step_stat *a = pa, *b = pb;
+    if (a->saved != b->saved)
+        return a->saved > b->saved ? -1 : 1;
+    return a->step < b->step ? -1 : a->step > b->step;
 }
 
 /* Raise the level of the key for `step` (or, for a step without its own
  * key, of the keys of its NAF digits) to `level`. */
-static void need_level(cdl_he_plan *p, int step, int level)
+static void need_level(const int *keys, int *levels, size_t n_keys, size_t S, int step, int level)
 {
-    int lo = 0, hi = (int)p->n_galois;
+    size_t lo = 0, hi = n_keys;
     while (lo < hi) {
-        int mid = (lo + hi) / 2;
-        if (p->galois_steps[mid] < step)
+        size_t mid = (lo + hi) / 2;
+        if (keys[mid] < step)
             lo = mid + 1;
         else
             hi = mid;
     }
-    if (lo < (int)p->n_galois && p->galois_steps[lo] == step) {
-        if (p->galois_levels[lo] < level)
-            p->galois_levels[lo] = level;
+    if (lo < n_keys && keys[lo] == step) {
+        if (levels[lo] < level)
+            levels[lo] = level;
         return;
     }
     int digits[64];
-    const int n = cdl_he_slots_naf(step, p->slots, digits);
+    const int n = cdl_he_slots_naf(step, S, digits);
     for (int i = 0; i < n; i++)
-        need_level(p, digits[i], level);
+        need_level(keys, levels, n_keys, S, digits[i], level);
 }
 
-/* Each Galois key only as deep as the highest level it rotates at: the
- * rotations of a linear op happen at its input level, and a key truncated
- * there holds (l + 1)/(L + 1) of the primes and about as few digits. */
-static cdl_status assign_key_levels(cdl_he_plan *p)
+/* Each Galois key only as deep as the highest level it rotates at (a key
+ * truncated there holds (l + 1)/(L + 1) of the primes and about as few
+ * digits); returns the bytes of the key set. keys sorted. */
+static uint64_t key_levels(const cdl_he_plan *p, const step_use *uses, size_t n_uses, const int *keys, size_t n_keys,
+                           int *levels)
 {
-    p->galois_levels = cdl_calloc_array(p->n_galois ? p->n_galois : 1, sizeof *p->galois_levels);
-    if (!p->galois_levels)
-        return cdl_fail(CDL_ERR_NO_MEMORY, "he plan (slots): out of memory");
-    for (size_t i = 0; i < p->n_ops; i++) {
-        const he_slot_linear *sl = p->ops[i].sl;
-        if (p->ops[i].kind != HE_OP_LINEAR || !sl)
-            continue;
-        const int level = p->ops[i].level_in;
-        for (size_t g = 0; g < sl->n_giants; g++)
-            if (sl->terms[sl->giant_term[g]].giant)
-                need_level(p, sl->terms[sl->giant_term[g]].giant, level);
-        for (size_t b = 0; b < sl->hoisted; b++)
-            need_level(p, sl->babies[b], level);
-        for (size_t step = p->period / 2; sl->fold_m && step >= sl->fold_m; step /= 2)
-            need_level(p, (int)step, level);
+    memset(levels, 0, (n_keys ? n_keys : 1) * sizeof *levels);
+    for (size_t i = 0; i < n_uses; i++)
+        need_level(keys, levels, n_keys, p->slots, uses[i].step, uses[i].level);
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < n_keys; i++)
+        bytes += cdl_he_ksk_bytes(p, 1, levels[i]);
+    return bytes;
+}
+
+/* Insert v into the sorted array a of n entries (room for one more). */
+static void sorted_insert(int *a, size_t n, int v)
+{
+    size_t i = n;
+    while (i > 0 && a[i - 1] > v) {
+        a[i] = a[i - 1];
+        i--;
     }
-    return CDL_OK;
+    a[i] = v;
+}
+
+/* The key set, from every rotation the plan performs (uses, sorted by step).
+ * All of the distinct steps when they fit max_galois_keys and
+ * max_galois_bytes (or no limit is set); else the rotations by +-2^k (every
+ * step is a sum of a few of them, its non-adjacent form) and then, while the
+ * limits allow, the steps whose own key saves the most rotations (a step
+ * without one costs a rotation per nonzero NAF digit; a key's bytes and a
+ * rotation's work both grow with the level, so rotations saved is also the
+ * gain per byte). Sets galois_steps / galois_levels / composed_rotations. */
+static cdl_status choose_keys(cdl_he_plan *p, const step_use *uses, size_t n_uses)
+{
+    const size_t S = p->slots, limit = (size_t)p->opt.max_galois_keys;
+    const uint64_t byte_limit = p->opt.max_galois_bytes;
+    cdl_status st = CDL_OK;
+    step_stat *ss = cdl_alloc_array(n_uses ? n_uses : 1, sizeof *ss);
+    int *keys = cdl_alloc_array(n_uses + 64, sizeof *keys), *levels = cdl_alloc_array(n_uses + 64, sizeof *levels);
+    int *trial = cdl_alloc_array(n_uses + 64, sizeof *trial);
+    if (!ss || !keys || !levels || !trial) {
+        st = cdl_fail(CDL_ERR_NO_MEMORY, "he plan (slots): out of memory");
+        goto done;
+    }
+    size_t u = 0;
+    for (size_t i = 0; i < n_uses; i++) {
+        if (u && ss[u - 1].step == uses[i].step)
+            ss[u - 1].uses++;
+        else
+            ss[u++] = (step_stat){uses[i].step, 1, 0};
+    }
+    for (size_t i = 0; i < u; i++) {
+        keys[i] = ss[i].step;
+        int digits[64];
+        ss[i].saved = ss[i].uses * (uint64_t)(cdl_he_slots_naf(ss[i].step, S, digits) - 1);
+    }
+    size_t n_keys = u;
+    uint64_t bytes = key_levels(p, uses, n_uses, keys, n_keys, levels);
+    p->composed_rotations = 0;
+    if ((limit && u > limit) || (byte_limit && bytes > byte_limit)) {
+        /* the basis first */
+        n_keys = 0;
+        for (size_t b = 1; b < S; b <<= 1) {
+            sorted_insert(keys, n_keys++, (int)b);
+            if (b != S / 2)
+                sorted_insert(keys, n_keys++, (int)(S - b));
+        }
+        bytes = key_levels(p, uses, n_uses, keys, n_keys, levels);
+        if ((limit && n_keys > limit) || (byte_limit && bytes > byte_limit)) {
+            if (limit && n_keys > limit)
+                st = cdl_fail(CDL_ERR_INVALID_ARGUMENT,
+                              "he plan (slots): the plan rotates by %zu distinct steps; with at most %zu Galois keys "
+                              "every step is composed of rotations by +-2^k, which takes %zu keys at N = 2^%d: allow "
+                              "at least that many", u, limit, n_keys, p->spec.log_n);
+            else
+                st = cdl_fail(CDL_ERR_INVALID_ARGUMENT,
+                              "he plan (slots): the Galois keys must fit %.0f MB, but the %zu keys of the rotations "
+                              "by +-2^k alone (every other step is composed of them) take %.0f MB at the levels "
+                              "this model rotates at: allow at least that much",
+                              byte_limit / 1e6, n_keys, bytes / 1e6);
+            goto done;
+        }
+        /* then the steps that save the most rotations, while they fit */
+        qsort(ss, u, sizeof *ss, saved_cmp);
+        for (size_t i = 0; i < u && (!limit || n_keys < limit); i++) {
+            int is_key = 0;
+            for (size_t j = 0; j < n_keys && !is_key; j++)
+                is_key = keys[j] == ss[i].step;
+            if (is_key || ss[i].saved == 0)
+                continue;
+            memcpy(trial, keys, n_keys * sizeof *trial);
+            sorted_insert(trial, n_keys, ss[i].step);
+            const uint64_t tb = byte_limit ? key_levels(p, uses, n_uses, trial, n_keys + 1, levels) : 0;
+            if (byte_limit && tb > byte_limit)
+                continue;
+            memcpy(keys, trial, (n_keys + 1) * sizeof *keys);
+            n_keys++;
+        }
+        bytes = key_levels(p, uses, n_uses, keys, n_keys, levels);
+        /* the rotations the missing keys add */
+        for (size_t i = 0; i < u; i++) {
+            size_t lo = 0, hi = n_keys;
+            while (lo < hi) {
+                size_t mid = (lo + hi) / 2;
+                if (keys[mid] < ss[i].step)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            if (lo == n_keys || keys[lo] != ss[i].step)
+                p->composed_rotations += ss[i].saved;
+        }
+        p->rotations += p->composed_rotations;
+    }
+    p->galois_steps = keys;
+    p->galois_levels = levels;
+    p->n_galois = n_keys;
+    keys = levels = NULL;
+    (void)bytes;
+done:
+    cdl_free(ss);
+    cdl_free(keys);
+    cdl_free(levels);
+    cdl_free(trial);
+    return st;
 }
 
 cdl_status cdl_he_slots_compile(cdl_he_plan *p, const cdl_nn_graph *g)
@@ -840,9 +909,9 @@ cdl_status cdl_he_slots_compile(cdl_he_plan *p, const cdl_nn_graph *g)
         }
     cdl_free(stamp);
     CDL_TRY(st);
-    /* the Galois steps: every nonzero baby and giant step, with how often each is rotated by */
-    int *steps = cdl_alloc_array(n_steps ? n_steps : 1, sizeof *steps);
-    if (!steps)
+    /* the Galois steps: every nonzero baby and giant step, with the level it rotates at */
+    step_use *uses = cdl_alloc_array(n_steps ? n_steps : 1, sizeof *uses);
+    if (!uses)
         return cdl_fail(CDL_ERR_NO_MEMORY, "he plan (slots): out of memory");
     size_t k = 0;
     p->rotations = p->hoisted = p->plain_mults = 0;
@@ -850,19 +919,20 @@ cdl_status cdl_he_slots_compile(cdl_he_plan *p, const cdl_nn_graph *g)
         const he_slot_linear *sl = p->ops[i].sl;
         if (p->ops[i].kind != HE_OP_LINEAR || !sl)
             continue;
+        const int level = p->ops[i].level_in;
         for (size_t g = 0; g < sl->n_giants; g++)
             if (sl->terms[sl->giant_term[g]].giant)
-                steps[k++] = sl->terms[sl->giant_term[g]].giant;
+                uses[k++] = (step_use){sl->terms[sl->giant_term[g]].giant, level};
         for (size_t b = 0; b < sl->hoisted; b++)
-            steps[k++] = sl->babies[b];
+            uses[k++] = (step_use){sl->babies[b], level};
         for (size_t step = p->period / 2; sl->fold_m && step >= sl->fold_m; step /= 2)
-            steps[k++] = (int)step;
+            uses[k++] = (step_use){(int)step, level};
         p->rotations += sl->rotations + sl->fold_rotations;
         p->hoisted += sl->hoisted;
         p->plain_mults += sl->n_terms;
     }
-    qsort(steps, k, sizeof *steps, int_cmp);
-    CDL_TRY(choose_keys(p, steps, k));
-    return assign_key_levels(p);
-
+    qsort(uses, k, sizeof *uses, use_step_cmp);
+    cdl_status cst = choose_keys(p, uses, k);
+    cdl_free(uses);
+    return cst;
 }

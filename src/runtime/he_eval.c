@@ -364,12 +364,13 @@ static int slots_layout_op(const cdl_he_plan *plan, const he_op *op)
 }
 
 /* Run such an op. A move keeps the ciphertexts (the layout changed at compile time). */
-static cdl_status run_slots_op(const eval_env *e, const cdl_ckks_galois_keys *gk)
+static cdl_status run_slots_op(const eval_env *e, const cdl_ckks_galois_keys *gk, cdl_he_progress_fn progress,
+                               void *user)
 {
     const he_op *op = e->op;
     he_tensor *in = e->in, *out = e->out;
     if (op->kind == HE_OP_LINEAR)
-        return cdl_he_slots_linear(e->plan, e->ctx, gk, op, in->ct, out->ct);
+        return cdl_he_slots_linear(e->plan, e->ctx, gk, op, in->ct, progress, user, out->ct);
     if (op->kind == HE_OP_ADD) { /* added at the scale of the input that is not aligned */
         const double T = op->slot_sign_fix == 1 ? cdl_ckks_ciphertext_scale(e->in2->ct[0]) / fabs(op->alpha)
                                                 : cdl_ckks_ciphertext_scale(in->ct[0]);
@@ -528,7 +529,7 @@ cdl_status cdl_he_evaluate_keys(const cdl_he_plan *plan, const cdl_ckks_context 
         default: break;
         }
         if (on_layout) {
-            CDL_TRY_GOTO(st, run_slots_op(&e, gk), done);
+            CDL_TRY_GOTO(st, run_slots_op(&e, gk, progress, user), done);
             if (progress)
                 progress(user, op->node, op->name, op->n_out, op->n_out);
         } else {

@@ -25,9 +25,12 @@ struct he_layout;
  * decoded output ciphertext `ct` written into out (row-major). */
 void cdl_he_slots_input_vector(const cdl_he_plan *plan, const double *images, size_t n, size_t ct, double *vals);
 void cdl_he_slots_output_values(const cdl_he_plan *plan, const double *vals, size_t ct, size_t n, double *out);
-/* A linear op on the input ciphertexts in[0..n_in_ct) into out[0..n_out_ct) (new ciphertexts). */
+/* A linear op on the input ciphertexts in[0..n_in_ct) into out[0..n_out_ct) (new ciphertexts).
+ * progress (may be NULL) hears, from the calling thread, how far it is (in output values, below
+ * op->n_out: the caller reports the end). */
 cdl_status cdl_he_slots_linear(const cdl_he_plan *plan, const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk,
-                               const struct he_op *op, cdl_ckks_ciphertext *const *in, cdl_ckks_ciphertext **out);
+                               const struct he_op *op, cdl_ckks_ciphertext *const *in, cdl_he_progress_fn progress,
+                               void *user, cdl_ckks_ciphertext **out);
 /* ADD whose inputs' layouts carry different signs (op->slot_sign_fix): the
  * aligned input times a +-1 plaintext, rescaled to target_scale, both at `level`. */
 cdl_status cdl_he_slots_add_signed(const cdl_he_plan *plan, const cdl_ckks_context *ctx, const struct he_op *op,

@@ -17,6 +17,7 @@
  * sum to exactly S, and the bias is added at S.
  */
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -105,7 +106,7 @@ static void diag_vector(const cdl_he_plan *plan, const he_slot_linear *sl, size_
 static cdl_status giant_item(const cdl_he_plan *plan, const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk,
                              const he_slot_linear *sl, size_t gi, cdl_ckks_ciphertext *const *const *xr,
                              double const_scale, int level, int cache, double *vec, cdl_ckks_plaintext *pt,
-                             cdl_ckks_ciphertext *tmp, cdl_ckks_ciphertext *acc)
+                             cdl_ckks_ciphertext *acc)
 {
     int first = 1;
     int32_t giant = 0;
@@ -143,8 +144,7 @@ static cdl_status giant_item(const cdl_he_plan *plan, const cdl_ckks_context *ct
             CDL_TRY(cdl_ckks_mul_plain(ctx, xr[tm->ib][k], w, acc));
             first = 0;
         } else {
-            CDL_TRY(cdl_ckks_mul_plain(ctx, xr[tm->ib][k], w, tmp));
-            CDL_TRY(cdl_ckks_add(ctx, acc, tmp, acc));
+            CDL_TRY(cdl_ckks_mul_plain_add(ctx, xr[tm->ib][k], w, acc));
         }
     }
     if (giant)
@@ -153,7 +153,8 @@ static cdl_status giant_item(const cdl_he_plan *plan, const cdl_ckks_context *ct
 }
 
 cdl_status cdl_he_slots_linear(const cdl_he_plan *plan, const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk,
-                               const struct he_op *op, cdl_ckks_ciphertext *const *in, cdl_ckks_ciphertext **out)
+                               const struct he_op *op, cdl_ckks_ciphertext *const *in, cdl_he_progress_fn progress,
+                               void *user, cdl_ckks_ciphertext **out)
 {
     const he_slot_linear *sl = op->sl;
     const cdl_ckks_ciphertext *x0 = in[0];
@@ -216,24 +217,27 @@ cdl_status cdl_he_slots_linear(const cdl_he_plan *plan, const cdl_ckks_context *
         CDL_TRY_GOTO(st, cdl_ckks_ciphertext_new(ctx, &parts[g]), done);
     {
         int failed = 0;
+        size_t done_items = 0;
         cdl_status fst = CDL_OK;
         char msg[512] = "";
 #pragma omp parallel
         {
             double *vec = cdl_alloc_array(plan->slots, sizeof *vec);
             cdl_ckks_plaintext *pt = NULL;
-            cdl_ckks_ciphertext *tmp = NULL;
             cdl_status ts = vec ? CDL_OK : cdl_fail(CDL_ERR_NO_MEMORY, "out of memory");
             if (ts == CDL_OK)
                 ts = cdl_ckks_plaintext_new(ctx, &pt);
-            if (ts == CDL_OK)
-                ts = cdl_ckks_ciphertext_new(ctx, &tmp);
 #pragma omp for schedule(dynamic, 1)
             for (size_t g = 0; g < sl->n_giants; g++) {
                 if (ts != CDL_OK || failed)
                     continue;
                 ts = giant_item(plan, ctx, gk, sl, g, (cdl_ckks_ciphertext *const *const *)xr, const_scale, level,
-                                cache, vec, pt, tmp, parts[g]);
+                                cache, vec, pt, parts[g]);
+                size_t now;
+#pragma omp atomic capture
+                now = ++done_items;
+                if (progress && omp_get_thread_num() == 0 && now < sl->n_giants) /* the caller reports the end */
+                    progress(user, op->node, op->name, now * op->n_out / sl->n_giants, op->n_out);
             }
             if (ts != CDL_OK) {
 #pragma omp critical(cdl_he_slots_error)
@@ -243,7 +247,6 @@ cdl_status cdl_he_slots_linear(const cdl_he_plan *plan, const cdl_ckks_context *
                     snprintf(msg, sizeof msg, "%s", cdl_last_error());
                 }
             }
-            cdl_ckks_ciphertext_free(tmp);
             cdl_ckks_plaintext_free(pt);
             cdl_free(vec);
         }

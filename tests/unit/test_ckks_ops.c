@@ -174,6 +174,17 @@ static void test_linear_ops(void **state)
     }
     check(&t, &v, o, "mul_plain + rescale", MUL_BITS);
     assert_true(fabs(cdl_ckks_ciphertext_scale(o) / scale - 1) < 1e-3);
+    /* fused multiply-accumulate: o = a pt, then o += b pt, against (a + b) pt */
+    assert_int_equal(cdl_ckks_mul_plain(ctx, a, pt, o), CDL_OK);
+    assert_int_equal(cdl_ckks_mul_plain_add(ctx, b, pt, o), CDL_OK);
+    assert_int_equal(cdl_ckks_mul_plain_add(ctx, o, pt, o), CDL_ERR_INVALID_ARGUMENT); /* acc aliases a */
+    assert_int_equal(cdl_ckks_mul_plain_add(ctx, b, pt, a), CDL_ERR_MISMATCH);         /* acc at another scale */
+    assert_int_equal(cdl_ckks_rescale(ctx, o, o), CDL_OK);
+    for (size_t i = 0; i < n; i++) {
+        double complex z = (v.re[i] + v.re2[i] + I * (v.im[i] + v.im2[i])) * (v.re2[i] + I * v.im2[i]);
+        v.wre[i] = creal(z), v.wim[i] = cimag(z);
+    }
+    check(&t, &v, o, "mul_plain + mul_plain_add + rescale", MUL_BITS - 1);
 
     assert_int_equal(cdl_ckks_add_const(ctx, a, -0.625, o), CDL_OK);
     for (size_t i = 0; i < n; i++)
