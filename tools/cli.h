@@ -12,6 +12,7 @@
 #define CLI_EXIT_OK 0
 #define CLI_EXIT_FAILURE 1
 #define CLI_EXIT_USAGE 2
+#define CLI_EXIT_INTERRUPTED 130 /* stopped by Ctrl-C (128 + SIGINT, as a shell reports it) */
 
 typedef int (*cli_command_fn)(int argc, char **argv);
 

@@ -21,14 +21,36 @@
  */
 #include <getopt.h>
 #include <math.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "cryptodl/cryptodl.h"
 #include "he_steps.h"
+#include "results_file.h"
+
+/* Ctrl-C (or SIGTERM) during the one-process run: the first stops the run
+ * after the batch being evaluated (its results are kept), the second stops
+ * the process at once (the results file holds only complete lines). */
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+    static const char msg[] = "\ncryptodl predict: stopping after the current batch (its results are kept); "
+                              "press Ctrl-C again to stop now\n";
+    if (stop_requested) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    stop_requested = 1;
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
+}
 
 #define PREDICT_DEFAULT_LIMIT 4096
 
@@ -45,6 +67,9 @@ static void usage(FILE *out)
             "                    for MNIST the test set shipped in data/)\n"
             "  --limit N         images to run (default %d = one batch at N=2^13); more images\n"
             "                    are run in batches of N/2\n"
+            "  --results FILE    append one JSON line per image to FILE as each batch finishes; run again\n"
+            "                    with the same FILE to resume an interrupted run where it stopped (the\n"
+            "                    summary covers every image in FILE). Ctrl-C stops after the current batch\n"
             "  --threads T       worker threads (default: all cores)\n"
             "  --log-n L         force the ring degree 2^L (default: the smallest that fits)\n"
             "  --scale-bits B    force the scale 2^B (default: as large as the security budget allows)\n"
@@ -76,7 +101,7 @@ static void usage(FILE *out)
             "  --decrypt  --keys DIR --in FILE          client: predictions, compared with the labels and\n"
             "                                           the plaintext reference on the same images\n"
             "(with --packing auto, give every step the same --limit: it decides the packing)\n\n"
-            "exit status: 0 done, 1 failure (message on stderr), 2 bad usage\n",
+            "exit status: 0 done, 1 failure (message on stderr), 2 bad usage, 130 stopped by Ctrl-C\n",
             PREDICT_DEFAULT_LIMIT);
 }
 
@@ -235,6 +260,7 @@ int cmd_predict(int argc, char **argv)
                                          {"plan", no_argument, 0, 'P'},
                                          {"force", no_argument, 0, 'F'},
                                          {"json", no_argument, 0, 'j'},
+                                         {"results", required_argument, 0, 'R'},
                                          HE_FLOOD_OPTIONS,
                                          {"keygen", no_argument, 0, 'K'},
                                          {"encrypt", no_argument, 0, 'E'},
@@ -248,7 +274,7 @@ int cmd_predict(int argc, char **argv)
     const char *dataset = "mnist", *data_dir = NULL;
     long long limit = PREDICT_DEFAULT_LIMIT;
     int json = 0, threads = 0, use_pk = 0, plan_only = 0, step = 0, force = 0, stream_weights = 0, c;
-    const char *keys_dir = NULL, *in_path = NULL, *out_path = NULL, *approx = NULL;
+    const char *keys_dir = NULL, *in_path = NULL, *out_path = NULL, *approx = NULL, *results_path = NULL;
     cdl_he_options hopt;
     cdl_he_options_default(&hopt);
     cdl_ckks_flood_options flood = {0, 0.0, 0.0};
@@ -267,6 +293,7 @@ int cmd_predict(int argc, char **argv)
         case 'p': use_pk = 1; break;
         case 'P': plan_only = 1; break;
         case 'j': json = 1; break;
+        case 'R': results_path = optarg; break;
         case 'n':
             if (cli_parse_positive("predict", "--limit", optarg, &limit) != 0)
                 return CLI_EXIT_USAGE;
@@ -332,6 +359,9 @@ int cmd_predict(int argc, char **argv)
         return cli_usage_error("predict", "--flood-queries needs --flood");
     if (flood.security_bits && step && step != 'X')
         return cli_usage_error("predict", "--flood applies to decryption: the one-process run or --decrypt");
+    if (results_path && step)
+        return cli_usage_error("predict", "--results is for the one-process run (not --keygen/--encrypt/--evaluate/"
+                                          "--decrypt)");
     if (threads)
         cdl_set_threads(threads);
     hopt.images_hint = (size_t)limit;
@@ -354,6 +384,10 @@ int cmd_predict(int argc, char **argv)
     cdl_he_batch *enc = NULL, *res = NULL;
     double *images = NULL, *he_logits = NULL, *ref_logits = NULL;
     char *desc = NULL;
+    results_file rf = {.fd = -1};
+    int rf_open = 0, signals_set = 0, interrupted = 0;
+    size_t n_run = 0; /* images evaluated by this run */
+    struct sigaction sa_int_old, sa_term_old;
 
     if (cdl_nn_load_file(path, &g) != CDL_OK)
         return cli_fail_status("predict", "cannot import the model");
@@ -435,9 +469,35 @@ int cmd_predict(int argc, char **argv)
         fprintf(stderr, ", Galois keys %.1f MB for %zu rotation steps", gk_bytes / 1e6, n_steps);
     fprintf(stderr, "; sent to the server)\n");
     const size_t cap = cdl_he_plan_batch_capacity(plan);
+    {
+        results_run run = {.log_n = sp->log_n, .levels = cdl_he_plan_levels(plan),
+                           .scale_bits = (int)lround(log2(sp->scale))};
+        char err[256];
+        if (plan_sha256_file(path, run.sha256, err, sizeof err) != 0) {
+            fprintf(stderr, "cryptodl predict: %s\n", err);
+            goto done;
+        }
+        snprintf(run.dataset, sizeof run.dataset, "%s", ds->name);
+        snprintf(run.packing, sizeof run.packing, "%s", slots ? "slots" : "batch");
+        if (results_open("predict", results_path, &run, &rf) != 0)
+            goto done;
+        rf_open = 1;
+    }
+    const size_t start = rf.n < n ? rf.n : n;
+    if (rf.resumed)
+        fprintf(stderr, "%s: %zu image(s) already done; %s\n", results_path, rf.resumed,
+                start < n ? "resuming" : "nothing left to run for this --limit");
     if (flood.security_bits && flood.queries == 0.0) /* every output ciphertext of the run is one decryption */
-        flood.queries = (double)(((n + cap - 1) / cap) * cdl_he_plan_output_ciphertexts(plan));
-    for (size_t at = 0; at < n; at += cap) {
+        flood.queries = (double)(((n - start + cap - 1) / cap) * cdl_he_plan_output_ciphertexts(plan));
+    struct sigaction sa_stop;
+    memset(&sa_stop, 0, sizeof sa_stop);
+    sa_stop.sa_handler = on_stop_signal;
+    sigemptyset(&sa_stop.sa_mask);
+    stop_requested = 0;
+    sigaction(SIGINT, &sa_stop, &sa_int_old);
+    sigaction(SIGTERM, &sa_stop, &sa_term_old);
+    signals_set = 1;
+    for (size_t at = start; at < n && !stop_requested; at += cap) {
         size_t b = n - at < cap ? n - at : cap;
         fprintf(stderr, "batch of %zu images (%zu..%zu)\n", b, at, at + b - 1);
         t0 = cli_now_seconds();
@@ -460,9 +520,9 @@ int cmd_predict(int argc, char **argv)
             rc = cli_fail_status("predict", "encrypted evaluation failed");
             goto done;
         }
-        dt = cli_now_seconds() - t0;
-        t_eval += dt;
-        fprintf(stderr, "  evaluate: %.2f s\n", dt);
+        const double t_batch = cli_now_seconds() - t0;
+        t_eval += t_batch;
+        fprintf(stderr, "  evaluate: %.2f s\n", t_batch);
         cdl_he_batch_free(enc);
         enc = NULL;
         if (cdl_he_batch_bytes(ctx, res, &bytes) == CDL_OK) {
@@ -471,7 +531,7 @@ int cmd_predict(int argc, char **argv)
         }
         t0 = cli_now_seconds();
         cdl_ckks_flood_info fi;
-        double *dest = he_logits + at * nout;
+        double *dest = he_logits + at * nout, *ref = ref_logits + at * nout;
         cdl_status dst = flood.security_bits ? cdl_he_decrypt_logits_flooded(plan, ctx, sk, res, &flood, rng, dest, &fi)
                                              : cdl_he_decrypt_logits(plan, ctx, sk, res, dest);
         if (dst != CDL_OK) {
@@ -489,37 +549,76 @@ int cmd_predict(int argc, char **argv)
         t_decrypt += cli_now_seconds() - t0;
         cdl_he_batch_free(res);
         res = NULL;
-    }
-    if (flood.security_bits)
-        he_flood_report("predict", plan, &flood, &finfo, he_logits, n * nout, 0);
-    if (cdl_nn_run(g, images, n, ref_logits) != CDL_OK) {
-        rc = cli_fail_status("predict", "the plaintext reference failed");
-        goto done;
-    }
-    size_t he_correct = 0, ref_correct = 0, agree = 0;
-    double max_diff = 0, max_logit = 0;
-    for (size_t j = 0; j < n; j++) {
-        size_t ph = he_argmax(he_logits + j * nout, nout), pr = he_argmax(ref_logits + j * nout, nout);
-        he_correct += ph == ds->labels[j];
-        ref_correct += pr == ds->labels[j];
-        agree += ph == pr;
-        for (size_t k = 0; k < nout; k++) {
-            double d = fabs(he_logits[j * nout + k] - ref_logits[j * nout + k]);
-            if (!(d <= max_diff))
-                max_diff = d;
-            if (fabs(ref_logits[j * nout + k]) > max_logit)
-                max_logit = fabs(ref_logits[j * nout + k]);
+        /* the plaintext reference on the same images, then one result line per image */
+        if (cdl_nn_run(g, images + at * per, b, ref) != CDL_OK) {
+            rc = cli_fail_status("predict", "the plaintext reference failed");
+            goto done;
+        }
+        result_line *lines = calloc(b, sizeof *lines);
+        if (!lines) {
+            fprintf(stderr, "cryptodl predict: out of memory\n");
+            goto done;
+        }
+        for (size_t j = 0; j < b; j++) {
+            const double *hj = dest + j * nout, *rj = ref + j * nout;
+            result_line *l = &lines[j];
+            l->label = (int)ds->labels[at + j];
+            l->plaintext_class = (int)he_argmax(rj, nout);
+            l->encrypted_class = (int)he_argmax(hj, nout);
+            l->seconds = t_batch / (double)b;
+            for (size_t k = 0; k < nout; k++) {
+                const double d = fabs(hj[k] - rj[k]);
+                if (!(d <= l->max_abs_logit_diff))
+                    l->max_abs_logit_diff = d;
+                if (fabs(rj[k]) > l->max_abs_logit)
+                    l->max_abs_logit = fabs(rj[k]);
+            }
+        }
+        int arc = results_append("predict", &rf, lines, b);
+        free(lines);
+        if (arc != 0)
+            goto done;
+        n_run += b;
+        if (at + b < n) {
+            const double per_image = t_eval / (double)n_run, left = per_image * (double)(n - at - b);
+            fprintf(stderr, "  %zu/%zu images done, %.1f s per image, about %.0f min left\n", at + b, n, per_image,
+                    left / 60.0);
         }
     }
+    if (stop_requested && rf.n < n) {
+        fprintf(stderr, "cryptodl predict: stopped after %zu of %zu images%s%s\n", rf.n, n,
+                results_path ? "; run the same command again to resume from " : "",
+                results_path ? results_path : "");
+        interrupted = 1;
+    }
+    if (flood.security_bits)
+        he_flood_report("predict", plan, &flood, &finfo, he_logits + start * nout, n_run * nout, 0);
+    /* the summary covers every image in the results (this run's and a resumed file's) */
+    const size_t done_n = rf.n < n ? rf.n : n;
+    size_t he_correct = 0, ref_correct = 0, agree = 0;
+    double max_diff = 0, max_logit = 0, seconds_all = 0;
+    for (size_t j = 0; j < done_n; j++) {
+        const result_line *l = &rf.lines[j];
+        he_correct += (size_t)(l->encrypted_class == l->label);
+        ref_correct += (size_t)(l->plaintext_class == l->label);
+        agree += (size_t)(l->encrypted_class == l->plaintext_class);
+        if (!(l->max_abs_logit_diff <= max_diff))
+            max_diff = l->max_abs_logit_diff;
+        if (l->max_abs_logit > max_logit)
+            max_logit = l->max_abs_logit;
+        seconds_all += l->seconds;
+    }
+    const double dn = done_n ? (double)done_n : 1.0;
     int log_qp = 0;
     for (int i = 0; i < sp->q_count; i++)
         log_qp += sp->q_bits[i];
     for (int i = 0; i < sp->p_count; i++)
         log_qp += sp->p_bits[i];
-    const size_t batches = (n + cap - 1) / cap;
-    const double per_hour_eval = t_eval > 0 ? 3600.0 * (double)n / t_eval : 0;
+    /* throughput and latency: the batches evaluated by this run */
+    const size_t batches = (n_run + cap - 1) / cap;
+    const double per_hour_eval = t_eval > 0 ? 3600.0 * (double)n_run / t_eval : 0;
     const double t_total = t_encrypt + t_eval + t_decrypt;
-    const double per_hour_total = t_total > 0 ? 3600.0 * (double)n / t_total : 0;
+    const double per_hour_total = t_total > 0 ? 3600.0 * (double)n_run / t_total : 0;
     const double per_hour_full = t_eval > 0 ? 3600.0 * (double)(batches * cap) / t_eval : 0;
     struct rusage ru;
     const double peak_rss_mb = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss / 1024.0 : 0.0;
@@ -534,32 +633,41 @@ int cmd_predict(int argc, char **argv)
                "\"predictions_per_hour_full_batches\":%.0f,\"batch_capacity\":%zu,"
                "\"input_bytes\":%zu,\"output_bytes\":%zu,\"relin_key_bytes\":%zu,"
                "\"packing\":\"%s\",\"latency_s\":%.4f,\"images_per_ciphertext\":%zu,\"galois_key_bytes\":%zu,"
-               "\"galois_steps\":%zu,\"request_bytes\":%zu,\"response_bytes\":%zu,\"peak_rss_mb\":%.0f",
-               path, ds->name, n, batches, cdl_get_threads(), (double)he_correct / n, (double)ref_correct / n,
-               (double)agree / n, max_diff, max_logit, sp->log_n, log_qp, cdl_he_plan_levels(plan),
+               "\"galois_steps\":%zu,\"request_bytes\":%zu,\"response_bytes\":%zu,\"peak_rss_mb\":%.0f,"
+               "\"images_this_run\":%zu,\"resumed_images\":%zu,\"evaluate_s_per_image\":%.3f,\"interrupted\":%s",
+               path, ds->name, done_n, batches, cdl_get_threads(), (double)he_correct / dn, (double)ref_correct / dn,
+               (double)agree / dn, max_diff, max_logit, sp->log_n, log_qp, cdl_he_plan_levels(plan),
                (int)lround(log2(sp->scale)), use_pk ? "public-key" : "secret-key", t_keygen, t_encrypt, t_eval,
                t_decrypt, per_hour_eval, per_hour_total, per_hour_full, cap, in_bytes, out_bytes, rlk_bytes,
-               slots ? "slots" : "batch", latency, slots ? cap : 1, gk_bytes, n_steps, req_max, resp_max, peak_rss_mb);
+               slots ? "slots" : "batch", latency, slots ? cap : 1, gk_bytes, n_steps, req_max, resp_max, peak_rss_mb,
+               n_run, rf.resumed, seconds_all / dn, interrupted ? "true" : "false");
+        if (results_path) {
+            printf(",\"results\":");
+            cli_json_string(results_path);
+        }
         if (flood.security_bits)
             printf(",\"flood\":{\"bits\":%d,\"queries\":%.0f,\"noise_log2\":%.0f,\"sigma_log2\":%.2f,"
                    "\"logit_rms_error\":%.3g}",
                    flood.security_bits, finfo.queries, finfo.noise_log2, finfo.sigma_log2, finfo.slot_error);
         printf("}\n");
     } else {
-        printf("encrypted inference: %s on %zu %s test images (%zu batch%s, %d threads)\n", path, n, ds->name, batches,
-               batches == 1 ? "" : "es", cdl_get_threads());
-        printf("  accuracy      encrypted %.2f%% (%zu/%zu), plaintext %.2f%% (%zu/%zu)\n", 100.0 * he_correct / n,
-               he_correct, n, 100.0 * ref_correct / n, ref_correct, n);
+        printf("encrypted inference: %s on %zu %s test images (%d threads)%s\n", path, done_n, ds->name,
+               cdl_get_threads(), interrupted ? ", interrupted" : "");
+        if (rf.resumed)
+            printf("  resumed       %zu image(s) from %s, %zu evaluated by this run\n", rf.resumed, results_path,
+                   n_run);
+        printf("  accuracy      encrypted %.2f%% (%zu/%zu), plaintext %.2f%% (%zu/%zu)\n", 100.0 * he_correct / dn,
+               he_correct, done_n, 100.0 * ref_correct / dn, ref_correct, done_n);
         printf("  agreement     %.2f%% of predictions equal the plaintext reference's; max |logit difference| "
                "%.2e (logits up to %.1f)\n",
-               100.0 * agree / n, max_diff, max_logit);
+               100.0 * agree / dn, max_diff, max_logit);
         printf("  parameters    N = 2^%d, log QP = %d bits, %d levels used, scale 2^%d, %s encryption\n", sp->log_n,
                log_qp, cdl_he_plan_levels(plan), (int)lround(log2(sp->scale)), use_pk ? "public-key" : "secret-key");
-        printf("  time          keygen %.2f s, encrypt %.2f s, evaluate %.2f s, decrypt %.2f s\n", t_keygen,
-               t_encrypt, t_eval, t_decrypt);
+        printf("  time          keygen %.2f s, encrypt %.2f s, evaluate %.2f s (%zu batch%s), decrypt %.2f s\n",
+               t_keygen, t_encrypt, t_eval, batches, batches == 1 ? "" : "es", t_decrypt);
         printf("  throughput    %.0f predictions/hour (evaluation), %.0f/hour (encrypt + evaluate + decrypt)\n",
                per_hour_eval, per_hour_total);
-        if (n < batches * cap)
+        if (n_run < batches * cap)
             printf("                a batch holds %zu images at the same cost: %.0f predictions/hour with full "
                    "batches\n", cap, per_hour_full);
         printf("  sizes         input ciphertexts %.1f MB, encrypted logits %.1f MB, relinearization key %.1f MB\n",
@@ -574,8 +682,14 @@ int cmd_predict(int argc, char **argv)
                    "(sigma 2^%.1f)\n",
                    flood.security_bits, finfo.slot_error, finfo.sigma_log2);
     }
-    rc = CLI_EXIT_OK;
+    rc = interrupted ? CLI_EXIT_INTERRUPTED : CLI_EXIT_OK;
 done:
+    if (signals_set) {
+        sigaction(SIGINT, &sa_int_old, NULL);
+        sigaction(SIGTERM, &sa_term_old, NULL);
+    }
+    if (rf_open)
+        results_close(&rf);
     cdl_he_string_free(desc);
     cdl_he_batch_free(enc);
     cdl_he_batch_free(res);

@@ -22,6 +22,7 @@
 #ifndef CDL_CKKS_INTERNAL_H
 #define CDL_CKKS_INTERNAL_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -234,6 +235,24 @@ cdl_status cdl_ckks_expand_seed(const cdl_ckks_context *ctx, const uint8_t seed[
  * dnum (resolved), secret_hamming_weight, the scale as IEEE-754 u64 bits, then
  * every prime (q then p) as u64. Fills ctx->param_hash. */
 void cdl_ckks_compute_param_hash(cdl_ckks_context *ctx);
+
+/* Nearest integer: below 2^51 by adding and removing 1.5 * 2^52 (exact in
+ * double precision, and inlined where round() is a library call), else round(). */
+static inline double cdl_ckks_round_to_integer(double x)
+{
+    const double magic = 6755399441055744.0;
+    return fabs(x) < 2251799813685248.0 ? (x + magic) - magic : round(x);
+}
+
+/* AVX-512 encoder kernels (encoder_avx512.c), used when cdl_isa_active() is
+ * AVX-512: one stage of the special FFT (h >= 8; inverse: the conjugate
+ * twiddles), the scaled rounding of its output into coef (returns the largest
+ * |coefficient|; slots a multiple of 8) and integer-valued doubles below 2^52
+ * to residues modulo q (n a multiple of 8). Same results as the portable loops. */
+void cdl_fft_stage_avx512(double *re, double *im, size_t size, size_t h, const double *wr, const double *wi,
+                          int inverse);
+double cdl_fft_round_avx512(const double *re, const double *im, size_t slots, double scale, double *coef);
+void cdl_doubles_to_residues_avx512(uint64_t *o, const double *c, size_t n, uint64_t q);
 
 /* Residue modulo m of an integer-valued double of any magnitude (encoder.c). */
 uint64_t cdl_ckks_double_to_residue(double r, const cdl_modulus *m);

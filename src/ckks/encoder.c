@@ -19,7 +19,14 @@
 #include "ckks/ckks_internal.h"
 #include "core/error.h"
 #include "core/memory.h"
+#include "ring/ntt_kernels.h"
 #include "ring/rns_poly.h"
+
+/* The AVX-512 kernels of encoder_avx512.c apply (any N >= 16 has slots % 8 == 0). */
+static int encoder_vector(const cdl_ckks_context *ctx)
+{
+    return CDL_HAVE_X86_KERNELS && cdl_isa_active() == CDL_ISA_AVX512 && ctx->slots % 8 == 0;
+}
 
 
 static void bit_reverse_split(double *re, double *im, size_t size)
@@ -44,8 +51,13 @@ static void bit_reverse_split(double *re, double *im, size_t size)
 static void fft_special(const cdl_ckks_context *ctx, double *re, double *im, size_t size)
 {
     bit_reverse_split(re, im, size);
+    const int vec = encoder_vector(ctx);
     for (size_t h = 1; h < size; h <<= 1) {
         const double *wr = ctx->fft_tw_re + h - 1, *wi = ctx->fft_tw_im + h - 1;
+        if (vec && h >= 8) {
+            cdl_fft_stage_avx512(re, im, size, h, wr, wi, 0);
+            continue;
+        }
         for (size_t i = 0; i < size; i += 2 * h) {
             double *ar = re + i, *ai = im + i, *br = re + i + h, *bi = im + i + h;
 #pragma omp simd
@@ -64,8 +76,13 @@ static void fft_special(const cdl_ckks_context *ctx, double *re, double *im, siz
 /* Exact inverse of fft_special (conjugate twiddles, then 1/size). */
 static void fft_special_inv(const cdl_ckks_context *ctx, double *re, double *im, size_t size)
 {
+    const int vec = encoder_vector(ctx);
     for (size_t h = size / 2; h >= 1; h >>= 1) {
         const double *wr = ctx->fft_tw_re + h - 1, *wi = ctx->fft_tw_im + h - 1;
+        if (vec && h >= 8) {
+            cdl_fft_stage_avx512(re, im, size, h, wr, wi, 1);
+            continue;
+        }
         for (size_t i = 0; i < size; i += 2 * h) {
             double *ar = re + i, *ai = im + i, *br = re + i + h, *bi = im + i + h;
 #pragma omp simd
@@ -111,11 +128,14 @@ static void coeffs_to_ntt(const cdl_ckks_context *ctx, const double *coef, doubl
 {
     const size_t n = ctx->n;
     const int small = maxabs < 4503599627370496.0; /* 2^52 */
+    const int vec = encoder_vector(ctx) && n % 8 == 0;
 #pragma omp parallel for schedule(static) if (level > 0)
     for (int i = 0; i <= level; i++) {
         uint64_t *o = out + (size_t)i * n;
         const cdl_modulus *m = &ctx->mod[i];
-        if (small) {
+        if (small && vec) {
+            cdl_doubles_to_residues_avx512(o, coef, n, m->value);
+        } else if (small) {
             const int64_t q = (int64_t)m->value;
             const double inv = 1.0 / (double)m->value;
 #pragma omp simd
@@ -136,14 +156,6 @@ static void coeffs_to_ntt(const cdl_ckks_context *ctx, const double *coef, doubl
         }
         cdl_ntt_forward(ctx->ntt[i], o);
     }
-}
-
-/* Nearest integer: below 2^51 by adding and removing 1.5 * 2^52 (exact in
- * double precision, and inlined where round() is a library call), else round(). */
-static inline double round_to_integer(double x)
-{
-    const double magic = 6755399441055744.0;
-    return fabs(x) < 2251799813685248.0 ? (x + magic) - magic : round(x);
 }
 
 static double level_log_q(const cdl_ckks_context *ctx, int level)
@@ -188,11 +200,15 @@ cdl_status cdl_ckks_encode_complex(const cdl_ckks_context *ctx, const double *re
     }
     fft_special_inv(ctx, wr, wi, slots);
     double maxabs = 0;
-    for (size_t j = 0; j < slots; j++) {
-        coef[j] = round_to_integer(wr[j] * scale);
-        coef[j + slots] = round_to_integer(wi[j] * scale);
-        double a = fmax(fabs(coef[j]), fabs(coef[j + slots]));
-        maxabs = a > maxabs ? a : maxabs;
+    if (encoder_vector(ctx)) {
+        maxabs = cdl_fft_round_avx512(wr, wi, slots, scale, coef);
+    } else {
+        for (size_t j = 0; j < slots; j++) {
+            coef[j] = cdl_ckks_round_to_integer(wr[j] * scale);
+            coef[j + slots] = cdl_ckks_round_to_integer(wi[j] * scale);
+            double a = fmax(fabs(coef[j]), fabs(coef[j + slots]));
+            maxabs = a > maxabs ? a : maxabs;
+        }
     }
     double lq = level_log_q(ctx, level);
     if (!isfinite(maxabs) || (maxabs > 0 && log2(maxabs) >= lq - 1)) {

@@ -29,3 +29,23 @@ add_test(NAME integration_predict_mnist_deep_slots
 set_tests_properties(integration_predict_mnist_deep_slots PROPERTIES TIMEOUT 900
   PASS_REGULAR_EXPRESSION "\"argmax_agreement\":1\\.000000.*\"packing\":\"slots\""
   FAIL_REGULAR_EXPRESSION "\"argmax_agreement\":0\\.")
+
+# Long runs: `predict --limit N --results FILE` interrupted by Ctrl-C resumes
+# and ends with the same results as an uninterrupted run; a line cut short by
+# a crash is dropped; a file of another run is refused (results_resume_test.py).
+# Encrypted CIFAR-10-shaped inference at reduced depth: a two-block residual
+# CNN on 3 x 32 x 32 inputs in slots packing through compile / keygen /
+# encrypt / evaluate / decrypt, against a numpy evaluation of the ONNX graph
+# (residual_cifar_slots_test.py).
+if(EXISTS /usr/bin/python3)
+  add_test(NAME integration_predict_results_resume
+           COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/results_resume_test.py $<TARGET_FILE:cryptodl>
+                   ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR}/results_resume_work)
+  set_tests_properties(integration_predict_results_resume PROPERTIES TIMEOUT 900
+    PASS_REGULAR_EXPRESSION "OK: resumed results equal")
+  add_test(NAME integration_residual_cifar_slots
+           COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/residual_cifar_slots_test.py $<TARGET_FILE:cryptodl>
+                   ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR}/residual_cifar_work)
+  set_tests_properties(integration_residual_cifar_slots PROPERTIES TIMEOUT 1200 ENVIRONMENT "OMP_NUM_THREADS=2"
+    PASS_REGULAR_EXPRESSION "OK: 2 encrypted predictions of the residual CNN")
+endif()
