@@ -448,6 +448,21 @@ int cmd_predict(int argc, char **argv)
     double t_keygen = 0, t_encrypt = 0, t_eval = 0, t_decrypt = 0, t0;
     size_t in_bytes = 0, out_bytes = 0, rlk_bytes = 0, gk_bytes = 0, n_steps = 0, req_max = 0, resp_max = 0;
     cdl_he_plan_galois_steps(plan, NULL, &n_steps);
+    /* the results file first: a file of another run is refused before any key is made */
+    {
+        results_run run = {.log_n = sp->log_n, .levels = cdl_he_plan_levels(plan),
+                           .scale_bits = (int)lround(log2(sp->scale))};
+        char err[256];
+        if (plan_sha256_file(path, run.sha256, err, sizeof err) != 0) {
+            fprintf(stderr, "cryptodl predict: %s\n", err);
+            goto done;
+        }
+        snprintf(run.dataset, sizeof run.dataset, "%s", ds->name);
+        snprintf(run.packing, sizeof run.packing, "%s", slots ? "slots" : "batch");
+        if (results_open("predict", results_path, &run, &rf) != 0)
+            goto done;
+        rf_open = 1;
+    }
     t0 = cli_now_seconds();
     if (cdl_he_context_new(plan, &ctx) != CDL_OK || cdl_rng_new_system(&rng) != CDL_OK ||
         cdl_ckks_keygen_secret(ctx, rng, &sk) != CDL_OK || cdl_ckks_keygen_relin(ctx, sk, rng, &rlk) != CDL_OK ||
@@ -469,20 +484,6 @@ int cmd_predict(int argc, char **argv)
         fprintf(stderr, ", Galois keys %.1f MB for %zu rotation steps", gk_bytes / 1e6, n_steps);
     fprintf(stderr, "; sent to the server)\n");
     const size_t cap = cdl_he_plan_batch_capacity(plan);
-    {
-        results_run run = {.log_n = sp->log_n, .levels = cdl_he_plan_levels(plan),
-                           .scale_bits = (int)lround(log2(sp->scale))};
-        char err[256];
-        if (plan_sha256_file(path, run.sha256, err, sizeof err) != 0) {
-            fprintf(stderr, "cryptodl predict: %s\n", err);
-            goto done;
-        }
-        snprintf(run.dataset, sizeof run.dataset, "%s", ds->name);
-        snprintf(run.packing, sizeof run.packing, "%s", slots ? "slots" : "batch");
-        if (results_open("predict", results_path, &run, &rf) != 0)
-            goto done;
-        rf_open = 1;
-    }
     const size_t start = rf.n < n ? rf.n : n;
     if (rf.resumed)
         fprintf(stderr, "%s: %zu image(s) already done; %s\n", results_path, rf.resumed,
