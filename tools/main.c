@@ -4,6 +4,9 @@
  */
 #include <stdio.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "cli.h"
 #include "cryptodl/cryptodl.h"
@@ -37,8 +40,26 @@ static void print_help(FILE *out)
                  "OMP_NUM_THREADS sets threads.\n");
 }
 
+/* Ciphertexts are megabytes each and an evaluation allocates and frees
+ * thousands of them. With glibc's defaults every one above the (adaptive)
+ * mmap threshold is a fresh mapping whose pages the kernel faults in and
+ * zeroes, and freed heap memory is returned and faulted in again: about a
+ * sixth of the CPU time of a CIFAR-10 ResNet-9 evaluation (30 s of system
+ * time in 130 s). Keeping blocks up to 32 MB (glibc's largest mmap threshold)
+ * in the heap and not trimming it makes that 18 s and the evaluation 11%
+ * faster, for the same peak memory (docs/inference.md). The process policy
+ * of the tool, not of the library. */
+static void tune_allocator(void)
+{
+#ifdef __GLIBC__
+    mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024);
+#endif
+}
+
 int main(int argc, char **argv)
 {
+    tune_allocator();
     if (argc < 2) {
         print_help(stderr);
         return CLI_EXIT_USAGE;

@@ -203,6 +203,14 @@ CDL_API cdl_status cdl_ckks_mul_plain(const cdl_ckks_context *ctx, const cdl_ckk
  * size and the product's scale (a's times b's), and must not be a. */
 CDL_API cdl_status cdl_ckks_mul_plain_add(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a,
                                           const cdl_ckks_plaintext *b, cdl_ckks_ciphertext *acc);
+/* acc = (or, with accumulate, +=) sum over t < terms of x[t] * encode(values[t]): each values[t]
+ * (count real values, the rest zero) encoded at `scale` and x[t]'s level exactly as cdl_ckks_encode
+ * does, and multiplied in limb by limb without keeping the plaintexts (a linear layer's diagonals
+ * encoded on the fly, without their memory traffic). Every x[t] at one level, size and scale; acc
+ * is not one of them. The result's scale is x's times `scale`. */
+CDL_API cdl_status cdl_ckks_dot_values(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *const *x,
+                                       const double *const *values, size_t count, size_t terms, double scale,
+                                       int accumulate, cdl_ckks_ciphertext *acc);
 /* Add a real constant to every slot (no level consumed). */
 CDL_API cdl_status cdl_ckks_add_const(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a, double c,
                                       cdl_ckks_ciphertext *out);

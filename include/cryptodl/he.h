@@ -68,9 +68,12 @@ typedef struct cdl_he_options {
     int allow_insecure; /* TESTING ONLY: with log_n < 13, build parameters above the 128-bit budget */
     int packing;        /* cdl_he_packing; default batch */
     size_t images_hint; /* AUTO: images per request (0 = one) */
-    uint64_t memory_budget; /* AUTO: bytes one evaluation may use (0 = this machine's physical memory) */
+    uint64_t memory_budget; /* AUTO, cache_weights: bytes one evaluation may use (0 = this machine's
+                               physical memory) */
     int cache_weights;  /* slots: 1 = keep the encoded weights after the first evaluation (faster later
-                           evaluations, more memory: cdl_he_plan_weight_bytes); 0 = encode them on the fly */
+                           evaluations, more memory: cdl_he_plan_weight_bytes), unless with the rest of the
+                           peak they would pass 80% of the memory budget (then encoded on the fly, said in
+                           the plan's description); 0 = encode them on the fly */
     int max_galois_keys; /* slots: at most this many Galois keys (0 = one per rotation step the plan uses);
                             above it, steps are composed of rotations by +-2^k (2 log2(N/2) - 1 keys) plus
                             the most used steps: fewer key bytes, more rotations */

@@ -280,6 +280,7 @@ enum {
     CDL_SCRATCH_ENC_ACC,
     CDL_SCRATCH_ENC_U,
     CDL_SCRATCH_ENCODE,
+    CDL_SCRATCH_DOT,
     CDL_SCRATCH_SLOTS
 };
 uint64_t *cdl_ckks_scratch(int slot, size_t words);

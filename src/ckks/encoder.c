@@ -20,6 +20,7 @@
 #include "core/error.h"
 #include "core/memory.h"
 #include "ring/ntt_kernels.h"
+#include "ring/rns_kernels.h"
 #include "ring/rns_poly.h"
 
 /* The AVX-512 kernels of encoder_avx512.c apply (any N >= 16 has slots % 8 == 0). */
@@ -120,42 +121,36 @@ uint64_t cdl_ckks_double_to_residue(double r, const cdl_modulus *m)
     return r < 0 ? cdl_mod_neg(res, m->value) : res;
 }
 
-/* Integer coefficients (as integer-valued doubles, |c| <= maxabs) -> RNS NTT
- * form, limbs 0..level. Below 2^52 the residue comes from a double-precision
+/* Integer coefficients (as integer-valued doubles, |c| <= maxabs) -> limb i
+ * of the RNS NTT form. Below 2^52 the residue comes from a double-precision
  * quotient estimate (off by at most one, corrected), which vectorizes; larger
  * coefficients take the exact path of cdl_ckks_double_to_residue. */
-static void coeffs_to_ntt(const cdl_ckks_context *ctx, const double *coef, double maxabs, int level, uint64_t *out)
+static void coeffs_to_limb(const cdl_ckks_context *ctx, const double *coef, double maxabs, int i, uint64_t *o)
 {
     const size_t n = ctx->n;
-    const int small = maxabs < 4503599627370496.0; /* 2^52 */
-    const int vec = encoder_vector(ctx) && n % 8 == 0;
-#pragma omp parallel for schedule(static) if (level > 0)
-    for (int i = 0; i <= level; i++) {
-        uint64_t *o = out + (size_t)i * n;
-        const cdl_modulus *m = &ctx->mod[i];
-        if (small && vec) {
-            cdl_doubles_to_residues_avx512(o, coef, n, m->value);
-        } else if (small) {
-            const int64_t q = (int64_t)m->value;
-            const double inv = 1.0 / (double)m->value;
+    const cdl_modulus *m = &ctx->mod[i];
+    if (maxabs < 4503599627370496.0 && encoder_vector(ctx) && n % 8 == 0) {
+        cdl_doubles_to_residues_avx512(o, coef, n, m->value);
+    } else if (maxabs < 4503599627370496.0) { /* 2^52 */
+        const int64_t q = (int64_t)m->value;
+        const double inv = 1.0 / (double)m->value;
 #pragma omp simd
-            for (size_t k = 0; k < n; k++) {
-                const double c = coef[k];
-                /* the truncated quotient is off by at most one either way: r in (-2q, 2q) */
-                int64_t r = (int64_t)c - (int64_t)(c * inv) * q;
-                r += q & (r >> 63);
-                r += q & (r >> 63);
-                r -= q & ((q - 1 - r) >> 63);
-                o[k] = (uint64_t)r;
-            }
-        } else {
-            for (size_t k = 0; k < n; k++) {
-                double r = coef[k];
-                o[k] = fabs(r) < 4.6e18 ? cdl_mod_from_i64((int64_t)r, m) : cdl_ckks_double_to_residue(r, m);
-            }
+        for (size_t k = 0; k < n; k++) {
+            const double c = coef[k];
+            /* the truncated quotient is off by at most one either way: r in (-2q, 2q) */
+            int64_t r = (int64_t)c - (int64_t)(c * inv) * q;
+            r += q & (r >> 63);
+            r += q & (r >> 63);
+            r -= q & ((q - 1 - r) >> 63);
+            o[k] = (uint64_t)r;
         }
-        cdl_ntt_forward(ctx->ntt[i], o);
+    } else {
+        for (size_t k = 0; k < n; k++) {
+            double r = coef[k];
+            o[k] = fabs(r) < 4.6e18 ? cdl_mod_from_i64((int64_t)r, m) : cdl_ckks_double_to_residue(r, m);
+        }
     }
+    cdl_ntt_forward(ctx->ntt[i], o);
 }
 
 static double level_log_q(const cdl_ckks_context *ctx, int level)
@@ -164,6 +159,43 @@ static double level_log_q(const cdl_ckks_context *ctx, int level)
     for (int i = 0; i <= level; i++)
         s += log2((double)ctx->primes[i]);
     return s;
+}
+
+/* The first half of encoding: values (re, im; count of them, the rest zero)
+ * -> the integer coefficients round(scale * inverse special FFT) into coef
+ * (N doubles), their largest magnitude into *maxabs; refused when a value is
+ * not finite or the coefficients do not fit level's modulus. work: N doubles. */
+static cdl_status encode_coefficients(const cdl_ckks_context *ctx, const double *re, const double *im, size_t count,
+                                      double scale, int level, double *work, double *coef, double *maxabs)
+{
+    const size_t slots = ctx->slots;
+    double *wr = work, *wi = work + slots;
+    for (size_t j = 0; j < slots; j++) {
+        wr[j] = j < count ? re[j] : 0.0;
+        wi[j] = (j < count && im) ? im[j] : 0.0;
+        if (!isfinite(wr[j]) || !isfinite(wi[j]))
+            return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_encode: value %zu is not finite", j);
+    }
+    fft_special_inv(ctx, wr, wi, slots);
+    double top = 0;
+    if (encoder_vector(ctx)) {
+        top = cdl_fft_round_avx512(wr, wi, slots, scale, coef);
+    } else {
+        for (size_t j = 0; j < slots; j++) {
+            coef[j] = cdl_ckks_round_to_integer(wr[j] * scale);
+            coef[j + slots] = cdl_ckks_round_to_integer(wi[j] * scale);
+            double a = fmax(fabs(coef[j]), fabs(coef[j + slots]));
+            top = a > top ? a : top;
+        }
+    }
+    double lq = level_log_q(ctx, level);
+    if (!isfinite(top) || (top > 0 && log2(top) >= lq - 1))
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT,
+                        "cdl_ckks_encode: values times scale 2^%.1f reach 2^%.1f, beyond the %.1f-bit modulus of "
+                        "level %d; use a smaller scale, smaller values or a higher level",
+                        log2(scale), log2(top), lq, level);
+    *maxabs = top;
+    return CDL_OK;
 }
 
 cdl_status cdl_ckks_encode_complex(const cdl_ckks_context *ctx, const double *re, const double *im, size_t count,
@@ -183,46 +215,99 @@ cdl_status cdl_ckks_encode_complex(const cdl_ckks_context *ctx, const double *re
                         pt->limbs - 1, level);
     if (!(scale > 0) || !isfinite(scale))
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_encode: scale %g must be positive and finite", scale);
-    const size_t slots = ctx->slots, n = ctx->n;
+    const size_t n = ctx->n;
     /* one per-thread buffer: the slots' real and imaginary parts, then the coefficients */
-    double *wr = (double *)cdl_ckks_scratch(CDL_SCRATCH_ENCODE, 2 * n);
-    if (!wr)
+    double *work = (double *)cdl_ckks_scratch(CDL_SCRATCH_ENCODE, 2 * n);
+    if (!work)
         return cdl_fail(CDL_ERR_NO_MEMORY, "cdl_ckks_encode: out of memory");
-    double *wi = wr + slots, *coef = wr + n;
-    cdl_status st = CDL_OK;
-    for (size_t j = 0; j < slots; j++) {
-        wr[j] = j < count ? re[j] : 0.0;
-        wi[j] = (j < count && im) ? im[j] : 0.0;
-        if (!isfinite(wr[j]) || !isfinite(wi[j])) {
-            st = cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_encode: value %zu is not finite", j);
-            goto done;
-        }
+    double maxabs = 0, *coef = work + n;
+    cdl_status st = encode_coefficients(ctx, re, im, count, scale, level, work, coef, &maxabs);
+    if (st == CDL_OK) {
+#pragma omp parallel for schedule(static) if (level > 0)
+        for (int i = 0; i <= level; i++)
+            coeffs_to_limb(ctx, coef, maxabs, i, pt->data + (size_t)i * n);
+        pt->level = level;
+        pt->scale = scale;
     }
-    fft_special_inv(ctx, wr, wi, slots);
-    double maxabs = 0;
-    if (encoder_vector(ctx)) {
-        maxabs = cdl_fft_round_avx512(wr, wi, slots, scale, coef);
-    } else {
-        for (size_t j = 0; j < slots; j++) {
-            coef[j] = cdl_ckks_round_to_integer(wr[j] * scale);
-            coef[j + slots] = cdl_ckks_round_to_integer(wi[j] * scale);
-            double a = fmax(fabs(coef[j]), fabs(coef[j + slots]));
-            maxabs = a > maxabs ? a : maxabs;
-        }
-    }
-    double lq = level_log_q(ctx, level);
-    if (!isfinite(maxabs) || (maxabs > 0 && log2(maxabs) >= lq - 1)) {
-        st = cdl_fail(CDL_ERR_INVALID_ARGUMENT,
-                      "cdl_ckks_encode: values times scale 2^%.1f reach 2^%.1f, beyond the %.1f-bit modulus of "
-                      "level %d; use a smaller scale, smaller values or a higher level",
-                      log2(scale), log2(maxabs), lq, level);
-        goto done;
-    }
-    coeffs_to_ntt(ctx, coef, maxabs, level, pt->data);
-    pt->level = level;
-    pt->scale = scale;
-done:
     cdl_ckks_scratch_wipe(CDL_SCRATCH_ENCODE); /* the values may be a client's image */
+    return st;
+}
+
+/* Terms encoded together: their coefficients (N doubles each) stay in the
+ * last-level cache while every limb of every term is made and used. */
+#define DOT_CHUNK 8
+
+cdl_status cdl_ckks_dot_values(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *const *x,
+                               const double *const *values, size_t count, size_t terms, double scale, int accumulate,
+                               cdl_ckks_ciphertext *acc)
+{
+    static const char fn[] = "cdl_ckks_dot_values";
+    if (!ctx || !acc || (terms && (!x || !values)))
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
+    if (!terms)
+        return accumulate ? CDL_OK : cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: no terms to start the sum", fn);
+    if (count > ctx->slots)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: %zu values but only %zu slots (N/2)", fn, count, ctx->slots);
+    if (!(scale > 0) || !isfinite(scale))
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: scale %g must be positive and finite", fn, scale);
+    const int level = x[0] ? x[0]->level : -1, size = x[0] ? x[0]->size : 0;
+    for (size_t t = 0; t < terms; t++) {
+        if (!x[t] || !values[t] || !cdl_ckks_ct_fits(ctx, x[t]) || x[t] == acc)
+            return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: term %zu: missing, made for another context, or the "
+                            "accumulator itself", fn, t);
+        if (x[t]->level != level || x[t]->size != size || !cdl_ckks_scales_match(x[t]->scale, x[0]->scale))
+            return cdl_fail(CDL_ERR_MISMATCH, "%s: term %zu is at another level, size or scale than term 0", fn, t);
+    }
+    if (!cdl_ckks_ct_fits(ctx, acc))
+        return cdl_fail(CDL_ERR_MISMATCH, "%s: accumulator made for another context", fn);
+    const double out_scale = x[0]->scale * scale;
+    if (accumulate) {
+        if (acc->level != level || acc->size != size || !cdl_ckks_scales_match(acc->scale, out_scale))
+            return cdl_fail(CDL_ERR_MISMATCH, "%s: the accumulator is not at the products' level, size and scale", fn);
+    } else {
+        CDL_TRY(cdl_ckks_ciphertext_reserve(acc, size, level + 1));
+        acc->size = size;
+        acc->level = level;
+        acc->scale = out_scale;
+    }
+    acc->seeded = 0;
+    const size_t n = ctx->n;
+    /* per thread: the work area of one FFT, DOT_CHUNK coefficient vectors, one limb */
+    double *work = (double *)cdl_ckks_scratch(CDL_SCRATCH_DOT, (2 + DOT_CHUNK) * n);
+    if (!work)
+        return cdl_fail(CDL_ERR_NO_MEMORY, "%s: out of memory", fn);
+    double *coefs = work + n, maxabs[DOT_CHUNK];
+    uint64_t *limb = (uint64_t *)(coefs + DOT_CHUNK * n);
+    const int vec = cdl_rns_vector_enabled(n);
+    cdl_status st = CDL_OK;
+    for (size_t t0 = 0; t0 < terms && st == CDL_OK; t0 += DOT_CHUNK) {
+        const size_t k = terms - t0 < DOT_CHUNK ? terms - t0 : DOT_CHUNK;
+        for (size_t t = 0; t < k && st == CDL_OK; t++)
+            st = encode_coefficients(ctx, values[t0 + t], NULL, count, scale, level, work, coefs + t * n, &maxabs[t]);
+        /* limb by limb: the accumulator's limb stays in cache while the chunk's terms are added into it */
+        for (int i = 0; i <= level && st == CDL_OK; i++) {
+            const cdl_modulus *m = &ctx->mod[i];
+            for (size_t t = 0; t < k; t++) {
+                coeffs_to_limb(ctx, coefs + t * n, maxabs[t], i, limb);
+                const int set = !accumulate && t0 == 0 && t == 0;
+                for (int c = 0; c < size; c++) {
+                    uint64_t *o = cdl_ct_poly(acc, c, i);
+                    const uint64_t *a = cdl_ct_poly(x[t0 + t], c, i);
+                    if (vec && m->value < CDL_IFMA_PRIME_LIMIT) {
+                        if (set)
+                            cdl_mul_ifma(o, a, limb, m->value, n);
+                        else
+                            cdl_mul_add_ifma(o, o, a, limb, m->value, n);
+                    } else if (set) {
+                        cdl_poly_mul(o, a, limb, n, m);
+                    } else {
+                        cdl_poly_mul_add(o, a, limb, n, m);
+                    }
+                }
+            }
+        }
+    }
+    cdl_ckks_scratch_wipe(CDL_SCRATCH_DOT); /* the values may be anyone's */
     return st;
 }
 

@@ -774,6 +774,12 @@ uint64_t cdl_he_ksk_bytes(const cdl_he_plan *p, int rotation, int level)
     return (uint64_t)dnum * 2 * (uint64_t)(level + 1 + sp->p_count) * n * 8 + (rotation ? n * 4 : 0);
 }
 
+static uint64_t physical_memory(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    return pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size : 0;
+}
+
 /* Peak memory of one slots evaluation: live tensors (a few ciphertexts each,
  * at their level), the hoisted baby-step copies and giant-step parts of the
  * linear op being run, and the evaluation keys. */
@@ -812,8 +818,15 @@ static void estimate_slots_memory(cdl_he_plan *p, const int *last_reader)
     for (size_t i = 0; i < p->n_ops; i++)
         if (p->ops[i].kind == HE_OP_LINEAR && p->ops[i].sl)
             plan_bytes += p->ops[i].sl->n_entries * (uint64_t)(sizeof(uint32_t) + sizeof(double));
-    p->peak_bytes = peak + p->galois_bytes + (p->cost.ct_mults ? cdl_he_ksk_bytes(p, 0, p->spec.q_count - 1) : 0) +
-                    (p->opt.cache_weights ? p->weight_bytes : 0) + plan_bytes;
+    const uint64_t base = peak + p->galois_bytes + (p->cost.ct_mults ? cdl_he_ksk_bytes(p, 0, p->spec.q_count - 1) : 0) +
+                          plan_bytes;
+    /* kept weights that would not fit: encoded on the fly instead (said in the description) */
+    const uint64_t budget = p->opt.memory_budget ? p->opt.memory_budget : physical_memory();
+    if (p->opt.cache_weights && budget && base + p->weight_bytes > budget * 0.8) {
+        p->opt.cache_weights = 0;
+        p->weights_streamed = 1;
+    }
+    p->peak_bytes = base + (p->opt.cache_weights ? p->weight_bytes : 0);
 }
 
 /* Rough work of one evaluation in limb operations (N-word passes), for AUTO:
@@ -839,12 +852,6 @@ static double work_estimate(const cdl_he_plan *p, int slots)
     }
     return ((double)p->rotations + HE_HOISTED_COST * (double)p->hoisted + ct_mults) * ks +
            (double)p->plain_mults * n * limbs * (logn + 2);
-}
-
-static uint64_t physical_memory(void)
-{
-    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
-    return pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size : 0;
 }
 
 /* Slots packing runs linear ops from their diagonals: the CSR columns and
@@ -1465,7 +1472,10 @@ cdl_status cdl_he_plan_describe(const cdl_he_plan *plan, char **text)
                       "rotations per request\n", budget, (unsigned long long)plan->composed_rotations);
         }
         tb_printf(&t, "weights: %s (encoded, they take %.1f MB at the levels they are used)\n",
-                  plan->opt.cache_weights ? "encoded once and kept in memory" : "encoded on the fly at each evaluation",
+                  plan->opt.cache_weights ? "encoded once and kept in memory"
+                  : plan->weights_streamed ? "encoded on the fly at each evaluation, because kept they would not fit "
+                                             "80% of this machine's memory"
+                                           : "encoded on the fly at each evaluation",
                   plan->weight_bytes / 1e6);
         tb_printf(&t, "galois steps:");
         for (size_t i = 0; i < plan->n_galois; i++)

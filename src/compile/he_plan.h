@@ -183,6 +183,7 @@ struct cdl_he_plan {
     uint64_t galois_bytes; /* the Galois keys the server holds */
     uint64_t composed_rotations; /* extra rotations for steps without a key of their own (max_galois_keys) */
     uint64_t weight_bytes; /* the encoded diagonals of every linear op, if kept (cache_weights) */
+    int weights_streamed;  /* cache_weights was asked, but kept weights would not fit the memory budget */
 };
 
 /* Relative cost of a hoisted rotation (the key-switching decomposition is

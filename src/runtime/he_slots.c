@@ -9,9 +9,10 @@
  * on the slot positions). The baby-step rotations of each input ciphertext
  * share one key-switching decomposition (cdl_ckks_rotate_hoisted). Work
  * items are the (output ciphertext, giant step) pairs, run in parallel, each
- * encoding its diagonals on the fly at the level they are used (nothing of
- * the model is kept encoded between evaluations) and ending in its own
- * ciphertext; the items of one output are then added in a fixed order, so
+ * ending in its own ciphertext. An item encodes its diagonals on the fly at
+ * the level they are used, eight at a time, limb by limb straight into the
+ * products (cdl_ckks_dot_values: the plaintexts are never stored), or reads
+ * them from the plan's cache (cache_weights); the items of one output are then added in a fixed order, so
  * the result does not depend on the thread count. Scales as in batch
  * packing: the weights are encoded at S q_l / s_in, one rescale brings the
  * sum to exactly S, and the bias is added at S.
@@ -101,50 +102,66 @@ static void diag_vector(const cdl_he_plan *plan, const he_slot_linear *sl, size_
     repeat_period(plan, v);
 }
 
-/* One work item: output ciphertext ob, one giant step, all its terms. */
-/* cache: 0 = encode into pt; 1 = read sl->cache; 2 = encode into new cache entries. */
+/* Terms whose diagonals are encoded and multiplied in one cdl_ckks_dot_values call. */
+#define SLOTS_DOT_CHUNK 8
+
+/* The rotated copy of x_ib by the term's baby step: index 0 is x_ib itself. */
+static size_t baby_index(const he_slot_linear *sl, const he_slot_term *tm)
+{
+    if (!tm->baby)
+        return 0;
+    const int32_t *b = sl->babies + sl->baby_off[tm->ib];
+    size_t lo = 0, hi = sl->baby_off[tm->ib + 1] - sl->baby_off[tm->ib];
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (b[mid] < tm->baby)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo + 1;
+}
+
+/* One work item: output ciphertext ob, one giant step, all its terms.
+ * cache: 0 = encode on the fly (SLOTS_DOT_CHUNK diagonals at a time, into
+ * vecs); 1 = read sl->cache; 2 = encode into new cache entries. */
 static cdl_status giant_item(const cdl_he_plan *plan, const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk,
                              const he_slot_linear *sl, size_t gi, cdl_ckks_ciphertext *const *const *xr,
-                             double const_scale, int level, int cache, double *vec, cdl_ckks_plaintext *pt,
-                             cdl_ckks_ciphertext *acc)
+                             double const_scale, int level, int cache, double *vecs, cdl_ckks_ciphertext *acc)
 {
-    int first = 1;
-    int32_t giant = 0;
-    for (size_t t = sl->giant_term[gi]; t < sl->giant_term[gi + 1]; t++) {
-        const he_slot_term *tm = &sl->terms[t];
-        giant = tm->giant;
-        /* the rotated copy of x_ib by `baby`: index 0 is x_ib itself */
-        size_t k = 0;
-        if (tm->baby) {
-            const int32_t *b = sl->babies + sl->baby_off[tm->ib];
-            const size_t nb = sl->baby_off[tm->ib + 1] - sl->baby_off[tm->ib];
-            size_t lo = 0, hi = nb;
-            while (lo < hi) {
-                size_t mid = (lo + hi) / 2;
-                if (b[mid] < tm->baby)
-                    lo = mid + 1;
-                else
-                    hi = mid;
+    const size_t t_begin = sl->giant_term[gi], t_end = sl->giant_term[gi + 1];
+    const int32_t giant = sl->terms[t_begin].giant;
+    if (cache == 0) {
+        const cdl_ckks_ciphertext *x[SLOTS_DOT_CHUNK];
+        const double *v[SLOTS_DOT_CHUNK];
+        for (size_t t0 = t_begin; t0 < t_end; t0 += SLOTS_DOT_CHUNK) {
+            const size_t k = t_end - t0 < SLOTS_DOT_CHUNK ? t_end - t0 : SLOTS_DOT_CHUNK;
+            for (size_t j = 0; j < k; j++) {
+                const he_slot_term *tm = &sl->terms[t0 + j];
+                double *vec = vecs + j * plan->slots;
+                diag_vector(plan, sl, tm->e0, tm->e1, vec);
+                x[j] = xr[tm->ib][baby_index(sl, tm)];
+                v[j] = vec;
             }
-            k = lo + 1;
+            CDL_TRY(cdl_ckks_dot_values(ctx, x, v, plan->slots, k, const_scale, t0 != t_begin, acc));
         }
-        const cdl_ckks_plaintext *w = pt;
-        if (cache == 1) {
-            w = sl->cache[t];
-        } else {
-            if (cache == 2) {
+    } else {
+        for (size_t t = t_begin; t < t_end; t++) {
+            const he_slot_term *tm = &sl->terms[t];
+            const cdl_ckks_plaintext *w;
+            if (cache == 1) {
+                w = sl->cache[t];
+            } else {
                 CDL_TRY(cdl_ckks_plaintext_new_level(ctx, level, &sl->cache[t]));
-                pt = sl->cache[t];
-                w = pt;
+                diag_vector(plan, sl, tm->e0, tm->e1, vecs);
+                CDL_TRY(cdl_ckks_encode(ctx, vecs, plan->slots, const_scale, level, sl->cache[t]));
+                w = sl->cache[t];
             }
-            diag_vector(plan, sl, tm->e0, tm->e1, vec);
-            CDL_TRY(cdl_ckks_encode(ctx, vec, plan->slots, const_scale, level, pt));
-        }
-        if (first) {
-            CDL_TRY(cdl_ckks_mul_plain(ctx, xr[tm->ib][k], w, acc));
-            first = 0;
-        } else {
-            CDL_TRY(cdl_ckks_mul_plain_add(ctx, xr[tm->ib][k], w, acc));
+            const cdl_ckks_ciphertext *x = xr[tm->ib][baby_index(sl, tm)];
+            if (t == t_begin)
+                CDL_TRY(cdl_ckks_mul_plain(ctx, x, w, acc));
+            else
+                CDL_TRY(cdl_ckks_mul_plain_add(ctx, x, w, acc));
         }
     }
     if (giant)
@@ -222,17 +239,14 @@ cdl_status cdl_he_slots_linear(const cdl_he_plan *plan, const cdl_ckks_context *
         char msg[512] = "";
 #pragma omp parallel
         {
-            double *vec = cdl_alloc_array(plan->slots, sizeof *vec);
-            cdl_ckks_plaintext *pt = NULL;
+            double *vec = cdl_alloc_array(plan->slots * SLOTS_DOT_CHUNK, sizeof *vec);
             cdl_status ts = vec ? CDL_OK : cdl_fail(CDL_ERR_NO_MEMORY, "out of memory");
-            if (ts == CDL_OK)
-                ts = cdl_ckks_plaintext_new(ctx, &pt);
 #pragma omp for schedule(dynamic, 1)
             for (size_t g = 0; g < sl->n_giants; g++) {
                 if (ts != CDL_OK || failed)
                     continue;
                 ts = giant_item(plan, ctx, gk, sl, g, (cdl_ckks_ciphertext *const *const *)xr, const_scale, level,
-                                cache, vec, pt, parts[g]);
+                                cache, vec, parts[g]);
                 size_t now;
 #pragma omp atomic capture
                 now = ++done_items;
@@ -247,7 +261,6 @@ cdl_status cdl_he_slots_linear(const cdl_he_plan *plan, const cdl_ckks_context *
                     snprintf(msg, sizeof msg, "%s", cdl_last_error());
                 }
             }
-            cdl_ckks_plaintext_free(pt);
             cdl_free(vec);
         }
         if (cache == 2) { /* complete, or given up (the next evaluation tries again) */

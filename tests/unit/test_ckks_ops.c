@@ -185,6 +185,48 @@ static void test_linear_ops(void **state)
         v.wre[i] = creal(z), v.wim[i] = cimag(z);
     }
     check(&t, &v, o, "mul_plain + mul_plain_add + rescale", MUL_BITS - 1);
+    /* encoded on the fly, limb by limb (cdl_ckks_dot_values), against encode + mul_plain + mul_plain_add:
+     * the same residues, bit for bit; 11 terms (a chunk of 8 and 3), then accumulated onto */
+    {
+        enum { TERMS = 11 };
+        const cdl_ckks_ciphertext *xs[TERMS];
+        const double *vals[TERMS];
+        double *w = cdl_alloc_array(TERMS * n, sizeof *w);
+        cdl_ckks_ciphertext *want = NULL, *got = NULL;
+        cdl_ckks_plaintext *wp = NULL;
+        assert_non_null(w);
+        assert_int_equal(cdl_ckks_plaintext_new(ctx, &wp), CDL_OK);
+        assert_int_equal(cdl_ckks_ciphertext_new(ctx, &want), CDL_OK);
+        assert_int_equal(cdl_ckks_ciphertext_new(ctx, &got), CDL_OK);
+        for (int k = 0; k < TERMS; k++) {
+            xs[k] = k % 2 ? a : b;
+            vals[k] = w + (size_t)k * n;
+            for (size_t i = 0; i < n; i++)
+                w[(size_t)k * n + i] = v.re2[(i + 7 * (size_t)k) % n] * (1.0 + 0.25 * k);
+            assert_int_equal(cdl_ckks_encode(ctx, vals[k], n, scale, cdl_ckks_ciphertext_level(a), wp), CDL_OK);
+            assert_int_equal(k ? cdl_ckks_mul_plain_add(ctx, xs[k], wp, want) : cdl_ckks_mul_plain(ctx, xs[k], wp, want),
+                             CDL_OK);
+        }
+        assert_int_equal(cdl_ckks_dot_values(ctx, xs, vals, n, 5, scale, 0, got), CDL_OK);
+        assert_int_equal(cdl_ckks_dot_values(ctx, xs + 5, vals + 5, n, TERMS - 5, scale, 1, got), CDL_OK);
+        assert_int_equal(cdl_ckks_ciphertext_level(got), cdl_ckks_ciphertext_level(want));
+        assert_true(cdl_ckks_ciphertext_scale(got) == cdl_ckks_ciphertext_scale(want));
+        const size_t words = (size_t)(cdl_ckks_ciphertext_level(want) + 1) * ctx->n;
+        for (int c = 0; c < 2; c++)
+            assert_memory_equal(cdl_ct_poly(got, c, 0), cdl_ct_poly(want, c, 0), words * sizeof(uint64_t));
+        /* refusals: the accumulator among the terms, a term at another level, no terms to start from */
+        xs[0] = got;
+        assert_int_equal(cdl_ckks_dot_values(ctx, xs, vals, n, 2, scale, 1, got), CDL_ERR_INVALID_ARGUMENT);
+        xs[0] = a;
+        assert_int_equal(cdl_ckks_drop_to_level(ctx, b, 1, want), CDL_OK);
+        xs[1] = want;
+        assert_int_equal(cdl_ckks_dot_values(ctx, xs, vals, n, 2, scale, 0, got), CDL_ERR_MISMATCH);
+        assert_int_equal(cdl_ckks_dot_values(ctx, xs, vals, n, 0, scale, 0, got), CDL_ERR_INVALID_ARGUMENT);
+        cdl_ckks_ciphertext_free(want);
+        cdl_ckks_ciphertext_free(got);
+        cdl_ckks_plaintext_free(wp);
+        cdl_free(w);
+    }
 
     assert_int_equal(cdl_ckks_add_const(ctx, a, -0.625, o), CDL_OK);
     for (size_t i = 0; i < n; i++)
