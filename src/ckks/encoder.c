@@ -46,56 +46,52 @@ static void bit_reverse_split(double *re, double *im, size_t size)
     }
 }
 
-/* w -> slot values z_j = m(zeta^(5^j)) (HEAAN's fftSpecial), on split real /
- * imaginary arrays with the context's per-stage twiddles (contiguous in j, so
- * the butterflies vectorize). */
-static void fft_special(const cdl_ckks_context *ctx, double *re, double *im, size_t size)
+/* One butterfly stage of half-length h with twiddles w (contiguous in j, so
+ * the butterflies vectorize): forward (x + y w, x - y w), inverse
+ * (x + y, (x - y) conj(w)); the AVX-512 kernel does the same for h >= 8. */
+static void fft_stage(const cdl_ckks_context *ctx, double *re, double *im, size_t size, size_t h, int inverse)
 {
-    bit_reverse_split(re, im, size);
-    const int vec = encoder_vector(ctx);
-    for (size_t h = 1; h < size; h <<= 1) {
-        const double *wr = ctx->fft_tw_re + h - 1, *wi = ctx->fft_tw_im + h - 1;
-        if (vec && h >= 8) {
-            cdl_fft_stage_avx512(re, im, size, h, wr, wi, 0);
-            continue;
-        }
-        for (size_t i = 0; i < size; i += 2 * h) {
-            double *ar = re + i, *ai = im + i, *br = re + i + h, *bi = im + i + h;
+    const double *wr = ctx->fft_tw_re + h - 1, *wi = ctx->fft_tw_im + h - 1;
+    if (h >= 8 && encoder_vector(ctx)) {
+        cdl_fft_stage_avx512(re, im, size, h, wr, wi, inverse);
+        return;
+    }
+    for (size_t i = 0; i < size; i += 2 * h) {
+        double *ar = re + i, *ai = im + i, *br = re + i + h, *bi = im + i + h;
 #pragma omp simd
-            for (size_t j = 0; j < h; j++) {
+        for (size_t j = 0; j < h; j++) {
+            const double xr = ar[j], xi = ai[j];
+            if (!inverse) {
                 const double tr = br[j] * wr[j] - bi[j] * wi[j], ti = br[j] * wi[j] + bi[j] * wr[j];
-                const double ur = ar[j], ui = ai[j];
-                ar[j] = ur + tr;
-                ai[j] = ui + ti;
-                br[j] = ur - tr;
-                bi[j] = ui - ti;
+                ar[j] = xr + tr;
+                ai[j] = xi + ti;
+                br[j] = xr - tr;
+                bi[j] = xi - ti;
+            } else {
+                const double dr = xr - br[j], di = xi - bi[j];
+                ar[j] = xr + br[j];
+                ai[j] = xi + bi[j];
+                br[j] = dr * wr[j] + di * wi[j];
+                bi[j] = di * wr[j] - dr * wi[j];
             }
         }
     }
 }
 
+/* w -> slot values z_j = m(zeta^(5^j)) (HEAAN's fftSpecial), on split real /
+ * imaginary arrays with the context's per-stage twiddles. */
+static void fft_special(const cdl_ckks_context *ctx, double *re, double *im, size_t size)
+{
+    bit_reverse_split(re, im, size);
+    for (size_t h = 1; h < size; h <<= 1)
+        fft_stage(ctx, re, im, size, h, 0);
+}
+
 /* Exact inverse of fft_special (conjugate twiddles, then 1/size). */
 static void fft_special_inv(const cdl_ckks_context *ctx, double *re, double *im, size_t size)
 {
-    const int vec = encoder_vector(ctx);
-    for (size_t h = size / 2; h >= 1; h >>= 1) {
-        const double *wr = ctx->fft_tw_re + h - 1, *wi = ctx->fft_tw_im + h - 1;
-        if (vec && h >= 8) {
-            cdl_fft_stage_avx512(re, im, size, h, wr, wi, 1);
-            continue;
-        }
-        for (size_t i = 0; i < size; i += 2 * h) {
-            double *ar = re + i, *ai = im + i, *br = re + i + h, *bi = im + i + h;
-#pragma omp simd
-            for (size_t j = 0; j < h; j++) {
-                const double xr = ar[j], xi = ai[j], dr = xr - br[j], di = xi - bi[j];
-                ar[j] = xr + br[j];
-                ai[j] = xi + bi[j];
-                br[j] = dr * wr[j] + di * wi[j]; /* (dr + i di) * conj(w) */
-                bi[j] = di * wr[j] - dr * wi[j];
-            }
-        }
-    }
+    for (size_t h = size / 2; h >= 1; h >>= 1)
+        fft_stage(ctx, re, im, size, h, 1);
     bit_reverse_split(re, im, size);
     const double inv = 1.0 / (double)size;
 #pragma omp simd
