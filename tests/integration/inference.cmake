@@ -37,7 +37,7 @@ set_tests_properties(integration_predict_mnist_deep_slots PROPERTIES TIMEOUT 900
 # CNN on 3 x 32 x 32 inputs in slots packing through compile / keygen /
 # encrypt / evaluate / decrypt, against a numpy evaluation of the ONNX graph
 # (residual_cifar_slots_test.py).
-if(EXISTS /usr/bin/python3)
+if(CDL_PYTHON_TESTS)
   add_test(NAME integration_predict_results_resume
            COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/results_resume_test.py $<TARGET_FILE:cryptodl>
                    ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR}/results_resume_work)

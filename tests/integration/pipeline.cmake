@@ -5,7 +5,7 @@
 # evaluation of the ONNX graph (tests/python/onnx_numpy.py) on the same
 # images. Then the refusals (plan of another model, secret key given to the
 # server, wrong image shape, malformed plan) must exit 1 with a message.
-if(EXISTS /usr/bin/python3)
+if(CDL_PYTHON_TESTS)
   add_test(NAME integration_pipeline
            COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/pipeline_test.py $<TARGET_FILE:cryptodl>
                    ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR}/pipeline_test_work)

@@ -1,5 +1,5 @@
 # tests/integration/serve.cmake: the HTTP service (`cryptodl serve`) end to
-# end (included from CMakeLists.txt, OPTIONAL). Needs bash and curl.
+# end (included from CMakeLists.txt). Needs bash and curl.
 #
 # integration_serve_roundtrip: serve in the background on a free port, the
 #   CLI's --keygen/--encrypt/--decrypt as the client, curl for the HTTP steps;

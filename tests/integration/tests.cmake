@@ -1,11 +1,17 @@
 # tests/integration/tests.cmake: programs and command lines run by CTest on
-# top of the unit tests (included from CMakeLists.txt, OPTIONAL).
+# top of the unit tests (included from CMakeLists.txt).
 #
 # ckks_example: examples/ckks_example.c, the C example quoted in docs/ckks.md;
 #   it exits non-zero unless encrypt -> mul_relin -> rescale -> rotate ->
 #   decrypt matches plain double arithmetic to 2^-16 in every slot.
 # cli_bench_ckks_*: `cryptodl bench ckks` works end to end (a tiny, quick run;
 #   speed is never asserted, only that the rows come out).
+
+# The real data sets (../shared/data or $CDL_DATA_DIR): test_data's checks of
+# them run as a test of their own, reported as skipped (exit 77) when missing.
+add_test(NAME test_data_real_datasets COMMAND test_data --real-datasets)
+set_tests_properties(test_data_real_datasets PROPERTIES SKIP_RETURN_CODE 77
+  ENVIRONMENT "CDL_SOURCE_DIR=${PROJECT_SOURCE_DIR}" TIMEOUT 300)
 
 add_executable(ckks_example ${PROJECT_SOURCE_DIR}/examples/ckks_example.c)
 target_link_libraries(ckks_example PRIVATE cryptodl_static)

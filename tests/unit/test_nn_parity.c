@@ -102,16 +102,21 @@ static int ends_with(const char *s, const char *suf)
     return a >= b && !strcmp(s + a - b, suf);
 }
 
-static int check_folder(const char *dir, double *worst)
+/* Check every fixture of a folder; *files: the JSON files other than
+ * malformed.json, each of which must be a fixture. */
+static int check_folder(const char *dir, double *worst, int *files)
 {
     DIR *d = opendir(dir);
+    *files = 0;
     if (!d)
-        return 0;
+        fail_msg("cannot open the fixture folder %s", dir);
     int count = 0;
     struct dirent *e;
     while ((e = readdir(d)))
-        if (ends_with(e->d_name, ".json") && strcmp(e->d_name, "malformed.json"))
+        if (ends_with(e->d_name, ".json") && strcmp(e->d_name, "malformed.json")) {
+            ++*files;
             count += check_fixture(dir, e->d_name, worst);
+        }
     closedir(d);
     return count;
 }
@@ -121,11 +126,17 @@ static void test_pytorch_fixtures(void **state)
     (void)state;
     char dir[1024];
     double worst = 0;
+    int files = 0;
     snprintf(dir, sizeof dir, "%s/tests/fixtures/onnx", source_dir());
-    int ours = check_folder(dir, &worst);
-    assert_true(ours >= 6); /* the committed exporter fixtures must be there */
+    int ours = check_folder(dir, &worst, &files);
+    printf("parity: %d of %d exporter fixture files checked\n", ours, files);
+    assert_int_equal(ours, files); /* a JSON file that is not a fixture is a mistake, not a skip */
+    assert_true(ours >= 36);       /* the committed exporter fixtures (make_fixtures.py) */
     snprintf(dir, sizeof dir, "%s/models/fixtures", source_dir());
-    int trained = check_folder(dir, &worst);
+    int trained = check_folder(dir, &worst, &files);
+    printf("parity: %d of %d trained-model fixture files checked\n", trained, files);
+    assert_int_equal(trained, files);
+    assert_true(trained >= 7); /* one per shipped model */
     printf("parity: %d exporter fixtures, %d trained-model fixtures, worst max|diff| = %.3g\n", ours, trained, worst);
 }
 
