@@ -57,6 +57,17 @@ CDL_API cdl_status cdl_idx_parse(const uint8_t *data, size_t len, uint32_t expec
  * at most max_bytes after decompression. Free *out with cdl_free_bytes. */
 CDL_API cdl_status cdl_read_file_decompressed(const char *path, size_t max_bytes, uint8_t **out, size_t *len);
 
+/* CIFAR-10 binary records (the cifar-10-batches-bin files): each is a label
+ * byte 0..9 then 3 x 32 x 32 pixel bytes (red, green, blue planes). The bytes
+ * must be a whole number (1..10,000) of 3,073-byte records and every label in
+ * range, else CDL_ERR_FORMAT. The first min(records, max_records) go to
+ * labels[] and pixels[] (scaled to [0, 1], 3,072 per image); *records gets
+ * that count. */
+#define CDL_CIFAR_RECORD_BYTES 3073
+#define CDL_CIFAR_MAX_RECORDS 10000
+CDL_API cdl_status cdl_cifar_parse(const uint8_t *data, size_t len, size_t max_records, uint8_t *labels,
+                                   float *pixels, size_t *records);
+
 /* ---- user files: images and labels as .npy or IDX (src/data/user_files.c) ---- */
 
 #define CDL_NPY_MAX_DIMS 4

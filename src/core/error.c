@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cryptodl/version.h"
 
@@ -10,10 +11,15 @@ static _Thread_local char last_error[512];
 
 cdl_status cdl_fail(cdl_status status, const char *fmt, ...)
 {
+    /* formatted aside first: callers may pass cdl_last_error() itself as an
+     * argument ("%s: %s", path, cdl_last_error()), and vsnprintf into the
+     * buffer it reads from is undefined */
+    char buf[sizeof last_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    memcpy(last_error, buf, sizeof buf);
     return status;
 }
 

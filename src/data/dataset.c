@@ -300,14 +300,36 @@ static cdl_status load_idx_pair(cdl_dataset *ds, const char *dir, const char *su
     return st;
 }
 
-#define CIFAR_RECORD 3073
-#define CIFAR_PER_BATCH 10000
+cdl_status cdl_cifar_parse(const uint8_t *data, size_t len, size_t max_records, uint8_t *labels, float *pixels,
+                           size_t *records)
+{
+    if ((!data && len) || !records || (max_records && (!labels || !pixels)))
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_cifar_parse: NULL argument");
+    *records = 0;
+    if (len == 0 || len % CDL_CIFAR_RECORD_BYTES != 0 || len / CDL_CIFAR_RECORD_BYTES > CDL_CIFAR_MAX_RECORDS)
+        return cdl_fail(CDL_ERR_FORMAT, "%zu bytes is not a whole number (1 to %d) of %d-byte CIFAR-10 records", len,
+                        CDL_CIFAR_MAX_RECORDS, CDL_CIFAR_RECORD_BYTES);
+    const size_t recs = len / CDL_CIFAR_RECORD_BYTES;
+    for (size_t r = 0; r < recs; r++) /* every label checked, also past max_records */
+        if (data[r * CDL_CIFAR_RECORD_BYTES] > 9)
+            return cdl_fail(CDL_ERR_FORMAT, "label %u of record %zu is out of range 0..9",
+                            (unsigned)data[r * CDL_CIFAR_RECORD_BYTES], r);
+    const size_t n = recs < max_records ? recs : max_records;
+    for (size_t r = 0; r < n; r++) {
+        const uint8_t *rec = data + r * CDL_CIFAR_RECORD_BYTES;
+        labels[r] = rec[0];
+        for (size_t k = 0; k < CDL_CIFAR_RECORD_BYTES - 1; k++)
+            pixels[r * (CDL_CIFAR_RECORD_BYTES - 1) + k] = (float)rec[1 + k] / 255.0f;
+    }
+    *records = n;
+    return CDL_OK;
+}
 
 static cdl_status load_cifar(cdl_dataset *ds, const char *dir, const char *split, size_t limit)
 {
     const char *sub = "cifar-10-batches-bin";
     int nb = !strcmp(split, "train") ? 5 : 1;
-    size_t cap_n = (size_t)nb * CIFAR_PER_BATCH;
+    size_t cap_n = (size_t)nb * CDL_CIFAR_MAX_RECORDS;
     if (limit && limit < cap_n)
         cap_n = limit;
     ds->channels = 3;
@@ -327,28 +349,16 @@ static cdl_status load_cifar(cdl_dataset *ds, const char *dir, const char *split
             return cdl_fail(CDL_ERR_IO, "cifar-10: %s/%s/%s(.xz) not found: pass --data-dir with the folder that holds %s/",
                             dir, sub, base, sub);
         uint8_t *buf = NULL;
-        size_t len = 0;
+        size_t len = 0, got = 0;
         CDL_TRY(cdl_read_file_decompressed(path, CDL_DATA_MAX_FILE_BYTES, &buf, &len));
-        if (len == 0 || len % CIFAR_RECORD != 0 || len / CIFAR_RECORD > CIFAR_PER_BATCH) {
-            free(buf);
-            return cdl_fail(CDL_ERR_FORMAT, "%s: %zu bytes is not a whole number (at most %d) of %d-byte CIFAR-10 records",
-                            path, len, CIFAR_PER_BATCH, CIFAR_RECORD);
-        }
-        size_t recs = len / CIFAR_RECORD;
-        for (size_t r = 0; r < recs && ds->n < cap_n; r++) {
-            const uint8_t *rec = buf + r * CIFAR_RECORD;
-            if (rec[0] > 9) {
-                unsigned bad = rec[0];
-                free(buf);
-                return cdl_fail(CDL_ERR_FORMAT, "%s: label %u of record %zu is out of range 0..9", path, bad, r);
-            }
-            ds->labels[ds->n] = rec[0];
-            float *px = ds->pixels + ds->n * 3072;
-            for (size_t k = 0; k < 3072; k++)
-                px[k] = (float)rec[1 + k] / 255.0f;
-            ds->n++;
-        }
+        cdl_status st = cdl_cifar_parse(buf, len, cap_n - ds->n, ds->labels + ds->n, ds->pixels + ds->n * 3072, &got);
         free(buf);
+        if (st != CDL_OK) {
+            char why[256];
+            snprintf(why, sizeof why, "%s", cdl_last_error()); /* cdl_fail rewrites that buffer */
+            return cdl_fail(st, "%s: %s", path, why);
+        }
+        ds->n += got;
     }
     return CDL_OK;
 }

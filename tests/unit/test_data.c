@@ -214,6 +214,38 @@ static void test_generated_cifar(void **state)
     free(b);
 }
 
+/* cdl_cifar_parse on bytes: records kept up to max_records, every label checked, bad lengths refused */
+static void test_cifar_parse(void **state)
+{
+    (void)state;
+    enum { R = CDL_CIFAR_RECORD_BYTES };
+    uint8_t *b = calloc(3, R);
+    uint8_t labels[2];
+    float *px = malloc(2 * 3072 * sizeof *px);
+    size_t n = 99;
+    assert_non_null(b);
+    assert_non_null(px);
+    for (int r = 0; r < 3; r++) {
+        b[r * R] = (uint8_t)(r + 4);
+        b[r * R + 1] = 255;
+        b[r * R + 3072] = 51;
+    }
+    assert_int_equal(cdl_cifar_parse(b, 3 * R, 2, labels, px, &n), CDL_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(labels[0], 4);
+    assert_int_equal(labels[1], 5);
+    assert_true(px[0] == 1.0f && px[3071] == 0.2f && px[3072] == 1.0f && px[1] == 0.0f);
+    b[2 * R] = 10; /* a bad label past the records kept is still refused */
+    assert_int_equal(cdl_cifar_parse(b, 3 * R, 2, labels, px, &n), CDL_ERR_FORMAT);
+    assert_int_equal(n, 0);
+    assert_non_null(strstr(cdl_last_error(), "label 10 of record 2"));
+    assert_int_equal(cdl_cifar_parse(b, 3 * R - 1, 2, labels, px, &n), CDL_ERR_FORMAT);
+    assert_int_equal(cdl_cifar_parse(b, 0, 2, labels, px, &n), CDL_ERR_FORMAT);
+    assert_int_equal(cdl_cifar_parse(NULL, 5, 2, labels, px, &n), CDL_ERR_INVALID_ARGUMENT);
+    free(b);
+    free(px);
+}
+
 static const char *real_data_dir(void)
 {
     const char *env = getenv("CDL_DATA_DIR");
@@ -311,7 +343,7 @@ int main(int argc, char **argv)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_idx_parse),     cmocka_unit_test(test_generated_idx), cmocka_unit_test(test_generated_cifar),
-        cmocka_unit_test(test_shipped_mnist),
+        cmocka_unit_test(test_shipped_mnist), cmocka_unit_test(test_cifar_parse),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
