@@ -53,6 +53,8 @@ static void usage(FILE *out)
             "  --packing P          batch (default), slots or auto, as `predict`; auto is decided here\n"
             "                       (GET /v1/models reports the outcome; the client must use the same)\n"
             "  --stream-weights     slots: encode the weights at every request instead of keeping them\n"
+            "  --max-galois-keys K  slots, as `predict`: at most K rotation keys (the client's keygen must\n"
+            "  --max-galois-mb M    use the same budget: the keys are chosen from it)\n"
             "  -q, --quiet          no request log\n"
             "  -h, --help           this help\n\n"
             "exit status: 0 stopped by SIGINT/SIGTERM, 1 failure (message on stderr), 2 bad usage\n");
@@ -101,6 +103,8 @@ int cmd_serve(int argc, char **argv)
                                          {"approx", required_argument, 0, 'A'},
                                          {"packing", required_argument, 0, 'M'},
                                          {"stream-weights", no_argument, 0, 'W'},
+                                         {"max-galois-keys", required_argument, 0, 'G'},
+                                         {"max-galois-mb", required_argument, 0, 'Y'},
                                          {"quiet", no_argument, 0, 'q'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
@@ -181,6 +185,16 @@ int cmd_serve(int argc, char **argv)
                 return CLI_EXIT_USAGE;
             break;
         case 'W': hopt.cache_weights = 0; break;
+        case 'G':
+            if (cli_parse_positive("serve", "--max-galois-keys", optarg, &v) != 0)
+                return CLI_EXIT_USAGE;
+            hopt.max_galois_keys = v > 100000 ? 100000 : (int)v;
+            break;
+        case 'Y':
+            if (cli_parse_positive("serve", "--max-galois-mb", optarg, &v) != 0)
+                return CLI_EXIT_USAGE;
+            hopt.max_galois_bytes = (uint64_t)(v > 100000000 ? 100000000 : v) * 1000000u;
+            break;
         case 'q': quiet = 1; break;
         case 'h': usage(stdout); return CLI_EXIT_OK;
         default: return cli_usage_error("serve", "unknown option");
