@@ -110,6 +110,7 @@ static void add_dense(test_graph *t, cdl_rng *r, int out)
 
 static int special_primes; /* 0 = automatic */
 static int max_keys;       /* 0 = no limit */
+static uint64_t max_bytes; /* 0 = no limit */
 
 static cdl_he_plan *compile_slots(const cdl_nn_graph *g, int log_n)
 {
@@ -118,6 +119,7 @@ static cdl_he_plan *compile_slots(const cdl_nn_graph *g, int log_n)
     opt.log_n = log_n;
     opt.special_primes = special_primes;
     opt.max_galois_keys = max_keys;
+    opt.max_galois_bytes = max_bytes;
     opt.allow_insecure = 1;
     opt.packing = CDL_HE_PACKING_SLOTS;
     cdl_he_plan *p = NULL;
@@ -200,6 +202,25 @@ static void test_conv_stride(void **state)
     assert_int_equal(cdl_he_plan_new(&t.g, &opt, &plan), CDL_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(cdl_last_error(), "allow at least"));
     max_keys = 0;
+    /* a byte budget: 70% of the unlimited keys' bytes; the keys fit it, some steps are composed, and the
+     * results are still right */
+    plan = compile_slots(&t.g, 11);
+    const uint64_t all = cdl_he_plan_galois_key_bytes(plan);
+    cdl_he_plan_free(plan);
+    max_bytes = all * 7 / 10;
+    plan = compile_slots(&t.g, 11);
+    printf("byte budget %llu of %llu: keys take %llu\n", (unsigned long long)max_bytes, (unsigned long long)all,
+           (unsigned long long)cdl_he_plan_galois_key_bytes(plan));
+    assert_true(cdl_he_plan_galois_key_bytes(plan) <= max_bytes);
+    assert_true(cdl_he_plan_galois_key_bytes(plan) > max_bytes / 2); /* the budget is used, not ignored */
+    cdl_he_plan_free(plan);
+    check_slots("the same, keys within 70% of their bytes", &t, 11, 1);
+    max_bytes = all / 50; /* below the +-2^k basis: refused, saying how much it needs */
+    opt.max_galois_keys = 0;
+    opt.max_galois_bytes = max_bytes;
+    assert_int_equal(cdl_he_plan_new(&t.g, &opt, &plan), CDL_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(cdl_last_error(), "allow at least that much"));
+    max_bytes = 0;
     free_pool();
     cdl_rng_free(r);
 }
