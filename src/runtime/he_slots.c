@@ -218,17 +218,28 @@ cdl_status cdl_he_slots_linear(const cdl_he_plan *plan, const cdl_ckks_context *
         }
         for (size_t k = 0; k < nb; k++)
             CDL_TRY_GOTO(st, cdl_ckks_ciphertext_new(ctx, &xr[ib][1 + k]), done);
-        /* the steps with a key of their own share one decomposition; the others are composed */
+        /* the steps with a key of their own share one decomposition (hoisted); the others (a key
+         * budget) are composed of rotations by +-2^k */
         const int32_t *bs = sl->babies + sl->baby_off[ib];
+        int *keyed = cdl_alloc_array(nb ? nb : 1, sizeof *keyed);
+        cdl_ckks_ciphertext **keyed_out = cdl_alloc_array(nb ? nb : 1, sizeof *keyed_out);
         size_t nk = 0;
+        for (size_t k = 0; keyed && keyed_out && k < nb; k++)
+            if (cdl_ckks_galois_keys_has_step(gk, bs[k])) {
+                keyed[nk] = bs[k];
+                keyed_out[nk++] = xr[ib][1 + k];
+            }
+        if (!keyed || !keyed_out)
+            st = cdl_fail(CDL_ERR_NO_MEMORY, "node '%s': out of memory", op->name);
+        else if (nk)
+            st = cdl_ckks_rotate_hoisted(ctx, gk, in[ib], keyed, nk, keyed_out);
+        cdl_free(keyed);
+        cdl_free(keyed_out);
+        if (st != CDL_OK)
+            goto done;
         for (size_t k = 0; k < nb; k++)
-            nk += cdl_ckks_galois_keys_has_step(gk, bs[k]) != 0;
-        if (nk == nb && nb) {
-            CDL_TRY_GOTO(st, cdl_ckks_rotate_hoisted(ctx, gk, in[ib], (const int *)bs, nb, xr[ib] + 1), done);
-        } else {
-            for (size_t k = 0; k < nb; k++)
+            if (!cdl_ckks_galois_keys_has_step(gk, bs[k]))
                 CDL_TRY_GOTO(st, slots_rotate(plan, ctx, gk, in[ib], bs[k], xr[ib][1 + k]), done);
-        }
     }
     for (size_t g = 0; g < sl->n_giants; g++)
         CDL_TRY_GOTO(st, cdl_ckks_ciphertext_new(ctx, &parts[g]), done);
