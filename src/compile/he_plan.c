@@ -1468,8 +1468,9 @@ cdl_status cdl_he_plan_describe(const cdl_he_plan *plan, char **text)
                 snprintf(budget, sizeof budget, "at most %d Galois keys", plan->opt.max_galois_keys);
             else
                 snprintf(budget, sizeof budget, "at most %.0f MB of Galois keys", plan->opt.max_galois_bytes / 1e6);
-            tb_printf(&t, "key budget: %s, so the steps without a key are composed of rotations by +-2^k: %llu more "
-                      "rotations per request\n", budget, (unsigned long long)plan->composed_rotations);
+            tb_printf(&t, "key budget: %s, so the steps without a key are composed (of two keyed steps when the "
+                      "keys allow, else of rotations by +-2^k): at most %llu more rotations per request\n", budget,
+                      (unsigned long long)plan->composed_rotations);
         }
         tb_printf(&t, "weights: %s (encoded, they take %.1f MB at the levels they are used)\n",
                   plan->opt.cache_weights ? "encoded once and kept in memory"

@@ -61,13 +61,29 @@ void cdl_he_slots_output_values(const cdl_he_plan *plan, const double *vals, siz
     }
 }
 
-/* Rotate by `step`: with its own Galois key, or composed of rotations by
- * +-2^k (the plan kept only those keys, max_galois_keys). */
+/* A key usable for `step` at `level` (its key is truncated at the highest level the plan rotates by it). */
+static int key_serves(const cdl_ckks_galois_keys *gk, int step, int level)
+{
+    return cdl_ckks_galois_keys_has_step(gk, step) && cdl_ckks_galois_keys_step_level(gk, step) >= level;
+}
+
+/* Rotate by `step`: with its own Galois key; else (a key budget) as two
+ * rotations by steps that have keys serving this level, when the plan's keys
+ * hold such a pair; else composed of its non-adjacent form, rotations by
+ * +-2^k (the keys the compiler made deep enough for it). */
 static cdl_status slots_rotate(const cdl_he_plan *plan, const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk,
                                const cdl_ckks_ciphertext *a, int step, cdl_ckks_ciphertext *out)
 {
     if (cdl_ckks_galois_keys_has_step(gk, step))
         return cdl_ckks_rotate(ctx, gk, a, step, out);
+    const int level = cdl_ckks_ciphertext_level(a), S = (int)plan->slots;
+    for (size_t i = 0; i < plan->n_galois; i++) {
+        const int first = plan->galois_steps[i], second = ((step - first) % S + S) % S;
+        if (second && key_serves(gk, first, level) && key_serves(gk, second, level)) {
+            CDL_TRY(cdl_ckks_rotate(ctx, gk, a, first, out));
+            return cdl_ckks_rotate(ctx, gk, out, second, out);
+        }
+    }
     int digits[64];
     const int n = cdl_he_slots_naf(step, plan->slots, digits);
     if (n == 0)
