@@ -795,7 +795,8 @@ static void estimate_slots_memory(cdl_he_plan *p, const int *last_reader)
         const uint64_t out = p->layout[op->out_value].n_ct * (uint64_t)(op->level_out + 1) * limb;
         uint64_t extra = 0;
         if (op->kind == HE_OP_LINEAR && op->sl)
-            extra = (op->sl->hoisted + op->sl->n_giants) * (uint64_t)(op->level_in + 1) * limb;
+            extra = (op->sl->hoisted + op->sl->n_giants + (op->sl->cyc_n ? op->sl->n_in_ct : 0)) *
+                    (uint64_t)(op->level_in + 1) * limb;
         if (live + out + extra > peak) {
             peak = live + out + extra;
             p->peak_node = (int)i;
@@ -1314,7 +1315,7 @@ static double slots_op_seconds(const cdl_he_plan *p, const he_op *op)
     const double cts = (double)p->layout[op->out_value].n_ct;
     switch (op->kind) {
     case HE_OP_LINEAR:
-        return op->sl ? ((double)op->sl->rotations + HE_HOISTED_COST * (double)op->sl->hoisted) * ks +
+        return op->sl ? ((double)he_slot_linear_rotations(op->sl) + HE_HOISTED_COST * (double)op->sl->hoisted) * ks +
                             (double)op->sl->n_terms * pt
                       : 0;
     case HE_OP_SQUARE:
@@ -1356,7 +1357,7 @@ cdl_status cdl_he_plan_layer(const cdl_he_plan *plan, size_t i, cdl_he_layer_inf
             out->frame_w = plan->layout[op->out_value].frame_w;
         }
         if (slots && op->kind == HE_OP_LINEAR && op->sl) {
-            out->rotations = op->sl->rotations + op->sl->fold_rotations;
+            out->rotations = he_slot_linear_rotations(op->sl);
             out->hoisted = op->sl->hoisted;
             out->plain_mults = op->sl->n_terms;
         }
@@ -1409,8 +1410,9 @@ cdl_status cdl_he_plan_describe(const cdl_he_plan *plan, char **text)
             if (l->framed)
                 tb_printf(&t, ", frames %dx%d of %zu slots, gap %d", l->frame_h, l->frame_w, l->frame_size, l->gap);
             if (op->kind == HE_OP_LINEAR && op->sl)
-                tb_printf(&t, "; %llu rotations + %llu hoisted, %zu ct x pt", (unsigned long long)op->sl->rotations,
-                          (unsigned long long)op->sl->hoisted, op->sl->n_terms);
+                tb_printf(&t, "; %llu rotations + %llu hoisted, %zu ct x pt%s",
+                          (unsigned long long)he_slot_linear_rotations(op->sl), (unsigned long long)op->sl->hoisted,
+                          op->sl->n_terms, op->sl->cyc_n ? " (input replicated: cyclic diagonals)" : "");
             if (op->slot_sign_fix)
                 tb_printf(&t, "; %s aligned by a +-1 plaintext (its slots hold other signs)",
                           op->slot_sign_fix == 1 ? "a" : "b");

@@ -50,6 +50,8 @@ typedef struct he_layout {
     size_t frame_size;
     int mirror;      /* frames read right to left (bit 0) and/or bottom to top (bit 1): the layout a
                         convolution of a flipped image keeps its diagonals few in */
+    int clean;       /* every slot outside the layout holds zero (up to CKKS noise), in every
+                        ciphertext and image copy: what lets a linear op replicate its input */
 } he_layout;
 
 /* Slots packing, one linear op: y = sum_d diag_d (.) rot(x, d) per pair of
@@ -80,6 +82,8 @@ typedef struct he_slot_linear {
     uint64_t rotations, hoisted; /* giant-step rotations (nonzero steps), hoisted baby steps */
     size_t fold_m;     /* hybrid method (he_slots.c): partial sums m slots apart, added by rotations */
     uint64_t fold_rotations; /* log2(period / fold_m) */
+    size_t cyc_n;      /* 0, or the cyclic method (he_slots.c): each input ciphertext x is first
+                          replicated, x + rot(x, -cyc_n), and d = (input slot - output slot) mod cyc_n */
     /* cdl_he_options.cache_weights: the encoded diagonals (one plaintext per
      * term, at the op's level) kept after the first evaluation. The first
      * evaluation to reach the op fills them (state 1), later ones read them
@@ -89,6 +93,13 @@ typedef struct he_slot_linear {
     double cache_scale;
     cdl_ckks_plaintext **cache;
 } he_slot_linear;
+
+/* Rotations of a slots linear op that are not hoisted: giant steps, the
+ * folds of the hybrid method and the replications of the cyclic method. */
+static inline uint64_t he_slot_linear_rotations(const he_slot_linear *sl)
+{
+    return sl->rotations + sl->fold_rotations + (sl->cyc_n ? sl->n_in_ct : 0);
+}
 
 typedef struct he_op {
     he_op_kind kind;

@@ -353,10 +353,10 @@ typedef struct slot_weight {
     double w;
 } slot_weight;
 
-/* Weight k of row r, or 0 when it touches an exact zero (padding). fold as
- * in build_slot_linear. */
+/* Weight k of row r, or 0 when it touches an exact zero (padding). fold and
+ * cyc as in build_slot_linear. */
 static int slot_weight_of(const cdl_he_plan *p, const he_op *op, const he_layout *li, const he_layout *lo, size_t fold,
-                          size_t r, size_t k, slot_weight *out)
+                          size_t cyc, size_t r, size_t k, slot_weight *out)
 {
     const size_t S = p->slots, P = p->period;
     const int64_t so = lo->slot[r], si = li->slot[op->col[k]];
@@ -369,8 +369,9 @@ static int slot_weight_of(const cdl_he_plan *p, const he_op *op, const he_layout
     out->ob = (size_t)so / S;
     out->ib = (size_t)si / S;
     out->pos = s_o % P;
-    /* modulo S, not the period: a rotation by d - P would read the next image's copy */
-    out->d = (s_i + S - s_o) % S;
+    /* modulo S, not the period: a rotation by d - P would read the next image's copy; the cyclic
+     * method reads slot s_o + d of the replicated input, which is s_i or its copy s_i + cyc */
+    out->d = cyc ? (s_i + cyc - s_o) % cyc : (s_i + S - s_o) % S;
     out->w = op->w[k] * sign_of(li, op->col[k]); /* the slot holds sign * value */
     return 1;
 }
@@ -383,10 +384,16 @@ static int slot_weight_of(const cdl_he_plan *p, const he_op *op, const he_layout
  * of output r, at the slots r + k m of the period, are then added by
  * log2(period / m) rotations (fold_steps). Pays for dense layers with few
  * outputs and many inputs (thousands of diagonals otherwise).
+ * cyc = n (every input and output slot below n, 2 n <= period, a clean input):
+ * the cyclic method: the input is replicated, x + rot(x, -n), so that slots
+ * n..2n-1 repeat 0..n-1, and each weight uses the diagonal (s_in - s_out)
+ * mod n (Halevi-Shoup's diagonals of an n x n matrix, CRYPTO 2014): a
+ * convolution whose channels span several frames then needs the frame
+ * differences modulo the number of frames instead of every signed one.
  * The terms are the distinct (output ct, input ct, d), found with bitmaps and
  * ordered by (output ct, giant, input ct, baby); the weights are placed into
  * their terms by a counting sort (no comparison sort of millions of weights). */
-static cdl_status build_slot_linear(const cdl_he_plan *p, const he_op *op, size_t fold, uint32_t *stamp,
+static cdl_status build_slot_linear(const cdl_he_plan *p, const he_op *op, size_t fold, size_t cyc, uint32_t *stamp,
                                     he_slot_linear **out)
 {
     const he_layout *li = &p->layout[op->in_value], *lo = &p->layout[op->out_value];
@@ -409,12 +416,13 @@ static cdl_status build_slot_linear(const cdl_he_plan *p, const he_op *op, size_
     }
     sl->n_in_ct = n_in_ct;
     sl->n_out_ct = n_out_ct;
+    sl->cyc_n = cyc;
     /* pass 1: which (ob, ib, d) terms exist, which d each input / output ciphertext has */
     size_t m = 0;
     for (size_t r = 0; r < op->n_out; r++)
         for (size_t k = op->row[r]; k < op->row[r + 1]; k++) {
             slot_weight e;
-            if (!slot_weight_of(p, op, li, lo, fold, r, k, &e))
+            if (!slot_weight_of(p, op, li, lo, fold, cyc, r, k, &e))
                 continue; /* an exact zero contributes nothing */
             bit_set(term_bits, (e.ob * n_in_ct + e.ib) * S + e.d);
             bit_set(in_bits, e.ib * S + e.d);
@@ -465,7 +473,7 @@ static cdl_status build_slot_linear(const cdl_he_plan *p, const he_op *op, size_
     for (size_t r = 0; r < op->n_out; r++)
         for (size_t k = op->row[r]; k < op->row[r + 1]; k++) {
             slot_weight e;
-            if (slot_weight_of(p, op, li, lo, fold, r, k, &e))
+            if (slot_weight_of(p, op, li, lo, fold, cyc, r, k, &e))
                 cursor[term_of[(e.ob * n_in_ct + e.ib) * S + e.d] + 1]++;
         }
     for (size_t t = 0; t < nt; t++) {
@@ -476,7 +484,7 @@ static cdl_status build_slot_linear(const cdl_he_plan *p, const he_op *op, size_
     for (size_t r = 0; r < op->n_out; r++)
         for (size_t k = op->row[r]; k < op->row[r + 1]; k++) {
             slot_weight e;
-            if (!slot_weight_of(p, op, li, lo, fold, r, k, &e))
+            if (!slot_weight_of(p, op, li, lo, fold, cyc, r, k, &e))
                 continue;
             const uint32_t t = term_of[(e.ob * n_in_ct + e.ib) * S + e.d];
             const size_t at = cursor[t]++;
@@ -547,14 +555,54 @@ done:
 static double slot_linear_cost(const he_slot_linear *sl, int level)
 {
     const double l = level, pt = (100.0 + 30.0 * (l + 1)) / (60.0 * (l + 1) * (l + 2));
-    return (double)(sl->rotations + sl->fold_rotations) + HE_HOISTED_COST * (double)sl->hoisted +
-           pt * (double)sl->n_terms;
+    return (double)he_slot_linear_rotations(sl) +
+           HE_HOISTED_COST * (double)sl->hoisted + pt * (double)sl->n_terms;
+}
+
+/* The replication period n of the cyclic method for op, or 0 when it does
+ * not apply: the input must be clean (zero outside its slots, so that
+ * x + rot(x, -n) is x twice) and every input and output slot below n with
+ * 2 n <= period (the copy must not reach the next image's slots). */
+static size_t cyclic_period(const cdl_he_plan *p, const he_op *op)
+{
+    const he_layout *li = &p->layout[op->in_value], *lo = &p->layout[op->out_value];
+    if (!li->clean)
+        return 0;
+    size_t n = 1;
+    for (size_t i = 0; i < li->n; i++)
+        if (li->slot[i] >= 0 && (size_t)li->slot[i] % p->slots + 1 > n)
+            n = (size_t)li->slot[i] % p->slots + 1;
+    for (size_t i = 0; i < lo->n; i++)
+        if (lo->slot[i] >= 0 && (size_t)lo->slot[i] % p->slots + 1 > n)
+            n = (size_t)lo->slot[i] % p->slots + 1;
+    return 2 * n <= p->period ? n : 0;
+}
+
+/* Keep the cheaper of two lowerings (freeing the other); a is kept on a tie. */
+static he_slot_linear *cheaper(he_slot_linear *a, he_slot_linear *b, int level)
+{
+    if (slot_linear_cost(b, level) < slot_linear_cost(a, level)) {
+        cdl_he_slot_linear_free(a);
+        return b;
+    }
+    cdl_he_slot_linear_free(b);
+    return a;
 }
 
 static cdl_status lower_slot_linear(const cdl_he_plan *p, he_op *op, uint32_t *stamp)
 {
     he_slot_linear *plain = NULL, *folded = NULL;
-    CDL_TRY(build_slot_linear(p, op, 0, stamp, &plain));
+    CDL_TRY(build_slot_linear(p, op, 0, 0, stamp, &plain));
+    const size_t cyc = cyclic_period(p, op);
+    if (cyc) {
+        he_slot_linear *cyclic = NULL;
+        cdl_status st = build_slot_linear(p, op, 0, cyc, stamp, &cyclic);
+        if (st != CDL_OK) {
+            cdl_he_slot_linear_free(plain);
+            return st;
+        }
+        plain = cheaper(plain, cyclic, op->level_in);
+    }
     const he_layout *lo = &p->layout[op->out_value];
     size_t m = 1;
     while (m < op->n_out)
@@ -563,17 +611,12 @@ static cdl_status lower_slot_linear(const cdl_he_plan *p, he_op *op, uint32_t *s
     for (size_t r = 0; r < op->n_out && contiguous; r++)
         contiguous = lo->slot[r] == (int64_t)r;
     if (contiguous && plain->n_terms > 2 * m) {
-        cdl_status st = build_slot_linear(p, op, m, stamp, &folded);
+        cdl_status st = build_slot_linear(p, op, m, 0, stamp, &folded);
         if (st != CDL_OK) {
             cdl_he_slot_linear_free(plain);
             return st;
         }
-        if (slot_linear_cost(folded, op->level_in) < slot_linear_cost(plain, op->level_in)) {
-            cdl_he_slot_linear_free(plain);
-            plain = folded;
-        } else {
-            cdl_he_slot_linear_free(folded);
-        }
+        plain = cheaper(plain, folded, op->level_in);
     }
     op->sl = plain;
     return CDL_OK;
@@ -672,6 +715,57 @@ static cdl_status assign_layouts(cdl_he_plan *p, const cdl_nn_graph *g)
             break;
         }
         out->n = op->n_out;
+    }
+    return CDL_OK;
+}
+
+/* Whether op's output is clean (he_layout.clean), from its input's and its
+ * kind: a linear op writes only its output slots unless it folds partial
+ * sums; a constant added everywhere (a polynomial's c0) or a move that drops
+ * values (a slice) leaves nonzero slots outside the layout. */
+static cdl_status set_clean(cdl_he_plan *p, const he_op *op)
+{
+    const he_layout *in = &p->layout[op->in_value];
+    he_layout *out = &p->layout[op->out_value];
+    switch (op->kind) {
+    case HE_OP_LINEAR:
+        out->clean = !op->sl->fold_m;
+        break;
+    case HE_OP_SIGN:
+    case HE_OP_SQUARE:
+        out->clean = in->clean;
+        break;
+    case HE_OP_POW2K:
+        out->clean = in->clean && op->pow_c0 == 0.0;
+        break;
+    case HE_OP_POLY:
+        out->clean = in->clean && op->coeffs[0] == 0.0;
+        break;
+    case HE_OP_ADD:
+        out->clean = in->clean && p->layout[op->in_value2].clean;
+        break;
+    case HE_OP_MUL:
+        out->clean = in->clean || p->layout[op->in_value2].clean;
+        break;
+    case HE_OP_GATHER: { /* clean when every slot of the input is still a slot of the output */
+        out->clean = 0;
+        if (!in->clean)
+            break;
+        const size_t bits = in->n_ct * p->slots;
+        uint8_t *kept = cdl_calloc_array(bits / 8 + 1, 1);
+        if (!kept)
+            return cdl_fail(CDL_ERR_NO_MEMORY, "he plan (slots): out of memory");
+        for (size_t o = 0; o < out->n; o++)
+            if (out->slot[o] >= 0 && (size_t)out->slot[o] < bits)
+                bit_set(kept, (size_t)out->slot[o]);
+        out->clean = 1;
+        for (size_t i = 0; i < in->n && out->clean; i++)
+            out->clean = in->slot[i] < 0 || bit_get(kept, (size_t)in->slot[i]);
+        cdl_free(kept);
+        break;
+    }
+    default:
+        out->clean = 0;
     }
     return CDL_OK;
 }
@@ -901,12 +995,19 @@ cdl_status cdl_he_slots_compile(cdl_he_plan *p, const cdl_nn_graph *g)
         return cdl_fail(CDL_ERR_NO_MEMORY, "he plan (slots): out of memory");
     size_t n_steps = 0;
     cdl_status st = CDL_OK;
-    for (size_t i = 0; i < p->n_ops && st == CDL_OK; i++)
+    p->layout[0].clean = 1; /* the client's vector is zero outside the input's slots */
+    for (size_t i = 0; i < p->n_ops && st == CDL_OK; i++) {
+        if (p->ops[i].kind == HE_OP_SKIP)
+            continue;
         if (p->ops[i].kind == HE_OP_LINEAR) {
             st = lower_slot_linear(p, &p->ops[i], stamp);
             if (st == CDL_OK)
-                n_steps += p->ops[i].sl->n_terms + p->ops[i].sl->hoisted + p->ops[i].sl->fold_rotations;
+                n_steps += p->ops[i].sl->n_terms + p->ops[i].sl->hoisted + p->ops[i].sl->fold_rotations +
+                           p->ops[i].sl->n_in_ct;
         }
+        if (st == CDL_OK)
+            st = set_clean(p, &p->ops[i]);
+    }
     cdl_free(stamp);
     CDL_TRY(st);
     /* the Galois steps: every nonzero baby and giant step, with the level it rotates at */
@@ -927,7 +1028,9 @@ cdl_status cdl_he_slots_compile(cdl_he_plan *p, const cdl_nn_graph *g)
             uses[k++] = (step_use){sl->babies[b], level};
         for (size_t step = p->period / 2; sl->fold_m && step >= sl->fold_m; step /= 2)
             uses[k++] = (step_use){(int)step, level};
-        p->rotations += sl->rotations + sl->fold_rotations;
+        for (size_t c = 0; sl->cyc_n && c < sl->n_in_ct; c++) /* the replication x + rot(x, -n) */
+            uses[k++] = (step_use){(int)(p->slots - sl->cyc_n), level};
+        p->rotations += he_slot_linear_rotations(sl);
         p->hoisted += sl->hoisted;
         p->plain_mults += sl->n_terms;
     }

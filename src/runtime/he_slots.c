@@ -7,7 +7,8 @@
  *   y_ob = sum_giant rot( sum_(ib, baby) diag'_(ob, ib, giant + baby) (.) rot(x_ib, baby), giant )
  * where diag' is the diagonal pre-rotated by -giant (done by the compiler
  * on the slot positions). The baby-step rotations of each input ciphertext
- * share one key-switching decomposition (cdl_ckks_rotate_hoisted). Work
+ * share one key-switching decomposition (cdl_ckks_rotate_hoisted); with the
+ * compiler's cyclic method they are rotations of x_ib + rot(x_ib, -n). Work
  * items are the (output ciphertext, giant step) pairs, run in parallel, each
  * ending in its own ciphertext. An item encodes its diagonals on the fly at
  * the level they are used, eight at a time, limb by limb straight into the
@@ -215,7 +216,8 @@ cdl_status cdl_he_slots_linear(const cdl_he_plan *plan, const cdl_ckks_context *
     /* baby steps: xr[ib][0] = x_ib, xr[ib][1 + k] = rot(x_ib, babies[k]) */
     cdl_ckks_ciphertext ***xr = cdl_calloc_array(sl->n_in_ct, sizeof *xr);
     cdl_ckks_ciphertext **parts = cdl_calloc_array(sl->n_giants ? sl->n_giants : 1, sizeof *parts);
-    if (!xr || !parts) {
+    cdl_ckks_ciphertext **rep = cdl_calloc_array(sl->n_in_ct, sizeof *rep); /* cyclic method: x + rot(x, -n) */
+    if (!xr || !parts || !rep) {
         st = cdl_fail(CDL_ERR_NO_MEMORY, "node '%s': out of memory", op->name);
         goto done;
     }
@@ -232,6 +234,13 @@ cdl_status cdl_he_slots_linear(const cdl_he_plan *plan, const cdl_ckks_context *
                           ib);
             goto done;
         }
+        if (sl->cyc_n) { /* slots n..2n-1 repeat 0..n-1 (the compiler checked that the rest is zero) */
+            CDL_TRY_GOTO(st, cdl_ckks_ciphertext_new(ctx, &rep[ib]), done);
+            CDL_TRY_GOTO(st, slots_rotate(plan, ctx, gk, in[ib], (int)(plan->slots - sl->cyc_n), rep[ib]), done);
+            CDL_TRY_GOTO(st, cdl_ckks_add(ctx, rep[ib], in[ib], rep[ib]), done);
+            xr[ib][0] = rep[ib];
+        }
+        const cdl_ckks_ciphertext *src = xr[ib][0];
         for (size_t k = 0; k < nb; k++)
             CDL_TRY_GOTO(st, cdl_ckks_ciphertext_new(ctx, &xr[ib][1 + k]), done);
         /* the steps with a key of their own share one decomposition (hoisted); the others (a key
@@ -248,14 +257,14 @@ cdl_status cdl_he_slots_linear(const cdl_he_plan *plan, const cdl_ckks_context *
         if (!keyed || !keyed_out)
             st = cdl_fail(CDL_ERR_NO_MEMORY, "node '%s': out of memory", op->name);
         else if (nk)
-            st = cdl_ckks_rotate_hoisted(ctx, gk, in[ib], keyed, nk, keyed_out);
+            st = cdl_ckks_rotate_hoisted(ctx, gk, src, keyed, nk, keyed_out);
         cdl_free(keyed);
         cdl_free(keyed_out);
         if (st != CDL_OK)
             goto done;
         for (size_t k = 0; k < nb; k++)
             if (!cdl_ckks_galois_keys_has_step(gk, bs[k]))
-                CDL_TRY_GOTO(st, slots_rotate(plan, ctx, gk, in[ib], bs[k], xr[ib][1 + k]), done);
+                CDL_TRY_GOTO(st, slots_rotate(plan, ctx, gk, src, bs[k], xr[ib][1 + k]), done);
     }
     for (size_t g = 0; g < sl->n_giants; g++)
         CDL_TRY_GOTO(st, cdl_ckks_ciphertext_new(ctx, &parts[g]), done);
@@ -306,13 +315,15 @@ cdl_status cdl_he_slots_linear(const cdl_he_plan *plan, const cdl_ckks_context *
             goto done;
         }
     }
-    /* the hoisted copies are not needed any more */
+    /* the hoisted and replicated copies are not needed any more */
     for (size_t ib = 0; ib < sl->n_in_ct; ib++) {
         const size_t nb = sl->baby_off[ib + 1] - sl->baby_off[ib];
         for (size_t k = 0; k < nb; k++) {
             cdl_ckks_ciphertext_free(xr[ib][1 + k]);
             xr[ib][1 + k] = NULL;
         }
+        cdl_ckks_ciphertext_free(rep[ib]);
+        rep[ib] = NULL;
     }
     /* sum the parts of each output ciphertext in order, rescale, bias */
     {
@@ -384,6 +395,9 @@ done:
             cdl_free(xr[ib]);
         }
     cdl_free(xr);
+    for (size_t ib = 0; rep && ib < sl->n_in_ct; ib++)
+        cdl_ckks_ciphertext_free(rep[ib]);
+    cdl_free(rep);
     if (parts)
         for (size_t g = 0; g < sl->n_giants; g++)
             cdl_ckks_ciphertext_free(parts[g]);

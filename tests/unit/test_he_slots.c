@@ -346,6 +346,66 @@ static void test_replicated_images(void **state)
     cdl_rng_free(r);
 }
 
+static double quad_c0[3] = {0.0, 0.5, 0.25}; /* no constant: zero slots stay zero */
+
+/* Linear ops of a plan that use the cyclic method (input replicated). */
+static size_t cyclic_ops(const cdl_he_plan *p)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < p->n_ops; i++)
+        n += p->ops[i].kind == HE_OP_LINEAR && p->ops[i].sl && p->ops[i].sl->cyc_n;
+    return n;
+}
+
+/* Late convolutions over channels spanning several frames of a small map
+ * take the cyclic method when their input is zero outside its slots (no
+ * constant added everywhere); with a constant term the same network must
+ * not, and both must match the plaintext runtime, also with the replication
+ * step composed of other keys. */
+static void test_cyclic_diagonals(void **state)
+{
+    (void)state;
+    for (int constant = 0; constant < 2; constant++) {
+        cdl_rng *r = tg_seeded_rng(8);
+        test_graph t;
+        tg_init(&t, tg_shape3(3, 8, 8));
+        add_conv(&t, r, 8, 3, 1, 1);  /* 8 x 8 x 8: 512 slots */
+        add_act(&t, 0);
+        t.nodes[t.g.n_nodes - 1].coeffs = constant ? quad : quad_c0;
+        add_conv(&t, r, 16, 3, 2, 1); /* 16 x 4 x 4, gap 2: 4 frames of 64 slots */
+        add_act(&t, 0);
+        t.nodes[t.g.n_nodes - 1].coeffs = constant ? quad : quad_c0;
+        const size_t res = t.g.n_nodes - 1;
+        add_conv(&t, r, 16, 3, 1, 1); /* 16 -> 16 on 4 x 4: frame differences mod 4 */
+        add_act(&t, 0);
+        t.nodes[t.g.n_nodes - 1].coeffs = quad_c0;
+        cdl_nn_node *sum = tg_add(&t, CDL_NN_ADD, "residual", *last_shape(&t));
+        sum->n_inputs = 2;
+        sum->inputs[1] = (int)res + 1; /* value index: node + 1 */
+        sum->coeffs = &one;            /* alpha */
+        add_conv(&t, r, 16, 3, 1, 1); /* reads the sum of two clean values */
+        add_act(&t, 0);
+        add_dense(&t, r, 4);
+        cdl_nn_analyze(&t.g);
+        cdl_he_plan *plan = compile_slots(&t.g, 11);
+        const size_t cyc = cyclic_ops(plan);
+        printf("constant term %d: %zu cyclic linear op(s)\n", constant, cyc);
+        if (constant)
+            assert_int_equal(cyc, 0);
+        else
+            assert_true(cyc >= 2); /* both 4 x 4 convolutions */
+        cdl_he_plan_free(plan);
+        check_slots(constant ? "small maps, constant terms" : "small maps, cyclic diagonals", &t, 11, 1);
+        if (!constant) {
+            max_keys = 2 * 9 + 1; /* only +-2^k: the replication step is composed too */
+            check_slots("cyclic diagonals, +-2^k keys only", &t, 11, 1);
+            max_keys = 0;
+        }
+        free_pool();
+        cdl_rng_free(r);
+    }
+}
+
 /* The same model in batch packing cannot read a slots batch, keys missing a
  * step are refused before any work, and the weight cache gives the same
  * logits as encoding on the fly. */
@@ -545,6 +605,7 @@ int main(void)
         cmocka_unit_test(test_multi_ciphertext),
         cmocka_unit_test(test_residual_and_slice),
         cmocka_unit_test(test_replicated_images),
+        cmocka_unit_test(test_cyclic_diagonals),
         cmocka_unit_test(test_signed_affines),
         cmocka_unit_test(test_refusals_and_cache),
         cmocka_unit_test(test_pytorch_fixtures),
