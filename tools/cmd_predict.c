@@ -387,6 +387,7 @@ int cmd_predict(int argc, char **argv)
     results_file rf = {.fd = -1};
     int rf_open = 0, signals_set = 0, interrupted = 0;
     size_t n_run = 0; /* images evaluated by this run */
+    const double logit_bound = ldexp(1.0, hopt.output_bits - 1); /* the plan's |logit| < 2^(output_bits - 1) */
     struct sigaction sa_int_old, sa_term_old;
 
     if (cdl_nn_load_file(path, &g) != CDL_OK)
@@ -574,6 +575,12 @@ int cmd_predict(int argc, char **argv)
                 if (fabs(rj[k]) > l->max_abs_logit)
                     l->max_abs_logit = fabs(rj[k]);
             }
+            if (l->max_abs_logit >= logit_bound)
+                fprintf(stderr,
+                        "cryptodl predict: warning: image %zu: the model's own (plaintext) logits reach %.4g, beyond "
+                        "the range the plan guarantees, |logit| < 2^%d: its encrypted logits may have wrapped around "
+                        "(compile with a larger --output-bits, or check the model on this input)\n",
+                        at + j, l->max_abs_logit, hopt.output_bits - 1);
         }
         int arc = results_append("predict", &rf, lines, b);
         free(lines);
@@ -596,10 +603,14 @@ int cmd_predict(int argc, char **argv)
         he_flood_report("predict", plan, &flood, &finfo, he_logits + start * nout, n_run * nout, 0);
     /* the summary covers every image in the results (this run's and a resumed file's) */
     const size_t done_n = rf.n < n ? rf.n : n;
-    size_t he_correct = 0, ref_correct = 0, agree = 0;
-    double max_diff = 0, max_logit = 0, seconds_all = 0;
+    size_t he_correct = 0, ref_correct = 0, agree = 0, out_of_range = 0;
+    double max_diff = 0, max_logit = 0, seconds_all = 0, max_diff_in_range = 0;
     for (size_t j = 0; j < done_n; j++) {
         const result_line *l = &rf.lines[j];
+        if (l->max_abs_logit >= logit_bound)
+            out_of_range++;
+        else if (!(l->max_abs_logit_diff <= max_diff_in_range))
+            max_diff_in_range = l->max_abs_logit_diff;
         he_correct += (size_t)(l->encrypted_class == l->label);
         ref_correct += (size_t)(l->plaintext_class == l->label);
         agree += (size_t)(l->encrypted_class == l->plaintext_class);
@@ -635,13 +646,15 @@ int cmd_predict(int argc, char **argv)
                "\"input_bytes\":%zu,\"output_bytes\":%zu,\"relin_key_bytes\":%zu,"
                "\"packing\":\"%s\",\"latency_s\":%.4f,\"images_per_ciphertext\":%zu,\"galois_key_bytes\":%zu,"
                "\"galois_steps\":%zu,\"request_bytes\":%zu,\"response_bytes\":%zu,\"peak_rss_mb\":%.0f,"
-               "\"images_this_run\":%zu,\"resumed_images\":%zu,\"evaluate_s_per_image\":%.3f,\"interrupted\":%s",
+               "\"images_this_run\":%zu,\"resumed_images\":%zu,\"evaluate_s_per_image\":%.3f,\"interrupted\":%s,"
+               "\"logit_bound\":%.0f,\"images_beyond_logit_bound\":%zu,\"max_abs_logit_diff_within_bound\":%.3e",
                path, ds->name, done_n, batches, cdl_get_threads(), (double)he_correct / dn, (double)ref_correct / dn,
                (double)agree / dn, max_diff, max_logit, sp->log_n, log_qp, cdl_he_plan_levels(plan),
                (int)lround(log2(sp->scale)), use_pk ? "public-key" : "secret-key", t_keygen, t_encrypt, t_eval,
                t_decrypt, per_hour_eval, per_hour_total, per_hour_full, cap, in_bytes, out_bytes, rlk_bytes,
                slots ? "slots" : "batch", latency, slots ? cap : 1, gk_bytes, n_steps, req_max, resp_max, peak_rss_mb,
-               n_run, rf.resumed, seconds_all / dn, interrupted ? "true" : "false");
+               n_run, rf.resumed, seconds_all / dn, interrupted ? "true" : "false", logit_bound, out_of_range,
+               max_diff_in_range);
         if (results_path) {
             printf(",\"results\":");
             cli_json_string(results_path);
@@ -662,6 +675,14 @@ int cmd_predict(int argc, char **argv)
         printf("  agreement     %.2f%% of predictions equal the plaintext reference's; max |logit difference| "
                "%.2e (logits up to %.1f)\n",
                100.0 * agree / dn, max_diff, max_logit);
+        if (out_of_range) {
+            printf("                %zu image(s) with plaintext logits beyond the bound the plan guarantees, %.0f (their "
+                   "encrypted logits may have wrapped around)",
+                   out_of_range, logit_bound);
+            if (out_of_range < done_n)
+                printf("; max |logit difference| of the others %.2e", max_diff_in_range);
+            printf("\n");
+        }
         printf("  parameters    N = 2^%d, log QP = %d bits, %d levels used, scale 2^%d, %s encryption\n", sp->log_n,
                log_qp, cdl_he_plan_levels(plan), (int)lround(log2(sp->scale)), use_pk ? "public-key" : "secret-key");
         printf("  time          keygen %.2f s, encrypt %.2f s, evaluate %.2f s (%zu batch%s), decrypt %.2f s\n",
