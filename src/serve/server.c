@@ -10,13 +10,15 @@
  *      a body are answered once complete, which keeps the connection alive;
  *   2. body chunks: appended to a buffer with a hard size limit;
  *   3. end of body: load and validate the bytes, do the work, respond.
- * The completion callback releases what the request held (session, queue
- * place), counts it in the metrics and emits the log line.
+ * What the request holds (session, queue place, body) is released when its
+ * response is queued, before the client can read it (release_request); the
+ * completion callback releases it when no response was, counts a request
+ * without one in the metrics and emits the log line.
  *
  * Admission of predict requests: at most max_evaluations run at once and at
  * most max_queued more wait for a slot (their bodies in memory); a request
  * beyond both gets 503 with Retry-After at its headers. The place is taken
- * when the headers arrive and held until the response is sent.
+ * when the headers arrive and held until the response is queued.
  *
  * Sessions of a slots-packing model carry Galois keys: the session body is
  * relin.key's bytes followed by galois.key's, split where the first object's
@@ -134,6 +136,28 @@ static void count_request(cdl_serve *s, endpoint ep, int status, uint64_t bytes_
     pthread_mutex_unlock(&s->lock);
 }
 
+/* Give back what a request holds: its session, its admission place, its body. Called as soon as its response
+ * is queued (send_response), before the client can read a byte of it, so that a client sending its next batch
+ * on receiving an answer finds its session free and the place released (it got a spurious 409 or 503 when this
+ * waited for the completion callback, which runs after the last byte is sent); and by on_completed for a
+ * request that got no response. */
+static void release_request(cdl_serve *s, request *rq)
+{
+    if (rq->holds_session) {
+        serve_session_release(&s->sessions, rq->session);
+        rq->holds_session = 0;
+    }
+    if (rq->holds_place) {
+        pthread_mutex_lock(&s->lock);
+        s->admitted--;
+        pthread_mutex_unlock(&s->lock);
+        rq->holds_place = 0;
+    }
+    free(rq->body); /* never a response's data: those are built apart */
+    rq->body = NULL;
+    rq->len = rq->cap = 0;
+}
+
 static enum MHD_Result send_response(struct MHD_Connection *c, request *rq, int status, const char *ctype,
                                      void *data, size_t len, enum MHD_ResponseMemoryMode mode, const char *hname,
                                      const char *hval)
@@ -155,6 +179,7 @@ static enum MHD_Result send_response(struct MHD_Connection *c, request *rq, int 
         rq->status = status;
         rq->bytes_out = len;
         count_request(rq->srv, rq->ep, status, len);
+        release_request(rq->srv, rq);
     }
     return ok;
 }
@@ -776,6 +801,17 @@ static enum MHD_Result predict(cdl_serve *s, struct MHD_Connection *c, request *
                           "with another packing or plan? (GET /v1/models: packing, input_ciphertexts)",
                           got, m->name, cdl_he_plan_input_ciphertexts(m->plan), m->slots ? "slots" : "batch");
     }
+    /* the image count of the batch header is outside every checksum: refused here, as a bad request, rather
+     * than by the evaluator after waiting for a slot (and counted as an evaluation failure) */
+    if (cdl_he_batch_images(in) > cdl_he_plan_batch_capacity(m->plan)) {
+        size_t got = cdl_he_batch_images(in);
+        cdl_he_batch_free(in);
+        return send_error(c, rq, 400,
+                          "the batch claims %zu images but model '%s' takes at most %zu per request in %s packing: "
+                          "a corrupt batch header, or encrypted with another plan? (GET /v1/models: "
+                          "images_per_request)",
+                          got, m->name, cdl_he_plan_batch_capacity(m->plan), m->slots ? "slots" : "batch");
+    }
     const double t_loaded = serve_now();
 
     pthread_mutex_lock(&s->lock);
@@ -881,11 +917,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     if (!rq)
         return;
     *con_cls = NULL;
-    if (rq->holds_session)
-        serve_session_release(&s->sessions, rq->session);
+    release_request(s, rq); /* what is left when no response was queued */
     pthread_mutex_lock(&s->lock);
-    if (rq->holds_place)
-        s->admitted--;
     if (!rq->status)
         s->requests[rq->ep][N_STATUS]++;
     s->bytes_in += rq->bytes_in;
@@ -893,7 +926,6 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     if (s->cfg.log)
         s->cfg.log(s->cfg.log_user, rq->method, rq->log_path, rq->status, rq->bytes_in,
                    toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? rq->bytes_out : 0, 1e3 * (serve_now() - rq->t0));
-    free(rq->body);
     free(rq);
 }
 
