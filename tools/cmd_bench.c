@@ -1,8 +1,10 @@
 /*
  * cmd_bench.c: `cryptodl bench ckks`, the CKKS operation timings: a readable
- * table by default (ours next to Microsoft SEAL 4.4.3's single-thread figures
- * from ../shared/baselines.md, and the time ratio ours/SEAL), or JSON lines
- * with --json. The measuring code is bench/bench_util.h, shared with the
+ * table by default, or JSON lines with --json. Next to ours, Microsoft SEAL
+ * 4.4.3's single-thread time and the ratio ours/SEAL: with --vs-seal PATH,
+ * SEAL's sealbench at PATH measured in the same run (tools/seal_bench.c);
+ * otherwise reference figures copied from ../shared/baselines.md, labelled
+ * as such. The measuring code is bench/bench_util.h, shared with the
  * bench/bench_ckks program so that both report the same numbers.
  */
 #include <math.h>
@@ -15,12 +17,15 @@
 #include "bench_util.h"
 #include "cli.h"
 #include "cryptodl/cryptodl.h"
+#include "seal_bench.h"
 
 #define MAX_LIST 8
 
 /*
- * SEAL 4.4.3 sealbench, CKKS, single thread, no HEXL, same machine class
- * (../shared/baselines.md): {first run, second run} in microseconds for
+ * Reference figures, NOT measured by this program: SEAL 4.4.3 sealbench, CKKS,
+ * single thread, no HEXL, copied on 2026-11-26 from ../shared/baselines.md
+ * (SEAL_REF_MACHINE; the date of the measurement itself is not recorded
+ * there): {first run, second run} in microseconds for
  * N = 2^13, 2^14, 2^15; 0 where that run has no figure. mul_relin is SEAL's
  * multiply + relinearize, rotate_hoisted8 is 8 SEAL rotations (SEAL does not
  * hoist), ntt_fwd is "NTT forward, one 60-bit prime (low level)".
@@ -30,6 +35,11 @@ typedef struct seal_figure {
     double us[3][2];
     double target; /* required ratio ours/SEAL (issue 3), 0 = none */
 } seal_figure;
+
+#define SEAL_REF_MACHINE                                                                                       \
+    "2-core AMD EPYC, Zen 4 class with AVX-512 IFMA, 2.6 GHz, Debian 12, gcc 12, SEAL 4.4.3 Release without HEXL, " \
+    "1 thread"
+#define SEAL_REF_DATE "copied 2026-11-26 from ../shared/baselines.md, which does not record when they were measured"
 
 static const seal_figure seal_figures[] = {
     {BENCH_NTT_FWD, {{82, 104}, {168, 217}, {0, 472}}, 0.5},
@@ -76,6 +86,8 @@ typedef struct bench_cli {
     int threads[MAX_LIST], t_count;
     int ops[BENCH_OP_COUNT], op_count;
     bench_budget budget;
+    const char *vs_seal; /* --vs-seal PATH: SEAL's sealbench, run in this run */
+    seal_measured seal;  /* its times, when vs_seal is set */
     /* Results so far, to print the speedup of a multi-thread row over 1 thread. */
     bench_row done[3 * MAX_LIST * MAX_LIST * BENCH_OP_COUNT];
     size_t done_count;
@@ -86,16 +98,24 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: cryptodl bench ckks [--json | --markdown] [--n 13,14,15] [--threads 1,2] [--ops LIST] [--quick]\n"
-            "                           [--budget SECONDS] [--cpu] [--precision]\n\n"
+            "                           [--budget SECONDS] [--cpu] [--precision] [--vs-seal PATH]\n\n"
             "Times every CKKS operation (median of repeated calls, in microseconds) with the\n"
             "preset parameters (128-bit security, the largest log Q of the HE standard:\n"
             "N=2^13 log Q 218, 2^14 438, 2^15 881) and prints a table with Microsoft SEAL\n"
-            "4.4.3's single-thread figures on the same machine class (../shared/baselines.md)\n"
-            "and the time ratio ours/SEAL (lower is faster).\n\n"
+            "4.4.3's single-thread time for the same operation and the ratio ours/SEAL\n"
+            "(lower is faster). Without --vs-seal, SEAL's times are reference figures copied\n"
+            "from ../shared/baselines.md (another day, same machine class), not measured.\n\n"
             "options:\n"
+            "  --vs-seal PATH    run SEAL's benchmark program PATH (sealbench, built by\n"
+            "                    bash ../shared/peers/build-seal.sh) once, before our timings, and\n"
+            "                    compare with its times measured in this run (mean of its 10 calls,\n"
+            "                    median of 3 repetitions, 1 with --quick; its CPU time with --cpu;\n"
+            "                    about 10 s of key setup and 3 GB for SEAL)\n"
             "  --json            JSON lines instead of the table: one object per line with the keys\n"
-            "                    bench, n, log_q, threads, us (median), min_us, reps, isa (and, on 1-thread\n"
-            "                    rows, seal_us, seal_run, ratio)\n"
+            "                    bench, n, log_q, threads, us (median), min_us, reps, isa, clock and,\n"
+            "                    on 1-thread rows, either seal_measured_us, seal_log_q, seal_benchmark,\n"
+            "                    seal_source, ratio (--vs-seal) or seal_us, seal_run, seal_source, ratio\n"
+            "                    (reference)\n"
             "  --markdown        the table as Markdown (for docs/performance.md)\n"
             "  --n LIST          ring degrees as log2 N (13, 14, 15) or N (8192, 16384, 32768); default all three\n"
             "  --threads LIST    thread counts to measure, e.g. 1,2; default 1\n"
@@ -112,8 +132,8 @@ static void usage(FILE *f)
             "  --precision       also measure the bits of precision left after each operation\n"
             "  --help            this text\n\n"
             "Progress goes to stderr. CDL_ISA=portable|avx2|avx512 forces an NTT kernel.\n"
-            "Ratios are meaningful on the 1-thread rows only (SEAL's figures are single-thread);\n"
-            "rows with more threads show the speedup over 1 thread instead.\n",
+            "SEAL is single-threaded: ratios are given on our 1-thread rows only; rows with more\n"
+            "threads show the speedup over 1 thread instead.\n",
             bench_budget_quick().seconds, bench_budget_quick().min_reps, bench_budget_default().seconds,
             bench_budget_default().min_reps);
 }
@@ -164,11 +184,16 @@ static int parse_args(int argc, char **argv, bench_cli *c)
             c->quick = 1;
         } else if (!strcmp(a, "--precision")) {
             c->precision = 1;
-        } else if (!strcmp(a, "--n") || !strcmp(a, "--threads") || !strcmp(a, "--ops") || !strcmp(a, "--budget")) {
+        } else if (!strcmp(a, "--n") || !strcmp(a, "--threads") || !strcmp(a, "--ops") || !strcmp(a, "--budget") ||
+                   !strcmp(a, "--vs-seal")) {
             if (!val)
                 return cli_usage_error("bench ckks", "%s needs a value", a);
             i++;
-            if (!strcmp(a, "--n")) {
+            if (!strcmp(a, "--vs-seal")) {
+                if (!*val)
+                    return cli_usage_error("bench ckks", "--vs-seal needs the path of SEAL's sealbench");
+                c->vs_seal = val;
+            } else if (!strcmp(a, "--n")) {
                 if (parse_int_list(val, c->log_ns, &c->n_count, MAX_LIST))
                     return cli_usage_error("bench ckks", "--n wants a comma-separated list such as 13,14 (got '%s')",
                                            val);
@@ -220,6 +245,12 @@ static int parse_args(int argc, char **argv, bench_cli *c)
     }
     if (c->json && c->markdown)
         return cli_usage_error("bench ckks", "choose one of --json and --markdown");
+    int one_thread = 0;
+    for (int k = 0; k < c->t_count; k++)
+        one_thread |= c->threads[k] == 1;
+    if (c->vs_seal && !one_thread)
+        return cli_usage_error("bench ckks", "SEAL is single-threaded: --vs-seal compares with our 1-thread rows, "
+                                             "so --threads must include 1");
     c->budget = c->quick ? bench_budget_quick() : bench_budget_default();
     if (budget_s > 0)
         c->budget.seconds = budget_s;
@@ -259,12 +290,13 @@ static void status_clear(const bench_cli *c)
 static void print_header(const bench_cli *c)
 {
     if (c->markdown) {
-        printf("| op | N | log Q | threads | median µs | reps | SEAL µs (reference) | ours/SEAL | target |\n"
-               "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
+        printf("| op | N | log Q | threads | median µs | reps | SEAL µs (%s) | ours/SEAL | target |\n"
+               "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
+               c->vs_seal ? "measured in this run" : "reference");
         return;
     }
-    printf("%-16s %6s %6s %4s %12s %6s %11s %10s  %s\n", "op", "N", "log Q", "thr", "median us", "reps", "SEAL ref us",
-           "ours/SEAL", "target");
+    printf("%-16s %6s %6s %4s %12s %6s %11s %10s  %s\n", "op", "N", "log Q", "thr", "median us", "reps",
+           c->vs_seal ? "SEAL now us" : "SEAL ref us", "ours/SEAL", "target");
 }
 
 static void fmt_us(char *buf, size_t len, double us)
@@ -279,7 +311,11 @@ static void print_row(bench_cli *c, const bench_row *r)
 {
     int second;
     double target;
-    double seal = seal_us(r->op, r->log_n, &second, &target);
+    double seal = seal_us(r->op, r->log_n, &second, &target); /* the reference figure, and the target */
+    if (c->vs_seal) {
+        seal = c->seal.us[r->log_n - SEAL_BENCH_MIN_LOG_N][r->op];
+        second = 0;
+    }
     double one_thread = 0;
     for (size_t i = 0; i < c->done_count; i++)
         if (c->done[i].op == r->op && c->done[i].log_n == r->log_n && c->done[i].threads == 1)
@@ -289,16 +325,30 @@ static void print_row(bench_cli *c, const bench_row *r)
                "\"reps\": %d, \"isa\": \"%s\", \"clock\": \"%s\"",
                bench_op_name(r->op), r->n, r->log_q, r->threads, r->us, r->min_us, r->reps,
                cdl_isa_name(cdl_isa_active()), r->thread_cpu ? "thread_cpu" : "wall");
-        if (seal > 0 && r->threads == 1)
-            printf(", \"seal_us\": %.0f, \"seal_run\": %d, \"seal_source\": \"reference figure from "
-                   "../shared/baselines.md, not measured in this run\", \"ratio\": %.3f",
+        if (seal > 0 && r->threads == 1 && c->vs_seal) {
+            int seal_log_q = c->seal.log_q[r->log_n - SEAL_BENCH_MIN_LOG_N]; /* 0: only NTT rows asked for */
+            printf(", \"seal_measured_us\": %.2f", seal);
+            if (seal_log_q > 0)
+                printf(", \"seal_log_q\": %d", seal_log_q);
+            printf(", \"seal_benchmark\": \"%s\", \"seal_source\": ", seal_bench_label(r->op));
+            char source[1100];
+            snprintf(source, sizeof source, "measured in this run: %s", c->vs_seal);
+            cli_json_string(source);
+            printf(", \"ratio\": %.3f", r->us / seal);
+        } else if (seal > 0 && r->threads == 1) {
+            printf(", \"seal_us\": %.0f, \"seal_run\": %d, \"seal_source\": \"reference figure, not measured in this "
+                   "run: " SEAL_REF_MACHINE "; " SEAL_REF_DATE "\", \"ratio\": %.3f",
                    seal, second ? 2 : 1, r->us / seal);
+        }
         printf("}\n");
     } else {
         char us[32], seal_s[32] = "-", ratio[32] = "-", note[64] = "";
         fmt_us(us, sizeof us, r->us);
         if (r->threads == 1 && seal > 0) {
-            snprintf(seal_s, sizeof seal_s, "%.0f%s", seal, second ? "*" : "");
+            if (c->vs_seal)
+                fmt_us(seal_s, sizeof seal_s, seal);
+            else
+                snprintf(seal_s, sizeof seal_s, "%.0f%s", seal, second ? "*" : "");
             snprintf(ratio, sizeof ratio, "%.2f", r->us / seal);
             if (target > 0) {
                 int ok = r->us / seal <= target;
@@ -331,14 +381,40 @@ static int run_ckks(bench_cli *c)
         return CLI_EXIT_FAILURE;
     }
     double t_start = cli_now_seconds();
+    if (c->vs_seal) {
+        int reps = c->quick ? 1 : 3;
+        if (c->progress)
+            status(c, "running SEAL's sealbench (%s): key setup for all its sizes, then %d repetition%s...",
+                   c->vs_seal, reps, reps == 1 ? "" : "s");
+        else
+            fprintf(stderr, "cryptodl bench ckks: running SEAL's sealbench (%s), %d repetition%s...\n", c->vs_seal,
+                    reps, reps == 1 ? "" : "s");
+        char err[1200];
+        int bad = seal_bench_run(c->vs_seal, c->log_ns, c->n_count, c->ops, c->op_count, reps, c->budget.thread_cpu,
+                                 &c->seal, err, sizeof err);
+        status_clear(c);
+        if (bad) {
+            fprintf(stderr, "cryptodl bench ckks: --vs-seal: %s\n", err);
+            free(samples);
+            return CLI_EXIT_FAILURE;
+        }
+        fprintf(stderr, "cryptodl bench ckks: SEAL's sealbench (%s): %d results in %.1f s\n", c->vs_seal,
+                c->seal.results, c->seal.seconds);
+    }
     size_t total = (size_t)c->n_count * (size_t)c->t_count * (size_t)c->op_count, step = 0;
     if (!c->json) {
         printf("CKKS operation timings: median microseconds per call (%s); NTT kernel %s; budget %.2f s and >= %d "
                "calls per operation\n",
                c->budget.thread_cpu ? "CPU time of the thread" : "wall clock", cdl_isa_name(cdl_isa_active()),
                c->budget.seconds, c->budget.min_reps);
-        printf("SEAL us: Microsoft SEAL 4.4.3, 1 thread, same machine class (../shared/baselines.md), first run; "
-               "* = second run (the only one)\n\n");
+        if (c->vs_seal)
+            printf("SEAL now us: Microsoft SEAL's sealbench %s, measured in this run just before ours (%s; mean of "
+                   "its 10 calls%s)\n\n",
+                   c->vs_seal, c->budget.thread_cpu ? "process CPU time" : "wall clock",
+                   c->quick ? ", one repetition" : ", median of 3 repetitions");
+        else
+            printf("SEAL ref us: reference figures, NOT measured in this run (" SEAL_REF_MACHINE "; " SEAL_REF_DATE
+                   "); first run, * = second run (the only one)\n\n");
         print_header(c);
     }
     int rc = CLI_EXIT_OK;
@@ -407,12 +483,18 @@ static int run_ckks(bench_cli *c)
     free(samples);
     if (rc == CLI_EXIT_OK && !c->json) {
         printf("\n");
-        printf("SEAL column: reference figures copied from ../shared/baselines.md (SEAL 4.4.3 sealbench, one thread, "
-               "no HEXL, a 2-core AMD EPYC of this class, Debian 12, gcc 12; their date is not recorded there), NOT "
-               "measured in this run: a faster-than claim needs both measured side by side on this machine.\n");
+        if (c->vs_seal)
+            printf("SEAL column: measured in this run on this machine by %s. SEAL is single-threaded: it is compared "
+                   "with our 1-thread rows only. mul_relin = EvaluateMulCt + EvaluateRelinInplace, rotate_hoisted8 = "
+                   "8 x EvaluateRotate, ntt_fwd/ntt_inv = NTTForwardLowLevel/NTTInverseLowLevel (one prime). Same N "
+                   "and log Q, different prime chains (docs/performance.md).\n",
+                   c->vs_seal);
+        else
+            printf("SEAL column: reference figures (" SEAL_REF_MACHINE "; " SEAL_REF_DATE "), NOT measured in this "
+                   "run: a faster-than claim needs both measured side by side on one machine, --vs-seal PATH.\n");
         if (c->targets_total)
-            printf("targets (issue 3, 1 thread, ours/SEAL reference): %d of %d met\n", c->targets_met,
-                   c->targets_total);
+            printf("targets (issue 3, 1 thread, ours/SEAL %s): %d of %d met\n",
+                   c->vs_seal ? "measured in this run" : "reference", c->targets_met, c->targets_total);
         printf("total %.1f s\n", cli_now_seconds() - t_start);
     }
     return rc;
@@ -424,7 +506,7 @@ int cmd_bench(int argc, char **argv)
         FILE *f = argc < 2 ? stderr : stdout;
         fprintf(f, "usage: cryptodl bench <benchmark> [options]\n\n"
                    "benchmarks:\n"
-                   "  ckks   CKKS operation timings vs Microsoft SEAL (table, or --json)\n\n"
+                   "  ckks   CKKS operation timings vs Microsoft SEAL (table, or --json; --vs-seal PATH runs SEAL)\n\n"
                    "Run 'cryptodl bench ckks --help' for its options.\n");
         return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
     }
