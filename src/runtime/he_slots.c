@@ -324,6 +324,7 @@ cdl_status cdl_he_slots_linear(const cdl_he_plan *plan, const cdl_ckks_context *
         }
         cdl_ckks_ciphertext_free(rep[ib]);
         rep[ib] = NULL;
+        xr[ib][0] = in[ib]; /* not left pointing at the freed replica */
     }
     /* sum the parts of each output ciphertext in order, rescale, bias */
     {
