@@ -13,5 +13,6 @@
 #include "cryptodl/he.h"
 #include "cryptodl/serve.h"
 #include "cryptodl/learn.h"
+#include "cryptodl/bootstrap.h"
 
 #endif
