@@ -57,6 +57,7 @@ int cli_parse_packing(const char *command, const char *text, int *out);
 const char *cli_default_data_dir(void);
 
 int cmd_bench(int argc, char **argv);
+int cmd_bench_bootstrap(int argc, char **argv);
 int cmd_approx(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_eval(int argc, char **argv);

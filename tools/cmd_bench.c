@@ -506,12 +506,15 @@ int cmd_bench(int argc, char **argv)
         FILE *f = argc < 2 ? stderr : stdout;
         fprintf(f, "usage: cryptodl bench <benchmark> [options]\n\n"
                    "benchmarks:\n"
-                   "  ckks   CKKS operation timings vs Microsoft SEAL (table, or --json; --vs-seal PATH runs SEAL)\n\n"
-                   "Run 'cryptodl bench ckks --help' for its options.\n");
+                   "  ckks       CKKS operation timings vs Microsoft SEAL (table, or --json; --vs-seal PATH runs SEAL)\n"
+                   "  bootstrap  one CKKS bootstrap: time, precision, levels left, keys, memory\n\n"
+                   "Run 'cryptodl bench ckks --help' or 'cryptodl bench bootstrap --help' for the options.\n");
         return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
     }
+    if (!strcmp(argv[1], "bootstrap"))
+        return cmd_bench_bootstrap(argc, argv);
     if (strcmp(argv[1], "ckks"))
-        return cli_usage_error("bench", "unknown benchmark '%s' (available: ckks)", argv[1]);
+        return cli_usage_error("bench", "unknown benchmark '%s' (available: ckks, bootstrap)", argv[1]);
     bench_cli *c = calloc(1, sizeof *c);
     if (!c) {
         fprintf(stderr, "cryptodl bench: out of memory\n");
