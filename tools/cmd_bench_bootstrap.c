@@ -226,12 +226,12 @@ int cmd_bench_bootstrap(int argc, char **argv)
             printf("{\"bench\":\"bootstrap\",\"log_n\":%d,\"slots\":%zu,\"log_qp\":%.1f,\"secret_hamming_weight\":%d,"
                    "\"sse_hamming_weight\":%d,\"secure\":%s,\"threads\":%d,\"runs\":%lld,\"seconds\":%.3f,"
                    "\"min_seconds\":%.3f,\"precision_bits_worst\":%.2f,\"precision_bits_mean\":%.2f,"
-                   "\"levels_left\":%d,\"depth\":%d,\"rotation_keys\":%d,\"key_switches\":%d,"
+                   "\"levels_left\":%d,\"depth\":%d,\"rotation_keys\":%d,\"key_switches\":%d,\"relinearizations\":%d,"
                    "\"key_bytes\":%zu,\"plaintext_bytes\":%zu,\"keygen_seconds\":%.1f,\"setup_seconds\":%.1f,"
                    "\"peak_rss_mb\":%.0f}\n",
                    log_n, n, cdl_ckks_log_qp(r.ctx), r.spec.secret_hamming_weight, r.bp.sse_hamming_weight,
                    r.spec.allow_insecure ? "false" : "true", threads[ti], runs, median, times[0], worst_bits,
-                   mean_bits, info.level_out, info.depth, info.rotation_keys, info.rotations, key_bytes,
+                   mean_bits, info.level_out, info.depth, info.rotation_keys, info.rotations, info.relinearizations, key_bytes,
                    info.plaintext_bytes, keygen_s, setup_s, peak_rss_mb());
         } else {
             printf("bootstrap N=2^%d (%zu slots, log QP %.0f, h %d%s%s), %d thread%s: %.2f s median of %lld "

@@ -26,6 +26,7 @@
 #include <zstd.h>
 
 #include "ckks/ckks_internal.h"
+#include "ckks/serialize_internal.h"
 #include "core/bytes.h"
 #include "core/error.h"
 #include "core/memory.h"
@@ -501,10 +502,11 @@ cdl_status cdl_ckks_relin_key_load(const cdl_ckks_context *ctx, const uint8_t *d
     return CDL_OK;
 }
 
-cdl_status cdl_ckks_galois_keys_save(const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk, int compression,
-                                     uint8_t **data, size_t *len)
+/* The Galois-key payload of gk appended to w (also the Galois part of the
+ * bootstrapping keys, src/boot/serialize.c). CDL_ERR_MISMATCH before anything
+ * is written if the keys are not of ctx. */
+static cdl_status write_galois_keys(cdl_writer *w, const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk)
 {
-    CDL_TRY(check_args(ctx, gk, data, len));
     if (gk->n != ctx->n || gk->count == 0 || gk->count > ctx->n)
         return cdl_fail(CDL_ERR_MISMATCH, "Galois keys save: the keys do not belong to this context");
     int truncated = 0;
@@ -515,16 +517,28 @@ cdl_status cdl_ckks_galois_keys_save(const cdl_ckks_context *ctx, const cdl_ckks
     }
     /* count, dnum, qp_count; keys truncated to levels (cdl_ckks_keygen_galois_levels) write dnum 0 and
      * then one u32 level per key, each key then holding the digits and primes of its levels */
+    cdl_write_u32(w, (uint32_t)gk->count);
+    cdl_write_u32(w, truncated ? 0u : (uint32_t)ctx->dnum);
+    cdl_write_u32(w, (uint32_t)ctx->qp_count);
+    for (size_t i = 0; truncated && i < gk->count; i++)
+        cdl_write_u32(w, (uint32_t)gk->keys[i].max_level);
+    cdl_write_u64_array(w, gk->galois_elts, gk->count);
+    for (size_t i = 0; i < gk->count; i++)
+        write_ksk(w, &gk->keys[i]);
+    return cdl_writer_status(w);
+}
+
+cdl_status cdl_ckks_galois_keys_save(const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk, int compression,
+                                     uint8_t **data, size_t *len)
+{
+    CDL_TRY(check_args(ctx, gk, data, len));
     cdl_writer w;
     cdl_writer_init(&w);
-    cdl_write_u32(&w, (uint32_t)gk->count);
-    cdl_write_u32(&w, truncated ? 0u : (uint32_t)ctx->dnum);
-    cdl_write_u32(&w, (uint32_t)ctx->qp_count);
-    for (size_t i = 0; truncated && i < gk->count; i++)
-        cdl_write_u32(&w, (uint32_t)gk->keys[i].max_level);
-    cdl_write_u64_array(&w, gk->galois_elts, gk->count);
-    for (size_t i = 0; i < gk->count; i++)
-        write_ksk(&w, &gk->keys[i]);
+    cdl_status st = write_galois_keys(&w, ctx, gk);
+    if (st != CDL_OK) {
+        cdl_writer_free(&w);
+        return st;
+    }
     return finish_save(&w, CDL_OBJ_GALOIS_KEYS, ctx, compression, data, len);
 }
 
@@ -615,40 +629,11 @@ static cdl_status check_galois_elements(const cdl_ckks_context *ctx, const uint6
     return st;
 }
 
-cdl_status cdl_ckks_galois_keys_load(const cdl_ckks_context *ctx, const uint8_t *data, size_t len,
-                                     cdl_ckks_galois_keys **out)
+/* Parse a whole Galois-key payload (every field and coefficient checked);
+ * *out is set only on success. */
+static cdl_status parse_galois_keys(const cdl_ckks_context *ctx, const uint8_t *payload, size_t payload_len,
+                                    cdl_ckks_galois_keys **out)
 {
-    CDL_TRY(check_load_args(ctx, data, len, out));
-    *out = NULL;
-    /* Size the limit from the declared key count before anything is allocated. */
-    size_t expect = SER_GK_PREFIX_BYTES;
-    uint8_t prefix[SER_GK_PREFIX_BYTES];
-    if (envelope_header_ok(ctx, data, len, CDL_OBJ_GALOIS_KEYS) &&
-        peek_payload(data, len, prefix, sizeof prefix) == 0) {
-        uint32_t count = get_u32le(prefix), dnum = get_u32le(prefix + 4), qp = get_u32le(prefix + 8);
-        if (count == 0 || count > ctx->n)
-            return cdl_fail(CDL_ERR_FORMAT, "Galois keys: the data declares %u keys; between 1 and N = %zu expected",
-                            count, ctx->n);
-        if ((dnum != 0 && dnum != (uint32_t)ctx->dnum) || qp != (uint32_t)ctx->qp_count)
-            return cdl_fail(CDL_ERR_FORMAT,
-                            "Galois keys: %u digits over %u primes, the parameters have %d digits over %d primes", dnum,
-                            qp, ctx->dnum, ctx->qp_count);
-        expect = galois_payload_size(ctx, count);
-        if (expect == 0 || (dnum == 0 && expect > SIZE_MAX - 4 * (size_t)count))
-            return cdl_fail(CDL_ERR_FORMAT, "Galois keys: %u keys would not fit in memory", count);
-        if (dnum == 0) /* keys truncated to levels: at most full keys plus one level each */
-            expect += 4 * (size_t)count;
-        uint64_t raw_len = 0;
-        for (int i = 7; i >= 0; i--)
-            raw_len = (raw_len << 8) | data[SER_ENV_RAW_LEN_AT + i];
-        if (dnum != 0 ? raw_len != expect : raw_len > expect)
-            return cdl_fail(CDL_ERR_FORMAT,
-                            "Galois keys: the header declares a %llu-byte payload but %u keys take %s %zu bytes",
-                            (unsigned long long)raw_len, count, dnum != 0 ? "exactly" : "at most", expect);
-    }
-    uint8_t *payload = NULL;
-    size_t payload_len = 0;
-    CDL_TRY(open_for(ctx, data, len, CDL_OBJ_GALOIS_KEYS, expect, &payload, &payload_len));
     cdl_reader r;
     cdl_reader_init(&r, payload, payload_len);
     cdl_ckks_galois_keys *gk = NULL;
@@ -703,13 +688,51 @@ cdl_status cdl_ckks_galois_keys_load(const cdl_ckks_context *ctx, const uint8_t 
         st = read_ksk(&r, ctx, &gk->keys[i], "Galois keys");
     if (st == CDL_OK)
         st = cdl_reader_expect_end(&r);
-    drop_payload(payload, payload_len, 0);
     if (st != CDL_OK) {
         cdl_ckks_galois_keys_free(gk);
         return st;
     }
     *out = gk;
     return CDL_OK;
+}
+
+cdl_status cdl_ckks_galois_keys_load(const cdl_ckks_context *ctx, const uint8_t *data, size_t len,
+                                     cdl_ckks_galois_keys **out)
+{
+    CDL_TRY(check_load_args(ctx, data, len, out));
+    *out = NULL;
+    /* Size the limit from the declared key count before anything is allocated. */
+    size_t expect = SER_GK_PREFIX_BYTES;
+    uint8_t prefix[SER_GK_PREFIX_BYTES];
+    if (envelope_header_ok(ctx, data, len, CDL_OBJ_GALOIS_KEYS) &&
+        peek_payload(data, len, prefix, sizeof prefix) == 0) {
+        uint32_t count = get_u32le(prefix), dnum = get_u32le(prefix + 4), qp = get_u32le(prefix + 8);
+        if (count == 0 || count > ctx->n)
+            return cdl_fail(CDL_ERR_FORMAT, "Galois keys: the data declares %u keys; between 1 and N = %zu expected",
+                            count, ctx->n);
+        if ((dnum != 0 && dnum != (uint32_t)ctx->dnum) || qp != (uint32_t)ctx->qp_count)
+            return cdl_fail(CDL_ERR_FORMAT,
+                            "Galois keys: %u digits over %u primes, the parameters have %d digits over %d primes", dnum,
+                            qp, ctx->dnum, ctx->qp_count);
+        expect = galois_payload_size(ctx, count);
+        if (expect == 0 || (dnum == 0 && expect > SIZE_MAX - 4 * (size_t)count))
+            return cdl_fail(CDL_ERR_FORMAT, "Galois keys: %u keys would not fit in memory", count);
+        if (dnum == 0) /* keys truncated to levels: at most full keys plus one level each */
+            expect += 4 * (size_t)count;
+        uint64_t raw_len = 0;
+        for (int i = 7; i >= 0; i--)
+            raw_len = (raw_len << 8) | data[SER_ENV_RAW_LEN_AT + i];
+        if (dnum != 0 ? raw_len != expect : raw_len > expect)
+            return cdl_fail(CDL_ERR_FORMAT,
+                            "Galois keys: the header declares a %llu-byte payload but %u keys take %s %zu bytes",
+                            (unsigned long long)raw_len, count, dnum != 0 ? "exactly" : "at most", expect);
+    }
+    uint8_t *payload = NULL;
+    size_t payload_len = 0;
+    CDL_TRY(open_for(ctx, data, len, CDL_OBJ_GALOIS_KEYS, expect, &payload, &payload_len));
+    cdl_status st = parse_galois_keys(ctx, payload, payload_len, out);
+    drop_payload(payload, payload_len, 0);
+    return st;
 }
 
 /* ---- plaintexts ---------------------------------------------------------- */
@@ -888,4 +911,58 @@ cdl_status cdl_ckks_ciphertext_load(const cdl_ckks_context *ctx, const uint8_t *
         memcpy(ct->seed, seed, sizeof seed);
     *out = ct;
     return CDL_OK;
+}
+
+/* ---- for the other serializers (serialize_internal.h) -------------------- */
+
+cdl_status cdl_ckks_ser_finish_save(cdl_writer *w, uint16_t type, const cdl_ckks_context *ctx, int compression,
+                                    uint8_t **data, size_t *len)
+{
+    return finish_save(w, type, ctx, compression, data, len);
+}
+
+void cdl_ckks_ser_write_ksk(cdl_writer *w, const cdl_ckks_context *ctx, const cdl_ckks_ksk *k)
+{
+    cdl_write_u32(w, (uint32_t)ctx->dnum);
+    cdl_write_u32(w, (uint32_t)ctx->qp_count);
+    write_ksk(w, k);
+}
+
+size_t cdl_ckks_ser_ksk_size(const cdl_ckks_context *ctx)
+{
+    return payload_size(8, ksk_words(ctx));
+}
+
+cdl_status cdl_ckks_ser_read_ksk(cdl_reader *r, const cdl_ckks_context *ctx, cdl_ckks_ksk *k, const char *what)
+{
+    CDL_TRY(read_ksk_shape(r, ctx, what));
+    const size_t need = payload_size(0, ksk_words(ctx));
+    if (need == 0 || cdl_reader_remaining(r) < need)
+        return cdl_fail(CDL_ERR_FORMAT, "%s: %zu bytes left but the key takes %zu", what, cdl_reader_remaining(r),
+                        need);
+    CDL_TRY(cdl_ckks_ksk_init(ctx, k));
+    cdl_status st = read_ksk(r, ctx, k, what);
+    if (st != CDL_OK)
+        cdl_ckks_ksk_release(k);
+    return st;
+}
+
+size_t cdl_ckks_ser_galois_max_size(const cdl_ckks_context *ctx, size_t count)
+{
+    size_t full = galois_payload_size(ctx, count);
+    if (full == 0 || full > SIZE_MAX - 4 * count)
+        return 0;
+    return full + 4 * count; /* keys truncated to levels: at most full keys plus one level each */
+}
+
+cdl_status cdl_ckks_ser_write_galois_keys(cdl_writer *w, const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk)
+{
+    return write_galois_keys(w, ctx, gk);
+}
+
+cdl_status cdl_ckks_ser_parse_galois_keys(const cdl_ckks_context *ctx, const uint8_t *payload, size_t payload_len,
+                                          cdl_ckks_galois_keys **out)
+{
+    *out = NULL;
+    return parse_galois_keys(ctx, payload, payload_len, out);
 }

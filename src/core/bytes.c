@@ -20,7 +20,7 @@ static const uint8_t envelope_magic[4] = {'C', 'D', 'L', 0};
 const char *cdl_object_type_name(uint16_t type)
 {
     static const char *names[] = {"unknown",  "parameters",  "secret key", "public key", "relinearization key",
-                                  "Galois keys", "plaintext", "ciphertext", "plan"};
+                                  "Galois keys", "plaintext", "ciphertext", "plan", "bootstrapping keys"};
     return type <= CDL_OBJ_TYPE_MAX ? names[type] : "unknown";
 }
 

@@ -31,7 +31,8 @@ typedef enum cdl_object_type {
     CDL_OBJ_PLAINTEXT = 6,
     CDL_OBJ_CIPHERTEXT = 7,
     CDL_OBJ_PLAN = 8,
-    CDL_OBJ_TYPE_MAX = 8
+    CDL_OBJ_BOOTSTRAP_KEYS = 9,
+    CDL_OBJ_TYPE_MAX = 9
 } cdl_object_type;
 
 const char *cdl_object_type_name(uint16_t type);
