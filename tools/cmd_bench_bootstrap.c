@@ -20,13 +20,15 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: cryptodl bench bootstrap [--n LOG_N] [--threads LIST] [--runs R] [--no-sse] [--json]\n\n"
+            "usage: cryptodl bench bootstrap [--n LOG_N] [--log-slots L] [--threads LIST] [--runs R] [--no-sse] [--json]\n\n"
             "Bootstraps a full-slot CKKS ciphertext of random values in [-1, 1] and reports the time\n"
             "(median of R runs), the precision left (bits, worst slot and mean), the levels left for\n"
             "computation, the key material and the peak resident memory.\n\n"
             "options:\n"
             "  --n LOG_N       16 (default): the 128-bit preset (N = 2^16, secret of Hamming weight 192,\n"
             "                  sparse-secret encapsulation to weight 32); 10..14: INSECURE test presets\n"
+            "  --log-slots L   sparse slots: 2^L values (repeated over the N/2 slots), L < LOG_N - 1;\n"
+            "                  default: full slots (N/2)\n"
             "  --threads LIST  thread counts, e.g. 1,2 (default 1)\n"
             "  --runs R        bootstraps per thread count (default 3)\n"
             "  --no-sse        ModRaise under the context's own secret (no encapsulation)\n"
@@ -72,8 +74,10 @@ static void run_free(boot_run *r)
 static int one_bootstrap(boot_run *r, double *values, double *seconds, double *worst_bits, double *mean_bits)
 {
     const size_t n = cdl_ckks_slots(r->ctx);
+    const size_t period = r->bp.log_slots ? (size_t)1 << r->bp.log_slots : n;
     for (size_t i = 0; i < n; i++)
-        values[i] = 2.0 * ((double)(cdl_rng_u64(r->rng) >> 11) / 9007199254740992.0) - 1.0;
+        values[i] = i < period ? 2.0 * ((double)(cdl_rng_u64(r->rng) >> 11) / 9007199254740992.0) - 1.0
+                               : values[i % period];
     cdl_ckks_plaintext *pt = NULL;
     cdl_ckks_ciphertext *ct = NULL, *out = NULL;
     double *got = malloc(n * sizeof(double));
@@ -115,7 +119,7 @@ static int one_bootstrap(boot_run *r, double *values, double *seconds, double *w
 
 int cmd_bench_bootstrap(int argc, char **argv)
 {
-    int log_n = 16, json = 0, sse = 1, threads[MAX_THREADS] = {1}, t_count = 1;
+    int log_n = 16, log_slots = 0, json = 0, sse = 1, threads[MAX_THREADS] = {1}, t_count = 1;
     long long runs = 3;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
@@ -126,7 +130,8 @@ int cmd_bench_bootstrap(int argc, char **argv)
             json = 1;
         } else if (!strcmp(a, "--no-sse")) {
             sse = 0;
-        } else if (!strcmp(a, "--n") || !strcmp(a, "--runs") || !strcmp(a, "--threads")) {
+        } else if (!strcmp(a, "--n") || !strcmp(a, "--runs") || !strcmp(a, "--threads") ||
+                   !strcmp(a, "--log-slots")) {
             if (i + 1 >= argc)
                 return cli_usage_error(CMD, "%s needs a value", a);
             const char *v = argv[++i];
@@ -137,6 +142,12 @@ int cmd_bench_bootstrap(int argc, char **argv)
                 if (x < 10 || x > 16 || x == 15)
                     return cli_usage_error(CMD, "--n %lld: bootstrapping presets exist for 16 and 10..14", x);
                 log_n = (int)x;
+            } else if (!strcmp(a, "--log-slots")) {
+                if (cli_parse_positive(CMD, a, v, &x) < 0)
+                    return CLI_EXIT_USAGE;
+                if (x > 15)
+                    return cli_usage_error(CMD, "--log-slots %lld: at most LOG_N - 2", x);
+                log_slots = (int)x;
             } else if (!strcmp(a, "--runs")) {
                 if (cli_parse_positive(CMD, a, v, &runs) < 0)
                     return CLI_EXIT_USAGE;
@@ -170,6 +181,14 @@ int cmd_bench_bootstrap(int argc, char **argv)
         return cli_fail_status(CMD, "no preset");
     if (!sse)
         r.bp.sse_hamming_weight = 0;
+    if (log_slots >= log_n - 1)
+        return cli_usage_error(CMD, "--log-slots %d: sparse slots need fewer than 2^%d (full is the default)",
+                               log_slots, log_n - 1);
+    r.bp.log_slots = log_slots;
+    if (log_slots && r.bp.cts_levels > log_slots)
+        r.bp.cts_levels = log_slots;
+    if (log_slots && r.bp.stc_levels > log_slots)
+        r.bp.stc_levels = log_slots;
     fprintf(stderr, "cryptodl bench bootstrap: N = 2^%d%s, building the context and the DFT matrices...\n", log_n,
             log_n < 16 ? " (INSECURE test parameters)" : "");
     cdl_set_threads(threads[0] > 2 ? threads[0] : 2);
@@ -223,20 +242,20 @@ int cmd_bench_bootstrap(int argc, char **argv)
         qsort(times, (size_t)runs, sizeof(double), cmp_double);
         const double median = runs % 2 ? times[runs / 2] : 0.5 * (times[runs / 2 - 1] + times[runs / 2]);
         if (json) {
-            printf("{\"bench\":\"bootstrap\",\"log_n\":%d,\"slots\":%zu,\"log_qp\":%.1f,\"secret_hamming_weight\":%d,"
+            printf("{\"bench\":\"bootstrap\",\"log_n\":%d,\"slots\":%d,\"log_qp\":%.1f,\"secret_hamming_weight\":%d,"
                    "\"sse_hamming_weight\":%d,\"secure\":%s,\"threads\":%d,\"runs\":%lld,\"seconds\":%.3f,"
                    "\"min_seconds\":%.3f,\"precision_bits_worst\":%.2f,\"precision_bits_mean\":%.2f,"
                    "\"levels_left\":%d,\"depth\":%d,\"rotation_keys\":%d,\"key_switches\":%d,\"relinearizations\":%d,"
                    "\"key_bytes\":%zu,\"plaintext_bytes\":%zu,\"keygen_seconds\":%.1f,\"setup_seconds\":%.1f,"
                    "\"peak_rss_mb\":%.0f}\n",
-                   log_n, n, cdl_ckks_log_qp(r.ctx), r.spec.secret_hamming_weight, r.bp.sse_hamming_weight,
+                   log_n, info.slots, cdl_ckks_log_qp(r.ctx), r.spec.secret_hamming_weight, r.bp.sse_hamming_weight,
                    r.spec.allow_insecure ? "false" : "true", threads[ti], runs, median, times[0], worst_bits,
                    mean_bits, info.level_out, info.depth, info.rotation_keys, info.rotations, info.relinearizations, key_bytes,
                    info.plaintext_bytes, keygen_s, setup_s, peak_rss_mb());
         } else {
-            printf("bootstrap N=2^%d (%zu slots, log QP %.0f, h %d%s%s), %d thread%s: %.2f s median of %lld "
+            printf("bootstrap N=2^%d (%d slots, log QP %.0f, h %d%s%s), %d thread%s: %.2f s median of %lld "
                    "(fastest %.2f s)\n",
-                   log_n, n, cdl_ckks_log_qp(r.ctx), r.spec.secret_hamming_weight, sse ? ", SSE h' " : "",
+                   log_n, info.slots, cdl_ckks_log_qp(r.ctx), r.spec.secret_hamming_weight, sse ? ", SSE h' " : "",
                    sse ? "32" : "", threads[ti], threads[ti] > 1 ? "s" : "", median, runs, times[0]);
             printf("  precision %.1f bits worst slot, %.1f mean; %d levels left (bootstrap spends %d)\n", worst_bits,
                    mean_bits, info.level_out, info.depth);

@@ -1,5 +1,5 @@
 /*
- * bootstrap.h: CKKS bootstrapping (full slots). A ciphertext at level 0 comes
+ * bootstrap.h: CKKS bootstrapping (full or sparse slots). A ciphertext at level 0 comes
  * back at a higher level with the same values, so a computation can go on
  * past the end of the modulus chain.
  *
@@ -11,6 +11,7 @@
  *     only a small multiple of q0;
  *  2. ModRaise: read the residues mod q0 as integers modulo the whole chain:
  *     the plaintext becomes m + q0 * I with |I| <= K (then switch back to s);
+ *     (sparse slots: then SubSum, the trace to the subring of period-n slots);
  *  3. CoeffToSlot: the inverse of the encoder's special FFT, evaluated on the
  *     ciphertext as a few sparse-diagonal matrices (the FFT's butterfly stages
  *     merged, one level per matrix, baby-step giant-step with hoisted
@@ -30,13 +31,19 @@ extern "C" {
 #endif
 
 typedef struct cdl_ckks_bootstrap_params {
-    int cts_levels;        /* levels spent by CoeffToSlot (1..log2(slots)); the top ones */
-    int stc_levels;        /* levels spent by SlotToCoeff (1..log2(slots)) */
+    int log_slots;         /* 0: full slots (N/2). 1..log2(N/2) - 1: sparse, n = 2^log_slots slots: the
+                              input's N/2 slot values must repeat with period n (encode the n values
+                              repeated N/(2n) times), and so will the output's. Costs log2(N/(2n))
+                              rotations more (SubSum after ModRaise), smaller DFTs */
+    int cts_levels;        /* levels spent by CoeffToSlot (1..log2(n)); the top ones */
+    int stc_levels;        /* levels spent by SlotToCoeff (1..log2(n)) */
     int k_bound;           /* K: EvalMod is exact for |I| <= K (the overflow of ModRaise) */
     int cos_degree;        /* degree of the cosine interpolant, 3..31 (depth ceil(log2(d+1))) */
     int double_angle;      /* r: double-angle steps, 0..6 (one level each) */
     int log_message_ratio; /* log2(q0 / scale of the input): the input is brought to this scale
-                              by an integer multiplication; larger = more precise sine, less precision */
+                              by an integer multiplication; larger = more precise sine, less precision.
+                              Sparse slots add ceil(log2(N / (2n)) / 2) (the message sits in fewer,
+                              larger coefficients) */
     int sse_hamming_weight;/* 0: ModRaise under the context's secret; else the weight h' of the
                               encapsulated sparse secret (sparse-secret encapsulation) */
     int sse_p_bits;        /* size of the special prime p' of the encapsulation modulus q0 * p' */

@@ -28,13 +28,14 @@ typedef struct boot_diag_matrix {
 } boot_diag_matrix;
 
 void boot_diag_matrix_free(boot_diag_matrix *m);
-/* The factors of the special FFT (encoder.c): decode = F_(n/2) ... F_2 F_1 R
- * (R the bit reversal); the matrices merged into `groups` consecutive factors.
+/* The factors of the special FFT of size n (a power of two <= N/2; encoder.c
+ * at n = N/2): decode = F_(n/2) ... F_2 F_1 R (R the bit reversal); the
+ * matrices (n x n) merged into `groups` consecutive factors.
  * inverse = 0: out[g] for SlotToCoeff, applied in order 0, 1, ...: their
  * product applied to R c is the decoding of c. inverse = 1: CoeffToSlot: the
  * product of out[0], out[1], ... (out[0] first) is R times the encoder's
  * inverse FFT (1/n included). `groups` in 1..log2(n). */
-cdl_status boot_dft_factors(const cdl_ckks_context *ctx, int inverse, int groups, boot_diag_matrix *out);
+cdl_status boot_dft_factors(const cdl_ckks_context *ctx, size_t n, int inverse, int groups, boot_diag_matrix *out);
 /* Plain application, for tests: y = M x (complex, n entries). */
 void boot_diag_matrix_apply(const boot_diag_matrix *m, const double *xr, const double *xi, double *yr, double *yi);
 
@@ -42,6 +43,7 @@ void boot_diag_matrix_apply(const boot_diag_matrix *m, const double *xr, const d
  * baby-step giant-step and encoded. Offsets are k * step, k = g * j + i. */
 typedef struct boot_lintrans {
     int level;           /* level of the input ciphertext; the output is at level - 1 */
+    int period;          /* the matrix's size: inputs repeat with this period */
     int step;            /* every offset is a multiple of step */
     int g;               /* baby steps 0..g-1 */
     int jmin, jcount;    /* giant steps jmin .. jmin + jcount - 1 */
@@ -52,7 +54,8 @@ typedef struct boot_lintrans {
 } boot_lintrans;
 
 /* Encode m for an input at `level`: diagonals at scale q_level * factor (the
- * output scale is the input's times factor). */
+ * output scale is the input's times factor), repeated over the N/2 slots
+ * when m is smaller (sparse slots: inputs of period m->n). */
 cdl_status boot_lintrans_prepare(const cdl_ckks_context *ctx, const boot_diag_matrix *m, int level, double factor,
                                  boot_lintrans *lt);
 void boot_lintrans_release(boot_lintrans *lt);
@@ -83,6 +86,9 @@ int boot_evalmod_depth(const boot_evalmod *em);
 struct cdl_ckks_bootstrapper {
     const cdl_ckks_context *ctx;
     cdl_ckks_bootstrap_params p;
+    size_t slots;               /* n: N/2, or 2^log_slots for sparse slots */
+    int subsum_steps;           /* log2(N / (2n)): rotations by n, 2n, ... after ModRaise */
+    int log_ratio;              /* log2(q0 / input scale) in force: log_message_ratio + subsum_steps / 2 */
     cdl_ckks_context *sse_ctx;  /* (N, q0, p') with the sparse secret's weight; NULL without encapsulation */
     int cts_count, stc_count;
     boot_lintrans *cts;         /* applied in order, from max_level down */

@@ -94,11 +94,14 @@ cdl_status cdl_ckks_bootstrap_preset(int log_n, cdl_ckks_param_spec *spec, cdl_c
 
 static cdl_status check_params(const cdl_ckks_context *ctx, const cdl_ckks_bootstrap_params *p)
 {
-    const int stages = ctx->log_n - 1;
+    if (p->log_slots < 0 || p->log_slots > ctx->log_n - 1)
+        return cdl_fail(CDL_ERR_PARAMETERS, "bootstrapping: log_slots %d must be 0 (full) or 1..%d at N = 2^%d",
+                        p->log_slots, ctx->log_n - 1, ctx->log_n);
+    const int stages = p->log_slots ? p->log_slots : ctx->log_n - 1;
     if (p->cts_levels < 1 || p->cts_levels > stages || p->stc_levels < 1 || p->stc_levels > stages)
         return cdl_fail(CDL_ERR_PARAMETERS,
-                        "bootstrapping: CoeffToSlot and SlotToCoeff levels (%d, %d) must be in 1..%d at N = 2^%d",
-                        p->cts_levels, p->stc_levels, stages, ctx->log_n);
+                        "bootstrapping: CoeffToSlot and SlotToCoeff levels (%d, %d) must be in 1..%d for 2^%d slots",
+                        p->cts_levels, p->stc_levels, stages, stages);
     if (p->log_message_ratio < 1 || p->log_message_ratio > 30)
         return cdl_fail(CDL_ERR_PARAMETERS, "bootstrapping: log_message_ratio %d must be in 1..30",
                         p->log_message_ratio);
@@ -185,7 +188,7 @@ static cdl_status make_sse_context(const cdl_ckks_context *ctx, const cdl_ckks_b
 
 static cdl_status collect_steps(cdl_ckks_bootstrapper *bt)
 {
-    int cap = 0;
+    int cap = bt->subsum_steps;
     for (int g = 0; g < bt->cts_count; g++)
         cap += bt->cts[g].nbaby + bt->cts[g].jcount;
     for (int g = 0; g < bt->stc_count; g++)
@@ -197,6 +200,10 @@ static cdl_status collect_steps(cdl_ckks_bootstrapper *bt)
         return CDL_ERR_NO_MEMORY;
     }
     int count = 0;
+    for (int i = 0; i < bt->subsum_steps; i++) {
+        steps[count] = (int)(bt->slots << i);
+        levels[count++] = bt->ctx->max_level;
+    }
     for (int g = 0; g < bt->cts_count; g++)
         count += boot_lintrans_steps(bt->ctx, &bt->cts[g], steps + count, levels + count, cap - count);
     for (int g = 0; g < bt->stc_count; g++)
@@ -235,6 +242,11 @@ cdl_status cdl_ckks_bootstrapper_new(const cdl_ckks_context *ctx, const cdl_ckks
     bt->p = *params;
     if (bt->p.out_scale <= 0)
         bt->p.out_scale = ctx->scale;
+    bt->slots = params->log_slots ? (size_t)1 << params->log_slots : ctx->slots;
+    bt->subsum_steps = __builtin_ctzll(ctx->slots / bt->slots);
+    /* With n < N/2 slots the message sits in 2n coefficients, each sqrt(N / (2n)) times larger:
+     * keep them as far below q0 as full slots would be. */
+    bt->log_ratio = params->log_message_ratio + (bt->subsum_steps + 1) / 2;
     cdl_status st = boot_evalmod_plan(params->k_bound, params->cos_degree, params->double_angle, &bt->em);
     const int top = ctx->max_level;
     bt->level_cts_out = top - params->cts_levels;
@@ -253,11 +265,13 @@ cdl_status cdl_ckks_bootstrapper_new(const cdl_ckks_context *ctx, const cdl_ckks
     }
     /* CoeffToSlot: the label goes from q0 to q * alpha / 2 (q the prime EvalMod
      * first divides by, alpha = 1 / (K + 1/2)), so that after the real /
-     * imaginary split (label x 2) EvalMod's variable t = alpha x has the scale q. */
-    const double cts_total = (double)ctx->primes[bt->level_cts_out] / (2.0 * bt->em.bound * (double)ctx->primes[0]);
+     * imaginary split (label x 2) EvalMod's variable t = alpha x has the scale q
+     * (sparse slots: from q0 N / (2n), the label after SubSum). */
+    const double cts_total = (double)ctx->primes[bt->level_cts_out] /
+                             (2.0 * bt->em.bound * (double)ctx->primes[0] * (double)(ctx->slots / bt->slots));
     const double cts_factor = pow(cts_total, 1.0 / params->cts_levels);
     if (st == CDL_OK)
-        st = boot_dft_factors(ctx, 1, params->cts_levels, m);
+        st = boot_dft_factors(ctx, bt->slots, 1, params->cts_levels, m);
     for (int g = 0; st == CDL_OK && g < params->cts_levels; g++) {
         st = boot_lintrans_prepare(ctx, &m[g], top - g, cts_factor, &bt->cts[g]);
         if (st == CDL_OK)
@@ -267,12 +281,13 @@ cdl_status cdl_ckks_bootstrapper_new(const cdl_ckks_context *ctx, const cdl_ckks
         boot_diag_matrix_free(&m[g]);
     /* SlotToCoeff moves the nominal scale after EvalMod to out_scale in equal factors */
     if (st == CDL_OK) {
-        const double nominal_in = ldexp((double)ctx->primes[0], -params->log_message_ratio);
+        const double nominal_in = ldexp((double)ctx->primes[0], -bt->log_ratio);
         const double s_eval = evalmod_out_scale(ctx, &bt->em, bt->level_cts_out,
-                                                   2.0 * (double)ctx->primes[0] * cts_total);
+                                                   2.0 * (double)ctx->primes[0] * cts_total *
+                                                       (double)(ctx->slots / bt->slots));
         const double s_stc = s_eval * 2.0 * M_PI * nominal_in / (double)ctx->primes[0];
         const double factor = pow(bt->p.out_scale / s_stc, 1.0 / params->stc_levels);
-        st = boot_dft_factors(ctx, 0, params->stc_levels, m);
+        st = boot_dft_factors(ctx, bt->slots, 0, params->stc_levels, m);
         for (int g = 0; st == CDL_OK && g < params->stc_levels; g++) {
             st = boot_lintrans_prepare(ctx, &m[g], bt->level_stc_in - g, factor, &bt->stc[g]);
             if (st == CDL_OK)
@@ -301,11 +316,11 @@ cdl_status cdl_ckks_bootstrapper_info(const cdl_ckks_bootstrapper *bt, cdl_ckks_
     if (!bt || !info)
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_bootstrapper_info: NULL argument");
     memset(info, 0, sizeof(*info));
-    info->slots = (int)bt->ctx->slots;
+    info->slots = (int)bt->slots;
     info->level_out = bt->level_out;
     info->depth = bt->ctx->max_level - bt->level_out;
     info->rotation_keys = bt->nsteps;
-    int rotations = 1 + (bt->sse_ctx ? 2 : 0); /* conjugation, encapsulation there and back */
+    int rotations = 1 + (bt->sse_ctx ? 2 : 0) + bt->subsum_steps; /* conjugation, encapsulation, SubSum */
     size_t bytes = 0;
     int steps[1024], levels[1024];
     for (int g = 0; g < bt->cts_count + bt->stc_count; g++) {
@@ -501,12 +516,12 @@ static cdl_status check_keys(const cdl_ckks_bootstrapper *bt, const cdl_ckks_boo
 /* Bring the level-0 ciphertext to the nominal scale q0 / 2^ratio by an integer factor. */
 static cdl_status scale_up(const cdl_ckks_bootstrapper *bt, cdl_ckks_ciphertext *ct)
 {
-    const double target = ldexp((double)bt->ctx->primes[0], -bt->p.log_message_ratio);
+    const double target = ldexp((double)bt->ctx->primes[0], -bt->log_ratio);
     const double factor = round(target / ct->scale);
     if (factor < 1.0 || ct->scale > 2.0 * target)
         return cdl_fail(CDL_ERR_PARAMETERS,
                         "cdl_ckks_bootstrap: the input's scale 2^%.1f is above q0 / 2^%d = 2^%.1f; rescale it first",
-                        log2(ct->scale), bt->p.log_message_ratio, log2(target));
+                        log2(ct->scale), bt->log_ratio, log2(target));
     if (factor > 1.0) {
         CDL_TRY(cdl_ckks_mul_int(bt->ctx, ct, (int64_t)factor, ct));
         ct->scale *= factor;
@@ -547,6 +562,14 @@ cdl_status cdl_ckks_bootstrap(const cdl_ckks_bootstrapper *bt, const cdl_ckks_bo
         st = from_sparse_secret(ctx, bk, w);
     if (st == CDL_OK)
         w->scale = (double)ctx->primes[0];
+    /* sparse slots: the trace to the subring of X^(N/(2n)) (times N/(2n)), so the slots repeat with period n */
+    for (int i = 0; st == CDL_OK && i < bt->subsum_steps; i++) {
+        st = cdl_ckks_rotate(ctx, bk->gk, w, (int)(bt->slots << i), u);
+        if (st == CDL_OK)
+            st = cdl_ckks_add(ctx, w, u, w);
+    }
+    if (st == CDL_OK) /* SubSum multiplied the values by N / (2n): read them at that much more scale */
+        w->scale *= (double)(ctx->slots / bt->slots);
     /* CoeffToSlot: slots = bit-reversed (coefficient k) + i (coefficient k + N/2), divided by q0 */
     for (int g = 0; st == CDL_OK && g < bt->cts_count; g++)
         st = boot_lintrans_apply(ctx, bk->gk, &bt->cts[g], w, w);

@@ -13,6 +13,12 @@
  * approximate HE", EUROCRYPT 2019; Han and Ki, CT-RSA 2020). The bit reversal
  * is never applied: CoeffToSlot leaves the coefficients in bit-reversed slot
  * order, EvalMod works slot by slot, and SlotToCoeff expects that order.
+ *
+ * Sparse slots: a plaintext m(X) = m'(X^gap), gap = N / (2n), has slots that
+ * repeat with period n, and they are the size-n special FFT of m' (the roots
+ * zeta^(gap 5^j) are those of the ring of degree 2n). The matrices are then
+ * built for size n (offsets modulo n) and their diagonals repeated over the
+ * N/2 slots: on period-n vectors a rotation by d and by d - n agree.
  */
 #include <string.h>
 
@@ -45,10 +51,11 @@ static cdl_status matrix_alloc(size_t n, int count, boot_diag_matrix *m)
     return CDL_OK;
 }
 
-/* One butterfly stage of half-length h (forward, or its exact inverse). */
-static cdl_status stage_matrix(const cdl_ckks_context *ctx, size_t h, int inverse, boot_diag_matrix *m)
+/* One butterfly stage of half-length h (forward, or its exact inverse) of the
+ * special FFT of size n. The twiddles of stage h do not depend on the size
+ * (tw = exp(2 pi i (5^j mod 8h) / 8h)), so the context's table serves any n. */
+static cdl_status stage_matrix(const cdl_ckks_context *ctx, size_t n, size_t h, int inverse, boot_diag_matrix *m)
 {
-    const size_t n = ctx->slots;
     const int wrap = (2 * h == n); /* offsets h and -h coincide */
     CDL_TRY(matrix_alloc(n, wrap ? 2 : 3, m));
     /* diagonal 0: offset 0; 1: offset h; 2: offset n - h (or, wrapped, 1 holds both) */
@@ -131,9 +138,10 @@ static cdl_status matrix_mul(const boot_diag_matrix *a, const boot_diag_matrix *
     return CDL_OK;
 }
 
-cdl_status boot_dft_factors(const cdl_ckks_context *ctx, int inverse, int groups, boot_diag_matrix *out)
+cdl_status boot_dft_factors(const cdl_ckks_context *ctx, size_t n, int inverse, int groups, boot_diag_matrix *out)
 {
-    const size_t n = ctx->slots;
+    if (n < 2 || n > ctx->slots || (n & (n - 1)))
+        return cdl_fail(CDL_ERR_PARAMETERS, "bootstrapping: %zu slots: a power of two in 2..%zu", n, ctx->slots);
     const int stages = __builtin_ctzll(n);
     if (groups < 1 || groups > stages)
         return cdl_fail(CDL_ERR_PARAMETERS, "bootstrapping: %d DFT levels asked; %d slots allow 1..%d", groups,
@@ -147,7 +155,7 @@ cdl_status boot_dft_factors(const cdl_ckks_context *ctx, int inverse, int groups
             /* application order: forward h = 1, 2, ..., n/2; inverse h = n/2, ..., 1 */
             size_t h = inverse ? n >> (done + 1) : (size_t)1 << done;
             boot_diag_matrix st_m, prod;
-            cdl_status st = stage_matrix(ctx, h, inverse, &st_m);
+            cdl_status st = stage_matrix(ctx, n, h, inverse, &st_m);
             if (st == CDL_OK && s == 0) {
                 out[g] = st_m;
                 continue;

@@ -106,6 +106,7 @@ cdl_status boot_lintrans_prepare(const cdl_ckks_context *ctx, const boot_diag_ma
     }
     bsgs_cost(k, m->count, best_g, &jmin, &jmax);
     lt->level = level;
+    lt->period = n;
     lt->step = step;
     lt->g = best_g;
     lt->jmin = jmin;
@@ -113,17 +114,18 @@ cdl_status boot_lintrans_prepare(const cdl_ckks_context *ctx, const boot_diag_ma
     lt->pt_scale = (double)ctx->primes[level] * factor;
     lt->pt = cdl_calloc_array((size_t)lt->jcount * (size_t)lt->g, sizeof(*lt->pt));
     lt->baby = cdl_calloc_array((size_t)lt->g, sizeof(int));
-    double *re = cdl_alloc_array((size_t)n, sizeof(double)), *im = cdl_alloc_array((size_t)n, sizeof(double));
+    const size_t slots = ctx->slots;
+    double *re = cdl_alloc_array(slots, sizeof(double)), *im = cdl_alloc_array(slots, sizeof(double));
     cdl_status st = (lt->pt && lt->baby && re && im) ? CDL_OK : CDL_ERR_NO_MEMORY;
     unsigned char used[128] = {0};
     for (int t = 0; st == CDL_OK && t < m->count; t++) {
         const int j = floor_div(k[t], lt->g), i = k[t] - j * lt->g;
         used[i] = 1;
-        /* pre-rotate right by g j step: diag'[q] = diag[q - g j step] */
+        /* pre-rotate right by g j step: diag'[q] = diag[q - g j step], repeated with period n */
         const int shift = (int)((((long long)lt->g * j * step) % n + n) % n);
         const double *dr = m->re + (size_t)t * (size_t)n, *di = m->im + (size_t)t * (size_t)n;
-        for (int q = 0; q < n; q++) {
-            int src = q - shift;
+        for (size_t q = 0; q < slots; q++) {
+            int src = (int)(q % (size_t)n) - shift;
             src += src < 0 ? n : 0;
             re[q] = dr[src];
             im[q] = di[src];
@@ -131,7 +133,7 @@ cdl_status boot_lintrans_prepare(const cdl_ckks_context *ctx, const boot_diag_ma
         cdl_ckks_plaintext **slot = &lt->pt[(size_t)(j - jmin) * (size_t)lt->g + (size_t)i];
         st = cdl_ckks_plaintext_new_level(ctx, level, slot);
         if (st == CDL_OK)
-            st = cdl_ckks_encode_complex(ctx, re, im, (size_t)n, lt->pt_scale, level, *slot);
+            st = cdl_ckks_encode_complex(ctx, re, im, slots, lt->pt_scale, level, *slot);
     }
     for (int i = 0; i < lt->g; i++)
         if (used[i])
@@ -144,9 +146,10 @@ cdl_status boot_lintrans_prepare(const cdl_ckks_context *ctx, const boot_diag_ma
     return st;
 }
 
-static int normalize_step(const cdl_ckks_context *ctx, long long s)
+/* A rotation of period-n vectors, as the representative in (-n/2, n/2]. */
+static int normalize_step(const boot_lintrans *lt, long long s)
 {
-    const long long n = (long long)ctx->slots;
+    const long long n = (long long)lt->period;
     s %= n;
     if (s < 0)
         s += n;
@@ -157,7 +160,7 @@ int boot_lintrans_steps(const cdl_ckks_context *ctx, const boot_lintrans *lt, in
 {
     int count = 0;
     for (int b = 0; b < lt->nbaby; b++) {
-        int s = normalize_step(ctx, (long long)lt->baby[b] * lt->step);
+        int s = normalize_step(lt, (long long)lt->baby[b] * lt->step);
         if (s != 0 && count < capacity) {
             steps[count] = s;
             levels[count++] = lt->level;
@@ -167,7 +170,7 @@ int boot_lintrans_steps(const cdl_ckks_context *ctx, const boot_lintrans *lt, in
         int used = 0;
         for (int i = 0; i < lt->g; i++)
             used |= lt->pt[(size_t)j * (size_t)lt->g + (size_t)i] != NULL;
-        int s = normalize_step(ctx, (long long)lt->g * (j + lt->jmin) * lt->step);
+        int s = normalize_step(lt, (long long)lt->g * (j + lt->jmin) * lt->step);
         if (used && s != 0 && count < capacity) {
             steps[count] = s;
             levels[count++] = lt->level - 1;
@@ -203,7 +206,7 @@ cdl_status boot_lintrans_apply(const cdl_ckks_context *ctx, const cdl_ckks_galoi
         if (i == 0)
             continue;
         st = cdl_ckks_ciphertext_alloc(ctx, 2, lt->level, &baby[i]);
-        rot[nrot] = normalize_step(ctx, (long long)i * lt->step);
+        rot[nrot] = normalize_step(lt, (long long)i * lt->step);
         rot_out[nrot++] = baby[i];
     }
     if (st == CDL_OK && nrot)
@@ -222,7 +225,7 @@ cdl_status boot_lintrans_apply(const cdl_ckks_context *ctx, const cdl_ckks_galoi
         if (st != CDL_OK || !terms)
             continue;
         st = cdl_ckks_rescale(ctx, inner, inner);
-        const int s = normalize_step(ctx, (long long)g * (j + lt->jmin) * lt->step);
+        const int s = normalize_step(lt, (long long)g * (j + lt->jmin) * lt->step);
         if (st == CDL_OK && s != 0)
             st = cdl_ckks_rotate(ctx, gk, inner, s, inner);
         if (st != CDL_OK)

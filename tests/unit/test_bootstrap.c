@@ -75,7 +75,7 @@ static void test_dft_factors_match_encoder(void **state)
         }
         boot_diag_matrix m[4];
         /* SlotToCoeff: the factors applied in order to R c give decode(c) */
-        assert_int_equal(boot_dft_factors(ctx, 0, groups, m), CDL_OK);
+        assert_int_equal(boot_dft_factors(ctx, n, 0, groups, m), CDL_OK);
         for (int g = 0; g < groups; g++) {
             assert_true(m[g].count <= (1 << (bits / groups + 2)));
             boot_diag_matrix_apply(&m[g], xr, xi, yr, yi);
@@ -85,7 +85,7 @@ static void test_dft_factors_match_encoder(void **state)
         }
         assert_true(max_diff(xr, xi, zr, zi, n) < 1e-9);
         /* CoeffToSlot: applied to decode(c) they give R c back */
-        assert_int_equal(boot_dft_factors(ctx, 1, groups, m), CDL_OK);
+        assert_int_equal(boot_dft_factors(ctx, n, 1, groups, m), CDL_OK);
         memcpy(xr, zr, n * sizeof(double));
         memcpy(xi, zi, n * sizeof(double));
         for (int g = 0; g < groups; g++) {
@@ -100,7 +100,7 @@ static void test_dft_factors_match_encoder(void **state)
             yi[r] = (double)llround(coef[k + n] * scale) / scale;
         }
         assert_true(max_diff(xr, xi, yr, yi, n) < 1e-9);
-        assert_int_equal(boot_dft_factors(ctx, 0, bits + 1, m), CDL_ERR_PARAMETERS);
+        assert_int_equal(boot_dft_factors(ctx, n, 0, bits + 1, m), CDL_ERR_PARAMETERS);
         cdl_ckks_plaintext_free(pt);
         free(coef);
         free(zr);
@@ -239,6 +239,49 @@ static void test_bootstrap_complex_no_sse(void **state)
     fixture_close(&f);
 }
 
+/* Sparse slots: 32 values repeated over the 512 slots of N = 2^10 (SubSum, size-32 DFTs). */
+static void test_bootstrap_sparse(void **state)
+{
+    (void)state;
+    boot_fixture f;
+    assert_int_equal(cdl_ckks_bootstrap_preset(10, &f.spec, &f.bp), CDL_OK);
+    f.bp.log_slots = 5;
+    t_setup(&f.t, &f.spec, 25);
+    assert_int_equal(cdl_ckks_bootstrapper_new(f.t.ctx, &f.bp, &f.bt), CDL_OK);
+    assert_int_equal(cdl_ckks_bootstrap_keygen(f.bt, f.t.sk, f.t.rng, &f.bk), CDL_OK);
+    cdl_ckks_bootstrap_info info;
+    assert_int_equal(cdl_ckks_bootstrapper_info(f.bt, &info), CDL_OK);
+    assert_int_equal(info.slots, 32);
+    const size_t n = f.t.slots, period = 32;
+    double *re = malloc(n * sizeof(double)), *im = malloc(n * sizeof(double));
+    t_random(f.t.rng, re, period);
+    t_random(f.t.rng, im, period);
+    for (size_t i = period; i < n; i++) {
+        re[i] = re[i % period];
+        im[i] = im[i % period];
+    }
+    double bits = bootstrap_bits(&f, re, im, NULL);
+    print_message("bootstrap N=2^10, 32 sparse slots, SSE: %.1f bits (worst slot)\n", bits);
+    assert_true(bits > 18.0);
+    /* values without the period are not what sparse bootstrapping keeps */
+    re[1] += 0.5;
+    assert_true(bootstrap_bits(&f, re, im, NULL) < 4.0);
+    free(re);
+    free(im);
+    fixture_close(&f);
+    cdl_ckks_bootstrap_params bad = f.bp;
+    bad.log_slots = 10;
+    assert_int_equal(cdl_ckks_bootstrap_preset(10, &f.spec, &bad), CDL_OK);
+    bad.log_slots = 10;
+    tctx t;
+    t_setup(&t, &f.spec, 26);
+    cdl_ckks_bootstrapper *bt = NULL;
+    assert_int_equal(cdl_ckks_bootstrapper_new(t.ctx, &bad, &bt), CDL_ERR_PARAMETERS);
+    bad.log_slots = 2; /* fewer DFT stages (2) than the levels asked (3) */
+    assert_int_equal(cdl_ckks_bootstrapper_new(t.ctx, &bad, &bt), CDL_ERR_PARAMETERS);
+    t_teardown(&t);
+}
+
 static void test_bootstrap_refusals(void **state)
 {
     (void)state;
@@ -276,6 +319,7 @@ int main(void)
         cmocka_unit_test(test_evalmod_plan),
         cmocka_unit_test(test_bootstrap_real_sse),
         cmocka_unit_test(test_bootstrap_complex_no_sse),
+        cmocka_unit_test(test_bootstrap_sparse),
         cmocka_unit_test(test_bootstrap_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
