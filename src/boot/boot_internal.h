@@ -36,6 +36,10 @@ void boot_diag_matrix_free(boot_diag_matrix *m);
  * product of out[0], out[1], ... (out[0] first) is R times the encoder's
  * inverse FFT (1/n included). `groups` in 1..log2(n). */
 cdl_status boot_dft_factors(const cdl_ckks_context *ctx, size_t n, int inverse, int groups, boot_diag_matrix *out);
+/* The 2n x 2n matrix [[b0 M, b1 M], [b2 M, b3 M]] (b complex): for sparse
+ * slots, one ciphertext holds a vector of period 2n in two halves. */
+cdl_status boot_diag_matrix_lift2(const boot_diag_matrix *m, const double block_re[4], const double block_im[4],
+                                  boot_diag_matrix *out);
 /* Plain application, for tests: y = M x (complex, n entries). */
 void boot_diag_matrix_apply(const boot_diag_matrix *m, const double *xr, const double *xi, double *yr, double *yi);
 
@@ -97,6 +101,7 @@ struct cdl_ckks_bootstrapper {
     int level_cts_out;          /* after CoeffToSlot (EvalMod input) */
     int level_stc_in;
     int level_out;
+    int packed;                 /* sparse slots with 2n <= N/2: real and imaginary parts share one EvalMod */
     cdl_ckks_plaintext *imag_unit; /* i (the monomial X^(N/2)) at level_cts_out, scale 1 */
     cdl_ckks_plaintext *imag_unit_stc; /* the same at level_stc_in */
     int nsteps;

@@ -162,6 +162,15 @@ static double evalmod_out_scale(const cdl_ckks_context *ctx, const boot_evalmod 
     return s;
 }
 
+static cdl_status lift_in_place(boot_diag_matrix *m, const double *block_re, const double *block_im)
+{
+    boot_diag_matrix lifted;
+    CDL_TRY(boot_diag_matrix_lift2(m, block_re, block_im, &lifted));
+    boot_diag_matrix_free(m);
+    *m = lifted;
+    return CDL_OK;
+}
+
 static cdl_status make_sse_context(const cdl_ckks_context *ctx, const cdl_ckks_bootstrap_params *p,
                                    cdl_ckks_context **out)
 {
@@ -244,6 +253,7 @@ cdl_status cdl_ckks_bootstrapper_new(const cdl_ckks_context *ctx, const cdl_ckks
         bt->p.out_scale = ctx->scale;
     bt->slots = params->log_slots ? (size_t)1 << params->log_slots : ctx->slots;
     bt->subsum_steps = __builtin_ctzll(ctx->slots / bt->slots);
+    bt->packed = 2 * bt->slots <= ctx->slots;
     /* With n < N/2 slots the message sits in 2n coefficients, each sqrt(N / (2n)) times larger:
      * keep them as far below q0 as full slots would be. */
     bt->log_ratio = params->log_message_ratio + (bt->subsum_steps + 1) / 2;
@@ -272,6 +282,12 @@ cdl_status cdl_ckks_bootstrapper_new(const cdl_ckks_context *ctx, const cdl_ckks
     const double cts_factor = pow(cts_total, 1.0 / params->cts_levels);
     if (st == CDL_OK)
         st = boot_dft_factors(ctx, bt->slots, 1, params->cts_levels, m);
+    /* packed sparse slots: the last CoeffToSlot matrix writes [M z, -i M z] over 2n slots, so that
+     * u + conj(u) holds 2 Re in the first half and 2 Im in the second */
+    static const double cts_block_re[4] = {1, 0, 0, 0}, cts_block_im[4] = {0, 0, 0, -1};
+    static const double stc_block_re[4] = {1, 0, 1, 0}, stc_block_im[4] = {0, 1, 0, 1};
+    if (st == CDL_OK && bt->packed)
+        st = lift_in_place(&m[params->cts_levels - 1], cts_block_re, cts_block_im);
     for (int g = 0; st == CDL_OK && g < params->cts_levels; g++) {
         st = boot_lintrans_prepare(ctx, &m[g], top - g, cts_factor, &bt->cts[g]);
         if (st == CDL_OK)
@@ -288,6 +304,9 @@ cdl_status cdl_ckks_bootstrapper_new(const cdl_ckks_context *ctx, const cdl_ckks
         const double s_stc = s_eval * 2.0 * M_PI * nominal_in / (double)ctx->primes[0];
         const double factor = pow(bt->p.out_scale / s_stc, 1.0 / params->stc_levels);
         st = boot_dft_factors(ctx, bt->slots, 0, params->stc_levels, m);
+        /* packed: the first SlotToCoeff matrix reads re + i im from the two halves */
+        if (st == CDL_OK && bt->packed)
+            st = lift_in_place(&m[0], stc_block_re, stc_block_im);
         for (int g = 0; st == CDL_OK && g < params->stc_levels; g++) {
             st = boot_lintrans_prepare(ctx, &m[g], bt->level_stc_in - g, factor, &bt->stc[g]);
             if (st == CDL_OK)
@@ -329,10 +348,10 @@ cdl_status cdl_ckks_bootstrapper_info(const cdl_ckks_bootstrapper *bt, cdl_ckks_
         rotations += boot_lintrans_steps(bt->ctx, lt, steps, levels, 1024);
     }
     info->rotations = rotations;
-    /* EvalMod twice: the polynomial's products plus one per double angle */
+    /* EvalMod twice (once for packed sparse slots): the polynomial's products plus one per double angle */
     cdl_poly_eval_plan plan;
     if (cdl_poly_eval_plan_chebyshev(bt->em.cheb, bt->em.degree, &plan) == CDL_OK)
-        info->relinearizations = 2 * (plan.ct_mults + bt->em.double_angle);
+        info->relinearizations = (bt->packed ? 1 : 2) * (plan.ct_mults + bt->em.double_angle);
     info->plaintext_bytes = bytes;
     info->k_bound = bt->p.k_bound;
     info->cos_max_error = bt->em.max_error;
@@ -529,6 +548,43 @@ static cdl_status scale_up(const cdl_ckks_bootstrapper *bt, cdl_ckks_ciphertext 
     return CDL_OK;
 }
 
+/* Real part (w + conj w) / 2 and imaginary part -i (w - conj w) / 2, EvalMod on each, recombined into u. */
+static cdl_status evalmod_split(const cdl_ckks_bootstrapper *bt, const cdl_ckks_relin_key *rlk,
+                                const cdl_ckks_bootstrap_keys *bk, double scale_in, cdl_ckks_ciphertext *w,
+                                cdl_ckks_ciphertext *u, cdl_ckks_ciphertext *re, cdl_ckks_ciphertext *im)
+{
+    const cdl_ckks_context *ctx = bt->ctx;
+    CDL_TRY(cdl_ckks_conjugate(ctx, bk->gk, w, u));
+    CDL_TRY(cdl_ckks_add(ctx, w, u, re));
+    CDL_TRY(cdl_ckks_sub(ctx, w, u, im));
+    CDL_TRY(cdl_ckks_mul_plain(ctx, im, bt->imag_unit, im));
+    CDL_TRY(cdl_ckks_negate(ctx, im, im));
+    re->scale *= 2.0;
+    im->scale *= 2.0;
+    CDL_TRY(boot_evalmod_apply(ctx, rlk, &bt->em, re, u));
+    CDL_TRY(boot_evalmod_apply(ctx, rlk, &bt->em, im, w));
+    /* sin(2 pi x) ~ 2 pi m / q0 and m = scale_in * value: relabel, recombine re + i im */
+    const double label = u->scale * 2.0 * M_PI * scale_in / (double)ctx->primes[0];
+    u->scale = label;
+    w->scale = label;
+    CDL_TRY(cdl_ckks_mul_plain(ctx, w, bt->imag_unit_stc, w));
+    return cdl_ckks_add(ctx, u, w, u);
+}
+
+/* Packed sparse slots: w holds [M z, -i M z]; w + conj w = [2 Re, 2 Im]: one EvalMod into u. */
+static cdl_status evalmod_packed(const cdl_ckks_bootstrapper *bt, const cdl_ckks_relin_key *rlk,
+                                 const cdl_ckks_bootstrap_keys *bk, double scale_in, cdl_ckks_ciphertext *w,
+                                 cdl_ckks_ciphertext *u)
+{
+    const cdl_ckks_context *ctx = bt->ctx;
+    CDL_TRY(cdl_ckks_conjugate(ctx, bk->gk, w, u));
+    CDL_TRY(cdl_ckks_add(ctx, w, u, w));
+    w->scale *= 2.0;
+    CDL_TRY(boot_evalmod_apply(ctx, rlk, &bt->em, w, u));
+    u->scale *= 2.0 * M_PI * scale_in / (double)ctx->primes[0];
+    return CDL_OK;
+}
+
 cdl_status cdl_ckks_bootstrap(const cdl_ckks_bootstrapper *bt, const cdl_ckks_bootstrap_keys *bk,
                               const cdl_ckks_relin_key *rlk, const cdl_ckks_ciphertext *in, cdl_ckks_ciphertext *out)
 {
@@ -573,33 +629,10 @@ cdl_status cdl_ckks_bootstrap(const cdl_ckks_bootstrapper *bt, const cdl_ckks_bo
     /* CoeffToSlot: slots = bit-reversed (coefficient k) + i (coefficient k + N/2), divided by q0 */
     for (int g = 0; st == CDL_OK && g < bt->cts_count; g++)
         st = boot_lintrans_apply(ctx, bk->gk, &bt->cts[g], w, w);
-    /* real part (w + conj w) / 2, imaginary part -i (w - conj w) / 2 */
-    if (st == CDL_OK)
-        st = cdl_ckks_conjugate(ctx, bk->gk, w, u);
-    if (st == CDL_OK)
-        st = cdl_ckks_add(ctx, w, u, re);
-    if (st == CDL_OK)
-        st = cdl_ckks_sub(ctx, w, u, im);
-    if (st == CDL_OK)
-        st = cdl_ckks_mul_plain(ctx, im, bt->imag_unit, im);
-    if (st == CDL_OK)
-        st = cdl_ckks_negate(ctx, im, im);
-    if (st == CDL_OK) {
-        re->scale *= 2.0;
-        im->scale *= 2.0;
-        st = boot_evalmod_apply(ctx, rlk, &bt->em, re, u);
-    }
-    if (st == CDL_OK)
-        st = boot_evalmod_apply(ctx, rlk, &bt->em, im, w);
-    /* sin(2 pi x) ~ 2 pi m / q0 and m = scale_in * value: relabel, recombine re + i im */
-    if (st == CDL_OK) {
-        const double label = u->scale * 2.0 * M_PI * scale_in / (double)ctx->primes[0];
-        u->scale = label;
-        w->scale = label;
-        st = cdl_ckks_mul_plain(ctx, w, bt->imag_unit_stc, w);
-    }
-    if (st == CDL_OK)
-        st = cdl_ckks_add(ctx, u, w, u);
+    if (st == CDL_OK && bt->packed)
+        st = evalmod_packed(bt, rlk, bk, scale_in, w, u);
+    else if (st == CDL_OK)
+        st = evalmod_split(bt, rlk, bk, scale_in, w, u, re, im);
     for (int g = 0; st == CDL_OK && g < bt->stc_count; g++)
         st = boot_lintrans_apply(ctx, bk->gk, &bt->stc[g], u, u);
     if (st == CDL_OK)

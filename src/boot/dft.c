@@ -191,3 +191,51 @@ void boot_diag_matrix_apply(const boot_diag_matrix *m, const double *xr, const d
         yi[p] = si;
     }
 }
+
+cdl_status boot_diag_matrix_lift2(const boot_diag_matrix *m, const double block_re[4], const double block_im[4],
+                                  boot_diag_matrix *out)
+{
+    const size_t n = m->n, n2 = 2 * n;
+    int *index = cdl_alloc_array(n2, sizeof(int));
+    if (!index)
+        return cdl_fail(CDL_ERR_NO_MEMORY, "bootstrapping: out of memory for a DFT matrix");
+    for (size_t d = 0; d < n2; d++)
+        index[d] = -1;
+    /* entry (p, q) of block (r, c) sits at row r n + p, column c n + q: offset (c - r) n + q - p mod 2n */
+    for (int t = 0; t < m->count; t++)
+        for (int r = 0; r < 2; r++)
+            for (int c = 0; c < 2; c++)
+                if (block_re[2 * r + c] != 0 || block_im[2 * r + c] != 0)
+                    for (size_t p = 0; p < n; p++) {
+                        const size_t row = (size_t)r * n + p, col = (size_t)c * n + (p + (size_t)m->offset[t]) % n;
+                        index[(col + n2 - row) % n2] = 0;
+                    }
+    int count = 0;
+    for (size_t d = 0; d < n2; d++)
+        if (index[d] >= 0)
+            index[d] = count++;
+    cdl_status st = matrix_alloc(n2, count, out);
+    if (st != CDL_OK) {
+        cdl_free(index);
+        return st;
+    }
+    for (size_t d = 0; d < n2; d++)
+        if (index[d] >= 0)
+            out->offset[index[d]] = (int)d;
+    for (int t = 0; t < m->count; t++)
+        for (int r = 0; r < 2; r++)
+            for (int c = 0; c < 2; c++) {
+                const double br = block_re[2 * r + c], bi = block_im[2 * r + c];
+                if (br == 0 && bi == 0)
+                    continue;
+                for (size_t p = 0; p < n; p++) {
+                    const size_t row = (size_t)r * n + p, col = (size_t)c * n + (p + (size_t)m->offset[t]) % n;
+                    const size_t k = (size_t)index[(col + n2 - row) % n2];
+                    const double vr = m->re[(size_t)t * n + p], vi = m->im[(size_t)t * n + p];
+                    out->re[k * n2 + row] += br * vr - bi * vi;
+                    out->im[k * n2 + row] += br * vi + bi * vr;
+                }
+            }
+    cdl_free(index);
+    return CDL_OK;
+}
