@@ -8,21 +8,22 @@
  * Payload (little-endian; docs/serialization.md, "Bootstrapping keys"):
  *
  *   offset   size     field                               loader check
- *   0        8 x u32  cts_levels, stc_levels, k_bound,    each = the bootstrapper's
- *                     cos_degree, double_angle,           (else CDL_ERR_MISMATCH)
+ *   0        9 x u32  log_slots, cts_levels, stc_levels,  each = the bootstrapper's
+ *                     k_bound, cos_degree, double_angle,  (else CDL_ERR_MISMATCH)
  *                     log_message_ratio,
  *                     sse_hamming_weight, sse_p_bits
- *   32       f64      out_scale (as resolved: the         = the bootstrapper's (MISMATCH)
+ *   36       f64      out_scale (as resolved: the         = the bootstrapper's (MISMATCH)
  *                     context's default when 0 was asked)
- *   40       32       parameter hash of the encapsulation = the bootstrapper's (MISMATCH)
+ *   44       32       parameter hash of the encapsulation = the bootstrapper's (MISMATCH)
  *                     context (q0, p'), zeros without
- *   72       u32      S: rotation steps of the plan        = bt->nsteps (MISMATCH)
- *   76       S x      (step as i32, level as u32)         = bt->steps, bt->step_levels (MISMATCH)
+ *   76       u32      S: rotation steps of the plan        = bt->nsteps (MISMATCH)
+ *                     (SubSum's included)
+ *   80       S x      (step as i32, level as u32)         = bt->steps, bt->step_levels (MISMATCH)
  *                     2 x u32
- *   76+8S    u32      has_sse                              0 or 1, and = (encapsulation on)
- *   80+8S    u64      G: length of the Galois part         <= what is left, and what follows
+ *   80+8S    u32      has_sse                              0 or 1, and = (encapsulation on)
+ *   84+8S    u64      G: length of the Galois part         <= what is left, and what follows
  *                                                          it must be exactly the two keys below
- *   88+8S    G        a Galois-key payload (type 5, with   parsed by the Galois-key loader;
+ *   92+8S    G        a Galois-key payload (type 5, with   parsed by the Galois-key loader;
  *                     the per-key levels)                  then: exactly the keys the plan
  *                                                          needs (the steps' distinct Galois
  *                                                          elements plus conjugation), each
@@ -36,10 +37,14 @@
  *
  * Everything after the header is bound to the bootstrapping parameters, so
  * keys made for another plan are refused with CDL_ERR_MISMATCH before any key
- * material is read; bad bytes give CDL_ERR_FORMAT. The envelope's raw length
+ * material is read; bad bytes give CDL_ERR_FORMAT (the binding fields are
+ * first checked against the ranges any bootstrapper has, so that another
+ * object relabelled as bootstrapping keys is FORMAT). The envelope's raw length
  * is bounded before decompression by what the bootstrapper's keys can take at
  * most (a full-level key per rotation step plus conjugation, the two
- * encapsulation keys). The keys are public evaluation keys: nothing is wiped.
+ * encapsulation keys); a larger one has its binding fields read first (only
+ * those decompressed), so that the keys of a larger plan are CDL_ERR_MISMATCH
+ * too. The keys are public evaluation keys: nothing is wiped.
  */
 #include <math.h>
 #include <string.h>
@@ -50,25 +55,26 @@
 #include "core/error.h"
 #include "core/memory.h"
 
-#define BK_PARAM_FIELDS 8
+#define BK_PARAM_FIELDS 9
 #define BK_FIXED_BYTES (BK_PARAM_FIELDS * 4 + 8 + CDL_HASH_BYTES + 4) /* up to S */
 #define BK_TAIL_BYTES (4 + 8)                                          /* has_sse, G */
 
 static void param_fields(const cdl_ckks_bootstrap_params *p, uint32_t v[BK_PARAM_FIELDS])
 {
-    v[0] = (uint32_t)p->cts_levels;
-    v[1] = (uint32_t)p->stc_levels;
-    v[2] = (uint32_t)p->k_bound;
-    v[3] = (uint32_t)p->cos_degree;
-    v[4] = (uint32_t)p->double_angle;
-    v[5] = (uint32_t)p->log_message_ratio;
-    v[6] = (uint32_t)p->sse_hamming_weight;
-    v[7] = (uint32_t)p->sse_p_bits;
+    v[0] = (uint32_t)p->log_slots;
+    v[1] = (uint32_t)p->cts_levels;
+    v[2] = (uint32_t)p->stc_levels;
+    v[3] = (uint32_t)p->k_bound;
+    v[4] = (uint32_t)p->cos_degree;
+    v[5] = (uint32_t)p->double_angle;
+    v[6] = (uint32_t)p->log_message_ratio;
+    v[7] = (uint32_t)p->sse_hamming_weight;
+    v[8] = (uint32_t)p->sse_p_bits;
 }
 
 static const char *const param_names[BK_PARAM_FIELDS] = {
-    "cts_levels", "stc_levels", "k_bound", "cos_degree", "double_angle", "log_message_ratio", "sse_hamming_weight",
-    "sse_p_bits"};
+    "log_slots",    "cts_levels",        "stc_levels",         "k_bound",   "cos_degree",
+    "double_angle", "log_message_ratio", "sse_hamming_weight", "sse_p_bits"};
 
 /* Distinct Galois keys the plan needs: the steps' elements (identity
  * excluded) plus conjugation (2N - 1, never a power of 5 modulo 2N). */
@@ -186,9 +192,11 @@ static cdl_status read_binding(cdl_reader *r, const cdl_ckks_bootstrapper *bt, u
     uint32_t v[BK_PARAM_FIELDS];
     for (int i = 0; i < BK_PARAM_FIELDS; i++)
         CDL_TRY(cdl_read_u32(r, &v[i]));
-    const uint32_t stages = (uint32_t)ctx->log_n - 1, sse = v[6] != 0;
-    const uint32_t lo[BK_PARAM_FIELDS] = {1, 1, 1, 3, 0, 1, 0, sse ? 20u : 0u};
-    const uint32_t hi[BK_PARAM_FIELDS] = {stages, stages, 1024, CDL_APPROX_MAX_DEGREE, 6, 30, (uint32_t)ctx->n, 61};
+    const uint32_t full = (uint32_t)ctx->log_n - 1, sse = v[7] != 0;
+    const uint32_t stages = v[0] >= 1 && v[0] <= full ? v[0] : full; /* log2 of the slots */
+    const uint32_t lo[BK_PARAM_FIELDS] = {0, 1, 1, 1, 3, 0, 1, 0, sse ? 20u : 0u};
+    const uint32_t hi[BK_PARAM_FIELDS] = {full, stages, stages, 1024, CDL_APPROX_MAX_DEGREE, 6, 30, (uint32_t)ctx->n,
+                                          61};
     for (int i = 0; i < BK_PARAM_FIELDS; i++)
         if (v[i] < lo[i] || v[i] > hi[i])
             return cdl_fail(CDL_ERR_FORMAT, "%s: %s is %u, outside %u..%u", bad, param_names[i], v[i], lo[i], hi[i]);
@@ -217,7 +225,7 @@ static cdl_status read_binding(cdl_reader *r, const cdl_ckks_bootstrapper *bt, u
     }
     CDL_TRY(cdl_read_u32(r, has_sse));
     if (*has_sse != sse)
-        return cdl_fail(CDL_ERR_FORMAT, "%s: has_sse is %u, the encapsulation weight %u", bad, *has_sse, v[6]);
+        return cdl_fail(CDL_ERR_FORMAT, "%s: has_sse is %u, the encapsulation weight %u", bad, *has_sse, v[7]);
 
     const char *other = "bootstrapping keys made for other bootstrapping parameters";
     uint32_t fields[BK_PARAM_FIELDS];
@@ -274,6 +282,35 @@ static cdl_status parse_keys(const cdl_ckks_bootstrapper *bt, const uint8_t *pay
     return check_fit(bt, bk, CDL_ERR_FORMAT);
 }
 
+/* A payload declared larger than bt's keys can be: read its binding fields
+ * first (decompressing only them) so that valid keys of a larger plan are
+ * refused as CDL_ERR_MISMATCH rather than as oversized. CDL_OK when they
+ * cannot be read or match bt (the envelope check then refuses the size). */
+static cdl_status refuse_oversized(const cdl_ckks_bootstrapper *bt, const uint8_t *data, size_t len)
+{
+    uint8_t head[BK_FIXED_BYTES];
+    uint64_t raw_len;
+    if (cdl_ckks_ser_peek(bt->ctx, data, len, CDL_OBJ_BOOTSTRAP_KEYS, head, sizeof head, &raw_len) != 0)
+        return CDL_OK;
+    const uint8_t *p = head + BK_FIXED_BYTES - 4;
+    const uint32_t steps = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    if (steps > bt->ctx->n)
+        return CDL_OK;
+    const size_t want = BK_FIXED_BYTES + 8 * (size_t)steps + 4;
+    uint8_t *buf = cdl_alloc_array(want, 1);
+    if (!buf)
+        return CDL_ERR_NO_MEMORY;
+    cdl_status st = CDL_OK;
+    if (cdl_ckks_ser_peek(bt->ctx, data, len, CDL_OBJ_BOOTSTRAP_KEYS, buf, want, &raw_len) == 0) {
+        cdl_reader r;
+        uint32_t has_sse;
+        cdl_reader_init(&r, buf, want);
+        st = read_binding(&r, bt, &has_sse);
+    }
+    cdl_free(buf);
+    return st;
+}
+
 cdl_status cdl_ckks_bootstrap_keys_load(const cdl_ckks_bootstrapper *bt, const uint8_t *data, size_t len,
                                         cdl_ckks_bootstrap_keys **out)
 {
@@ -288,10 +325,14 @@ cdl_status cdl_ckks_bootstrap_keys_load(const cdl_ckks_bootstrapper *bt, const u
     const size_t galois = cdl_ckks_ser_galois_max_size(bt->ctx, (size_t)bt->nsteps + 1), tail = sse_bytes(bt);
     if (galois == 0 || (bt->sse_ctx && tail == 0) || tail > SIZE_MAX - fixed || galois > SIZE_MAX - fixed - tail)
         return cdl_fail(CDL_ERR_NO_MEMORY, "bootstrapping keys: these parameters' keys would not fit in memory");
+    const size_t max_raw = fixed + galois + tail;
+    uint64_t raw_len;
+    if (cdl_ckks_ser_peek(bt->ctx, data, len, CDL_OBJ_BOOTSTRAP_KEYS, NULL, 0, &raw_len) == 0 && raw_len > max_raw)
+        CDL_TRY(refuse_oversized(bt, data, len));
     uint8_t *payload = NULL;
     size_t payload_len = 0;
-    CDL_TRY(cdl_envelope_open(data, len, CDL_OBJ_BOOTSTRAP_KEYS, bt->ctx->param_hash, fixed + galois + tail,
-                              &payload, &payload_len, NULL));
+    CDL_TRY(cdl_envelope_open(data, len, CDL_OBJ_BOOTSTRAP_KEYS, bt->ctx->param_hash, max_raw, &payload,
+                              &payload_len, NULL));
     cdl_ckks_bootstrap_keys *bk = cdl_calloc_array(1, sizeof *bk);
     cdl_status st = bk ? parse_keys(bt, payload, payload_len, bk) : CDL_ERR_NO_MEMORY;
     cdl_free_bytes(payload);

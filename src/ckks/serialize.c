@@ -18,6 +18,9 @@
  *
  * Secret material (the secret key's payload, in both directions) lives only
  * in buffers that are wiped before they are freed.
+ *
+ * The end of the file exposes the key-switching-key, Galois-key and envelope
+ * pieces to the bootstrapping-key serializer (serialize_internal.h).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -958,6 +961,17 @@ size_t cdl_ckks_ser_galois_max_size(const cdl_ckks_context *ctx, size_t count)
 cdl_status cdl_ckks_ser_write_galois_keys(cdl_writer *w, const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk)
 {
     return write_galois_keys(w, ctx, gk);
+}
+
+int cdl_ckks_ser_peek(const cdl_ckks_context *ctx, const uint8_t *data, size_t len, uint16_t type, uint8_t *dst,
+                      size_t want, uint64_t *raw_len)
+{
+    if (!envelope_header_ok(ctx, data, len, type))
+        return -1;
+    *raw_len = 0;
+    for (int i = 7; i >= 0; i--)
+        *raw_len = (*raw_len << 8) | data[SER_ENV_RAW_LEN_AT + i];
+    return want ? peek_payload(data, len, dst, want) : 0;
 }
 
 cdl_status cdl_ckks_ser_parse_galois_keys(const cdl_ckks_context *ctx, const uint8_t *payload, size_t payload_len,

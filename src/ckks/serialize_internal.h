@@ -35,4 +35,12 @@ size_t cdl_ckks_ser_galois_max_size(const cdl_ckks_context *ctx, size_t count);
 cdl_status cdl_ckks_ser_parse_galois_keys(const cdl_ckks_context *ctx, const uint8_t *payload, size_t payload_len,
                                           cdl_ckks_galois_keys **out);
 
+/* Before an envelope is opened: if its fixed header fields are those of an
+ * object of `type` made for ctx, store its declared raw payload length in
+ * *raw_len and the first `want` payload bytes in dst (decompressing only
+ * those) and return 0; else -1. Nothing is verified (no checksum): only for
+ * sizing limits and for choosing how to refuse. */
+int cdl_ckks_ser_peek(const cdl_ckks_context *ctx, const uint8_t *data, size_t len, uint16_t type, uint8_t *dst,
+                      size_t want, uint64_t *raw_len);
+
 #endif

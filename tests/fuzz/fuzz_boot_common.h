@@ -7,13 +7,14 @@
  *
  * N = 2^10 and the bootstrapping parameters of cdl_ckks_bootstrap_preset(10)
  * (sparse-secret encapsulation included), with the level plan shortened:
- * the preset's keys take 27 MB, far too much for a seed that a fuzzer mutates
- * thousands of times a second. Here the cosine has degree 3 and no double
- * angle (depth 7: CoeffToSlot 3, EvalMod 2, SlotToCoeff 2), the chain is 8
- * primes of 25-30 bits with one 30-bit special prime and one key-switching
- * digit, and p' has 30 bits: 17 Galois keys, about 2.6 MB of words whose top
- * bytes are zero, about 1 MB with zstd. The plan is what matters to the
- * loader (steps, levels, key shapes), not the precision of a bootstrap.
+ * the preset's keys take 28.7 MB, far too much for a seed that a fuzzer
+ * mutates many times a second. Here the cosine has degree 3 and no double angle
+ * (depth 7: CoeffToSlot 3, EvalMod 2, SlotToCoeff 2), the chain is 8 primes
+ * of 20 bits with one 20-bit special prime and one key-switching digit, and
+ * p' has 20 bits: 26 rotation steps plus conjugation, 2.65 MB of words whose
+ * top bytes are zero, 0.97 MB with zstd level 19. The plan is what matters
+ * to the loader (steps, levels, key shapes), not the precision of a
+ * bootstrap (which these primes would not give).
  * TESTING ONLY: insecure parameters and a fixed-seed RNG.
  */
 #ifndef CDL_FUZZ_BOOT_COMMON_H
@@ -37,17 +38,17 @@ static inline void fuzz_boot_spec(cdl_ckks_param_spec *spec, cdl_ckks_bootstrap_
     (void)cdl_ckks_bootstrap_preset(10, spec, bp);
     bp->cos_degree = 3;
     bp->double_angle = 0;
-    bp->sse_p_bits = 30;
+    bp->sse_p_bits = 20;
     memset(spec->q_bits, 0, sizeof spec->q_bits);
     memset(spec->p_bits, 0, sizeof spec->p_bits);
     spec->q_count = cdl_ckks_bootstrap_depth(bp) + 1;
-    spec->q_bits[0] = 30;
+    spec->q_bits[0] = 20;
     for (int i = 1; i < spec->q_count; i++)
-        spec->q_bits[i] = 25;
+        spec->q_bits[i] = 20;
     spec->p_count = 1;
-    spec->p_bits[0] = 30;
+    spec->p_bits[0] = 20;
     spec->dnum = 1;
-    spec->scale = ldexp(1.0, 20);
+    spec->scale = ldexp(1.0, 12);
     spec->allow_insecure = 1; /* TESTING ONLY (the preset sets it too) */
 }
 

@@ -13,8 +13,9 @@
  *    elements, coefficients, trailing bytes), keys of other bootstrapping
  *    parameters (encapsulation on / off, CoeffToSlot levels, output scale,
  *    another context: CDL_ERR_MISMATCH), other object types, NULL arguments;
- *  - the fuzz seed: with CDL_WRITE_FUZZ_CORPUS=<dir> set, written to
- *    <dir>/bootstrap_keys; without, the committed seeds must still load.
+ *  - the fuzz seeds: with CDL_WRITE_FUZZ_CORPUS=<dir> set, written to
+ *    <dir>/bootstrap_keys (a key file, and edit lists for the target's second
+ *    mode); without, the committed key files must still load.
  */
 #include <dirent.h>
 #include <setjmp.h>
@@ -40,6 +41,8 @@ typedef struct small_fixture {
     cdl_ckks_bootstrap_keys *no_sse_bk;
     cdl_ckks_bootstrapper *cts2;    /* CoeffToSlot in 2 levels instead of 3 */
     cdl_ckks_bootstrapper *scale2;  /* another output scale */
+    cdl_ckks_bootstrapper *sparse;  /* 2^5 of the 512 slots */
+    cdl_ckks_bootstrap_keys *sparse_bk;
     uint8_t *blob;                  /* fz.bt's keys, uncompressed */
     size_t len;
 } small_fixture;
@@ -67,6 +70,11 @@ static int group_setup(void **state)
     p.out_scale = ldexp(1.0, 21);
     if (cdl_ckks_bootstrapper_new(S.fz.ctx, &p, &S.scale2) != CDL_OK)
         return -1;
+    p = bp;
+    p.log_slots = 5;
+    if (cdl_ckks_bootstrapper_new(S.fz.ctx, &p, &S.sparse) != CDL_OK ||
+        cdl_ckks_bootstrap_keygen(S.sparse, S.fz.sk, S.fz.rng, &S.sparse_bk) != CDL_OK)
+        return -1;
     return cdl_ckks_bootstrap_keys_save(S.fz.bt, S.bk, 0, &S.blob, &S.len) == CDL_OK ? 0 : -1;
 }
 
@@ -74,6 +82,8 @@ static int group_teardown(void **state)
 {
     (void)state;
     cdl_free_bytes(S.blob);
+    cdl_ckks_bootstrap_keys_free(S.sparse_bk);
+    cdl_ckks_bootstrapper_free(S.sparse);
     cdl_ckks_bootstrapper_free(S.scale2);
     cdl_ckks_bootstrapper_free(S.cts2);
     cdl_ckks_bootstrap_keys_free(S.no_sse_bk);
@@ -136,6 +146,19 @@ static void put_u32(uint8_t *p, uint32_t v)
         p[i] = (uint8_t)(v >> (8 * i));
 }
 
+/* Payload offsets of the binding fields (src/boot/serialize.c). */
+enum {
+    AT_LOG_SLOTS = 0,
+    AT_CTS = 4,
+    AT_COS = 16,
+    AT_DOUBLE_ANGLE = 20,
+    AT_SSE_WEIGHT = 28,
+    AT_SSE_P = 32,
+    AT_SCALE = 36,
+    AT_SSE_HASH = 44,
+    AT_STEPS = 76, /* S, then S pairs (step, level) */
+};
+
 /* A copy of the small keys' payload to forge, and the offsets of its parts. */
 typedef struct forge {
     uint8_t *p;
@@ -151,9 +174,9 @@ static void forge_open(forge *f)
 {
     assert_int_equal(cdl_envelope_open(S.blob, S.len, CDL_OBJ_BOOTSTRAP_KEYS, NULL, SIZE_MAX, &f->p, &f->len, NULL),
                      CDL_OK);
-    const size_t steps = get_u32(f->p + 72);
+    const size_t steps = get_u32(f->p + AT_STEPS);
     assert_int_equal(steps, (size_t)S.fz.bt->nsteps);
-    f->sse_at = 76 + 8 * steps;
+    f->sse_at = AT_STEPS + 4 + 8 * steps;
     assert_int_equal(get_u32(f->p + f->sse_at), 1);
     f->g_at = f->sse_at + 4;
     f->g_len = (size_t)get_u64(f->p + f->g_at);
@@ -242,13 +265,13 @@ static void test_round_trip_preset(void **state)
 
 /* ---- the small setting ------------------------------------------------------- */
 
-/* Both settings of encapsulation, both compressions, on the small context. */
+/* Both settings of encapsulation, sparse slots, both compressions, on the small context. */
 static void test_round_trip_small(void **state)
 {
     (void)state;
-    const cdl_ckks_bootstrapper *bts[2] = {S.fz.bt, S.no_sse};
-    const cdl_ckks_bootstrap_keys *bks[2] = {S.bk, S.no_sse_bk};
-    for (int k = 0; k < 2; k++)
+    const cdl_ckks_bootstrapper *bts[3] = {S.fz.bt, S.no_sse, S.sparse};
+    const cdl_ckks_bootstrap_keys *bks[3] = {S.bk, S.no_sse_bk, S.sparse_bk};
+    for (int k = 0; k < 3; k++)
         for (int compression = 0; compression <= 3; compression += 3) {
             uint8_t *blob = NULL;
             size_t len = 0;
@@ -345,29 +368,33 @@ static void test_forged_fields(void **state)
     /* the binding to the bootstrapping parameters */
     /* the binding to the bootstrapping parameters: valid values of other
      * parameters are CDL_ERR_MISMATCH, values no bootstrapper has CDL_ERR_FORMAT */
-    FORGE(0, 4, get_u32(f.p) + 1, CDL_ERR_MISMATCH);                /* cts_levels */
-    FORGE(0, 4, 0, CDL_ERR_FORMAT);
-    FORGE(0, 4, (uint32_t)S.fz.ctx->log_n, CDL_ERR_FORMAT);
-    FORGE(12, 4, 2, CDL_ERR_FORMAT);                                /* cos_degree */
-    FORGE(16, 4, 7, CDL_ERR_FORMAT);                                /* double_angle */
-    FORGE(24, 4, get_u32(f.p + 24) + 1, CDL_ERR_MISMATCH);          /* sse_hamming_weight */
-    FORGE(24, 4, 0, CDL_ERR_FORMAT);                                /* ... off, with a hash */
-    FORGE(28, 4, 19, CDL_ERR_FORMAT);                               /* sse_p_bits */
-    FORGE(32, 8, 0x4000000000000000ull, CDL_ERR_MISMATCH);         /* out_scale = 2.0 */
-    FORGE(32, 8, 0xc000000000000000ull, CDL_ERR_FORMAT);           /* -2.0 */
-    FORGE(32, 8, 0x7ff0000000000000ull, CDL_ERR_FORMAT);           /* infinity */
-    FORGE(40, 4, get_u32(f.p + 40) ^ 1, CDL_ERR_MISMATCH);          /* encapsulation hash */
-    FORGE(72, 4, get_u32(f.p + 72) + 1, CDL_ERR_FORMAT);            /* number of steps: the layout breaks */
-    FORGE(72, 4, get_u32(f.p + 72) - 1, CDL_ERR_FORMAT);
-    FORGE(72, 4, 0xffffffffu, CDL_ERR_FORMAT);
-    FORGE(76, 4, get_u32(f.p + 76) + 1, CDL_ERR_MISMATCH);          /* a step */
-    FORGE(76, 4, (uint32_t)S.fz.ctx->n, CDL_ERR_FORMAT);
-    for (int s = 0; s < S.fz.bt->nsteps; s++)                        /* a level */
+    const uint32_t log_n = (uint32_t)S.fz.ctx->log_n;
+    FORGE(AT_LOG_SLOTS, 4, 6, CDL_ERR_MISMATCH);                       /* sparse slots */
+    FORGE(AT_LOG_SLOTS, 4, log_n, CDL_ERR_FORMAT);
+    FORGE(AT_LOG_SLOTS, 4, 2, CDL_ERR_FORMAT);                         /* fewer than cts_levels */
+    FORGE(AT_CTS, 4, get_u32(f.p + AT_CTS) + 1, CDL_ERR_MISMATCH);     /* cts_levels */
+    FORGE(AT_CTS, 4, 0, CDL_ERR_FORMAT);
+    FORGE(AT_CTS, 4, log_n, CDL_ERR_FORMAT);
+    FORGE(AT_COS, 4, 2, CDL_ERR_FORMAT);                               /* cos_degree */
+    FORGE(AT_DOUBLE_ANGLE, 4, 7, CDL_ERR_FORMAT);
+    FORGE(AT_SSE_WEIGHT, 4, get_u32(f.p + AT_SSE_WEIGHT) + 1, CDL_ERR_MISMATCH);
+    FORGE(AT_SSE_WEIGHT, 4, 0, CDL_ERR_FORMAT);                        /* off, with a hash */
+    FORGE(AT_SSE_P, 4, 19, CDL_ERR_FORMAT);
+    FORGE(AT_SCALE, 8, 0x4000000000000000ull, CDL_ERR_MISMATCH);      /* out_scale = 2.0 */
+    FORGE(AT_SCALE, 8, 0xc000000000000000ull, CDL_ERR_FORMAT);        /* -2.0 */
+    FORGE(AT_SCALE, 8, 0x7ff0000000000000ull, CDL_ERR_FORMAT);        /* infinity */
+    FORGE(AT_SSE_HASH, 4, get_u32(f.p + AT_SSE_HASH) ^ 1, CDL_ERR_MISMATCH);
+    FORGE(AT_STEPS, 4, get_u32(f.p + AT_STEPS) + 1, CDL_ERR_FORMAT);   /* number of steps: the layout breaks */
+    FORGE(AT_STEPS, 4, get_u32(f.p + AT_STEPS) - 1, CDL_ERR_FORMAT);
+    FORGE(AT_STEPS, 4, 0xffffffffu, CDL_ERR_FORMAT);
+    FORGE(AT_STEPS + 4, 4, get_u32(f.p + AT_STEPS + 4) + 1, CDL_ERR_MISMATCH); /* a step */
+    FORGE(AT_STEPS + 4, 4, (uint32_t)S.fz.ctx->n, CDL_ERR_FORMAT);
+    for (int s = 0; s < S.fz.bt->nsteps; s++)                                  /* a level */
         if (S.fz.bt->step_levels[s] < S.fz.ctx->max_level) {
-            FORGE(80 + 8 * (size_t)s, 4, S.fz.bt->step_levels[s] + 1, CDL_ERR_MISMATCH);
+            FORGE(AT_STEPS + 8 + 8 * (size_t)s, 4, S.fz.bt->step_levels[s] + 1, CDL_ERR_MISMATCH);
             break;
         }
-    FORGE(80, 4, (uint32_t)S.fz.ctx->max_level + 1, CDL_ERR_FORMAT);
+    FORGE(AT_STEPS + 8, 4, (uint32_t)S.fz.ctx->max_level + 1, CDL_ERR_FORMAT);
     /* has_sse and the Galois part's length */
     FORGE(f.sse_at, 4, 0, CDL_ERR_FORMAT);
     FORGE(f.sse_at, 4, 2, CDL_ERR_FORMAT);
@@ -442,11 +469,20 @@ static void test_forged_fields(void **state)
 static void test_other_parameters(void **state)
 {
     (void)state;
+    uint8_t *blob = NULL;
+    size_t len = 0;
     assert_int_equal(load(S.no_sse, S.blob, S.len), CDL_ERR_MISMATCH); /* encapsulation on -> off */
     assert_int_equal(load(S.cts2, S.blob, S.len), CDL_ERR_MISMATCH);
     assert_int_equal(load(S.scale2, S.blob, S.len), CDL_ERR_MISMATCH);
-    uint8_t *blob = NULL;
-    size_t len = 0;
+    /* full slots -> sparse: a larger plan than the bootstrapper's, refused
+     * as other parameters before its size is (raw and compressed) */
+    assert_int_equal(load(S.sparse, S.blob, S.len), CDL_ERR_MISMATCH);
+    assert_int_equal(cdl_ckks_bootstrap_keys_save(S.fz.bt, S.bk, 1, &blob, &len), CDL_OK);
+    assert_int_equal(load(S.sparse, blob, len), CDL_ERR_MISMATCH);
+    cdl_free_bytes(blob);
+    assert_int_equal(cdl_ckks_bootstrap_keys_save(S.sparse, S.sparse_bk, 0, &blob, &len), CDL_OK);
+    assert_int_equal(load(S.fz.bt, blob, len), CDL_ERR_MISMATCH); /* sparse -> full */
+    cdl_free_bytes(blob);
     assert_int_equal(cdl_ckks_bootstrap_keys_save(S.no_sse, S.no_sse_bk, 0, &blob, &len), CDL_OK);
     assert_int_equal(load(S.fz.bt, blob, len), CDL_ERR_MISMATCH); /* off -> on */
     assert_int_equal(load(S.no_sse, blob, len), CDL_OK);
@@ -538,6 +574,18 @@ static void test_fuzz_corpus(void **state)
         assert_int_equal(cdl_ckks_bootstrap_keys_save(S.fz.bt, S.bk, 19, &z, &zlen), CDL_OK);
         write_seed(out, "bk_sse_zstd", z, zlen);
         cdl_free_bytes(z);
+        /* edit lists for the target's second mode (see fuzz_bootstrap_keys.c):
+         * none (the valid file), the Galois part's length set to 2^64 - 1, the
+         * digit count of the first encapsulation key set to 2 */
+        forge f;
+        forge_open(&f);
+        const size_t g_at = CDL_ENVELOPE_BYTES + f.g_at;
+        const uint8_t g_len[8] = {0, 2, (uint8_t)g_at, (uint8_t)(g_at >> 8), 0xff, 0xff, 0xff, 0xff};
+        const uint8_t to_dnum[8] = {2, 1, 64, 0, 2, 0, 0, 0};
+        write_seed(out, "edits_none", (const uint8_t *)"edit", 4);
+        write_seed(out, "edits_galois_length", g_len, sizeof g_len);
+        write_seed(out, "edits_to_sparse_digits", to_dnum, sizeof to_dnum);
+        forge_close(&f);
         return;
     }
     const char *root = getenv("CDL_SOURCE_DIR");
@@ -551,7 +599,7 @@ static void test_fuzz_corpus(void **state)
     int files = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
+        if (e->d_name[0] == '.' || strncmp(e->d_name, "edits_", 6) == 0) /* edit lists, not key files */
             continue;
         char file[8192];
         snprintf(file, sizeof file, "%s/%s", path, e->d_name);
