@@ -62,33 +62,23 @@ cdl_status cdl_ckks_bootstrap_preset(int log_n, cdl_ckks_param_spec *spec, cdl_c
     params->sse_p_bits = 57; /* log2(q0 p') <= 60 + 57 = 117: 128-bit for h' = 32 at N = 2^16 */
     spec->log_n = log_n;
     spec->scale = ldexp(1.0, 40);
+    /* 128-bit at N = 2^16: 60 + 9*40 + 3*45 + 8*60 + 4*50 = 1235, P = 5*61: 1540 <= 1553 (h = 192);
+     * the test sizes keep the structure with 2 computation levels (INSECURE) */
+    const int secure = log_n == 16;
+    const int compute_levels = secure ? 9 : 2;
+    params->cts_levels = secure ? 4 : 3;
+    params->stc_levels = secure ? 3 : 2;
+    spec->secret_hamming_weight = secure ? 192 : 64;
+    spec->allow_insecure = !secure;
     /* bottom up: q0, the computation levels, SlotToCoeff, EvalMod, CoeffToSlot */
     chain_push(spec, 60, 1);
-    if (log_n == 16) {
-        /* 60 + 9*40 + 3*45 + 8*60 + 4*50 = 1235, P = 5*61: 1540 <= 1553 (h = 192) */
-        params->cts_levels = 4;
-        params->stc_levels = 3;
-        spec->secret_hamming_weight = 192;
-        chain_push(spec, 40, 9);
-        chain_push(spec, 45, params->stc_levels);
-        chain_push(spec, 60, 8);
-        chain_push(spec, 50, params->cts_levels);
-        spec->p_count = 5;
-        for (int i = 0; i < spec->p_count; i++)
-            spec->p_bits[i] = 61;
-    } else {
-        params->cts_levels = 3;
-        params->stc_levels = 2;
-        spec->secret_hamming_weight = 64;
-        spec->allow_insecure = 1;
-        chain_push(spec, 40, 2);
-        chain_push(spec, 45, params->stc_levels);
-        chain_push(spec, 60, 8);
-        chain_push(spec, 50, params->cts_levels);
-        spec->p_count = 3;
-        for (int i = 0; i < spec->p_count; i++)
-            spec->p_bits[i] = 61;
-    }
+    chain_push(spec, 40, compute_levels);
+    chain_push(spec, 45, params->stc_levels);
+    chain_push(spec, 60, 8);
+    chain_push(spec, 50, params->cts_levels);
+    spec->p_count = secure ? 5 : 3;
+    for (int i = 0; i < spec->p_count; i++)
+        spec->p_bits[i] = 61;
     return CDL_OK;
 }
 
