@@ -69,5 +69,6 @@ int cmd_evaluate(int argc, char **argv);
 int cmd_decrypt(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_logreg(int argc, char **argv);
+int cmd_train_encrypted(int argc, char **argv);
 
 #endif

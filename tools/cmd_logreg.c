@@ -5,6 +5,8 @@
  * evaluation keys (logistic regression, Nesterov gradient descent, polynomial
  * sigmoid), and decrypted by the client, all in one process; the result is
  * compared with the same algorithm run in plaintext, on the real test set.
+ * Without bootstrapping (the iteration count is bounded by the levels);
+ * `cryptodl train-encrypted` (cmd_train_encrypted.c) bootstraps.
  */
 #include <getopt.h>
 #include <math.h>
@@ -14,8 +16,7 @@
 
 #include "cli.h"
 #include "cryptodl/cryptodl.h"
-
-#define LR_FEATURES 196 /* 14 x 14 */
+#include "learn_common.h"
 
 static void usage(FILE *out)
 {
@@ -28,8 +29,9 @@ static void usage(FILE *out)
             "same algorithm run in plaintext, and their largest weight difference.\n"
             "Task: class A (label +1) against class B (label -1); features: the 28x28 pixels\n"
             "averaged over 2x2 blocks (14x14 = 196, in [0, 1]) and a bias.\n"
-            "There is no bootstrapping: K is bounded by the levels (degree 3: K <= 3 at\n"
-            "--log-n 14, K <= 5 at --log-n 15; degree 1: 3 and 6).\n\n"
+            "This command does not bootstrap: K is bounded by the levels (degree 3: K <= 3 at\n"
+            "--log-n 14, K <= 5 at --log-n 15; degree 1: 3 and 6). To train to convergence with\n"
+            "bootstrapping, use `cryptodl train-encrypted`.\n\n"
             "options:\n"
             "  --dataset NAME   mnist (default) or fashion-mnist\n"
             "  --classes A,B    the two classes (default 3,8)\n"
@@ -54,58 +56,11 @@ static void usage(FILE *out)
             "  cryptodl logreg --dataset mnist --classes 3,8 --train 1024 --iters 3 --log-n 14\n");
 }
 
-/* 2x2 average pooling of 28x28 images: 196 features in [0, 1]. */
-static void features(const float *img, double *out)
-{
-    for (int r = 0; r < 14; r++)
-        for (int c = 0; c < 14; c++) {
-            const float *p = img + (2 * r) * 28 + 2 * c;
-            out[r * 14 + c] = ((double)p[0] + p[1] + p[28] + p[29]) / 4.0;
-        }
-}
-
-/* The samples of classes a and b after the first `skip` of them (at most
- * limit; 0 = all): x (n x 196), y = +1 for a, -1 for b. */
-static int select_task(const cdl_dataset *ds, int a, int b, size_t skip, size_t limit, double **x, int **y,
-                       size_t *n)
-{
-    size_t count = 0;
-    for (size_t i = 0; i < ds->n; i++)
-        count += ds->labels[i] == a || ds->labels[i] == b;
-    count = count > skip ? count - skip : 0;
-    if (limit && count > limit)
-        count = limit;
-    *x = malloc((count ? count : 1) * LR_FEATURES * sizeof **x);
-    *y = malloc((count ? count : 1) * sizeof **y);
-    if (!*x || !*y)
-        return -1;
-    size_t k = 0, seen = 0;
-    for (size_t i = 0; i < ds->n && k < count; i++) {
-        if (ds->labels[i] != a && ds->labels[i] != b)
-            continue;
-        if (seen++ < skip)
-            continue;
-        features(ds->pixels + i * 784, *x + k * LR_FEATURES);
-        (*y)[k++] = ds->labels[i] == a ? 1 : -1;
-    }
-    *n = k;
-    return 0;
-}
-
 static void progress(void *user, int iteration, int total)
 {
     double *start = user;
     fprintf(stderr, "cryptodl logreg: server: iteration %d/%d done (%.1f s)\n", iteration, total,
             cli_now_seconds() - *start);
-}
-
-static int load_split(const char *dataset, const char *data_dir, int defaulted, const char *split, cdl_dataset **ds)
-{
-    if (cdl_dataset_load(dataset, data_dir, split, 0, ds) == CDL_OK)
-        return 0;
-    if (defaulted && data_dir && cdl_dataset_load(dataset, NULL, split, 0, ds) == CDL_OK)
-        return 0;
-    return -1;
 }
 
 int cmd_logreg(int argc, char **argv)
@@ -223,7 +178,8 @@ int cmd_logreg(int argc, char **argv)
         fprintf(stderr,
                 "cryptodl logreg: --iters %d does not fit: N = 2^%lld has %d levels, the first iteration costs none "
                 "and each later one %d (degree-%d sigmoid), so at most %d iterations fit without bootstrapping "
-                "(which this engine does not have); use --iters %d, --log-n 15 or --degree 1\n",
+                "(which this command does not do); use --iters %d, --log-n 15, --degree 1, or `cryptodl "
+                "train-encrypted`, which bootstraps\n",
                 cfg.iterations, log_n, max_level, cdl_logreg_levels_per_iteration(cfg.sigmoid_degree),
                 cfg.sigmoid_degree, kmax, kmax);
         cdl_ckks_context_free(ctx);
@@ -239,15 +195,15 @@ int cmd_logreg(int argc, char **argv)
     if (!data_dir)
         data_dir = cli_default_data_dir();
     fprintf(stderr, "cryptodl logreg: loading %s (classes %d vs %d)\n", dataset, class_a, class_b);
-    if ((!from_test && load_split(dataset, data_dir, defaulted, "train", &train) != 0) ||
-        load_split(dataset, data_dir, defaulted, "test", &test) != 0) {
+    if ((!from_test && lr_load_split(dataset, data_dir, defaulted, "train", &train) != 0) ||
+        lr_load_split(dataset, data_dir, defaulted, "test", &test) != 0) {
         rc = cli_fail_status("logreg", "cannot load the dataset (give --data-dir; without the train split, "
                                        "--train-from-test trains on part of the test split)");
         goto done;
     }
     const size_t skip = from_test ? (size_t)n_train : 0;
-    if (select_task(from_test ? test : train, class_a, class_b, 0, (size_t)n_train, &xtr, &ytr, &ntr) != 0 ||
-        select_task(test, class_a, class_b, skip, (size_t)n_test, &xte, &yte, &nte) != 0) {
+    if (lr_select_task(from_test ? test : train, class_a, class_b, 0, (size_t)n_train, &xtr, &ytr, &ntr) != 0 ||
+        lr_select_task(test, class_a, class_b, skip, (size_t)n_test, &xte, &yte, &nte) != 0) {
         fprintf(stderr, "cryptodl logreg: out of memory\n");
         goto done;
     }

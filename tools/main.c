@@ -23,6 +23,8 @@ static const cli_command commands[] = {
     {"predict", "encrypted inference on test images: keygen, encrypt, evaluate, decrypt, compare", cmd_predict},
     {"serve", "HTTP service: evaluate clients' encrypted batches with their evaluation keys only", cmd_serve},
     {"logreg", "train a logistic regression on encrypted data (client + server in one process)", cmd_logreg},
+    {"train-encrypted", "train on encrypted data to convergence, with bootstrapping and checkpoints",
+     cmd_train_encrypted},
     {"bench", "benchmarks (`cryptodl bench ckks`: CKKS operation timings)", cmd_bench},
 };
 
@@ -33,8 +35,11 @@ static void print_help(FILE *out)
             "       cryptodl --help | --version\n\n"
             "Deep neural networks on homomorphically encrypted data (RNS-CKKS).\n\n"
             "commands:\n");
+    int width = 8;
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+        width = (int)strlen(commands[i].name) > width ? (int)strlen(commands[i].name) : width;
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-*s %s\n", width, commands[i].name, commands[i].summary);
     fprintf(out, "\nRun 'cryptodl <command> --help' for the options of a command.\n"
                  "Environment: CDL_ISA=portable|avx2|avx512 forces an NTT kernel; "
                  "OMP_NUM_THREADS sets threads.\n");

@@ -71,6 +71,17 @@ CDL_API cdl_status cdl_rng_new_system(cdl_rng **out);
 CDL_API cdl_status cdl_rng_new_seeded(const uint8_t seed[CDL_RNG_SEED_BYTES], cdl_rng **out);
 /* INSECURE, TESTS ONLY: a seeded generator that key generation accepts. */
 CDL_API cdl_status cdl_rng_new_seeded_insecure(const uint8_t seed[CDL_RNG_SEED_BYTES], cdl_rng **out);
+/* A system generator whose 32-byte ChaCha20 key (drawn by libsodium's
+ * randombytes, as for cdl_rng_new_system) is also copied to key_out, and
+ * cdl_rng_new_from_key, which makes the same stream again from that key, as a
+ * system generator (secrets may be drawn from it). For a long job that must
+ * regenerate the same keys when it resumes in a new process (cryptodl
+ * train-encrypted --checkpoint). The key is then exactly as secret as a
+ * secret key: whoever holds it can rebuild every key drawn from the stream.
+ * Never pass cdl_rng_new_from_key a key that did not come from
+ * cdl_rng_new_system_keyed (a fixed or guessable key makes guessable keys). */
+CDL_API cdl_status cdl_rng_new_system_keyed(uint8_t key_out[CDL_RNG_SEED_BYTES], cdl_rng **out);
+CDL_API cdl_status cdl_rng_new_from_key(const uint8_t key[CDL_RNG_SEED_BYTES], cdl_rng **out);
 CDL_API void cdl_rng_free(cdl_rng *rng);
 CDL_API void cdl_rng_bytes(cdl_rng *rng, void *buf, size_t len);
 CDL_API uint64_t cdl_rng_u64(cdl_rng *rng);

@@ -4,12 +4,16 @@
  * a server on CKKS ciphertexts of a client's labelled training set (Kim,
  * Song, Kim, Lee, Jiang, "Secure logistic regression based on homomorphic
  * encryption", JMIR 2018; Kim et al., "Logistic regression model training
- * based on the approximate homomorphic encryption", BMC Med Genomics 2018).
+ * based on the approximate homomorphic encryption", BMC Med Genomics 2018;
+ * with bootstrapping, as Han, Hong, Cheon, Park, IAAI 2019).
  *
- *   client: cdl_logreg_encrypt_dataset    (secret key; labels y in {-1, +1})
- *   server: cdl_logreg_train_encrypted    (relinearization + Galois keys only)
+ *   client: cdl_logreg_encrypt_dataset[_level] (secret key; labels y in {-1, +1})
+ *   server: cdl_logreg_train_encrypted         (relinearization + Galois keys only)
+ *           or a cdl_logreg_trainer, one iteration at a time, bootstrapping
+ *           the weights when they run out of levels (+ bootstrapping keys),
+ *           with checkpoints (cdl_logreg_trainer_save / _load)
  *   client: cdl_logreg_decrypt_weights
- *   check:  cdl_logreg_train_plain        (the same algorithm in doubles)
+ *   check:  cdl_logreg_train_plain             (the same algorithm in doubles)
  *
  * Algorithm (docs/learn.md). Z_i = y_i (1, x_i) in R^(d+1). With
  * sigma(t) ~ a0 + a1 t + a3 t^3 (least squares on [-B, B], a0 = 1/2) and
@@ -19,14 +23,22 @@
  * from beta_0 = v_0 = 0, with gamma_k = gamma / (k + 1) (or constant) and
  * Nesterov's eta_k = (1 - lambda_k) / lambda_(k+1), lambda_1 = 1,
  * lambda_(k+1) = (1 + sqrt(1 + 4 lambda_k^2)) / 2 (eta_k = 0 without Nesterov).
- * The weights are beta_K: predict +1 when <(1, x), beta_K> > 0.
+ * Every iteration uses the whole training set (full-batch gradient descent:
+ * one iteration = one epoch). The weights are beta_K: predict +1 when
+ * <(1, x), beta_K> > 0.
  *
  * Packing: d' = d + 1 rounded up to a power of two slots per sample, N/2 / d'
- * samples per ciphertext, beta and v replicated in every row. There is no
- * bootstrapping in this engine, so the iteration count is bounded by the
- * levels: the first iteration costs none (beta_0 = 0), every later one
- * cdl_logreg_levels_per_iteration() levels (4 for degree 3, 3 for degree 1),
- * so K <= 1 + max_level / 4: 3 at N = 2^14, 5 at N = 2^15 (degree 3).
+ * samples per ciphertext (as many ciphertexts as the set needs), beta and v
+ * replicated in every row. Levels: the first iteration costs none
+ * (beta_0 = 0), every later one cdl_logreg_levels_per_iteration() levels (4
+ * for degree 3, 3 for degree 1). Without bootstrapping that bounds K by
+ * 1 + max_level / 4: 3 at N = 2^14, 5 at N = 2^15 (degree 3). With a
+ * bootstrapper, beta and v are bootstrapped together when the next iteration
+ * does not fit: packed as one complex ciphertext (beta + i v) / W (one spare
+ * level pays for the packing; W = cfg->weight_bound keeps the values inside
+ * the bootstrap's designed range |.| <= 1), bootstrapped once, and split again
+ * by a conjugation (no level). With 9 levels after a bootstrap (the 128-bit
+ * N = 2^16 preset) that is 2 iterations per bootstrap (9 -> 5 -> 1 -> pack).
  */
 #ifndef CRYPTODL_LEARN_H
 #define CRYPTODL_LEARN_H
@@ -35,6 +47,7 @@
 
 #include "cryptodl/common.h"
 #include "cryptodl/ckks.h"
+#include "cryptodl/bootstrap.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -51,11 +64,15 @@ typedef struct cdl_logreg_config {
     int sigmoid_degree;   /* 1 or 3 */
     double sigmoid_bound; /* B: the sigmoid is fitted by least squares on [-B, B] */
     int log_n;            /* CKKS preset used by the CLI (cdl_ckks_preset); 13..15 */
+    double weight_bound;  /* W: with bootstrapping, beta and v are divided by W before a bootstrap and
+                             multiplied back after (through the scale: free), so every |beta_j|, |v_j|
+                             must stay below W (cdl_logreg_train_plain_stats tells); each doubling of W
+                             costs a bit of precision; 0 < W <= 1024, default 8 (0 also means 8) */
     cdl_logreg_progress_fn progress; /* may be NULL */
     void *progress_user;
 } cdl_logreg_config;
 
-/* iterations 3, learning_rate 3, lr_decay 1, nesterov 1, degree 3, B 8, log_n 14, no progress. */
+/* iterations 3, learning_rate 3, lr_decay 1, nesterov 1, degree 3, B 8, log_n 14, W 8, no progress. */
 CDL_API void cdl_logreg_config_default(cdl_logreg_config *cfg);
 
 /* The polynomial sigmoid a config uses: sigma(t) ~ a0 + a1 t + a3 t^3 (a3 = 0
@@ -74,6 +91,18 @@ CDL_API cdl_status cdl_logreg_sigmoid_fit(const cdl_logreg_config *cfg, cdl_logr
 CDL_API int cdl_logreg_levels_per_iteration(int sigmoid_degree);
 /* Largest K whose training fits max_level levels: 1 + max_level / per-iteration. */
 CDL_API int cdl_logreg_max_iterations(int max_level, int sigmoid_degree);
+/* Bootstraps K iterations take when the data are at data_level and a
+ * bootstrap returns at boot_level (the trainer's plan, below); -1 if they
+ * cannot run (the iterations after a bootstrap need per-iteration + 1 levels). */
+CDL_API int cdl_logreg_bootstraps_needed(int data_level, int boot_level, int iterations, int sigmoid_degree);
+
+/* CKKS parameters with bootstrapping for the trainer: log_n = 16 is the
+ * 128-bit preset of cdl_ckks_bootstrap_preset (9 levels after a bootstrap);
+ * log_n = 10..14 are INSECURE test parameters (allow_insecure set) with the
+ * same level plan: the insecure bootstrapping preset of that N with 9
+ * computation primes of 40 bits instead of 2. */
+CDL_API cdl_status cdl_logreg_bootstrap_preset(int log_n, cdl_ckks_param_spec *spec,
+                                               cdl_ckks_bootstrap_params *params);
 
 /* Slots per sample (d + 1 rounded up to a power of two) and samples per
  * ciphertext for d features in this context (CDL_ERR_PARAMETERS if a row does
@@ -93,15 +122,22 @@ typedef struct cdl_logreg_encrypted_data cdl_logreg_encrypted_data;
 typedef struct cdl_logreg_encrypted_weights cdl_logreg_encrypted_weights;
 
 /* Encrypt n samples of d features (x row-major, n * d) with labels y[i] in
- * {-1, +1}, as Z_i = y_i (1, x_i), under the secret key. Features should be
- * scaled to about [-1, 1] (e.g. pixels in [0, 1]) so that <Z_i, beta> stays
- * inside the sigmoid's interval. */
+ * {-1, +1}, as Z_i = y_i (1, x_i), under the secret key, at the top level.
+ * Features should be scaled to about [-1, 1] (e.g. pixels in [0, 1]) so that
+ * <Z_i, beta> stays inside the sigmoid's interval. */
 CDL_API cdl_status cdl_logreg_encrypt_dataset(const cdl_ckks_context *ctx, const cdl_ckks_secret_key *sk,
                                               cdl_rng *rng, const double *x, const int *y, size_t n, size_t d,
                                               cdl_logreg_encrypted_data **out);
+/* The same at a given level (with bootstrapping: the bootstrap's output level,
+ * the highest any iteration runs at; smaller ciphertexts). Draws the same
+ * randomness in the same order: a seeded generator gives the same ciphertexts. */
+CDL_API cdl_status cdl_logreg_encrypt_dataset_level(const cdl_ckks_context *ctx, const cdl_ckks_secret_key *sk,
+                                                    cdl_rng *rng, const double *x, const int *y, size_t n, size_t d,
+                                                    int level, cdl_logreg_encrypted_data **out);
 CDL_API void cdl_logreg_encrypted_data_free(cdl_logreg_encrypted_data *data);
 CDL_API size_t cdl_logreg_encrypted_data_samples(const cdl_logreg_encrypted_data *data);
 CDL_API size_t cdl_logreg_encrypted_data_ciphertexts(const cdl_logreg_encrypted_data *data);
+CDL_API int cdl_logreg_encrypted_data_level(const cdl_logreg_encrypted_data *data);
 
 /* ---- server: evaluation keys only ---- */
 /* Run cfg->iterations iterations on the encrypted set. Refuses, before any
@@ -112,9 +148,58 @@ CDL_API cdl_status cdl_logreg_train_encrypted(const cdl_ckks_context *ctx, const
                                               const cdl_ckks_galois_keys *gk,
                                               const cdl_logreg_encrypted_data *data, const cdl_logreg_config *cfg,
                                               cdl_logreg_encrypted_weights **out);
+/* The same with bootstrapping (bt and bk may both be NULL: the call above).
+ * gk must then also hold the conjugation key (cdl_ckks_keygen_galois with
+ * conjugate = 1); the rotation keys may be limited to the data's level. */
+CDL_API cdl_status cdl_logreg_train_encrypted_bootstrapped(const cdl_ckks_context *ctx,
+                                                           const cdl_ckks_relin_key *rlk,
+                                                           const cdl_ckks_galois_keys *gk,
+                                                           const cdl_ckks_bootstrapper *bt,
+                                                           const cdl_ckks_bootstrap_keys *bk,
+                                                           const cdl_logreg_encrypted_data *data,
+                                                           const cdl_logreg_config *cfg,
+                                                           cdl_logreg_encrypted_weights **out);
 CDL_API void cdl_logreg_encrypted_weights_free(cdl_logreg_encrypted_weights *w);
 /* Level of the weights' ciphertext (what is left of the budget). */
 CDL_API int cdl_logreg_encrypted_weights_level(const cdl_logreg_encrypted_weights *w);
+
+/* ---- server: training one iteration at a time ----
+ * A trainer holds the encrypted state (beta_k and v_k, both full-slot
+ * ciphertexts) and the iteration count k. It refers to the keys, the
+ * bootstrapper and the data (which must outlive it) and copies cfg (its
+ * progress callback is not used). bt and bk NULL: no bootstrapping, K must fit
+ * the levels (as cdl_logreg_train_encrypted). The arithmetic is deterministic:
+ * the same inputs give bit-identical ciphertexts, whether the run went through
+ * a save / load or not. After a failed call the trainer must only be freed. */
+typedef struct cdl_logreg_trainer cdl_logreg_trainer;
+CDL_API cdl_status cdl_logreg_trainer_new(const cdl_ckks_context *ctx, const cdl_ckks_relin_key *rlk,
+                                          const cdl_ckks_galois_keys *gk, const cdl_ckks_bootstrapper *bt,
+                                          const cdl_ckks_bootstrap_keys *bk, const cdl_logreg_encrypted_data *data,
+                                          const cdl_logreg_config *cfg, cdl_logreg_trainer **out);
+CDL_API void cdl_logreg_trainer_free(cdl_logreg_trainer *tr);
+/* Iteration k + 1 (bootstrapping beta and v first if it does not fit their levels). */
+CDL_API cdl_status cdl_logreg_trainer_step(cdl_logreg_trainer *tr);
+CDL_API int cdl_logreg_trainer_iteration(const cdl_logreg_trainer *tr); /* k: iterations done, 0..K */
+CDL_API int cdl_logreg_trainer_bootstraps(const cdl_logreg_trainer *tr); /* bootstraps so far (saved too) */
+/* Wall time of the bootstraps this trainer object ran (not saved: a loaded trainer starts at 0). */
+CDL_API double cdl_logreg_trainer_bootstrap_seconds(const cdl_logreg_trainer *tr);
+/* Level of beta_k (after k >= 1 iterations). */
+CDL_API int cdl_logreg_trainer_level(const cdl_logreg_trainer *tr);
+/* A copy of beta_k (k >= 1) for the client to decrypt. */
+CDL_API cdl_status cdl_logreg_trainer_weights(const cdl_logreg_trainer *tr, cdl_logreg_encrypted_weights **out);
+/* The state after k >= 1 iterations as bytes (malloc'ed, cdl_free_bytes):
+ * format tag, parameter hash, the data's shape, the config, k, the bootstrap
+ * count, beta_k and v_k, a BLAKE2b checksum. Ciphertexts only: nothing secret.
+ * Deterministic: a resumed run saves the same bytes as an uninterrupted one. */
+CDL_API cdl_status cdl_logreg_trainer_save(const cdl_logreg_trainer *tr, uint8_t **data, size_t *len);
+/* A trainer from saved bytes, for the same keys, bootstrapper, data and
+ * config (every field is checked: CDL_ERR_MISMATCH naming the first that
+ * differs, CDL_ERR_FORMAT for damaged bytes). */
+CDL_API cdl_status cdl_logreg_trainer_load(const cdl_ckks_context *ctx, const cdl_ckks_relin_key *rlk,
+                                           const cdl_ckks_galois_keys *gk, const cdl_ckks_bootstrapper *bt,
+                                           const cdl_ckks_bootstrap_keys *bk, const cdl_logreg_encrypted_data *data,
+                                           const cdl_logreg_config *cfg, const uint8_t *bytes, size_t len,
+                                           cdl_logreg_trainer **out);
 
 /* ---- client ---- */
 /* weights[0] is the bias, weights[1..d] the features' weights (d + 1 values). */
@@ -127,6 +212,16 @@ CDL_API cdl_status cdl_logreg_decrypt_weights(const cdl_ckks_context *ctx, const
  * doubles; weights has d + 1 entries. */
 CDL_API cdl_status cdl_logreg_train_plain(const double *x, const int *y, size_t n, size_t d,
                                           const cdl_logreg_config *cfg, double *weights);
+/* What the plaintext run saw: the largest |beta_k| and |v_k| entry over
+ * k = 1..K (bootstrapping needs it below cfg->weight_bound) and the largest
+ * |<Z_i, v_(k-1)>| (the sigmoid's argument; the polynomial is fitted on [-B, B]). */
+typedef struct cdl_logreg_plain_stats {
+    double max_abs_state;
+    double max_abs_margin;
+} cdl_logreg_plain_stats;
+CDL_API cdl_status cdl_logreg_train_plain_stats(const double *x, const int *y, size_t n, size_t d,
+                                                const cdl_logreg_config *cfg, double *weights,
+                                                cdl_logreg_plain_stats *stats);
 /* Fraction of samples with sign(<(1, x_i), w>) == y_i (0 counts as -1). */
 CDL_API double cdl_logreg_accuracy(const double *weights, const double *x, const int *y, size_t n, size_t d);
 

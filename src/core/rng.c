@@ -7,7 +7,9 @@
  * A seeded generator is as secret as its seed, so whatever must stay secret
  * (keys, their noise, flooding noise) refuses one (cdl_rng_check_secret)
  * unless it was made by cdl_rng_new_seeded_insecure, the tests' explicit
- * opt-in, which warns once per process on stderr.
+ * opt-in, which warns once per process on stderr. cdl_rng_new_system_keyed
+ * hands a system generator's key to the caller, and cdl_rng_new_from_key
+ * rebuilds that system generator from it (to regenerate keys on resume).
  */
 #include "core/rng.h"
 
@@ -73,6 +75,24 @@ cdl_status cdl_rng_new_seeded_insecure(const uint8_t seed[CDL_RNG_SEED_BYTES], c
     if (!seed)
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_rng_new_seeded_insecure: seed is NULL");
     return rng_new(seed, 1, out);
+}
+
+cdl_status cdl_rng_new_system_keyed(uint8_t key_out[CDL_RNG_SEED_BYTES], cdl_rng **out)
+{
+    if (!key_out)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_rng_new_system_keyed: key_out is NULL");
+    CDL_TRY(rng_new(NULL, 0, out));
+    memcpy(key_out, (*out)->key, CDL_RNG_SEED_BYTES);
+    return CDL_OK;
+}
+
+cdl_status cdl_rng_new_from_key(const uint8_t key[CDL_RNG_SEED_BYTES], cdl_rng **out)
+{
+    if (!key)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_rng_new_from_key: key is NULL");
+    CDL_TRY(rng_new(key, 0, out));
+    (*out)->seeded = 0; /* a system generator's key, kept by the caller: not a test seed */
+    return CDL_OK;
 }
 
 void cdl_rng_free(cdl_rng *rng) { cdl_secure_free(rng, sizeof *rng); }

@@ -17,19 +17,34 @@
  * (a ciphertext of m at scale s is one of c m at scale s / c), so they cost no
  * level. The first iteration starts from beta_0 = 0, where g(0) = a0: beta_1
  * is the column sum of Z read at another scale, also free.
+ *
+ * With a bootstrapper (cdl_logreg_trainer_*), beta and v are bootstrapped
+ * together when the next iteration does not fit their levels: packed as
+ * (beta + i v) / W at level 0 (the constant product that aligns their scales
+ * spends the level the plan keeps for it), one bootstrap, then split again
+ * by a conjugation. The plan (plan_level) runs every iteration as low as it
+ * can; docs/learn.md has the table. The trainer's state (beta, v, k, the
+ * bootstrap count) can be saved and loaded, and the arithmetic is
+ * deterministic, so a resumed run ends in the same bits.
  */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+
+#include <sodium.h>
 
 #include "cryptodl/approx.h"
 #include "cryptodl/learn.h"
+#include "boot/boot_internal.h"
+#include "core/bytes.h"
 #include "core/error.h"
 #include "core/memory.h"
 
 struct cdl_logreg_encrypted_data {
     uint8_t hash[CDL_CKKS_PARAM_HASH_BYTES];
     size_t n, d, row, rows_per_ct, n_ct;
+    int level;               /* of the ciphertexts of Z */
     cdl_ckks_ciphertext **z; /* n_ct ciphertexts of Z, fresh */
 };
 
@@ -51,6 +66,7 @@ void cdl_logreg_config_default(cdl_logreg_config *cfg)
     cfg->sigmoid_degree = 3;
     cfg->sigmoid_bound = 8.0;
     cfg->log_n = 14;
+    cfg->weight_bound = 8.0;
 }
 
 static cdl_status check_config(const cdl_logreg_config *cfg, const char *fn)
@@ -68,6 +84,9 @@ static cdl_status check_config(const cdl_logreg_config *cfg, const char *fn)
     if (!(cfg->sigmoid_bound > 0) || !(cfg->sigmoid_bound <= 1000))
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: sigmoid interval bound %g, expected 0 < B <= 1000", fn,
                         cfg->sigmoid_bound);
+    if (!(cfg->weight_bound >= 0) || !(cfg->weight_bound <= 1024))
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: weight bound %g, expected 0 < W <= 1024 (0: the default 8)",
+                        fn, cfg->weight_bound);
     return CDL_OK;
 }
 
@@ -176,13 +195,30 @@ size_t cdl_logreg_encrypted_data_ciphertexts(const cdl_logreg_encrypted_data *da
     return data ? data->n_ct : 0;
 }
 
+int cdl_logreg_encrypted_data_level(const cdl_logreg_encrypted_data *data)
+{
+    return data ? data->level : -1;
+}
+
 cdl_status cdl_logreg_encrypt_dataset(const cdl_ckks_context *ctx, const cdl_ckks_secret_key *sk, cdl_rng *rng,
                                       const double *x, const int *y, size_t n, size_t d,
                                       cdl_logreg_encrypted_data **out)
 {
+    if (!ctx)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_logreg_encrypt_dataset: NULL argument");
+    return cdl_logreg_encrypt_dataset_level(ctx, sk, rng, x, y, n, d, cdl_ckks_max_level(ctx), out);
+}
+
+cdl_status cdl_logreg_encrypt_dataset_level(const cdl_ckks_context *ctx, const cdl_ckks_secret_key *sk,
+                                            cdl_rng *rng, const double *x, const int *y, size_t n, size_t d,
+                                            int level, cdl_logreg_encrypted_data **out)
+{
     if (!ctx || !sk || !rng || !x || !y || !out)
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_logreg_encrypt_dataset: NULL argument");
     *out = NULL;
+    if (level < 0 || level > cdl_ckks_max_level(ctx))
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_logreg_encrypt_dataset: level %d outside 0..%d", level,
+                        cdl_ckks_max_level(ctx));
     if (n < 1)
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_logreg_encrypt_dataset: no samples (n = 0)");
     for (size_t i = 0; i < n; i++)
@@ -208,6 +244,7 @@ cdl_status cdl_logreg_encrypt_dataset(const cdl_ckks_context *ctx, const cdl_ckk
     data->row = row;
     data->rows_per_ct = rows;
     data->n_ct = (n + rows - 1) / rows;
+    data->level = level;
     data->z = cdl_calloc_array(data->n_ct, sizeof *data->z);
     /* Plaintext data of the client: wiped before release. */
     vals = cdl_secure_calloc(slots, sizeof *vals);
@@ -227,7 +264,7 @@ cdl_status cdl_logreg_encrypt_dataset(const cdl_ckks_context *ctx, const cdl_ckk
             for (size_t f = 0; f < d; f++)
                 v[1 + f] = (double)y[i] * x[i * d + f];
         }
-        CDL_TRY_GOTO(st, cdl_ckks_encode(ctx, vals, slots, cdl_ckks_default_scale(ctx), cdl_ckks_max_level(ctx), pt),
+        CDL_TRY_GOTO(st, cdl_ckks_encode(ctx, vals, slots, cdl_ckks_default_scale(ctx), level, pt),
                      done);
         CDL_TRY_GOTO(st, cdl_ckks_ciphertext_new(ctx, &data->z[j]), done);
         CDL_TRY_GOTO(st, cdl_ckks_encrypt_sk(ctx, sk, pt, rng, data->z[j]), done);
@@ -310,20 +347,124 @@ static cdl_status mul_relin_rescale(const cdl_ckks_context *ctx, const cdl_ckks_
 /* Working ciphertexts of the server. */
 enum { W_G0, W_BETA, W_V, W_BNEW, W_VNEW, W_P, W_TMP, W_ZK, W_S2, W_TZ, W_Q, W_SUM, W_C, W_COUNT };
 
-typedef struct trainer {
+struct cdl_logreg_trainer {
     const cdl_ckks_context *ctx;
     const cdl_ckks_relin_key *rlk;
     const cdl_ckks_galois_keys *gk;
+    const cdl_ckks_bootstrapper *bt; /* NULL: no bootstrapping */
+    const cdl_ckks_bootstrap_keys *bk;
     const cdl_logreg_encrypted_data *data;
-    const cdl_logreg_config *cfg;
+    cdl_logreg_config cfg; /* a copy; no progress callback */
     cdl_logreg_sigmoid sig;
     size_t slots;
+    int per;        /* levels an iteration after the first spends */
+    int boot_level; /* level of a bootstrapped ciphertext; -1 without bootstrapping */
+    int top;        /* level the state is brought to after a bootstrap: min(boot_level, the data's) */
+    int k;          /* iterations done */
+    double lambda;  /* Nesterov's lambda_(k+1) */
+    int bootstraps;
+    double bootstrap_seconds;
     cdl_ckks_ciphertext *w[W_COUNT];
     cdl_ckks_plaintext *mask;
-} trainer;
+    cdl_ckks_plaintext *imag; /* i in every slot, scale 1, at boot_level: exactly the monomial X^(N/2) */
+};
+
+static double weight_bound(const cdl_logreg_config *cfg)
+{
+    return cfg->weight_bound > 0 ? cfg->weight_bound : 8.0;
+}
+
+/* The level iteration k >= 2 runs at, from v at level l with r iterations
+ * left (this one included): the lowest level that holds them all, if l does
+ * (no bootstrap after it); else, with bootstrapping, the lowest level that
+ * leaves as many iterations before the next bootstrap plus the one level the
+ * packing spends (l - (l - 1) mod per), if l holds one; else -1: bootstrap
+ * first. -2: cannot run (no bootstrapping and not enough levels). */
+static int plan_level(int l, int r, int per, int boot)
+{
+    if (l >= per * r)
+        return per * r;
+    if (!boot)
+        return -2;
+    if (l >= per + 1)
+        return l - (l - 1) % per;
+    return -1;
+}
+
+/* The whole plan simulated: bootstraps for K iterations, or -1. */
+static int plan_bootstraps(int data_level, int boot_level, int iterations, int per)
+{
+    const int boot = boot_level >= 0;
+    const int top = boot && boot_level < data_level ? boot_level : data_level;
+    int l = data_level, count = 0;
+    for (int k = 2; k <= iterations; k++) {
+        const int r = iterations - k + 1;
+        int run = plan_level(l, r, per, boot);
+        if (run == -1) {
+            if (l < 1)
+                return -1; /* no level to pack beta and v */
+            count++;
+            l = top;
+            run = plan_level(l, r, per, boot);
+        }
+        if (run < 0)
+            return -1;
+        l = run - per;
+    }
+    return count;
+}
+
+int cdl_logreg_bootstraps_needed(int data_level, int boot_level, int iterations, int sigmoid_degree)
+{
+    if (data_level < 0 || iterations < 1)
+        return -1;
+    return plan_bootstraps(data_level, boot_level, iterations, cdl_logreg_levels_per_iteration(sigmoid_degree));
+}
+
+cdl_status cdl_logreg_bootstrap_preset(int log_n, cdl_ckks_param_spec *spec, cdl_ckks_bootstrap_params *params)
+{
+    if (!spec || !params)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_logreg_bootstrap_preset: NULL argument");
+    if (log_n != 16 && (log_n < 10 || log_n > 14))
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT,
+                        "cdl_logreg_bootstrap_preset: log_n = %d; 16 (128-bit) or 10..14 (INSECURE, for tests)",
+                        log_n);
+    CDL_TRY(cdl_ckks_bootstrap_preset(log_n, spec, params));
+    if (log_n == 16)
+        return CDL_OK;
+    /* The insecure preset bottom up: q0, its computation primes of 40 bits, then the bootstrap's own.
+     * Give it the 9 computation levels of the 128-bit preset (the same level plan for tests). */
+    const int comp = 9;
+    int c40 = 0;
+    while (1 + c40 < spec->q_count && spec->q_bits[1 + c40] == 40)
+        c40++;
+    const int rest = spec->q_count - 1 - c40;
+    if (1 + comp + rest > CDL_CKKS_MAX_PRIMES || c40 > comp)
+        return cdl_fail(CDL_ERR_INTERNAL, "cdl_logreg_bootstrap_preset: unexpected preset chain");
+    memmove(&spec->q_bits[1 + comp], &spec->q_bits[1 + c40], (size_t)rest * sizeof spec->q_bits[0]);
+    for (int i = 0; i < comp; i++)
+        spec->q_bits[1 + i] = 40;
+    spec->q_count = 1 + comp + rest;
+    return CDL_OK;
+}
+
+/* Iteration 1 from beta_0 = v_0 = 0: beta_1 = (gamma_1 a0 / n) G0, read at scale / c; v_1 = beta_1 (eta_1 = 0,
+ * folded in anyway). No level. */
+static cdl_status first_iteration(cdl_logreg_trainer *T, double gamma, double eta)
+{
+    const cdl_ckks_context *ctx = T->ctx;
+    cdl_ckks_ciphertext **w = T->w;
+    const double c = gamma * T->sig.a0 / (double)T->data->n;
+    const double s = cdl_ckks_ciphertext_scale(w[W_G0]);
+    CDL_TRY(cdl_ckks_ciphertext_copy(ctx, w[W_G0], w[W_BETA]));
+    cdl_ckks_ciphertext_set_scale(w[W_BETA], s / (c * (1.0 - eta)));
+    CDL_TRY(cdl_ckks_ciphertext_copy(ctx, w[W_BETA], w[W_V]));
+    cdl_ckks_ciphertext_set_scale(w[W_BETA], s / c);
+    return CDL_OK;
+}
 
 /* The gradient step of iteration k >= 2: W_BNEW = beta_k, and W_VNEW = v_k unless last. */
-static cdl_status iterate(trainer *T, int k, double gamma, double eta, int last)
+static cdl_status iterate(cdl_logreg_trainer *T, double gamma, double eta, int last)
 {
     const cdl_ckks_context *ctx = T->ctx;
     const cdl_logreg_encrypted_data *D = T->data;
@@ -333,7 +474,6 @@ static cdl_status iterate(trainer *T, int k, double gamma, double eta, int last)
     const double n = (double)D->n;
     /* q_i = kappa t_i (a1 + a3 t_i^2) z_i, or kappa t_i z_i for degree 1. */
     const double kappa = T->sig.degree >= 3 ? -gamma / n : -gamma * T->sig.a1 / n;
-    (void)k;
     for (size_t j = 0; j < D->n_ct; j++) {
         const cdl_ckks_ciphertext *z = D->z[j];
         /* p = Z (*) v, summed within each row: slot 0 of row i is <Z_i, v>. */
@@ -407,20 +547,76 @@ static cdl_status iterate(trainer *T, int k, double gamma, double eta, int last)
     return cdl_ckks_add(ctx, w[W_VNEW], w[W_SUM], w[W_VNEW]);
 }
 
-static void swap_ct(cdl_ckks_ciphertext **a, cdl_ckks_ciphertext **b)
+static double now_seconds(void)
 {
-    cdl_ckks_ciphertext *t = *a;
-    *a = *b;
-    *b = t;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-cdl_status cdl_logreg_train_encrypted(const cdl_ckks_context *ctx, const cdl_ckks_relin_key *rlk,
-                                      const cdl_ckks_galois_keys *gk, const cdl_logreg_encrypted_data *data,
-                                      const cdl_logreg_config *cfg, cdl_logreg_encrypted_weights **out)
+/* beta and v (level >= 1) -> one bootstrap -> beta and v at T->top.
+ * Pack: both to level 0 at the default scale S (a constant product: the spare
+ * level), u = beta + i v read at scale S W, i.e. u / W, whose real and
+ * imaginary parts are within the designed range |.| <= 1 of bootstrapping
+ * (complex slots included) while |beta_j|, |v_j| <= W. Unpack: with b the
+ * bootstrapped u / W at scale s, b + conj(b) = 2 beta / W and
+ * -i (b - conj(b)) = 2 v / W: read at scale 2 s / W they are beta and v.
+ * Multiplying by i (a plaintext of scale 1 holding the monomial X^(N/2)),
+ * conjugating and relabelling cost no level. */
+static cdl_status bootstrap_state(cdl_logreg_trainer *T)
 {
-    const char *fn = "cdl_logreg_train_encrypted";
-    if (!ctx || !rlk || !gk || !data || !out)
-        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
+    const cdl_ckks_context *ctx = T->ctx;
+    cdl_ckks_ciphertext **w = T->w;
+    const double S = cdl_ckks_default_scale(ctx), W = weight_bound(&T->cfg);
+    if (cdl_ckks_ciphertext_level(w[W_BETA]) < 1 || cdl_ckks_ciphertext_level(w[W_V]) < 1)
+        return cdl_fail(CDL_ERR_INTERNAL, "cdl_logreg_trainer_step: no level left to pack the weights");
+    CDL_TRY(cdl_ckks_drop_to_level(ctx, w[W_BETA], 1, w[W_C]));
+    CDL_TRY(mul_const_to(ctx, w[W_C], 1.0, S, w[W_C]));
+    CDL_TRY(cdl_ckks_drop_to_level(ctx, w[W_V], 1, w[W_P]));
+    CDL_TRY(mul_const_to(ctx, w[W_P], 1.0, S, w[W_P]));
+    CDL_TRY(cdl_ckks_mul_plain(ctx, w[W_P], T->imag, w[W_P]));
+    cdl_ckks_ciphertext_set_scale(w[W_P], S);
+    CDL_TRY(cdl_ckks_add(ctx, w[W_C], w[W_P], w[W_C]));
+    cdl_ckks_ciphertext_set_scale(w[W_C], S * W);
+    const double t0 = now_seconds();
+    CDL_TRY(cdl_ckks_bootstrap(T->bt, T->bk, T->rlk, w[W_C], w[W_TMP]));
+    T->bootstrap_seconds += now_seconds() - t0;
+    T->bootstraps++;
+    const double s = cdl_ckks_ciphertext_scale(w[W_TMP]);
+    CDL_TRY(cdl_ckks_conjugate(ctx, T->gk, w[W_TMP], w[W_P]));
+    CDL_TRY(cdl_ckks_add(ctx, w[W_TMP], w[W_P], w[W_BETA]));
+    CDL_TRY(cdl_ckks_sub(ctx, w[W_TMP], w[W_P], w[W_V]));
+    CDL_TRY(cdl_ckks_mul_plain(ctx, w[W_V], T->imag, w[W_V]));
+    CDL_TRY(cdl_ckks_negate(ctx, w[W_V], w[W_V]));
+    cdl_ckks_ciphertext_set_scale(w[W_BETA], 2.0 * s / W);
+    cdl_ckks_ciphertext_set_scale(w[W_V], 2.0 * s / W);
+    if (cdl_ckks_ciphertext_level(w[W_V]) > T->top) {
+        CDL_TRY(cdl_ckks_drop_to_level(ctx, w[W_V], T->top, w[W_V]));
+        CDL_TRY(cdl_ckks_drop_to_level(ctx, w[W_BETA], T->top, w[W_BETA]));
+    }
+    return CDL_OK;
+}
+
+void cdl_logreg_trainer_free(cdl_logreg_trainer *T)
+{
+    if (!T)
+        return;
+    for (int i = 0; i < W_COUNT; i++)
+        cdl_ckks_ciphertext_free(T->w[i]);
+    cdl_ckks_plaintext_free(T->mask);
+    cdl_ckks_plaintext_free(T->imag);
+    cdl_free(T);
+}
+
+/* Everything the trainer is built from, checked before any work. */
+static cdl_status trainer_init(const cdl_ckks_context *ctx, const cdl_ckks_relin_key *rlk,
+                               const cdl_ckks_galois_keys *gk, const cdl_ckks_bootstrapper *bt,
+                               const cdl_ckks_bootstrap_keys *bk, const cdl_logreg_encrypted_data *data,
+                               const cdl_logreg_config *cfg, const char *fn, cdl_logreg_trainer **out)
+{
+    if (!ctx || !rlk || !gk || !data || !out || (!bt) != (!bk))
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: NULL argument%s", fn,
+                        (!bt) != (!bk) ? " (a bootstrapper needs its keys, and the reverse)" : "");
     *out = NULL;
     CDL_TRY(check_config(cfg, fn));
     if (memcmp(data->hash, cdl_ckks_param_hash(ctx), CDL_CKKS_PARAM_HASH_BYTES) != 0)
@@ -431,91 +627,418 @@ cdl_status cdl_logreg_train_encrypted(const cdl_ckks_context *ctx, const cdl_ckk
     int steps[CDL_LOGREG_MAX_STEPS];
     size_t nsteps;
     CDL_TRY(cdl_logreg_galois_steps(ctx, data->d, steps, CDL_LOGREG_MAX_STEPS, &nsteps));
-    for (size_t i = 0; i < nsteps; i++)
+    for (size_t i = 0; i < nsteps; i++) {
         if (!cdl_ckks_galois_keys_has_step(gk, steps[i]))
             return cdl_fail(CDL_ERR_EXHAUSTED,
                             "%s: the Galois keys lack rotation step %d; generate them with the steps of "
                             "cdl_logreg_galois_steps",
                             fn, steps[i]);
-    const int max_level = cdl_ckks_max_level(ctx);
-    const int kmax = cdl_logreg_max_iterations(max_level, cfg->sigmoid_degree);
-    if (cfg->iterations > kmax)
+        if (cdl_ckks_galois_keys_step_level(gk, steps[i]) < data->level)
+            return cdl_fail(CDL_ERR_EXHAUSTED,
+                            "%s: the Galois key for rotation step %d serves levels up to %d, the data are at %d", fn,
+                            steps[i], cdl_ckks_galois_keys_step_level(gk, steps[i]), data->level);
+    }
+    const int per = cdl_logreg_levels_per_iteration(cfg->sigmoid_degree);
+    int boot_level = -1;
+    if (bt) {
+        if (memcmp(cdl_ckks_param_hash(bt->ctx), cdl_ckks_param_hash(ctx), CDL_CKKS_PARAM_HASH_BYTES) != 0)
+            return cdl_fail(CDL_ERR_MISMATCH, "%s: the bootstrapper was made for other CKKS parameters", fn);
+        cdl_ckks_bootstrap_info info;
+        CDL_TRY(cdl_ckks_bootstrapper_info(bt, &info));
+        if ((size_t)info.slots != cdl_ckks_slots(ctx))
+            return cdl_fail(CDL_ERR_PARAMETERS,
+                            "%s: the bootstrapper works on %d slots; the weights fill all %zu (use log_slots = 0)",
+                            fn, info.slots, cdl_ckks_slots(ctx));
+        boot_level = info.level_out;
+        if (cdl_ckks_galois_keys_step_level(gk, 0) < boot_level)
+            return cdl_fail(CDL_ERR_EXHAUSTED,
+                            "%s: the Galois keys lack the conjugation key (at level %d) that splits the "
+                            "bootstrapped weights; generate them with conjugate = 1",
+                            fn, boot_level);
+        if (plan_bootstraps(data->level, boot_level, cfg->iterations, per) < 0)
+            return cdl_fail(CDL_ERR_PARAMETERS,
+                            "%s: %d iterations cannot run: after a bootstrap the weights are at level %d (the data "
+                            "at %d), and an iteration needs %d levels plus 1 to pack the weights for the next "
+                            "bootstrap",
+                            fn, cfg->iterations, boot_level, data->level, per);
+    } else if (plan_bootstraps(data->level, -1, cfg->iterations, per) < 0) {
+        const int kmax = cdl_logreg_max_iterations(data->level, cfg->sigmoid_degree);
         return cdl_fail(CDL_ERR_EXHAUSTED,
                         "%s: %d iterations need %d levels (the first costs none, each later one %d with a degree-%d "
-                        "sigmoid) but N = 2^%d has %d; at most %d iterations fit (there is no bootstrapping): use "
-                        "--iters %d or a larger N",
-                        fn, cfg->iterations, (cfg->iterations - 1) * cdl_logreg_levels_per_iteration(cfg->sigmoid_degree),
-                        cdl_logreg_levels_per_iteration(cfg->sigmoid_degree), cfg->sigmoid_degree, cdl_ckks_log_n(ctx), max_level, kmax, kmax);
-    trainer T;
-    memset(&T, 0, sizeof T);
-    T.ctx = ctx;
-    T.rlk = rlk;
-    T.gk = gk;
-    T.data = data;
-    T.cfg = cfg;
-    T.slots = cdl_ckks_slots(ctx);
-    CDL_TRY(cdl_logreg_sigmoid_fit(cfg, &T.sig));
-    cdl_status st = CDL_OK;
-    cdl_logreg_encrypted_weights *res = NULL;
-    for (int i = 0; i < W_COUNT; i++)
-        CDL_TRY_GOTO(st, cdl_ckks_ciphertext_new(ctx, &T.w[i]), done);
-    CDL_TRY_GOTO(st, cdl_ckks_plaintext_new(ctx, &T.mask), done);
-
+                        "sigmoid) but the data are at level %d of N = 2^%d; at most %d iterations fit without "
+                        "bootstrapping: use --iters %d, a larger N, or a bootstrapper",
+                        fn, cfg->iterations, (cfg->iterations - 1) * per, per, cfg->sigmoid_degree, data->level,
+                        cdl_ckks_log_n(ctx), kmax, kmax);
+    }
+    cdl_logreg_trainer *T = cdl_calloc_array(1, sizeof *T);
+    if (!T)
+        return CDL_ERR_NO_MEMORY;
+    T->ctx = ctx;
+    T->rlk = rlk;
+    T->gk = gk;
+    T->bt = bt;
+    T->bk = bk;
+    T->data = data;
+    T->cfg = *cfg;
+    T->cfg.progress = NULL;
+    T->cfg.progress_user = NULL;
+    T->slots = cdl_ckks_slots(ctx);
+    T->per = per;
+    T->boot_level = boot_level;
+    T->top = bt && boot_level < data->level ? boot_level : data->level;
+    T->lambda = 1.0;
+    cdl_status st = cdl_logreg_sigmoid_fit(cfg, &T->sig);
+    for (int i = 0; st == CDL_OK && i < W_COUNT; i++)
+        st = cdl_ckks_ciphertext_new(ctx, &T->w[i]);
+    if (st == CDL_OK)
+        st = cdl_ckks_plaintext_new(ctx, &T->mask);
+    if (st == CDL_OK && bt) {
+        double *re = cdl_calloc_array(T->slots, sizeof *re), *im = cdl_alloc_array(T->slots, sizeof *im);
+        st = re && im ? CDL_OK : CDL_ERR_NO_MEMORY;
+        for (size_t i = 0; im && i < T->slots; i++)
+            im[i] = 1.0;
+        if (st == CDL_OK)
+            st = cdl_ckks_plaintext_new_level(ctx, boot_level, &T->imag);
+        if (st == CDL_OK)
+            st = cdl_ckks_encode_complex(ctx, re, im, T->slots, 1.0, boot_level, T->imag);
+        cdl_free(re);
+        cdl_free(im);
+    }
     /* G0 = sum_i Z_i, replicated in every row. */
-    CDL_TRY_GOTO(st, cdl_ckks_ciphertext_copy(ctx, data->z[0], T.w[W_G0]), done);
-    for (size_t j = 1; j < data->n_ct; j++)
-        CDL_TRY_GOTO(st, cdl_ckks_add(ctx, T.w[W_G0], data->z[j], T.w[W_G0]), done);
-    CDL_TRY_GOTO(st, rotate_sum(ctx, gk, T.w[W_G0], T.w[W_TMP], data->row, T.slots, 1), done);
+    if (st == CDL_OK)
+        st = cdl_ckks_ciphertext_copy(ctx, data->z[0], T->w[W_G0]);
+    for (size_t j = 1; st == CDL_OK && j < data->n_ct; j++)
+        st = cdl_ckks_add(ctx, T->w[W_G0], data->z[j], T->w[W_G0]);
+    if (st == CDL_OK)
+        st = rotate_sum(ctx, gk, T->w[W_G0], T->w[W_TMP], data->row, T->slots, 1);
+    if (st != CDL_OK) {
+        cdl_logreg_trainer_free(T);
+        return st;
+    }
+    *out = T;
+    return CDL_OK;
+}
 
-    /* Iteration 1 from beta_0 = v_0 = 0: beta_1 = (gamma_1 a0 / n) G0, read at scale / c; v_1 = beta_1 (eta_1 = 0). */
-    double lambda = 1.0;
-    {
-        double c = step_gamma(cfg, 1) * T.sig.a0 / (double)data->n;
-        double eta = step_eta(cfg, &lambda);
-        CDL_TRY_GOTO(st, cdl_ckks_ciphertext_copy(ctx, T.w[W_G0], T.w[W_BETA]), done);
-        cdl_ckks_ciphertext_set_scale(T.w[W_BETA], cdl_ckks_ciphertext_scale(T.w[W_G0]) / (c * (1.0 - eta)));
-        CDL_TRY_GOTO(st, cdl_ckks_ciphertext_copy(ctx, T.w[W_BETA], T.w[W_V]), done);
-        cdl_ckks_ciphertext_set_scale(T.w[W_BETA], cdl_ckks_ciphertext_scale(T.w[W_G0]) / c);
-        if (cfg->progress)
-            cfg->progress(cfg->progress_user, 1, cfg->iterations);
-    }
-    for (int k = 2; k <= cfg->iterations; k++) {
-        double gamma = step_gamma(cfg, k);
-        double eta = step_eta(cfg, &lambda);
-        int last = k == cfg->iterations;
-        /* Work at the lowest level that still holds the remaining iterations: cheaper key switching. */
-        const int need = (cfg->iterations - k + 1) * cdl_logreg_levels_per_iteration(cfg->sigmoid_degree);
-        if (cdl_ckks_ciphertext_level(T.w[W_V]) > need) {
-            CDL_TRY_GOTO(st, cdl_ckks_drop_to_level(ctx, T.w[W_V], need, T.w[W_V]), done);
-            CDL_TRY_GOTO(st, cdl_ckks_drop_to_level(ctx, T.w[W_BETA], need, T.w[W_BETA]), done);
+cdl_status cdl_logreg_trainer_new(const cdl_ckks_context *ctx, const cdl_ckks_relin_key *rlk,
+                                  const cdl_ckks_galois_keys *gk, const cdl_ckks_bootstrapper *bt,
+                                  const cdl_ckks_bootstrap_keys *bk, const cdl_logreg_encrypted_data *data,
+                                  const cdl_logreg_config *cfg, cdl_logreg_trainer **out)
+{
+    return trainer_init(ctx, rlk, gk, bt, bk, data, cfg, "cdl_logreg_trainer_new", out);
+}
+
+static void swap_ct(cdl_ckks_ciphertext **a, cdl_ckks_ciphertext **b)
+{
+    cdl_ckks_ciphertext *t = *a;
+    *a = *b;
+    *b = t;
+}
+
+cdl_status cdl_logreg_trainer_step(cdl_logreg_trainer *T)
+{
+    if (!T)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_logreg_trainer_step: NULL trainer");
+    const cdl_logreg_config *cfg = &T->cfg;
+    if (T->k >= cfg->iterations)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_logreg_trainer_step: all %d iterations are done",
+                        cfg->iterations);
+    const int k = T->k + 1;
+    const double gamma = step_gamma(cfg, k);
+    const double eta = step_eta(cfg, &T->lambda);
+    if (k == 1) {
+        CDL_TRY(first_iteration(T, gamma, eta));
+    } else {
+        const cdl_ckks_context *ctx = T->ctx;
+        const int r = cfg->iterations - k + 1;
+        int run = plan_level(cdl_ckks_ciphertext_level(T->w[W_V]), r, T->per, T->bt != NULL);
+        if (run == -1) {
+            CDL_TRY(bootstrap_state(T));
+            run = plan_level(cdl_ckks_ciphertext_level(T->w[W_V]), r, T->per, 1);
         }
-        CDL_TRY_GOTO(st, iterate(&T, k, gamma, eta, last), done);
-        swap_ct(&T.w[W_BETA], &T.w[W_BNEW]);
+        if (run < 0)
+            return cdl_fail(CDL_ERR_INTERNAL, "cdl_logreg_trainer_step: no level plan for iteration %d", k);
+        /* Work at the lowest level that keeps the plan: cheaper key switching. */
+        if (cdl_ckks_ciphertext_level(T->w[W_V]) > run)
+            CDL_TRY(cdl_ckks_drop_to_level(ctx, T->w[W_V], run, T->w[W_V]));
+        if (cdl_ckks_ciphertext_level(T->w[W_BETA]) > run)
+            CDL_TRY(cdl_ckks_drop_to_level(ctx, T->w[W_BETA], run, T->w[W_BETA]));
+        const int last = k == cfg->iterations;
+        CDL_TRY(iterate(T, gamma, eta, last));
+        swap_ct(&T->w[W_BETA], &T->w[W_BNEW]);
         if (!last)
-            swap_ct(&T.w[W_V], &T.w[W_VNEW]);
-        if (cfg->progress)
-            cfg->progress(cfg->progress_user, k, cfg->iterations);
+            swap_ct(&T->w[W_V], &T->w[W_VNEW]);
     }
-    res = cdl_calloc_array(1, sizeof *res);
-    if (!res) {
-        st = CDL_ERR_NO_MEMORY;
-        goto done;
-    }
-    memcpy(res->hash, data->hash, CDL_CKKS_PARAM_HASH_BYTES);
-    res->d = data->d;
-    res->row = data->row;
-    res->beta = T.w[W_BETA];
-    T.w[W_BETA] = NULL;
-    CDL_TRY_GOTO(st, cdl_ckks_ciphertext_shrink(res->beta), done);
-done:
-    for (int i = 0; i < W_COUNT; i++)
-        cdl_ckks_ciphertext_free(T.w[i]);
-    cdl_ckks_plaintext_free(T.mask);
+    T->k = k;
+    return CDL_OK;
+}
+
+int cdl_logreg_trainer_iteration(const cdl_logreg_trainer *T)
+{
+    return T ? T->k : -1;
+}
+
+int cdl_logreg_trainer_bootstraps(const cdl_logreg_trainer *T)
+{
+    return T ? T->bootstraps : -1;
+}
+
+double cdl_logreg_trainer_bootstrap_seconds(const cdl_logreg_trainer *T)
+{
+    return T ? T->bootstrap_seconds : 0.0;
+}
+
+int cdl_logreg_trainer_level(const cdl_logreg_trainer *T)
+{
+    return T && T->k >= 1 ? cdl_ckks_ciphertext_level(T->w[W_BETA]) : -1;
+}
+
+cdl_status cdl_logreg_trainer_weights(const cdl_logreg_trainer *T, cdl_logreg_encrypted_weights **out)
+{
+    if (!T || !out)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_logreg_trainer_weights: NULL argument");
+    *out = NULL;
+    if (T->k < 1)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_logreg_trainer_weights: no iteration done yet");
+    cdl_logreg_encrypted_weights *res = cdl_calloc_array(1, sizeof *res);
+    if (!res)
+        return CDL_ERR_NO_MEMORY;
+    memcpy(res->hash, T->data->hash, CDL_CKKS_PARAM_HASH_BYTES);
+    res->d = T->data->d;
+    res->row = T->data->row;
+    cdl_status st = cdl_ckks_ciphertext_new(T->ctx, &res->beta);
+    if (st == CDL_OK)
+        st = cdl_ckks_ciphertext_copy(T->ctx, T->w[W_BETA], res->beta);
+    if (st == CDL_OK)
+        st = cdl_ckks_ciphertext_shrink(res->beta);
     if (st != CDL_OK) {
         cdl_logreg_encrypted_weights_free(res);
         return st;
     }
     *out = res;
+    return CDL_OK;
+}
+
+cdl_status cdl_logreg_train_encrypted_bootstrapped(const cdl_ckks_context *ctx, const cdl_ckks_relin_key *rlk,
+                                                   const cdl_ckks_galois_keys *gk, const cdl_ckks_bootstrapper *bt,
+                                                   const cdl_ckks_bootstrap_keys *bk,
+                                                   const cdl_logreg_encrypted_data *data,
+                                                   const cdl_logreg_config *cfg, cdl_logreg_encrypted_weights **out)
+{
+    if (!out)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_logreg_train_encrypted: NULL argument");
+    *out = NULL;
+    cdl_logreg_trainer *T = NULL;
+    CDL_TRY(trainer_init(ctx, rlk, gk, bt, bk, data, cfg, "cdl_logreg_train_encrypted", &T));
+    cdl_status st = CDL_OK;
+    while (st == CDL_OK && T->k < cfg->iterations) {
+        st = cdl_logreg_trainer_step(T);
+        if (st == CDL_OK && cfg->progress)
+            cfg->progress(cfg->progress_user, T->k, cfg->iterations);
+    }
+    if (st == CDL_OK)
+        st = cdl_logreg_trainer_weights(T, out);
+    cdl_logreg_trainer_free(T);
+    return st;
+}
+
+cdl_status cdl_logreg_train_encrypted(const cdl_ckks_context *ctx, const cdl_ckks_relin_key *rlk,
+                                      const cdl_ckks_galois_keys *gk, const cdl_logreg_encrypted_data *data,
+                                      const cdl_logreg_config *cfg, cdl_logreg_encrypted_weights **out)
+{
+    return cdl_logreg_train_encrypted_bootstrapped(ctx, rlk, gk, NULL, NULL, data, cfg, out);
+}
+
+/* ---- checkpoints ---- */
+
+#define TRAINER_MAGIC "CDLLRTR1"
+#define TRAINER_VERSION 1u
+/* Sizes that no sane checkpoint exceeds (a ciphertext blob is bounded by its loader too). */
+#define TRAINER_MAX_CT_BYTES ((uint64_t)1 << 36)
+
+cdl_status cdl_logreg_trainer_save(const cdl_logreg_trainer *T, uint8_t **data, size_t *len)
+{
+    if (!T || !data || !len)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_logreg_trainer_save: NULL argument");
+    *data = NULL;
+    *len = 0;
+    if (T->k < 1)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_logreg_trainer_save: no iteration done yet");
+    const cdl_logreg_config *c = &T->cfg;
+    cdl_writer w;
+    cdl_writer_init(&w);
+    cdl_write_bytes(&w, TRAINER_MAGIC, 8);
+    cdl_write_u32(&w, TRAINER_VERSION);
+    cdl_write_bytes(&w, T->data->hash, CDL_CKKS_PARAM_HASH_BYTES);
+    cdl_write_u64(&w, T->data->n);
+    cdl_write_u64(&w, T->data->d);
+    cdl_write_u32(&w, (uint32_t)T->data->level);
+    cdl_write_u32(&w, (uint32_t)c->iterations);
+    cdl_write_f64(&w, c->learning_rate);
+    cdl_write_u8(&w, (uint8_t)(c->lr_decay != 0));
+    cdl_write_u8(&w, (uint8_t)(c->nesterov != 0));
+    cdl_write_u8(&w, (uint8_t)c->sigmoid_degree);
+    cdl_write_f64(&w, c->sigmoid_bound);
+    cdl_write_f64(&w, weight_bound(c));
+    cdl_write_u32(&w, (uint32_t)(T->boot_level + 1)); /* 0: no bootstrapping */
+    cdl_write_u32(&w, (uint32_t)T->k);
+    cdl_write_u32(&w, (uint32_t)T->bootstraps);
+    const int ids[2] = {W_BETA, W_V};
+    for (int i = 0; i < 2 && cdl_writer_status(&w) == CDL_OK; i++) {
+        uint8_t *blob = NULL;
+        size_t blen = 0;
+        cdl_status st = cdl_ckks_ciphertext_save(T->ctx, T->w[ids[i]], 0, &blob, &blen);
+        if (st != CDL_OK) {
+            cdl_writer_free(&w);
+            return st;
+        }
+        cdl_write_u64(&w, blen);
+        cdl_write_bytes(&w, blob, blen);
+        cdl_free_bytes(blob);
+    }
+    uint8_t sum[32];
+    if (cdl_writer_status(&w) == CDL_OK) {
+        crypto_generichash(sum, sizeof sum, w.data, w.len, NULL, 0);
+        cdl_write_bytes(&w, sum, sizeof sum);
+    }
+    cdl_status st = cdl_writer_status(&w);
+    if (st != CDL_OK) {
+        cdl_writer_free(&w);
+        return st;
+    }
+    *data = w.data;
+    *len = w.len;
+    return CDL_OK;
+}
+
+static cdl_status mismatch(const char *what, double saved, double now)
+{
+    return cdl_fail(CDL_ERR_MISMATCH,
+                    "cdl_logreg_trainer_load: the checkpoint was made with %s = %.17g, this run has %.17g", what,
+                    saved, now);
+}
+
+cdl_status cdl_logreg_trainer_load(const cdl_ckks_context *ctx, const cdl_ckks_relin_key *rlk,
+                                   const cdl_ckks_galois_keys *gk, const cdl_ckks_bootstrapper *bt,
+                                   const cdl_ckks_bootstrap_keys *bk, const cdl_logreg_encrypted_data *data,
+                                   const cdl_logreg_config *cfg, const uint8_t *bytes, size_t len,
+                                   cdl_logreg_trainer **out)
+{
+    const char *fn = "cdl_logreg_trainer_load";
+    if (!bytes || !out)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
+    *out = NULL;
+    if (len < 8 + 32 || memcmp(bytes, TRAINER_MAGIC, 8) != 0)
+        return cdl_fail(CDL_ERR_FORMAT, "%s: not a logistic-regression training checkpoint", fn);
+    uint8_t sum[32];
+    crypto_generichash(sum, sizeof sum, bytes, len - 32, NULL, 0);
+    if (sodium_memcmp(sum, bytes + len - 32, 32) != 0)
+        return cdl_fail(CDL_ERR_FORMAT, "%s: checksum mismatch (damaged or truncated checkpoint)", fn);
+    cdl_logreg_trainer *T = NULL;
+    CDL_TRY(trainer_init(ctx, rlk, gk, bt, bk, data, cfg, fn, &T));
+    cdl_reader r;
+    cdl_reader_init(&r, bytes + 8, len - 8 - 32);
+    uint8_t hash[CDL_CKKS_PARAM_HASH_BYTES], u8[3];
+    uint32_t version = 0, level = 0, iters = 0, boot = 0, k = 0, boots = 0;
+    uint64_t n = 0, d = 0;
+    double lr = 0, bound = 0, wb = 0;
+    cdl_status st = cdl_read_u32(&r, &version);
+    if (st == CDL_OK && version != TRAINER_VERSION)
+        st = cdl_fail(CDL_ERR_FORMAT, "%s: checkpoint format version %u, this build reads %u", fn, version,
+                      TRAINER_VERSION);
+    if (st == CDL_OK)
+        st = cdl_read_bytes(&r, hash, sizeof hash);
+    if (st == CDL_OK)
+        st = cdl_read_u64(&r, &n);
+    if (st == CDL_OK)
+        st = cdl_read_u64(&r, &d);
+    if (st == CDL_OK)
+        st = cdl_read_u32(&r, &level);
+    if (st == CDL_OK)
+        st = cdl_read_u32(&r, &iters);
+    if (st == CDL_OK)
+        st = cdl_read_f64(&r, &lr);
+    for (int i = 0; i < 2 && st == CDL_OK; i++)
+        st = cdl_read_u8(&r, &u8[i]);
+    if (st == CDL_OK)
+        st = cdl_read_u8(&r, &u8[2]);
+    if (st == CDL_OK)
+        st = cdl_read_f64(&r, &bound);
+    if (st == CDL_OK)
+        st = cdl_read_f64(&r, &wb);
+    if (st == CDL_OK)
+        st = cdl_read_u32(&r, &boot);
+    if (st == CDL_OK)
+        st = cdl_read_u32(&r, &k);
+    if (st == CDL_OK)
+        st = cdl_read_u32(&r, &boots);
+    /* The same job? Every field that the arithmetic depends on. */
+    if (st == CDL_OK && memcmp(hash, cdl_ckks_param_hash(ctx), sizeof hash) != 0)
+        st = cdl_fail(CDL_ERR_MISMATCH, "%s: the checkpoint was made under other CKKS parameters", fn);
+    if (st == CDL_OK && n != data->n)
+        st = mismatch("samples", (double)n, (double)data->n);
+    if (st == CDL_OK && d != data->d)
+        st = mismatch("features", (double)d, (double)data->d);
+    if (st == CDL_OK && (int)level != data->level)
+        st = mismatch("the data's level", (double)level, (double)data->level);
+    if (st == CDL_OK && (int)iters != cfg->iterations)
+        st = mismatch("iterations", (double)iters, (double)cfg->iterations);
+    if (st == CDL_OK && lr != cfg->learning_rate)
+        st = mismatch("learning rate", lr, cfg->learning_rate);
+    if (st == CDL_OK && u8[0] != (cfg->lr_decay != 0))
+        st = mismatch("lr_decay", u8[0], cfg->lr_decay != 0);
+    if (st == CDL_OK && u8[1] != (cfg->nesterov != 0))
+        st = mismatch("nesterov", u8[1], cfg->nesterov != 0);
+    if (st == CDL_OK && u8[2] != cfg->sigmoid_degree)
+        st = mismatch("sigmoid degree", u8[2], cfg->sigmoid_degree);
+    if (st == CDL_OK && bound != cfg->sigmoid_bound)
+        st = mismatch("sigmoid bound", bound, cfg->sigmoid_bound);
+    if (st == CDL_OK && wb != weight_bound(cfg))
+        st = mismatch("weight bound", wb, weight_bound(cfg));
+    if (st == CDL_OK && (int)boot != T->boot_level + 1)
+        st = cdl_fail(CDL_ERR_MISMATCH,
+                      "%s: the checkpoint was made %s bootstrapping%s, this run %s it%s", fn, boot ? "with" : "without",
+                      boot ? " (output level given)" : "", bt ? "has" : "does not have",
+                      bt && boot ? " at another output level" : "");
+    if (st == CDL_OK && (k < 1 || (int)k > cfg->iterations || boots > k))
+        st = cdl_fail(CDL_ERR_FORMAT, "%s: iteration %u of %d, %u bootstraps: not a valid state", fn, k,
+                      cfg->iterations, boots);
+    const int ids[2] = {W_BETA, W_V};
+    for (int i = 0; i < 2 && st == CDL_OK; i++) {
+        uint64_t blen = 0;
+        st = cdl_read_u64(&r, &blen);
+        if (st == CDL_OK && (blen > cdl_reader_remaining(&r) || blen > TRAINER_MAX_CT_BYTES))
+            st = cdl_fail(CDL_ERR_FORMAT, "%s: ciphertext length %llu beyond the data", fn, (unsigned long long)blen);
+        cdl_ckks_ciphertext *ct = NULL;
+        if (st == CDL_OK)
+            st = cdl_ckks_ciphertext_load(ctx, r.data + r.pos, (size_t)blen, &ct);
+        if (st == CDL_OK) {
+            r.pos += (size_t)blen;
+            cdl_ckks_ciphertext_free(T->w[ids[i]]);
+            T->w[ids[i]] = ct;
+            if (cdl_ckks_ciphertext_size(ct) != 2 || cdl_ckks_ciphertext_level(ct) > data->level)
+                st = cdl_fail(CDL_ERR_FORMAT, "%s: saved weights of size %d at level %d (data at %d)", fn,
+                              cdl_ckks_ciphertext_size(ct), cdl_ckks_ciphertext_level(ct), data->level);
+        }
+    }
+    if (st == CDL_OK)
+        st = cdl_reader_expect_end(&r);
+    if (st == CDL_OK && (int)k < cfg->iterations) {
+        /* the next step must find its plan from these levels */
+        const int lv = cdl_ckks_ciphertext_level(T->w[W_V]), lb = cdl_ckks_ciphertext_level(T->w[W_BETA]);
+        const int p = plan_level(lv, cfg->iterations - (int)k, T->per, bt != NULL);
+        if (lb < lv || p == -2 || (p == -1 && lv < 1))
+            st = cdl_fail(CDL_ERR_FORMAT, "%s: saved weights at levels %d and %d do not fit the level plan", fn, lb,
+                          lv);
+    }
+    if (st != CDL_OK) {
+        cdl_logreg_trainer_free(T);
+        return st;
+    }
+    T->k = (int)k;
+    T->bootstraps = (int)boots;
+    for (int i = 1; i <= T->k; i++)
+        (void)step_eta(&T->cfg, &T->lambda); /* lambda_(k+1), the same doubles as the run that saved */
+    *out = T;
     return CDL_OK;
 }
 
@@ -552,6 +1075,12 @@ cdl_status cdl_logreg_decrypt_weights(const cdl_ckks_context *ctx, const cdl_ckk
 cdl_status cdl_logreg_train_plain(const double *x, const int *y, size_t n, size_t d, const cdl_logreg_config *cfg,
                                   double *weights)
 {
+    return cdl_logreg_train_plain_stats(x, y, n, d, cfg, weights, NULL);
+}
+
+cdl_status cdl_logreg_train_plain_stats(const double *x, const int *y, size_t n, size_t d,
+                                        const cdl_logreg_config *cfg, double *weights, cdl_logreg_plain_stats *stats)
+{
     if (!x || !y || !weights)
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_logreg_train_plain: NULL argument");
     if (n < 1 || d < 1)
@@ -567,7 +1096,7 @@ cdl_status cdl_logreg_train_plain(const double *x, const int *y, size_t n, size_
     if (!buf)
         return CDL_ERR_NO_MEMORY;
     double *beta = buf, *v = buf + dd, *grad = buf + 2 * dd, *nb = buf + 3 * dd;
-    double lambda = 1.0;
+    double lambda = 1.0, max_state = 0.0, max_margin = 0.0;
     for (int k = 1; k <= cfg->iterations; k++) {
         const double gamma = step_gamma(cfg, k), eta = step_eta(cfg, &lambda);
         memset(grad, 0, dd * sizeof *grad);
@@ -576,6 +1105,7 @@ cdl_status cdl_logreg_train_plain(const double *x, const int *y, size_t n, size_
             double t = yi * v[0];
             for (size_t f = 0; f < d; f++)
                 t += yi * xi[f] * v[1 + f];
+            max_margin = fmax(max_margin, fabs(t));
             const double g = sig.a0 - sig.a1 * t - sig.a3 * t * t * t; /* ~ sigma(-t) */
             grad[0] += g * yi;
             for (size_t f = 0; f < d; f++)
@@ -586,12 +1116,17 @@ cdl_status cdl_logreg_train_plain(const double *x, const int *y, size_t n, size_
         for (size_t f = 0; f < dd; f++) {
             v[f] = (1.0 - eta) * nb[f] + eta * beta[f];
             beta[f] = nb[f];
+            max_state = fmax(max_state, fmax(fabs(beta[f]), k < cfg->iterations ? fabs(v[f]) : 0.0));
         }
         if (cfg->progress)
             cfg->progress(cfg->progress_user, k, cfg->iterations);
     }
     memcpy(weights, beta, dd * sizeof *weights);
     cdl_free(buf);
+    if (stats) {
+        stats->max_abs_state = max_state;
+        stats->max_abs_margin = max_margin;
+    }
     return CDL_OK;
 }
 

@@ -72,6 +72,36 @@ static void test_rng_seeded_matches_chacha20(void **state)
     cdl_rng_free(s2);
 }
 
+/* A system generator whose key is handed out, and rebuilt from it: the same stream, accepted for secrets
+ * (no CDL_ERR_INSECURE), and a fresh key each time. */
+static void test_rng_system_keyed(void **state)
+{
+    (void)state;
+    uint8_t k1[CDL_RNG_SEED_BYTES], k2[CDL_RNG_SEED_BYTES], x[200], y[200];
+    cdl_rng *a, *b, *c;
+    assert_int_equal(cdl_rng_new_system_keyed(k1, &a), CDL_OK);
+    assert_int_equal(cdl_rng_new_system_keyed(k2, &c), CDL_OK);
+    assert_memory_not_equal(k1, k2, sizeof k1);
+    assert_int_equal(cdl_rng_new_from_key(k1, &b), CDL_OK);
+    cdl_rng_bytes(a, x, 77);
+    cdl_rng_bytes(a, x + 77, sizeof x - 77);
+    cdl_rng_bytes(b, y, sizeof y);
+    assert_memory_equal(x, y, sizeof x);
+    cdl_ckks_param_spec spec;
+    assert_int_equal(cdl_ckks_preset(13, &spec), CDL_OK);
+    cdl_ckks_context *ctx = NULL;
+    assert_int_equal(cdl_ckks_context_new(&spec, &ctx), CDL_OK);
+    cdl_ckks_secret_key *sk = NULL;
+    assert_int_equal(cdl_ckks_keygen_secret(ctx, b, &sk), CDL_OK);
+    cdl_ckks_secret_key_free(sk);
+    cdl_ckks_context_free(ctx);
+    assert_int_equal(cdl_rng_new_system_keyed(NULL, &a), CDL_ERR_INVALID_ARGUMENT);
+    assert_int_equal(cdl_rng_new_from_key(NULL, &a), CDL_ERR_INVALID_ARGUMENT);
+    cdl_rng_free(a);
+    cdl_rng_free(b);
+    cdl_rng_free(c);
+}
+
 static void test_stream_round_trip(void **state)
 {
     (void)state;
@@ -191,6 +221,7 @@ int main(void)
         cmocka_unit_test(test_error_message),
         cmocka_unit_test(test_alloc_overflow),
         cmocka_unit_test(test_rng_seeded_matches_chacha20),
+        cmocka_unit_test(test_rng_system_keyed),
         cmocka_unit_test(test_stream_round_trip),
         cmocka_unit_test(test_envelope_plain),
         cmocka_unit_test(test_envelope_zstd),
