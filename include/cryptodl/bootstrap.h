@@ -110,6 +110,14 @@ CDL_API cdl_status cdl_ckks_bootstrap(const cdl_ckks_bootstrapper *bt, const cdl
                                       const cdl_ckks_relin_key *rlk, const cdl_ckks_ciphertext *in,
                                       cdl_ckks_ciphertext *out);
 
+/* Two bootstraps for more precision (the residual method of "Meta-BTS", Bae
+ * et al. CCS 2022): the error of the first is bootstrapped, scaled by 2^18,
+ * and subtracted. Twice the time; the output is at info.level_out - 1 (one
+ * level pays for the division by 2^18). Same keys. */
+CDL_API cdl_status cdl_ckks_bootstrap_refined(const cdl_ckks_bootstrapper *bt, const cdl_ckks_bootstrap_keys *bk,
+                                              const cdl_ckks_relin_key *rlk, const cdl_ckks_ciphertext *in,
+                                              cdl_ckks_ciphertext *out);
+
 /* Serialization, as every other object of ckks.h (header, parameter hash,
  * checksum, zstd; every field validated on load). The keys are tied to the
  * context and to the bootstrapping parameters. */

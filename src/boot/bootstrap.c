@@ -634,3 +634,68 @@ cdl_status cdl_ckks_bootstrap(const cdl_ckks_bootstrapper *bt, const cdl_ckks_bo
     cdl_ckks_ciphertext_free(im);
     return st;
 }
+
+/* out = a at `scale` exactly, one level lower: a times 1 encoded at scale * q_l / scale(a), rescaled. */
+static cdl_status rescale_to(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a, double c, double scale,
+                             cdl_ckks_ciphertext *out)
+{
+    const double q = (double)ctx->primes[a->level];
+    CDL_TRY(cdl_ckks_mul_const(ctx, a, c, scale * q / a->scale, out));
+    CDL_TRY(cdl_ckks_rescale(ctx, out, out));
+    out->scale = scale;
+    return CDL_OK;
+}
+
+/*
+ * Two passes (the residual idea of Bae, Cheon, Cho, Kim and Kim, "Meta-BTS",
+ * CCS 2022): v1 = BTS(v) carries an error e = v - v1 of about 2^-20; the
+ * residual e, computed at level 0 from the input and v1, is scaled by 2^k
+ * into the bootstrap's range and bootstrapped too, and v1 + BTS(2^k e) / 2^k
+ * is left with 2^-k times the error of one bootstrap. Both bootstraps see an
+ * input of the same scale, so they return the same scale. Costs a second
+ * bootstrap and one level (the division by 2^k is a product).
+ */
+cdl_status cdl_ckks_bootstrap_refined(const cdl_ckks_bootstrapper *bt, const cdl_ckks_bootstrap_keys *bk,
+                                      const cdl_ckks_relin_key *rlk, const cdl_ckks_ciphertext *in,
+                                      cdl_ckks_ciphertext *out)
+{
+    if (!bt || !bk || !rlk || !in || !out)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_bootstrap_refined: NULL argument");
+    const cdl_ckks_context *ctx = bt->ctx;
+    if (bt->level_out < 1)
+        return cdl_fail(CDL_ERR_EXHAUSTED,
+                        "cdl_ckks_bootstrap_refined: needs one level after bootstrapping, the plan leaves none");
+    const int k = 18; /* one bootstrap leaves ~2^-20 of the inputs' range: 2^18 e stays below 1 */
+    cdl_ckks_ciphertext *x = NULL, *v1 = NULL, *r = NULL;
+    cdl_status st = cdl_ckks_ciphertext_new(ctx, &x);
+    if (st == CDL_OK)
+        st = cdl_ckks_ciphertext_new(ctx, &v1);
+    if (st == CDL_OK)
+        st = cdl_ckks_ciphertext_new(ctx, &r);
+    if (st == CDL_OK)
+        st = cdl_ckks_drop_to_level(ctx, in, 0, x);
+    if (st == CDL_OK)
+        st = cdl_ckks_bootstrap(bt, bk, rlk, x, v1);
+    /* residual e = v - v1 at level 0 and the input's scale, times 2^k */
+    if (st == CDL_OK)
+        st = rescale_to(ctx, v1, 1.0, x->scale, r);
+    if (st == CDL_OK)
+        st = cdl_ckks_drop_to_level(ctx, r, 0, r);
+    if (st == CDL_OK)
+        st = cdl_ckks_sub(ctx, x, r, r);
+    if (st == CDL_OK)
+        st = cdl_ckks_mul_int(ctx, r, (int64_t)1 << k, r);
+    if (st == CDL_OK)
+        st = cdl_ckks_bootstrap(bt, bk, rlk, r, r);
+    /* v1 + 2^-k BTS(2^k e), both at level_out - 1 and v1's scale */
+    if (st == CDL_OK)
+        st = rescale_to(ctx, r, ldexp(1.0, -k), v1->scale, r);
+    if (st == CDL_OK)
+        st = cdl_ckks_drop_to_level(ctx, v1, r->level, v1);
+    if (st == CDL_OK)
+        st = cdl_ckks_add(ctx, v1, r, out);
+    cdl_ckks_ciphertext_free(x);
+    cdl_ckks_ciphertext_free(v1);
+    cdl_ckks_ciphertext_free(r);
+    return st;
+}

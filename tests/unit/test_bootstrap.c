@@ -239,6 +239,34 @@ static void test_bootstrap_complex_no_sse(void **state)
     fixture_close(&f);
 }
 
+/* Two passes: the residual of the first bootstrap bootstrapped again gains bits, one level lower. */
+static void test_bootstrap_refined(void **state)
+{
+    (void)state;
+    boot_fixture f;
+    fixture_open(&f, 11, 1, 27);
+    const size_t n = f.t.slots;
+    double *v = malloc(n * sizeof(double)), *dr = malloc(n * sizeof(double)), *di = malloc(n * sizeof(double));
+    t_random(f.t.rng, v, n);
+    const double one = bootstrap_bits(&f, v, NULL, NULL);
+    cdl_ckks_ciphertext *ct = t_encrypt(&f.t, v, NULL, 0, 0), *out = NULL;
+    assert_int_equal(cdl_ckks_ciphertext_new(f.t.ctx, &out), CDL_OK);
+    assert_int_equal(cdl_ckks_bootstrap_refined(f.bt, f.bk, f.t.rlk, ct, out), CDL_OK);
+    cdl_ckks_bootstrap_info info;
+    assert_int_equal(cdl_ckks_bootstrapper_info(f.bt, &info), CDL_OK);
+    assert_int_equal(cdl_ckks_ciphertext_level(out), info.level_out - 1);
+    t_decrypt(&f.t, out, dr, di);
+    const double two = t_bits(dr, di, v, NULL, n);
+    print_message("bootstrap N=2^11: one pass %.1f bits, two passes %.1f bits (worst slot)\n", one, two);
+    assert_true(two > one + 4.0);
+    cdl_ckks_ciphertext_free(ct);
+    cdl_ckks_ciphertext_free(out);
+    free(v);
+    free(dr);
+    free(di);
+    fixture_close(&f);
+}
+
 /* Sparse slots: 32 values repeated over the 512 slots of N = 2^10 (SubSum, size-32 DFTs). */
 static void test_bootstrap_sparse(void **state)
 {
@@ -319,6 +347,7 @@ int main(void)
         cmocka_unit_test(test_evalmod_plan),
         cmocka_unit_test(test_bootstrap_real_sse),
         cmocka_unit_test(test_bootstrap_complex_no_sse),
+        cmocka_unit_test(test_bootstrap_refined),
         cmocka_unit_test(test_bootstrap_sparse),
         cmocka_unit_test(test_bootstrap_refusals),
     };
