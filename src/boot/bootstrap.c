@@ -16,25 +16,18 @@
 #include <math.h>
 #include <string.h>
 
+#include "approx/poly_eval_internal.h"
 #include "boot/boot_internal.h"
 #include "ckks/keyswitch.h"
 #include "core/error.h"
 #include "core/memory.h"
 #include "ring/rns_poly.h"
 
-static int ceil_log2_int(int v)
-{
-    int d = 0;
-    while ((1 << d) < v)
-        d++;
-    return d;
-}
-
 int cdl_ckks_bootstrap_depth(const cdl_ckks_bootstrap_params *p)
 {
     if (!p)
         return -1;
-    return p->cts_levels + ceil_log2_int(p->cos_degree + 1) + p->double_angle + p->stc_levels;
+    return p->cts_levels + cdl_pe_ceil_log2(p->cos_degree + 1) + p->double_angle + p->stc_levels;
 }
 
 static void chain_push(cdl_ckks_param_spec *s, int bits, int count)
@@ -145,11 +138,18 @@ static cdl_status imaginary_unit(const cdl_ckks_context *ctx, int level, cdl_ckk
  * for; each double angle squares and divides by the next prime). */
 static double evalmod_out_scale(const cdl_ckks_context *ctx, const boot_evalmod *em, int level_in, double in_scale)
 {
-    int level = level_in - ceil_log2_int(em->degree + 1);
+    int level = level_in - cdl_pe_ceil_log2(em->degree + 1);
     double s = em->double_angle ? (double)ctx->primes[level] : in_scale;
     for (int r = 0; r < em->double_angle; r++, level--)
         s = s * s / (double)ctx->primes[level];
     return s;
+}
+
+/* EvalMod returns sin(2 pi x) ~ 2 pi m / q0 at scale sine_scale, and m = scale_in * value:
+ * the label under which the same ciphertext reads the input's values. */
+static double value_label(const cdl_ckks_context *ctx, double sine_scale, double scale_in)
+{
+    return sine_scale * 2.0 * M_PI * scale_in / (double)ctx->primes[0];
 }
 
 static cdl_status lift_in_place(boot_diag_matrix *m, const double *block_re, const double *block_im)
@@ -291,7 +291,7 @@ cdl_status cdl_ckks_bootstrapper_new(const cdl_ckks_context *ctx, const cdl_ckks
         const double s_eval = evalmod_out_scale(ctx, &bt->em, bt->level_cts_out,
                                                    2.0 * (double)ctx->primes[0] * cts_total *
                                                        (double)(ctx->slots / bt->slots));
-        const double s_stc = s_eval * 2.0 * M_PI * nominal_in / (double)ctx->primes[0];
+        const double s_stc = value_label(ctx, s_eval, nominal_in);
         const double factor = pow(bt->p.out_scale / s_stc, 1.0 / params->stc_levels);
         st = boot_dft_factors(ctx, bt->slots, 0, params->stc_levels, m);
         /* packed: the first SlotToCoeff matrix reads re + i im from the two halves */
@@ -306,9 +306,9 @@ cdl_status cdl_ckks_bootstrapper_new(const cdl_ckks_context *ctx, const cdl_ckks
             boot_diag_matrix_free(&m[g]);
     }
     cdl_free(m);
-    if (st == CDL_OK)
+    if (st == CDL_OK && !bt->packed) /* the split of full slots multiplies by i twice */
         st = imaginary_unit(ctx, bt->level_cts_out, &bt->imag_unit);
-    if (st == CDL_OK)
+    if (st == CDL_OK && !bt->packed)
         st = imaginary_unit(ctx, bt->level_stc_in, &bt->imag_unit_stc);
     if (st == CDL_OK)
         st = collect_steps(bt);
@@ -553,8 +553,8 @@ static cdl_status evalmod_split(const cdl_ckks_bootstrapper *bt, const cdl_ckks_
     im->scale *= 2.0;
     CDL_TRY(boot_evalmod_apply(ctx, rlk, &bt->em, re, u));
     CDL_TRY(boot_evalmod_apply(ctx, rlk, &bt->em, im, w));
-    /* sin(2 pi x) ~ 2 pi m / q0 and m = scale_in * value: relabel, recombine re + i im */
-    const double label = u->scale * 2.0 * M_PI * scale_in / (double)ctx->primes[0];
+    /* relabel, recombine re + i im */
+    const double label = value_label(ctx, u->scale, scale_in);
     u->scale = label;
     w->scale = label;
     CDL_TRY(cdl_ckks_mul_plain(ctx, w, bt->imag_unit_stc, w));
@@ -571,7 +571,7 @@ static cdl_status evalmod_packed(const cdl_ckks_bootstrapper *bt, const cdl_ckks
     CDL_TRY(cdl_ckks_add(ctx, w, u, w));
     w->scale *= 2.0;
     CDL_TRY(boot_evalmod_apply(ctx, rlk, &bt->em, w, u));
-    u->scale *= 2.0 * M_PI * scale_in / (double)ctx->primes[0];
+    u->scale = value_label(ctx, u->scale, scale_in);
     return CDL_OK;
 }
 
@@ -591,9 +591,9 @@ cdl_status cdl_ckks_bootstrap(const cdl_ckks_bootstrapper *bt, const cdl_ckks_bo
         st = cdl_ckks_ciphertext_new(ctx, &w);
     if (st == CDL_OK)
         st = cdl_ckks_ciphertext_new(ctx, &u);
-    if (st == CDL_OK)
+    if (st == CDL_OK && !bt->packed) /* the real and imaginary halves of full slots */
         st = cdl_ckks_ciphertext_new(ctx, &re);
-    if (st == CDL_OK)
+    if (st == CDL_OK && !bt->packed)
         st = cdl_ckks_ciphertext_new(ctx, &im);
     if (st == CDL_OK)
         st = cdl_ckks_drop_to_level(ctx, in, 0, t);

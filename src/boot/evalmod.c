@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "approx/approx_internal.h"
+#include "approx/poly_eval_internal.h"
 #include "boot/boot_internal.h"
 #include "core/error.h"
 
@@ -28,15 +29,7 @@ static long double shifted_cos(long double x, const void *p)
     return cosl(c->period_scale * (x - 0.25L));
 }
 
-static int ceil_log2(int v)
-{
-    int d = 0;
-    while ((1 << d) < v)
-        d++;
-    return d;
-}
-
-int boot_evalmod_depth(const boot_evalmod *em) { return ceil_log2(em->degree + 1) + em->double_angle; }
+int boot_evalmod_depth(const boot_evalmod *em) { return cdl_pe_ceil_log2(em->degree + 1) + em->double_angle; }
 
 cdl_status boot_evalmod_plan(int k_bound, int degree, int double_angle, boot_evalmod *em)
 {
@@ -67,7 +60,7 @@ cdl_status boot_evalmod_plan(int k_bound, int degree, int double_angle, boot_eva
 cdl_status boot_evalmod_apply(const cdl_ckks_context *ctx, const cdl_ckks_relin_key *rlk, const boot_evalmod *em,
                               const cdl_ckks_ciphertext *in, cdl_ckks_ciphertext *out)
 {
-    const int poly_depth = ceil_log2(em->degree + 1);
+    const int poly_depth = cdl_pe_ceil_log2(em->degree + 1);
     if (in->level < boot_evalmod_depth(em))
         return cdl_fail(CDL_ERR_EXHAUSTED, "bootstrapping: EvalMod needs %d levels, the input has %d",
                         boot_evalmod_depth(em), in->level);
