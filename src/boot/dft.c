@@ -51,6 +51,30 @@ static cdl_status matrix_alloc(size_t n, int count, boot_diag_matrix *m)
     return CDL_OK;
 }
 
+/* An offset map of n entries, all unmarked (-1); NULL when out of memory. */
+static int *offset_marks(size_t n)
+{
+    int *index = cdl_alloc_array(n, sizeof(int));
+    for (size_t d = 0; index && d < n; d++)
+        index[d] = -1;
+    return index;
+}
+
+/* Number the marked offsets (index[d] >= 0) in increasing order, in place, and
+ * allocate m with one zero diagonal per marked offset. */
+static cdl_status matrix_alloc_marked(size_t n, int *index, boot_diag_matrix *m)
+{
+    int count = 0;
+    for (size_t d = 0; d < n; d++)
+        if (index[d] >= 0)
+            index[d] = count++;
+    CDL_TRY(matrix_alloc(n, count, m));
+    for (size_t d = 0; d < n; d++)
+        if (index[d] >= 0)
+            m->offset[index[d]] = (int)d;
+    return CDL_OK;
+}
+
 /* One butterfly stage of half-length h (forward, or its exact inverse) of the
  * special FFT of size n. The twiddles of stage h do not depend on the size
  * (tw = exp(2 pi i (5^j mod 8h) / 8h)), so the context's table serves any n. */
@@ -100,26 +124,17 @@ static cdl_status stage_matrix(const cdl_ckks_context *ctx, size_t n, size_t h, 
 static cdl_status matrix_mul(const boot_diag_matrix *a, const boot_diag_matrix *b, boot_diag_matrix *c)
 {
     const size_t n = a->n;
-    int *index = cdl_alloc_array(n, sizeof(int));
+    int *index = offset_marks(n);
     if (!index)
         return cdl_fail(CDL_ERR_NO_MEMORY, "bootstrapping: out of memory for a DFT matrix");
-    for (size_t d = 0; d < n; d++)
-        index[d] = -1;
     for (int s = 0; s < a->count; s++)
         for (int t = 0; t < b->count; t++)
             index[((size_t)a->offset[s] + (size_t)b->offset[t]) % n] = 0;
-    int count = 0;
-    for (size_t d = 0; d < n; d++)
-        if (index[d] >= 0)
-            index[d] = count++;
-    cdl_status st = matrix_alloc(n, count, c);
+    cdl_status st = matrix_alloc_marked(n, index, c);
     if (st != CDL_OK) {
         cdl_free(index);
         return st;
     }
-    for (size_t d = 0; d < n; d++)
-        if (index[d] >= 0)
-            c->offset[index[d]] = (int)d;
     for (int s = 0; s < a->count; s++) {
         const size_t os = (size_t)a->offset[s];
         const double *ar = a->re + (size_t)s * n, *ai = a->im + (size_t)s * n;
@@ -196,11 +211,9 @@ cdl_status boot_diag_matrix_lift2(const boot_diag_matrix *m, const double block_
                                   boot_diag_matrix *out)
 {
     const size_t n = m->n, n2 = 2 * n;
-    int *index = cdl_alloc_array(n2, sizeof(int));
+    int *index = offset_marks(n2);
     if (!index)
         return cdl_fail(CDL_ERR_NO_MEMORY, "bootstrapping: out of memory for a DFT matrix");
-    for (size_t d = 0; d < n2; d++)
-        index[d] = -1;
     /* entry (p, q) of block (r, c) sits at row r n + p, column c n + q: offset (c - r) n + q - p mod 2n */
     for (int t = 0; t < m->count; t++)
         for (int r = 0; r < 2; r++)
@@ -210,18 +223,11 @@ cdl_status boot_diag_matrix_lift2(const boot_diag_matrix *m, const double block_
                         const size_t row = (size_t)r * n + p, col = (size_t)c * n + (p + (size_t)m->offset[t]) % n;
                         index[(col + n2 - row) % n2] = 0;
                     }
-    int count = 0;
-    for (size_t d = 0; d < n2; d++)
-        if (index[d] >= 0)
-            index[d] = count++;
-    cdl_status st = matrix_alloc(n2, count, out);
+    cdl_status st = matrix_alloc_marked(n2, index, out);
     if (st != CDL_OK) {
         cdl_free(index);
         return st;
     }
-    for (size_t d = 0; d < n2; d++)
-        if (index[d] >= 0)
-            out->offset[index[d]] = (int)d;
     for (int t = 0; t < m->count; t++)
         for (int r = 0; r < 2; r++)
             for (int c = 0; c < 2; c++) {
