@@ -39,6 +39,8 @@ void cli_progress_start(cli_progress *p, const char *label, size_t total);
 void cli_progress_update(cli_progress *p, size_t done);
 void cli_progress_finish(cli_progress *p);
 double cli_now_seconds(void);
+/* Peak resident memory of this process so far, in MB (getrusage; 0 if unavailable). */
+double cli_peak_rss_mb(void);
 
 /* Print s to stdout as a JSON string literal (quotes, backslashes and control
  * characters escaped). */

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #include "cli.h"
 #include "cryptodl/cryptodl.h"
@@ -38,12 +37,6 @@ static void usage(FILE *f)
             "  --json          one JSON object per thread count on stdout\n"
             "  --help          this text\n\n"
             "Progress goes to stderr. Key generation at N = 2^16 takes about a minute and ~10 GB.\n");
-}
-
-static double peak_rss_mb(void)
-{
-    struct rusage ru;
-    return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss / 1024.0 : 0.0;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -259,7 +252,7 @@ int cmd_bench_bootstrap(int argc, char **argv)
                    log_n, info.slots, cdl_ckks_log_qp(r.ctx), r.spec.secret_hamming_weight, r.bp.sse_hamming_weight,
                    refined ? 2 : 1, r.spec.allow_insecure ? "false" : "true", threads[ti], runs, median, times[0], worst_bits,
                    mean_bits, info.level_out - refined, info.depth + refined, info.rotation_keys, info.rotations, info.relinearizations, key_bytes,
-                   info.plaintext_bytes, keygen_s, setup_s, peak_rss_mb());
+                   info.plaintext_bytes, keygen_s, setup_s, cli_peak_rss_mb());
         } else {
             printf("bootstrap N=2^%d (%d slots, log QP %.0f, h %d%s%s), %d thread%s: %.2f s median of %lld "
                    "(fastest %.2f s)\n",
@@ -269,7 +262,7 @@ int cmd_bench_bootstrap(int argc, char **argv)
                    mean_bits, info.level_out - refined, info.depth + refined);
             printf("  keys %.2f GB (%d rotation keys), DFT diagonals %.2f GB, key generation %.1f s, peak "
                    "resident %.0f MB%s\n",
-                   key_bytes / 1e9, info.rotation_keys, info.plaintext_bytes / 1e9, keygen_s, peak_rss_mb(),
+                   key_bytes / 1e9, info.rotation_keys, info.plaintext_bytes / 1e9, keygen_s, cli_peak_rss_mb(),
                    r.spec.allow_insecure ? "\n  INSECURE test parameters" : "");
         }
         fflush(stdout);

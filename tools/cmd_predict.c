@@ -22,7 +22,6 @@
 #include <getopt.h>
 #include <math.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -632,8 +631,7 @@ int cmd_predict(int argc, char **argv)
     const double t_total = t_encrypt + t_eval + t_decrypt;
     const double per_hour_total = t_total > 0 ? 3600.0 * (double)n_run / t_total : 0;
     const double per_hour_full = t_eval > 0 ? 3600.0 * (double)(batches * cap) / t_eval : 0;
-    struct rusage ru;
-    const double peak_rss_mb = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss / 1024.0 : 0.0;
+    const double peak_rss_mb = cli_peak_rss_mb();
     const double latency = batches ? t_eval / (double)batches : 0.0; /* evaluate time per request (batch) */
     if (json) {
         printf("{\"model\":\"%s\",\"dataset\":\"%s\",\"images\":%zu,\"batches\":%zu,\"threads\":%d,"

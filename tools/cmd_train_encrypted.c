@@ -25,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <sodium.h>
@@ -100,12 +99,6 @@ static void on_stop_signal(int sig)
 {
     (void)sig;
     stop_requested = 1;
-}
-
-static double peak_rss_mb(void)
-{
-    struct rusage ru;
-    return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss / 1024.0 : 0.0;
 }
 
 static void format_duration(double s, char *buf, size_t cap)
@@ -685,7 +678,7 @@ int cmd_train_encrypted(int argc, char **argv)
                cdl_logreg_encrypted_data_ciphertexts(enc), rows, cfg.learning_rate, cfg.lr_decay, cfg.nesterov,
                cfg.sigmoid_degree, cfg.sigmoid_bound, cfg.weight_bound, pstats.max_abs_state,
                pstats.max_abs_margin, cdl_get_threads(), t_train, t_boot, t_train_run, its_run, t_keys, t_setup,
-               t_enc, t_dec, t_plain, acc_enc, acc_plain, acc_train_enc, diff, wmax, state_hex, peak_rss_mb());
+               t_enc, t_dec, t_plain, acc_enc, acc_plain, acc_train_enc, diff, wmax, state_hex, cli_peak_rss_mb());
     } else {
         printf("logistic regression trained on encrypted data with bootstrapping: %s, class %d (+1) vs %d (-1)\n",
                dataset, class_a, class_b);
@@ -705,7 +698,7 @@ int cmd_train_encrypted(int argc, char **argv)
         printf("  accuracy    encrypted training %.2f%%, plaintext training %.2f%% (test set, %zu samples)\n",
                100 * acc_enc, 100 * acc_plain, nte);
         printf("  weights     max |encrypted - plaintext| = %.3g (largest weight %.3g)\n", diff, wmax);
-        printf("  memory      peak %.0f MB\n", peak_rss_mb());
+        printf("  memory      peak %.0f MB\n", cli_peak_rss_mb());
     }
     rc = CLI_EXIT_OK;
 done:
