@@ -53,7 +53,12 @@ cdl_status cdl_he_linear_group(const cdl_ckks_context *ctx, const struct he_op *
  * neuron at a time, instead of the fused kernel (the results must be
  * bit-identical). Not thread-safe; set it before evaluating. */
 void cdl_he_set_reference_linear(int on);
-/* Testing: 1 = the fused kernel's portable path even where AVX-512 IFMA exists. */
-void cdl_he_set_linear_kernel(int portable_only);
+/* Testing: 1 = the fused kernel's portable path even where AVX-512 IFMA exists;
+ * 2 = the IFMA path folding every 2 columns (its multi-chunk path, normally
+ * taken above 2048 columns); 0 = automatic. */
+void cdl_he_set_linear_kernel(int mode);
+/* Testing: the IFMA kernel's final reduction, out[k] = (lo[k] + hi[k] 2^52) mod q
+ * for lo, hi < 2^63 (n a multiple of 8, q < 2^52). Returns 0 without IFMA. */
+int cdl_he_linear_fold_check(uint64_t q, const uint64_t *lo, const uint64_t *hi, size_t n, uint64_t *out);
 
 #endif

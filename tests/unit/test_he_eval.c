@@ -131,6 +131,35 @@ static void count_progress(void *user, int node, const char *name, size_t done, 
     progress_calls++;
 }
 
+/* The IFMA linear kernel's final reduction (lo + hi 2^52) mod q against
+ * 128-bit integer arithmetic, over the whole input range: random words,
+ * the largest sums (2^63 - 1) and zero, for primes of 30 to 51 bits. */
+static void test_ifma_fold_matches_128bit(void **state)
+{
+    (void)state;
+    const uint64_t primes[] = {1073479681ULL, 1099511480321ULL, 562949953216513ULL, 2251799813554177ULL};
+    enum { N = 256 };
+    uint64_t lo[N], hi[N], out[N];
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    for (size_t p = 0; p < sizeof primes / sizeof *primes; p++) {
+        const uint64_t q = primes[p], top = ((uint64_t)1 << 63) - 1;
+        for (size_t k = 0; k < N; k++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17; /* xorshift64 */
+            lo[k] = k % 4 == 0 ? top : x >> 1;
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            hi[k] = k % 4 == 1 ? top : k % 4 == 2 ? 0 : x >> (1 + k % 40);
+        }
+        if (!cdl_he_linear_fold_check(q, lo, hi, N, out)) {
+            printf("no AVX-512 IFMA on this CPU: the fold is not used, nothing to check\n");
+            return;
+        }
+        for (size_t k = 0; k < N; k++) {
+            const unsigned __int128 v = ((unsigned __int128)hi[k] << 52) + lo[k];
+            assert_int_equal(out[k], (uint64_t)(v % q));
+        }
+    }
+}
+
 static void test_tiny_graph_matches_reference(void **state)
 {
     (void)state;
@@ -172,13 +201,13 @@ static void test_tiny_graph_matches_reference(void **state)
     assert_memory_equal(he1, he2, n * nout * sizeof *he1);
     /* the fused linear kernel (IFMA where the CPU has it, and the portable
      * one) is bit-identical to one mul_const + add per term */
-    for (int mode = 0; mode < 2; mode++) {
+    for (int mode = 0; mode < 3; mode++) {
         cdl_he_batch_free(out2);
         out2 = NULL;
         if (mode == 0)
             cdl_he_set_reference_linear(1);
         else
-            cdl_he_set_linear_kernel(1);
+            cdl_he_set_linear_kernel(mode); /* 1 portable, 2 IFMA folded every 2 columns */
         assert_int_equal(cdl_he_evaluate(s.plan, s.ctx, s.rlk, enc, NULL, NULL, &out2), CDL_OK);
         cdl_he_set_reference_linear(0);
         cdl_he_set_linear_kernel(0);
@@ -356,6 +385,7 @@ static void test_mnist_model_encrypted(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ifma_fold_matches_128bit),
         cmocka_unit_test(test_tiny_graph_matches_reference),
         cmocka_unit_test(test_public_key_encryption),
         cmocka_unit_test(test_mnist_model_encrypted),
