@@ -94,11 +94,12 @@ typedef enum bench_op {
     BENCH_MUL_RELIN,
     BENCH_RESCALE,
     BENCH_ROTATE,
+    BENCH_ROTATE8,
     BENCH_ROTATE_HOISTED8,
     BENCH_OP_COUNT
 } bench_op;
 
-#define BENCH_HOISTED 8 /* rotations in rotate_hoisted8: steps 1..8 */
+#define BENCH_HOISTED 8 /* rotations in rotate8 and rotate_hoisted8: steps 1..8 */
 
 static inline const char *bench_op_name(bench_op op)
 {
@@ -117,6 +118,7 @@ static inline const char *bench_op_name(bench_op op)
     case BENCH_MUL_RELIN: return "mul_relin";
     case BENCH_RESCALE: return "rescale";
     case BENCH_ROTATE: return "rotate";
+    case BENCH_ROTATE8: return "rotate8";
     case BENCH_ROTATE_HOISTED8: return "rotate_hoisted8";
     default: return "?";
     }
@@ -314,6 +316,13 @@ static inline cdl_status bench_ckks_run_once(bench_ckks_set *s, bench_op op)
     case BENCH_MUL_RELIN: return cdl_ckks_mul_relin(ctx, s->rlk, s->ct_a, s->ct_b, s->ct_out);
     case BENCH_RESCALE: return cdl_ckks_rescale(ctx, s->ct_prod, s->ct_out);
     case BENCH_ROTATE: return cdl_ckks_rotate(ctx, s->gk, s->ct_a, 1, s->ct_out);
+    case BENCH_ROTATE8: /* the same 8 rotations as rotate_hoisted8, one key switch each (no hoisting) */
+        for (int i = 0; i < BENCH_HOISTED; i++) {
+            cdl_status st = cdl_ckks_rotate(ctx, s->gk, s->ct_a, i + 1, s->rot[i]);
+            if (st != CDL_OK)
+                return st;
+        }
+        return CDL_OK;
     case BENCH_ROTATE_HOISTED8: {
         int steps[BENCH_HOISTED];
         for (int i = 0; i < BENCH_HOISTED; i++)

@@ -133,7 +133,10 @@ struct cdl_ckks_galois_keys {
     uint64_t *galois_elts; /* count elements g (odd, < 2N); 2N-1 is conjugation */
     uint32_t *ntt_index;   /* count * N: row i is X -> X^g_i as a permutation of NTT slots,
                             * cached because recomputing it cost ~11% of a rotation at N = 2^13 */
-    cdl_ckks_ksk *keys;    /* keys[i]: s' = s(X^g) */
+    cdl_ckks_ksk *keys;    /* keys[i] for s' = s(X^g), held in memory as phi^-1(key) (phi: X -> X^g,
+                            * every limb permuted by the inverse of ntt_index row i), so that hoisted
+                            * rotations multiply the shared digits without permuting them and permute
+                            * only the result (see rotate_elements); the files hold the key itself */
 };
 
 struct cdl_ckks_plaintext {
@@ -215,6 +218,9 @@ static inline const uint32_t *cdl_ckks_galois_keys_index(const cdl_ckks_galois_k
 {
     return gk->ntt_index + i * gk->n;
 }
+/* Key i between its file form (the key) and its memory form (phi^-1 of it):
+ * to_memory 1 applies phi^-1 to every limb, 0 applies phi. In place. */
+cdl_status cdl_ckks_galois_key_permute(cdl_ckks_galois_keys *gk, size_t i, int to_memory);
 
 /* ---- helpers ---- */
 /* Galois element for a left rotation by `step` slots: 5^step mod 2N (negative

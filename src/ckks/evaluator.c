@@ -562,13 +562,6 @@ static cdl_status rotate_elements(const cdl_ckks_context *ctx, const cdl_ckks_ga
     int aliased = 0;
     for (size_t r = 0; r < count; r++)
         aliased |= outs[r] == a;
-    /* Outputs that are all different ciphertexts can receive ModDown's
-     * result directly (an output listed twice goes through scratch). */
-    int distinct = 1;
-    for (size_t r = 0; r < count && distinct; r++)
-        for (size_t r2 = 0; r2 < r; r2++)
-            if (outs[r2] == outs[r])
-                distinct = 0;
     uint64_t *c0 = aliased ? cdl_ckks_scratch(CDL_SCRATCH_EV_C0, 2 * words) : NULL;
     const uint64_t *in0 = aliased ? c0 : cdl_ct_poly(a, 0, 0), *in1 = aliased ? c0 + words : cdl_ct_poly(a, 1, 0);
     uint64_t *u = cdl_ckks_scratch(CDL_SCRATCH_EV_U, (size_t)batch * 2 * words);
@@ -591,9 +584,16 @@ static cdl_status rotate_elements(const cdl_ckks_context *ctx, const cdl_ckks_ga
                 memcpy(cdl_ct_poly(o, 1, 0), in1, words * sizeof(uint64_t));
             }
         }
-    /* rotated = (phi(c0), phi(c1)) under phi(s); phi(c1) is switched back to s
-     * by reading the digits of c1 through phi's NTT permutation. Up to
-     * CDL_HOIST_BATCH rotations share one digit decomposition (hoisting). */
+    /* rotated = (phi(c0), phi(c1)) under phi(s); phi(c1) is switched back to
+     * s. The keys are held as phi^-1 of themselves (ckks_internal.h), and
+     *   sum_d phi(D_d) * ksk_d = phi(sum_d D_d * phi^-1(ksk_d)),
+     * so up to CDL_HOIST_BATCH rotations share the digits D_d of c1 without
+     * permuting them (Halevi-Shoup hoisting; permuting every digit limb for
+     * every key was a third of a hoisted rotation), and each result is
+     * permuted once, after ModDown, together with c0: phi commutes exactly
+     * with ModDown, whose base conversion is centered (centered(-x) =
+     * -centered(x) for odd primes), so the result is bit for bit that of
+     * switching phi(c1) with the key itself. */
     for (size_t r0 = 0; r0 < count;) {
         const cdl_ckks_ksk *keys[CDL_HOIST_BATCH];
         const uint32_t *perms[CDL_HOIST_BATCH];
@@ -611,75 +611,23 @@ static cdl_status rotate_elements(const cdl_ckks_context *ctx, const cdl_ckks_ga
         }
         if (m == 0)
             break;
-        if (m == 1) {
-            /* One key: permute c1 once (phi commutes exactly with the centered
-             * ModUp: centered(-x) = -centered(x) for odd primes, so the digits
-             * of phi(c1) are phi of the digits of c1) instead of reading every
-             * digit limb through the permutation (gathers) in the inner product.
-             * Same result bit for bit as the hoisted path (tested). */
-            uint64_t *rc1 = cdl_ckks_scratch(CDL_SCRATCH_EV_ROT, words);
-            if (!rc1) {
-                st = cdl_fail(CDL_ERR_NO_MEMORY, "rotation: out of memory");
-                goto done;
-            }
-            /* phi(c0) goes straight into the output and ModDown adds the
-             * switched half to it (in0/in1 are copies when o aliases a). */
-            cdl_ckks_ciphertext *o = outs[which[0]];
-            CDL_TRY_GOTO(st, prepare_out(o, 2, level, scale), done);
-            const uint32_t *pm = perms[0];
-#pragma omp parallel for schedule(static) if (limbs > 1)
-            for (int i = 0; i < limbs; i++) {
-                const uint64_t *s1 = in1 + (size_t)i * n, *s0 = in0 + (size_t)i * n;
-                uint64_t *d1 = rc1 + (size_t)i * n, *d0 = cdl_ct_poly(o, 0, i);
-                for (size_t k = 0; k < n; k++)
-                    d1[k] = s1[pm[k]];
-                for (size_t k = 0; k < n; k++)
-                    d0[k] = s0[pm[k]];
-            }
-            CDL_TRY_GOTO(st,
-                         cdl_ckks_keyswitch_add(ctx, rc1, level, keys[0], cdl_ct_poly(o, 0, 0), cdl_ct_poly(o, 1, 0),
-                                                1),
-                         done);
-            continue;
-        }
-        if (!distinct) {
-            CDL_TRY_GOTO(st, cdl_ckks_keyswitch_multi(ctx, in1, level, keys, perms, m, u0, u1, 0), done);
-            for (int j = 0; j < m; j++) {
-                cdl_ckks_ciphertext *o = outs[which[j]];
-                CDL_TRY_GOTO(st, prepare_out(o, 2, level, scale), done);
-                const uint32_t *pm = perms[j];
-#pragma omp parallel for schedule(static) if (limbs > 1)
-                for (int i = 0; i < limbs; i++) {
-                    uint64_t q = ctx->primes[i];
-                    const uint64_t *src = in0 + (size_t)i * n, *a0 = u0[j] + (size_t)i * n;
-                    const uint64_t *a1 = u1[j] + (size_t)i * n;
-                    uint64_t *o0 = cdl_ct_poly(o, 0, i), *o1 = cdl_ct_poly(o, 1, i);
-                    for (size_t k = 0; k < n; k++) {
-                        o0[k] = cdl_mod_add(src[pm[k]], a0[k], q);
-                        o1[k] = a1[k];
-                    }
-                }
-            }
-            continue;
-        }
-        /* Distinct outputs (the usual case): phi(c0) goes into each output
-         * first and ModDown adds the switched half to it, as for a single
-         * rotation (no u scratch, no extra pass; same sums, so bit-identical). */
+        CDL_TRY_GOTO(st, cdl_ckks_keyswitch_multi(ctx, in1, level, keys, NULL, m, u0, u1, 0), done);
         for (int j = 0; j < m; j++) {
             cdl_ckks_ciphertext *o = outs[which[j]];
             CDL_TRY_GOTO(st, prepare_out(o, 2, level, scale), done);
             const uint32_t *pm = perms[j];
 #pragma omp parallel for schedule(static) if (limbs > 1)
             for (int i = 0; i < limbs; i++) {
-                const uint64_t *s0 = in0 + (size_t)i * n;
-                uint64_t *d0 = cdl_ct_poly(o, 0, i);
-                for (size_t k = 0; k < n; k++)
-                    d0[k] = s0[pm[k]];
+                const uint64_t q = ctx->primes[i];
+                const uint64_t *s0 = in0 + (size_t)i * n, *a0 = u0[j] + (size_t)i * n, *a1 = u1[j] + (size_t)i * n;
+                uint64_t *o0 = cdl_ct_poly(o, 0, i), *o1 = cdl_ct_poly(o, 1, i);
+                for (size_t k = 0; k < n; k++) {
+                    const uint32_t e = pm[k];
+                    o0[k] = cdl_mod_add(s0[e], a0[e], q);
+                    o1[k] = a1[e];
+                }
             }
-            u0[j] = cdl_ct_poly(o, 0, 0);
-            u1[j] = cdl_ct_poly(o, 1, 0);
         }
-        CDL_TRY_GOTO(st, cdl_ckks_keyswitch_multi(ctx, in1, level, keys, perms, m, u0, u1, 1), done);
     }
 done:
     cdl_free(key_index);

@@ -185,6 +185,7 @@ cdl_status cdl_ckks_keygen_galois_levels(const cdl_ckks_context *ctx, const cdl_
         for (int l = 0; l < ctx->qp_count; l++)
             cdl_automorphism_ntt_apply(sk->s + (size_t)l * n, sg + (size_t)l * n, n, idx);
         CDL_TRY_GOTO(st, cdl_ckks_ksk_generate(ctx, sk, sg, rng, &gk->keys[i]), done);
+        CDL_TRY_GOTO(st, cdl_ckks_galois_key_permute(gk, i, 1), done); /* the memory form */
     }
 done:
     cdl_free(elts);

@@ -355,6 +355,35 @@ void cdl_ckks_galois_keys_set_element(cdl_ckks_galois_keys *gk, size_t i, uint64
     cdl_automorphism_ntt_index(gk->n, g, gk->ntt_index + i * gk->n);
 }
 
+cdl_status cdl_ckks_galois_key_permute(cdl_ckks_galois_keys *gk, size_t i, int to_memory)
+{
+    cdl_ckks_ksk *k = &gk->keys[i];
+    const size_t n = gk->n, limbs = (size_t)k->dnum * 2 * (size_t)k->qp_count;
+    const uint32_t *idx = cdl_ckks_galois_keys_index(gk, i);
+    int failed = 0;
+#pragma omp parallel
+    {
+        uint64_t *tmp = cdl_alloc_array(n, sizeof *tmp);
+        if (!tmp) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp for schedule(static)
+        for (size_t l = 0; l < limbs; l++) {
+            if (!tmp)
+                continue;
+            uint64_t *a = k->data + l * n;
+            memcpy(tmp, a, n * sizeof *tmp);
+            if (to_memory)
+                cdl_automorphism_ntt_apply_inverse(tmp, a, n, idx);
+            else
+                cdl_automorphism_ntt_apply(tmp, a, n, idx);
+        }
+        cdl_free(tmp);
+    }
+    return failed ? cdl_fail(CDL_ERR_NO_MEMORY, "Galois keys: out of memory") : CDL_OK;
+}
+
 int cdl_ckks_galois_keys_find(const cdl_ckks_galois_keys *gk, uint64_t g)
 {
     if (!gk)

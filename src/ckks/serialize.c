@@ -33,6 +33,7 @@
 #include "core/bytes.h"
 #include "core/error.h"
 #include "core/memory.h"
+#include "ring/automorphism.h"
 
 /* Payload encodings written by this file (see docs/serialization.md). */
 #define SER_SK_TERNARY_PACKED 1u   /* secret key: 2 bits per coefficient */
@@ -526,8 +527,19 @@ static cdl_status write_galois_keys(cdl_writer *w, const cdl_ckks_context *ctx, 
     for (size_t i = 0; truncated && i < gk->count; i++)
         cdl_write_u32(w, (uint32_t)gk->keys[i].max_level);
     cdl_write_u64_array(w, gk->galois_elts, gk->count);
-    for (size_t i = 0; i < gk->count; i++)
-        write_ksk(w, &gk->keys[i]);
+    /* the keys themselves: phi of the memory form, limb by limb (same layout as write_ksk) */
+    uint64_t *limb = cdl_alloc_array(gk->n, sizeof *limb);
+    if (!limb)
+        return cdl_fail(CDL_ERR_NO_MEMORY, "Galois keys save: out of memory");
+    for (size_t i = 0; i < gk->count; i++) {
+        const cdl_ckks_ksk *k = &gk->keys[i];
+        const uint32_t *idx = cdl_ckks_galois_keys_index(gk, i);
+        for (size_t l = 0; l < (size_t)k->dnum * 2 * (size_t)k->qp_count; l++) {
+            cdl_automorphism_ntt_apply(k->data + l * gk->n, limb, gk->n, idx);
+            cdl_write_u64_array(w, limb, gk->n);
+        }
+    }
+    cdl_free(limb);
     return cdl_writer_status(w);
 }
 
@@ -687,8 +699,11 @@ static cdl_status parse_galois_keys(const cdl_ckks_context *ctx, const uint8_t *
         st = check_galois_elements(ctx, gk->galois_elts, count);
     for (size_t i = 0; st == CDL_OK && i < count; i++)
         cdl_ckks_galois_keys_set_element(gk, i, gk->galois_elts[i]);
-    for (size_t i = 0; st == CDL_OK && i < count; i++)
+    for (size_t i = 0; st == CDL_OK && i < count; i++) {
         st = read_ksk(&r, ctx, &gk->keys[i], "Galois keys");
+        if (st == CDL_OK)
+            st = cdl_ckks_galois_key_permute(gk, i, 1); /* the memory form */
+    }
     if (st == CDL_OK)
         st = cdl_reader_expect_end(&r);
     if (st != CDL_OK) {

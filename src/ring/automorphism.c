@@ -36,3 +36,9 @@ void cdl_automorphism_ntt_apply(const uint64_t *in, uint64_t *out, size_t n, con
     for (size_t k = 0; k < n; k++)
         out[k] = in[index[k]];
 }
+
+void cdl_automorphism_ntt_apply_inverse(const uint64_t *in, uint64_t *out, size_t n, const uint32_t *index)
+{
+    for (size_t k = 0; k < n; k++)
+        out[index[k]] = in[k];
+}

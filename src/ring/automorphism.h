@@ -23,5 +23,7 @@ void cdl_automorphism_coeff(const uint64_t *in, uint64_t *out, size_t n, uint64_
 void cdl_automorphism_ntt_index(size_t n, uint64_t g, uint32_t *index);
 /* out[k] = in[index[k]]; out must not alias in. */
 void cdl_automorphism_ntt_apply(const uint64_t *in, uint64_t *out, size_t n, const uint32_t *index);
+/* The inverse automorphism: out[index[k]] = in[k]; out must not alias in. */
+void cdl_automorphism_ntt_apply_inverse(const uint64_t *in, uint64_t *out, size_t n, const uint32_t *index);
 
 #endif
