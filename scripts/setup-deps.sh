@@ -7,6 +7,7 @@ packages=(
   libsodium-dev libzstd-dev zlib1g-dev liblzma-dev libpng-dev
   libcmocka-dev protobuf-c-compiler libprotobuf-c-dev libonnx-dev
   libmicrohttpd-dev libjansson-dev gnuplot-nox curl
+  libhiredis-dev redis-server nginx
   python3-numpy python3-torch python3-onnx python3-matplotlib python3-pytest
 )
 missing=()

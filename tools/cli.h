@@ -27,17 +27,37 @@ int cli_fail_status(const char *command, const char *what);
 /* Print a usage error to stderr (with a pointer to --help) and return CLI_EXIT_USAGE. */
 int cli_usage_error(const char *command, const char *fmt, ...);
 
-/* Progress bar on stderr when it is a terminal (or when CDL_PROGRESS=1). */
+/* Progress on stderr, in one of three styles for the whole process: a bar
+ * with the rate and the time left when stderr is a terminal (or
+ * CDL_PROGRESS=1), plain lines when it is not (or CDL_PROGRESS=0), nothing
+ * after cli_set_quiet(1) (--quiet). */
+typedef enum cli_style { CLI_STYLE_NONE = 0, CLI_STYLE_LINES = 1, CLI_STYLE_BAR = 2 } cli_style;
+void cli_set_quiet(int quiet);
+int cli_quiet(void);
+cli_style cli_progress_style(void);
+
 typedef struct cli_progress {
     const char *label;
     size_t total;
     double start;
     double last_draw;
-    int enabled;
+    int enabled;     /* a bar is drawn */
+    int lines;       /* plain lines are printed (CLI_STYLE_LINES with cli_progress_begin) */
+    int last_tenth;  /* lines: the last tenth of the work a line was printed for */
+    int printed;     /* lines: a line was printed */
 } cli_progress;
+/* A bar in the bar style, nothing otherwise (progress a log does not need). */
 void cli_progress_start(cli_progress *p, const char *label, size_t total);
+/* A bar in the bar style, and in the lines style a line at each tenth of the
+ * work once a second has passed ("LABEL: 30/100 (30%), 3.1 s, about 7 s left")
+ * and a last one: short jobs print nothing. */
+void cli_progress_begin(cli_progress *p, const char *label, size_t total);
 void cli_progress_update(cli_progress *p, size_t done);
 void cli_progress_finish(cli_progress *p);
+/* "[#########.....................]" for done of total, width characters inside. */
+void cli_bar_text(char *buf, size_t cap, size_t done, size_t total, int width);
+/* "42 s", "3.5 min", "2.1 h". */
+void cli_duration_text(char *buf, size_t cap, double seconds);
 double cli_now_seconds(void);
 /* Peak resident memory of this process so far, in MB (getrusage; 0 if unavailable). */
 double cli_peak_rss_mb(void);

@@ -33,6 +33,7 @@ static void usage(FILE *out)
             "                    (- for stdout)\n"
             "  --json            one JSON object on stdout: images, accuracy, predictions[] (and flood)\n"
             HE_FLOOD_HELP
+            HE_QUIET_HELP
             "  -h, --help        this help\n"
             HE_MODEL_HELP
             "\n"
@@ -69,6 +70,7 @@ int cmd_decrypt(int argc, char **argv)
                                          {"csv", required_argument, 0, 'c'},
                                          {"json", no_argument, 0, 'j'},
                                          HE_FLOOD_OPTIONS,
+                                         HE_QUIET_OPTION,
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     he_model_args ma;
@@ -92,6 +94,7 @@ int cmd_decrypt(int argc, char **argv)
         case 'l': labels_path = optarg; break;
         case 'c': csv = optarg; break;
         case 'j': json = 1; break;
+        case HE_OPT_QUIET: cli_set_quiet(1); break;
         case 'h': usage(stdout); return CLI_EXIT_OK;
         default: return cli_usage_error("decrypt", "unknown option");
         }
@@ -109,17 +112,16 @@ int cmd_decrypt(int argc, char **argv)
     if (rc != CLI_EXIT_OK)
         return rc;
     rc = CLI_EXIT_FAILURE;
-    cdl_ckks_context *ctx = NULL;
     cdl_ckks_secret_key *sk = NULL;
     double *logits = NULL;
     uint8_t *labels = NULL;
     size_t n = 0, n_labels = 0;
     const size_t nout = cdl_he_plan_output_size(m.plan);
     char path[4096];
-    if (he_context_with_key("decrypt", m.plan, he_key_path(path, sizeof path, keys, "secret.key"), HE_KEY_SECRET,
-                            &ctx, (void **)&sk) != CLI_EXIT_OK)
+    if (he_load_key("decrypt", m.ctx, he_key_path(path, sizeof path, keys, "secret.key"), HE_KEY_SECRET,
+                    (void **)&sk) != 0)
         goto done;
-    if ((rc = he_decrypt_file("decrypt", m.plan, ctx, sk, in, flood.security_bits ? &flood : NULL, &finfo, &logits,
+    if ((rc = he_decrypt_file("decrypt", m.plan, m.ctx, sk, in, flood.security_bits ? &flood : NULL, &finfo, &logits,
                               &n)) != CLI_EXIT_OK)
         goto done;
     rc = CLI_EXIT_FAILURE;
@@ -199,7 +201,6 @@ done:
     free(logits);
     cdl_labels_free(labels);
     cdl_ckks_secret_key_free(sk);
-    cdl_ckks_context_free(ctx);
     he_model_close(&m);
     return rc;
 }

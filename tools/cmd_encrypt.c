@@ -34,6 +34,7 @@ static void usage(FILE *out)
             "  --keys DIR        DIR/secret.key (symmetric encryption, half-size ciphertexts), or with\n"
             "  --public-key      DIR/public.key only (a device that encrypts but cannot decrypt)\n"
             "  --out FILE        the encrypted batch(es), to send to the server\n"
+            HE_QUIET_HELP
             "  -h, --help        this help\n"
             HE_MODEL_HELP
             "\n"
@@ -53,6 +54,7 @@ int cmd_encrypt(int argc, char **argv)
                                          {"dataset", required_argument, 0, 'd'},
                                          {"data-dir", required_argument, 0, 'D'},
                                          {"limit", required_argument, 0, 'n'},
+                                         HE_QUIET_OPTION,
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     he_model_args ma;
@@ -74,6 +76,7 @@ int cmd_encrypt(int argc, char **argv)
         case 'p': use_pk = 1; break;
         case 'd': dataset = optarg; break;
         case 'D': data_dir = optarg; break;
+        case HE_OPT_QUIET: cli_set_quiet(1); break;
         case 'n':
             if (cli_parse_positive("encrypt", "--limit", optarg, &limit) != 0)
                 return CLI_EXIT_USAGE;
@@ -95,7 +98,6 @@ int cmd_encrypt(int argc, char **argv)
     rc = CLI_EXIT_FAILURE;
     cdl_images *im = NULL;
     cdl_dataset *ds = NULL;
-    cdl_ckks_context *ctx = NULL;
     cdl_ckks_secret_key *sk = NULL;
     cdl_ckks_public_key *pk = NULL;
     double *pixels = NULL;
@@ -142,12 +144,11 @@ int cmd_encrypt(int argc, char **argv)
         snprintf(what, sizeof what, "the first %zu %s test images", n, ds->name);
     }
     char path[4096];
-    if (he_context_with_key("encrypt", m.plan, he_key_path(path, sizeof path, keys, use_pk ? "public.key" : "secret.key"),
-                            use_pk ? HE_KEY_PUBLIC : HE_KEY_SECRET, &ctx, use_pk ? (void **)&pk : (void **)&sk) !=
-        CLI_EXIT_OK)
+    if (he_load_key("encrypt", m.ctx, he_key_path(path, sizeof path, keys, use_pk ? "public.key" : "secret.key"),
+                    use_pk ? HE_KEY_PUBLIC : HE_KEY_SECRET, use_pk ? (void **)&pk : (void **)&sk) != 0)
         goto done;
     he_file_stats st;
-    if ((rc = he_encrypt_file("encrypt", m.plan, ctx, pk, sk, pixels, n, out, &st)) != CLI_EXIT_OK)
+    if ((rc = he_encrypt_file("encrypt", m.plan, m.ctx, pk, sk, pixels, n, out, &st)) != CLI_EXIT_OK)
         goto done;
     printf("encrypted %s in %.2f s (%s key): %s, %.1f MB, %zu batch%s of up to %zu images\n", what, st.seconds,
            use_pk ? "public" : "secret", out, st.bytes / 1e6, st.batches, st.batches == 1 ? "" : "es", cap);
@@ -161,7 +162,6 @@ done:
     cdl_dataset_free(ds);
     cdl_ckks_secret_key_free(sk);
     cdl_ckks_public_key_free(pk);
-    cdl_ckks_context_free(ctx);
     he_model_close(&m);
     return rc;
 }

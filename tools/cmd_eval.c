@@ -3,6 +3,7 @@
  * of an ONNX model on a test set with the float64 reference runtime (inputs
  * scaled to [0, 1] as the training companion does), with a progress bar,
  * throughput, and on request a confusion matrix. --json prints one object.
+ * Progress on stderr: a bar on a terminal, lines otherwise, none with --quiet.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -30,6 +31,8 @@ static void usage(FILE *out)
             "  --threads T      worker threads (default: all)\n"
             "  --confusion      print the confusion matrix (rows: true label, columns: predicted)\n"
             "  --json           one JSON object: accuracy (fraction), n, correct, images_per_second, ...\n"
+            "  --quiet          no progress on stderr (otherwise a bar with the time left on a terminal,\n"
+            "                   plain lines when stderr is not one and the run takes more than a second)\n"
             "  -h, --help       this help\n");
 }
 
@@ -43,6 +46,7 @@ int cmd_eval(int argc, char **argv)
                                          {"threads", required_argument, 0, 't'},
                                          {"confusion", no_argument, 0, 'c'},
                                          {"json", no_argument, 0, 'j'},
+                                         {"quiet", no_argument, 0, 'q'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *dataset = NULL, *data_dir = NULL, *split = "test", *approx = NULL;
@@ -57,6 +61,7 @@ int cmd_eval(int argc, char **argv)
         case 'a': approx = optarg; break;
         case 'c': confusion = 1; break;
         case 'j': json = 1; break;
+        case 'q': cli_set_quiet(1); break;
         case 'n':
             if (cli_parse_positive("eval", "--limit", optarg, &limit) != 0)
                 return CLI_EXIT_USAGE;
@@ -124,7 +129,7 @@ int cmd_eval(int argc, char **argv)
     }
     size_t correct = 0;
     cli_progress prog;
-    cli_progress_start(&prog, "eval", ds->n);
+    cli_progress_begin(&prog, "eval", ds->n);
     double t0 = cli_now_seconds();
     for (size_t at = 0; at < ds->n; at += batch) {
         size_t b = ds->n - at < batch ? ds->n - at : batch;

@@ -29,6 +29,7 @@ static void usage(FILE *out)
             "  --out FILE        the encrypted logits, for the client (cryptodl decrypt --in)\n"
             "  --threads T       worker threads (default: all cores)\n"
             "  --force           run even if the plan's ciphertext memory exceeds 90%% of the RAM\n"
+            HE_QUIET_HELP
             "  -h, --help        this help\n"
             HE_MODEL_HELP
             "\n"
@@ -50,6 +51,7 @@ int cmd_evaluate(int argc, char **argv)
                                          {"out", required_argument, 0, 'o'},
                                          {"threads", required_argument, 0, 't'},
                                          {"force", no_argument, 0, 'F'},
+                                         HE_QUIET_OPTION,
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     he_model_args ma;
@@ -70,6 +72,7 @@ int cmd_evaluate(int argc, char **argv)
         case 'i': in = optarg; break;
         case 'o': out = optarg; break;
         case 'F': force = 1; break;
+        case HE_OPT_QUIET: cli_set_quiet(1); break;
         case 't':
             if (cli_parse_threads("evaluate", optarg, &threads) != 0)
                 return CLI_EXIT_USAGE;
@@ -90,7 +93,6 @@ int cmd_evaluate(int argc, char **argv)
     int rc = he_model_open("evaluate", argv[optind], &ma, &m);
     if (rc != CLI_EXIT_OK)
         return rc;
-    cdl_ckks_context *ctx = NULL;
     cdl_ckks_relin_key *rlk = NULL;
     cdl_ckks_galois_keys *gk = NULL;
     char path[4096], gpath[4096];
@@ -102,13 +104,14 @@ int cmd_evaluate(int argc, char **argv)
     if (!gk_path)
         gk_path = keys ? he_key_path(gpath, sizeof gpath, keys, "galois.key")
                        : he_galois_path_near(gpath, sizeof gpath, rlk_path);
-    if (he_context_with_key("evaluate", m.plan, rlk_path, HE_KEY_RELIN, &ctx, (void **)&rlk) != CLI_EXIT_OK ||
-        he_load_galois("evaluate", m.plan, ctx, gk_path, &gk) != 0)
+    if (he_load_key("evaluate", m.ctx, rlk_path, HE_KEY_RELIN, (void **)&rlk) != 0 ||
+        he_load_galois("evaluate", m.plan, m.ctx, gk_path, &gk) != 0)
         goto done;
-    fprintf(stderr, "evaluating %s on %s (%s packing, N = 2^%d, %d levels, %d threads)\n", m.path, in,
+    if (!cli_quiet())
+        fprintf(stderr, "evaluating %s on %s (%s packing, N = 2^%d, %d levels, %d threads)\n", m.path, in,
             he_packing_name(m.plan), m.rec.log_n, m.rec.levels, cdl_get_threads());
     he_file_stats st;
-    if ((rc = he_evaluate_file("evaluate", m.plan, ctx, rlk, gk, in, out, &st)) != CLI_EXIT_OK)
+    if ((rc = he_evaluate_file("evaluate", m.plan, m.ctx, rlk, gk, in, out, &st)) != CLI_EXIT_OK)
         goto done;
     const double full = (double)(st.batches * cdl_he_plan_batch_capacity(m.plan));
     printf("evaluated %zu encrypted images (%zu batch%s) in %.2f s: %.0f predictions/hour (%.0f/hour with full "
@@ -119,7 +122,6 @@ int cmd_evaluate(int argc, char **argv)
 done:
     cdl_ckks_galois_keys_free(gk);
     cdl_ckks_relin_key_free(rlk);
-    cdl_ckks_context_free(ctx);
     he_model_close(&m);
     return rc;
 }

@@ -6,7 +6,9 @@
  * decrypt) and, when the plan uses slots packing, DIR/galois.key (the Galois
  * keys of the plan's rotation steps, which the server needs too). An
  * existing secret key is not overwritten without --force: ciphertexts made
- * under it could no longer be decrypted.
+ * under it could no longer be decrypted. The keys are the library's
+ * (cdl_client_keygen); progress on stderr (the Galois keys of a large plan
+ * take minutes), none with --quiet.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -27,6 +29,7 @@ static void usage(FILE *out)
             "options:\n"
             "  --keys DIR        folder for the keys (created, mode 0700, if missing)\n"
             "  --force           overwrite an existing DIR/secret.key\n"
+            HE_QUIET_HELP
             "  -h, --help        this help\n"
             HE_MODEL_HELP
             "\n"
@@ -42,6 +45,7 @@ int cmd_keygen(int argc, char **argv)
     static const struct option opts[] = {HE_MODEL_OPTIONS,
                                          {"keys", required_argument, 0, 'k'},
                                          {"force", no_argument, 0, 'F'},
+                                         HE_QUIET_OPTION,
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     he_model_args ma;
@@ -58,6 +62,7 @@ int cmd_keygen(int argc, char **argv)
         switch (c) {
         case 'k': keys = optarg; break;
         case 'F': force = 1; break;
+        case HE_OPT_QUIET: cli_set_quiet(1); break;
         case 'h': usage(stdout); return CLI_EXIT_OK;
         default: return cli_usage_error("keygen", "unknown option");
         }
@@ -77,11 +82,8 @@ int cmd_keygen(int argc, char **argv)
     int rc = he_model_open("keygen", argv[optind], &ma, &m);
     if (rc != CLI_EXIT_OK)
         return rc;
-    cdl_ckks_context *ctx = NULL;
     he_keygen_result kr;
-    if (cdl_he_context_new(m.plan, &ctx) != CDL_OK)
-        rc = cli_fail_status("keygen", "cannot build the CKKS context");
-    else if ((rc = he_keygen("keygen", m.plan, ctx, keys, &kr)) == CLI_EXIT_OK) {
+    if ((rc = he_keygen("keygen", m.plan, m.ctx, keys, &kr)) == CLI_EXIT_OK) {
         printf("keys for N = 2^%d, log QP = %d, in %.2f s:\n", m.rec.log_n, m.rec.log_qp, kr.seconds);
         printf("  %s/secret.key  %8.1f KB  SECRET: keep it on the client (mode 0600); it decrypts\n", keys,
                kr.secret_bytes / 1e3);
@@ -94,7 +96,6 @@ int cmd_keygen(int argc, char **argv)
                    "server with relin.key (cryptodl evaluate --galois-key)\n",
                    keys, kr.galois_bytes / 1e6, kr.galois_steps);
     }
-    cdl_ckks_context_free(ctx);
     he_model_close(&m);
     return rc;
 }

@@ -17,7 +17,9 @@
  *   --decrypt  (client) --in FILE -> predictions, checked as above
  * Both sides compile the same model with the same options, so they build
  * the same CKKS parameters; every file carries the parameter hash and is
- * refused under other parameters.
+ * refused under other parameters. The plan, the keys and every step are the
+ * library's client layer (include/cryptodl/client.h); this file adds the
+ * test set, the comparisons, the results file and the display.
  */
 #include <getopt.h>
 #include <math.h>
@@ -85,6 +87,8 @@ static void usage(FILE *out)
             "  --plan            print the HE plan (layers, levels, parameters, cost, memory) and stop\n"
             "  --force           run even if the plan's ciphertext memory exceeds 90%% of this machine's RAM\n"
             "  --json            one JSON object on stdout instead of the text summary\n"
+            "  --quiet           nothing on stderr but warnings and errors (no plan, no progress: otherwise bars\n"
+            "                    with the time left on a terminal, plain lines when stderr is not one)\n"
             HE_FLOOD_HELP
             "                    (here, with the one-process run or --decrypt, to see its effect on accuracy)\n"
             "  -h, --help        this help\n\n"
@@ -115,10 +119,12 @@ typedef struct step_args {
     const cdl_ckks_flood_options *flood; /* NULL: no --flood */
 } step_args;
 
-static int run_step(const cdl_nn_graph *g, const cdl_he_plan *plan, const step_args *a)
+static int run_step(const cdl_client_plan *cp, const step_args *a)
 {
     int rc = CLI_EXIT_FAILURE;
-    cdl_ckks_context *ctx = NULL;
+    const cdl_nn_graph *g = cdl_client_plan_graph(cp);
+    const cdl_he_plan *plan = cdl_client_plan_he(cp);
+    const cdl_ckks_context *ctx = cdl_client_plan_context(cp);
     cdl_ckks_secret_key *sk = NULL;
     cdl_ckks_relin_key *rlk = NULL;
     cdl_ckks_galois_keys *gk = NULL;
@@ -132,10 +138,6 @@ static int run_step(const cdl_nn_graph *g, const cdl_he_plan *plan, const step_a
         return cli_usage_error("predict", "this step needs --out FILE");
     if ((a->step == 'V' || a->step == 'X') && !a->in)
         return cli_usage_error("predict", "this step needs --in FILE");
-    if (cdl_he_context_new(plan, &ctx) != CDL_OK) {
-        rc = cli_fail_status("predict", "cannot build the CKKS context");
-        goto done;
-    }
     if (a->step == 'K') {
         he_keygen_result kr;
         if ((rc = he_keygen("predict", plan, ctx, a->keys, &kr)) != CLI_EXIT_OK)
@@ -237,7 +239,6 @@ done:
     cdl_ckks_relin_key_free(rlk);
     cdl_ckks_public_key_free(pk);
     cdl_ckks_secret_key_free(sk);
-    cdl_ckks_context_free(ctx);
     return rc;
 }
 
@@ -260,6 +261,7 @@ int cmd_predict(int argc, char **argv)
                                          {"force", no_argument, 0, 'F'},
                                          {"json", no_argument, 0, 'j'},
                                          {"results", required_argument, 0, 'R'},
+                                         HE_QUIET_OPTION,
                                          HE_FLOOD_OPTIONS,
                                          {"keygen", no_argument, 0, 'K'},
                                          {"encrypt", no_argument, 0, 'E'},
@@ -293,6 +295,7 @@ int cmd_predict(int argc, char **argv)
         case 'P': plan_only = 1; break;
         case 'j': json = 1; break;
         case 'R': results_path = optarg; break;
+        case HE_OPT_QUIET: cli_set_quiet(1); break;
         case 'n':
             if (cli_parse_positive("predict", "--limit", optarg, &limit) != 0)
                 return CLI_EXIT_USAGE;
@@ -371,15 +374,9 @@ int cmd_predict(int argc, char **argv)
         data_dir = cli_default_data_dir();
 
     int rc = CLI_EXIT_FAILURE;
-    cdl_nn_graph *g = NULL;
-    cdl_he_plan *plan = NULL;
+    cdl_client_plan *cp = NULL;
+    cdl_client_keys *keys = NULL;
     cdl_dataset *ds = NULL;
-    cdl_ckks_context *ctx = NULL;
-    cdl_rng *rng = NULL;
-    cdl_ckks_secret_key *sk = NULL;
-    cdl_ckks_public_key *pk = NULL;
-    cdl_ckks_relin_key *rlk = NULL;
-    cdl_ckks_galois_keys *gk = NULL;
     cdl_he_batch *enc = NULL, *res = NULL;
     double *images = NULL, *he_logits = NULL, *ref_logits = NULL;
     char *desc = NULL;
@@ -389,23 +386,31 @@ int cmd_predict(int argc, char **argv)
     const double logit_bound = ldexp(1.0, hopt.output_bits - 1); /* the plan's |logit| < 2^(output_bits - 1) */
     struct sigaction sa_int_old, sa_term_old;
 
-    if (cdl_nn_load_file(path, &g) != CDL_OK)
-        return cli_fail_status("predict", "cannot import the model");
-    if (approx && cdl_nn_apply_approx(g, approx, NULL) != CDL_OK) {
-        rc = cli_fail_status("predict", "cannot apply --approx");
-        goto done;
+    /* the model compiled by the library's client layer; its graph's output is
+     * the value the plan encrypts (a trailing softmax is dropped from both),
+     * the plaintext reference the encrypted logits are compared with */
+    cdl_client_options copt;
+    cdl_client_options_default(&copt);
+    copt.packing = hopt.packing;
+    copt.log_n = hopt.log_n;
+    copt.scale_bits = hopt.scale_bits;
+    copt.output_bits = hopt.output_bits;
+    copt.approx = approx;
+    copt.max_galois_keys = hopt.max_galois_keys;
+    copt.max_galois_mb = (int)(hopt.max_galois_bytes / 1000000u);
+    copt.images_hint = hopt.images_hint;
+    copt.stream_weights = stream_weights;
+    if (cdl_client_plan_compile_file(path, &copt, &cp) != CDL_OK) {
+        fprintf(stderr, "cryptodl predict: %s\n", cdl_last_error());
+        return CLI_EXIT_FAILURE;
     }
-    if (cdl_he_plan_new(g, &hopt, &plan) != CDL_OK) {
-        rc = cli_fail_status("predict", "cannot compile the model for encrypted inference");
-        goto done;
-    }
+    const cdl_nn_graph *g = cdl_client_plan_graph(cp);
+    const cdl_he_plan *plan = cdl_client_plan_he(cp);
+    const cdl_ckks_context *ctx = cdl_client_plan_context(cp);
     if (cdl_he_plan_describe(plan, &desc) != CDL_OK) {
         rc = cli_fail_status("predict", "cannot describe the plan");
         goto done;
     }
-    /* the plaintext reference the encrypted logits are compared with: the same
-     * value the plan encrypts (a trailing softmax is dropped from both) */
-    g->output = cdl_nn_graph_logits(g, NULL);
     if (plan_only) {
         fputs(desc, stdout);
         rc = CLI_EXIT_OK;
@@ -416,10 +421,11 @@ int cmd_predict(int argc, char **argv)
     if (step) {
         step_args sa = {step, keys_dir, in_path, out_path, dataset, data_dir, defaulted, (size_t)limit, json, use_pk,
                         flood.security_bits ? &flood : NULL};
-        rc = run_step(g, plan, &sa);
+        rc = run_step(cp, &sa);
         goto done;
     }
-    fputs(desc, stderr);
+    if (!cli_quiet())
+        fputs(desc, stderr);
     if (cdl_dataset_load(dataset, data_dir, "test", (size_t)limit, &ds) != CDL_OK) {
         if (!(defaulted && data_dir && cdl_dataset_load(dataset, NULL, "test", (size_t)limit, &ds) == CDL_OK)) {
             rc = cli_fail_status("predict", "cannot load the test set (give --data-dir DIR holding mnist/)");
@@ -464,28 +470,31 @@ int cmd_predict(int argc, char **argv)
         rf_open = 1;
     }
     t0 = cli_now_seconds();
-    if (cdl_he_context_new(plan, &ctx) != CDL_OK || cdl_rng_new_system(&rng) != CDL_OK ||
-        cdl_ckks_keygen_secret(ctx, rng, &sk) != CDL_OK || cdl_ckks_keygen_relin(ctx, sk, rng, &rlk) != CDL_OK ||
-        (use_pk && cdl_ckks_keygen_public(ctx, sk, rng, &pk) != CDL_OK) ||
-        (slots && cdl_he_keygen_galois(plan, ctx, sk, rng, &gk) != CDL_OK)) {
-        rc = cli_fail_status("predict", "key generation failed");
-        goto done;
+    {
+        he_reporter rep;
+        he_reporter_init(&rep);
+        if (cdl_client_keygen(cp, use_pk ? CDL_CLIENT_KEYGEN_PUBLIC : 0, he_report, &rep, &keys) != CDL_OK) {
+            fprintf(stderr, "cryptodl predict: %s\n", cdl_last_error());
+            goto done;
+        }
     }
     t_keygen = cli_now_seconds() - t0;
     {
         uint8_t *blob = NULL;
-        if (cdl_ckks_relin_key_save(ctx, rlk, 0, &blob, &rlk_bytes) == CDL_OK)
+        if (cdl_client_keys_save(keys, CDL_CLIENT_RELIN_KEY, 0, &blob, &rlk_bytes) == CDL_OK)
             cdl_free_bytes(blob);
-        if (gk)
+        if (slots)
             gk_bytes = (size_t)cdl_he_plan_galois_key_bytes(plan);
     }
-    fprintf(stderr, "keys: %.2f s (relinearization key %.1f MB", t_keygen, rlk_bytes / 1e6);
-    if (gk)
-        fprintf(stderr, ", Galois keys %.1f MB for %zu rotation steps", gk_bytes / 1e6, n_steps);
-    fprintf(stderr, "; sent to the server)\n");
+    if (!cli_quiet()) {
+        fprintf(stderr, "keys: %.2f s (relinearization key %.1f MB", t_keygen, rlk_bytes / 1e6);
+        if (slots)
+            fprintf(stderr, ", Galois keys %.1f MB for %zu rotation steps", gk_bytes / 1e6, n_steps);
+        fprintf(stderr, "; sent to the server)\n");
+    }
     const size_t cap = cdl_he_plan_batch_capacity(plan);
     const size_t start = rf.n < n ? rf.n : n;
-    if (rf.resumed)
+    if (rf.resumed && !cli_quiet())
         fprintf(stderr, "%s: %zu image(s) already done; %s\n", results_path, rf.resumed,
                 start < n ? "resuming" : "nothing left to run for this --limit");
     if (flood.security_bits && flood.queries == 0.0) /* every output ciphertext of the run is one decryption */
@@ -500,9 +509,10 @@ int cmd_predict(int argc, char **argv)
     signals_set = 1;
     for (size_t at = start; at < n && !stop_requested; at += cap) {
         size_t b = n - at < cap ? n - at : cap;
-        fprintf(stderr, "batch of %zu images (%zu..%zu)\n", b, at, at + b - 1);
+        if (!cli_quiet())
+            fprintf(stderr, "batch of %zu images (%zu..%zu)\n", b, at, at + b - 1);
         t0 = cli_now_seconds();
-        if (cdl_he_encrypt_batch(plan, ctx, pk, use_pk ? NULL : sk, images + at * per, b, rng, &enc) != CDL_OK) {
+        if (cdl_client_encrypt_batch(cp, keys, images + at * per, CDL_CLIENT_F64, b, use_pk, &enc) != CDL_OK) {
             rc = cli_fail_status("predict", "encryption failed");
             goto done;
         }
@@ -513,17 +523,20 @@ int cmd_predict(int argc, char **argv)
             in_bytes += bytes;
             req_max = bytes > req_max ? bytes : req_max;
         }
-        fprintf(stderr, "  encrypt: %zu ciphertexts, %.2f s, %.1f MB\n", cdl_he_batch_count(enc), dt, bytes / 1e6);
+        if (!cli_quiet())
+            fprintf(stderr, "  encrypt: %zu ciphertexts, %.2f s, %.1f MB\n", cdl_he_batch_count(enc), dt,
+                    bytes / 1e6);
         t0 = cli_now_seconds();
-        he_progress ps;
-        he_progress_init(&ps);
-        if (cdl_he_evaluate_keys(plan, ctx, rlk, gk, enc, he_on_progress, &ps, &res) != CDL_OK) {
-            rc = cli_fail_status("predict", "encrypted evaluation failed");
+        he_reporter rep;
+        he_reporter_init(&rep);
+        if (cdl_client_evaluate_batch(cp, keys, enc, he_report, &rep, &res) != CDL_OK) {
+            fprintf(stderr, "cryptodl predict: %s\n", cdl_last_error());
             goto done;
         }
         const double t_batch = cli_now_seconds() - t0;
         t_eval += t_batch;
-        fprintf(stderr, "  evaluate: %.2f s\n", t_batch);
+        if (!cli_quiet())
+            fprintf(stderr, "  evaluate: %.2f s\n", t_batch);
         cdl_he_batch_free(enc);
         enc = NULL;
         if (cdl_he_batch_bytes(ctx, res, &bytes) == CDL_OK) {
@@ -533,10 +546,9 @@ int cmd_predict(int argc, char **argv)
         t0 = cli_now_seconds();
         cdl_ckks_flood_info fi;
         double *dest = he_logits + at * nout, *ref = ref_logits + at * nout;
-        cdl_status dst = flood.security_bits ? cdl_he_decrypt_logits_flooded(plan, ctx, sk, res, &flood, rng, dest, &fi)
-                                             : cdl_he_decrypt_logits(plan, ctx, sk, res, dest);
+        cdl_status dst = cdl_client_decrypt_batch(cp, keys, res, flood.security_bits ? &flood : NULL, dest, &fi);
         if (dst != CDL_OK) {
-            rc = cli_fail_status("predict", flood.security_bits ? "flooded decryption failed" : "decryption failed");
+            fprintf(stderr, "cryptodl predict: %s\n", cdl_last_error());
             if (flood.security_bits)
                 he_flood_hint("predict", dst);
             goto done;
@@ -588,8 +600,15 @@ int cmd_predict(int argc, char **argv)
         n_run += b;
         if (at + b < n) {
             const double per_image = t_eval / (double)n_run, left = per_image * (double)(n - at - b);
-            fprintf(stderr, "  %zu/%zu images done, %.1f s per image, about %.0f min left\n", at + b, n, per_image,
-                    left / 60.0);
+            if (cli_progress_style() == CLI_STYLE_BAR) { /* the whole run; the layers' bars are above */
+                char bar[40], t[32];
+                cli_bar_text(bar, sizeof bar, at + b, n, 30);
+                cli_duration_text(t, sizeof t, left);
+                fprintf(stderr, "  %s %zu/%zu images, %.2f s per image, eta %s\n", bar, at + b, n, per_image, t);
+            } else if (cli_progress_style() == CLI_STYLE_LINES) {
+                fprintf(stderr, "  %zu/%zu images done, %.1f s per image, about %.0f min left\n", at + b, n,
+                        per_image, left / 60.0);
+            }
         }
     }
     if (stop_requested && rf.n < n) {
@@ -713,15 +732,9 @@ done:
     cdl_he_string_free(desc);
     cdl_he_batch_free(enc);
     cdl_he_batch_free(res);
-    cdl_ckks_relin_key_free(rlk);
-    cdl_ckks_galois_keys_free(gk);
-    cdl_ckks_public_key_free(pk);
-    cdl_ckks_secret_key_free(sk);
-    cdl_rng_free(rng);
-    cdl_ckks_context_free(ctx);
-    cdl_he_plan_free(plan);
+    cdl_client_keys_free(keys);
     cdl_dataset_free(ds);
-    cdl_nn_graph_free(g);
+    cdl_client_plan_free(cp);
     free(images);
     free(he_logits);
     free(ref_logits);

@@ -6,6 +6,9 @@
  *
  * The signals are blocked before the server starts, so that every thread it
  * creates inherits the mask and the main thread alone takes them in sigwait().
+ *
+ * With --sessions redis://HOST:PORT several of these processes share their
+ * sessions behind a load balancer (deploy/README.md, docs/serve.md).
  */
 #include <getopt.h>
 #include <signal.h>
@@ -46,6 +49,16 @@ static void usage(FILE *out)
             "  --max-queued N       further predict requests that wait for a slot (default 1); beyond:\n"
             "                       503 with Retry-After\n"
             "  --threads T          threads per evaluation (default: all cores)\n"
+            "  --sessions WHERE     memory (default): sessions live in this process and end with it;\n"
+            "                       redis://HOST:PORT[/DB]: sessions live in Redis, shared by every replica\n"
+            "                       given the same address (behind a load balancer: deploy/README.md), kept\n"
+            "                       --session-ttl s after their last use and lost by no replica's exit; the\n"
+            "                       replicas must serve the same models with the same options. Password, if\n"
+            "                       any: environment variable CDL_REDIS_PASSWORD. --max-sessions does not\n"
+            "                       apply (Redis's maxmemory does: 429 when full)%s\n"
+            "  --key-cache-mb MB    with redis://: session keys this replica keeps loaded between requests,\n"
+            "                       least recently used evicted first (default 1024; a 5.5 MB relin.key in\n"
+            "                       batch packing, 330 MB with slots packing's Galois keys; 0: keep none)\n"
             "  --log-n L            as `predict`: force the ring degree 2^L\n"
             "  --scale-bits B       as `predict`: force the scale 2^B\n"
             "  --output-bits B      as `predict`: room for the logits in the last prime (default 10)\n"
@@ -57,7 +70,8 @@ static void usage(FILE *out)
             "  --max-galois-mb M    use the same budget: the keys are chosen from it)\n"
             "  -q, --quiet          no request log\n"
             "  -h, --help           this help\n\n"
-            "exit status: 0 stopped by SIGINT/SIGTERM, 1 failure (message on stderr), 2 bad usage\n");
+            "exit status: 0 stopped by SIGINT/SIGTERM, 1 failure (message on stderr), 2 bad usage\n",
+            cdl_serve_have_redis() ? "" : "\n                       (NOT in this build: it has no libhiredis)");
 }
 
 static void log_request(void *user, const char *method, const char *path, int status, uint64_t bytes_in,
@@ -105,6 +119,8 @@ int cmd_serve(int argc, char **argv)
                                          {"stream-weights", no_argument, 0, 'W'},
                                          {"max-galois-keys", required_argument, 0, 'G'},
                                          {"max-galois-mb", required_argument, 0, 'Y'},
+                                         {"sessions", required_argument, 0, 'R'},
+                                         {"key-cache-mb", required_argument, 0, 'K'},
                                          {"quiet", no_argument, 0, 'q'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
@@ -116,7 +132,7 @@ int cmd_serve(int argc, char **argv)
     hopt.cache_weights = 1; /* slots: the weights are encoded once for all requests */
     const char *names[CDL_SERVE_MAX_MODELS] = {0}, *approx = NULL;
     size_t n_names = 0;
-    int quiet = 0, c;
+    int quiet = 0, cache_given = 0, c;
     long long v;
     optind = 1;
     while ((c = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
@@ -195,11 +211,28 @@ int cmd_serve(int argc, char **argv)
                 return CLI_EXIT_USAGE;
             hopt.max_galois_bytes = (uint64_t)(v > 100000000 ? 100000000 : v) * 1000000u;
             break;
+        case 'R':
+            if (strcmp(optarg, "memory") && strncmp(optarg, "redis://", 8))
+                return cli_usage_error("serve", "--sessions must be memory or redis://HOST:PORT, got '%s'", optarg);
+            cfg.sessions = strcmp(optarg, "memory") ? optarg : NULL;
+            break;
+        case 'K': {
+            char *end;
+            long long mb = strtoll(optarg, &end, 10);
+            if (*end || end == optarg || mb < 0 || mb > (1LL << 24))
+                return cli_usage_error("serve", "--key-cache-mb must be 0..16777216, got '%s'", optarg);
+            cfg.key_cache_bytes = mb ? (uint64_t)mb << 20 : 1; /* 1 byte: below any key, none kept */
+            cache_given = 1;
+            break;
+        }
         case 'q': quiet = 1; break;
         case 'h': usage(stdout); return CLI_EXIT_OK;
         default: return cli_usage_error("serve", "unknown option");
         }
     }
+    if (cache_given && !cfg.sessions)
+        return cli_usage_error("serve", "--key-cache-mb is for --sessions redis://HOST:PORT (memory sessions keep "
+                                        "every key: --max-sessions bounds them)");
     size_t n_models = (size_t)(argc - optind);
     if (n_models == 0)
         return cli_usage_error("serve", "give at least one MODEL.onnx (e.g. models/mnist_cryptonets.onnx)");
@@ -249,9 +282,17 @@ int cmd_serve(int argc, char **argv)
             printf("    galois.key %.1f MB (%zu rotation steps): a session is relin.key followed by galois.key\n",
                    in.galois_key_bytes / 1e6, in.galois_steps);
     }
-    printf("  limits: body %.1f MB, %zu sessions (ttl %u s), %u evaluation(s) + %u queued, %s threads each\n",
-           cdl_serve_max_body(srv) / 1e6, cfg.max_sessions, cfg.session_ttl, cfg.max_evaluations, cfg.max_queued,
-           cfg.eval_threads ? "the given" : "all cores'");
+    if (cfg.sessions) {
+        uint64_t cache = cfg.key_cache_bytes ? cfg.key_cache_bytes : (uint64_t)1 << 30;
+        printf("  sessions: in Redis at %s (ttl %u s after the last use); keys cached here: %.0f MB\n", cfg.sessions,
+               cfg.session_ttl, cache > 1 ? cache / 1048576.0 : 0.0);
+        printf("  limits: body %.1f MB, %u evaluation(s) + %u queued, %s threads each\n", cdl_serve_max_body(srv) / 1e6,
+               cfg.max_evaluations, cfg.max_queued, cfg.eval_threads ? "the given" : "all cores'");
+    } else {
+        printf("  limits: body %.1f MB, %zu sessions (ttl %u s), %u evaluation(s) + %u queued, %s threads each\n",
+               cdl_serve_max_body(srv) / 1e6, cfg.max_sessions, cfg.session_ttl, cfg.max_evaluations,
+               cfg.max_queued, cfg.eval_threads ? "the given" : "all cores'");
+    }
     printf("Stop with Ctrl-C (SIGINT) or SIGTERM.\n");
     fflush(stdout);
 
@@ -262,7 +303,11 @@ int cmd_serve(int argc, char **argv)
     cdl_serve_stop(srv);
     size_t live = cdl_serve_session_count(srv);
     cdl_serve_free(srv);
-    fprintf(stderr, "cryptodl serve: stopped; freed %zu session(s) (evaluation keys only: the server holds no "
-                    "secret)\n", live);
+    if (cfg.sessions)
+        fprintf(stderr, "cryptodl serve: stopped; freed %zu cached session key set(s); the sessions stay in Redis\n",
+                live);
+    else
+        fprintf(stderr, "cryptodl serve: stopped; freed %zu session(s) (evaluation keys only: the server holds no "
+                        "secret)\n", live);
     return CLI_EXIT_OK;
 }

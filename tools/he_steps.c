@@ -1,15 +1,14 @@
 /*
  * he_steps.c: the steps of encrypted inference as the CLI runs them, shared
  * by the pipeline commands (cmd_compile/keygen/encrypt/evaluate/decrypt.c)
- * and by `predict`'s --keygen/--encrypt/--evaluate/--decrypt flags: compiling
- * the model (from options or a plan file), key files, encrypted batch files,
- * progress. See he_steps.h.
- *
- * Batch files: one batch is cdl_he_batch_save's format as is (what `predict
- * --encrypt` always wrote); more images than one batch holds (N/2 in batch
- * packing, a few in slots packing) go into a CDLPARTS container
- * (src/data/user_files.c) of batches, each checked by cdl_he_batch_load when
- * read. Large files are mapped, not copied.
+ * and by `predict`'s --keygen/--encrypt/--evaluate/--decrypt flags. The work
+ * is the library's client layer (include/cryptodl/client.h, src/client/):
+ * compiling the model or opening a plan file, key generation, encrypt /
+ * evaluate / decrypt of one batch or a CDLPARTS container of batches, every
+ * batch checked against the plan. What stays here is what a command line
+ * adds: option parsing, files (mapped, not copied; written with the right
+ * modes; no half-written file left behind), messages prefixed with the
+ * command, hints naming the commands to run, and the progress display.
  *
  * Keys: secret.key, relin.key, public.key, and in slots packing galois.key
  * (the Galois keys of the plan's rotation steps, which the server needs with
@@ -28,7 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define HE_MAX_PARTS ((size_t)1 << 16)
+#include "client/client_internal.h"
 
 /* ---- model options and compilation ------------------------------------------ */
 
@@ -72,13 +71,6 @@ int he_model_option(const char *cmd, int c, const char *arg, he_model_args *a)
     }
 }
 
-void he_model_close(he_model *m)
-{
-    cdl_he_plan_free(m->plan);
-    cdl_nn_graph_free(m->graph);
-    memset(m, 0, sizeof *m);
-}
-
 int he_model_open(const char *cmd, const char *path, const he_model_args *a, he_model *m)
 {
     memset(m, 0, sizeof *m);
@@ -86,71 +78,55 @@ int he_model_open(const char *cmd, const char *path, const he_model_args *a, he_
     if (a->plan_path && a->any_option)
         return cli_usage_error(cmd, "give either --plan FILE or --log-n/--scale-bits/--output-bits/--approx/--packing/"
                                     "--max-galois-keys/--max-galois-mb, not both (the plan file holds the options)");
-    char err[512], sha[65];
-    if (plan_sha256_file(path, sha, err, sizeof err) != 0) {
-        fprintf(stderr, "cryptodl %s: %s\n", cmd, err);
+    const uint8_t *model = NULL, *plan = NULL;
+    size_t model_len = 0, plan_len = 0;
+    if (he_map_file(cmd, path, &model, &model_len) != 0)
+        return CLI_EXIT_FAILURE;
+    if (a->plan_path && he_map_file(cmd, a->plan_path, &plan, &plan_len) != 0) {
+        he_unmap_file(model, model_len);
         return CLI_EXIT_FAILURE;
     }
-    plan_record from_file;
-    plan_options opt = a->opt;
-    int packing = opt.packing; /* what the compiler is asked for */
+    cdl_status st;
     if (a->plan_path) {
-        const uint8_t *data = NULL;
-        size_t len = 0;
-        if (he_map_file(cmd, a->plan_path, &data, &len) != 0)
-            return CLI_EXIT_FAILURE;
-        int bad = plan_record_parse(data, len, &from_file, err, sizeof err);
-        he_unmap_file(data, len);
-        if (bad) {
-            fprintf(stderr, "cryptodl %s: %s is not a usable plan file: %s\n", cmd, a->plan_path, err);
-            return CLI_EXIT_FAILURE;
-        }
-        if (strcmp(from_file.sha256, sha)) {
-            fprintf(stderr,
-                    "cryptodl %s: %s was made for another model: it records SHA-256 %s, but %s has %s.\n"
-                    "Give the model the plan was compiled from, or compile this one: cryptodl compile %s --out %s\n",
-                    cmd, a->plan_path, from_file.sha256, path, sha, path, a->plan_path);
-            return CLI_EXIT_FAILURE;
-        }
-        opt = from_file.opt;
-        packing = from_file.packing; /* as decided then (auto is not decided again) */
+        st = cdl_client_plan_open(model, model_len, path, plan, plan_len, a->plan_path, NULL, &m->cp);
+    } else {
+        cdl_client_options o;
+        cdl_client_options_default(&o);
+        o.packing = a->opt.packing;
+        o.log_n = a->opt.log_n;
+        o.scale_bits = a->opt.scale_bits;
+        o.output_bits = a->opt.output_bits;
+        o.approx = a->opt.approx[0] ? a->opt.approx : NULL;
+        o.max_galois_keys = a->opt.max_galois_keys;
+        o.max_galois_mb = a->opt.max_galois_mb;
+        st = cdl_client_plan_compile(model, model_len, path, &o, &m->cp);
     }
-    if (!opt.output_bits)
-        opt.output_bits = 10;
-    if (cdl_nn_load_file(path, &m->graph) != CDL_OK)
-        return cli_fail_status(cmd, "cannot import the model");
-    if (opt.approx[0] && cdl_nn_apply_approx(m->graph, opt.approx, NULL) != CDL_OK) {
-        he_model_close(m);
-        return cli_fail_status(cmd, "cannot apply --approx");
+    he_unmap_file(plan, plan_len);
+    he_unmap_file(model, model_len);
+    if (st != CDL_OK) {
+        fprintf(stderr, "cryptodl %s: %s\n", cmd, cdl_last_error());
+        if (st == CDL_ERR_MISMATCH && a->plan_path)
+            fprintf(stderr, "Give the model the plan was compiled from, or compile this one again: cryptodl compile "
+                            "%s --out %s\n", path, a->plan_path);
+        return CLI_EXIT_FAILURE;
     }
-    cdl_he_options ho;
-    cdl_he_options_default(&ho);
-    ho.log_n = opt.log_n;
-    ho.scale_bits = opt.scale_bits;
-    ho.output_bits = opt.output_bits;
-    ho.packing = packing;
-    ho.max_galois_keys = opt.max_galois_keys;
-    ho.max_galois_bytes = (uint64_t)opt.max_galois_mb * 1000000u;
-    ho.cache_weights = 1; /* slots: weights encoded once for all the batches of a file */
-    if (cdl_he_plan_new(m->graph, &ho, &m->plan) != CDL_OK) {
-        int rc = cli_fail_status(cmd, "cannot compile the model for encrypted inference");
-        he_model_close(m);
-        return rc;
-    }
-    plan_record_from(m->plan, m->graph, &opt, sha, &m->rec);
+    m->graph = cdl_client_plan_graph(m->cp);
+    m->plan = cdl_client_plan_he(m->cp);
+    m->ctx = cdl_client_plan_context(m->cp);
+    m->rec = *cdl_client_plan_record(m->cp);
     if (m->rec.n_galois > PLAN_MAX_GALOIS) {
         fprintf(stderr, "cryptodl %s: this plan needs more than %d rotation steps, more than a plan file lists; "
                         "use --packing batch\n", cmd, PLAN_MAX_GALOIS);
         he_model_close(m);
         return CLI_EXIT_FAILURE;
     }
-    if (a->plan_path && plan_record_compare(&from_file, &m->rec, err, sizeof err) != 0) {
-        fprintf(stderr, "cryptodl %s: %s does not match this model and build: %s. Compile again: cryptodl compile %s "
-                        "--out %s\n", cmd, a->plan_path, err, path, a->plan_path);
-        he_model_close(m);
-        return CLI_EXIT_FAILURE;
-    }
     return CLI_EXIT_OK;
+}
+
+void he_model_close(he_model *m)
+{
+    cdl_client_plan_free(m->cp);
+    memset(m, 0, sizeof *m);
 }
 
 int he_check_memory(const char *cmd, const cdl_he_plan *plan)
@@ -253,14 +229,15 @@ void he_unmap_file(const uint8_t *data, size_t len)
         munmap((void *)data, len);
 }
 
-/* Drop the pages of a part already loaded from a mapped file: the resident
- * size then holds one batch, not the whole file (they are re-read from the
- * file if touched again). */
-static void release_part(const uint8_t *map, const cdl_part *p)
+/* Drop the pages of a part already loaded from a mapped file (the client
+ * layer's release hint): the resident size then holds one batch, not the
+ * whole file (they are re-read from the file if touched again). */
+static void release_pages(void *user, const uint8_t *data, size_t len)
 {
+    (void)user;
     const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t lo = ((uintptr_t)p->data + page - 1) & ~(page - 1), hi = ((uintptr_t)p->data + p->len) & ~(page - 1);
-    if (page && hi > lo && lo >= (uintptr_t)map)
+    uintptr_t lo = ((uintptr_t)data + page - 1) & ~(page - 1), hi = ((uintptr_t)data + len) & ~(page - 1);
+    if (page && hi > lo)
         madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
@@ -305,163 +282,96 @@ const char *he_packing_name(const cdl_he_plan *plan)
     return cdl_he_plan_packing(plan) == CDL_HE_PACKING_SLOTS ? "slots" : "batch";
 }
 
-/* Slots packing: DIR/galois.key, the Galois keys of the plan's rotation steps. */
-static int write_galois(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_context *ctx,
-                        const cdl_ckks_secret_key *sk, cdl_rng *rng, const char *dir, he_keygen_result *res)
+/* One key of `keys` to DIR/name; *bytes gets its size. */
+static int write_key(const char *cmd, const cdl_client_keys *keys, cdl_client_key_kind kind, const char *dir,
+                     const char *name, size_t *bytes)
 {
-    cdl_ckks_galois_keys *gk = NULL;
     uint8_t *blob = NULL;
     char path[4096];
-    int rc = -1;
-    cdl_he_plan_galois_steps(plan, NULL, &res->galois_steps);
-    if (cdl_he_keygen_galois(plan, ctx, sk, rng, &gk) != CDL_OK)
-        cli_fail_status(cmd, "Galois key generation failed");
-    else if (cdl_ckks_galois_keys_save(ctx, gk, 0, &blob, &res->galois_bytes) != CDL_OK)
-        cli_fail_status(cmd, "cannot serialize the Galois keys");
-    else if (he_write_file(cmd, he_key_path(path, sizeof path, dir, "galois.key"), blob, res->galois_bytes, 0) == 0)
-        rc = 0;
+    if (cdl_client_keys_save(keys, kind, 0, &blob, bytes) != CDL_OK) {
+        fprintf(stderr, "cryptodl %s: %s\n", cmd, cdl_last_error());
+        return -1;
+    }
+    const int secret = kind == CDL_CLIENT_SECRET_KEY;
+    int w = he_write_file(cmd, he_key_path(path, sizeof path, dir, name), blob, *bytes, secret);
+    if (secret)
+        memset(blob, 0, *bytes); /* the key bytes */
     cdl_free_bytes(blob);
-    cdl_ckks_galois_keys_free(gk);
-    return rc;
+    return w;
 }
 
 int he_keygen(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_context *ctx, const char *dir,
               he_keygen_result *res)
 {
     int rc = CLI_EXIT_FAILURE;
-    cdl_rng *rng = NULL;
-    cdl_ckks_secret_key *sk = NULL;
-    cdl_ckks_relin_key *rlk = NULL;
-    cdl_ckks_public_key *pk = NULL;
-    uint8_t *blob = NULL;
-    size_t len = 0;
-    char path[4096];
+    cdl_client_plan *view = NULL;
+    cdl_client_keys *keys = NULL;
     memset(res, 0, sizeof *res);
     double t0 = cli_now_seconds();
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         fprintf(stderr, "cryptodl %s: cannot create %s: %s\n", cmd, dir, strerror(errno));
         return CLI_EXIT_FAILURE;
     }
-    if (cdl_rng_new_system(&rng) != CDL_OK || cdl_ckks_keygen_secret(ctx, rng, &sk) != CDL_OK ||
-        cdl_ckks_keygen_relin(ctx, sk, rng, &rlk) != CDL_OK || cdl_ckks_keygen_public(ctx, sk, rng, &pk) != CDL_OK) {
-        rc = cli_fail_status(cmd, "key generation failed");
+    he_reporter rep;
+    he_reporter_init(&rep);
+    if (cdl_client_plan_view(plan, ctx, &view) != CDL_OK ||
+        cdl_client_keygen(view, CDL_CLIENT_KEYGEN_PUBLIC, he_report, &rep, &keys) != CDL_OK) {
+        fprintf(stderr, "cryptodl %s: %s\n", cmd, cdl_last_error());
         goto done;
     }
-    if (cdl_ckks_secret_key_save(ctx, sk, 0, &blob, &len) != CDL_OK) {
-        rc = cli_fail_status(cmd, "cannot serialize the secret key");
+    if (write_key(cmd, keys, CDL_CLIENT_SECRET_KEY, dir, "secret.key", &res->secret_bytes) != 0 ||
+        write_key(cmd, keys, CDL_CLIENT_RELIN_KEY, dir, "relin.key", &res->relin_bytes) != 0 ||
+        write_key(cmd, keys, CDL_CLIENT_PUBLIC_KEY, dir, "public.key", &res->public_bytes) != 0)
         goto done;
+    if (cdl_client_keys_has(keys, CDL_CLIENT_GALOIS_KEYS)) {
+        cdl_he_plan_galois_steps(plan, NULL, &res->galois_steps);
+        if (write_key(cmd, keys, CDL_CLIENT_GALOIS_KEYS, dir, "galois.key", &res->galois_bytes) != 0)
+            goto done;
     }
-    int w = he_write_file(cmd, he_key_path(path, sizeof path, dir, "secret.key"), blob, len, 1);
-    memset(blob, 0, len); /* the key bytes */
-    cdl_free_bytes(blob);
-    blob = NULL;
-    res->secret_bytes = len;
-    if (w != 0)
-        goto done;
-    if (cdl_ckks_relin_key_save(ctx, rlk, 0, &blob, &res->relin_bytes) != CDL_OK) {
-        rc = cli_fail_status(cmd, "cannot serialize the relinearization key");
-        goto done;
-    }
-    if (he_write_file(cmd, he_key_path(path, sizeof path, dir, "relin.key"), blob, res->relin_bytes, 0) != 0)
-        goto done;
-    cdl_free_bytes(blob);
-    blob = NULL;
-    if (cdl_ckks_public_key_save(ctx, pk, 0, &blob, &res->public_bytes) != CDL_OK) {
-        rc = cli_fail_status(cmd, "cannot serialize the public key");
-        goto done;
-    }
-    if (he_write_file(cmd, he_key_path(path, sizeof path, dir, "public.key"), blob, res->public_bytes, 0) != 0)
-        goto done;
-    if (cdl_he_plan_packing(plan) == CDL_HE_PACKING_SLOTS && write_galois(cmd, plan, ctx, sk, rng, dir, res) != 0)
-        goto done;
     res->seconds = cli_now_seconds() - t0;
     rc = CLI_EXIT_OK;
 done:
-    cdl_free_bytes(blob);
-    cdl_ckks_public_key_free(pk);
-    cdl_ckks_relin_key_free(rlk);
-    cdl_ckks_secret_key_free(sk);
-    cdl_rng_free(rng);
+    cdl_client_keys_free(keys);
+    cdl_client_plan_free(view);
     return rc;
-}
-
-/* Object types of the serialization envelope (src/core/bytes.h): "CDL\0",
- * u16 version, u16 type. */
-static const char *const key_type_names[] = {"?", "parameter set", "secret key", "public key",
-                                             "relinearization key", "Galois key set", "plaintext", "ciphertext",
-                                             "plan"};
-
-int he_context_with_key(const char *cmd, const cdl_he_plan *plan, const char *key_path, he_key_kind kind,
-                        cdl_ckks_context **ctx, void **key)
-{
-    *key = NULL;
-    if (cdl_he_context_new(plan, ctx) != CDL_OK)
-        return cli_fail_status(cmd, "cannot build the CKKS context");
-    return he_load_key(cmd, *ctx, key_path, kind, key) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
-}
-
-/* Galois keys: from a mapping of the file (they can be larger than memory allows twice). */
-static int load_galois_file(const char *cmd, const cdl_ckks_context *ctx, const char *path, void **key)
-{
-    const uint8_t *d = NULL;
-    size_t len = 0;
-    if (he_map_file(cmd, path, &d, &len) != 0)
-        return -1;
-    cdl_status st = cdl_ckks_galois_keys_load(ctx, d, len, (cdl_ckks_galois_keys **)key);
-    he_unmap_file(d, len);
-    if (st != CDL_OK) {
-        fprintf(stderr, "cryptodl %s: %s: %s (made for another model or other --log-n/--scale-bits?)\n", cmd, path,
-                cdl_last_error());
-        return -1;
-    }
-    return 0;
 }
 
 int he_load_key(const char *cmd, const cdl_ckks_context *ctx, const char *path, he_key_kind kind, void **key)
 {
-    static const unsigned expect[] = {2, 3, 4, 5};
-    static const char *const file_name[] = {"secret.key", "public.key", "relin.key", "galois.key"};
-    const char *want = key_type_names[expect[kind]];
+    /* he_key_kind and cdl_client_key_kind list the kinds in the same order */
+    static const cdl_client_key_kind lib_kind[] = {CDL_CLIENT_SECRET_KEY, CDL_CLIENT_PUBLIC_KEY, CDL_CLIENT_RELIN_KEY,
+                                                   CDL_CLIENT_GALOIS_KEYS};
+    static const char *const what[] = {"secret key", "public key", "relinearization key", "Galois key set"};
     *key = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) {
-        fprintf(stderr, "cryptodl %s: cannot open %s (the %s): %s\n", cmd, path, want, strerror(errno));
+        fprintf(stderr, "cryptodl %s: cannot open %s (the %s): %s\n", cmd, path, what[kind], strerror(errno));
         return -1;
     }
+    /* the kind from the first bytes: a secret key is refused before the rest of it is read */
     uint8_t head[8];
     size_t got = fread(head, 1, sizeof head, f);
     fclose(f);
-    if (got == sizeof head && !memcmp(head, "CDL\0", 4)) {
-        unsigned type = head[6] | (unsigned)head[7] << 8;
-        if (type != expect[kind]) {
-            if (type == 2)
-                fprintf(stderr,
-                        "cryptodl %s: %s is a SECRET key: it must stay with the client and is never read here. "
-                        "Give the %s instead (%s in the keys folder).\n",
-                        cmd, path, want, file_name[kind]);
-            else
-                fprintf(stderr, "cryptodl %s: %s holds a %s, not the %s expected here\n", cmd, path,
-                        type < sizeof key_type_names / sizeof key_type_names[0] ? key_type_names[type]
-                                                                                 : "unknown object",
-                        want);
-            return -1;
-        }
+    if (got == sizeof head && cdl_client_key_check_kind(head, sizeof head, lib_kind[kind], path) != CDL_OK) {
+        fprintf(stderr, "cryptodl %s: %s\n", cmd, cdl_last_error());
+        return -1;
     }
-    if (kind == HE_KEY_GALOIS)
-        return load_galois_file(cmd, ctx, path, key);
+    const uint8_t *mapped = NULL;
     uint8_t *d = NULL;
     size_t len = 0;
-    if (read_small(cmd, path, (size_t)1 << 30, &d, &len) != 0)
+    if (kind == HE_KEY_GALOIS) { /* from a mapping of the file: they can be larger than memory allows twice */
+        if (he_map_file(cmd, path, &mapped, &len) != 0)
+            return -1;
+    } else if (read_small(cmd, path, (size_t)1 << 30, &d, &len) != 0) {
         return -1;
-    cdl_status st = kind == HE_KEY_SECRET   ? cdl_ckks_secret_key_load(ctx, d, len, (cdl_ckks_secret_key **)key)
-                    : kind == HE_KEY_PUBLIC ? cdl_ckks_public_key_load(ctx, d, len, (cdl_ckks_public_key **)key)
-                                            : cdl_ckks_relin_key_load(ctx, d, len, (cdl_ckks_relin_key **)key);
-    if (kind == HE_KEY_SECRET)
+    }
+    cdl_status st = cdl_client_key_load(ctx, lib_kind[kind], mapped ? mapped : d, len, path, key);
+    if (d && kind == HE_KEY_SECRET)
         memset(d, 0, len);
     free(d);
+    he_unmap_file(mapped, len);
     if (st != CDL_OK) {
-        fprintf(stderr, "cryptodl %s: %s: %s (made for another model or other --log-n/--scale-bits?)\n", cmd, path,
-                cdl_last_error());
+        fprintf(stderr, "cryptodl %s: %s\n", cmd, cdl_last_error());
         return -1;
     }
     return 0;
@@ -479,35 +389,14 @@ const char *he_galois_path_near(char *buf, size_t cap, const char *relin_path)
 
 int he_check_galois(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_galois_keys *gk, const char *path)
 {
-    const int *steps = NULL;
-    size_t n = 0, missing = 0;
-    cdl_he_plan_galois_steps(plan, &steps, &n);
-    if (n == 0)
+    cdl_status st = cdl_client_check_galois(plan, gk, path);
+    if (st == CDL_OK)
         return 0;
-    if (!gk) {
-        fprintf(stderr, "cryptodl %s: this plan uses slots packing: the server needs the client's Galois keys "
-                        "(galois.key, from cryptodl keygen with the same plan) besides relin.key\n", cmd);
-        return -1;
-    }
-    char list[160] = "";
-    size_t at = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (cdl_ckks_galois_keys_has_step(gk, steps[i]))
-            continue;
-        if (missing++ < 8 && at < sizeof list)
-            at += (size_t)snprintf(list + at, sizeof list - at, "%s%d", at ? " " : "", steps[i]);
-    }
-    if (!missing) { /* every step has a key: each must also serve the level the plan rotates at */
-        if (cdl_he_check_galois_keys(plan, gk) == CDL_OK)
-            return 0;
-        fprintf(stderr, "cryptodl %s: %s: %s\n", cmd, path ? path : "the Galois keys", cdl_last_error());
-        return -1;
-    }
-    fprintf(stderr,
-            "cryptodl %s: %s %s %zu of the %zu rotation steps this plan needs (%s%s): made for another plan or "
-            "--packing? Make the keys again with this model and plan (cryptodl keygen MODEL --plan plan.json --keys "
-            "DIR) and give the new galois.key\n",
-            cmd, path ? path : "the Galois keys", path ? "lacks" : "lack", missing, n, list, missing > 8 ? " ..." : "");
+    fprintf(stderr, "cryptodl %s: %s", cmd, cdl_last_error());
+    if (st == CDL_ERR_MISMATCH)
+        fprintf(stderr, " Make the keys again with this model and plan (cryptodl keygen MODEL --plan plan.json --keys "
+                        "DIR) and give the new galois.key");
+    fputc('\n', stderr);
     return -1;
 }
 
@@ -535,33 +424,26 @@ int he_load_galois(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_cont
 
 /* ---- batch files ------------------------------------------------------------ */
 
-/* Write one part: in a container its length first. */
-static int put_part(FILE *f, int container, const uint8_t *blob, size_t len)
+/* The client layer's output into a FILE; the first write error is kept. */
+typedef struct file_sink {
+    FILE *f;
+    int err;
+} file_sink;
+
+static int file_write(void *user, const uint8_t *data, size_t len)
 {
-    uint8_t l8[8];
-    cdl_parts_length(l8, len);
-    if (container && fwrite(l8, 1, 8, f) != 8)
-        return -1;
-    return fwrite(blob, 1, len, f) == len ? 0 : -1;
+    file_sink *s = user;
+    if (fwrite(data, 1, len, s->f) == len)
+        return 0;
+    s->err = errno ? errno : EIO;
+    return -1;
 }
 
-static FILE *open_out(const char *cmd, const char *path, int container, size_t parts)
+static FILE *open_out(const char *cmd, const char *path)
 {
     FILE *f = fopen(path, "wb");
-    if (!f) {
+    if (!f)
         fprintf(stderr, "cryptodl %s: cannot write %s: %s\n", cmd, path, strerror(errno));
-        return NULL;
-    }
-    if (container) {
-        uint8_t h[CDL_PARTS_HEADER_BYTES];
-        cdl_parts_header(h, parts);
-        if (fwrite(h, 1, sizeof h, f) != sizeof h) {
-            fprintf(stderr, "cryptodl %s: cannot write %s: %s\n", cmd, path, strerror(errno));
-            fclose(f);
-            unlink(path);
-            return NULL;
-        }
-    }
     return f;
 }
 
@@ -576,175 +458,54 @@ static int close_out(const char *cmd, const char *path, FILE *f, int ok)
     return ok ? 0 : -1;
 }
 
+/* The message of a failed client-layer step that wrote to `out`. */
+static void step_failed(const char *cmd, cdl_status st, const file_sink *sink, const char *out)
+{
+    if (st == CDL_ERR_IO && sink->err)
+        fprintf(stderr, "cryptodl %s: cannot write %s: %s\n", cmd, out, strerror(sink->err));
+    else
+        fprintf(stderr, "cryptodl %s: %s\n", cmd, cdl_last_error());
+}
+
 int he_encrypt_file(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_context *ctx,
                     const cdl_ckks_public_key *pk, const cdl_ckks_secret_key *sk, const double *images, size_t n,
                     const char *out, he_file_stats *st)
 {
-    const size_t cap = cdl_he_plan_batch_capacity(plan), per = cdl_he_plan_input_size(plan);
-    const size_t batches = (n + cap - 1) / cap;
-    const int container = batches > 1;
     memset(st, 0, sizeof *st);
-    cdl_rng *rng = NULL;
-    if (cdl_rng_new_system(&rng) != CDL_OK)
+    cdl_client_plan *view = NULL;
+    cdl_client_keys *keys = NULL;
+    if (cdl_client_plan_view(plan, ctx, &view) != CDL_OK ||
+        cdl_client_keys_view(view, pk ? NULL : sk, pk, NULL, NULL, &keys) != CDL_OK) {
+        cdl_client_plan_free(view);
         return cli_fail_status(cmd, "cannot start the random number generator");
-    FILE *f = open_out(cmd, out, container, batches);
-    if (!f) {
-        cdl_rng_free(rng);
-        return CLI_EXIT_FAILURE;
     }
-    double t0 = cli_now_seconds();
-    int ok = 1;
-    for (size_t at = 0; ok && at < n; at += cap) {
-        size_t b = n - at < cap ? n - at : cap;
-        cdl_he_batch *batch = NULL;
-        uint8_t *blob = NULL;
-        size_t len = 0;
-        if (batches > 1)
-            fprintf(stderr, "  batch %zu/%zu: images %zu..%zu\n", at / cap + 1, batches, at, at + b - 1);
-        if (cdl_he_encrypt_batch(plan, ctx, pk, sk, images + at * per, b, rng, &batch) != CDL_OK) {
-            cli_fail_status(cmd, "encryption failed");
-            ok = 0;
-        } else if (cdl_he_batch_save(ctx, batch, 0, &blob, &len) != CDL_OK) {
-            cli_fail_status(cmd, "cannot serialize the encrypted batch");
-            ok = 0;
-        } else if (put_part(f, container, blob, len) != 0) {
-            fprintf(stderr, "cryptodl %s: cannot write %s: %s\n", cmd, out, strerror(errno));
-            ok = 0;
+    int rc = CLI_EXIT_FAILURE;
+    file_sink sink = {open_out(cmd, out), 0};
+    if (sink.f) {
+        he_reporter rep;
+        he_reporter_init(&rep);
+        cdl_client_stream io = {NULL, file_write, &sink, he_report, &rep, NULL, NULL};
+        cdl_client_stats cs;
+        cdl_status s = cdl_client_encrypt(view, keys, images, CDL_CLIENT_F64, n, pk != NULL, &io, &cs);
+        if (s != CDL_OK)
+            step_failed(cmd, s, &sink, out);
+        if (close_out(cmd, out, sink.f, s == CDL_OK) == 0) {
+            st->images = cs.images;
+            st->batches = cs.batches;
+            st->bytes = cs.bytes;
+            st->seconds = cs.seconds;
+            rc = CLI_EXIT_OK;
         }
-        st->bytes += len + (container ? 8 : 0);
-        cdl_free_bytes(blob);
-        cdl_he_batch_free(batch);
     }
-    cdl_rng_free(rng);
-    if (close_out(cmd, out, f, ok) != 0)
-        return CLI_EXIT_FAILURE;
-    st->images = n;
-    st->batches = batches;
-    st->bytes += container ? CDL_PARTS_HEADER_BYTES : 0;
-    st->seconds = cli_now_seconds() - t0;
-    return CLI_EXIT_OK;
-}
-
-/* The batches of a file: a container's parts, or the whole file as one. */
-static int file_parts(const char *cmd, const char *path, const uint8_t *data, size_t len, cdl_part **parts,
-                      size_t *count, int *container)
-{
-    *container = cdl_parts_is(data, len);
-    if (*container) {
-        if (cdl_parts_parse(data, len, HE_MAX_PARTS, parts, count) != CDL_OK) {
-            fprintf(stderr, "cryptodl %s: %s: %s\n", cmd, path, cdl_last_error());
-            return -1;
-        }
-        return 0;
-    }
-    *parts = malloc(sizeof **parts);
-    if (!*parts) {
-        fprintf(stderr, "cryptodl %s: out of memory\n", cmd);
-        return -1;
-    }
-    (*parts)[0].data = data;
-    (*parts)[0].len = len;
-    *count = 1;
-    return 0;
-}
-
-/* What a batch of the other packing would hold, for the messages: batch
- * packing has one ciphertext per value; slots packing is not known here
- * without compiling again, so only "a few". */
-static void other_packing_hint(const cdl_he_plan *plan, size_t got, int logits, char *buf, size_t cap)
-{
-    const int slots = cdl_he_plan_packing(plan) == CDL_HE_PACKING_SLOTS;
-    const size_t values = logits ? cdl_he_plan_output_size(plan) : cdl_he_plan_input_size(plan);
-    buf[0] = '\0';
-    if (slots && got == values)
-        snprintf(buf, cap, " (one ciphertext per value, as batch packing makes them: made with --packing batch "
-                           "or another plan? client and server must use the same plan)");
-    else if (!slots && got < values)
-        snprintf(buf, cap, " (a few ciphertexts, as slots packing makes them: made with --packing slots or "
-                           "another plan? client and server must use the same plan)");
-}
-
-/* Load part i of `path` and check it holds the plan's ciphertexts per batch:
- * input ciphertexts for images, output ciphertexts for logits. */
-static int load_batch(const char *cmd, const char *path, const cdl_he_plan *plan, const cdl_ckks_context *ctx,
-                      const cdl_part *p, size_t i, size_t count, int logits, cdl_he_batch **b)
-{
-    const char *what = logits ? "encrypted logits" : "encrypted images";
-    const size_t want = logits ? cdl_he_plan_output_ciphertexts(plan) : cdl_he_plan_input_ciphertexts(plan),
-                 other = logits ? cdl_he_plan_input_ciphertexts(plan) : cdl_he_plan_output_ciphertexts(plan);
-    char where[4200], hint[200];
-    if (count > 1)
-        snprintf(where, sizeof where, "%s (batch %zu of %zu)", path, i + 1, count);
-    else
-        snprintf(where, sizeof where, "%s", path);
-    if (cdl_he_batch_load(ctx, p->data, p->len, b) != CDL_OK) {
-        fprintf(stderr, "cryptodl %s: %s: not %s for this model and these parameters (%s packing): %s (made with "
-                        "another plan, --packing or --log-n/--scale-bits?)\n",
-                cmd, where, what, he_packing_name(plan), cdl_last_error());
-        return -1;
-    }
-    size_t got = cdl_he_batch_count(*b);
-    if (got == want) {
-        /* images are fresh, at the plan's top level; logits are below it (in slots packing the counts of the
-         * two can be equal: the level tells them apart) */
-        const int top = cdl_he_plan_levels(plan),
-                  level = got ? cdl_ckks_ciphertext_level(cdl_he_batch_ciphertext(*b, 0)) : top;
-        if (top == 0 || (level == top) != logits)
-            return 0;
-        fprintf(stderr, "cryptodl %s: %s holds ciphertexts at level %d, but %s for this model are at level %s%d: %s\n",
-                cmd, where, level, what, logits ? "below " : "", top,
-                logits ? "is it the encrypted images? give the evaluate output"
-                       : "is it the evaluate output, the encrypted logits? give the encrypted images");
-        cdl_he_batch_free(*b);
-        *b = NULL;
-        return -1;
-    }
-    if (got == other)
-        snprintf(hint, sizeof hint, "%s", logits ? " (is it the encrypted images? give the evaluate output)"
-                                                 : " (is it the evaluate output, the encrypted logits?)");
-    else
-        other_packing_hint(plan, got, logits, hint, sizeof hint);
-    fprintf(stderr, "cryptodl %s: %s holds %zu ciphertexts per batch but %s for this model in %s packing have "
-                    "%zu%s\n",
-            cmd, where, got, what, he_packing_name(plan), want, hint);
-    cdl_he_batch_free(*b);
-    *b = NULL;
-    return -1;
-}
-
-void he_progress_init(he_progress *p)
-{
-    memset(p, 0, sizeof *p);
-    p->node = -1;
-    p->t0 = cli_now_seconds();
-}
-
-void he_on_progress(void *user, int node, const char *name, size_t done, size_t total)
-{
-    he_progress *ps = user;
-    if (node != ps->node) {
-        ps->node = node;
-        snprintf(ps->label, sizeof ps->label, "  layer %d %.40s", node + 1, name);
-        cli_progress_start(&ps->bar, ps->label, total);
-    }
-    cli_progress_update(&ps->bar, done);
-    if (done == total) {
-        if (ps->bar.enabled)
-            fputc('\n', stderr);
-        double now = cli_now_seconds();
-        fprintf(stderr, "  layer %d %-24.24s %6zu ciphertexts  %7.2f s\n", node + 1, name, total, now - ps->t0);
-        ps->t0 = now; /* the next layer starts now */
-    }
+    cdl_client_keys_free(keys);
+    cdl_client_plan_free(view);
+    return rc;
 }
 
 int he_evaluate_file(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_context *ctx,
                      const cdl_ckks_relin_key *rlk, const cdl_ckks_galois_keys *gk, const char *in, const char *out,
                      he_file_stats *st)
 {
-    const uint8_t *data = NULL;
-    size_t len = 0, count = 0;
-    cdl_part *parts = NULL;
-    int container = 0;
     memset(st, 0, sizeof *st);
     struct stat si, so;
     if (stat(in, &si) == 0 && stat(out, &so) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino) {
@@ -753,54 +514,40 @@ int he_evaluate_file(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_co
     }
     if (he_check_galois(cmd, plan, gk, NULL) != 0)
         return CLI_EXIT_FAILURE;
+    const uint8_t *data = NULL;
+    size_t len = 0;
     if (he_map_file(cmd, in, &data, &len) != 0)
         return CLI_EXIT_FAILURE;
-    if (file_parts(cmd, in, data, len, &parts, &count, &container) != 0) {
-        he_unmap_file(data, len);
-        return CLI_EXIT_FAILURE;
+    cdl_client_plan *view = NULL;
+    cdl_client_keys *keys = NULL;
+    int rc = CLI_EXIT_FAILURE;
+    if (cdl_client_plan_view(plan, ctx, &view) != CDL_OK ||
+        cdl_client_keys_view(view, NULL, NULL, rlk, gk, &keys) != CDL_OK) {
+        cli_fail_status(cmd, "cannot prepare the evaluation");
+        goto done;
     }
-    FILE *f = open_out(cmd, out, container, count);
-    int ok = f != NULL;
-    for (size_t i = 0; ok && i < count; i++) {
-        cdl_he_batch *batch = NULL, *res = NULL;
-        uint8_t *blob = NULL;
-        size_t blen = 0;
-        if (load_batch(cmd, in, plan, ctx, &parts[i], i, count, 0, &batch) != 0) {
-            ok = 0;
-            break;
-        }
-        release_part(data, &parts[i]);
-        if (count > 1)
-            fprintf(stderr, "batch %zu/%zu: %zu images\n", i + 1, count, cdl_he_batch_images(batch));
-        he_progress ps;
-        he_progress_init(&ps);
-        double t0 = cli_now_seconds();
-        if (cdl_he_evaluate_keys(plan, ctx, rlk, gk, batch, he_on_progress, &ps, &res) != CDL_OK) {
-            cli_fail_status(cmd, "encrypted evaluation failed");
-            ok = 0;
-        } else {
-            st->seconds += cli_now_seconds() - t0;
-            st->images += cdl_he_batch_images(batch);
-            if (cdl_he_batch_save(ctx, res, 0, &blob, &blen) != CDL_OK) {
-                cli_fail_status(cmd, "cannot serialize the encrypted logits");
-                ok = 0;
-            } else if (put_part(f, container, blob, blen) != 0) {
-                fprintf(stderr, "cryptodl %s: cannot write %s: %s\n", cmd, out, strerror(errno));
-                ok = 0;
-            }
-            st->bytes += blen + (container ? 8 : 0);
-        }
-        cdl_free_bytes(blob);
-        cdl_he_batch_free(res);
-        cdl_he_batch_free(batch);
+    file_sink sink = {open_out(cmd, out), 0};
+    if (!sink.f)
+        goto done;
+    he_reporter rep;
+    he_reporter_init(&rep);
+    cdl_client_stream io = {in, file_write, &sink, he_report, &rep, release_pages, NULL};
+    cdl_client_stats cs;
+    cdl_status s = cdl_client_evaluate(view, keys, data, len, &io, &cs);
+    if (s != CDL_OK)
+        step_failed(cmd, s, &sink, out);
+    if (close_out(cmd, out, sink.f, s == CDL_OK) == 0) {
+        st->images = cs.images;
+        st->batches = cs.batches;
+        st->bytes = cs.bytes;
+        st->seconds = cs.seconds;
+        rc = CLI_EXIT_OK;
     }
-    free(parts);
+done:
+    cdl_client_keys_free(keys);
+    cdl_client_plan_free(view);
     he_unmap_file(data, len);
-    if (!f || close_out(cmd, out, f, ok) != 0)
-        return CLI_EXIT_FAILURE;
-    st->batches = count;
-    st->bytes += container ? CDL_PARTS_HEADER_BYTES : 0;
-    return CLI_EXIT_OK;
+    return rc;
 }
 
 int he_decrypt_file(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_context *ctx,
@@ -808,78 +555,129 @@ int he_decrypt_file(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_con
                     cdl_ckks_flood_info *flood_info, double **logits, size_t *n)
 {
     const uint8_t *data = NULL;
-    size_t len = 0, count = 0, total = 0;
-    const size_t nout = cdl_he_plan_output_size(plan);
-    cdl_part *parts = NULL;
-    int container = 0, ok = 1;
-    double *out = NULL;
-    cdl_rng *rng = NULL;
-    cdl_ckks_flood_info worst = {0.0, 0.0, 0.0, 0.0};
-    cdl_ckks_flood_options fopt;
+    size_t len = 0;
     *logits = NULL;
     *n = 0;
-    if (flood && cdl_rng_new_system(&rng) != CDL_OK)
-        return cli_fail_status(cmd, "cannot open the system random generator");
-    if (he_map_file(cmd, in, &data, &len) != 0) {
-        cdl_rng_free(rng);
+    if (he_map_file(cmd, in, &data, &len) != 0)
         return CLI_EXIT_FAILURE;
+    cdl_client_plan *view = NULL;
+    cdl_client_keys *keys = NULL;
+    int rc = CLI_EXIT_FAILURE;
+    if (cdl_client_plan_view(plan, ctx, &view) != CDL_OK ||
+        cdl_client_keys_view(view, sk, NULL, NULL, NULL, &keys) != CDL_OK) {
+        cli_fail_status(cmd, "cannot open the system random generator");
+        goto done;
     }
-    if (file_parts(cmd, in, data, len, &parts, &count, &container) != 0) {
-        he_unmap_file(data, len);
-        cdl_rng_free(rng);
-        return CLI_EXIT_FAILURE;
+    cdl_client_stream io = {in, NULL, NULL, NULL, NULL, NULL, NULL};
+    cdl_status s = cdl_client_decrypt(view, keys, data, len, flood, &io, logits, n, flood_info);
+    if (s != CDL_OK) {
+        fprintf(stderr, "cryptodl %s: %s\n", cmd, cdl_last_error());
+        if (flood)
+            he_flood_hint(cmd, s);
+    } else {
+        rc = CLI_EXIT_OK;
     }
-    if (flood) { /* by default, every ciphertext of the file is one decryption the adversary sees */
-        fopt = *flood;
-        if (fopt.queries == 0.0)
-            fopt.queries = (double)(count * cdl_he_plan_output_ciphertexts(plan));
-        flood = &fopt;
-        worst.queries = fopt.queries;
-    }
-    for (size_t i = 0; ok && i < count; i++) {
-        cdl_he_batch *b = NULL;
-        if (load_batch(cmd, in, plan, ctx, &parts[i], i, count, 1, &b) != 0) {
-            ok = 0;
-            break;
-        }
-        size_t m = cdl_he_batch_images(b);
-        double *grown = realloc(out, (total + m) * nout * sizeof *out);
-        if (!grown) {
-            fprintf(stderr, "cryptodl %s: out of memory\n", cmd);
-            ok = 0;
-        } else {
-            out = grown;
-            cdl_ckks_flood_info fi;
-            cdl_status st = flood ? cdl_he_decrypt_logits_flooded(plan, ctx, sk, b, flood, rng, out + total * nout, &fi)
-                                  : cdl_he_decrypt_logits(plan, ctx, sk, b, out + total * nout);
-            if (st != CDL_OK) {
-                cli_fail_status(cmd, flood ? "flooded decryption failed" : "decryption failed (encrypted under "
-                                                                           "another key?)");
-                if (flood)
-                    he_flood_hint(cmd, st);
-                ok = 0;
-            } else if (flood) {
-                worst.noise_log2 = fi.noise_log2 > worst.noise_log2 ? fi.noise_log2 : worst.noise_log2;
-                worst.sigma_log2 = fi.sigma_log2 > worst.sigma_log2 ? fi.sigma_log2 : worst.sigma_log2;
-                worst.slot_error = fi.slot_error > worst.slot_error ? fi.slot_error : worst.slot_error;
-            }
-            total += m;
-        }
-        cdl_he_batch_free(b);
-    }
-    free(parts);
+done:
+    cdl_client_keys_free(keys);
+    cdl_client_plan_free(view);
     he_unmap_file(data, len);
-    cdl_rng_free(rng);
-    if (!ok) {
-        free(out);
-        return CLI_EXIT_FAILURE;
-    }
-    if (flood_info)
-        *flood_info = worst;
-    *logits = out;
-    *n = total;
-    return CLI_EXIT_OK;
+    return rc;
 }
+
+/* ---- progress --------------------------------------------------------------- */
+
+void he_reporter_init(he_reporter *r)
+{
+    memset(r, 0, sizeof *r);
+    r->layer = -1;
+    r->t_start = r->t_layer = cli_now_seconds();
+}
+
+static void report_keygen(he_reporter *r, const cdl_client_progress *p)
+{
+    if (!r->step) {
+        r->step = p->step;
+        cli_progress_begin(&r->bar, "  keys", p->total);
+    }
+    cli_progress_update(&r->bar, p->done);
+    if (p->done == p->total && !strcmp(p->stage, "done"))
+        cli_progress_finish(&r->bar);
+}
+
+static void report_encrypt(he_reporter *r, const cdl_client_progress *p)
+{
+    const cli_style style = cli_progress_style();
+    if (!r->step) {
+        r->step = p->step;
+        cli_progress_start(&r->bar, "  encrypt", p->total); /* the bar; lines below */
+    }
+    if (style == CLI_STYLE_BAR) {
+        cli_progress_update(&r->bar, p->done);
+        if (p->done == p->total)
+            cli_progress_finish(&r->bar);
+        return;
+    }
+    if (style != CLI_STYLE_LINES || p->batches < 2 || p->batch >= p->batches)
+        return;
+    const size_t at = p->done, b = p->batch_images;
+    fprintf(stderr, "  batch %zu/%zu: images %zu..%zu", p->batch + 1, p->batches, at, at + b - 1);
+    if (at > 0) {
+        char t[32];
+        const double el = cli_now_seconds() - r->t_start;
+        cli_duration_text(t, sizeof t, el * (double)(p->total - at) / (double)at);
+        fprintf(stderr, " (about %s left)", t);
+    }
+    fputc('\n', stderr);
+}
+
+static void report_evaluate(he_reporter *r, const cdl_client_progress *p)
+{
+    const cli_style style = cli_progress_style();
+    if (style == CLI_STYLE_NONE)
+        return;
+    if (!r->step || p->batch != r->batch) { /* a new batch */
+        if (r->step && p->batches > 1) {
+            const double now = cli_now_seconds(), per = (now - r->t_start) / (double)p->batch;
+            char t[32];
+            cli_duration_text(t, sizeof t, per * (double)(p->batches - p->batch));
+            fprintf(stderr, "  %zu/%zu batches done, %.1f s per batch, about %s left\n", p->batch, p->batches, per,
+                    t);
+        }
+        r->step = p->step;
+        r->batch = p->batch;
+        r->layer = -1;
+        if (p->batches > 1)
+            fprintf(stderr, "batch %zu/%zu: %zu images\n", p->batch + 1, p->batches, p->batch_images);
+        r->t_layer = cli_now_seconds();
+    }
+    if (p->layer != r->layer) {
+        r->layer = p->layer;
+        snprintf(r->label, sizeof r->label, "  layer %d %.40s", p->layer + 1, p->stage);
+        cli_progress_start(&r->bar, r->label, p->total);
+    }
+    cli_progress_update(&r->bar, p->done);
+    if (p->done == p->total) {
+        if (r->bar.enabled)
+            fputc('\n', stderr);
+        double now = cli_now_seconds();
+        fprintf(stderr, "  layer %d %-24.24s %6zu ciphertexts  %7.2f s\n", p->layer + 1, p->stage, p->total,
+                now - r->t_layer);
+        r->t_layer = now; /* the next layer starts now */
+    }
+}
+
+void he_report(void *user, const cdl_client_progress *p)
+{
+    he_reporter *r = user;
+    if (!strcmp(p->step, "keygen"))
+        report_keygen(r, p);
+    else if (!strcmp(p->step, "encrypt"))
+        report_encrypt(r, p);
+    else if (!strcmp(p->step, "evaluate"))
+        report_evaluate(r, p);
+}
+
+/* ---- noise flooding ------------------------------------------------------------ */
 
 int he_flood_option(const char *cmd, int c, const char *arg, int argc, char **argv, cdl_ckks_flood_options *fl)
 {

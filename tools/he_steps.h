@@ -1,10 +1,12 @@
 /*
  * he_steps.h: what the pipeline commands (compile, keygen, encrypt,
  * evaluate, decrypt) and `predict`'s step flags share (tools/he_steps.c):
- * the model options (or --plan FILE), compiling the model, key files,
- * encrypted batch files (one batch, or several in a CDLPARTS container), and
- * the server's progress lines. Every function prints its own error message
- * prefixed with "cryptodl <cmd>: " and returns a CLI exit status (or -1).
+ * the model options (or --plan FILE), key files, encrypted batch files (one
+ * batch, or several in a CDLPARTS container), and progress. The work itself
+ * is the library's client layer (include/cryptodl/client.h: plans, keys,
+ * encrypt / evaluate / decrypt on bytes); these functions add the files, the
+ * messages and the progress display. Every function prints its own error
+ * message prefixed with "cryptodl <cmd>: " and returns a CLI exit status (or -1).
  */
 #ifndef CDL_TOOLS_HE_STEPS_H
 #define CDL_TOOLS_HE_STEPS_H
@@ -23,6 +25,12 @@
         {"output-bits", required_argument, 0, 'B'}, {"approx", required_argument, 0, 'A'},                           \
         {"packing", required_argument, 0, 'M'}, {"plan", required_argument, 0, 'P'},                              \
         {"max-galois-keys", required_argument, 0, 'G'}, {"max-galois-mb", required_argument, 0, 'Y'}
+/* --quiet: no progress on stderr (cli_set_quiet); a long option only. */
+#define HE_OPT_QUIET 0x100
+#define HE_QUIET_OPTION {"quiet", no_argument, 0, HE_OPT_QUIET}
+#define HE_QUIET_HELP                                                                                                  \
+    "  --quiet           no progress on stderr (otherwise a bar with the time left on a terminal, plain\n"             \
+    "                    lines when stderr is not one)\n"
 #define HE_MODEL_HELP                                                                                                  \
     "\nmodel options (the same on client and server; or give --plan):\n"                                              \
     "  --plan FILE       read the options below from a plan written by `cryptodl compile --out FILE`;\n"             \
@@ -52,18 +60,20 @@ int he_model_option(const char *cmd, int c, const char *arg, he_model_args *a);
 
 typedef struct he_model {
     const char *path;
-    cdl_nn_graph *graph;
-    cdl_he_plan *plan;
+    cdl_client_plan *cp;          /* the library's plan: graph, HE plan, CKKS context */
+    const cdl_nn_graph *graph;    /* borrowed from cp (its output is the logits) */
+    const cdl_he_plan *plan;
+    const cdl_ckks_context *ctx;
     plan_record rec; /* what a plan file would record */
 } he_model;
 
-/* Import MODEL.onnx, apply --approx, compile; with --plan, read the options
- * from the file (and the packing the compiler chose then, so that auto is not
- * decided again on another machine) and refuse if the model's hash or the
- * outcome differ. Slots plans keep their encoded weights between batches
- * (cdl_he_options.cache_weights) on every side, so that the recorded memory
- * estimate is the same everywhere. Returns CLI_EXIT_OK or an exit status
- * (message printed). */
+/* Import MODEL.onnx, apply --approx, compile, build the CKKS context
+ * (cdl_client_plan_compile); with --plan, read the options from the file (and
+ * the packing the compiler chose then, so that auto is not decided again on
+ * another machine) and refuse if the model's hash or the outcome differ
+ * (cdl_client_plan_open). Slots plans keep their encoded weights between
+ * batches on every side, so that the recorded memory estimate is the same
+ * everywhere. Returns CLI_EXIT_OK or an exit status (message printed). */
 int he_model_open(const char *cmd, const char *path, const he_model_args *a, he_model *m);
 void he_model_close(he_model *m);
 /* Refuse (exit 1) when the plan's ciphertext memory exceeds 90% of RAM. */
@@ -107,11 +117,6 @@ int he_load_galois(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_cont
 int he_check_galois(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_galois_keys *gk, const char *path);
 /* Where galois.key is by default: next to the relinearization key file. */
 const char *he_galois_path_near(char *buf, size_t cap, const char *relin_path);
-/* The plan's CKKS context and one key for it (the start of encrypt, evaluate and
- * decrypt). Returns CLI_EXIT_OK, or CLI_EXIT_FAILURE with the reason printed; on
- * failure *ctx may hold a context the caller frees. */
-int he_context_with_key(const char *cmd, const cdl_he_plan *plan, const char *key_path, he_key_kind kind,
-                        cdl_ckks_context **ctx, void **key);
 /* DIR/name into buf. */
 const char *he_key_path(char *buf, size_t cap, const char *dir, const char *name);
 
@@ -173,16 +178,23 @@ void he_flood_hint(const char *cmd, cdl_status st);
 int he_flood_report(const char *cmd, const cdl_he_plan *plan, const cdl_ckks_flood_options *fl,
                     const cdl_ckks_flood_info *info, const double *logits, size_t count, int refuse);
 
-/* The progress callback for cdl_he_evaluate: one line per layer on stderr
- * (and a bar on a terminal or with CDL_PROGRESS=1). */
-typedef struct he_progress {
+/* The progress display of the client layer's events (cdl_client_progress_fn;
+ * user: an he_reporter), in the style of cli_progress_style():
+ *   keygen    a bar over the keys (a Galois key per rotation step) / lines
+ *   encrypt   a bar over the images / a line per batch when there are several
+ *   evaluate  a bar per layer, then one line per layer (both styles), and a
+ *             line per batch with the time left when there are several
+ * and nothing with --quiet. */
+typedef struct he_reporter {
     cli_progress bar;
-    int node;
-    double t0;
+    const char *step;
+    int layer;
+    size_t batch;
+    double t_layer, t_start; /* the current layer's start, the step's */
     char label[96];
-} he_progress;
-void he_progress_init(he_progress *p);
-void he_on_progress(void *user, int node, const char *name, size_t done, size_t total);
+} he_reporter;
+void he_reporter_init(he_reporter *r);
+void he_report(void *user, const cdl_client_progress *p);
 
 size_t he_argmax(const double *v, size_t n);
 

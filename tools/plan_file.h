@@ -1,16 +1,13 @@
 /*
  * plan_file.h: the JSON plan file `cryptodl compile --out plan.json` writes
- * and the other pipeline commands read with --plan (tools/plan_file.c).
+ * and the other pipeline commands read with --plan. The format, the strict
+ * reader and the comparison with a fresh compilation are the library's
+ * (src/client/plan_record.c, behind cdl_client_plan_json and
+ * cdl_client_plan_open); these are the CLI's names for them, and the SHA-256
+ * of a model file read from disk.
  *
- * The file records the model's SHA-256, the options the user chose, and what
- * the compiler made of them (CKKS parameters, shapes, batch capacity, key set,
- * memory estimate, cost). A reader takes the options from it, compiles the
- * model again with them, and refuses unless the model's hash and every
- * recorded outcome match: client and server then provably run the same plan.
- * The file is input: every field is checked for its type and range.
- *
- * No CLI dependency (only the library, jansson and libsodium), so the unit
- * tests and the fuzz target compile it directly.
+ * No CLI dependency (only the library and libsodium), so the unit tests
+ * compile it directly.
  */
 #ifndef CDL_TOOLS_PLAN_FILE_H
 #define CDL_TOOLS_PLAN_FILE_H
@@ -18,69 +15,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "client/plan_record.h"
 #include "cryptodl/cryptodl.h"
 
-#define PLAN_FILE_FORMAT "cryptodl-plan"
-#define PLAN_FILE_VERSION 1
-#define PLAN_FILE_MAX_BYTES ((size_t)1 << 20)
-#define PLAN_APPROX_MAX 255
-#define PLAN_MAX_GALOIS 4096 /* rotation steps a plan file can list */
+#define PLAN_FILE_FORMAT CDL_PLAN_FILE_FORMAT
+#define PLAN_FILE_VERSION CDL_PLAN_FILE_VERSION
+#define PLAN_FILE_MAX_BYTES CDL_PLAN_FILE_MAX_BYTES
+#define PLAN_APPROX_MAX CDL_PLAN_APPROX_MAX
+#define PLAN_MAX_GALOIS CDL_PLAN_MAX_GALOIS
 
-/* The user's choices; 0 = automatic (log_n, scale_bits). */
-typedef struct plan_options {
-    int log_n;
-    int scale_bits;
-    int output_bits;               /* 2..30 */
-    char approx[PLAN_APPROX_MAX + 1]; /* "" = none */
-    int packing;                   /* cdl_he_packing as asked: batch (default), slots or auto */
-    int max_galois_keys;           /* slots: at most this many Galois keys (0 = no limit) */
-    int max_galois_mb;             /* slots: at most this many MB (10^6 bytes) of Galois keys (0 = no limit) */
-} plan_options;
+typedef cdl_plan_options plan_options;
+typedef cdl_plan_record plan_record;
 
-/* Everything a plan file holds, as read (or as computed for writing). */
-typedef struct plan_record {
-    char sha256[65];               /* the model file's SHA-256, lowercase hex */
-    plan_options opt;
-    int log_n, q_count, p_count, log_qp, scale_bits, levels;
-    int q_bits[CDL_CKKS_MAX_PRIMES], p_bits[CDL_CKKS_MAX_PRIMES];
-    int input_rank;
-    int64_t input_shape[CDL_NN_MAX_RANK];
-    size_t input_size, output_size, batch_capacity;
-    int packing;                   /* the packing the compiler chose: CDL_HE_PACKING_BATCH or _SLOTS */
-    size_t input_ciphertexts, output_ciphertexts; /* per batch */
-    int relin_key;                 /* 1: the server needs the relinearization key */
-    size_t n_galois;               /* rotation steps the server's Galois keys must hold (slots) */
-    int galois[PLAN_MAX_GALOIS];   /* ascending, 1..N/2-1 */
-    uint64_t galois_key_bytes;     /* their size (cdl_he_plan_galois_key_bytes) */
-    uint64_t memory_bytes;
-    cdl_he_cost cost;
-    const cdl_he_plan *plan;       /* when made from a plan: its layers are written ("layers", descriptive:
-                                      a reader checks their form, not their values, which compiling again
-                                      gives). Borrowed: set it to NULL before freeing the plan if the record
-                                      is written afterwards. */
-} plan_record;
-
-/* SHA-256 of a file, lowercase hex. 0 on success, -1 with a message in err. */
+/* SHA-256 of a file, lowercase hex (read in pieces). 0 on success, -1 with a message in err. */
 int plan_sha256_file(const char *path, char hex[65], char *err, size_t errcap);
 
-/* Fill a record from a compiled plan (g: the graph it was compiled from). A
- * plan with more than PLAN_MAX_GALOIS rotation steps records only the first
- * ones and n_galois = PLAN_MAX_GALOIS + 1 (the caller refuses it). */
+/* cdl_plan_record_from, _json, _parse, _compare and cdl_plan_packing_name (src/client/plan_record.h). */
 void plan_record_from(const cdl_he_plan *plan, const cdl_nn_graph *g, const plan_options *opt, const char *sha256,
                       plan_record *rec);
-
-/* The JSON text of a record (malloc'ed, NUL-terminated), or NULL when out of memory. model_file is informative. */
 char *plan_record_json(const plan_record *rec, const char *model_file);
-
-/* Parse and validate a plan file's bytes. 0 on success, -1 with a message in err.
- * Files written before slots packing existed (no options.packing, "packing":
- * "batch-simd", no ciphertext counts, no galois_key_bytes) read as batch. */
 int plan_record_parse(const uint8_t *data, size_t len, plan_record *rec, char *err, size_t errcap);
-
-/* Compare what a file recorded with a fresh compilation: 0 if equal, else -1 naming the first difference. */
 int plan_record_compare(const plan_record *file, const plan_record *now, char *err, size_t errcap);
-
-/* "batch", "slots" or "auto". */
 const char *plan_packing_name(int packing);
 
 #endif

@@ -11,6 +11,7 @@
 #include "cryptodl/data.h"
 #include "cryptodl/approx.h"
 #include "cryptodl/he.h"
+#include "cryptodl/client.h"
 #include "cryptodl/serve.h"
 #include "cryptodl/learn.h"
 #include "cryptodl/bootstrap.h"

@@ -24,10 +24,16 @@
  * parameters); per session the client's evaluation keys (a relinearization
  * key, and Galois keys in slots packing). It refuses secret keys, never
  * decrypts and never holds a secret, so stopping it has nothing to zeroize.
+ *
+ * Sessions live in this process (the default), or in Redis (cfg.sessions =
+ * "redis://HOST:PORT"), shared by several replicas behind a load balancer:
+ * the checked key bytes, a descriptor and Redis's TTL as the session's; each
+ * replica caches the keys it loaded (checked again on load) within
+ * cfg.key_cache_bytes. A replica that stops or dies loses no session.
  * Errors are JSON {"error": "..."} with
  * status 400 (bad bytes), 404 (no such route, model or session), 405 (method),
  * 409 (the session is already evaluating a batch), 413 (body above the limit),
- * 429 (session table full), 503 (evaluation queue full, with Retry-After).
+ * 429 (session table full), 503 (evaluation queue full, or the session store unreachable, with Retry-After).
  * See docs/serve.md.
  */
 #ifndef CRYPTODL_SERVE_H
@@ -84,10 +90,20 @@ typedef struct cdl_serve_config {
     unsigned idle_timeout;     /* seconds before an idle connection is closed; default 120 */
     cdl_serve_log_fn log;      /* may be NULL */
     void *log_user;
+    const char *sessions;      /* NULL or "memory": sessions in this process (max_sessions of them, lost when it
+                                  stops); "redis://HOST[:PORT][/DB]": in Redis, shared by every server given the
+                                  same address (they must serve the same models with the same options), living
+                                  session_ttl seconds after their last use; max_sessions does not apply (Redis's
+                                  maxmemory does: 429 when full). A Redis password is read from the environment
+                                  variable CDL_REDIS_PASSWORD. cdl_serve_start fails if Redis does not answer */
+    uint64_t key_cache_bytes;  /* Redis sessions: the keys this server keeps loaded between requests, least recently
+                                  used evicted first; 0 = 1 GiB. A budget below one session's keys keeps none */
 } cdl_serve_config;
 
 /* Defaults as documented above; models must still be set. */
 CDL_API void cdl_serve_config_default(cdl_serve_config *cfg);
+/* 1 if this build can keep sessions in Redis (it was built with libhiredis). */
+CDL_API int cdl_serve_have_redis(void);
 
 typedef struct cdl_serve cdl_serve;
 
