@@ -184,12 +184,6 @@ static void tile_ifma_rows(const uint64_t *const *x, size_t k, const uint64_t *w
 }
 #endif
 
-/* (lo + hi * 2^52) mod q */
-static inline uint64_t fold52(uint64_t lo, uint64_t hi, const cdl_modulus *m)
-{
-    return cdl_barrett_reduce_128(((cdl_u128)hi << 52) + lo, m);
-}
-
 void cdl_he_linear_prepare(void) { (void)ifma_available(); }
 
 int cdl_he_linear_fold_check(uint64_t q, const uint64_t *lo, const uint64_t *hi, size_t n, uint64_t *out)
