@@ -1,23 +1,30 @@
 /*
  * cmd_train_encrypted.c: `cryptodl train-encrypted`: training on encrypted
- * data to convergence, with bootstrapping. Task logreg: a binary task of
- * MNIST or Fashion-MNIST (two classes, 14x14 average-pooled pixels in [0, 1]
- * and a bias), the whole training set of the two classes packed into as many
- * ciphertexts as it needs, full-batch Nesterov gradient descent with a
- * polynomial sigmoid (src/learn/logreg.c); the weights are bootstrapped when
- * they run out of levels. The client (keys, encryption, decryption) and the
- * server (evaluation keys and ciphertexts only) run in one process; the
- * decrypted weights are scored on the real test set of the two classes and
- * compared with the same algorithm in plaintext.
+ * data to convergence, with bootstrapping. The client (keys, encryption,
+ * decryption) and the server (evaluation keys and ciphertexts only) run in
+ * one process; the decrypted model is scored on the real test set and
+ * compared with the same algorithm run in plaintext on the same data.
+ *
+ *  --task logreg   a binary task of MNIST or Fashion-MNIST (two classes, 14x14
+ *                  average-pooled pixels in [0, 1] and a bias), full-batch
+ *                  Nesterov gradient descent with a polynomial sigmoid
+ *                  (src/learn/logreg.c);
+ *  --task softmax  transfer learning: the client runs a shipped CNN's frozen
+ *                  trunk in plaintext (the input of its last dense layer),
+ *                  standardizes and encrypts the features and labels; the
+ *                  server trains a multiclass softmax regression on them
+ *                  (src/learn/softmax.c);
+ *  --task mlp      a one-hidden-layer network trained end to end on encrypted
+ *                  pixels (src/learn/mlp.c).
  *
  * Checkpoints (--checkpoint FILE): after every iteration the server's state
- * (beta and v ciphertexts, iteration, configuration) goes to FILE, and the
- * client's 32-byte key seed, from which the secret key, every evaluation key
- * and the encrypted data are drawn, to FILE.key (mode 0600, as secret as a
- * secret key). --resume rebuilds the same keys and ciphertexts from the seed,
- * loads the state and goes on: the same arithmetic, bit for bit, as a run that
- * was never interrupted. Files are written to a temporary name and renamed,
- * with Ctrl-C held off meanwhile: never half written.
+ * (ciphertexts, iteration, configuration) goes to FILE, and the client's
+ * 32-byte key seed, from which the secret key, every evaluation key and the
+ * encrypted data are drawn, to FILE.key (mode 0600, as secret as a secret
+ * key). --resume rebuilds the same keys and ciphertexts from the seed, loads
+ * the state and goes on: the same arithmetic, bit for bit, as a run that was
+ * never interrupted. Files are written to a temporary name and renamed, with
+ * Ctrl-C held off meanwhile: never half written.
  */
 #include <getopt.h>
 #include <math.h>
@@ -37,11 +44,12 @@
 #define CMD "train-encrypted"
 #define CKPT_MAGIC "CDLTRCK1"
 #define CKPT_MAX_BYTES ((size_t)1 << 34)
+#define MC_CLIP 10.0 /* standardized features are clipped to [-10, 10] */
 
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: cryptodl " CMD " --task logreg [options]\n\n"
+            "usage: cryptodl " CMD " --task logreg|softmax|mlp [options]\n\n"
             "Train a model on ENCRYPTED data (CKKS) to convergence, bootstrapping the encrypted\n"
             "state when it runs out of levels. The client encrypts the labelled training set, the\n"
             "server trains with the evaluation keys only (relinearization, rotations, bootstrapping),\n"
@@ -53,45 +61,88 @@ static void usage(FILE *out)
             "           full-batch Nesterov gradient descent (one iteration = one epoch) with a\n"
             "           degree-3 least-squares sigmoid; beta and v are bootstrapped together (one\n"
             "           complex ciphertext) every 2 iterations at N = 2^16\n"
-            "  softmax  multiclass softmax regression: not implemented yet\n"
-            "  mlp      a small neural network: not implemented yet\n\n"
+            "  softmax  multiclass softmax regression on encrypted CNN features (transfer learning,\n"
+            "           as HETAL): the client runs the frozen trunk of a shipped model (--features)\n"
+            "           in plaintext up to the input of its last dense layer, standardizes the\n"
+            "           features (and adds a bias when the row has room) and encrypts them with the\n"
+            "           labels; the server trains the 10-class last layer by full-batch Nesterov\n"
+            "           gradient descent with the softmax replaced by its first-order Taylor\n"
+            "           polynomial (a squared loss: no interval to leave); weights and momentum are\n"
+            "           packed into one ciphertext per bootstrap, every 2 iterations\n"
+            "  mlp      a 197-H-10 network (14x14 pooled pixels, standardized, and a bias; H hidden\n"
+            "           units with a square activation) trained end to end on encrypted MNIST or\n"
+            "           Fashion-MNIST: forward and backward passes on ciphertexts, mini-batch Nesterov\n"
+            "           momentum on the Taylor-softmax squared loss; the weights and momentum are\n"
+            "           packed into one ciphertext and bootstrapped once per update\n\n"
             "options:\n"
-            "  --task T         logreg (softmax, mlp: not implemented yet)\n"
-            "  --dataset NAME   mnist (default) or fashion-mnist\n"
-            "  --classes A,B    the two classes (default 3,8)\n"
-            "  --iters K        gradient-descent iterations (default 20)\n"
-            "  --epochs E       the same as --iters E (full batch: every iteration reads every sample)\n"
+            "  --task T         logreg (default), softmax or mlp\n"
+            "  --dataset NAME   mnist (default), fashion-mnist; cifar-10 (softmax only)\n"
+            "  --classes A,B    logreg: the two classes (default 3,8)\n"
+            "  --features M     softmax: the ONNX model whose trunk gives the features (default:\n"
+            "                   models/mnist_compact.onnx, models/fashion_mnist_deep.onnx or\n"
+            "                   models/cifar10_resnet9_herpn_kd3.onnx, also looked up under\n"
+            "                   $CDL_SOURCE_DIR)\n"
+            "  --features-cache F  softmax: keep the extracted features in F and reuse them when\n"
+            "                   the model and the selection are the same (the CIFAR-10 trunk runs\n"
+            "                   at a few images per second)\n"
+            "  --iters K        gradient-descent iterations (default: logreg 20, softmax 10; mlp: updates,\n"
+            "                   default 100)\n"
+            "  --epochs E       the same as --iters E (full batch: every iteration reads every sample);\n"
+            "                   mlp: as many updates as E passes over the training set take\n"
+            "  --hidden H       mlp: hidden units, a power of two (default 64)\n"
+            "  --batch N        mlp: samples per update, a multiple of the samples per ciphertext\n"
+            "                   (128 at N = 2^16; default 1024)\n"
+            "  --momentum M     mlp: Nesterov momentum (default 0.9; --no-nesterov: 0)\n"
+            "  --seed S         mlp: seed of the initial weights (default 1)\n"
             "  --log-n L        16 (default): the 128-bit bootstrapping preset (9 levels after a\n"
-            "                   bootstrap, ~10-12 GB of memory); 10..14: INSECURE small parameters\n"
+            "                   bootstrap, ~10-13 GB of memory); 10..14: INSECURE small parameters\n"
             "                   with the same level plan, for tests only\n"
-            "  --train N        the first N training samples of the two classes (default: all)\n"
-            "  --test N         test samples (default: all of the two classes in the test set)\n"
+            "  --train N        the first N training samples (logreg: of the two classes; default all)\n"
+            "  --test N         test samples (default: all)\n"
             "  --train-from-test  take the training samples from the test split too (the first\n"
-            "                   --train of the two classes; the test samples are the ones after them)\n"
-            "  --lr G           learning rate gamma (default 10); gamma_k = G / (k + 1)\n"
-            "  --constant-lr    gamma_k = G\n"
+            "                   --train; the test samples are the ones after them)\n"
+            "  --lr G           learning rate gamma (logreg: 10, as G / (k + 1); softmax: 0.9 c /\n"
+            "                   lambda_max of the client's standardized features, constant; mlp: 0.15)\n"
+            "  --constant-lr    logreg: gamma_k = G\n"
+            "  --lr-decay       softmax: gamma_k = G / (k + 1)\n"
             "  --no-nesterov    plain gradient descent\n"
-            "  --bound B        the sigmoid is fitted on [-B, B] (default 12)\n"
-            "  --weight-bound W beta and v are divided by W before a bootstrap (default 8; every\n"
-            "                   |weight| must stay below it, the plaintext run checks)\n"
+            "  --bound B        logreg: the sigmoid is fitted on [-B, B] (default 12)\n"
+            "  --weight-bound W the state is divided by W before a bootstrap (logreg 8, softmax 4, mlp 8;\n"
+            "                   every |weight| must stay below it, the plaintext run checks)\n"
             "  --checkpoint F   save the encrypted state to F after every iteration (and the client's\n"
             "                   key seed to F.key, mode 0600: keep it as secret as a secret key)\n"
             "  --resume         continue the run saved in --checkpoint F (same options); if F does\n"
             "                   not exist yet, start afresh (with the key seed in F.key if there is one)\n"
             "  --stop-after K   for tests: stop after iteration K as if interrupted (exit 130)\n"
-            "  --data-dir DIR   folder holding mnist/ and fashion-mnist/ (default: $CDL_DATA_DIR,\n"
-            "                   ../shared/data)\n"
+            "  --data-dir DIR   folder holding mnist/, fashion-mnist/ and cifar-10-batches-bin/\n"
+            "                   (default: $CDL_DATA_DIR, ../shared/data)\n"
             "  --threads T      worker threads (default: all)\n"
             "  --json           one JSON object on stdout\n"
             "  -h, --help       this help\n\n"
             "Progress (one line per iteration, with an ETA) goes to stderr. Ctrl-C stops after the\n"
             "current iteration (a second Ctrl-C stops at once); the checkpoint stays whole.\n"
-            "exit status: 0 done, 1 failure, 2 bad usage or not implemented, 130 interrupted\n\n"
+            "exit status: 0 done, 1 failure, 2 bad usage, 130 interrupted\n\n"
             "examples:\n"
             "  cryptodl " CMD " --task logreg --dataset mnist --log-n 16 --threads 2 --iters 20 --json\n"
             "  cryptodl " CMD " --task logreg --log-n 16 --checkpoint run.ckpt --resume\n"
-            "  cryptodl " CMD " --task logreg --log-n 12 --train-from-test --train 64 --iters 6   # INSECURE\n");
+            "  cryptodl " CMD " --task logreg --log-n 12 --train-from-test --train 64 --iters 6   # INSECURE\n"
+            "  cryptodl " CMD " --task softmax --dataset mnist --features models/mnist_compact.onnx --json\n"
+            "  cryptodl " CMD " --task softmax --dataset cifar-10 --train 10000 --features-cache cifar.feat\n"
+            "  cryptodl " CMD " --task mlp --dataset mnist --hidden 64 --batch 1024 --iters 100 --json\n");
 }
+
+/* ---- options ---- */
+
+typedef struct options {
+    const char *task, *dataset, *data_dir, *ckpt_path, *features, *features_cache;
+    int class_a, class_b, json, from_test, threads, resume, defaulted;
+    long long iters, epochs, log_n, n_train, n_test, stop_after;
+    double lr, bound, weight_bound, momentum;
+    int lr_set, bound_set, wb_set, constant_lr, lr_decay, no_nesterov, momentum_set;
+    long long hidden, batch, seed; /* mlp */
+} options;
+
+/* ---- signals, durations, files ---- */
 
 static volatile sig_atomic_t stop_requested = 0;
 
@@ -133,8 +184,15 @@ static int write_atomic(const char *path, const uint8_t *data, size_t len)
     return 0;
 }
 
-/* The checkpoint container: magic | u32 config length | config text | BLAKE2b of the key seed |
- * f64 server seconds | f64 bootstrap seconds | u64 length | the trainer's bytes | BLAKE2b of all before. */
+static int file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* ---- the checkpoint container ----
+ * magic | u32 config length | config text | BLAKE2b of the key seed | f64 server seconds | f64 bootstrap seconds |
+ * u64 length | the trainer's bytes | BLAKE2b of all before. */
 typedef struct checkpoint {
     char *config;
     uint8_t key_id[32];
@@ -207,203 +265,376 @@ static int checkpoint_parse(const char *path, const uint8_t *bytes, size_t len, 
     return 0;
 }
 
-static int file_exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
-int cmd_train_encrypted(int argc, char **argv)
-{
-    static const struct option opts[] = {{"task", required_argument, 0, 'a'},
-                                         {"dataset", required_argument, 0, 'd'},
-                                         {"classes", required_argument, 0, 'c'},
-                                         {"iters", required_argument, 0, 'k'},
-                                         {"epochs", required_argument, 0, 'E'},
-                                         {"log-n", required_argument, 0, 'L'},
-                                         {"train", required_argument, 0, 'n'},
-                                         {"test", required_argument, 0, 'T'},
-                                         {"train-from-test", no_argument, 0, 'F'},
-                                         {"lr", required_argument, 0, 'g'},
-                                         {"constant-lr", no_argument, 0, 'C'},
-                                         {"no-nesterov", no_argument, 0, 'N'},
-                                         {"bound", required_argument, 0, 'b'},
-                                         {"weight-bound", required_argument, 0, 'W'},
-                                         {"checkpoint", required_argument, 0, 'P'},
-                                         {"resume", no_argument, 0, 'R'},
-                                         {"data-dir", required_argument, 0, 'D'},
-                                         {"threads", required_argument, 0, 't'},
-                                         {"json", no_argument, 0, 'j'},
-                                         {"stop-after", required_argument, 0, 'S'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    const char *task = "logreg", *dataset = "mnist", *data_dir = NULL, *ckpt_path = NULL;
-    int class_a = 3, class_b = 8, json = 0, from_test = 0, threads = 0, resume = 0, c;
-    long long iters = 0, epochs = 0, log_n = 16, n_train = 0, n_test = 0, stop_after = 0;
-    cdl_logreg_config cfg;
-    cdl_logreg_config_default(&cfg);
-    cfg.learning_rate = 10.0;
-    cfg.sigmoid_bound = 12.0;
-    cfg.weight_bound = 8.0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        char *end;
-        switch (c) {
-        case 'a': task = optarg; break;
-        case 'd': dataset = optarg; break;
-        case 'D': data_dir = optarg; break;
-        case 'P': ckpt_path = optarg; break;
-        case 'R': resume = 1; break;
-        case 'c':
-            if (sscanf(optarg, "%d,%d", &class_a, &class_b) != 2 || class_a < 0 || class_a > 9 || class_b < 0 ||
-                class_b > 9 || class_a == class_b)
-                return cli_usage_error(CMD, "--classes wants two different digits 0..9 as A,B, got '%s'", optarg);
-            break;
-        case 'k':
-            if (cli_parse_positive(CMD, "--iters", optarg, &iters) != 0)
-                return CLI_EXIT_USAGE;
-            break;
-        case 'E':
-            if (cli_parse_positive(CMD, "--epochs", optarg, &epochs) != 0)
-                return CLI_EXIT_USAGE;
-            break;
-        case 'L':
-            if (cli_parse_positive(CMD, "--log-n", optarg, &log_n) != 0)
-                return CLI_EXIT_USAGE;
-            if (log_n != 16 && (log_n < 10 || log_n > 14))
-                return cli_usage_error(CMD, "--log-n %lld: use 16 (128-bit) or 10..14 (INSECURE, for tests)", log_n);
-            break;
-        case 'n':
-            if (cli_parse_positive(CMD, "--train", optarg, &n_train) != 0)
-                return CLI_EXIT_USAGE;
-            break;
-        case 'T':
-            if (cli_parse_positive(CMD, "--test", optarg, &n_test) != 0)
-                return CLI_EXIT_USAGE;
-            break;
-        case 'F': from_test = 1; break;
-        case 'g':
-            cfg.learning_rate = strtod(optarg, &end);
-            if (*end || !(cfg.learning_rate > 0) || !isfinite(cfg.learning_rate))
-                return cli_usage_error(CMD, "--lr wants a positive number, got '%s'", optarg);
-            break;
-        case 'b':
-            cfg.sigmoid_bound = strtod(optarg, &end);
-            if (*end || !(cfg.sigmoid_bound > 0) || !(cfg.sigmoid_bound <= 1000))
-                return cli_usage_error(CMD, "--bound wants a number in (0, 1000], got '%s'", optarg);
-            break;
-        case 'W':
-            cfg.weight_bound = strtod(optarg, &end);
-            if (*end || !(cfg.weight_bound > 0) || !(cfg.weight_bound <= 1024))
-                return cli_usage_error(CMD, "--weight-bound wants a number in (0, 1024], got '%s'", optarg);
-            break;
-        case 'C': cfg.lr_decay = 0; break;
-        case 'N': cfg.nesterov = 0; break;
-        case 'j': json = 1; break;
-        case 'S':
-            if (cli_parse_positive(CMD, "--stop-after", optarg, &stop_after) != 0)
-                return CLI_EXIT_USAGE;
-            break;
-        case 't':
-            if (cli_parse_threads(CMD, optarg, &threads) != 0)
-                return CLI_EXIT_USAGE;
-            break;
-        case 'h': usage(stdout); return CLI_EXIT_OK;
-        default: return cli_usage_error(CMD, "unknown option");
-        }
-    }
-    if (optind != argc)
-        return cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
-    if (!strcmp(task, "softmax") || !strcmp(task, "mlp")) {
-        fprintf(stderr,
-                "cryptodl " CMD ": --task %s is not implemented yet; --task logreg is (binary logistic "
-                "regression)\n",
-                task);
-        return CLI_EXIT_USAGE;
-    }
-    if (strcmp(task, "logreg"))
-        return cli_usage_error(CMD, "--task %s: use logreg (softmax and mlp are not implemented yet)", task);
-    if (strcmp(dataset, "mnist") && strcmp(dataset, "fashion-mnist"))
-        return cli_usage_error(CMD, "--dataset %s: use mnist or fashion-mnist", dataset);
-    if (iters && epochs && iters != epochs)
-        return cli_usage_error(CMD, "--iters %lld and --epochs %lld disagree: with full-batch gradient descent an "
-                                    "iteration is an epoch; give one of them",
-                               iters, epochs);
-    if (iters > 1000 || epochs > 1000)
-        return cli_usage_error(CMD, "--iters / --epochs: at most 1000");
-    if (resume && !ckpt_path)
-        return cli_usage_error(CMD, "--resume needs --checkpoint FILE");
-    if (from_test && !n_train)
-        return cli_usage_error(CMD, "--train-from-test needs --train N (the test samples are the ones after them)");
-    cfg.iterations = (int)(iters ? iters : epochs ? epochs : 20);
-    if (threads)
-        cdl_set_threads(threads);
-
+/* ---- the session: key seed and checkpoint of one run ---- */
+typedef struct session {
+    const options *o;
     char key_path[4096];
-    if (ckpt_path && snprintf(key_path, sizeof key_path, "%s.key", ckpt_path) >= (int)sizeof key_path)
-        return cli_usage_error(CMD, "--checkpoint path too long");
-    int have_ckpt = ckpt_path && file_exists(ckpt_path), have_key = 0;
-    if (have_ckpt && !resume) {
+    int have_ckpt, have_key;
+    uint8_t seed[CDL_RNG_SEED_BYTES], key_id[32];
+    uint8_t *ckpt_bytes, *key_bytes;
+    size_t ckpt_len, key_len;
+    checkpoint ck;
+    char *config;
+} session;
+
+/* Before any work: the paths, and a finished checkpoint is not overwritten without --resume. -1: exit 2. */
+static int session_begin(session *s, const options *o)
+{
+    memset(s, 0, sizeof *s);
+    s->o = o;
+    sodium_memzero(s->seed, sizeof s->seed);
+    if (o->ckpt_path && snprintf(s->key_path, sizeof s->key_path, "%s.key", o->ckpt_path) >= (int)sizeof s->key_path) {
+        cli_usage_error(CMD, "--checkpoint path too long");
+        return -1;
+    }
+    s->have_ckpt = o->ckpt_path && file_exists(o->ckpt_path);
+    if (s->have_ckpt && !o->resume) {
         fprintf(stderr,
                 "cryptodl " CMD ": %s exists: pass --resume to continue that run, or remove it (and %s) to "
                 "start afresh\n",
-                ckpt_path, key_path);
-        return CLI_EXIT_USAGE;
+                o->ckpt_path, s->key_path);
+        return -1;
     }
+    return 0;
+}
 
-    /* Parameters first: refuse a plan that cannot run before any work. */
+/* config: what a checkpoint must agree on. Reads the checkpoint and the key seed when resuming. 0, 2 (the
+ * checkpoint belongs to another run: exit 2), or -1 after a message. */
+static int session_open(session *s, char *config)
+{
+    const options *o = s->o;
+    s->config = config;
+    if (s->have_ckpt) {
+        if (cdl_read_file(o->ckpt_path, CKPT_MAX_BYTES, &s->ckpt_bytes, &s->ckpt_len) != CDL_OK) {
+            cli_fail_status(CMD, "cannot read the checkpoint");
+            return -1;
+        }
+        if (checkpoint_parse(o->ckpt_path, s->ckpt_bytes, s->ckpt_len, &s->ck) != 0)
+            return -1;
+        if (strcmp(s->ck.config, config)) {
+            fprintf(stderr,
+                    "cryptodl " CMD ": %s belongs to another run:\n  saved:    %s\n  this run: %s\nuse the same "
+                    "options, or another --checkpoint\n",
+                    o->ckpt_path, s->ck.config, config);
+            return 2;
+        }
+        if (cdl_read_file(s->key_path, 1024, &s->key_bytes, &s->key_len) != CDL_OK ||
+            s->key_len != CDL_RNG_SEED_BYTES) {
+            fprintf(stderr, "cryptodl " CMD ": cannot read the client's key seed %s (32 bytes)\n", s->key_path);
+            return -1;
+        }
+        memcpy(s->seed, s->key_bytes, sizeof s->seed);
+        crypto_generichash(s->key_id, sizeof s->key_id, s->seed, sizeof s->seed, NULL, 0);
+        if (sodium_memcmp(s->key_id, s->ck.key_id, 32) != 0) {
+            fprintf(stderr, "cryptodl " CMD ": %s is not the key seed of %s\n", s->key_path, o->ckpt_path);
+            return -1;
+        }
+    } else if (o->resume) {
+        /* an attempt stopped before its first checkpoint: the same run again, from its key seed if it left one */
+        s->have_key = file_exists(s->key_path);
+        if (s->have_key &&
+            (cdl_read_file(s->key_path, 1024, &s->key_bytes, &s->key_len) != CDL_OK || s->key_len != sizeof s->seed)) {
+            fprintf(stderr, "cryptodl " CMD ": cannot read the client's key seed %s (32 bytes)\n", s->key_path);
+            return -1;
+        }
+        if (s->have_key)
+            memcpy(s->seed, s->key_bytes, sizeof s->seed);
+        fprintf(stderr, "cryptodl " CMD ": no checkpoint at %s yet: starting from iteration 1%s\n", o->ckpt_path,
+                s->have_key ? " with the key seed in the .key file" : "");
+    }
+    return 0;
+}
+
+/* The client's generator: from the saved seed, or a fresh one (saved to F.key with --checkpoint). 0 or -1. */
+static int session_rng(session *s, cdl_rng **rng)
+{
+    const options *o = s->o;
+    cdl_status kst = s->have_ckpt || s->have_key ? cdl_rng_new_from_key(s->seed, rng)
+                                                 : cdl_rng_new_system_keyed(s->seed, rng);
+    if (kst != CDL_OK) {
+        cli_fail_status(CMD, "cannot create the random generator");
+        return -1;
+    }
+    crypto_generichash(s->key_id, sizeof s->key_id, s->seed, sizeof s->seed, NULL, 0);
+    if (o->ckpt_path && !s->have_ckpt && !s->have_key && write_atomic(s->key_path, s->seed, sizeof s->seed) != 0)
+        return -1;
+    sodium_memzero(s->seed, sizeof s->seed);
+    return 0;
+}
+
+/* The trainer's bytes no longer need the file's (the trainer holds copies). */
+static void session_drop_bytes(session *s)
+{
+    free(s->ckpt_bytes);
+    s->ckpt_bytes = NULL;
+    s->ck.state = NULL;
+    s->ck.state_len = 0;
+}
+
+static void session_end(session *s)
+{
+    sodium_memzero(s->seed, sizeof s->seed);
+    if (s->key_bytes) {
+        sodium_memzero(s->key_bytes, s->key_len);
+        cdl_free_bytes(s->key_bytes);
+    }
+    free(s->ck.config);
+    free(s->ckpt_bytes);
+    free(s->config);
+    memset(s, 0, sizeof *s);
+}
+
+/* BLAKE2b of training arrays, as hex (16 bytes): part of a checkpoint's configuration. */
+static void data_hash_hex(const void *a, size_t alen, const void *b, size_t blen, char hex[33])
+{
+    uint8_t dh[16];
+    crypto_generichash_state hs;
+    crypto_generichash_init(&hs, NULL, 0, sizeof dh);
+    crypto_generichash_update(&hs, (const uint8_t *)a, alen);
+    crypto_generichash_update(&hs, (const uint8_t *)b, blen);
+    crypto_generichash_final(&hs, dh, sizeof dh);
+    sodium_bin2hex(hex, 33, dh, sizeof dh);
+}
+
+/* ---- the training loop, the same for every trainer ---- */
+typedef struct trainer_ops {
+    cdl_status (*step)(void *tr);
+    int (*iteration)(const void *tr);
+    int (*bootstraps)(const void *tr);
+    double (*bootstrap_seconds)(const void *tr);
+    int (*level)(const void *tr);
+    cdl_status (*save)(const void *tr, uint8_t **data, size_t *len);
+    const char *state_name; /* "beta and v", "the weights and momentum" */
+} trainer_ops;
+
+typedef struct loop_result {
+    double t_run; /* seconds of this run's iterations */
+    int resumed_from;
+} loop_result;
+
+/* Runs the remaining iterations with progress, checkpoints and Ctrl-C. CLI_EXIT_OK when all are done,
+ * CLI_EXIT_INTERRUPTED, or CLI_EXIT_FAILURE after a message. */
+static int train_loop(const trainer_ops *ops, void *tr, int iterations, session *s, double train_before,
+                      double boot_before, double setup_s, loop_result *res)
+{
+    const options *o = s->o;
+    struct sigaction sa_stop, sa_int_old, sa_term_old;
+    memset(&sa_stop, 0, sizeof sa_stop);
+    sa_stop.sa_handler = on_stop_signal;
+    sa_stop.sa_flags = SA_RESETHAND; /* a second Ctrl-C stops at once */
+    sigemptyset(&sa_stop.sa_mask);
+    stop_requested = 0;
+    sigaction(SIGINT, &sa_stop, &sa_int_old);
+    sigaction(SIGTERM, &sa_stop, &sa_term_old);
+    int rc = CLI_EXIT_OK;
+    const double run_start = cli_now_seconds();
+    double timed = 0;
+    int timed_count = 0;
+    uint8_t *state = NULL;
+    size_t state_len = 0;
+    while (ops->iteration(tr) < iterations) {
+        if (o->stop_after && ops->iteration(tr) >= o->stop_after)
+            stop_requested = 1;
+        if (stop_requested)
+            break;
+        const double ti = cli_now_seconds(), bs0 = ops->bootstrap_seconds(tr);
+        const int b0 = ops->bootstraps(tr);
+        if (ops->step(tr) != CDL_OK) {
+            rc = cli_fail_status(CMD, "encrypted training failed");
+            goto done;
+        }
+        const int k = ops->iteration(tr);
+        const double dt = cli_now_seconds() - ti, dboot = ops->bootstrap_seconds(tr) - bs0;
+        if (k >= 2) {
+            timed += dt;
+            timed_count++;
+        }
+        if (o->ckpt_path) {
+            if (ops->save(tr, &state, &state_len) != CDL_OK) {
+                rc = cli_fail_status(CMD, "cannot save the training state");
+                goto done;
+            }
+            const double so_far = train_before + setup_s + (cli_now_seconds() - run_start);
+            int w = checkpoint_write(o->ckpt_path, s->config, s->key_id, so_far, boot_before + ops->bootstrap_seconds(tr),
+                                     state, state_len);
+            cdl_free_bytes(state);
+            state = NULL;
+            if (w != 0) {
+                rc = CLI_EXIT_FAILURE;
+                goto done;
+            }
+        }
+        char el[32], eta[32];
+        format_duration(cli_now_seconds() - run_start, el, sizeof el);
+        format_duration(timed_count ? timed / timed_count * (iterations - k) : 0.0, eta, sizeof eta);
+        fprintf(stderr,
+                "cryptodl " CMD ": iteration %d/%d: %.1f s, level %d, %d bootstraps; elapsed %s, ETA %s%s\n", k,
+                iterations, dt, ops->level(tr), ops->bootstraps(tr), el, k < iterations ? eta : "0s",
+                o->ckpt_path ? " (checkpoint saved)" : "");
+        if (ops->bootstraps(tr) > b0)
+            fprintf(stderr, "cryptodl " CMD ":   (including a bootstrap of %s: %.1f s)\n", ops->state_name, dboot);
+    }
+    if (stop_requested && ops->iteration(tr) < iterations) {
+        fprintf(stderr, "cryptodl " CMD ": interrupted after iteration %d of %d%s\n", ops->iteration(tr), iterations,
+                o->ckpt_path ? "; the checkpoint holds it: run again with --resume (same options) to continue"
+                             : " (no --checkpoint: nothing saved)");
+        rc = CLI_EXIT_INTERRUPTED;
+    }
+done:
+    sigaction(SIGINT, &sa_int_old, NULL);
+    sigaction(SIGTERM, &sa_term_old, NULL);
+    res->t_run = cli_now_seconds() - run_start;
+    return rc;
+}
+
+/* A fingerprint of the final encrypted state (ciphertexts, counters): equal for a resumed and an uninterrupted
+ * run from the same key seed (the arithmetic is deterministic). */
+static void state_fingerprint(const trainer_ops *ops, void *tr, char hex[65])
+{
+    uint8_t *state = NULL;
+    size_t len = 0;
+    hex[0] = 0;
+    if (ops->save(tr, &state, &len) == CDL_OK) {
+        uint8_t h[32];
+        crypto_generichash(h, sizeof h, state, len, NULL, 0);
+        sodium_bin2hex(hex, 65, h, sizeof h);
+        cdl_free_bytes(state);
+    }
+}
+
+/* ---- parameters shared by the tasks ---- */
+typedef struct params {
     cdl_ckks_param_spec spec;
     cdl_ckks_bootstrap_params bparams;
-    cdl_ckks_context *ctx = NULL;
-    if (cdl_logreg_bootstrap_preset((int)log_n, &spec, &bparams) != CDL_OK ||
-        cdl_ckks_context_new(&spec, &ctx) != CDL_OK)
+    cdl_ckks_context *ctx;
+    int secure, boot_level;
+} params;
+
+static int params_make(const options *o, params *p)
+{
+    memset(p, 0, sizeof *p);
+    if (cdl_logreg_bootstrap_preset((int)o->log_n, &p->spec, &p->bparams) != CDL_OK ||
+        cdl_ckks_context_new(&p->spec, &p->ctx) != CDL_OK)
         return cli_fail_status(CMD, "cannot create the CKKS context");
-    const int secure = !spec.allow_insecure;
-    const int boot_level = cdl_ckks_max_level(ctx) - cdl_ckks_bootstrap_depth(&bparams);
-    const int per_iter = cdl_logreg_levels_per_iteration(cfg.sigmoid_degree);
-    const int planned_boots = cdl_logreg_bootstraps_needed(boot_level, boot_level, cfg.iterations, cfg.sigmoid_degree);
-    if (!secure)
+    p->secure = !p->spec.allow_insecure;
+    p->boot_level = cdl_ckks_max_level(p->ctx) - cdl_ckks_bootstrap_depth(&p->bparams);
+    if (!p->secure)
         fprintf(stderr,
                 "cryptodl " CMD ": INSECURE parameters (--log-n %lld): for tests only, never for real data; "
                 "--log-n 16 is the 128-bit preset\n",
-                log_n);
+                o->log_n);
+    return 0;
+}
 
-    int rc = CLI_EXIT_FAILURE, signals_set = 0;
-    struct sigaction sa_int_old, sa_term_old;
+/* The client's keys: secret, relinearization, bootstrapping, and the rotations (at the bootstrap's output level,
+ * plus conjugation if asked). */
+typedef struct keyset {
+    cdl_ckks_secret_key *sk;
+    cdl_ckks_relin_key *rlk;
+    cdl_ckks_galois_keys *gk;
+    cdl_ckks_bootstrapper *bt;
+    cdl_ckks_bootstrap_keys *bk;
+    cdl_ckks_bootstrap_info binfo;
+    double t_setup, t_keys;
+} keyset;
+
+static int keys_make(const params *p, cdl_rng *rng, const int *steps, size_t nsteps, int conjugate, int resumed,
+                     keyset *k)
+{
+    memset(k, 0, sizeof *k);
+    fprintf(stderr, "cryptodl " CMD ": client: keys (secret, relinearization, bootstrapping, rotations)%s\n",
+            resumed ? ", rebuilt from the saved key seed" : "");
+    double ts = cli_now_seconds();
+    if (cdl_ckks_bootstrapper_new(p->ctx, &p->bparams, &k->bt) != CDL_OK ||
+        cdl_ckks_bootstrapper_info(k->bt, &k->binfo) != CDL_OK)
+        return cli_fail_status(CMD, "cannot set up bootstrapping");
+    k->t_setup = cli_now_seconds() - ts;
+    int levels[128];
+    if (nsteps > 128)
+        return cli_fail_status(CMD, "too many rotation steps");
+    for (size_t i = 0; i < nsteps; i++)
+        levels[i] = k->binfo.level_out;
+    ts = cli_now_seconds();
+    if (cdl_ckks_keygen_secret(p->ctx, rng, &k->sk) != CDL_OK || cdl_ckks_keygen_relin(p->ctx, k->sk, rng, &k->rlk) != CDL_OK ||
+        cdl_ckks_bootstrap_keygen(k->bt, k->sk, rng, &k->bk) != CDL_OK ||
+        cdl_ckks_keygen_galois_levels(p->ctx, k->sk, steps, levels, nsteps, conjugate, rng, &k->gk) != CDL_OK)
+        return cli_fail_status(CMD, "key generation failed");
+    k->t_keys = cli_now_seconds() - ts;
+    return 0;
+}
+
+static void keys_free(keyset *k)
+{
+    cdl_ckks_galois_keys_free(k->gk);
+    cdl_ckks_bootstrap_keys_free(k->bk);
+    cdl_ckks_bootstrapper_free(k->bt);
+    cdl_ckks_relin_key_free(k->rlk);
+    cdl_ckks_secret_key_free(k->sk);
+    memset(k, 0, sizeof *k);
+}
+
+/* ======================= logistic regression ======================= */
+
+static cdl_status lr_step(void *t) { return cdl_logreg_trainer_step(t); }
+static int lr_iteration(const void *t) { return cdl_logreg_trainer_iteration(t); }
+static int lr_bootstraps(const void *t) { return cdl_logreg_trainer_bootstraps(t); }
+static double lr_boot_s(const void *t) { return cdl_logreg_trainer_bootstrap_seconds(t); }
+static int lr_level(const void *t) { return cdl_logreg_trainer_level(t); }
+static cdl_status lr_save(const void *t, uint8_t **d, size_t *l) { return cdl_logreg_trainer_save(t, d, l); }
+static const trainer_ops LOGREG_OPS = {lr_step, lr_iteration, lr_bootstraps, lr_boot_s, lr_level, lr_save,
+                                       "beta and v"};
+
+static int run_logreg(const options *o)
+{
+    const char *dataset = o->dataset;
+    const int class_a = o->class_a, class_b = o->class_b, from_test = o->from_test;
+    cdl_logreg_config cfg;
+    cdl_logreg_config_default(&cfg);
+    cfg.learning_rate = o->lr_set ? o->lr : 10.0;
+    cfg.sigmoid_bound = o->bound_set ? o->bound : 12.0;
+    cfg.weight_bound = o->wb_set ? o->weight_bound : 8.0;
+    if (o->constant_lr)
+        cfg.lr_decay = 0;
+    if (o->no_nesterov)
+        cfg.nesterov = 0;
+    cfg.iterations = (int)(o->iters ? o->iters : o->epochs ? o->epochs : 20);
+    session s;
+    if (session_begin(&s, o) != 0)
+        return CLI_EXIT_USAGE;
+
+    /* Parameters first: refuse a plan that cannot run before any work. */
+    params P;
+    if (params_make(o, &P) != 0) {
+        session_end(&s);
+        return CLI_EXIT_FAILURE;
+    }
+    const int per_iter = cdl_logreg_levels_per_iteration(cfg.sigmoid_degree);
+    const int planned_boots =
+        cdl_logreg_bootstraps_needed(P.boot_level, P.boot_level, cfg.iterations, cfg.sigmoid_degree);
+
+    int rc = CLI_EXIT_FAILURE;
     cdl_dataset *train = NULL, *test = NULL;
     double *xtr = NULL, *xte = NULL, *w_enc = NULL, *w_plain = NULL;
     int *ytr = NULL, *yte = NULL;
     size_t ntr = 0, nte = 0;
-    cdl_ckks_secret_key *sk = NULL;
-    cdl_ckks_relin_key *rlk = NULL;
-    cdl_ckks_galois_keys *gk = NULL;
-    cdl_ckks_bootstrapper *bt = NULL;
-    cdl_ckks_bootstrap_keys *bk = NULL;
+    keyset K;
+    memset(&K, 0, sizeof K);
     cdl_rng *rng = NULL;
     cdl_logreg_encrypted_data *enc = NULL;
     cdl_logreg_encrypted_weights *ew = NULL;
     cdl_logreg_trainer *tr = NULL;
-    uint8_t *ckpt_bytes = NULL, *key_bytes = NULL, *state = NULL;
-    size_t ckpt_len = 0, key_len = 0, state_len = 0;
-    checkpoint ck;
-    memset(&ck, 0, sizeof ck);
-    char *config = NULL;
-    uint8_t seed[CDL_RNG_SEED_BYTES], key_id[32];
-    sodium_memzero(seed, sizeof seed);
 
-    int defaulted = data_dir == NULL;
-    if (!data_dir)
-        data_dir = cli_default_data_dir();
+    const char *data_dir = o->data_dir ? o->data_dir : cli_default_data_dir();
     fprintf(stderr, "cryptodl " CMD ": loading %s (classes %d vs %d)\n", dataset, class_a, class_b);
-    if ((!from_test && lr_load_split(dataset, data_dir, defaulted, "train", &train) != 0) ||
-        lr_load_split(dataset, data_dir, defaulted, "test", &test) != 0) {
+    if ((!from_test && lr_load_split(dataset, data_dir, o->defaulted, "train", &train) != 0) ||
+        lr_load_split(dataset, data_dir, o->defaulted, "test", &test) != 0) {
         rc = cli_fail_status(CMD, "cannot load the dataset (give --data-dir; without the train split, "
                                   "--train-from-test trains on part of the test split)");
         goto done;
     }
-    if (lr_select_task(from_test ? test : train, class_a, class_b, 0, (size_t)n_train, &xtr, &ytr, &ntr) != 0 ||
-        lr_select_task(test, class_a, class_b, from_test ? (size_t)n_train : 0, (size_t)n_test, &xte, &yte, &nte) !=
-            0) {
+    if (lr_select_task(from_test ? test : train, class_a, class_b, 0, (size_t)o->n_train, &xtr, &ytr, &ntr) != 0 ||
+        lr_select_task(test, class_a, class_b, from_test ? (size_t)o->n_train : 0, (size_t)o->n_test, &xte, &yte,
+                       &nte) != 0) {
         fprintf(stderr, "cryptodl " CMD ": out of memory\n");
         goto done;
     }
@@ -418,7 +649,7 @@ int cmd_train_encrypted(int argc, char **argv)
         goto done;
     if (planned_boots < 0) {
         fprintf(stderr, "cryptodl " CMD ": %d iterations cannot run at --log-n %lld (%d levels after a bootstrap)\n",
-                cfg.iterations, log_n, boot_level);
+                cfg.iterations, o->log_n, P.boot_level);
         rc = CLI_EXIT_USAGE;
         goto done;
     }
@@ -439,106 +670,39 @@ int cmd_train_encrypted(int argc, char **argv)
 
     /* What a checkpoint must agree on (the library checks the rest: parameters, shape, schedule). */
     {
-        uint8_t dh[32];
-        crypto_generichash_state hs;
-        crypto_generichash_init(&hs, NULL, 0, sizeof dh);
-        crypto_generichash_update(&hs, (const uint8_t *)xtr, ntr * LR_FEATURES * sizeof *xtr);
-        crypto_generichash_update(&hs, (const uint8_t *)ytr, ntr * sizeof *ytr);
-        crypto_generichash_final(&hs, dh, sizeof dh);
-        char hex[65];
-        sodium_bin2hex(hex, sizeof hex, dh, 16);
-        config = malloc(1024);
+        char hex[33];
+        data_hash_hex(xtr, ntr * LR_FEATURES * sizeof *xtr, ytr, ntr * sizeof *ytr, hex);
+        char *config = malloc(1024);
         if (!config)
             goto done;
         snprintf(config, 1024,
                  "task=logreg dataset=%s classes=%d,%d train=%zu train_from_test=%d data=%s log_n=%lld iters=%d "
                  "lr=%.17g lr_decay=%d nesterov=%d degree=%d bound=%.17g weight_bound=%.17g",
-                 dataset, class_a, class_b, ntr, from_test, hex, log_n, cfg.iterations, cfg.learning_rate,
+                 dataset, class_a, class_b, ntr, from_test, hex, o->log_n, cfg.iterations, cfg.learning_rate,
                  cfg.lr_decay, cfg.nesterov, cfg.sigmoid_degree, cfg.sigmoid_bound, cfg.weight_bound);
-    }
-    if (have_ckpt) {
-        if (cdl_read_file(ckpt_path, CKPT_MAX_BYTES, &ckpt_bytes, &ckpt_len) != CDL_OK) {
-            rc = cli_fail_status(CMD, "cannot read the checkpoint");
-            goto done;
-        }
-        if (checkpoint_parse(ckpt_path, ckpt_bytes, ckpt_len, &ck) != 0)
-            goto done;
-        if (strcmp(ck.config, config)) {
-            fprintf(stderr,
-                    "cryptodl " CMD ": %s belongs to another run:\n  saved:    %s\n  this run: %s\nuse the same "
-                    "options, or another --checkpoint\n",
-                    ckpt_path, ck.config, config);
+        int r = session_open(&s, config);
+        if (r == 2)
             rc = CLI_EXIT_USAGE;
+        if (r != 0)
             goto done;
-        }
-        if (cdl_read_file(key_path, 1024, &key_bytes, &key_len) != CDL_OK || key_len != CDL_RNG_SEED_BYTES) {
-            fprintf(stderr, "cryptodl " CMD ": cannot read the client's key seed %s (32 bytes)\n", key_path);
-            goto done;
-        }
-        memcpy(seed, key_bytes, sizeof seed);
-        crypto_generichash(key_id, sizeof key_id, seed, sizeof seed, NULL, 0);
-        if (sodium_memcmp(key_id, ck.key_id, 32) != 0) {
-            fprintf(stderr, "cryptodl " CMD ": %s is not the key seed of %s\n", key_path, ckpt_path);
-            goto done;
-        }
-    } else if (resume) {
-        /* an attempt stopped before its first checkpoint: the same run again, from its key seed if it left one */
-        have_key = file_exists(key_path);
-        if (have_key && (cdl_read_file(key_path, 1024, &key_bytes, &key_len) != CDL_OK || key_len != sizeof seed)) {
-            fprintf(stderr, "cryptodl " CMD ": cannot read the client's key seed %s (32 bytes)\n", key_path);
-            goto done;
-        }
-        if (have_key)
-            memcpy(seed, key_bytes, sizeof seed);
-        fprintf(stderr, "cryptodl " CMD ": no checkpoint at %s yet: starting from iteration 1%s\n", ckpt_path,
-                have_key ? " with the key seed in the .key file" : "");
     }
 
     /* client: the key seed, then keys and encryption, all drawn from it in a fixed order */
-    t0 = cli_now_seconds();
-    cdl_status kst = have_ckpt || have_key ? cdl_rng_new_from_key(seed, &rng) : cdl_rng_new_system_keyed(seed, &rng);
-    if (kst != CDL_OK) {
-        rc = cli_fail_status(CMD, "cannot create the random generator");
+    if (session_rng(&s, &rng) != 0)
         goto done;
-    }
-    crypto_generichash(key_id, sizeof key_id, seed, sizeof seed, NULL, 0);
-    if (ckpt_path && !have_ckpt && !have_key && write_atomic(key_path, seed, sizeof seed) != 0)
-        goto done;
-    sodium_memzero(seed, sizeof seed);
-    fprintf(stderr, "cryptodl " CMD ": client: keys (secret, relinearization, bootstrapping, rotations)%s\n",
-            have_ckpt || have_key ? ", rebuilt from the saved key seed" : "");
-    double t_setup = 0;
-    {
-        double ts = cli_now_seconds();
-        if (cdl_ckks_bootstrapper_new(ctx, &bparams, &bt) != CDL_OK) {
-            rc = cli_fail_status(CMD, "cannot set up bootstrapping");
-            goto done;
-        }
-        t_setup = cli_now_seconds() - ts;
-    }
-    cdl_ckks_bootstrap_info binfo;
-    int steps[CDL_LOGREG_MAX_STEPS], levels[CDL_LOGREG_MAX_STEPS];
+    int steps[CDL_LOGREG_MAX_STEPS];
     size_t nsteps = 0, row = 0, rows = 0;
-    if (cdl_ckks_bootstrapper_info(bt, &binfo) != CDL_OK ||
-        cdl_logreg_layout(ctx, LR_FEATURES, &row, &rows) != CDL_OK ||
-        cdl_logreg_galois_steps(ctx, LR_FEATURES, steps, CDL_LOGREG_MAX_STEPS, &nsteps) != CDL_OK) {
+    if (cdl_logreg_layout(P.ctx, LR_FEATURES, &row, &rows) != CDL_OK ||
+        cdl_logreg_galois_steps(P.ctx, LR_FEATURES, steps, CDL_LOGREG_MAX_STEPS, &nsteps) != CDL_OK) {
         rc = cli_fail_status(CMD, "cannot lay out the data");
         goto done;
     }
-    for (size_t i = 0; i < nsteps; i++)
-        levels[i] = binfo.level_out;
-    t0 = cli_now_seconds();
-    if (cdl_ckks_keygen_secret(ctx, rng, &sk) != CDL_OK || cdl_ckks_keygen_relin(ctx, sk, rng, &rlk) != CDL_OK ||
-        cdl_ckks_bootstrap_keygen(bt, sk, rng, &bk) != CDL_OK ||
-        cdl_ckks_keygen_galois_levels(ctx, sk, steps, levels, nsteps, 1, rng, &gk) != CDL_OK) {
-        rc = cli_fail_status(CMD, "key generation failed");
+    if (keys_make(&P, rng, steps, nsteps, 1, s.have_ckpt || s.have_key, &K) != 0)
         goto done;
-    }
-    const double t_keys = cli_now_seconds() - t0;
     t0 = cli_now_seconds();
     fprintf(stderr, "cryptodl " CMD ": client: encrypting %zu samples at level %d (%zu per ciphertext)\n", ntr,
-            binfo.level_out, rows);
-    if (cdl_logreg_encrypt_dataset_level(ctx, sk, rng, xtr, ytr, ntr, LR_FEATURES, binfo.level_out, &enc) !=
+            K.binfo.level_out, rows);
+    if (cdl_logreg_encrypt_dataset_level(P.ctx, K.sk, rng, xtr, ytr, ntr, LR_FEATURES, K.binfo.level_out, &enc) !=
         CDL_OK) {
         rc = cli_fail_status(CMD, "encryption failed");
         goto done;
@@ -546,95 +710,37 @@ int cmd_train_encrypted(int argc, char **argv)
     const double t_enc = cli_now_seconds() - t0;
 
     /* server: evaluation keys and ciphertexts only */
-    const char *fn_new = have_ckpt ? "cannot resume from the checkpoint" : "cannot start the training";
-    cdl_status tst = have_ckpt ? cdl_logreg_trainer_load(ctx, rlk, gk, bt, bk, enc, &cfg, ck.state, ck.state_len, &tr)
-                               : cdl_logreg_trainer_new(ctx, rlk, gk, bt, bk, enc, &cfg, &tr);
+    const char *fn_new = s.have_ckpt ? "cannot resume from the checkpoint" : "cannot start the training";
+    cdl_status tst = s.have_ckpt
+                         ? cdl_logreg_trainer_load(P.ctx, K.rlk, K.gk, K.bt, K.bk, enc, &cfg, s.ck.state, s.ck.state_len, &tr)
+                         : cdl_logreg_trainer_new(P.ctx, K.rlk, K.gk, K.bt, K.bk, enc, &cfg, &tr);
     if (tst != CDL_OK) {
         rc = cli_fail_status(CMD, fn_new);
         goto done;
     }
     const int resumed_from = cdl_logreg_trainer_iteration(tr);
-    double train_before = have_ckpt ? ck.train_s : 0.0, boot_before = have_ckpt ? ck.bootstrap_s : 0.0;
-    free(ckpt_bytes); /* ck.state pointed into it; the trainer has its own copies */
-    ckpt_bytes = NULL;
+    const double train_before = s.have_ckpt ? s.ck.train_s : 0.0, boot_before = s.have_ckpt ? s.ck.bootstrap_s : 0.0;
+    session_drop_bytes(&s);
     fprintf(stderr,
             "cryptodl " CMD ": server: %d iterations on %zu ciphertexts (N = 2^%lld, %s), %d levels per iteration, "
             "%d after a bootstrap, %d bootstraps planned\n",
-            cfg.iterations, cdl_logreg_encrypted_data_ciphertexts(enc), log_n, secure ? "128-bit" : "INSECURE",
-            per_iter, binfo.level_out, planned_boots);
+            cfg.iterations, cdl_logreg_encrypted_data_ciphertexts(enc), o->log_n, P.secure ? "128-bit" : "INSECURE",
+            per_iter, K.binfo.level_out, planned_boots);
     if (resumed_from)
         fprintf(stderr, "cryptodl " CMD ": resuming after iteration %d (%d bootstraps done)\n", resumed_from,
                 cdl_logreg_trainer_bootstraps(tr));
-
-    struct sigaction sa_stop;
-    memset(&sa_stop, 0, sizeof sa_stop);
-    sa_stop.sa_handler = on_stop_signal;
-    sa_stop.sa_flags = SA_RESETHAND; /* a second Ctrl-C stops at once */
-    sigemptyset(&sa_stop.sa_mask);
-    stop_requested = 0;
-    sigaction(SIGINT, &sa_stop, &sa_int_old);
-    sigaction(SIGTERM, &sa_stop, &sa_term_old);
-    signals_set = 1;
-
-    const double run_start = cli_now_seconds();
-    double timed = 0;
-    int timed_count = 0;
-    while (cdl_logreg_trainer_iteration(tr) < cfg.iterations) {
-        if (stop_after && cdl_logreg_trainer_iteration(tr) >= stop_after)
-            stop_requested = 1;
-        if (stop_requested)
-            break;
-        const double ti = cli_now_seconds(), bs0 = cdl_logreg_trainer_bootstrap_seconds(tr);
-        const int b0 = cdl_logreg_trainer_bootstraps(tr);
-        if (cdl_logreg_trainer_step(tr) != CDL_OK) {
-            rc = cli_fail_status(CMD, "encrypted training failed");
-            goto done;
-        }
-        const int k = cdl_logreg_trainer_iteration(tr);
-        const double dt = cli_now_seconds() - ti, dboot = cdl_logreg_trainer_bootstrap_seconds(tr) - bs0;
-        if (k >= 2) {
-            timed += dt;
-            timed_count++;
-        }
-        if (ckpt_path) {
-            if (cdl_logreg_trainer_save(tr, &state, &state_len) != CDL_OK) {
-                rc = cli_fail_status(CMD, "cannot save the training state");
-                goto done;
-            }
-            const double so_far = train_before + (cli_now_seconds() - run_start);
-            int w = checkpoint_write(ckpt_path, config, key_id, so_far,
-                                     boot_before + cdl_logreg_trainer_bootstrap_seconds(tr), state, state_len);
-            cdl_free_bytes(state);
-            state = NULL;
-            if (w != 0)
-                goto done;
-        }
-        char el[32], eta[32];
-        format_duration(cli_now_seconds() - run_start, el, sizeof el);
-        format_duration(timed_count ? timed / timed_count * (cfg.iterations - k) : 0.0, eta, sizeof eta);
-        fprintf(stderr,
-                "cryptodl " CMD ": iteration %d/%d: %.1f s, level %d, %d bootstraps; elapsed %s, ETA %s%s\n", k,
-                cfg.iterations, dt, cdl_logreg_trainer_level(tr), cdl_logreg_trainer_bootstraps(tr), el,
-                k < cfg.iterations ? eta : "0s", ckpt_path ? " (checkpoint saved)" : "");
-        if (cdl_logreg_trainer_bootstraps(tr) > b0)
-            fprintf(stderr, "cryptodl " CMD ":   (including a bootstrap of beta and v: %.1f s)\n", dboot);
-    }
-    if (stop_requested && cdl_logreg_trainer_iteration(tr) < cfg.iterations) {
-        fprintf(stderr, "cryptodl " CMD ": interrupted after iteration %d of %d%s\n", cdl_logreg_trainer_iteration(tr),
-                cfg.iterations,
-                ckpt_path ? "; the checkpoint holds it: run again with --resume (same options) to continue"
-                          : " (no --checkpoint: nothing saved)");
-        rc = CLI_EXIT_INTERRUPTED;
+    loop_result lres;
+    rc = train_loop(&LOGREG_OPS, tr, cfg.iterations, &s, train_before, boot_before, 0.0, &lres);
+    if (rc != CLI_EXIT_OK)
         goto done;
-    }
-    const double t_train_run = cli_now_seconds() - run_start;
-    const double t_train = train_before + t_train_run;
+    rc = CLI_EXIT_FAILURE;
+    const double t_train = train_before + lres.t_run;
     const double t_boot = boot_before + cdl_logreg_trainer_bootstrap_seconds(tr);
 
     /* client: decryption */
     t0 = cli_now_seconds();
     if (cdl_logreg_trainer_weights(tr, &ew) != CDL_OK ||
-        cdl_logreg_decrypt_weights(ctx, sk, ew, w_enc, LR_FEATURES + 1) != CDL_OK) {
+        cdl_logreg_decrypt_weights(P.ctx, K.sk, ew, w_enc, LR_FEATURES + 1) != CDL_OK) {
         rc = cli_fail_status(CMD, "decryption failed");
         goto done;
     }
@@ -649,17 +755,9 @@ int cmd_train_encrypted(int argc, char **argv)
     const double acc_train_enc = cdl_logreg_accuracy(w_enc, xtr, ytr, ntr, LR_FEATURES);
     const int boots = cdl_logreg_trainer_bootstraps(tr);
     const int its_run = cfg.iterations - resumed_from;
-    /* A fingerprint of the final encrypted state (beta, v, counters): equal for a resumed and an uninterrupted
-     * run from the same key seed (the arithmetic is deterministic). */
-    char state_hex[65] = "";
-    if (cdl_logreg_trainer_save(tr, &state, &state_len) == CDL_OK) {
-        uint8_t h[32];
-        crypto_generichash(h, sizeof h, state, state_len, NULL, 0);
-        sodium_bin2hex(state_hex, sizeof state_hex, h, sizeof h);
-        cdl_free_bytes(state);
-        state = NULL;
-    }
-    if (json) {
+    char state_hex[65];
+    state_fingerprint(&LOGREG_OPS, tr, state_hex);
+    if (o->json) {
         printf("{\"task\":\"logreg\",\"dataset\":");
         cli_json_string(dataset);
         printf(",\"classes\":[%d,%d],\"n_train\":%zu,\"n_test\":%zu,\"train_from_test\":%d,\"features\":%d,"
@@ -674,18 +772,18 @@ int cmd_train_encrypted(int argc, char **argv)
                "\"encrypted_train_accuracy\":%.6f,\"max_weight_diff\":%.6g,\"max_weight\":%.6g,"
                "\"state_blake2b\":\"%s\",\"peak_rss_mb\":%.0f}\n",
                class_a, class_b, ntr, nte, from_test, LR_FEATURES, cfg.iterations, cfg.iterations, boots,
-               resumed_from, log_n, secure ? "true" : "false", cdl_ckks_log_qp(ctx), binfo.level_out, per_iter,
-               cdl_logreg_encrypted_data_ciphertexts(enc), rows, cfg.learning_rate, cfg.lr_decay, cfg.nesterov,
-               cfg.sigmoid_degree, cfg.sigmoid_bound, cfg.weight_bound, pstats.max_abs_state,
-               pstats.max_abs_margin, cdl_get_threads(), t_train, t_boot, t_train_run, its_run, t_keys, t_setup,
+               resumed_from, o->log_n, P.secure ? "true" : "false", cdl_ckks_log_qp(P.ctx), K.binfo.level_out,
+               per_iter, cdl_logreg_encrypted_data_ciphertexts(enc), rows, cfg.learning_rate, cfg.lr_decay,
+               cfg.nesterov, cfg.sigmoid_degree, cfg.sigmoid_bound, cfg.weight_bound, pstats.max_abs_state,
+               pstats.max_abs_margin, cdl_get_threads(), t_train, t_boot, lres.t_run, its_run, K.t_keys, K.t_setup,
                t_enc, t_dec, t_plain, acc_enc, acc_plain, acc_train_enc, diff, wmax, state_hex, cli_peak_rss_mb());
     } else {
         printf("logistic regression trained on encrypted data with bootstrapping: %s, class %d (+1) vs %d (-1)\n",
                dataset, class_a, class_b);
         printf("  data        %zu training samples%s, %zu test samples, %d features + bias\n", ntr,
                from_test ? " (from the test split)" : "", nte, LR_FEATURES);
-        printf("  CKKS        N = 2^%lld, log2(QP) = %.0f, %s; %d levels after a bootstrap\n", log_n,
-               cdl_ckks_log_qp(ctx), secure ? "128-bit preset" : "INSECURE test parameters", binfo.level_out);
+        printf("  CKKS        N = 2^%lld, log2(QP) = %.0f, %s; %d levels after a bootstrap\n", o->log_n,
+               cdl_ckks_log_qp(P.ctx), P.secure ? "128-bit preset" : "INSECURE test parameters", K.binfo.level_out);
         printf("  packing     %zu samples per ciphertext, %zu ciphertexts\n", rows,
                cdl_logreg_encrypted_data_ciphertexts(enc));
         printf("  schedule    %d iterations (full batch), gamma = %g%s, %s, sigmoid on [-%g, %g]\n", cfg.iterations,
@@ -694,7 +792,7 @@ int cmd_train_encrypted(int argc, char **argv)
         printf("  bootstraps  %d (beta and v together), %.1f s\n", boots, t_boot);
         printf("  time        train (server) %.1f s%s; keygen %.1f s, bootstrapping setup %.1f s, encrypt %.1f s, "
                "decrypt %.3f s (%d threads)\n",
-               t_train, resumed_from ? " over the runs" : "", t_keys, t_setup, t_enc, t_dec, cdl_get_threads());
+               t_train, resumed_from ? " over the runs" : "", K.t_keys, K.t_setup, t_enc, t_dec, cdl_get_threads());
         printf("  accuracy    encrypted training %.2f%%, plaintext training %.2f%% (test set, %zu samples)\n",
                100 * acc_enc, 100 * acc_plain, nte);
         printf("  weights     max |encrypted - plaintext| = %.3g (largest weight %.3g)\n", diff, wmax);
@@ -702,28 +800,13 @@ int cmd_train_encrypted(int argc, char **argv)
     }
     rc = CLI_EXIT_OK;
 done:
-    if (signals_set) {
-        sigaction(SIGINT, &sa_int_old, NULL);
-        sigaction(SIGTERM, &sa_term_old, NULL);
-    }
-    sodium_memzero(seed, sizeof seed);
-    if (key_bytes) {
-        sodium_memzero(key_bytes, key_len);
-        cdl_free_bytes(key_bytes);
-    }
-    free(ck.config);
-    free(ckpt_bytes);
-    free(config);
     cdl_logreg_trainer_free(tr);
     cdl_logreg_encrypted_weights_free(ew);
     cdl_logreg_encrypted_data_free(enc);
-    cdl_ckks_galois_keys_free(gk);
-    cdl_ckks_bootstrap_keys_free(bk);
-    cdl_ckks_bootstrapper_free(bt);
-    cdl_ckks_relin_key_free(rlk);
-    cdl_ckks_secret_key_free(sk);
+    keys_free(&K);
     cdl_rng_free(rng);
-    cdl_ckks_context_free(ctx);
+    cdl_ckks_context_free(P.ctx);
+    session_end(&s);
     cdl_dataset_free(train);
     cdl_dataset_free(test);
     free(xtr);
@@ -733,4 +816,796 @@ done:
     free(w_enc);
     free(w_plain);
     return rc;
+}
+
+/* ======================= softmax regression ======================= */
+
+static cdl_status sm_step(void *t) { return cdl_softmax_trainer_step(t); }
+static int sm_iteration(const void *t) { return cdl_softmax_trainer_iteration(t); }
+static int sm_bootstraps(const void *t) { return cdl_softmax_trainer_bootstraps(t); }
+static double sm_boot_s(const void *t) { return cdl_softmax_trainer_bootstrap_seconds(t); }
+static int sm_level(const void *t) { return cdl_softmax_trainer_level(t); }
+static cdl_status sm_save(const void *t, uint8_t **d, size_t *l) { return cdl_softmax_trainer_save(t, d, l); }
+static const trainer_ops SOFTMAX_OPS = {sm_step, sm_iteration, sm_bootstraps, sm_boot_s, sm_level, sm_save,
+                                        "the weights and momentum (one packed ciphertext)"};
+
+/* The model file: as given, else under $CDL_SOURCE_DIR. */
+static int find_model(const char *given, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s", given);
+    if (file_exists(path))
+        return 0;
+    const char *src = getenv("CDL_SOURCE_DIR");
+    if (src && src[0] && given[0] != '/') {
+        snprintf(path, cap, "%s/%s", src, given);
+        if (file_exists(path))
+            return 0;
+    }
+    snprintf(path, cap, "%s", given);
+    return -1;
+}
+
+/* The client side of transfer learning: images -> trunk features (or the cache) for the training and test
+ * selections. 0, or an exit code after a message. */
+static int softmax_features(const options *o, const cdl_ckks_context *ctx, const char *model_path, mc_features *F,
+                            char *layer, size_t cap, double *t_feat, int *from_cache)
+{
+    const char *dataset = o->dataset;
+    const char *data_dir = o->data_dir ? o->data_dir : cli_default_data_dir();
+    int rc = CLI_EXIT_FAILURE;
+    cdl_nn_graph *g = NULL;
+    cdl_dataset *train = NULL, *test = NULL;
+    uint8_t *model_bytes = NULL;
+    size_t model_len = 0;
+    uint8_t key[32];
+    *from_cache = 0;
+    memset(F, 0, sizeof *F);
+    if (cdl_read_file(model_path, CDL_NN_MAX_FILE_BYTES, &model_bytes, &model_len) != CDL_OK ||
+        cdl_nn_load_memory(model_bytes, model_len, &g) != CDL_OK) {
+        rc = cli_fail_status(CMD, "cannot load the feature extractor (--features)");
+        goto done;
+    }
+    int value;
+    size_t dim;
+    if (mc_trunk_value(g, &value, &dim, layer, cap) != 0)
+        goto done;
+    {
+        /* refuse a layout that cannot hold the features before extracting them */
+        size_t row, rows, cp;
+        if (cdl_softmax_layout(ctx, dim + ((dim & (dim - 1)) != 0), 10, &row, &rows, &cp) != CDL_OK) {
+            rc = cli_fail_status(CMD, "cannot lay out the features");
+            goto done;
+        }
+    }
+    {
+        /* the cache key: the model's bytes, the trunk value and the selection */
+        char sel[256];
+        snprintf(sel, sizeof sel, "dataset=%s value=%d train=%lld test=%lld from_test=%d", dataset, value, o->n_train,
+                 o->n_test, o->from_test);
+        crypto_generichash_state hs;
+        crypto_generichash_init(&hs, NULL, 0, sizeof key);
+        crypto_generichash_update(&hs, model_bytes, model_len);
+        crypto_generichash_update(&hs, (const uint8_t *)sel, strlen(sel));
+        crypto_generichash_final(&hs, key, sizeof key);
+    }
+    if (o->features_cache) {
+        int r = mc_cache_load(CMD, o->features_cache, key, F);
+        if (r < 0)
+            goto done;
+        if (r == 1) {
+            if (F->dim != dim) {
+                fprintf(stderr, "cryptodl " CMD ": the feature cache holds %zu features per sample, the model %zu\n",
+                        F->dim, dim);
+                goto done;
+            }
+            fprintf(stderr, "cryptodl " CMD ": client: features of %zu + %zu images from the cache %s\n", F->n_train,
+                    F->n_test, o->features_cache);
+            *from_cache = 1;
+            rc = 0;
+            goto done;
+        }
+    }
+    fprintf(stderr, "cryptodl " CMD ": loading %s\n", dataset);
+    if ((!o->from_test && lr_load_split(dataset, data_dir, o->defaulted, "train", &train) != 0) ||
+        lr_load_split(dataset, data_dir, o->defaulted, "test", &test) != 0) {
+        rc = cli_fail_status(CMD, "cannot load the dataset (give --data-dir; without the train split, "
+                                  "--train-from-test trains on part of the test split)");
+        goto done;
+    }
+    double *dummy = NULL;
+    if (mc_select(o->from_test ? test : train, 0, (size_t)o->n_train, 0, &dummy, &F->y_train, &F->n_train) != 0 ||
+        mc_select(test, o->from_test ? (size_t)o->n_train : 0, (size_t)o->n_test, 0, &dummy, &F->y_test,
+                  &F->n_test) != 0) {
+        fprintf(stderr, "cryptodl " CMD ": out of memory\n");
+        goto done;
+    }
+    if (F->n_train == 0 || F->n_test == 0) {
+        fprintf(stderr, "cryptodl " CMD ": no %s samples\n", F->n_train == 0 ? "training" : "test");
+        goto done;
+    }
+    F->dim = dim;
+    fprintf(stderr, "cryptodl " CMD ": client: features (%s) of %zu training and %zu test images, in plaintext\n",
+            layer, F->n_train, F->n_test);
+    const double t0 = cli_now_seconds();
+    if (mc_extract(CMD, g, value, dim, o->from_test ? test : train, 0, F->n_train, "features (train)", &F->x_train) !=
+            0 ||
+        mc_extract(CMD, g, value, dim, test, o->from_test ? (size_t)o->n_train : 0, F->n_test, "features (test)",
+                   &F->x_test) != 0)
+        goto done;
+    *t_feat = cli_now_seconds() - t0;
+    if (o->features_cache && mc_cache_save(CMD, o->features_cache, key, F) != 0)
+        goto done;
+    rc = 0;
+done:
+    if (rc != 0)
+        mc_features_free(F);
+    cdl_free_bytes(model_bytes);
+    cdl_nn_graph_free(g);
+    cdl_dataset_free(train);
+    cdl_dataset_free(test);
+    return rc;
+}
+
+static int run_softmax(const options *o)
+{
+    const size_t classes = 10;
+    session s;
+    if (session_begin(&s, o) != 0)
+        return CLI_EXIT_USAGE;
+    params P;
+    if (params_make(o, &P) != 0) {
+        session_end(&s);
+        return CLI_EXIT_FAILURE;
+    }
+    cdl_softmax_config cfg;
+    cdl_softmax_config_default(&cfg);
+    cfg.iterations = (int)(o->iters ? o->iters : o->epochs ? o->epochs : 10);
+    cfg.lr_decay = o->lr_decay;
+    cfg.nesterov = !o->no_nesterov;
+    cfg.weight_bound = o->wb_set ? o->weight_bound : 4.0;
+    const int data_level = cdl_softmax_data_level(P.ctx, P.boot_level);
+    const int planned_boots = cdl_softmax_bootstraps_needed(data_level, P.boot_level, cfg.iterations);
+
+    int rc = CLI_EXIT_FAILURE;
+    mc_features F;
+    memset(&F, 0, sizeof F);
+    keyset K;
+    memset(&K, 0, sizeof K);
+    cdl_rng *rng = NULL;
+    cdl_softmax_encrypted_data *enc = NULL;
+    cdl_softmax_encrypted_weights *ew = NULL;
+    cdl_softmax_trainer *tr = NULL;
+    double *w_enc = NULL, *w_plain = NULL, t_feat = 0;
+    char model_path[4096], layer[160];
+    int from_cache = 0, bias = 0;
+    size_t d = 0, outliers = 0;
+    if (planned_boots < 0) {
+        fprintf(stderr, "cryptodl " CMD ": %d iterations cannot run at --log-n %lld (%d levels after a bootstrap)\n",
+                cfg.iterations, o->log_n, P.boot_level);
+        rc = CLI_EXIT_USAGE;
+        goto done;
+    }
+    const char *fdef = !strcmp(o->dataset, "mnist")           ? "models/mnist_compact.onnx"
+                       : !strcmp(o->dataset, "fashion-mnist") ? "models/fashion_mnist_deep.onnx"
+                                                              : "models/cifar10_resnet9_herpn_kd3.onnx";
+    if (find_model(o->features ? o->features : fdef, model_path, sizeof model_path) != 0) {
+        fprintf(stderr, "cryptodl " CMD ": cannot find the feature extractor %s; give --features MODEL.onnx (the "
+                        "shipped models are in models/)\n",
+                model_path);
+        rc = CLI_EXIT_USAGE;
+        goto done;
+    }
+    if ((rc = softmax_features(o, P.ctx, model_path, &F, layer, sizeof layer, &t_feat, &from_cache)) != 0)
+        goto done;
+    rc = CLI_EXIT_FAILURE;
+    const size_t d_trunk = F.dim;
+    if (mc_standardize(&F, 0.0, MC_CLIP, &bias, &d, &outliers) != 0) {
+        fprintf(stderr, "cryptodl " CMD ": out of memory\n");
+        goto done;
+    }
+    const double lambda_max = mc_lambda_max(F.x_train, F.n_train, d);
+    cfg.learning_rate = o->lr_set ? o->lr : 0.9 * (double)classes / lambda_max;
+    w_enc = calloc(classes * d, sizeof *w_enc);
+    w_plain = calloc(classes * d, sizeof *w_plain);
+    if (!w_enc || !w_plain)
+        goto done;
+
+    /* the same algorithm in plaintext */
+    double t0 = cli_now_seconds();
+    cdl_softmax_plain_stats pstats;
+    if (cdl_softmax_train_plain(F.x_train, F.y_train, F.n_train, d, classes, &cfg, w_plain, &pstats) != CDL_OK) {
+        rc = cli_fail_status(CMD, "plaintext training failed");
+        goto done;
+    }
+    const double t_plain = cli_now_seconds() - t0;
+    if (!(pstats.max_abs_state < cfg.weight_bound))
+        fprintf(stderr,
+                "cryptodl " CMD ": WARNING: in plaintext the weights reach %.3g, not below --weight-bound %g: the "
+                "bootstraps will lose precision or fail; raise --weight-bound or lower --lr\n",
+                pstats.max_abs_state, cfg.weight_bound);
+    {
+        char hex[33];
+        data_hash_hex(F.x_train, F.n_train * d * sizeof *F.x_train, F.y_train, F.n_train * sizeof *F.y_train, hex);
+        char *config = malloc(1024);
+        if (!config)
+            goto done;
+        snprintf(config, 1024,
+                 "task=softmax dataset=%s train=%zu train_from_test=%d data=%s d=%zu log_n=%lld iters=%d lr=%.17g "
+                 "lr_decay=%d nesterov=%d weight_bound=%.17g",
+                 o->dataset, F.n_train, o->from_test, hex, d, o->log_n, cfg.iterations, cfg.learning_rate,
+                 cfg.lr_decay, cfg.nesterov, cfg.weight_bound);
+        int r = session_open(&s, config);
+        if (r == 2)
+            rc = CLI_EXIT_USAGE;
+        if (r != 0)
+            goto done;
+    }
+    if (session_rng(&s, &rng) != 0)
+        goto done;
+    int steps[CDL_SOFTMAX_MAX_STEPS];
+    size_t nsteps = 0, row = 0, rows = 0, cp = 0;
+    if (cdl_softmax_layout(P.ctx, d, classes, &row, &rows, &cp) != CDL_OK ||
+        cdl_softmax_galois_steps(P.ctx, d, classes, steps, CDL_SOFTMAX_MAX_STEPS, &nsteps) != CDL_OK) {
+        rc = cli_fail_status(CMD, "cannot lay out the data");
+        goto done;
+    }
+    if (keys_make(&P, rng, steps, nsteps, 0, s.have_ckpt || s.have_key, &K) != 0)
+        goto done;
+    t0 = cli_now_seconds();
+    fprintf(stderr,
+            "cryptodl " CMD ": client: encrypting %zu samples of %zu features at level %d (%zu per ciphertext) and "
+            "their labels\n",
+            F.n_train, d, data_level, rows);
+    if (cdl_softmax_encrypt_dataset(P.ctx, K.sk, rng, F.x_train, F.y_train, F.n_train, d, classes, data_level, &enc) !=
+        CDL_OK) {
+        rc = cli_fail_status(CMD, "encryption failed");
+        goto done;
+    }
+    const double t_enc = cli_now_seconds() - t0;
+
+    /* server */
+    fprintf(stderr,
+            "cryptodl " CMD ": server: %d iterations on %zu ciphertexts (N = 2^%lld, %s), %d levels per iteration, "
+            "%d after a bootstrap, %d bootstraps planned; first the label term (one pass)\n",
+            cfg.iterations, cdl_softmax_encrypted_data_ciphertexts(enc), o->log_n, P.secure ? "128-bit" : "INSECURE",
+            cdl_softmax_levels_per_iteration(), K.binfo.level_out, planned_boots);
+    t0 = cli_now_seconds();
+    cdl_status tst = s.have_ckpt ? cdl_softmax_trainer_load(P.ctx, K.rlk, K.gk, K.bt, K.bk, enc, &cfg, s.ck.state,
+                                                            s.ck.state_len, &tr)
+                                 : cdl_softmax_trainer_new(P.ctx, K.rlk, K.gk, K.bt, K.bk, enc, &cfg, &tr);
+    if (tst != CDL_OK) {
+        rc = cli_fail_status(CMD, s.have_ckpt ? "cannot resume from the checkpoint" : "cannot start the training");
+        goto done;
+    }
+    const double t_label = cli_now_seconds() - t0;
+    const int resumed_from = cdl_softmax_trainer_iteration(tr);
+    const double train_before = s.have_ckpt ? s.ck.train_s : 0.0, boot_before = s.have_ckpt ? s.ck.bootstrap_s : 0.0;
+    session_drop_bytes(&s);
+    fprintf(stderr, "cryptodl " CMD ": server: label term in %.1f s\n", t_label);
+    if (resumed_from)
+        fprintf(stderr, "cryptodl " CMD ": resuming after iteration %d (%d bootstraps done)\n", resumed_from,
+                cdl_softmax_trainer_bootstraps(tr));
+    loop_result lres;
+    rc = train_loop(&SOFTMAX_OPS, tr, cfg.iterations, &s, train_before, boot_before, t_label, &lres);
+    if (rc != CLI_EXIT_OK)
+        goto done;
+    rc = CLI_EXIT_FAILURE;
+    const double t_train = train_before + t_label + lres.t_run;
+    const double t_boot = boot_before + cdl_softmax_trainer_bootstrap_seconds(tr);
+
+    t0 = cli_now_seconds();
+    if (cdl_softmax_trainer_weights(tr, &ew) != CDL_OK ||
+        cdl_softmax_decrypt_weights(P.ctx, K.sk, ew, w_enc, classes * d) != CDL_OK) {
+        rc = cli_fail_status(CMD, "decryption failed");
+        goto done;
+    }
+    const double t_dec = cli_now_seconds() - t0;
+    double diff = 0, wmax = 0;
+    for (size_t i = 0; i < classes * d; i++) {
+        diff = fmax(diff, fabs(w_enc[i] - w_plain[i]));
+        wmax = fmax(wmax, fabs(w_plain[i]));
+    }
+    const double acc_enc = cdl_softmax_accuracy(w_enc, F.x_test, F.y_test, F.n_test, d, classes);
+    const double acc_plain = cdl_softmax_accuracy(w_plain, F.x_test, F.y_test, F.n_test, d, classes);
+    const double acc_train_enc = cdl_softmax_accuracy(w_enc, F.x_train, F.y_train, F.n_train, d, classes);
+    const int boots = cdl_softmax_trainer_bootstraps(tr);
+    char state_hex[65];
+    state_fingerprint(&SOFTMAX_OPS, tr, state_hex);
+    if (o->json) {
+        printf("{\"task\":\"softmax\",\"dataset\":");
+        cli_json_string(o->dataset);
+        printf(",\"features_model\":");
+        cli_json_string(model_path);
+        printf(",\"feature_layer\":");
+        cli_json_string(layer);
+        printf(",\"trunk_features\":%zu,\"bias\":%d,\"clip\":%g,\"outlier_samples\":%zu,\"features\":%zu,\"classes\":%zu,\"n_train\":%zu,\"n_test\":%zu,"
+               "\"train_from_test\":%d,\"batch\":\"full\",\"iterations\":%d,\"epochs\":%d,\"bootstraps\":%d,"
+               "\"resumed_from\":%d,\"log_n\":%lld,\"secure\":%s,\"log_qp\":%.1f,\"levels_after_bootstrap\":%d,"
+               "\"levels_per_iteration\":%d,\"data_level\":%d,\"ciphertexts\":%zu,\"samples_per_ciphertext\":%zu,"
+               "\"row\":%zu,\"softmax\":\"taylor1\",\"learning_rate\":%.6g,\"lambda_max\":%.6g,\"lr_decay\":%d,"
+               "\"nesterov\":%d,\"weight_bound\":%g,\"max_abs_state_plain\":%.4g,\"max_abs_logit_plain\":%.4g,"
+               "\"threads\":%d,\"train_s\":%.3f,\"bootstrap_s\":%.3f,\"label_term_s\":%.3f,\"train_s_this_run\":%.3f,"
+               "\"iterations_this_run\":%d,\"feature_s\":%.3f,\"features_from_cache\":%d,\"keygen_s\":%.3f,"
+               "\"bootstrap_setup_s\":%.3f,\"encrypt_s\":%.3f,\"decrypt_s\":%.3f,\"plaintext_train_s\":%.3f,"
+               "\"encrypted_accuracy\":%.6f,\"plaintext_accuracy\":%.6f,\"encrypted_train_accuracy\":%.6f,"
+               "\"max_weight_diff\":%.6g,\"max_weight\":%.6g,\"state_blake2b\":\"%s\",\"peak_rss_mb\":%.0f}\n",
+               d_trunk, bias, MC_CLIP, outliers, d, classes, F.n_train, F.n_test, o->from_test, cfg.iterations, cfg.iterations, boots,
+               resumed_from, o->log_n, P.secure ? "true" : "false", cdl_ckks_log_qp(P.ctx), K.binfo.level_out,
+               cdl_softmax_levels_per_iteration(), data_level, cdl_softmax_encrypted_data_ciphertexts(enc), rows, row,
+               cfg.learning_rate, lambda_max, cfg.lr_decay, cfg.nesterov, cfg.weight_bound, pstats.max_abs_state,
+               pstats.max_abs_logit, cdl_get_threads(), t_train, t_boot, t_label, t_label + lres.t_run,
+               cfg.iterations - resumed_from, t_feat, from_cache, K.t_keys, K.t_setup, t_enc, t_dec, t_plain, acc_enc,
+               acc_plain, acc_train_enc, diff, wmax, state_hex, cli_peak_rss_mb());
+    } else {
+        printf("softmax regression trained on encrypted features with bootstrapping: %s, %zu classes\n", o->dataset,
+               classes);
+        printf("  features    %s of %s, standardized%s: %zu per sample (client, plaintext%s)\n", layer, model_path,
+               bias ? ", plus a bias" : "", d, from_cache ? ", from the cache" : "");
+        printf("  data        %zu training samples%s, %zu test samples\n", F.n_train,
+               o->from_test ? " (from the test split)" : "", F.n_test);
+        printf("  CKKS        N = 2^%lld, log2(QP) = %.0f, %s; %d levels after a bootstrap\n", o->log_n,
+               cdl_ckks_log_qp(P.ctx), P.secure ? "128-bit preset" : "INSECURE test parameters", K.binfo.level_out);
+        printf("  packing     %zu samples per ciphertext (%zu slots each), %zu ciphertexts\n", rows, row,
+               cdl_softmax_encrypted_data_ciphertexts(enc));
+        printf("  schedule    %d iterations (full batch), gamma = %.4g%s (lambda_max %.4g), %s, Taylor softmax\n",
+               cfg.iterations, cfg.learning_rate, cfg.lr_decay ? " / (k + 1)" : "", lambda_max,
+               cfg.nesterov ? "Nesterov" : "plain GD");
+        printf("  bootstraps  %d (weights and momentum packed together), %.1f s\n", boots, t_boot);
+        printf("  time        train (server) %.1f s%s incl. the label term %.1f s; features %.1f s, keygen %.1f s, "
+               "bootstrapping setup %.1f s, encrypt %.1f s, decrypt %.3f s (%d threads)\n",
+               t_train, resumed_from ? " over the runs" : "", t_label, t_feat, K.t_keys, K.t_setup, t_enc, t_dec,
+               cdl_get_threads());
+        printf("  accuracy    encrypted training %.2f%%, plaintext training %.2f%% (test set, %zu samples)\n",
+               100 * acc_enc, 100 * acc_plain, F.n_test);
+        printf("  weights     max |encrypted - plaintext| = %.3g (largest weight %.3g)\n", diff, wmax);
+        printf("  memory      peak %.0f MB\n", cli_peak_rss_mb());
+    }
+    rc = CLI_EXIT_OK;
+done:
+    cdl_softmax_trainer_free(tr);
+    cdl_softmax_encrypted_weights_free(ew);
+    cdl_softmax_encrypted_data_free(enc);
+    keys_free(&K);
+    cdl_rng_free(rng);
+    cdl_ckks_context_free(P.ctx);
+    session_end(&s);
+    mc_features_free(&F);
+    free(w_enc);
+    free(w_plain);
+    return rc;
+}
+
+/* ======================= one-hidden-layer network ======================= */
+
+static cdl_status ml_step(void *t) { return cdl_mlp_trainer_step(t); }
+static int ml_iteration(const void *t) { return cdl_mlp_trainer_iteration(t); }
+static int ml_bootstraps(const void *t) { return cdl_mlp_trainer_bootstraps(t); }
+static double ml_boot_s(const void *t) { return cdl_mlp_trainer_bootstrap_seconds(t); }
+static int ml_level(const void *t) { return cdl_mlp_trainer_level(t); }
+static cdl_status ml_save(const void *t, uint8_t **d, size_t *l) { return cdl_mlp_trainer_save(t, d, l); }
+static const trainer_ops MLP_OPS = {ml_step, ml_iteration, ml_bootstraps, ml_boot_s, ml_level, ml_save,
+                                    "the packed weights and momentum"};
+
+static int run_mlp(const options *o)
+{
+    const size_t classes = 10;
+    session s;
+    if (session_begin(&s, o) != 0)
+        return CLI_EXIT_USAGE;
+    params P;
+    if (params_make(o, &P) != 0) {
+        session_end(&s);
+        return CLI_EXIT_FAILURE;
+    }
+    cdl_mlp_config cfg;
+    cdl_mlp_config_default(&cfg);
+    cfg.hidden = (int)(o->hidden ? o->hidden : 64);
+    if (o->lr_set)
+        cfg.learning_rate = o->lr;
+    if (o->momentum_set)
+        cfg.momentum = o->momentum;
+    if (o->no_nesterov)
+        cfg.momentum = 0.0;
+    if (o->wb_set)
+        cfg.weight_bound = o->weight_bound;
+    const uint64_t seed = (uint64_t)(o->seed ? o->seed : 1);
+    int rc = CLI_EXIT_FAILURE;
+    mc_features F;
+    memset(&F, 0, sizeof F);
+    keyset K;
+    memset(&K, 0, sizeof K);
+    cdl_rng *rng = NULL;
+    cdl_mlp_encrypted_data *enc = NULL;
+    cdl_mlp_encrypted_weights *ew = NULL, *init = NULL;
+    cdl_mlp_trainer *tr = NULL;
+    cdl_dataset *train = NULL, *test = NULL;
+    double *w1i = NULL, *w2i = NULL, *w1e = NULL, *w2e = NULL, *w1p = NULL, *w2p = NULL;
+    int bias = 0;
+    size_t d = 0, row = 0, rows = 0, cp = 0, outliers = 0;
+    if (cdl_mlp_layout(P.ctx, LR_FEATURES + 1, classes, (size_t)cfg.hidden, &row, &rows, &cp) != CDL_OK) {
+        rc = cli_fail_status(CMD, "cannot lay out the network (--hidden: a power of two, 16 or more)");
+        rc = CLI_EXIT_USAGE;
+        goto done;
+    }
+    {
+        const long long b = o->batch ? o->batch : 1024;
+        if (b % (long long)rows != 0) {
+            fprintf(stderr, "cryptodl " CMD ": --batch %lld: use a multiple of %zu (samples per ciphertext at N = "
+                            "2^%lld)\n",
+                    b, rows, o->log_n);
+            rc = CLI_EXIT_USAGE;
+            goto done;
+        }
+        cfg.batch_ciphertexts = (int)(b / (long long)rows);
+    }
+    const char *data_dir = o->data_dir ? o->data_dir : cli_default_data_dir();
+    fprintf(stderr, "cryptodl " CMD ": loading %s\n", o->dataset);
+    if ((!o->from_test && lr_load_split(o->dataset, data_dir, o->defaulted, "train", &train) != 0) ||
+        lr_load_split(o->dataset, data_dir, o->defaulted, "test", &test) != 0) {
+        rc = cli_fail_status(CMD, "cannot load the dataset (give --data-dir; without the train split, "
+                                  "--train-from-test trains on part of the test split)");
+        goto done;
+    }
+    if (mc_select(o->from_test ? test : train, 0, (size_t)o->n_train, 1, &F.x_train, &F.y_train, &F.n_train) != 0 ||
+        mc_select(test, o->from_test ? (size_t)o->n_train : 0, (size_t)o->n_test, 1, &F.x_test, &F.y_test,
+                  &F.n_test) != 0) {
+        fprintf(stderr, "cryptodl " CMD ": out of memory\n");
+        goto done;
+    }
+    if (F.n_train == 0 || F.n_test == 0) {
+        fprintf(stderr, "cryptodl " CMD ": no %s samples\n", F.n_train == 0 ? "training" : "test");
+        goto done;
+    }
+    F.dim = LR_FEATURES;
+    if (mc_standardize(&F, 0.1, MC_CLIP, &bias, &d, &outliers) != 0) {
+        fprintf(stderr, "cryptodl " CMD ": out of memory\n");
+        goto done;
+    }
+    {
+        const size_t n_ct = (F.n_train + rows - 1) / rows;
+        if (o->epochs)
+            cfg.iterations = (int)((o->epochs * (long long)n_ct + cfg.batch_ciphertexts - 1) / cfg.batch_ciphertexts);
+        else
+            cfg.iterations = (int)(o->iters ? o->iters : 100);
+    }
+    const size_t n1 = (size_t)cfg.hidden * d, n2 = classes * (size_t)cfg.hidden;
+    w1i = calloc(n1, sizeof *w1i);
+    w2i = calloc(n2, sizeof *w2i);
+    w1e = calloc(n1, sizeof *w1e);
+    w2e = calloc(n2, sizeof *w2e);
+    w1p = calloc(n1, sizeof *w1p);
+    w2p = calloc(n2, sizeof *w2p);
+    if (!w1i || !w2i || !w1e || !w2e || !w1p || !w2p ||
+        cdl_mlp_init_weights(d, classes, (size_t)cfg.hidden, seed, w1i, w2i) != CDL_OK)
+        goto done;
+
+    /* the same updates in plaintext */
+    double t0 = cli_now_seconds();
+    cdl_mlp_plain_stats pstats;
+    if (cdl_mlp_train_plain(F.x_train, F.y_train, F.n_train, d, classes, rows, &cfg, w1i, w2i, w1p, w2p, &pstats) !=
+        CDL_OK) {
+        rc = cli_fail_status(CMD, "plaintext training failed");
+        goto done;
+    }
+    const double t_plain = cli_now_seconds() - t0;
+    if (!(pstats.max_abs_state < cfg.weight_bound))
+        fprintf(stderr,
+                "cryptodl " CMD ": WARNING: in plaintext the weights reach %.3g, not below --weight-bound %g: the "
+                "bootstraps will lose precision or fail; raise --weight-bound or lower --lr\n",
+                pstats.max_abs_state, cfg.weight_bound);
+    {
+        char hex[33];
+        data_hash_hex(F.x_train, F.n_train * d * sizeof *F.x_train, F.y_train, F.n_train * sizeof *F.y_train, hex);
+        char *config = malloc(1024);
+        if (!config)
+            goto done;
+        snprintf(config, 1024,
+                 "task=mlp dataset=%s train=%zu train_from_test=%d data=%s d=%zu log_n=%lld hidden=%d batch=%d "
+                 "updates=%d lr=%.17g momentum=%.17g weight_bound=%.17g seed=%llu",
+                 o->dataset, F.n_train, o->from_test, hex, d, o->log_n, cfg.hidden, cfg.batch_ciphertexts,
+                 cfg.iterations, cfg.learning_rate, cfg.momentum, cfg.weight_bound, (unsigned long long)seed);
+        int r = session_open(&s, config);
+        if (r == 2)
+            rc = CLI_EXIT_USAGE;
+        if (r != 0)
+            goto done;
+    }
+    if (session_rng(&s, &rng) != 0)
+        goto done;
+    int steps[CDL_MLP_MAX_STEPS];
+    size_t nsteps = 0;
+    if (cdl_mlp_galois_steps(P.ctx, d, classes, (size_t)cfg.hidden, steps, CDL_MLP_MAX_STEPS, &nsteps) != CDL_OK) {
+        rc = cli_fail_status(CMD, "cannot lay out the data");
+        goto done;
+    }
+    if (keys_make(&P, rng, steps, nsteps, 1, s.have_ckpt || s.have_key, &K) != 0)
+        goto done;
+    const int data_level = cdl_mlp_data_level(K.binfo.level_out);
+    t0 = cli_now_seconds();
+    fprintf(stderr,
+            "cryptodl " CMD ": client: encrypting %zu samples of %zu inputs at level %d (%zu per ciphertext), their "
+            "labels and the initial weights\n",
+            F.n_train, d, data_level, rows);
+    if (cdl_mlp_encrypt_dataset(P.ctx, K.sk, rng, F.x_train, F.y_train, F.n_train, d, classes, (size_t)cfg.hidden,
+                                data_level, &enc) != CDL_OK ||
+        cdl_mlp_encrypt_weights(P.ctx, K.sk, rng, enc, w1i, w2i, K.binfo.level_out, &init) != CDL_OK) {
+        rc = cli_fail_status(CMD, "encryption failed");
+        goto done;
+    }
+    const double t_enc = cli_now_seconds() - t0;
+    fprintf(stderr,
+            "cryptodl " CMD ": server: %d updates of %d ciphertexts (%d samples) on %zu ciphertexts (N = 2^%lld, %s), "
+            "%d-%d-%zu network, one bootstrap per update\n",
+            cfg.iterations, cfg.batch_ciphertexts, cfg.batch_ciphertexts * (int)rows,
+            cdl_mlp_encrypted_data_ciphertexts(enc), o->log_n, P.secure ? "128-bit" : "INSECURE", (int)d, cfg.hidden,
+            classes);
+    cdl_status tst = s.have_ckpt ? cdl_mlp_trainer_load(P.ctx, K.rlk, K.gk, K.bt, K.bk, enc, &cfg, s.ck.state,
+                                                        s.ck.state_len, &tr)
+                                 : cdl_mlp_trainer_new(P.ctx, K.rlk, K.gk, K.bt, K.bk, enc, init, &cfg, &tr);
+    if (tst != CDL_OK) {
+        rc = cli_fail_status(CMD, s.have_ckpt ? "cannot resume from the checkpoint" : "cannot start the training");
+        goto done;
+    }
+    const int resumed_from = cdl_mlp_trainer_iteration(tr);
+    const double train_before = s.have_ckpt ? s.ck.train_s : 0.0, boot_before = s.have_ckpt ? s.ck.bootstrap_s : 0.0;
+    session_drop_bytes(&s);
+    if (resumed_from)
+        fprintf(stderr, "cryptodl " CMD ": resuming after update %d\n", resumed_from);
+    loop_result lres;
+    rc = train_loop(&MLP_OPS, tr, cfg.iterations, &s, train_before, boot_before, 0.0, &lres);
+    if (rc != CLI_EXIT_OK)
+        goto done;
+    rc = CLI_EXIT_FAILURE;
+    const double t_train = train_before + lres.t_run;
+    const double t_boot = boot_before + cdl_mlp_trainer_bootstrap_seconds(tr);
+    t0 = cli_now_seconds();
+    if (cdl_mlp_trainer_weights(tr, &ew) != CDL_OK || cdl_mlp_decrypt_weights(P.ctx, K.sk, ew, w1e, w2e) != CDL_OK) {
+        rc = cli_fail_status(CMD, "decryption failed");
+        goto done;
+    }
+    const double t_dec = cli_now_seconds() - t0;
+    double diff = 0, wmax = 0;
+    for (size_t i = 0; i < n1; i++) {
+        diff = fmax(diff, fabs(w1e[i] - w1p[i]));
+        wmax = fmax(wmax, fabs(w1p[i]));
+    }
+    for (size_t i = 0; i < n2; i++) {
+        diff = fmax(diff, fabs(w2e[i] - w2p[i]));
+        wmax = fmax(wmax, fabs(w2p[i]));
+    }
+    const double acc_enc = cdl_mlp_accuracy(w1e, w2e, F.x_test, F.y_test, F.n_test, d, (size_t)cfg.hidden, classes);
+    const double acc_plain = cdl_mlp_accuracy(w1p, w2p, F.x_test, F.y_test, F.n_test, d, (size_t)cfg.hidden, classes);
+    const double acc_init = cdl_mlp_accuracy(w1i, w2i, F.x_test, F.y_test, F.n_test, d, (size_t)cfg.hidden, classes);
+    const double epochs = (double)cfg.iterations * cfg.batch_ciphertexts * (double)rows / (double)F.n_train;
+    char state_hex[65];
+    state_fingerprint(&MLP_OPS, tr, state_hex);
+    if (o->json) {
+        printf("{\"task\":\"mlp\",\"dataset\":");
+        cli_json_string(o->dataset);
+        printf(",\"inputs\":%zu,\"bias\":%d,\"hidden\":%d,\"classes\":%zu,\"activation\":\"square\","
+               "\"loss\":\"taylor1\",\"n_train\":%zu,\"n_test\":%zu,\"train_from_test\":%d,\"batch\":%d,"
+               "\"iterations\":%d,\"epochs\":%.3f,\"bootstraps\":%d,\"resumed_from\":%d,\"log_n\":%lld,"
+               "\"secure\":%s,\"log_qp\":%.1f,\"levels_after_bootstrap\":%d,\"levels_per_iteration\":%d,"
+               "\"data_level\":%d,\"ciphertexts\":%zu,\"samples_per_ciphertext\":%zu,\"row\":%zu,"
+               "\"learning_rate\":%g,\"momentum\":%g,\"weight_bound\":%g,\"seed\":%llu,\"max_abs_state_plain\":%.4g,"
+               "\"max_abs_hidden_plain\":%.4g,\"max_abs_logit_plain\":%.4g,\"threads\":%d,\"train_s\":%.3f,"
+               "\"bootstrap_s\":%.3f,\"train_s_this_run\":%.3f,\"iterations_this_run\":%d,\"keygen_s\":%.3f,"
+               "\"bootstrap_setup_s\":%.3f,\"encrypt_s\":%.3f,\"decrypt_s\":%.3f,\"plaintext_train_s\":%.3f,"
+               "\"initial_accuracy\":%.6f,\"encrypted_accuracy\":%.6f,\"plaintext_accuracy\":%.6f,"
+               "\"max_weight_diff\":%.6g,\"max_weight\":%.6g,\"state_blake2b\":\"%s\",\"peak_rss_mb\":%.0f}\n",
+               d, bias, cfg.hidden, classes, F.n_train, F.n_test, o->from_test, cfg.batch_ciphertexts * (int)rows,
+               cfg.iterations, epochs, cdl_mlp_trainer_bootstraps(tr), resumed_from, o->log_n,
+               P.secure ? "true" : "false", cdl_ckks_log_qp(P.ctx), K.binfo.level_out, cdl_mlp_levels_per_iteration(),
+               data_level, cdl_mlp_encrypted_data_ciphertexts(enc), rows, row, cfg.learning_rate, cfg.momentum,
+               cfg.weight_bound, (unsigned long long)seed, pstats.max_abs_state, pstats.max_abs_hidden,
+               pstats.max_abs_logit, cdl_get_threads(), t_train, t_boot, lres.t_run, cfg.iterations - resumed_from,
+               K.t_keys, K.t_setup, t_enc, t_dec, t_plain, acc_init, acc_enc, acc_plain, diff, wmax, state_hex,
+               cli_peak_rss_mb());
+    } else {
+        printf("a %zu-%d-%zu network (square activation) trained end to end on encrypted %s\n", d, cfg.hidden,
+               classes, o->dataset);
+        printf("  data        %zu training samples%s (14x14 pooled pixels, standardized, and a bias), %zu test\n",
+               F.n_train, o->from_test ? " (from the test split)" : "", F.n_test);
+        printf("  CKKS        N = 2^%lld, log2(QP) = %.0f, %s; %d levels after a bootstrap\n", o->log_n,
+               cdl_ckks_log_qp(P.ctx), P.secure ? "128-bit preset" : "INSECURE test parameters", K.binfo.level_out);
+        printf("  schedule    %d updates of %d samples (%.2f epochs), gamma %g, Nesterov momentum %g\n",
+               cfg.iterations, cfg.batch_ciphertexts * (int)rows, epochs, cfg.learning_rate, cfg.momentum);
+        printf("  bootstraps  %d (one per update), %.1f s\n", cdl_mlp_trainer_bootstraps(tr), t_boot);
+        printf("  time        train (server) %.1f s%s; keygen %.1f s, encrypt %.1f s, decrypt %.3f s (%d threads)\n",
+               t_train, resumed_from ? " over the runs" : "", K.t_keys, t_enc, t_dec, cdl_get_threads());
+        printf("  accuracy    encrypted training %.2f%%, plaintext training %.2f%% (initial weights %.2f%%; test "
+               "set, %zu samples)\n",
+               100 * acc_enc, 100 * acc_plain, 100 * acc_init, F.n_test);
+        printf("  weights     max |encrypted - plaintext| = %.3g (largest weight %.3g)\n", diff, wmax);
+        printf("  memory      peak %.0f MB\n", cli_peak_rss_mb());
+    }
+    rc = CLI_EXIT_OK;
+done:
+    cdl_mlp_trainer_free(tr);
+    cdl_mlp_encrypted_weights_free(ew);
+    cdl_mlp_encrypted_weights_free(init);
+    cdl_mlp_encrypted_data_free(enc);
+    keys_free(&K);
+    cdl_rng_free(rng);
+    cdl_ckks_context_free(P.ctx);
+    session_end(&s);
+    mc_features_free(&F);
+    cdl_dataset_free(train);
+    cdl_dataset_free(test);
+    free(w1i);
+    free(w2i);
+    free(w1e);
+    free(w2e);
+    free(w1p);
+    free(w2p);
+    return rc;
+}
+
+/* ======================= the command ======================= */
+
+int cmd_train_encrypted(int argc, char **argv)
+{
+    static const struct option opts[] = {{"task", required_argument, 0, 'a'},
+                                         {"dataset", required_argument, 0, 'd'},
+                                         {"classes", required_argument, 0, 'c'},
+                                         {"features", required_argument, 0, 'f'},
+                                         {"features-cache", required_argument, 0, 'q'},
+                                         {"iters", required_argument, 0, 'k'},
+                                         {"epochs", required_argument, 0, 'E'},
+                                         {"log-n", required_argument, 0, 'L'},
+                                         {"train", required_argument, 0, 'n'},
+                                         {"test", required_argument, 0, 'T'},
+                                         {"train-from-test", no_argument, 0, 'F'},
+                                         {"lr", required_argument, 0, 'g'},
+                                         {"constant-lr", no_argument, 0, 'C'},
+                                         {"lr-decay", no_argument, 0, 'Y'},
+                                         {"no-nesterov", no_argument, 0, 'N'},
+                                         {"bound", required_argument, 0, 'b'},
+                                         {"weight-bound", required_argument, 0, 'W'},
+                                         {"checkpoint", required_argument, 0, 'P'},
+                                         {"resume", no_argument, 0, 'R'},
+                                         {"data-dir", required_argument, 0, 'D'},
+                                         {"threads", required_argument, 0, 't'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"stop-after", required_argument, 0, 'S'},
+                                         {"hidden", required_argument, 0, 'H'},
+                                         {"batch", required_argument, 0, 'B'},
+                                         {"momentum", required_argument, 0, 'M'},
+                                         {"seed", required_argument, 0, 'e'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    options o;
+    memset(&o, 0, sizeof o);
+    o.task = "logreg";
+    o.dataset = "mnist";
+    o.class_a = 3;
+    o.class_b = 8;
+    o.log_n = 16;
+    int c, classes_set = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        char *end;
+        switch (c) {
+        case 'a': o.task = optarg; break;
+        case 'd': o.dataset = optarg; break;
+        case 'D': o.data_dir = optarg; break;
+        case 'P': o.ckpt_path = optarg; break;
+        case 'R': o.resume = 1; break;
+        case 'f': o.features = optarg; break;
+        case 'q': o.features_cache = optarg; break;
+        case 'c':
+            if (sscanf(optarg, "%d,%d", &o.class_a, &o.class_b) != 2 || o.class_a < 0 || o.class_a > 9 ||
+                o.class_b < 0 || o.class_b > 9 || o.class_a == o.class_b)
+                return cli_usage_error(CMD, "--classes wants two different digits 0..9 as A,B, got '%s'", optarg);
+            classes_set = 1;
+            break;
+        case 'k':
+            if (cli_parse_positive(CMD, "--iters", optarg, &o.iters) != 0)
+                return CLI_EXIT_USAGE;
+            break;
+        case 'E':
+            if (cli_parse_positive(CMD, "--epochs", optarg, &o.epochs) != 0)
+                return CLI_EXIT_USAGE;
+            break;
+        case 'L':
+            if (cli_parse_positive(CMD, "--log-n", optarg, &o.log_n) != 0)
+                return CLI_EXIT_USAGE;
+            if (o.log_n != 16 && (o.log_n < 10 || o.log_n > 14))
+                return cli_usage_error(CMD, "--log-n %lld: use 16 (128-bit) or 10..14 (INSECURE, for tests)", o.log_n);
+            break;
+        case 'n':
+            if (cli_parse_positive(CMD, "--train", optarg, &o.n_train) != 0)
+                return CLI_EXIT_USAGE;
+            break;
+        case 'T':
+            if (cli_parse_positive(CMD, "--test", optarg, &o.n_test) != 0)
+                return CLI_EXIT_USAGE;
+            break;
+        case 'F': o.from_test = 1; break;
+        case 'g':
+            o.lr = strtod(optarg, &end);
+            if (*end || !(o.lr > 0) || !isfinite(o.lr))
+                return cli_usage_error(CMD, "--lr wants a positive number, got '%s'", optarg);
+            o.lr_set = 1;
+            break;
+        case 'b':
+            o.bound = strtod(optarg, &end);
+            if (*end || !(o.bound > 0) || !(o.bound <= 1000))
+                return cli_usage_error(CMD, "--bound wants a number in (0, 1000], got '%s'", optarg);
+            o.bound_set = 1;
+            break;
+        case 'W':
+            o.weight_bound = strtod(optarg, &end);
+            if (*end || !(o.weight_bound > 0) || !(o.weight_bound <= 1024))
+                return cli_usage_error(CMD, "--weight-bound wants a number in (0, 1024], got '%s'", optarg);
+            o.wb_set = 1;
+            break;
+        case 'H':
+            if (cli_parse_positive(CMD, "--hidden", optarg, &o.hidden) != 0)
+                return CLI_EXIT_USAGE;
+            if (o.hidden < 16 || o.hidden > 256 || (o.hidden & (o.hidden - 1)))
+                return cli_usage_error(CMD, "--hidden %lld: use a power of two from 16 to 256", o.hidden);
+            break;
+        case 'B':
+            if (cli_parse_positive(CMD, "--batch", optarg, &o.batch) != 0)
+                return CLI_EXIT_USAGE;
+            break;
+        case 'M':
+            o.momentum = strtod(optarg, &end);
+            if (*end || !(o.momentum >= 0) || !(o.momentum < 1))
+                return cli_usage_error(CMD, "--momentum wants a number in [0, 1), got '%s'", optarg);
+            o.momentum_set = 1;
+            break;
+        case 'e':
+            if (cli_parse_positive(CMD, "--seed", optarg, &o.seed) != 0)
+                return CLI_EXIT_USAGE;
+            break;
+        case 'C': o.constant_lr = 1; break;
+        case 'Y': o.lr_decay = 1; break;
+        case 'N': o.no_nesterov = 1; break;
+        case 'j': o.json = 1; break;
+        case 'S':
+            if (cli_parse_positive(CMD, "--stop-after", optarg, &o.stop_after) != 0)
+                return CLI_EXIT_USAGE;
+            break;
+        case 't':
+            if (cli_parse_threads(CMD, optarg, &o.threads) != 0)
+                return CLI_EXIT_USAGE;
+            break;
+        case 'h': usage(stdout); return CLI_EXIT_OK;
+        default: return cli_usage_error(CMD, "unknown option");
+        }
+    }
+    if (optind != argc)
+        return cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
+    const int is_logreg = !strcmp(o.task, "logreg"), is_softmax = !strcmp(o.task, "softmax"),
+              is_mlp = !strcmp(o.task, "mlp");
+    if (!is_logreg && !is_softmax && !is_mlp)
+        return cli_usage_error(CMD, "--task %s: use logreg, softmax or mlp", o.task);
+    if ((is_logreg || is_mlp) && strcmp(o.dataset, "mnist") && strcmp(o.dataset, "fashion-mnist"))
+        return cli_usage_error(CMD, "--dataset %s: use mnist or fashion-mnist", o.dataset);
+    if (is_softmax && strcmp(o.dataset, "mnist") && strcmp(o.dataset, "fashion-mnist") && strcmp(o.dataset, "cifar-10"))
+        return cli_usage_error(CMD, "--dataset %s: use mnist, fashion-mnist or cifar-10", o.dataset);
+    if (!is_logreg && (classes_set || o.bound_set || o.constant_lr))
+        return cli_usage_error(CMD, "--classes, --bound and --constant-lr are options of --task logreg");
+    if (!is_softmax && (o.features || o.features_cache || o.lr_decay))
+        return cli_usage_error(CMD, "--features, --features-cache and --lr-decay are options of --task softmax");
+    if (!is_mlp && (o.hidden || o.batch || o.momentum_set || o.seed))
+        return cli_usage_error(CMD, "--hidden, --batch, --momentum and --seed are options of --task mlp");
+    if (is_mlp && o.iters && o.epochs)
+        return cli_usage_error(CMD, "--iters (updates) and --epochs: give one of them for --task mlp");
+    if (!is_mlp && o.iters && o.epochs && o.iters != o.epochs)
+        return cli_usage_error(CMD, "--iters %lld and --epochs %lld disagree: with full-batch gradient descent an "
+                                    "iteration is an epoch; give one of them",
+                               o.iters, o.epochs);
+    if ((!is_mlp && (o.iters > 1000 || o.epochs > 1000)) || o.iters > 100000 || o.epochs > 1000)
+        return cli_usage_error(CMD, "--iters / --epochs: at most 1000 (--task mlp: 100000 updates, 1000 epochs)");
+    if (o.resume && !o.ckpt_path)
+        return cli_usage_error(CMD, "--resume needs --checkpoint FILE");
+    if (o.from_test && !o.n_train)
+        return cli_usage_error(CMD, "--train-from-test needs --train N (the test samples are the ones after them)");
+    if (o.threads)
+        cdl_set_threads(o.threads);
+    o.defaulted = o.data_dir == NULL;
+    return is_logreg ? run_logreg(&o) : is_softmax ? run_softmax(&o) : run_mlp(&o);
 }

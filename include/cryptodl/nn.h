@@ -138,6 +138,12 @@ CDL_API const char *cdl_nn_kind_name(cdl_nn_kind kind);
 /* Plaintext float64 reference: n samples, input n * input_size values
  * (NCHW), output n * output_size values. Multithreaded over samples. */
 CDL_API cdl_status cdl_nn_run(const cdl_nn_graph *graph, const double *input, size_t n, double *output);
+/* The same up to an intermediate value (1..n_nodes: the output of node
+ * value - 1), running only the nodes it depends on: output gets n *
+ * numel(cdl_nn_value_shape(graph, value)) values. For features of a frozen
+ * trunk, e.g. the input of the last dense layer (transfer learning). */
+CDL_API cdl_status cdl_nn_run_value(const cdl_nn_graph *graph, int value, const double *input, size_t n,
+                                    double *output);
 
 /* Replace every node of one activation kind (CDL_NN_RELU, _SIGMOID, _TANH,
  * _LEAKY_RELU) by a POLY node with the given power-basis coefficients (degree

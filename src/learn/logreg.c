@@ -30,7 +30,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include <sodium.h>
 
@@ -40,6 +39,7 @@
 #include "core/bytes.h"
 #include "core/error.h"
 #include "core/memory.h"
+#include "learn/learn_internal.h"
 
 struct cdl_logreg_encrypted_data {
     uint8_t hash[CDL_CKKS_PARAM_HASH_BYTES];
@@ -290,10 +290,7 @@ static double step_gamma(const cdl_logreg_config *cfg, int k)
 
 static double step_eta(const cdl_logreg_config *cfg, double *lambda)
 {
-    double next = (1.0 + sqrt(1.0 + 4.0 * *lambda * *lambda)) / 2.0;
-    double eta = cfg->nesterov ? (1.0 - *lambda) / next : 0.0;
-    *lambda = next;
-    return eta;
+    return lrn_step_eta(cfg->nesterov, lambda);
 }
 
 /* ---- server: training ---- */
@@ -309,39 +306,6 @@ void cdl_logreg_encrypted_weights_free(cdl_logreg_encrypted_weights *w)
 int cdl_logreg_encrypted_weights_level(const cdl_logreg_encrypted_weights *w)
 {
     return w && w->beta ? cdl_ckks_ciphertext_level(w->beta) : -1;
-}
-
-/* a += rot(a, sign * s) for s = first, 2 first, ... < limit. */
-static cdl_status rotate_sum(const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk, cdl_ckks_ciphertext *a,
-                             cdl_ckks_ciphertext *tmp, size_t first, size_t limit, int sign)
-{
-    for (size_t s = first; s < limit; s *= 2) {
-        CDL_TRY(cdl_ckks_rotate(ctx, gk, a, sign * (int)s, tmp));
-        CDL_TRY(cdl_ckks_add(ctx, a, tmp, a));
-    }
-    return CDL_OK;
-}
-
-/* out = c * a, rescaled once, with the result's scale exactly `target`. */
-static cdl_status mul_const_to(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a, double c, double target,
-                               cdl_ckks_ciphertext *out)
-{
-    int level = cdl_ckks_ciphertext_level(a);
-    if (level < 1)
-        return cdl_fail(CDL_ERR_EXHAUSTED, "cdl_logreg_train_encrypted: no level left for a constant product");
-    double enc = target * (double)cdl_ckks_prime(ctx, level) / cdl_ckks_ciphertext_scale(a);
-    CDL_TRY(cdl_ckks_mul_const(ctx, a, c, enc, out));
-    CDL_TRY(cdl_ckks_rescale(ctx, out, out));
-    cdl_ckks_ciphertext_set_scale(out, target);
-    return CDL_OK;
-}
-
-static cdl_status mul_relin_rescale(const cdl_ckks_context *ctx, const cdl_ckks_relin_key *rlk,
-                                    const cdl_ckks_ciphertext *a, const cdl_ckks_ciphertext *b,
-                                    cdl_ckks_ciphertext *out)
-{
-    CDL_TRY(cdl_ckks_mul_relin(ctx, rlk, a, b, out));
-    return cdl_ckks_rescale(ctx, out, out);
 }
 
 /* Working ciphertexts of the server. */
@@ -374,44 +338,13 @@ static double weight_bound(const cdl_logreg_config *cfg)
     return cfg->weight_bound > 0 ? cfg->weight_bound : 8.0;
 }
 
-/* The level iteration k >= 2 runs at, from v at level l with r iterations
- * left (this one included): the lowest level that holds them all, if l does
- * (no bootstrap after it); else, with bootstrapping, the lowest level that
- * leaves as many iterations before the next bootstrap plus the one level the
- * packing spends (l - (l - 1) mod per), if l holds one; else -1: bootstrap
- * first. -2: cannot run (no bootstrapping and not enough levels). */
-static int plan_level(int l, int r, int per, int boot)
-{
-    if (l >= per * r)
-        return per * r;
-    if (!boot)
-        return -2;
-    if (l >= per + 1)
-        return l - (l - 1) % per;
-    return -1;
-}
-
-/* The whole plan simulated: bootstraps for K iterations, or -1. */
+/* The whole plan simulated: bootstraps for K iterations, or -1. Iteration 1 costs no level; a bootstrap brings
+ * beta and v back to min(boot_level, data_level). */
 static int plan_bootstraps(int data_level, int boot_level, int iterations, int per)
 {
     const int boot = boot_level >= 0;
     const int top = boot && boot_level < data_level ? boot_level : data_level;
-    int l = data_level, count = 0;
-    for (int k = 2; k <= iterations; k++) {
-        const int r = iterations - k + 1;
-        int run = plan_level(l, r, per, boot);
-        if (run == -1) {
-            if (l < 1)
-                return -1; /* no level to pack beta and v */
-            count++;
-            l = top;
-            run = plan_level(l, r, per, boot);
-        }
-        if (run < 0)
-            return -1;
-        l = run - per;
-    }
-    return count;
+    return lrn_plan_bootstraps(data_level, boot ? top : -1, iterations, per);
 }
 
 int cdl_logreg_bootstraps_needed(int data_level, int boot_level, int iterations, int sigmoid_degree)
@@ -478,8 +411,8 @@ static cdl_status iterate(cdl_logreg_trainer *T, double gamma, double eta, int l
         const cdl_ckks_ciphertext *z = D->z[j];
         /* p = Z (*) v, summed within each row: slot 0 of row i is <Z_i, v>. */
         CDL_TRY(cdl_ckks_drop_to_level(ctx, z, l, w[W_P]));
-        CDL_TRY(mul_relin_rescale(ctx, T->rlk, w[W_P], w[W_V], w[W_P]));
-        CDL_TRY(rotate_sum(ctx, T->gk, w[W_P], w[W_TMP], 1, D->row, 1));
+        CDL_TRY(lrn_mul_relin_rescale(ctx, T->rlk, w[W_P], w[W_V], w[W_P]));
+        CDL_TRY(lrn_rotate_sum(ctx, T->gk, w[W_P], w[W_TMP], 1, D->row, 1));
         /* Keep slot 0 of each row (the plaintext mask lands t at scale delta), replicate it along the row. */
         double enc = delta * (double)cdl_ckks_prime(ctx, l - 1) / cdl_ckks_ciphertext_scale(w[W_P]);
         if (j == 0) {
@@ -495,20 +428,20 @@ static cdl_status iterate(cdl_logreg_trainer *T, double gamma, double eta, int l
         CDL_TRY(cdl_ckks_mul_plain(ctx, w[W_P], T->mask, w[W_P]));
         CDL_TRY(cdl_ckks_rescale(ctx, w[W_P], w[W_P]));
         cdl_ckks_ciphertext_set_scale(w[W_P], delta);
-        CDL_TRY(rotate_sum(ctx, T->gk, w[W_P], w[W_TMP], 1, D->row, -1));
+        CDL_TRY(lrn_rotate_sum(ctx, T->gk, w[W_P], w[W_TMP], 1, D->row, -1));
         /* kappa Z, from Z's spare level, at t's level (dropped first: fewer limbs to rescale). */
         CDL_TRY(cdl_ckks_drop_to_level(ctx, z, l - 1, w[W_ZK]));
-        CDL_TRY(mul_const_to(ctx, w[W_ZK], kappa, delta, w[W_ZK]));
-        CDL_TRY(mul_relin_rescale(ctx, T->rlk, w[W_P], w[W_ZK], w[W_TZ])); /* kappa t z, level l-3 */
+        CDL_TRY(lrn_mul_const_to(ctx, w[W_ZK], kappa, delta, w[W_ZK]));
+        CDL_TRY(lrn_mul_relin_rescale(ctx, T->rlk, w[W_P], w[W_ZK], w[W_TZ])); /* kappa t z, level l-3 */
         if (T->sig.degree >= 3) {
             /* h = a1 + a3 t^2: a3 is read into the scale of t^2 (no level). */
-            CDL_TRY(mul_relin_rescale(ctx, T->rlk, w[W_P], w[W_P], w[W_S2]));
+            CDL_TRY(lrn_mul_relin_rescale(ctx, T->rlk, w[W_P], w[W_P], w[W_S2]));
             const double a3 = T->sig.a3;
             if (a3 < 0)
                 CDL_TRY(cdl_ckks_negate(ctx, w[W_S2], w[W_S2]));
             cdl_ckks_ciphertext_set_scale(w[W_S2], cdl_ckks_ciphertext_scale(w[W_S2]) / fabs(a3));
             CDL_TRY(cdl_ckks_add_const(ctx, w[W_S2], T->sig.a1, w[W_S2]));
-            CDL_TRY(mul_relin_rescale(ctx, T->rlk, w[W_S2], w[W_TZ], w[W_Q])); /* level l-4 */
+            CDL_TRY(lrn_mul_relin_rescale(ctx, T->rlk, w[W_S2], w[W_TZ], w[W_Q])); /* level l-4 */
         } else {
             CDL_TRY(cdl_ckks_ciphertext_copy(ctx, w[W_TZ], w[W_Q]));
         }
@@ -518,16 +451,16 @@ static cdl_status iterate(cdl_logreg_trainer *T, double gamma, double eta, int l
             CDL_TRY(cdl_ckks_add(ctx, w[W_SUM], w[W_Q], w[W_SUM]));
     }
     /* Sum over the rows: every row then holds the whole sum. */
-    CDL_TRY(rotate_sum(ctx, T->gk, w[W_SUM], w[W_TMP], D->row, T->slots, 1));
+    CDL_TRY(lrn_rotate_sum(ctx, T->gk, w[W_SUM], w[W_TMP], D->row, T->slots, 1));
     const double sq = cdl_ckks_ciphertext_scale(w[W_SUM]);
     const int lo = cdl_ckks_ciphertext_level(w[W_SUM]);
     /* grad = (gamma a0 / n) sum Z_i + the sum above. */
     CDL_TRY(cdl_ckks_drop_to_level(ctx, w[W_G0], lo + 1, w[W_C]));
-    CDL_TRY(mul_const_to(ctx, w[W_C], gamma * T->sig.a0 / n, sq, w[W_C]));
+    CDL_TRY(lrn_mul_const_to(ctx, w[W_C], gamma * T->sig.a0 / n, sq, w[W_C]));
     CDL_TRY(cdl_ckks_add(ctx, w[W_SUM], w[W_C], w[W_SUM]));
     /* beta_k = v + grad */
     CDL_TRY(cdl_ckks_drop_to_level(ctx, w[W_V], lo + 1, w[W_BNEW]));
-    CDL_TRY(mul_const_to(ctx, w[W_BNEW], 1.0, sq, w[W_BNEW]));
+    CDL_TRY(lrn_mul_const_to(ctx, w[W_BNEW], 1.0, sq, w[W_BNEW]));
     CDL_TRY(cdl_ckks_add(ctx, w[W_BNEW], w[W_SUM], w[W_BNEW]));
     if (last)
         return CDL_OK;
@@ -537,22 +470,16 @@ static cdl_status iterate(cdl_logreg_trainer *T, double gamma, double eta, int l
         return cdl_fail(CDL_ERR_PARAMETERS, "cdl_logreg_train_encrypted: momentum factor 1 - eta = %g <= 0", keep);
     const double target = sq / keep;
     CDL_TRY(cdl_ckks_drop_to_level(ctx, w[W_V], lo + 1, w[W_VNEW]));
-    CDL_TRY(mul_const_to(ctx, w[W_VNEW], keep, target, w[W_VNEW]));
+    CDL_TRY(lrn_mul_const_to(ctx, w[W_VNEW], keep, target, w[W_VNEW]));
     if (eta != 0) {
         CDL_TRY(cdl_ckks_drop_to_level(ctx, w[W_BETA], lo + 1, w[W_C]));
-        CDL_TRY(mul_const_to(ctx, w[W_C], eta, target, w[W_C]));
+        CDL_TRY(lrn_mul_const_to(ctx, w[W_C], eta, target, w[W_C]));
         CDL_TRY(cdl_ckks_add(ctx, w[W_VNEW], w[W_C], w[W_VNEW]));
     }
     cdl_ckks_ciphertext_set_scale(w[W_SUM], target);
     return cdl_ckks_add(ctx, w[W_VNEW], w[W_SUM], w[W_VNEW]);
 }
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* beta and v (level >= 1) -> one bootstrap -> beta and v at T->top.
  * Pack: both to level 0 at the default scale S (a constant product: the spare
@@ -571,16 +498,16 @@ static cdl_status bootstrap_state(cdl_logreg_trainer *T)
     if (cdl_ckks_ciphertext_level(w[W_BETA]) < 1 || cdl_ckks_ciphertext_level(w[W_V]) < 1)
         return cdl_fail(CDL_ERR_INTERNAL, "cdl_logreg_trainer_step: no level left to pack the weights");
     CDL_TRY(cdl_ckks_drop_to_level(ctx, w[W_BETA], 1, w[W_C]));
-    CDL_TRY(mul_const_to(ctx, w[W_C], 1.0, S, w[W_C]));
+    CDL_TRY(lrn_mul_const_to(ctx, w[W_C], 1.0, S, w[W_C]));
     CDL_TRY(cdl_ckks_drop_to_level(ctx, w[W_V], 1, w[W_P]));
-    CDL_TRY(mul_const_to(ctx, w[W_P], 1.0, S, w[W_P]));
+    CDL_TRY(lrn_mul_const_to(ctx, w[W_P], 1.0, S, w[W_P]));
     CDL_TRY(cdl_ckks_mul_plain(ctx, w[W_P], T->imag, w[W_P]));
     cdl_ckks_ciphertext_set_scale(w[W_P], S);
     CDL_TRY(cdl_ckks_add(ctx, w[W_C], w[W_P], w[W_C]));
     cdl_ckks_ciphertext_set_scale(w[W_C], S * W);
-    const double t0 = now_seconds();
+    const double t0 = lrn_now_seconds();
     CDL_TRY(cdl_ckks_bootstrap(T->bt, T->bk, T->rlk, w[W_C], w[W_TMP]));
-    T->bootstrap_seconds += now_seconds() - t0;
+    T->bootstrap_seconds += lrn_now_seconds() - t0;
     T->bootstraps++;
     const double s = cdl_ckks_ciphertext_scale(w[W_TMP]);
     CDL_TRY(cdl_ckks_conjugate(ctx, T->gk, w[W_TMP], w[W_P]));
@@ -710,7 +637,7 @@ static cdl_status trainer_init(const cdl_ckks_context *ctx, const cdl_ckks_relin
     for (size_t j = 1; st == CDL_OK && j < data->n_ct; j++)
         st = cdl_ckks_add(ctx, T->w[W_G0], data->z[j], T->w[W_G0]);
     if (st == CDL_OK)
-        st = rotate_sum(ctx, gk, T->w[W_G0], T->w[W_TMP], data->row, T->slots, 1);
+        st = lrn_rotate_sum(ctx, gk, T->w[W_G0], T->w[W_TMP], data->row, T->slots, 1);
     if (st != CDL_OK) {
         cdl_logreg_trainer_free(T);
         return st;
@@ -750,10 +677,10 @@ cdl_status cdl_logreg_trainer_step(cdl_logreg_trainer *T)
     } else {
         const cdl_ckks_context *ctx = T->ctx;
         const int r = cfg->iterations - k + 1;
-        int run = plan_level(cdl_ckks_ciphertext_level(T->w[W_V]), r, T->per, T->bt != NULL);
+        int run = lrn_plan_level(cdl_ckks_ciphertext_level(T->w[W_V]), r, T->per, T->bt != NULL);
         if (run == -1) {
             CDL_TRY(bootstrap_state(T));
-            run = plan_level(cdl_ckks_ciphertext_level(T->w[W_V]), r, T->per, 1);
+            run = lrn_plan_level(cdl_ckks_ciphertext_level(T->w[W_V]), r, T->per, 1);
         }
         if (run < 0)
             return cdl_fail(CDL_ERR_INTERNAL, "cdl_logreg_trainer_step: no level plan for iteration %d", k);
@@ -1025,7 +952,7 @@ cdl_status cdl_logreg_trainer_load(const cdl_ckks_context *ctx, const cdl_ckks_r
     if (st == CDL_OK && (int)k < cfg->iterations) {
         /* the next step must find its plan from these levels */
         const int lv = cdl_ckks_ciphertext_level(T->w[W_V]), lb = cdl_ckks_ciphertext_level(T->w[W_BETA]);
-        const int p = plan_level(lv, cfg->iterations - (int)k, T->per, bt != NULL);
+        const int p = lrn_plan_level(lv, cfg->iterations - (int)k, T->per, bt != NULL);
         if (lb < lv || p == -2 || (p == -1 && lv < 1))
             st = cdl_fail(CDL_ERR_FORMAT, "%s: saved weights at levels %d and %d do not fit the level plan", fn, lb,
                           lv);

@@ -264,27 +264,38 @@ static void run_node(const cdl_nn_node *nd, const double *a, const double *b, do
     }
 }
 
-/* Run n samples through the graph on the calling thread. */
-static cdl_status run_serial(const cdl_nn_graph *graph, const double *input, size_t n, double *output)
+/* Run n samples through the graph on the calling thread, as far as value
+ * `target` (the nodes it depends on; all of them for the graph output), and
+ * copy that value out. */
+static cdl_status run_serial(const cdl_nn_graph *graph, int target, const double *input, size_t n, double *output)
 {
     const size_t nv = graph->n_nodes + 1;
     double **buf = cdl_calloc_array(nv, sizeof *buf);
     size_t *len = cdl_calloc_array(nv, sizeof *len);
     size_t *last = cdl_calloc_array(nv, sizeof *last); /* last node reading each value */
+    unsigned char *need = cdl_calloc_array(nv, 1);     /* values the target depends on */
     cdl_status st = CDL_OK;
-    if (!buf || !len || !last) {
+    if (!buf || !len || !last || !need) {
         st = CDL_ERR_NO_MEMORY;
         goto done;
     }
     len[0] = cdl_nn_input_size(graph);
     buf[0] = (double *)input;
-    for (size_t k = 0; k < graph->n_nodes; k++) {
+    need[target] = 1;
+    for (size_t k = (size_t)target; k-- > 0;) /* node k makes value k + 1; inputs come before it */
+        if (need[k + 1])
+            for (int i = 0; i < graph->nodes[k].n_inputs; i++)
+                need[graph->nodes[k].inputs[i]] = 1;
+    for (size_t k = 0; k < (size_t)target; k++) {
         const cdl_nn_node *nd = &graph->nodes[k];
         len[k + 1] = cdl_nn_shape_numel(&nd->out_shape);
-        for (int i = 0; i < nd->n_inputs; i++)
-            last[nd->inputs[i]] = k;
+        if (need[k + 1])
+            for (int i = 0; i < nd->n_inputs; i++)
+                last[nd->inputs[i]] = k;
     }
-    for (size_t k = 0; k < graph->n_nodes; k++) {
+    for (size_t k = 0; k < (size_t)target; k++) {
+        if (!need[k + 1])
+            continue;
         const cdl_nn_node *nd = &graph->nodes[k];
         const int ia = nd->inputs[0], ib = nd->n_inputs > 1 ? nd->inputs[1] : ia;
         buf[k + 1] = cdl_alloc_array(n, len[k + 1] * sizeof(double));
@@ -305,13 +316,13 @@ static cdl_status run_serial(const cdl_nn_graph *graph, const double *input, siz
         /* free what no later node reads (keeps memory at a few layers' worth) */
         for (int i = 0; i < nd->n_inputs; i++) {
             int v = nd->inputs[i];
-            if (v > 0 && last[v] == k && v != graph->output && buf[v]) {
+            if (v > 0 && last[v] == k && v != target && buf[v]) {
                 cdl_free(buf[v]);
                 buf[v] = NULL;
             }
         }
     }
-    memcpy(output, buf[graph->output], n * len[graph->output] * sizeof *output);
+    memcpy(output, buf[target], n * len[target] * sizeof *output);
 done:
     if (buf)
         for (size_t v = 1; v < nv; v++)
@@ -319,25 +330,22 @@ done:
     cdl_free(buf);
     cdl_free(len);
     cdl_free(last);
+    cdl_free(need);
     return st;
 }
 
 /* The samples are cut into one contiguous chunk per thread (a multiple of the
- * dense block), and each thread runs the whole graph on its chunk: one
- * parallel region per call, no barrier per layer. */
-cdl_status cdl_nn_run(const cdl_nn_graph *graph, const double *input, size_t n, double *output)
+ * dense block), and each thread runs the graph on its chunk: one parallel
+ * region per call, no barrier per layer. */
+static cdl_status run_to(const cdl_nn_graph *graph, int target, const double *input, size_t n, double *output)
 {
-    if (!graph || !input || !output)
-        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_nn_run: graph, input and output must not be NULL");
-    if (n == 0)
-        return CDL_OK;
-    const size_t nin = cdl_nn_input_size(graph), nout = cdl_nn_output_size(graph);
+    const size_t nin = cdl_nn_input_size(graph), nout = cdl_nn_shape_numel(cdl_nn_value_shape(graph, target));
     size_t threads = (size_t)cdl_get_threads();
     size_t blocks = (n + DENSE_BLOCK - 1) / DENSE_BLOCK;
     if (threads > blocks)
         threads = blocks;
     if (threads <= 1)
-        return run_serial(graph, input, n, output);
+        return run_serial(graph, target, input, n, output);
     const size_t chunk = (blocks + threads - 1) / threads * DENSE_BLOCK;
     const size_t chunks = (n + chunk - 1) / chunk;
     int failed = 0;
@@ -345,7 +353,7 @@ cdl_status cdl_nn_run(const cdl_nn_graph *graph, const double *input, size_t n, 
 #pragma omp parallel for schedule(static) num_threads((int)threads)
     for (size_t c = 0; c < chunks; c++) {
         const size_t s0 = c * chunk, cnt = n - s0 < chunk ? n - s0 : chunk;
-        cdl_status st = run_serial(graph, input + s0 * nin, cnt, output + s0 * nout);
+        cdl_status st = run_serial(graph, target, input + s0 * nin, cnt, output + s0 * nout);
         if (st != CDL_OK) {
 #pragma omp critical(cdl_nn_run_status)
             {
@@ -359,4 +367,26 @@ cdl_status cdl_nn_run(const cdl_nn_graph *graph, const double *input, size_t n, 
     if (failed)
         return cdl_fail(first, "plaintext inference ran out of memory (try a smaller batch)");
     return CDL_OK;
+}
+
+cdl_status cdl_nn_run(const cdl_nn_graph *graph, const double *input, size_t n, double *output)
+{
+    if (!graph || !input || !output)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_nn_run: graph, input and output must not be NULL");
+    if (n == 0)
+        return CDL_OK;
+    return run_to(graph, graph->output, input, n, output);
+}
+
+cdl_status cdl_nn_run_value(const cdl_nn_graph *graph, int value, const double *input, size_t n, double *output)
+{
+    if (!graph || !input || !output)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_nn_run_value: graph, input and output must not be NULL");
+    if (value < 1 || (size_t)value > graph->n_nodes)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT,
+                        "cdl_nn_run_value: value %d is not computed by the graph (node outputs are 1..%zu)", value,
+                        graph->n_nodes);
+    if (n == 0)
+        return CDL_OK;
+    return run_to(graph, value, input, n, output);
 }
