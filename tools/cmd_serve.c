@@ -68,6 +68,9 @@ static void usage(FILE *out)
             "  --stream-weights     slots: encode the weights at every request instead of keeping them\n"
             "  --max-galois-keys K  slots, as `predict`: at most K rotation keys (the client's keygen must\n"
             "  --max-galois-mb M    use the same budget: the keys are chosen from it)\n"
+            "  --web DIR            also serve the files of DIR at / (read-only, GET/HEAD; paths outside DIR,\n"
+            "                       hidden or with '..' are 404): the browser client, scripts/build-wasm.sh's\n"
+            "                       build-wasm/web (docs/browser.md)\n"
             "  -q, --quiet          no request log\n"
             "  -h, --help           this help\n\n"
             "exit status: 0 stopped by SIGINT/SIGTERM, 1 failure (message on stderr), 2 bad usage\n",
@@ -121,6 +124,7 @@ int cmd_serve(int argc, char **argv)
                                          {"max-galois-mb", required_argument, 0, 'Y'},
                                          {"sessions", required_argument, 0, 'R'},
                                          {"key-cache-mb", required_argument, 0, 'K'},
+                                         {"web", required_argument, 0, 'w'},
                                          {"quiet", no_argument, 0, 'q'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
@@ -225,6 +229,7 @@ int cmd_serve(int argc, char **argv)
             cache_given = 1;
             break;
         }
+        case 'w': cfg.web_dir = optarg; break;
         case 'q': quiet = 1; break;
         case 'h': usage(stdout); return CLI_EXIT_OK;
         default: return cli_usage_error("serve", "unknown option");
@@ -264,6 +269,9 @@ int cmd_serve(int argc, char **argv)
     int v6 = strchr(host, ':') != NULL;
     printf("cryptodl serve: listening on http://%s%s%s:%u\n", v6 ? "[" : "", host, v6 ? "]" : "",
            (unsigned)cdl_serve_port(srv));
+    if (cfg.web_dir)
+        printf("  web: the files of %s at http://%s%s%s:%u/ (read-only)\n", cfg.web_dir, v6 ? "[" : "", host,
+               v6 ? "]" : "", (unsigned)cdl_serve_port(srv));
     for (size_t i = 0; i < cdl_serve_model_count(srv); i++) {
         cdl_serve_model_info in;
         if (cdl_serve_model_get(srv, i, &in) != CDL_OK)

@@ -12,6 +12,8 @@
  *                                           -> 201 {"session": id, ...}
  *   POST   /v1/sessions/{id}/predict        body: one encrypted batch -> 200 encrypted logits
  *   DELETE /v1/sessions/{id}                204
+ *   GET    /, /FILE (cfg.web_dir set)        the static files of that folder, read-only (e.g. the browser
+ *                                           client's page, docs/browser.md); paths outside it are 404
  *
  * The session body of a slots model is the two key files one after the other
  * (`cat relin.key galois.key`): every serialized object's envelope gives its
@@ -98,6 +100,10 @@ typedef struct cdl_serve_config {
                                   variable CDL_REDIS_PASSWORD. cdl_serve_start fails if Redis does not answer */
     uint64_t key_cache_bytes;  /* Redis sessions: the keys this server keeps loaded between requests, least recently
                                   used evicted first; 0 = 1 GiB. A budget below one session's keys keeps none */
+    const char *web_dir;       /* NULL, or a folder whose files GET and HEAD serve at every path outside /v1/ (a
+                                  path ending in / serves its index.html), read-only, with their content types
+                                  (application/wasm, ...): the browser client's page (docs/browser.md). Paths with
+                                  "..", "." or hidden segments, and files whose real path leaves the folder, are 404 */
 } cdl_serve_config;
 
 /* Defaults as documented above; models must still be set. */

@@ -38,6 +38,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <microhttpd.h>
@@ -49,6 +51,7 @@
 #include "core/memory.h"
 #include "ckks/ckks_internal.h"
 #include "serve/serve_internal.h"
+#include "serve/static.h"
 #include "serve/store.h"
 
 /* ---- endpoints and metrics ------------------------------------------------ */
@@ -61,11 +64,12 @@ typedef enum endpoint {
     EP_PREDICT,
     EP_SESSION_DELETE,
     EP_OTHER,
+    EP_WEB, /* static files of cfg.web_dir (--web DIR) */
     EP_COUNT
 } endpoint;
 
 static const char *const endpoint_names[EP_COUNT] = {"health", "metrics", "models", "session_create",
-                                                     "predict", "session_delete", "other"};
+                                                     "predict", "session_delete", "other", "web"};
 
 /* Every status this server sends. */
 static const int status_codes[] = {200, 201, 204, 400, 404, 405, 409, 413, 429, 500, 503};
@@ -81,6 +85,7 @@ struct cdl_serve {
     struct MHD_Daemon *daemon;
     uint16_t port;
     char *models_json; /* the /v1/models body, built once */
+    char *web_root;    /* realpath of cfg.web_dir, or NULL: no static files */
     /* evaluation admission and metrics, under lock */
     pthread_mutex_t lock;
     pthread_cond_t slot_free;
@@ -549,6 +554,35 @@ static enum MHD_Result store_unavailable(struct MHD_Connection *c, request *rq)
                         "the session store is unavailable (%s): retry in a moment", cdl_last_error());
 }
 
+/* GET or HEAD of a static file below web_root (static.c decides which paths are files and keeps them inside). */
+static enum MHD_Result serve_web(cdl_serve *s, struct MHD_Connection *c, request *rq, const char *url)
+{
+    char rel[1024];
+    size_t size = 0;
+    int fd = serve_static_path(url, rel, sizeof rel) == 0 ? serve_static_open(s->web_root, rel, &size) : -1;
+    if (fd < 0)
+        return send_error(c, rq, 404, "no such file here: %.150s (the page is at /; the API: /v1/...)",
+                          rq->log_path);
+    struct MHD_Response *r = MHD_create_response_from_fd((uint64_t)size, fd); /* closes fd when destroyed */
+    if (!r) {
+        close(fd);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, serve_static_type(rel));
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    enum MHD_Result ok = MHD_queue_response(c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    if (ok == MHD_YES) {
+        const int head = !strcmp(rq->method, "HEAD");
+        rq->status = 200;
+        rq->bytes_out = head ? 0 : size;
+        count_request(s, rq->ep, 200, rq->bytes_out);
+        release_request(s, rq);
+    }
+    return ok;
+}
+
 static const char *const API_HELP = "GET /v1/health, GET /v1/metrics, GET /v1/models, POST /v1/models/NAME/sessions, "
                                     "POST /v1/sessions/ID/predict, DELETE /v1/sessions/ID";
 
@@ -679,6 +713,12 @@ static enum MHD_Result begin(cdl_serve *s, struct MHD_Connection *c, request *rq
             reserve_body(rq);
             return MHD_YES;
         }
+    }
+    if (s->web_root && strncmp(url, "/v1/", 4) != 0 && strcmp(url, "/v1") != 0) {
+        rq->ep = EP_WEB;
+        if (!get)
+            return method_not_allowed(c, rq, "GET, HEAD", url);
+        return serve_web(s, c, rq, url);
     }
     rq->ep = EP_OTHER;
     return send_error(c, rq, 404, "no such endpoint: %s %.150s. The API: %s", rq->method, rq->log_path, API_HELP);
@@ -1017,6 +1057,7 @@ cdl_status cdl_serve_start(const cdl_serve_config *cfg, cdl_serve **out)
         return cdl_fail(CDL_ERR_NO_MEMORY, "serve: out of memory");
     s->cfg = *cfg;
     s->cfg.models = NULL; /* not kept: the caller's array */
+    s->cfg.web_dir = NULL; /* kept as web_root */
     cdl_status st = CDL_OK;
     if (pthread_mutex_init(&s->lock, NULL) != 0 || pthread_cond_init(&s->slot_free, NULL) != 0) {
         free(s);
@@ -1029,6 +1070,15 @@ cdl_status cdl_serve_start(const cdl_serve_config *cfg, cdl_serve **out)
         goto fail;
     }
     s->n_models = cfg->n_models;
+    if (cfg->web_dir) {
+        struct stat wst;
+        s->web_root = realpath(cfg->web_dir, NULL);
+        if (!s->web_root || stat(s->web_root, &wst) != 0 || !S_ISDIR(wst.st_mode)) {
+            st = cdl_fail(CDL_ERR_INVALID_ARGUMENT, "serve: the web folder '%s' is not a folder that can be read%s%s",
+                          cfg->web_dir, s->web_root ? "" : ": ", s->web_root ? "" : strerror(errno));
+            goto fail;
+        }
+    }
     uint64_t need = 0;
     for (size_t i = 0; i < cfg->n_models; i++) {
         CDL_TRY_GOTO(st, load_model(&cfg->models[i], &s->models[i]), fail);
@@ -1128,6 +1178,7 @@ void cdl_serve_free(cdl_serve *s)
     }
     free(s->models);
     free(s->models_json);
+    free(s->web_root);
     if (s->lock_ok) {
         pthread_cond_destroy(&s->slot_free);
         pthread_mutex_destroy(&s->lock);

@@ -70,3 +70,5 @@ add_test(NAME integration_serve_redis_unreachable
                  --sessions redis://127.0.0.1:1)
 set_tests_properties(integration_serve_redis_unreachable PROPERTIES
   PASS_REGULAR_EXPRESSION "cannot reach Redis at 127.0.0.1:1/0|no Redis support")
+# The browser client in headless Chromium (integration_browser).
+include(${CMAKE_CURRENT_LIST_DIR}/browser.cmake)
