@@ -211,6 +211,13 @@ CDL_API cdl_status cdl_ckks_mul_plain_add(const cdl_ckks_context *ctx, const cdl
 CDL_API cdl_status cdl_ckks_dot_values(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *const *x,
                                        const double *const *values, size_t count, size_t terms, double scale,
                                        int accumulate, cdl_ckks_ciphertext *acc);
+/* The same for `groups` sets of ciphertexts sharing the values: acc[g] = (or +=) sum over t < terms
+ * of x[g * terms + t] * encode(values[t]). Each values[t] is encoded once and multiplied into every
+ * group (two branches of a network with the same weights pay one encoding). Every x at one level,
+ * size and scale; the accumulators are distinct and none of them is a term. */
+CDL_API cdl_status cdl_ckks_dot_values_shared(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *const *x,
+                                              const double *const *values, size_t count, size_t terms, size_t groups,
+                                              double scale, int accumulate, cdl_ckks_ciphertext *const *acc);
 /* Add a real constant to every slot (no level consumed). */
 CDL_API cdl_status cdl_ckks_add_const(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *a, double c,
                                       cdl_ckks_ciphertext *out);

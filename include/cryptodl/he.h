@@ -81,6 +81,10 @@ typedef struct cdl_he_options {
                                   max_galois_keys, the keys that save the most rotations are kept */
     int special_primes; /* slots: special primes for key switching (digits of that many primes: smaller
                            Galois keys, faster rotations, fewer scale bits); 0 = automatic, 1..8 */
+    int separate_twins; /* slots: 1 = run linear ops with the same weights and layout ("twins": two branches of
+                           a network, e.g. an image and its mirror) one after the other; 0 (default) = together,
+                           each diagonal encoded once for all of them (faster, their intermediate ciphertexts
+                           live at the same time) */
 } cdl_he_options;
 
 CDL_API void cdl_he_options_default(cdl_he_options *opt);

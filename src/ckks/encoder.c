@@ -233,13 +233,18 @@ cdl_status cdl_ckks_encode_complex(const cdl_ckks_context *ctx, const double *re
  * last-level cache while every limb of every term is made and used. */
 #define DOT_CHUNK 8
 
-cdl_status cdl_ckks_dot_values(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *const *x,
-                               const double *const *values, size_t count, size_t terms, double scale, int accumulate,
-                               cdl_ckks_ciphertext *acc)
+/* The sum of products for `groups` sets of ciphertexts that share their
+ * diagonals: x[g * terms + t] is term t of group g, acc[g] its sum. Each
+ * diagonal is encoded once (its inverse FFT and one NTT per prime, the bulk
+ * of the work) and multiplied into every group while its limb is in cache:
+ * the weights of two branches of one network (a siamese pair, a test-time
+ * augmentation) cost one encoding. */
+static cdl_status dot_values_groups(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *const *x,
+                                   const double *const *values, size_t count, size_t terms, size_t groups,
+                                   double scale, int accumulate, cdl_ckks_ciphertext *const *acc, const char *fn)
 {
-    static const char fn[] = "cdl_ckks_dot_values";
-    if (!ctx || !acc || (terms && (!x || !values)))
-        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
+    if (!ctx || !acc || !groups || (terms && (!x || !values)))
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: NULL argument or no group", fn);
     if (!terms)
         return accumulate ? CDL_OK : cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: no terms to start the sum", fn);
     if (count > ctx->slots)
@@ -247,26 +252,41 @@ cdl_status cdl_ckks_dot_values(const cdl_ckks_context *ctx, const cdl_ckks_ciphe
     if (!(scale > 0) || !isfinite(scale))
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: scale %g must be positive and finite", fn, scale);
     const int level = x[0] ? x[0]->level : -1, size = x[0] ? x[0]->size : 0;
-    for (size_t t = 0; t < terms; t++) {
-        if (!x[t] || !values[t] || !cdl_ckks_ct_fits(ctx, x[t]) || x[t] == acc)
-            return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: term %zu: missing, made for another context, or the "
-                            "accumulator itself", fn, t);
-        if (x[t]->level != level || x[t]->size != size || !cdl_ckks_scales_match(x[t]->scale, x[0]->scale))
-            return cdl_fail(CDL_ERR_MISMATCH, "%s: term %zu is at another level, size or scale than term 0", fn, t);
+    for (size_t t = 0; t < terms; t++)
+        if (!values[t])
+            return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: term %zu has no values", fn, t);
+    for (size_t j = 0; j < groups * terms; j++) {
+        const cdl_ckks_ciphertext *xj = x[j];
+        if (!xj || !cdl_ckks_ct_fits(ctx, xj))
+            return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: term %zu of group %zu: missing or made for another context",
+                            fn, j % terms, j / terms);
+        for (size_t g = 0; g < groups; g++)
+            if (xj == acc[g])
+                return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: an accumulator is also a term", fn);
+        if (xj->level != level || xj->size != size || !cdl_ckks_scales_match(xj->scale, x[0]->scale))
+            return cdl_fail(CDL_ERR_MISMATCH, "%s: term %zu of group %zu is at another level, size or scale than "
+                            "the first term", fn, j % terms, j / terms);
     }
-    if (!cdl_ckks_ct_fits(ctx, acc))
-        return cdl_fail(CDL_ERR_MISMATCH, "%s: accumulator made for another context", fn);
     const double out_scale = x[0]->scale * scale;
-    if (accumulate) {
-        if (acc->level != level || acc->size != size || !cdl_ckks_scales_match(acc->scale, out_scale))
-            return cdl_fail(CDL_ERR_MISMATCH, "%s: the accumulator is not at the products' level, size and scale", fn);
-    } else {
-        CDL_TRY(cdl_ckks_ciphertext_reserve(acc, size, level + 1));
-        acc->size = size;
-        acc->level = level;
-        acc->scale = out_scale;
+    for (size_t g = 0; g < groups; g++) {
+        if (!acc[g] || !cdl_ckks_ct_fits(ctx, acc[g]))
+            return cdl_fail(CDL_ERR_MISMATCH, "%s: accumulator %zu missing or made for another context", fn, g);
+        for (size_t h = 0; h < g; h++)
+            if (acc[h] == acc[g])
+                return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: groups %zu and %zu share an accumulator", fn, h, g);
+        if (accumulate && (acc[g]->level != level || acc[g]->size != size ||
+                           !cdl_ckks_scales_match(acc[g]->scale, out_scale)))
+            return cdl_fail(CDL_ERR_MISMATCH, "%s: accumulator %zu is not at the products' level, size and scale", fn,
+                            g);
     }
-    acc->seeded = 0;
+    for (size_t g = 0; g < groups && !accumulate; g++) {
+        CDL_TRY(cdl_ckks_ciphertext_reserve(acc[g], size, level + 1));
+        acc[g]->size = size;
+        acc[g]->level = level;
+        acc[g]->scale = out_scale;
+    }
+    for (size_t g = 0; g < groups; g++)
+        acc[g]->seeded = 0;
     const size_t n = ctx->n;
     /* per thread: the work area of one FFT, DOT_CHUNK coefficient vectors, one limb */
     double *work = (double *)cdl_ckks_scratch(CDL_SCRATCH_DOT, (2 + DOT_CHUNK) * n);
@@ -280,31 +300,47 @@ cdl_status cdl_ckks_dot_values(const cdl_ckks_context *ctx, const cdl_ckks_ciphe
         const size_t k = terms - t0 < DOT_CHUNK ? terms - t0 : DOT_CHUNK;
         for (size_t t = 0; t < k && st == CDL_OK; t++)
             st = encode_coefficients(ctx, values[t0 + t], NULL, count, scale, level, work, coefs + t * n, &maxabs[t]);
-        /* limb by limb: the accumulator's limb stays in cache while the chunk's terms are added into it */
+        /* limb by limb: the accumulators' limbs stay in cache while the chunk's terms are added into them */
         for (int i = 0; i <= level && st == CDL_OK; i++) {
             const cdl_modulus *m = &ctx->mod[i];
             for (size_t t = 0; t < k; t++) {
                 coeffs_to_limb(ctx, coefs + t * n, maxabs[t], i, limb);
                 const int set = !accumulate && t0 == 0 && t == 0;
-                for (int c = 0; c < size; c++) {
-                    uint64_t *o = cdl_ct_poly(acc, c, i);
-                    const uint64_t *a = cdl_ct_poly(x[t0 + t], c, i);
-                    if (vec && m->value < CDL_IFMA_PRIME_LIMIT) {
-                        if (set)
-                            cdl_mul_ifma(o, a, limb, m->value, n);
-                        else
-                            cdl_mul_add_ifma(o, o, a, limb, m->value, n);
-                    } else if (set) {
-                        cdl_poly_mul(o, a, limb, n, m);
-                    } else {
-                        cdl_poly_mul_add(o, a, limb, n, m);
+                for (size_t g = 0; g < groups; g++)
+                    for (int c = 0; c < size; c++) {
+                        uint64_t *o = cdl_ct_poly(acc[g], c, i);
+                        const uint64_t *a = cdl_ct_poly(x[g * terms + t0 + t], c, i);
+                        if (vec && m->value < CDL_IFMA_PRIME_LIMIT) {
+                            if (set)
+                                cdl_mul_ifma(o, a, limb, m->value, n);
+                            else
+                                cdl_mul_add_ifma(o, o, a, limb, m->value, n);
+                        } else if (set) {
+                            cdl_poly_mul(o, a, limb, n, m);
+                        } else {
+                            cdl_poly_mul_add(o, a, limb, n, m);
+                        }
                     }
-                }
             }
         }
     }
     cdl_ckks_scratch_wipe(CDL_SCRATCH_DOT); /* the values may be anyone's */
     return st;
+}
+
+cdl_status cdl_ckks_dot_values(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *const *x,
+                               const double *const *values, size_t count, size_t terms, double scale, int accumulate,
+                               cdl_ckks_ciphertext *acc)
+{
+    return dot_values_groups(ctx, x, values, count, terms, 1, scale, accumulate, &acc, "cdl_ckks_dot_values");
+}
+
+cdl_status cdl_ckks_dot_values_shared(const cdl_ckks_context *ctx, const cdl_ckks_ciphertext *const *x,
+                                      const double *const *values, size_t count, size_t terms, size_t groups,
+                                      double scale, int accumulate, cdl_ckks_ciphertext *const *acc)
+{
+    return dot_values_groups(ctx, x, values, count, terms, groups, scale, accumulate, acc,
+                             "cdl_ckks_dot_values_shared");
 }
 
 cdl_status cdl_ckks_encode(const cdl_ckks_context *ctx, const double *values, size_t count, double scale, int level,

@@ -335,6 +335,10 @@ static cdl_status fold_once(cdl_he_plan *p, const cdl_nn_graph *g, size_t *reade
     he_op *lin = foldable(p, readers, u) && p->ops[u - 1].kind == HE_OP_LINEAR ? &p->ops[u - 1] : NULL;
     if (!lin && !(u == 0 && n_moves > 0))
         return CDL_OK; /* moves that only lead to a non-linear op stay: folding them gains nothing */
+    if (!lin && readers[0] > 1 && p->opt.packing != CDL_HE_PACKING_BATCH)
+        return CDL_OK; /* moves of an input other ops read too (test-time augmentation): in slots packing the
+                          client makes them (client_input, he_slots.c), and the linear ops of the branches
+                          can then have the same diagonals (twins, he_schedule.c) */
     /* the product, nearest producer first, in a scratch op holding b's matrix */
     he_op cur = *b;
     product c = {0}, prev = {0};

@@ -782,32 +782,51 @@ static uint64_t physical_memory(void)
 
 /* Peak memory of one slots evaluation: live tensors (a few ciphertexts each,
  * at their level), the hoisted baby-step copies and giant-step parts of the
- * linear op being run, and the evaluation keys. */
-static void estimate_slots_memory(cdl_he_plan *p, const int *last_reader)
+ * linear ops being run (all twins of a step at once), and the evaluation
+ * keys. Follows the schedule (he_schedule.c). */
+static cdl_status estimate_slots_memory(cdl_he_plan *p)
 {
     const uint64_t limb = 2ull * ((uint64_t)1 << p->spec.log_n) * 8ull;
-    uint64_t live = p->layout[0].n_ct * (uint64_t)p->spec.q_count * limb, peak = live;
+    uint64_t live = p->input_cts * (uint64_t)p->spec.q_count * limb, peak = live;
+    size_t *last_step = cdl_calloc_array(p->n_values ? p->n_values : 1, sizeof *last_step);
+    if (!last_step)
+        return cdl_fail(CDL_ERR_NO_MEMORY, "he plan: out of memory");
+    for (size_t s = 0; s < p->n_steps; s++)
+        for (size_t k = p->step_off[s]; k < p->step_off[s + 1]; k++) {
+            const he_op *op = &p->ops[p->sched[k]];
+            last_step[op->in_value] = s;
+            if (op->in_value2 >= 0)
+                last_step[op->in_value2] = s;
+        }
     p->peak_node = -1;
-    for (size_t i = 0; i < p->n_ops; i++) {
-        const he_op *op = &p->ops[i];
-        if (op->kind == HE_OP_SKIP)
-            continue;
-        const uint64_t out = p->layout[op->out_value].n_ct * (uint64_t)(op->level_out + 1) * limb;
-        uint64_t extra = 0;
-        if (op->kind == HE_OP_LINEAR && op->sl)
-            extra = (op->sl->hoisted + op->sl->n_giants + (op->sl->cyc_n ? op->sl->n_in_ct : 0)) *
-                    (uint64_t)(op->level_in + 1) * limb;
+    for (size_t s = 0; s < p->n_steps; s++) {
+        uint64_t out = 0, extra = 0;
+        for (size_t k = p->step_off[s]; k < p->step_off[s + 1]; k++) {
+            const he_op *op = &p->ops[p->sched[k]];
+            out += p->layout[op->out_value].n_ct * (uint64_t)(op->level_out + 1) * limb;
+            if (op->kind == HE_OP_LINEAR && op->sl)
+                extra += (op->sl->hoisted + op->sl->n_giants + (op->sl->cyc_n ? op->sl->n_in_ct : 0)) *
+                         (uint64_t)(op->level_in + 1) * limb;
+        }
         if (live + out + extra > peak) {
             peak = live + out + extra;
-            p->peak_node = (int)i;
+            p->peak_node = (int)p->sched[p->step_off[s]];
         }
         live += out;
-        const int v1 = op->in_value, v2 = op->in_value2;
-        if (v1 != 0 && last_reader[v1] == (int)i && v1 != p->output_value)
-            live -= p->layout[v1].n_ct * (uint64_t)(op->level_in + 1) * limb;
-        if (v2 > 0 && v2 != v1 && last_reader[v2] == (int)i && v2 != p->output_value)
-            live -= p->layout[v2].n_ct * (uint64_t)(op->level_in2 + 1) * limb;
+        for (size_t k = p->step_off[s]; k < p->step_off[s + 1]; k++) {
+            const he_op *op = &p->ops[p->sched[k]];
+            const int v1 = op->in_value, v2 = op->in_value2;
+            if (v1 != 0 && last_step[v1] == s && v1 != p->output_value) {
+                live -= p->layout[v1].n_ct * (uint64_t)(op->level_in + 1) * limb;
+                last_step[v1] = SIZE_MAX; /* released once */
+            }
+            if (v2 > 0 && v2 != v1 && last_step[v2] == s && v2 != p->output_value) {
+                live -= p->layout[v2].n_ct * (uint64_t)(op->level_in2 + 1) * limb;
+                last_step[v2] = SIZE_MAX;
+            }
+        }
     }
+    cdl_free(last_step);
     p->galois_bytes = 0;
     for (size_t i = 0; i < p->n_galois; i++)
         p->galois_bytes += cdl_he_ksk_bytes(p, 1, p->galois_levels[i]);
@@ -828,6 +847,7 @@ static void estimate_slots_memory(cdl_he_plan *p, const int *last_reader)
         p->weights_streamed = 1;
     }
     p->peak_bytes = base + (p->opt.cache_weights ? p->weight_bytes : 0);
+    return CDL_OK;
 }
 
 /* Rough work of one evaluation in limb operations (N-word passes), for AUTO:
@@ -914,7 +934,11 @@ static cdl_status choose_packing(cdl_he_plan *p, const cdl_nn_graph *g, const in
         cdl_he_slots_free(p);
         return CDL_OK;
     }
-    estimate_slots_memory(p, last_reader);
+    st = cdl_he_schedule(p);
+    if (st == CDL_OK)
+        st = estimate_slots_memory(p);
+    if (st != CDL_OK)
+        return st;
     if (want == CDL_HE_PACKING_SLOTS) {
         p->packing = CDL_HE_PACKING_SLOTS;
         drop_csr(p);
@@ -1178,7 +1202,7 @@ size_t cdl_he_plan_input_ciphertexts(const cdl_he_plan *plan)
 {
     if (!plan)
         return 0;
-    return plan->packing == CDL_HE_PACKING_SLOTS ? plan->layout[0].n_ct : plan->input_size;
+    return plan->packing == CDL_HE_PACKING_SLOTS ? plan->input_cts : plan->input_size;
 }
 
 size_t cdl_he_plan_output_ciphertexts(const cdl_he_plan *plan)
@@ -1480,6 +1504,21 @@ cdl_status cdl_he_plan_describe(const cdl_he_plan *plan, char **text)
                                              "80% of this machine's memory"
                                            : "encoded on the fly at each evaluation",
                   plan->weight_bytes / 1e6);
+        for (size_t i = 0; i < plan->n_ops; i++)
+            if (plan->ops[i].client_input)
+                tb_printf(&t, "client-side move: node '%s' reads the input, which other nodes read too: the client "
+                          "encrypts its result itself (%zu more ciphertext(s) per request, ciphertexts %zu..)\n",
+                          plan->ops[i].name, plan->layout[plan->ops[i].out_value].n_ct, plan->ops[i].client_ct);
+        if (plan->twin_steps) {
+            size_t ops = 0;
+            for (size_t k = 0; k < plan->n_steps; k++)
+                if (plan->step_off[k + 1] - plan->step_off[k] > 1)
+                    ops += plan->step_off[k + 1] - plan->step_off[k];
+            tb_printf(&t, "twins: %zu linear ops with the same weights and layout run in %zu steps, each diagonal "
+                      "encoded once for all of a step's ops\n", ops, plan->twin_steps);
+        } else if (!plan->opt.separate_twins) {
+            tb_printf(&t, "twins: none (no two linear ops have the same weights and layout)\n");
+        }
         tb_printf(&t, "galois steps:");
         for (size_t i = 0; i < plan->n_galois; i++)
             tb_printf(&t, " %d", plan->galois_steps[i]);

@@ -155,6 +155,11 @@ typedef struct he_op {
     int adjust_a, adjust_b;
     int last_use_of_input; /* no later op reads in_value: the runtime may consume it */
     he_slot_linear *sl;    /* slots packing, LINEAR: the diagonals */
+    int client_input;      /* slots packing, GATHER of the input batch while other ops read it too (a flip
+                              or crop for test-time augmentation): the client encrypts this move's result
+                              itself, in a fresh layout, in the batch's ciphertexts client_ct.. after the
+                              input's; the server runs nothing (he_slots.c) */
+    size_t client_ct;
     int slot_sign_fix;     /* slots packing, ADD: the inputs' layout signs differ; 1 = a, 2 = b is
                               aligned by a +-1 plaintext (instead of adjust's constant) */
 } he_op;
@@ -195,7 +200,16 @@ struct cdl_he_plan {
     uint64_t composed_rotations; /* extra rotations for steps without a key of their own (max_galois_keys) */
     uint64_t weight_bytes; /* the encoded diagonals of every linear op, if kept (cache_weights) */
     int weights_streamed;  /* cache_weights was asked, but kept weights would not fit the memory budget */
+    /* slots packing: the evaluation order (he_schedule.c): steps of one op, or of twin linear ops run
+     * together; step s runs ops sched[step_off[s] .. step_off[s + 1]) */
+    size_t *sched, *step_off;
+    size_t n_steps;
+    size_t twin_steps;     /* steps of more than one op */
+    size_t input_cts;      /* slots packing: ciphertexts per batch (the input's, then the client moves') */
 };
+
+/* Twin linear ops evaluated together, at most (he_schedule.c). */
+#define HE_MAX_TWINS 4
 
 /* Relative cost of a hoisted rotation (the key-switching decomposition is
  * shared; the inner product and ModDown are not) against a plain one. */
@@ -215,5 +229,8 @@ void cdl_he_slot_linear_free(he_slot_linear *sl);
  * 2^k or S - 2^k whose composition it is, into digits (at most log2 S + 1);
  * returns their number (0 for a multiple of S). */
 int cdl_he_slots_naf(int step, size_t S, int *digits);
+/* The evaluation order with twin linear ops grouped (he_schedule.c); freed by cdl_he_slots_free. */
+cdl_status cdl_he_schedule(cdl_he_plan *p);
+void cdl_he_schedule_free(cdl_he_plan *p);
 
 #endif

@@ -71,6 +71,7 @@ void cdl_he_slots_free(cdl_he_plan *p)
     p->galois_steps = NULL;
     cdl_free(p->galois_levels);
     p->galois_levels = NULL;
+    cdl_he_schedule_free(p);
     for (size_t i = 0; i < p->n_ops; i++) {
         cdl_he_slot_linear_free(p->ops[i].sl);
         p->ops[i].sl = NULL;
@@ -635,6 +636,15 @@ static cdl_status same_layout(const he_op *op, const he_layout *a, const he_layo
                     op->name, op->kind_name);
 }
 
+/* Ops that read the input batch. */
+static size_t input_readers(const cdl_he_plan *p)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < p->n_ops; i++)
+        n += p->ops[i].kind != HE_OP_SKIP && (p->ops[i].in_value == 0 || p->ops[i].in_value2 == 0);
+    return n;
+}
+
 static cdl_status assign_layouts(cdl_he_plan *p, const cdl_nn_graph *g)
 {
     const size_t S = p->slots;
@@ -655,6 +665,16 @@ static cdl_status assign_layouts(cdl_he_plan *p, const cdl_nn_graph *g)
             CDL_TRY(linear_layout(op, in, cdl_nn_value_shape(g, op->out_value), S, out));
             break;
         case HE_OP_GATHER:
+            if (op->in_value == 0 && input_readers(p) > 1) { /* the client makes it: a fresh layout */
+                const cdl_nn_shape *os = cdl_nn_value_shape(g, op->out_value);
+                if (os->rank == 3)
+                    CDL_TRY(layout_framed(out, (int)os->dims[0], (int)os->dims[1], (int)os->dims[2], 1,
+                                          (int)os->dims[1], (int)os->dims[2], 0, 0, S));
+                else
+                    CDL_TRY(layout_contiguous(out, op->n_out, S));
+                op->client_input = 1;
+                break;
+            }
             CDL_TRY(layout_alloc(out, op->n_out));
             for (size_t o = 0; o < op->n_out; o++)
                 out->slot[o] = op->src[o] < 0 ? -1 : in->slot[op->src[o]];
@@ -748,7 +768,9 @@ static cdl_status set_clean(cdl_he_plan *p, const he_op *op)
         out->clean = in->clean || p->layout[op->in_value2].clean;
         break;
     case HE_OP_GATHER: { /* clean when every slot of the input is still a slot of the output */
-        out->clean = 0;
+        out->clean = op->client_input; /* the client's vector is zero outside the layout */
+        if (op->client_input)
+            break;
         if (!in->clean)
             break;
         const size_t bits = in->n_ct * p->slots;
@@ -974,6 +996,12 @@ cdl_status cdl_he_slots_compile(cdl_he_plan *p, const cdl_nn_graph *g)
     if (!p->layout)
         return cdl_fail(CDL_ERR_NO_MEMORY, "he plan (slots): out of memory");
     CDL_TRY(assign_layouts(p, g));
+    p->input_cts = p->layout[0].n_ct;
+    for (size_t i = 0; i < p->n_ops; i++)
+        if (p->ops[i].client_input) {
+            p->ops[i].client_ct = p->input_cts;
+            p->input_cts += p->layout[p->ops[i].out_value].n_ct;
+        }
     /* period: the span of the widest tensor, if all fit in one ciphertext */
     size_t span = 1, multi = 0;
     for (size_t v = 0; v < p->n_values; v++) {

@@ -385,6 +385,45 @@ static cdl_status run_slots_op(const eval_env *e, const cdl_ckks_galois_keys *gk
     return CDL_OK;
 }
 
+/* Slots packing, a step of twin linear ops (he_schedule.c): run together,
+ * each diagonal encoded once; then each op's inputs are released as usual. */
+static cdl_status run_twins(const cdl_he_plan *plan, const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk,
+                            he_tensor *vals, size_t *readers, const size_t *members, size_t m,
+                            cdl_he_progress_fn progress, void *user)
+{
+    const he_op *ops[HE_MAX_TWINS];
+    cdl_ckks_ciphertext *const *in[HE_MAX_TWINS];
+    cdl_ckks_ciphertext **out[HE_MAX_TWINS];
+    if (m > HE_MAX_TWINS)
+        return cdl_fail(CDL_ERR_INTERNAL, "cdl_he_evaluate: a step of %zu twins", m);
+    for (size_t g = 0; g < m; g++) {
+        const he_op *op = ops[g] = &plan->ops[members[g]];
+        he_tensor *ti = &vals[op->in_value], *to = &vals[op->out_value];
+        if (op->kind != HE_OP_LINEAR || !op->sl || ti->n < op->sl->n_in_ct || !ti->ct)
+            return cdl_fail(CDL_ERR_INTERNAL, "cdl_he_evaluate: node '%s' is not a linear op with its input",
+                            op->name);
+        for (size_t c = 0; c < op->sl->n_in_ct; c++)
+            if (!ti->ct[c] || cdl_ckks_ciphertext_level(ti->ct[c]) != op->level_in)
+                return cdl_fail(CDL_ERR_INTERNAL, "cdl_he_evaluate: node '%s' expected its input at level %d",
+                                op->name, op->level_in);
+        to->n = plan->layout[op->out_value].n_ct;
+        to->ct = cdl_calloc_array(to->n, sizeof *to->ct);
+        if (!to->ct)
+            return cdl_fail(CDL_ERR_NO_MEMORY, "cdl_he_evaluate: out of memory at node '%s'", op->name);
+        in[g] = ti->ct;
+        out[g] = to->ct;
+    }
+    CDL_TRY(cdl_he_slots_linear_twins(plan, ctx, gk, ops, m, in, progress, user, out));
+    for (size_t g = 0; g < m; g++) {
+        const he_op *op = ops[g];
+        if (progress)
+            progress(user, op->node, op->name, op->n_out, op->n_out);
+        if (--readers[op->in_value] == 0 && op->in_value != plan->output_value)
+            tensor_release(&vals[op->in_value]);
+    }
+    return CDL_OK;
+}
+
 /* First non-NULL ciphertext of a tensor, or NULL. */
 static const cdl_ckks_ciphertext *first_ct(const he_tensor *t, size_t *index)
 {
@@ -465,12 +504,30 @@ cdl_status cdl_he_evaluate_keys(const cdl_he_plan *plan, const cdl_ckks_context 
                 readers[plan->ops[i].in_value2]++;
         }
     cdl_he_linear_prepare();
-    vals[0].n = in->count;
+    vals[0].n = slots ? plan->layout[0].n_ct : in->count;
     vals[0].ct = in->ct;
     vals[0].borrowed = 1;
-    for (size_t i = 0; i < plan->n_ops; i++) {
+    /* the moves of the input the client made: their ciphertexts follow the input's in the batch */
+    for (size_t i = 0; slots && i < plan->n_ops; i++)
+        if (plan->ops[i].client_input) {
+            he_tensor *t = &vals[plan->ops[i].out_value];
+            t->n = plan->layout[plan->ops[i].out_value].n_ct;
+            t->ct = in->ct + plan->ops[i].client_ct;
+            t->borrowed = 1;
+        }
+    /* slots packing follows the plan's schedule (twin linear ops together); batch packing the op order */
+    const int scheduled = slots && plan->sched;
+    for (size_t step = 0; step < (scheduled ? plan->n_steps : plan->n_ops); step++) {
+        const size_t i = scheduled ? plan->sched[plan->step_off[step]] : step;
+        const size_t members = scheduled ? plan->step_off[step + 1] - plan->step_off[step] : 1;
+        if (members > 1) {
+            CDL_TRY_GOTO(st, run_twins(plan, ctx, gk, vals, readers, plan->sched + plan->step_off[step], members,
+                                       progress, user),
+                         done);
+            continue;
+        }
         const he_op *op = &plan->ops[i];
-        if (op->kind == HE_OP_SKIP)
+        if (op->kind == HE_OP_SKIP || (slots && op->client_input))
             continue;
         he_tensor *ti = &vals[op->in_value], *to = &vals[op->out_value];
         to->n = slots ? plan->layout[op->out_value].n_ct : op->n_out;
@@ -481,8 +538,12 @@ cdl_status cdl_he_evaluate_keys(const cdl_he_plan *plan, const cdl_ckks_context 
         }
         const int two = op->kind == HE_OP_ADD || op->kind == HE_OP_MUL;
         he_tensor *ti2 = two ? &vals[op->in_value2] : NULL;
+        /* the last op still to read its input may take its ciphertexts (counted at run time: the schedule
+         * may run the ops in another order than the compiler's) */
+        const size_t own_reads = two && op->in_value2 == op->in_value ? 2 : 1;
         eval_env e = {.plan = plan, .ctx = ctx, .rlk = rlk, .op = op, .in = ti, .out = to, .in2 = ti2,
-                      .consume = op->last_use_of_input && !ti->borrowed};
+                      .consume = readers[op->in_value] == own_reads && op->in_value != 0 &&
+                                 op->in_value != plan->output_value && !ti->borrowed};
         const cdl_ckks_ciphertext *x0 = first_ct(ti, &e.any_input), *x1 = two ? first_ct(ti2, NULL) : NULL;
         if (op->kind == HE_OP_ADD ? !x0 && !x1 : op->kind == HE_OP_MUL ? !x0 || !x1 : !x0 && op->kind != HE_OP_GATHER) {
             st = cdl_fail(CDL_ERR_UNSUPPORTED, "cdl_he_evaluate: the input of node '%s' is identically zero",

@@ -267,7 +267,8 @@ cdl_status cdl_he_linear_group(const cdl_ckks_context *ctx, const he_op *op, siz
         }
         /* products are < q^2; the sum must stay below 2^122 for the Barrett reduction */
         const int pb = 2 * m->bits;
-        const size_t lazy = pb >= 121 ? 1 : (122 - pb >= 40 ? (size_t)1 << 40 : (size_t)1 << (122 - pb));
+        const uint64_t lazy64 = pb >= 121 ? 1 : (122 - pb >= 40 ? (uint64_t)1 << 40 : (uint64_t)1 << (122 - pb));
+        const size_t lazy = lazy64 > SIZE_MAX ? SIZE_MAX : (size_t)lazy64; /* 32-bit size_t (WebAssembly) */
         for (int p = 0; p < 2; p++)
             for (size_t b0 = 0; b0 < n; b0 += HE_BLOCK) {
                 const size_t bl = n - b0 < HE_BLOCK ? n - b0 : HE_BLOCK;

@@ -31,6 +31,12 @@ void cdl_he_slots_output_values(const cdl_he_plan *plan, const double *vals, siz
 cdl_status cdl_he_slots_linear(const cdl_he_plan *plan, const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk,
                                const struct he_op *op, cdl_ckks_ciphertext *const *in, cdl_he_progress_fn progress,
                                void *user, cdl_ckks_ciphertext **out);
+/* The same for m twins (ops with the same diagonals, he_schedule.c): op g maps in[g] to out[g];
+ * each diagonal is encoded once for all of them when their inputs share level and scale. */
+cdl_status cdl_he_slots_linear_twins(const cdl_he_plan *plan, const cdl_ckks_context *ctx,
+                                     const cdl_ckks_galois_keys *gk, const struct he_op *const *ops, size_t m,
+                                     cdl_ckks_ciphertext *const *const *in, cdl_he_progress_fn progress, void *user,
+                                     cdl_ckks_ciphertext **const *out);
 /* ADD whose inputs' layouts carry different signs (op->slot_sign_fix): the
  * aligned input times a +-1 plaintext, rescaled to target_scale, both at `level`. */
 cdl_status cdl_he_slots_add_signed(const cdl_he_plan *plan, const cdl_ckks_context *ctx, const struct he_op *op,

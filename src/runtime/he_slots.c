@@ -30,15 +30,27 @@
 
 void cdl_he_slots_input_vector(const cdl_he_plan *plan, const double *images, size_t n, size_t ct, double *vals)
 {
-    const he_layout *l = &plan->layout[0];
     const size_t S = plan->slots, P = plan->period, per = plan->input_size;
     memset(vals, 0, S * sizeof *vals);
+    const he_layout *l = &plan->layout[0];
+    const int64_t *src = NULL; /* the input itself, or a move of it the client makes (op->client_input) */
+    for (size_t i = 0; ct >= l->n_ct && i < plan->n_ops; i++) {
+        const he_op *op = &plan->ops[i];
+        if (op->client_input && ct >= op->client_ct && ct < op->client_ct + plan->layout[op->out_value].n_ct) {
+            l = &plan->layout[op->out_value];
+            src = op->src;
+            ct -= op->client_ct;
+            break;
+        }
+    }
+    if (ct >= l->n_ct)
+        return;
     for (size_t i = 0; i < l->n; i++) {
-        const int64_t s = l->slot[i];
-        if (s < 0 || (size_t)s / S != ct)
+        const int64_t s = l->slot[i], from = src ? src[i] : (int64_t)i;
+        if (s < 0 || (size_t)s / S != ct || from < 0)
             continue;
         for (size_t j = 0; j < n; j++)
-            vals[(size_t)s % S + j * P] = images[j * per + i];
+            vals[(size_t)s % S + j * P] = images[j * per + (size_t)from];
     }
 }
 
@@ -139,17 +151,20 @@ static size_t baby_index(const he_slot_linear *sl, const he_slot_term *tm)
     return lo + 1;
 }
 
-/* One work item: output ciphertext ob, one giant step, all its terms.
+/* One work item: output ciphertext ob, one giant step, all its terms, for
+ * each of the m twins (xr[g], acc[g]: their inputs' baby steps and sums).
  * cache: 0 = encode on the fly (SLOTS_DOT_CHUNK diagonals at a time, into
- * vecs); 1 = read sl->cache; 2 = encode into new cache entries. */
+ * vecs, each shared by the twins); 1 = read sl->cache; 2 = encode into new
+ * cache entries. */
 static cdl_status giant_item(const cdl_he_plan *plan, const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk,
-                             const he_slot_linear *sl, size_t gi, cdl_ckks_ciphertext *const *const *xr,
-                             double const_scale, int level, int cache, double *vecs, cdl_ckks_ciphertext *acc)
+                             const he_slot_linear *sl, size_t gi, cdl_ckks_ciphertext *const *const *const *xr,
+                             size_t m, double const_scale, int level, int cache, double *vecs,
+                             cdl_ckks_ciphertext *const *acc)
 {
     const size_t t_begin = sl->giant_term[gi], t_end = sl->giant_term[gi + 1];
     const int32_t giant = sl->terms[t_begin].giant;
     if (cache == 0) {
-        const cdl_ckks_ciphertext *x[SLOTS_DOT_CHUNK];
+        const cdl_ckks_ciphertext *x[HE_MAX_TWINS * SLOTS_DOT_CHUNK];
         const double *v[SLOTS_DOT_CHUNK];
         for (size_t t0 = t_begin; t0 < t_end; t0 += SLOTS_DOT_CHUNK) {
             const size_t k = t_end - t0 < SLOTS_DOT_CHUNK ? t_end - t0 : SLOTS_DOT_CHUNK;
@@ -157,10 +172,11 @@ static cdl_status giant_item(const cdl_he_plan *plan, const cdl_ckks_context *ct
                 const he_slot_term *tm = &sl->terms[t0 + j];
                 double *vec = vecs + j * plan->slots;
                 diag_vector(plan, sl, tm->e0, tm->e1, vec);
-                x[j] = xr[tm->ib][baby_index(sl, tm)];
+                for (size_t g = 0; g < m; g++)
+                    x[g * k + j] = xr[g][tm->ib][baby_index(sl, tm)];
                 v[j] = vec;
             }
-            CDL_TRY(cdl_ckks_dot_values(ctx, x, v, plan->slots, k, const_scale, t0 != t_begin, acc));
+            CDL_TRY(cdl_ckks_dot_values_shared(ctx, x, v, plan->slots, k, m, const_scale, t0 != t_begin, acc));
         }
     } else {
         for (size_t t = t_begin; t < t_end; t++) {
@@ -174,37 +190,141 @@ static cdl_status giant_item(const cdl_he_plan *plan, const cdl_ckks_context *ct
                 CDL_TRY(cdl_ckks_encode(ctx, vecs, plan->slots, const_scale, level, sl->cache[t]));
                 w = sl->cache[t];
             }
-            const cdl_ckks_ciphertext *x = xr[tm->ib][baby_index(sl, tm)];
-            if (t == t_begin)
-                CDL_TRY(cdl_ckks_mul_plain(ctx, x, w, acc));
-            else
-                CDL_TRY(cdl_ckks_mul_plain_add(ctx, x, w, acc));
+            for (size_t g = 0; g < m; g++) {
+                const cdl_ckks_ciphertext *x = xr[g][tm->ib][baby_index(sl, tm)];
+                if (t == t_begin)
+                    CDL_TRY(cdl_ckks_mul_plain(ctx, x, w, acc[g]));
+                else
+                    CDL_TRY(cdl_ckks_mul_plain_add(ctx, x, w, acc[g]));
+            }
         }
     }
-    if (giant)
-        CDL_TRY(slots_rotate(plan, ctx, gk, acc, giant, acc));
+    for (size_t g = 0; g < m && giant; g++)
+        CDL_TRY(slots_rotate(plan, ctx, gk, acc[g], giant, acc[g]));
     return CDL_OK;
 }
 
-cdl_status cdl_he_slots_linear(const cdl_he_plan *plan, const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk,
-                               const struct he_op *op, cdl_ckks_ciphertext *const *in, cdl_he_progress_fn progress,
-                               void *user, cdl_ckks_ciphertext **out)
+/* The baby steps of input ciphertext ib: xr[0] = x_ib (or, with the cyclic
+ * method, its replica x + rot(x, -n), made into *rep), xr[1 + k] = rot(.,
+ * babies[k]). The steps with a key of their own share one decomposition
+ * (hoisted); the others (a key budget) are composed of other rotations. */
+static cdl_status baby_steps(const cdl_he_plan *plan, const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk,
+                             const he_op *op, size_t ib, cdl_ckks_ciphertext *x, cdl_ckks_ciphertext **xr,
+                             cdl_ckks_ciphertext **rep)
 {
     const he_slot_linear *sl = op->sl;
-    const cdl_ckks_ciphertext *x0 = in[0];
-    const int level = cdl_ckks_ciphertext_level(x0);
-    const double s_in = cdl_ckks_ciphertext_scale(x0);
-    const double const_scale = plan->scale * (double)cdl_ckks_prime(ctx, level) / s_in;
+    const size_t nb = sl->baby_off[ib + 1] - sl->baby_off[ib];
+    xr[0] = x;
+    if (sl->cyc_n) { /* slots n..2n-1 repeat 0..n-1 (the compiler checked that the rest is zero) */
+        CDL_TRY(cdl_ckks_ciphertext_new(ctx, rep));
+        CDL_TRY(slots_rotate(plan, ctx, gk, x, (int)(plan->slots - sl->cyc_n), *rep));
+        CDL_TRY(cdl_ckks_add(ctx, *rep, x, *rep));
+        xr[0] = *rep;
+    }
+    const cdl_ckks_ciphertext *src = xr[0];
+    for (size_t k = 0; k < nb; k++)
+        CDL_TRY(cdl_ckks_ciphertext_new(ctx, &xr[1 + k]));
+    const int32_t *bs = sl->babies + sl->baby_off[ib];
+    int *keyed = cdl_alloc_array(nb ? nb : 1, sizeof *keyed);
+    cdl_ckks_ciphertext **keyed_out = cdl_alloc_array(nb ? nb : 1, sizeof *keyed_out);
     cdl_status st = CDL_OK;
-    /* the kept encodings: read them, or be the evaluation that makes them */
-    he_slot_linear *msl = (he_slot_linear *)sl; /* the cache is the plan's only mutable part (under its lock) */
+    size_t nk = 0;
+    for (size_t k = 0; keyed && keyed_out && k < nb; k++)
+        if (cdl_ckks_galois_keys_has_step(gk, bs[k])) {
+            keyed[nk] = bs[k];
+            keyed_out[nk++] = xr[1 + k];
+        }
+    if (!keyed || !keyed_out)
+        st = cdl_fail(CDL_ERR_NO_MEMORY, "node '%s': out of memory", op->name);
+    else if (nk)
+        st = cdl_ckks_rotate_hoisted(ctx, gk, src, keyed, nk, keyed_out);
+    cdl_free(keyed);
+    cdl_free(keyed_out);
+    for (size_t k = 0; k < nb && st == CDL_OK; k++)
+        if (!cdl_ckks_galois_keys_has_step(gk, bs[k]))
+            st = slots_rotate(plan, ctx, gk, src, bs[k], xr[1 + k]);
+    return st;
+}
+
+/* Output ciphertext by output ciphertext: the sum of its parts (in order, so
+ * the result does not depend on the thread count), the folds of the hybrid
+ * method, one rescale, the bias. The parts are consumed. */
+static cdl_status finish_outputs(const cdl_he_plan *plan, const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk,
+                                 const he_op *op, const cdl_ckks_ciphertext *in0, double const_scale,
+                                 cdl_ckks_ciphertext **parts, cdl_ckks_ciphertext **out)
+{
+    const he_slot_linear *sl = op->sl;
+    cdl_status st = CDL_OK;
+    double *vec = NULL;
+    cdl_ckks_plaintext *pt = NULL;
+    cdl_ckks_ciphertext *rot = NULL;
+    size_t g = 0;
+    for (size_t ob = 0; ob < sl->n_out_ct && st == CDL_OK; ob++) {
+        cdl_ckks_ciphertext *acc = NULL;
+        for (; g < sl->n_giants && sl->terms[sl->giant_term[g]].ob == ob && st == CDL_OK; g++) {
+            if (!acc) { /* the first part becomes the sum */
+                acc = parts[g];
+                parts[g] = NULL;
+            } else {
+                st = cdl_ckks_add(ctx, acc, parts[g], acc);
+            }
+        }
+        if (st == CDL_OK && !acc) { /* no weight reaches this ciphertext: an encryption of zero */
+            st = cdl_ckks_ciphertext_new(ctx, &acc);
+            if (st == CDL_OK)
+                st = cdl_ckks_mul_const(ctx, in0, 0.0, const_scale, acc);
+        }
+        out[ob] = acc;
+        if (!acc)
+            break;
+        /* hybrid method: add the partial sums fold_m slots apart (period/2, period/4, ..., fold_m) */
+        for (size_t step = plan->period / 2; sl->fold_m && step >= sl->fold_m && st == CDL_OK; step /= 2) {
+            if (!rot && (st = cdl_ckks_ciphertext_new(ctx, &rot)) != CDL_OK)
+                break;
+            st = slots_rotate(plan, ctx, gk, acc, (int)step, rot);
+            if (st == CDL_OK)
+                st = cdl_ckks_add(ctx, acc, rot, acc);
+        }
+        if (st == CDL_OK)
+            st = cdl_ckks_rescale(ctx, acc, acc);
+        if (st == CDL_OK) {
+            cdl_ckks_ciphertext_set_scale(acc, plan->scale); /* equal up to rounding of the double product */
+            if (sl->bias) {
+                if (!vec)
+                    vec = cdl_alloc_array(plan->slots, sizeof *vec);
+                if (!pt && vec)
+                    st = cdl_ckks_plaintext_new(ctx, &pt);
+                if (!vec)
+                    st = cdl_fail(CDL_ERR_NO_MEMORY, "out of memory");
+                if (st == CDL_OK) {
+                    memcpy(vec, sl->bias + ob * plan->period, plan->period * sizeof *vec);
+                    repeat_period(plan, vec);
+                    st = cdl_ckks_encode(ctx, vec, plan->slots, plan->scale, cdl_ckks_ciphertext_level(acc), pt);
+                }
+                if (st == CDL_OK)
+                    st = cdl_ckks_add_plain(ctx, acc, pt, acc);
+            }
+        }
+        if (st == CDL_OK)
+            st = cdl_ckks_ciphertext_shrink(acc);
+    }
+    cdl_free(vec);
+    cdl_ckks_plaintext_free(pt);
+    cdl_ckks_ciphertext_free(rot);
+    return st;
+}
+
+/* The kept encodings of sl: 1 = read them, 2 = this evaluation makes them, 0 = encode on the fly. */
+static int claim_cache(const cdl_he_plan *plan, const he_op *op, int level, double const_scale)
+{
+    he_slot_linear *msl = op->sl; /* the cache is the plan's only mutable part (under its lock) */
     int cache = 0;
     if (plan->opt.cache_weights && op->level_in == level) {
         pthread_mutex_lock(&msl->lock);
         if (msl->cache_state == 2 && msl->cache_scale == const_scale) {
             cache = 1;
         } else if (msl->cache_state == 0) {
-            msl->cache = cdl_calloc_array(sl->n_terms ? sl->n_terms : 1, sizeof *msl->cache);
+            msl->cache = cdl_calloc_array(msl->n_terms ? msl->n_terms : 1, sizeof *msl->cache);
             if (msl->cache) {
                 msl->cache_state = 1;
                 msl->cache_scale = const_scale;
@@ -213,76 +333,94 @@ cdl_status cdl_he_slots_linear(const cdl_he_plan *plan, const cdl_ckks_context *
         }
         pthread_mutex_unlock(&msl->lock);
     }
-    /* baby steps: xr[ib][0] = x_ib, xr[ib][1 + k] = rot(x_ib, babies[k]) */
-    cdl_ckks_ciphertext ***xr = cdl_calloc_array(sl->n_in_ct, sizeof *xr);
-    cdl_ckks_ciphertext **parts = cdl_calloc_array(sl->n_giants ? sl->n_giants : 1, sizeof *parts);
-    cdl_ckks_ciphertext **rep = cdl_calloc_array(sl->n_in_ct, sizeof *rep); /* cyclic method: x + rot(x, -n) */
-    if (!xr || !parts || !rep) {
+    return cache;
+}
+
+/* After an evaluation that made the cache: complete, or given up (the next evaluation tries again). */
+static void release_cache(const he_op *op, int failed)
+{
+    he_slot_linear *msl = op->sl;
+    pthread_mutex_lock(&msl->lock);
+    if (failed) {
+        for (size_t t = 0; t < msl->n_terms; t++)
+            cdl_ckks_plaintext_free(msl->cache[t]);
+        cdl_free(msl->cache);
+        msl->cache = NULL;
+    }
+    msl->cache_state = failed ? 0 : 2;
+    pthread_mutex_unlock(&msl->lock);
+}
+
+cdl_status cdl_he_slots_linear_twins(const cdl_he_plan *plan, const cdl_ckks_context *ctx,
+                                     const cdl_ckks_galois_keys *gk, const struct he_op *const *ops, size_t m,
+                                     cdl_ckks_ciphertext *const *const *in, cdl_he_progress_fn progress, void *user,
+                                     cdl_ckks_ciphertext **const *out)
+{
+    if (m < 1 || m > HE_MAX_TWINS)
+        return cdl_fail(CDL_ERR_INTERNAL, "slots linear: %zu twins (1..%d)", m, HE_MAX_TWINS);
+    const he_op *op = ops[0];
+    const he_slot_linear *sl = op->sl;
+    const cdl_ckks_ciphertext *x0 = in[0][0];
+    if (!x0)
+        return cdl_fail(CDL_ERR_INTERNAL, "node '%s': input ciphertext 0 is missing", op->name);
+    const int level = cdl_ckks_ciphertext_level(x0);
+    const double s_in = cdl_ckks_ciphertext_scale(x0);
+    for (size_t g = 0; g < m; g++)
+        for (size_t ib = 0; ib < sl->n_in_ct; ib++)
+            if (!in[g][ib] || cdl_ckks_ciphertext_level(in[g][ib]) != level)
+                return cdl_fail(CDL_ERR_INTERNAL, "node '%s': input ciphertext %zu is missing or at another level",
+                                ops[g]->name, ib);
+    for (size_t g = 1; g < m; g++)
+        if (cdl_ckks_ciphertext_scale(in[g][0]) != s_in) { /* the diagonals' encoding differs: one at a time */
+            for (size_t h = 0; h < m; h++)
+                CDL_TRY(cdl_he_slots_linear_twins(plan, ctx, gk, &ops[h], 1, &in[h], progress, user, &out[h]));
+            return CDL_OK;
+        }
+    const double const_scale = plan->scale * (double)cdl_ckks_prime(ctx, level) / s_in;
+    const int cache = claim_cache(plan, op, level, const_scale);
+    int cache_open = cache == 2; /* this evaluation must complete or give up the cache */
+    const size_t n_in = sl->n_in_ct, n_gi = sl->n_giants ? sl->n_giants : 1;
+    cdl_status st = CDL_OK;
+    /* per twin g: xr[g * n_in + ib] the baby steps of its input ib, rep the cyclic replicas, parts its giant items */
+    cdl_ckks_ciphertext ***xr = cdl_calloc_array(m * n_in, sizeof *xr);
+    cdl_ckks_ciphertext **rep = cdl_calloc_array(m * n_in, sizeof *rep);
+    cdl_ckks_ciphertext **parts = cdl_calloc_array(m * n_gi, sizeof *parts);
+    if (!xr || !rep || !parts) {
         st = cdl_fail(CDL_ERR_NO_MEMORY, "node '%s': out of memory", op->name);
         goto done;
     }
-    for (size_t ib = 0; ib < sl->n_in_ct; ib++) {
-        const size_t nb = sl->baby_off[ib + 1] - sl->baby_off[ib];
-        xr[ib] = cdl_calloc_array(nb + 1, sizeof **xr);
-        if (!xr[ib]) {
-            st = cdl_fail(CDL_ERR_NO_MEMORY, "node '%s': out of memory", op->name);
-            goto done;
-        }
-        xr[ib][0] = in[ib];
-        if (!in[ib] || cdl_ckks_ciphertext_level(in[ib]) != level) {
-            st = cdl_fail(CDL_ERR_INTERNAL, "node '%s': input ciphertext %zu is missing or at another level", op->name,
-                          ib);
-            goto done;
-        }
-        if (sl->cyc_n) { /* slots n..2n-1 repeat 0..n-1 (the compiler checked that the rest is zero) */
-            CDL_TRY_GOTO(st, cdl_ckks_ciphertext_new(ctx, &rep[ib]), done);
-            CDL_TRY_GOTO(st, slots_rotate(plan, ctx, gk, in[ib], (int)(plan->slots - sl->cyc_n), rep[ib]), done);
-            CDL_TRY_GOTO(st, cdl_ckks_add(ctx, rep[ib], in[ib], rep[ib]), done);
-            xr[ib][0] = rep[ib];
-        }
-        const cdl_ckks_ciphertext *src = xr[ib][0];
-        for (size_t k = 0; k < nb; k++)
-            CDL_TRY_GOTO(st, cdl_ckks_ciphertext_new(ctx, &xr[ib][1 + k]), done);
-        /* the steps with a key of their own share one decomposition (hoisted); the others (a key
-         * budget) are composed of rotations by +-2^k */
-        const int32_t *bs = sl->babies + sl->baby_off[ib];
-        int *keyed = cdl_alloc_array(nb ? nb : 1, sizeof *keyed);
-        cdl_ckks_ciphertext **keyed_out = cdl_alloc_array(nb ? nb : 1, sizeof *keyed_out);
-        size_t nk = 0;
-        for (size_t k = 0; keyed && keyed_out && k < nb; k++)
-            if (cdl_ckks_galois_keys_has_step(gk, bs[k])) {
-                keyed[nk] = bs[k];
-                keyed_out[nk++] = xr[ib][1 + k];
+    for (size_t g = 0; g < m; g++)
+        for (size_t ib = 0; ib < n_in; ib++) {
+            const size_t nb = sl->baby_off[ib + 1] - sl->baby_off[ib];
+            cdl_ckks_ciphertext **x = xr[g * n_in + ib] = cdl_calloc_array(nb + 1, sizeof **xr);
+            if (!x) {
+                st = cdl_fail(CDL_ERR_NO_MEMORY, "node '%s': out of memory", op->name);
+                goto done;
             }
-        if (!keyed || !keyed_out)
-            st = cdl_fail(CDL_ERR_NO_MEMORY, "node '%s': out of memory", op->name);
-        else if (nk)
-            st = cdl_ckks_rotate_hoisted(ctx, gk, src, keyed, nk, keyed_out);
-        cdl_free(keyed);
-        cdl_free(keyed_out);
-        if (st != CDL_OK)
-            goto done;
-        for (size_t k = 0; k < nb; k++)
-            if (!cdl_ckks_galois_keys_has_step(gk, bs[k]))
-                CDL_TRY_GOTO(st, slots_rotate(plan, ctx, gk, src, bs[k], xr[ib][1 + k]), done);
-    }
-    for (size_t g = 0; g < sl->n_giants; g++)
-        CDL_TRY_GOTO(st, cdl_ckks_ciphertext_new(ctx, &parts[g]), done);
+            CDL_TRY_GOTO(st, baby_steps(plan, ctx, gk, ops[g], ib, in[g][ib], x, &rep[g * n_in + ib]), done);
+        }
+    for (size_t j = 0; j < m * sl->n_giants; j++)
+        CDL_TRY_GOTO(st, cdl_ckks_ciphertext_new(ctx, &parts[j]), done);
     {
         int failed = 0;
         size_t done_items = 0;
         cdl_status fst = CDL_OK;
         char msg[512] = "";
+        cdl_ckks_ciphertext *const *const *xg[HE_MAX_TWINS];
+        for (size_t g = 0; g < m; g++)
+            xg[g] = (cdl_ckks_ciphertext *const *const *)(xr + g * n_in);
 #pragma omp parallel
         {
             double *vec = cdl_alloc_array(plan->slots * SLOTS_DOT_CHUNK, sizeof *vec);
             cdl_status ts = vec ? CDL_OK : cdl_fail(CDL_ERR_NO_MEMORY, "out of memory");
 #pragma omp for schedule(dynamic, 1)
-            for (size_t g = 0; g < sl->n_giants; g++) {
+            for (size_t gi = 0; gi < sl->n_giants; gi++) {
                 if (ts != CDL_OK || failed)
                     continue;
-                ts = giant_item(plan, ctx, gk, sl, g, (cdl_ckks_ciphertext *const *const *)xr, const_scale, level,
-                                cache, vec, parts[g]);
+                cdl_ckks_ciphertext *acc[HE_MAX_TWINS];
+                for (size_t g = 0; g < m; g++)
+                    acc[g] = parts[g * n_gi + gi];
+                ts = giant_item(plan, ctx, gk, sl, gi, xg, m, const_scale, level, cache, vec, acc);
                 size_t now;
 #pragma omp atomic capture
                 now = ++done_items;
@@ -299,111 +437,53 @@ cdl_status cdl_he_slots_linear(const cdl_he_plan *plan, const cdl_ckks_context *
             }
             cdl_free(vec);
         }
-        if (cache == 2) { /* complete, or given up (the next evaluation tries again) */
-            pthread_mutex_lock(&msl->lock);
-            if (failed) {
-                for (size_t t = 0; t < sl->n_terms; t++)
-                    cdl_ckks_plaintext_free(msl->cache[t]);
-                cdl_free(msl->cache);
-                msl->cache = NULL;
-            }
-            msl->cache_state = failed ? 0 : 2;
-            pthread_mutex_unlock(&msl->lock);
-        }
+        if (cache_open)
+            release_cache(op, failed);
+        cache_open = 0;
         if (failed) {
             st = cdl_fail(fst, "node '%s': %s", op->name, msg);
             goto done;
         }
     }
     /* the hoisted and replicated copies are not needed any more */
-    for (size_t ib = 0; ib < sl->n_in_ct; ib++) {
-        const size_t nb = sl->baby_off[ib + 1] - sl->baby_off[ib];
+    for (size_t j = 0; j < m * n_in; j++) {
+        const size_t ib = j % n_in, nb = sl->baby_off[ib + 1] - sl->baby_off[ib];
         for (size_t k = 0; k < nb; k++) {
-            cdl_ckks_ciphertext_free(xr[ib][1 + k]);
-            xr[ib][1 + k] = NULL;
+            cdl_ckks_ciphertext_free(xr[j][1 + k]);
+            xr[j][1 + k] = NULL;
         }
-        cdl_ckks_ciphertext_free(rep[ib]);
-        rep[ib] = NULL;
-        xr[ib][0] = in[ib]; /* not left pointing at the freed replica */
+        cdl_ckks_ciphertext_free(rep[j]);
+        rep[j] = NULL;
     }
-    /* sum the parts of each output ciphertext in order, rescale, bias */
-    {
-        double *vec = NULL;
-        cdl_ckks_plaintext *pt = NULL;
-        cdl_ckks_ciphertext *rot = NULL;
-        size_t g = 0;
-        for (size_t ob = 0; ob < sl->n_out_ct && st == CDL_OK; ob++) {
-            cdl_ckks_ciphertext *acc = NULL;
-            for (; g < sl->n_giants && sl->terms[sl->giant_term[g]].ob == ob && st == CDL_OK; g++) {
-                if (!acc) { /* the first part becomes the sum */
-                    acc = parts[g];
-                    parts[g] = NULL;
-                } else {
-                    st = cdl_ckks_add(ctx, acc, parts[g], acc);
-                }
-            }
-            if (st == CDL_OK && !acc) { /* no weight reaches this ciphertext: an encryption of zero */
-                st = cdl_ckks_ciphertext_new(ctx, &acc);
-                if (st == CDL_OK)
-                    st = cdl_ckks_mul_const(ctx, in[0], 0.0, const_scale, acc);
-            }
-            out[ob] = acc;
-            if (!acc)
-                break;
-            /* hybrid method: add the partial sums fold_m slots apart (period/2, period/4, ..., fold_m) */
-            for (size_t step = plan->period / 2; sl->fold_m && step >= sl->fold_m && st == CDL_OK; step /= 2) {
-                if (!rot && (st = cdl_ckks_ciphertext_new(ctx, &rot)) != CDL_OK)
-                    break;
-                st = slots_rotate(plan, ctx, gk, acc, (int)step, rot);
-                if (st == CDL_OK)
-                    st = cdl_ckks_add(ctx, acc, rot, acc);
-            }
-            if (st == CDL_OK)
-                st = cdl_ckks_rescale(ctx, acc, acc);
-            if (st == CDL_OK) {
-                cdl_ckks_ciphertext_set_scale(acc, plan->scale); /* equal up to rounding of the double product */
-                if (sl->bias) {
-                    if (!vec)
-                        vec = cdl_alloc_array(plan->slots, sizeof *vec);
-                    if (!pt && vec)
-                        st = cdl_ckks_plaintext_new(ctx, &pt);
-                    if (!vec)
-                        st = cdl_fail(CDL_ERR_NO_MEMORY, "out of memory");
-                    if (st == CDL_OK) {
-                        memcpy(vec, sl->bias + ob * plan->period, plan->period * sizeof *vec);
-                        repeat_period(plan, vec);
-                        st = cdl_ckks_encode(ctx, vec, plan->slots, plan->scale, cdl_ckks_ciphertext_level(acc), pt);
-                    }
-                    if (st == CDL_OK)
-                        st = cdl_ckks_add_plain(ctx, acc, pt, acc);
-                }
-            }
-            if (st == CDL_OK)
-                st = cdl_ckks_ciphertext_shrink(acc);
-        }
-        cdl_free(vec);
-        cdl_ckks_plaintext_free(pt);
-        cdl_ckks_ciphertext_free(rot);
-    }
+    for (size_t g = 0; g < m && st == CDL_OK; g++)
+        st = finish_outputs(plan, ctx, gk, ops[g], in[g][0], const_scale, parts + g * n_gi, out[g]);
 done:
+    if (cache_open) /* failed before the items ran */
+        release_cache(op, 1);
     if (xr)
-        for (size_t ib = 0; ib < sl->n_in_ct; ib++) {
-            if (!xr[ib])
+        for (size_t j = 0; j < m * n_in; j++) {
+            if (!xr[j])
                 continue;
-            const size_t nb = sl->baby_off[ib + 1] - sl->baby_off[ib];
+            const size_t ib = j % n_in, nb = sl->baby_off[ib + 1] - sl->baby_off[ib];
             for (size_t k = 0; k < nb; k++)
-                cdl_ckks_ciphertext_free(xr[ib][1 + k]);
-            cdl_free(xr[ib]);
+                cdl_ckks_ciphertext_free(xr[j][1 + k]);
+            cdl_free(xr[j]);
         }
     cdl_free(xr);
-    for (size_t ib = 0; rep && ib < sl->n_in_ct; ib++)
-        cdl_ckks_ciphertext_free(rep[ib]);
+    for (size_t j = 0; rep && j < m * n_in; j++)
+        cdl_ckks_ciphertext_free(rep[j]);
     cdl_free(rep);
-    if (parts)
-        for (size_t g = 0; g < sl->n_giants; g++)
-            cdl_ckks_ciphertext_free(parts[g]);
+    for (size_t j = 0; parts && j < m * n_gi; j++)
+        cdl_ckks_ciphertext_free(parts[j]);
     cdl_free(parts);
     return st;
+}
+
+cdl_status cdl_he_slots_linear(const cdl_he_plan *plan, const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk,
+                               const struct he_op *op, cdl_ckks_ciphertext *const *in, cdl_he_progress_fn progress,
+                               void *user, cdl_ckks_ciphertext **out)
+{
+    return cdl_he_slots_linear_twins(plan, ctx, gk, &op, 1, &in, progress, user, &out);
 }
 
 /* SIGN in slots packing: y = s x + b. The compiler recorded s in the output

@@ -214,6 +214,40 @@ static void test_linear_ops(void **state)
         const size_t words = (size_t)(cdl_ckks_ciphertext_level(want) + 1) * ctx->n;
         for (int c = 0; c < 2; c++)
             assert_memory_equal(cdl_ct_poly(got, c, 0), cdl_ct_poly(want, c, 0), words * sizeof(uint64_t));
+        /* two groups sharing the values (cdl_ckks_dot_values_shared): group 0 the terms above, group 1 the
+         * other ciphertext in each term; each group's sum equals cdl_ckks_dot_values on that group alone */
+        {
+            const cdl_ckks_ciphertext *xg[2 * TERMS];
+            cdl_ckks_ciphertext *acc2[2] = {NULL, NULL}, *alone = NULL;
+            for (int k = 0; k < TERMS; k++) {
+                xg[k] = xs[k];
+                xg[TERMS + k] = xs[k] == a ? b : a;
+            }
+            for (int g = 0; g < 2; g++)
+                assert_int_equal(cdl_ckks_ciphertext_new(ctx, &acc2[g]), CDL_OK);
+            assert_int_equal(cdl_ckks_ciphertext_new(ctx, &alone), CDL_OK);
+            assert_int_equal(cdl_ckks_dot_values_shared(ctx, xg, vals, n, TERMS, 2, scale, 0, acc2), CDL_OK);
+            for (int c = 0; c < 2; c++)
+                assert_memory_equal(cdl_ct_poly(acc2[0], c, 0), cdl_ct_poly(want, c, 0), words * sizeof(uint64_t));
+            assert_int_equal(cdl_ckks_dot_values(ctx, xg + TERMS, vals, n, TERMS, scale, 0, alone), CDL_OK);
+            for (int c = 0; c < 2; c++)
+                assert_memory_equal(cdl_ct_poly(acc2[1], c, 0), cdl_ct_poly(alone, c, 0), words * sizeof(uint64_t));
+            /* accumulated onto: both groups again, now twice the sum */
+            assert_int_equal(cdl_ckks_dot_values_shared(ctx, xg, vals, n, TERMS, 2, scale, 1, acc2), CDL_OK);
+            assert_int_equal(cdl_ckks_add(ctx, alone, alone, alone), CDL_OK);
+            for (int c = 0; c < 2; c++)
+                assert_memory_equal(cdl_ct_poly(acc2[1], c, 0), cdl_ct_poly(alone, c, 0), words * sizeof(uint64_t));
+            /* refusals: one accumulator for both groups, an accumulator among the terms */
+            cdl_ckks_ciphertext *same[2] = {acc2[0], acc2[0]};
+            assert_int_equal(cdl_ckks_dot_values_shared(ctx, xg, vals, n, TERMS, 2, scale, 0, same),
+                             CDL_ERR_INVALID_ARGUMENT);
+            xg[TERMS + 3] = acc2[0];
+            assert_int_equal(cdl_ckks_dot_values_shared(ctx, xg, vals, n, TERMS, 2, scale, 0, acc2),
+                             CDL_ERR_INVALID_ARGUMENT);
+            for (int g = 0; g < 2; g++)
+                cdl_ckks_ciphertext_free(acc2[g]);
+            cdl_ckks_ciphertext_free(alone);
+        }
         /* refusals: the accumulator among the terms, a term at another level, no terms to start from */
         xs[0] = got;
         assert_int_equal(cdl_ckks_dot_values(ctx, xs, vals, n, 2, scale, 1, got), CDL_ERR_INVALID_ARGUMENT);

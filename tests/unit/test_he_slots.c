@@ -278,6 +278,76 @@ static void test_residual_and_slice(void **state)
     cdl_rng_free(r);
 }
 
+/* Test-time augmentation: the same convolutions on the input and on its mirror image, averaged.
+ * The client encrypts the mirror image itself (a client-side move), so the two branches' linear ops
+ * have the same diagonals and run together, each diagonal encoded once (twins, he_schedule.c). The
+ * result must equal the plaintext model, and bit for bit the same plan run op by op. */
+static void test_twin_branches(void **state)
+{
+    (void)state;
+    cdl_rng *r = tg_seeded_rng(9);
+    test_graph t;
+    tg_init(&t, tg_shape3(2, 6, 6));
+    cdl_nn_node *nd = tg_add(&t, CDL_NN_SLICE, "flip", tg_shape3(2, 6, 6));
+    nd->slice_step[0] = nd->slice_step[1] = 1;
+    nd->slice_start[2] = 5; /* mirror image: x -> 5 - x */
+    nd->slice_step[2] = -1;
+    const size_t first_b = t.g.n_nodes;
+    add_conv(&t, r, 3, 3, 1, 1);
+    add_act(&t, 0);
+    add_conv(&t, r, 3, 3, 1, 1);
+    const int end_b = (int)t.g.n_nodes; /* the mirror branch's value */
+    for (size_t k = 0; k < 3; k++) {    /* the same nodes (same weight arrays) on the input itself */
+        const size_t i = t.g.n_nodes++;
+        t.nodes[i] = t.nodes[first_b + k];
+        snprintf(t.nodes[i].name, sizeof t.nodes[i].name, "%s_a%zu", t.nodes[first_b + k].name, k);
+        t.nodes[i].inputs[0] = k == 0 ? 0 : (int)i;
+    }
+    nd = tg_add(&t, CDL_NN_ADD, "average", tg_shape3(3, 6, 6));
+    nd->n_inputs = 2;
+    nd->inputs[1] = end_b;
+    nd->coeffs = &one;
+    add_act(&t, 0);
+    add_pool(&t, 6, 6);
+    add_dense(&t, r, 4);
+    cdl_nn_analyze(&t.g);
+    cdl_he_options opt;
+    cdl_he_options_default(&opt);
+    opt.log_n = 11;
+    opt.allow_insecure = 1;
+    opt.packing = CDL_HE_PACKING_SLOTS;
+    cdl_he_plan *together = NULL, *apart = NULL;
+    if (cdl_he_plan_new(&t.g, &opt, &together) != CDL_OK)
+        fail_msg("cdl_he_plan_new: %s", cdl_last_error());
+    opt.separate_twins = 1;
+    assert_int_equal(cdl_he_plan_new(&t.g, &opt, &apart), CDL_OK);
+    assert_int_equal(together->twin_steps, 2); /* conv 1 and conv 2 of both branches */
+    assert_int_equal(apart->twin_steps, 0);
+    assert_int_equal(cdl_he_plan_input_ciphertexts(together), 2); /* the image and its mirror */
+    size_t client_moves = 0;
+    for (size_t i = 0; i < together->n_ops; i++)
+        client_moves += together->ops[i].client_input;
+    assert_int_equal(client_moves, 1);
+    tg_he_session s;
+    tg_he_open(together, &t.g, 1, &s);
+    double den = 0.0;
+    for (size_t i = 0; i < s.nout; i++)
+        den = fmax(den, fabs(s.ref[i]));
+    const double rel = tg_he_max_error(&s) / den;
+    printf("%-40s max rel err %.2e\n", "twin branches (mirror TTA)", rel);
+    assert_true(rel < REL_TOL);
+    double *op_by_op = malloc(s.nout * sizeof *op_by_op);
+    assert_non_null(op_by_op);
+    tg_he_evaluate(apart, &s, op_by_op);
+    assert_memory_equal(op_by_op, s.he, s.nout * sizeof *op_by_op);
+    free(op_by_op);
+    tg_he_close(&s);
+    cdl_he_plan_free(together);
+    cdl_he_plan_free(apart);
+    free_pool();
+    cdl_rng_free(r);
+}
+
 /* y = s x^2 + b with per-channel signs s (HerPN-style affine after a square):
  * the signs live in the layout; a residual add of two such tensors with
  * different signs aligns the shallower one with a +-1 plaintext. */
@@ -604,6 +674,7 @@ int main(void)
         cmocka_unit_test(test_conv_stride),
         cmocka_unit_test(test_multi_ciphertext),
         cmocka_unit_test(test_residual_and_slice),
+        cmocka_unit_test(test_twin_branches),
         cmocka_unit_test(test_replicated_images),
         cmocka_unit_test(test_cyclic_diagonals),
         cmocka_unit_test(test_signed_affines),
