@@ -31,6 +31,7 @@
 
 #include "cryptodl/cryptodl.h"
 #include "serve/static.h"
+#include "test_http_util.h"
 
 static const char *source_dir(void)
 {
@@ -164,76 +165,10 @@ static void test_types(void **state)
 
 /* ---- over HTTP ------------------------------------------------------------------ */
 
-typedef struct resp {
-    int status;
-    char head[4096];
-    char *body;
-    size_t len;
-} resp;
-
-static void request(uint16_t port, const char *method, const char *path, resp *r)
+/* A request without a body (a POST says Content-Length: 0). */
+static void request(uint16_t port, const char *method, const char *path, http_resp *r)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    char head[512];
-    int hl = snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n%s\r\n", method,
-                      path, strcmp(method, "POST") ? "" : "Content-Length: 0\r\n");
-    assert_int_equal(send(fd, head, (size_t)hl, MSG_NOSIGNAL), hl);
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    assert_non_null(buf);
-    for (;;) {
-        if (n == cap) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-            assert_non_null(buf);
-        }
-        ssize_t got = recv(fd, buf + n, cap - n, 0);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            break;
-        n += (size_t)got;
-    }
-    close(fd);
-    memset(r, 0, sizeof *r);
-    char *end = NULL;
-    for (size_t i = 0; i + 4 <= n; i++)
-        if (!memcmp(buf + i, "\r\n\r\n", 4)) {
-            end = buf + i;
-            break;
-        }
-    assert_non_null(end);
-    size_t hlen = (size_t)(end - buf);
-    assert_true(hlen < sizeof r->head);
-    memcpy(r->head, buf, hlen);
-    assert_int_equal(sscanf(r->head, "HTTP/1.1 %d", &r->status), 1);
-    r->len = n - hlen - 4;
-    r->body = malloc(r->len + 1);
-    assert_non_null(r->body);
-    memcpy(r->body, end + 4, r->len);
-    r->body[r->len] = '\0';
-    free(buf);
-}
-
-static const char *header(const resp *r, const char *name, char *out, size_t cap)
-{
-    size_t nl = strlen(name);
-    for (const char *p = strstr(r->head, "\r\n"); p; p = strstr(p + 2, "\r\n"))
-        if (!strncasecmp(p + 2, name, nl) && p[2 + nl] == ':') {
-            const char *v = p + 3 + nl;
-            while (*v == ' ')
-                v++;
-            size_t l = strcspn(v, "\r");
-            snprintf(out, cap, "%.*s", (int)l, v);
-            return out;
-        }
-    return NULL;
+    http_ex(port, method, path, NULL, 0, strcmp(method, "POST") ? -1 : 0, r);
 }
 
 static void write_file(const char *path, const void *data, size_t len)
@@ -246,11 +181,11 @@ static void write_file(const char *path, const void *data, size_t len)
 
 static void expect_file(uint16_t port, const char *path, const char *type, const void *data, size_t len)
 {
-    resp r;
+    http_resp r;
     char v[128];
     request(port, "GET", path, &r);
     if (r.status != 200)
-        fail_msg("GET %s: %d %s", path, r.status, r.body);
+        fail_msg("GET %s: %d %s", path, r.status, (const char *)r.body);
     assert_non_null(header(&r, "Content-Type", v, sizeof v));
     assert_string_equal(v, type);
     assert_non_null(header(&r, "X-Content-Type-Options", v, sizeof v));
@@ -267,10 +202,10 @@ static void expect_file(uint16_t port, const char *path, const char *type, const
 
 static void expect_status(uint16_t port, const char *method, const char *path, int status)
 {
-    resp r;
+    http_resp r;
     request(port, method, path, &r);
     if (r.status != status)
-        fail_msg("%s %s: %d, expected %d (%s)", method, path, r.status, status, r.body);
+        fail_msg("%s %s: %d, expected %d (%s)", method, path, r.status, status, (const char *)r.body);
     free(r.body);
 }
 
@@ -343,18 +278,18 @@ static void test_http(void **state)
     expect_status(port, "POST", "/index.html", 405);
     expect_status(port, "DELETE", "/index.html", 405);
     /* the API is unchanged */
-    resp r;
+    http_resp r;
     request(port, "GET", "/v1/models", &r);
     assert_int_equal(r.status, 200);
-    assert_non_null(strstr(r.body, "\"mnist\""));
+    assert_non_null(strstr((const char *)r.body, "\"mnist\""));
     free(r.body);
     request(port, "GET", "/v1/nothing", &r);
     assert_int_equal(r.status, 404);
-    assert_non_null(strstr(r.body, "no such endpoint"));
+    assert_non_null(strstr((const char *)r.body, "no such endpoint"));
     free(r.body);
     request(port, "GET", "/v1/metrics", &r);
     assert_int_equal(r.status, 200);
-    assert_non_null(strstr(r.body, "endpoint=\"web\",status=\"200\""));
+    assert_non_null(strstr((const char *)r.body, "endpoint=\"web\",status=\"200\""));
     free(r.body);
     cdl_serve_free(s);
 
