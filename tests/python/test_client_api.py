@@ -72,6 +72,17 @@ def batch():
     return plan, keys
 
 
+@pytest.fixture(scope="module")
+def batch_out(batch, images):
+    """The N images encrypted with the secret key and evaluated with the evaluation keys: one
+    evaluation (the costly step, whatever the number of images in a batch) that
+    test_batch_round_trip checks and test_errors feeds to the refusals."""
+    plan, keys = batch
+    ct = keys.encrypt(images)
+    evk = keys.evaluation_keys()
+    return ct, evk, plan.evaluate(ct, evk)
+
+
 def check_logits(logits, ref, what):
     assert logits.shape == ref.shape, what
     assert (logits.argmax(axis=1) == ref.argmax(axis=1)).all(), what
@@ -80,17 +91,15 @@ def check_logits(logits, ref, what):
     assert worst < LOGIT_TOL, what
 
 
-def test_batch_round_trip(batch, images, onnx_ref):
+def test_batch_round_trip(batch, batch_out, images, onnx_ref):
     plan, keys = batch
     assert plan.packing == "batch" and plan.input_shape == (1, 28, 28) and plan.num_classes == 10
     assert plan.batch_capacity == 4096 and plan.log_n == 13
     ref = plan.reference(images)
     assert np.abs(ref - onnx_ref).max() < 1e-9  # the library's runtime is the ONNX graph
-    ct = keys.encrypt(images)
+    ct, evk, out = batch_out
     assert ct.images == N and ct.data[:8] == b"CDLHEBAT"
-    evk = keys.evaluation_keys()
     assert evk.data[:4] == b"CDL\0" and evk.data[6] == 4  # a relinearization key, no secret
-    out = plan.evaluate(ct, evk)
     logits = keys.decrypt(out)
     check_logits(logits, onnx_ref, "batch packing vs onnx_numpy")
     check_logits(logits, ref, "batch packing vs Plan.reference")
@@ -128,7 +137,7 @@ def test_image_shapes(batch, images):
         keys.encrypt(np.full((1, 28, 28), np.nan))
 
 
-def test_errors(batch, images, tmp_path):
+def test_errors(batch, batch_out, tmp_path):
     plan, keys = batch
     with pytest.raises(cryptodl.CryptodlError, match="cannot import the model") as e:
         cryptodl.compile(b"this is not an ONNX model")
@@ -137,10 +146,9 @@ def test_errors(batch, images, tmp_path):
         cryptodl.compile(MODEL, log_n=12)
     with pytest.raises(ValueError, match="packing"):
         cryptodl.compile(MODEL, packing="diagonal")
-    ct = keys.encrypt(images[:2])
+    ct, _, out = batch_out  # encrypted images and their evaluation (no second evaluation for the refusals)
     with pytest.raises(cryptodl.CryptodlError, match="is it the encrypted images"):
         keys.decrypt(ct)
-    out = plan.evaluate(ct, keys.evaluation_keys())
     with pytest.raises(cryptodl.CryptodlError, match="is it the evaluate output"):
         plan.evaluate(out, keys.evaluation_keys())
     with pytest.raises(cryptodl.CryptodlError, match="not encrypted logits"):

@@ -6,7 +6,30 @@ import os
 import onnx
 import pytest
 
+from cryptodl_train import data as D
 from cryptodl_train import train as T
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _load_each_dataset_once():
+    """Every T.main() call reads its dataset with D.load_raw; the tests here make over a dozen such calls on
+    the same files, and decompressing CIFAR-10 (.bin.xz) alone took 33 of the 44 s of
+    test_flip_average_of_a_finished_run. Read each (dataset, folder) once in this module and hand
+    out copies (the trainer only reads them). Reading and parsing the files is test_data.py's."""
+    cache = {}
+    real = D.load_raw
+
+    def load_raw(name, data_dir=None):
+        key = (name, data_dir)
+        if key not in cache:
+            cache[key] = real(name, data_dir)
+        (trx, try_), (tex, tey) = cache[key]
+        return (trx.copy(), try_.copy()), (tex.copy(), tey.copy())
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(D, "load_raw", load_raw)
+    yield
+    mp.undo()
 
 
 def test_train_resume_export(tmp_path, data_dir, capsys):

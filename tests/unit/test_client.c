@@ -9,10 +9,16 @@
  *   - keygen with progress (done counts up to total, in order); keys saved
  *     and loaded back, one kind at a time and as a folder (secret.key 0600);
  *     a secret key given for another kind refused from its header;
- *   - encrypt (uint8, float and double images give one ciphertext format) ->
- *     evaluate with a key set holding only the evaluation keys (no secret)
- *     -> decrypt: the argmax of the plaintext reference (the library's
- *     float64 runtime) on every image and the logits within LOGIT_TOL;
+ *   - encrypt (uint8, float and double images give one ciphertext format:
+ *     every pixel's ciphertext at the plan's level and scale, and every 13th
+ *     decrypts to that pixel of every image within PIXEL_TOL) -> evaluate with a key set
+ *     holding only the evaluation keys (no secret) -> decrypt: the argmax of
+ *     the plaintext reference (the library's float64 runtime) on every image
+ *     and the logits within LOGIT_TOL, for the uint8 images (secret-key
+ *     encryption) and the double ones (public key); the float images' batch,
+ *     shown to be the same ciphertexts of the same values, is not evaluated
+ *     a third time (the evaluation never sees the image type: at N = 2^13 it
+ *     is the costliest step of this test, ~20 s of CPU under ASan);
  *   - refusals: evaluate without the relinearization key, decrypt without the
  *     secret key, the logits given to evaluate and the images to decrypt,
  *     NaN pixels, a failing output writer;
@@ -25,7 +31,11 @@
  * of 3 batches whose release hints and evaluate progress name each batch.
  *
  * LOGIT_TOL: `cryptodl predict` measures max |logit difference| 2.4e-4 (batch)
- * and 3.9e-4 (slots) on MNIST; 5e-3 leaves 10x margin. */
+ * and 3.9e-4 (slots) on MNIST; 5e-3 leaves 10x margin.
+ * PIXEL_TOL: a fresh encryption at the plan's input scale decrypts to its values
+ * within 3.3e-6 (secret key) and 2.8e-5 (public key), measured; 2.5e-4 leaves 9x
+ * margin and is 16x below the step between two uint8 pixel values (1/255 = 3.9e-3),
+ * so a wrong conversion or a shifted image fails. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -43,6 +53,8 @@
 #include "unit/test_he_util.h"
 
 #define LOGIT_TOL 5e-3
+#define PIXEL_TOL 2.5e-4
+#define PIXEL_STRIDE 13 /* decrypt every 13th pixel's ciphertext: 61 of 784, in every row and column */
 #define N_IMAGES 12
 
 static uint8_t *model;
@@ -300,6 +312,39 @@ static int failing_write(void *user, const uint8_t *data, size_t len)
     return 0;
 }
 
+/* The batch of encrypted images (one ciphertext per pixel, image j in slot j): every ciphertext at the
+ * same level and scale (*level, *scale: those of the first); returns the largest |decrypted - want| over
+ * every image, for every PIXEL_STRIDE-th pixel (decrypting all 784 would cost as much as encrypting them). */
+static double encrypted_pixels_error(const cdl_client_plan *plan, const cdl_client_keys *keys, const uint8_t *ct,
+                                     size_t ctl, const double *want, size_t n, size_t per, int *level, double *scale)
+{
+    cdl_he_batch *b = NULL;
+    assert_int_equal(cdl_he_batch_load(plan->ctx, ct, ctl, &b), CDL_OK);
+    assert_int_equal(cdl_he_batch_images(b), n);
+    assert_int_equal(cdl_he_batch_count(b), per);
+    cdl_ckks_plaintext *pt = NULL;
+    assert_int_equal(cdl_ckks_plaintext_new(plan->ctx, &pt), CDL_OK);
+    double *v = malloc(n * sizeof *v), worst = 0;
+    assert_non_null(v);
+    *level = cdl_ckks_ciphertext_level(cdl_he_batch_ciphertext(b, 0));
+    *scale = cdl_ckks_ciphertext_scale(cdl_he_batch_ciphertext(b, 0));
+    for (size_t i = 0; i < per; i++) {
+        const cdl_ckks_ciphertext *c = cdl_he_batch_ciphertext(b, i);
+        assert_int_equal(cdl_ckks_ciphertext_level(c), *level);
+        assert_true(cdl_ckks_ciphertext_scale(c) == *scale);
+        if (i % PIXEL_STRIDE)
+            continue;
+        assert_int_equal(cdl_ckks_decrypt(plan->ctx, keys->sk, c, pt), CDL_OK);
+        assert_int_equal(cdl_ckks_decode(plan->ctx, pt, v, n), CDL_OK);
+        for (size_t j = 0; j < n; j++)
+            worst = fmax(worst, fabs(v[j] - want[j * per + i]));
+    }
+    free(v);
+    cdl_ckks_plaintext_free(pt);
+    cdl_he_batch_free(b);
+    return worst;
+}
+
 static void test_round_trip(void **state)
 {
     (void)state;
@@ -334,11 +379,36 @@ static void test_round_trip(void **state)
 
     const void *inputs[3] = {u8, f32, f64};
     const cdl_client_dtype types[3] = {CDL_CLIENT_U8, CDL_CLIENT_F32, CDL_CLIENT_F64};
+    double *f32d = malloc(n * per * sizeof *f32d); /* the float images' values, as encrypted */
+    assert_non_null(f32d);
+    for (size_t i = 0; i < n * per; i++)
+        f32d[i] = f32[i];
+    const double *values[3] = {f64, f32d, f64}; /* u8[i] / 255.0 == f64[i] exactly */
     uint8_t *ct = NULL, *out = NULL;
-    size_t ctl = 0, outl = 0;
+    size_t ctl = 0, outl = 0, sk_ctl = 0;
+    int level0 = -1;
+    double scale0 = 0;
     for (int t = 0; t < 3; t++) {
         assert_int_equal(cdl_client_encrypt_bytes(plan, keys, inputs[t], types[t], n, t == 2, &ct, &ctl), CDL_OK);
         assert_memory_equal(ct, "CDLHEBAT", 8); /* one batch */
+        /* one ciphertext format: every pixel at the plan's level and scale, whatever the image type */
+        int level;
+        double scale;
+        const double perr = encrypted_pixels_error(plan, keys, ct, ctl, values[t], n, per, &level, &scale);
+        fprintf(stderr, "client encrypt (%s%s): %zu images, level %d, max |decrypted pixel - pixel| %.2e\n",
+                t == 0 ? "uint8" : t == 1 ? "float" : "double", t == 2 ? ", public key" : "", n, level, perr);
+        assert_true(perr < PIXEL_TOL);
+        if (t == 0) {
+            level0 = level, scale0 = scale, sk_ctl = ctl;
+        } else {
+            assert_int_equal(level, level0);
+            assert_true(scale == scale0);
+        }
+        if (t == 1) {
+            assert_int_equal(ctl, sk_ctl); /* secret-key encryption: the same bytes per ciphertext */
+            cdl_free_bytes(ct); /* the uint8 batch's twin: evaluated above (see the header) */
+            continue;
+        }
         assert_int_equal(cdl_client_evaluate_bytes(plan, server, ct, ctl, &out, &outl), CDL_OK);
         double *logits = NULL;
         size_t m = 0;
@@ -364,6 +434,7 @@ static void test_round_trip(void **state)
             cdl_free_bytes(out);
         }
     }
+    free(f32d);
     /* flooded decryption: the same classes with the noise it reports */
     double *logits = NULL;
     size_t m = 0;
