@@ -7,7 +7,7 @@ Where the library is looked for, in order:
   2. next to an installed package: the library folder `cmake --install` wrote
      into _install.py;
   3. the source tree this package sits in: build/ and build-*/, the newest
-     library first;
+     library first (sanitizer and fuzzing builds skipped);
   4. the system's loader (ldconfig, LD_LIBRARY_PATH): libcryptodl.so.0.
 """
 import ctypes
@@ -29,6 +29,16 @@ class CryptodlError(Exception):
 
 CryptodlError.__module__ = "cryptodl"
 
+def _sanitized(build_dir):
+    """A build with ASan/UBSan or libFuzzer (CMakeCache.txt says so): its library cannot be loaded
+    into a plain python3 (the sanitizer runtime must come first), so the search skips it."""
+    try:
+        with open(os.path.join(build_dir, "CMakeCache.txt"), encoding="utf-8", errors="replace") as f:
+            return any(line.startswith(("CDL_SANITIZE:BOOL=ON", "CDL_FUZZ:BOOL=ON")) for line in f)
+    except OSError:
+        return False
+
+
 def _candidates():
     env = os.environ.get("CRYPTODL_LIB")
     if env:
@@ -43,7 +53,7 @@ def _candidates():
     root = os.path.dirname(os.path.dirname(here))
     builds = glob.glob(os.path.join(root, "build", "libcryptodl.so")) + \
         glob.glob(os.path.join(root, "build-*", "libcryptodl.so"))
-    for b in sorted(builds, key=lambda p: -os.path.getmtime(p)):
+    for b in sorted((b for b in builds if not _sanitized(os.path.dirname(b))), key=lambda p: -os.path.getmtime(p)):
         yield b
     yield "libcryptodl.so.0"
 
