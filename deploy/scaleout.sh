@@ -164,6 +164,7 @@ for p in "${REPLICA_PORTS[@]}"; do
   SERVERS+="        server 127.0.0.1:$p max_fails=$MAX_FAILS fail_timeout=$FAIL_TIMEOUT;"$'\n'
 done
 /usr/bin/python3 - "$HERE/nginx.conf.in" "$RUN/nginx.conf" <<PY
+import re
 import sys
 text = open(sys.argv[1]).read()
 fields = {"USER_LINE": """$USER_LINE""", "RUN": "$RUN", "SERVERS": """${SERVERS%$'\n'}""",
@@ -171,7 +172,7 @@ fields = {"USER_LINE": """$USER_LINE""", "RUN": "$RUN", "SERVERS": """${SERVERS%
           "TRIES": "$REPLICAS", "MAX_FAILS": "$MAX_FAILS", "FAIL_TIMEOUT": "$FAIL_TIMEOUT"}
 for k, v in fields.items():
     text = text.replace("@%s@" % k, v)
-assert "@" not in text.replace("$", ""), "unfilled field in nginx.conf"
+assert not re.search(r"@[A-Z_]+@", text), "unfilled field in nginx.conf"
 open(sys.argv[2], "w").write(text)
 PY
 "$NGINX_BIN" -t -q -p "$RUN" -c "$RUN/nginx.conf" -e "$RUN/nginx-startup.log" \

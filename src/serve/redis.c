@@ -41,6 +41,8 @@ void serve_redis_key(const uint8_t *id, size_t id_len, char out[SERVE_REDIS_KEY_
 
 #if CDL_HAVE_HIREDIS
 
+#include <sys/uio.h>
+
 #include <hiredis/hiredis.h>
 
 #define POOL_MAX 16
@@ -283,24 +285,6 @@ void serve_redis_close(serve_redis *r)
     free(r);
 }
 
-cdl_status serve_redis_next_seq(serve_redis *r, uint64_t *seq)
-{
-    op o;
-    CDL_TRY(op_begin(r, &o));
-    const char *argv[2] = {"INCR", SEQ_KEY};
-    size_t lens[2] = {4, sizeof SEQ_KEY - 1};
-    redisReply *rep = redisCommandArgv(o.c, 2, argv, lens);
-    cdl_status st = check_reply(r, o.c, rep, "INCR");
-    if (st == CDL_OK && (rep->type != REDIS_REPLY_INTEGER || rep->integer < 1))
-        st = cdl_fail(CDL_ERR_FORMAT, "Redis at %s: INCR %s did not answer a positive integer", r->where, SEQ_KEY);
-    if (st == CDL_OK)
-        *seq = (uint64_t)rep->integer;
-    if (rep)
-        freeReplyObject(rep);
-    op_end(r, &o);
-    return st;
-}
-
 /* Send n commands at once, then read their n replies into rep[] (NULL-filled on failure; the caller frees). */
 static cdl_status pipeline(serve_redis *r, redisContext *c, size_t n, int argc[], const char **argv[],
                            const size_t *lens[], redisReply *rep[], const char *what)
@@ -311,14 +295,17 @@ static cdl_status pipeline(serve_redis *r, redisContext *c, size_t n, int argc[]
         if (redisAppendCommandArgv(c, argc[i], argv[i], lens[i]) != REDIS_OK)
             return cdl_fail(CDL_ERR_IO, "Redis at %s: %s: %s", r->where, what, c->errstr);
     }
-    for (size_t i = 0; i < n; i++) {
+    cdl_status st = CDL_OK;
+    for (size_t i = 0; i < n; i++) { /* all n replies read, even after an error reply: the connection stays in step */
         void *x = NULL;
         if (redisGetReply(c, &x) != REDIS_OK)
             return check_reply(r, c, NULL, what);
         rep[i] = x;
-        CDL_TRY(check_reply(r, c, rep[i], what));
+        cdl_status s = check_reply(r, c, rep[i], what);
+        if (st == CDL_OK)
+            st = s;
     }
-    return CDL_OK;
+    return st;
 }
 
 static void free_replies(redisReply *rep[], size_t n)
@@ -336,62 +323,173 @@ static cdl_status expect_int(serve_redis *r, const redisReply *rep, const char *
     return CDL_OK;
 }
 
-cdl_status serve_redis_put(serve_redis *r, const char *key, const uint8_t *rec, size_t rec_len, const uint8_t *keys,
-                           uint64_t key_bytes, uint32_t chunk_size, unsigned ttl, int *collision)
+/* Send one command whose last argument is a large chunk of key bytes, without hiredis's copies: hiredis formats a
+ * command into a new buffer and then appends that to its output buffer: two copies (and two allocations) of each
+ * 16 MiB chunk in the replica, on top of the kernel's and Redis's. Here only the RESP header and the closing CRLF
+ * are formatted, and writev sends them around the caller's bytes on hiredis's own socket (blocking,
+ * with the 30 s timeout). The reply is read later with redisGetReply. Requires hiredis's output buffer to be
+ * empty (every command appended before has had its reply read), so that the bytes on the wire stay in order. */
+static cdl_status send_big(serve_redis *r, redisContext *c, int argc, const char **argv, const size_t *lens)
+{
+    if (c->err || (c->obuf && c->obuf[0] != '\0'))
+        return cdl_fail(CDL_ERR_INTERNAL, "Redis at %s: a direct write with commands still queued", r->where);
+    char head[512];
+    int n = snprintf(head, sizeof head, "*%d\r\n", argc);
+    for (int i = 0; i < argc - 1 && n > 0 && (size_t)n < sizeof head; i++) {
+        if (lens[i] > 128)
+            return cdl_fail(CDL_ERR_INTERNAL, "Redis: a direct write with a long leading argument");
+        n += snprintf(head + n, sizeof head - (size_t)n, "$%zu\r\n%.*s\r\n", lens[i], (int)lens[i], argv[i]);
+    }
+    if (n > 0 && (size_t)n < sizeof head)
+        n += snprintf(head + n, sizeof head - (size_t)n, "$%zu\r\n", lens[argc - 1]);
+    if (n <= 0 || (size_t)n >= sizeof head)
+        return cdl_fail(CDL_ERR_INTERNAL, "Redis: a direct write's header does not fit");
+    struct iovec iov[3] = {{head, (size_t)n}, {(void *)argv[argc - 1], lens[argc - 1]}, {"\r\n", 2}};
+    struct iovec *v = iov;
+    int nv = 3;
+    while (nv > 0) {
+        ssize_t w = writev(c->fd, v, nv);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            /* this connection is out of step with Redis now: op_end closes it instead of pooling it */
+            c->err = REDIS_ERR_IO;
+            snprintf(c->errstr, sizeof c->errstr, "%s", w < 0 && errno == EAGAIN ? "write timed out"
+                                                        : w < 0 ? strerror(errno) : "connection closed");
+            return cdl_fail(CDL_ERR_IO, "Redis at %s: writing session keys: %s", r->where, c->errstr);
+        }
+        size_t done = (size_t)w;
+        while (nv > 0 && done >= v->iov_len) {
+            done -= v->iov_len;
+            v++;
+            nv--;
+        }
+        if (nv > 0) {
+            v->iov_base = (char *)v->iov_base + done;
+            v->iov_len -= done;
+        }
+    }
+    return CDL_OK;
+}
+
+cdl_status serve_redis_put_keys(serve_redis *r, const char *key, const uint8_t *keys, uint64_t key_bytes,
+                                uint32_t chunk_size, unsigned ttl, uint64_t *seq, int *collision)
 {
     *collision = 0;
+    if (key_bytes == 0 || chunk_size == 0)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "Redis: no key bytes to store");
     char ttl_s[24], field[24];
     snprintf(ttl_s, sizeof ttl_s, "%u", ttl);
     const size_t klen = strlen(key);
+    const uint64_t chunks = (key_bytes + chunk_size - 1) / chunk_size;
     op o;
     CDL_TRY(op_begin(r, &o));
-    cdl_status st = CDL_OK;
-    for (uint64_t at = 0, i = 0; st == CDL_OK && at < key_bytes; at += chunk_size, i++) {
-        size_t n = key_bytes - at < chunk_size ? (size_t)(key_bytes - at) : chunk_size;
+    /* the first chunk claims the hash (HSETNX: a hash that exists is another session) and sets the TTL; the new
+     * session number (INCR) rides in the same round trip */
+    const size_t n0 = key_bytes < chunk_size ? (size_t)key_bytes : chunk_size;
+    const char *a0[4] = {"HSETNX", key, "k0", (const char *)keys}, *a1[3] = {"EXPIRE", key, ttl_s},
+               *a2[2] = {"INCR", SEQ_KEY};
+    const size_t l0[4] = {6, klen, 2, n0}, l1[3] = {6, klen, strlen(ttl_s)}, l2[2] = {4, sizeof SEQ_KEY - 1};
+    const int nrep = seq ? 3 : 2;
+    cdl_status st = send_big(r, o.c, 4, a0, l0);
+    if (st == CDL_OK && (redisAppendCommandArgv(o.c, 3, a1, l1) != REDIS_OK ||
+                         (seq && redisAppendCommandArgv(o.c, 2, a2, l2) != REDIS_OK)))
+        st = cdl_fail(CDL_ERR_IO, "Redis at %s: EXPIRE: %s", r->where, o.c->errstr);
+    redisReply *rep[3] = {NULL, NULL, NULL};
+    const int queued = st == CDL_OK;
+    for (int i = 0; queued && i < nrep && !o.c->err; i++) { /* every reply read, even after an error reply */
+        void *x = NULL;
+        cdl_status s = check_reply(r, o.c, redisGetReply(o.c, &x) == REDIS_OK ? x : NULL,
+                                   i == 0 ? "HSETNX" : i == 1 ? "EXPIRE" : "INCR");
+        if (st == CDL_OK)
+            st = s;
+        rep[i] = x;
+    }
+    long long created = 0;
+    if (st == CDL_OK)
+        st = expect_int(r, rep[0], "HSETNX", &created);
+    if (st == CDL_OK && seq && (rep[2]->type != REDIS_REPLY_INTEGER || rep[2]->integer < 1))
+        st = cdl_fail(CDL_ERR_FORMAT, "Redis at %s: INCR %s did not answer a positive integer", r->where, SEQ_KEY);
+    if (st == CDL_OK && seq)
+        *seq = (uint64_t)rep[2]->integer;
+    free_replies(rep, 3);
+    if (st == CDL_OK && created != 1)
+        *collision = 1;
+    /* the other chunks once the hash is ours, all sent before their replies are read (Redis reads one while the
+     * next is written; no reply is more than a few bytes, so neither side waits for the other) */
+    uint64_t sent = 1; /* chunks whose command went out */
+    for (uint64_t i = 1; st == CDL_OK && !*collision && i < chunks; i++) {
+        const uint64_t at = i * chunk_size;
         snprintf(field, sizeof field, "k%llu", (unsigned long long)i);
-        if (i == 0) {
-            /* the first chunk claims the hash (HSETNX: a hash that exists is another session) and sets the TTL */
-            const char *a0[4] = {"HSETNX", key, field, (const char *)keys}, *a1[3] = {"EXPIRE", key, ttl_s};
-            const size_t l0[4] = {6, klen, strlen(field), n}, l1[3] = {6, klen, strlen(ttl_s)};
-            int argc[2] = {4, 3};
-            const char **argv[2] = {a0, a1};
-            const size_t *lens[2] = {l0, l1};
-            redisReply *rep[2];
-            long long created = 0;
-            st = pipeline(r, o.c, 2, argc, argv, lens, rep, "HSETNX");
-            if (st == CDL_OK)
-                st = expect_int(r, rep[0], "HSETNX", &created);
-            free_replies(rep, 2);
-            if (st == CDL_OK && created != 1) {
-                *collision = 1;
-                break;
-            }
-        } else {
-            const char *a[4] = {"HSET", key, field, (const char *)keys + at};
-            const size_t l[4] = {4, klen, strlen(field), n};
-            st = simple(r, o.c, "HSET", 4, a, l);
-        }
+        const char *a[4] = {"HSET", key, field, (const char *)keys + at};
+        const size_t l[4] = {4, klen, strlen(field), key_bytes - at < chunk_size ? (size_t)(key_bytes - at)
+                                                                                  : chunk_size};
+        st = send_big(r, o.c, 4, a, l);
+        sent += st == CDL_OK;
     }
-    if (st == CDL_OK && !*collision) {
-        const char *a0[4] = {"HSET", key, "meta", (const char *)rec}, *a1[3] = {"EXPIRE", key, ttl_s};
-        const size_t l0[4] = {4, klen, 4, rec_len}, l1[3] = {6, klen, strlen(ttl_s)};
-        int argc[2] = {4, 3};
-        const char **argv[2] = {a0, a1};
-        const size_t *lens[2] = {l0, l1};
-        redisReply *rep[2];
-        st = pipeline(r, o.c, 2, argc, argv, lens, rep, "HSET meta");
-        free_replies(rep, 2);
+    for (uint64_t i = 1; i < sent && !o.c->err; i++) { /* every reply read, even after an error: stay in step */
+        void *x = NULL;
+        cdl_status s = check_reply(r, o.c, redisGetReply(o.c, &x) == REDIS_OK ? x : NULL, "HSET");
+        if (st == CDL_OK)
+            st = s;
+        if (x)
+            freeReplyObject(x);
     }
-    if (st != CDL_OK && !*collision && o.c && !o.c->err) {
-        /* a partial session would expire by itself; remove it now when Redis still answers (e.g. maxmemory) */
+    if (st != CDL_OK && !*collision && !o.c->err) {
+        /* a partial hash would expire by itself; remove it now when Redis still answers (e.g. maxmemory) */
         const char *a[2] = {"DEL", key};
         const size_t l[2] = {3, klen};
-        redisReply *rep = redisCommandArgv(o.c, 2, a, l);
-        if (rep)
-            freeReplyObject(rep);
+        redisReply *rep1 = redisCommandArgv(o.c, 2, a, l);
+        if (rep1)
+            freeReplyObject(rep1);
     }
     op_end(r, &o);
     return st;
+}
+
+void serve_redis_discard(serve_redis *r, const char *key)
+{
+    const char *a[2] = {"DEL", key};
+    const size_t l[2] = {3, strlen(key)};
+    op o;
+    if (op_begin(r, &o) != CDL_OK)
+        return; /* it expires by itself */
+    redisReply *rep = redisCommandArgv(o.c, 2, a, l);
+    if (rep)
+        freeReplyObject(rep);
+    op_end(r, &o);
+}
+
+cdl_status serve_redis_put_meta(serve_redis *r, const char *key, const uint8_t *rec, size_t rec_len, unsigned ttl)
+{
+    char ttl_s[24];
+    snprintf(ttl_s, sizeof ttl_s, "%u", ttl);
+    const size_t klen = strlen(key);
+    const char *a0[4] = {"HSET", key, "meta", (const char *)rec}, *a1[3] = {"EXPIRE", key, ttl_s};
+    const size_t l0[4] = {4, klen, 4, rec_len}, l1[3] = {6, klen, strlen(ttl_s)};
+    int argc[2] = {4, 3};
+    const char **argv[2] = {a0, a1};
+    const size_t *lens[2] = {l0, l1};
+    redisReply *rep[2];
+    op o;
+    CDL_TRY(op_begin(r, &o));
+    cdl_status st = pipeline(r, o.c, 2, argc, argv, lens, rep, "HSET meta");
+    free_replies(rep, 2);
+    op_end(r, &o);
+    if (st != CDL_OK) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", cdl_last_error());
+        serve_redis_discard(r, key);
+        cdl_fail(st, "%s", why);
+    }
+    return st;
+}
+
+cdl_status serve_redis_put(serve_redis *r, const char *key, const uint8_t *rec, size_t rec_len, const uint8_t *keys,
+                           uint64_t key_bytes, uint32_t chunk_size, unsigned ttl, int *collision)
+{
+    CDL_TRY(serve_redis_put_keys(r, key, keys, key_bytes, chunk_size, ttl, NULL, collision));
+    return *collision ? CDL_OK : serve_redis_put_meta(r, key, rec, rec_len, ttl);
 }
 
 cdl_status serve_redis_get_meta(serve_redis *r, const char *key, unsigned ttl, uint8_t *rec, size_t cap,
@@ -556,16 +654,24 @@ cdl_status serve_redis_open(const char *url, serve_redis **out)
 
 void serve_redis_close(serve_redis *r) { (void)r; }
 
-cdl_status serve_redis_next_seq(serve_redis *r, uint64_t *seq)
-{
-    return cdl_fail(CDL_ERR_UNSUPPORTED, "no Redis support in this build");
-}
-
 cdl_status serve_redis_put(serve_redis *r, const char *key, const uint8_t *rec, size_t rec_len, const uint8_t *keys,
                            uint64_t key_bytes, uint32_t chunk_size, unsigned ttl, int *collision)
 {
     return cdl_fail(CDL_ERR_UNSUPPORTED, "no Redis support in this build");
 }
+
+cdl_status serve_redis_put_keys(serve_redis *r, const char *key, const uint8_t *keys, uint64_t key_bytes,
+                                uint32_t chunk_size, unsigned ttl, uint64_t *seq, int *collision)
+{
+    return cdl_fail(CDL_ERR_UNSUPPORTED, "no Redis support in this build");
+}
+
+cdl_status serve_redis_put_meta(serve_redis *r, const char *key, const uint8_t *rec, size_t rec_len, unsigned ttl)
+{
+    return cdl_fail(CDL_ERR_UNSUPPORTED, "no Redis support in this build");
+}
+
+void serve_redis_discard(serve_redis *r, const char *key) { (void)r, (void)key; }
 
 cdl_status serve_redis_get_meta(serve_redis *r, const char *key, unsigned ttl, uint8_t *rec, size_t cap,
                                 size_t *rec_len, int *found)

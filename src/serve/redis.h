@@ -42,12 +42,19 @@ const char *serve_redis_where(const serve_redis *r);
 /* The hash that holds the session with this id. */
 void serve_redis_key(const uint8_t *id, size_t id_len, char out[SERVE_REDIS_KEY_MAX]);
 
-/* A new session number, the same sequence for every replica (INCR). */
-cdl_status serve_redis_next_seq(serve_redis *r, uint64_t *seq);
 /* Write the chunks, then the record; TTL ttl seconds. *collision = 1 (nothing written) when the hash already
  * exists. CDL_ERR_EXHAUSTED when Redis refuses for its memory limit (maxmemory). */
 cdl_status serve_redis_put(serve_redis *r, const char *key, const uint8_t *rec, size_t rec_len, const uint8_t *keys,
                            uint64_t key_bytes, uint32_t chunk_size, unsigned ttl, int *collision);
+/* serve_redis_put in two steps, so that the keys can be written while they are checked: first the chunks alone
+ * (TTL set; no record, hence no session for any reader; with seq, a new session number, one sequence for every
+ * replica (INCR), in the same round trip; *collision as above; on failure what was written is removed), ... */
+cdl_status serve_redis_put_keys(serve_redis *r, const char *key, const uint8_t *keys, uint64_t key_bytes,
+                                uint32_t chunk_size, unsigned ttl, uint64_t *seq, int *collision);
+/* ... then the record, which makes the session visible (on failure the hash is removed), ... */
+cdl_status serve_redis_put_meta(serve_redis *r, const char *key, const uint8_t *rec, size_t rec_len, unsigned ttl);
+/* ... or, when the keys failed their checks, this: the hash removed (if Redis does not answer, it expires). */
+void serve_redis_discard(serve_redis *r, const char *key);
 /* The record (at most cap bytes; longer is CDL_ERR_FORMAT), and the TTL restarted. *found = 0 if none. */
 cdl_status serve_redis_get_meta(serve_redis *r, const char *key, unsigned ttl, uint8_t *rec, size_t cap,
                                 size_t *rec_len, int *found);

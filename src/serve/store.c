@@ -96,47 +96,102 @@ static serve_store_result store_error(serve_store *st, cdl_status s)
     return s == CDL_ERR_EXHAUSTED ? SERVE_STORE_FULL : SERVE_STORE_UNAVAILABLE;
 }
 
-serve_store_result serve_store_create(serve_store *st, size_t model, cdl_ckks_relin_key *rlk, cdl_ckks_galois_keys *gk,
-                                      const uint8_t *bytes, size_t len, char id_hex[2 * SERVE_ID_BYTES + 1],
-                                      uint64_t *seq)
+/* Redis: a session's key bytes on their way to Redis, under a new random id, without their record (so no reader
+ * sees them), either in the creating request's thread or in one of their own beside the keys' checks. */
+struct serve_store_write {
+    serve_store *st;
+    const uint8_t *bytes; /* the request's body, kept by it until the write is joined */
+    size_t len;
+    pthread_t thread;
+    uint8_t id[SERVE_ID_BYTES];
+    char key[SERVE_REDIS_KEY_MAX];
+    uint64_t seq;
+    cdl_status status;
+    char error[512]; /* cdl_last_error() is per thread: the writer's, for the request's */
+};
+
+static void write_keys(serve_store_write *w)
 {
-    if (!st->redis) {
-        serve_session_result r = serve_session_create(&st->table, model, rlk, gk, id_hex, seq);
-        return r == SERVE_SESSION_OK ? SERVE_STORE_OK : SERVE_STORE_FULL;
+    int collision = 1;
+    cdl_status s = CDL_OK;
+    for (int tries = 0; s == CDL_OK && collision && tries < 4; tries++) { /* 128 random bits do not collide */
+        randombytes_buf(w->id, sizeof w->id);
+        serve_redis_key(w->id, sizeof w->id, w->key);
+        s = serve_redis_put_keys(w->st->redis, w->key, w->bytes, w->len, SERVE_REDIS_CHUNK, w->st->ttl, &w->seq,
+                                 &collision);
+    }
+    if (s == CDL_OK && collision)
+        s = cdl_fail(CDL_ERR_INTERNAL, "serve: four random session ids in a row exist in Redis already");
+    w->status = s;
+    if (s != CDL_OK) {
+        snprintf(w->error, sizeof w->error, "%s", cdl_last_error());
+        sodium_memzero(w->id, sizeof w->id);
+    }
+}
+
+static void *write_thread(void *arg)
+{
+    write_keys(arg);
+    return NULL;
+}
+
+serve_store_write *serve_store_write_begin(serve_store *st, const uint8_t *bytes, size_t len)
+{
+    if (!st->redis || !len)
+        return NULL;
+    serve_store_write *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->st = st;
+    w->bytes = bytes;
+    w->len = len;
+    if (pthread_create(&w->thread, NULL, write_thread, w) != 0) {
+        free(w);
+        return NULL; /* serve_store_create writes after the checks instead */
+    }
+    return w;
+}
+
+void serve_store_write_abandon(serve_store *st, serve_store_write *w)
+{
+    if (!w)
+        return;
+    pthread_join(w->thread, NULL);
+    if (w->status == CDL_OK)
+        serve_redis_discard(st->redis, w->key);
+    sodium_memzero(w, sizeof *w);
+    free(w);
+}
+
+/* The keys are written and were checked: the record makes them a session; this replica caches the keys. */
+static serve_store_result publish(serve_store *st, serve_store_write *w, size_t model, cdl_ckks_relin_key *rlk,
+                                  cdl_ckks_galois_keys *gk, char id_hex[2 * SERVE_ID_BYTES + 1], uint64_t *seq)
+{
+    if (w->status != CDL_OK) {
+        cdl_fail(w->status, "%s", w->error);
+        return store_error(st, w->status);
     }
     const serve_model *m = &st->models[model];
     serve_record rec;
     memset(&rec, 0, sizeof rec);
     snprintf(rec.model, sizeof rec.model, "%s", m->name);
     memcpy(rec.param_hash, cdl_ckks_param_hash(m->ctx), SERVE_RECORD_HASH_BYTES);
-    cdl_status s = serve_record_chunking(&rec, len, SERVE_REDIS_CHUNK);
-    if (s == CDL_OK)
-        s = serve_redis_next_seq(st->redis, &rec.seq);
+    rec.seq = w->seq;
     uint8_t meta[SERVE_RECORD_MAX];
     size_t meta_len = 0;
+    cdl_status s = serve_record_chunking(&rec, w->len, SERVE_REDIS_CHUNK);
     if (s == CDL_OK)
         s = serve_record_encode(&rec, meta, &meta_len);
     if (s != CDL_OK)
+        serve_redis_discard(st->redis, w->key);
+    else
+        s = serve_redis_put_meta(st->redis, w->key, meta, meta_len, st->ttl);
+    if (s != CDL_OK) {
+        sodium_memzero(w->id, sizeof w->id);
         return store_error(st, s);
-    uint8_t id[SERVE_ID_BYTES];
-    char key[SERVE_REDIS_KEY_MAX];
-    int collision = 1;
-    for (int tries = 0; collision && tries < 4; tries++) { /* 128 random bits do not collide; checked anyway */
-        randombytes_buf(id, sizeof id);
-        serve_redis_key(id, sizeof id, key);
-        s = serve_redis_put(st->redis, key, meta, meta_len, bytes, len, SERVE_REDIS_CHUNK, st->ttl, &collision);
-        if (s != CDL_OK) {
-            sodium_memzero(id, sizeof id);
-            return store_error(st, s);
-        }
     }
-    if (collision) {
-        sodium_memzero(id, sizeof id);
-        cdl_fail(CDL_ERR_INTERNAL, "serve: four random session ids in a row exist in Redis already");
-        return SERVE_STORE_UNAVAILABLE;
-    }
-    sodium_bin2hex(id_hex, 2 * SERVE_ID_BYTES + 1, id, sizeof id);
-    sodium_memzero(id, sizeof id);
+    sodium_bin2hex(id_hex, 2 * SERVE_ID_BYTES + 1, w->id, sizeof w->id);
+    sodium_memzero(w->id, sizeof w->id);
     *seq = rec.seq;
     count(st, &st->created);
     /* this replica keeps the keys it just checked (within its budget): its first predict is a hit */
@@ -145,6 +200,34 @@ serve_store_result serve_store_create(serve_store *st, size_t model, cdl_ckks_re
         cdl_ckks_galois_keys_free(gk);
     }
     return SERVE_STORE_OK;
+}
+
+serve_store_result serve_store_create(serve_store *st, size_t model, cdl_ckks_relin_key *rlk, cdl_ckks_galois_keys *gk,
+                                      const uint8_t *bytes, size_t len, char id_hex[2 * SERVE_ID_BYTES + 1],
+                                      uint64_t *seq)
+{
+    if (!st->redis) {
+        serve_session_result r = serve_session_create(&st->table, model, rlk, gk, id_hex, seq);
+        return r == SERVE_SESSION_OK ? SERVE_STORE_OK : SERVE_STORE_FULL;
+    }
+    serve_store_write w;
+    memset(&w, 0, sizeof w);
+    w.st = st;
+    w.bytes = bytes;
+    w.len = len;
+    write_keys(&w);
+    return publish(st, &w, model, rlk, gk, id_hex, seq);
+}
+
+serve_store_result serve_store_create_written(serve_store *st, serve_store_write *w, size_t model,
+                                              cdl_ckks_relin_key *rlk, cdl_ckks_galois_keys *gk,
+                                              char id_hex[2 * SERVE_ID_BYTES + 1], uint64_t *seq)
+{
+    pthread_join(w->thread, NULL);
+    serve_store_result r = publish(st, w, model, rlk, gk, id_hex, seq);
+    sodium_memzero(w, sizeof *w);
+    free(w);
+    return r;
 }
 
 /* Redis: a session this replica has not cached. Reads its descriptor (restarting its TTL), checks it against the

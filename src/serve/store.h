@@ -79,6 +79,20 @@ int serve_store_room(serve_store *st);
 serve_store_result serve_store_create(serve_store *st, size_t model, cdl_ckks_relin_key *rlk, cdl_ckks_galois_keys *gk,
                                       const uint8_t *bytes, size_t len, char id_hex[2 * SERVE_ID_BYTES + 1],
                                       uint64_t *seq);
+/* Redis sessions: write a session's key bytes (bytes[0..len), which must stay alive and unchanged until the write
+ * is ended by one of the two calls below) in a thread of its own while the caller checks them, so that the Redis
+ * write overlaps the checks instead of following them. Nothing written is visible before
+ * serve_store_create_written writes the record: keys that fail their checks never make a session. NULL for
+ * memory sessions or when no thread could be started (then use serve_store_create after the checks). The caller
+ * must not start it for bytes it refuses without checking (a secret key must never reach Redis). */
+typedef struct serve_store_write serve_store_write;
+serve_store_write *serve_store_write_begin(serve_store *st, const uint8_t *bytes, size_t len);
+/* The keys passed their checks: wait for the write, then as serve_store_create (w is freed in every case). */
+serve_store_result serve_store_create_written(serve_store *st, serve_store_write *w, size_t model,
+                                              cdl_ckks_relin_key *rlk, cdl_ckks_galois_keys *gk,
+                                              char id_hex[2 * SERVE_ID_BYTES + 1], uint64_t *seq);
+/* The keys failed their checks (or the request ends otherwise): wait for the write and remove what it wrote. */
+void serve_store_write_abandon(serve_store *st, serve_store_write *w);
 /* Hold the session for one predict: *handle for the calls below, its number and model. */
 serve_store_result serve_store_acquire(serve_store *st, const char *id_hex, size_t *handle, uint64_t *seq,
                                        size_t *model);

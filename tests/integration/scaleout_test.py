@@ -17,6 +17,10 @@ is a 5.5 MB relinearization key, a request one encrypted batch (308 MB) of 8 MNI
      all succeed through the other replicas and are byte-identical again.
   4. DELETE through nginx ends the session for every replica (404 afterwards); no log of
      nginx, Redis or the replicas contains the session id.
+  5. Session creation is streamed to a replica (proxy_request_buffering off, so nginx cannot
+     send it again elsewhere): the replicas are killed in the middle of an upload, and the
+     client gets nginx's 503 with Retry-After: 1 and a JSON error (deploy/nginx.conf.in,
+     @cdl_retry), which cryptodl's clients retry.
 
 Exits 77 (CTest SKIP_RETURN_CODE) with the reason when redis-server, nginx or curl is missing,
 or cryptodl was built without libhiredis.
@@ -29,6 +33,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -284,6 +289,37 @@ def main():
             st, _, data = request(rp, "POST", "/v1/sessions/%s/predict" % sid, b"x")
             check(st == 404, "replica %d after the delete: %d %s" % (i + 1, st, data[:200]))
         say("DELETE through nginx: 204; each live replica then answers 404 for the session")
+
+        # 5. the replicas die in the middle of a session upload (streamed: nginx cannot send it again)
+        s = socket.create_connection(("127.0.0.1", port), timeout=60)
+        try:
+            half = len(relin) // 2
+            s.sendall(b"POST /v1/models/mnist/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                      b"application/octet-stream\r\nContent-Length: %d\r\n\r\n" % len(relin) + relin[:half])
+            time.sleep(1)  # nginx has chosen a replica and passed it the first half
+            for i, pid in enumerate(rpids):
+                if i != victim:
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.5)
+            try:
+                s.sendall(relin[half:])
+            except OSError:
+                pass  # nginx may answer and close before it has read the rest
+            r = http.client.HTTPResponse(s)
+            r.begin()
+            data = r.read()
+        finally:
+            s.close()
+        check(r.status == 503 and r.getheader("Retry-After") == "1", "session upload to a replica that died: %d "
+              "Retry-After %s %s" % (r.status, r.getheader("Retry-After"), data[:200]))
+        check("send them again" in json.loads(data)["error"], "nginx's answer: %s" % data[:300])
+        deadline = time.time() + 5  # nginx writes its log line just after the answer
+        while len([l for l in access_lines(run_dir) if l[0].endswith("/sessions")]) < 2 and time.time() < deadline:
+            time.sleep(0.05)
+        last = [l for l in access_lines(run_dir) if l[0].endswith("/sessions")][-1]
+        check(last[3].split(", ")[-1] == "502", "nginx's access log for the upload: %s" % (last,))
+        say("replicas killed mid-upload of a session: 503, Retry-After: 1, a JSON error (upstreams %s, statuses %s)"
+            % (last[2], last[3]))
     except Fail as e:
         print("FAIL: %s" % e, flush=True)
         if os.path.isdir(run_dir):

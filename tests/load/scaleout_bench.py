@@ -7,8 +7,12 @@ measurement:
                (one key set), post the same encrypted batch through nginx for --seconds after a
                warm-up request each; 503 answers are honoured (Retry-After). Counts the 200s
                that finished inside the window.
-  session      the time to create a session (upload the keys): direct to one replica with memory
-               sessions, direct to one replica with Redis sessions, through nginx + Redis.
+  session      the time to create a session (upload the keys, then DELETE it): direct to one process
+               with memory sessions (the base), direct to one replica with Redis sessions, through
+               nginx + Redis; all three running at once and measured in turn, round by round (the order
+               rotated each round, one warm-up round not counted), so that the machine's load weighs on
+               each alike. Prints the median, min and max of each and the added percent (ratio of the
+               medians, and median of the per-round ratios).
   first_predict  a predict on a replica that has not cached the session (--key-cache-mb 0: every
                predict is one) vs one that has: Server-Timing store;dur and the whole request.
 
@@ -18,6 +22,11 @@ Python standard library only; the client side is the CLI (keygen, encrypt). Heav
 usage: scaleout_bench.py --cryptodl build/cryptodl [--packing batch|slots] [--replicas 1,2]
                          [--clients 4] [--seconds 60] [--threads 1] [--max-queued 3]
                          [--what throughput,session,first_predict] [--work DIR]
+                         [--deploy DIR] [--keys DIR] [--key-cache-mb MB]
+
+--deploy DIR runs DIR/scaleout.sh (and its nginx.conf.in) instead of this checkout's deploy/, e.g. an
+older version to compare with; --keys DIR keeps the keys and the batch there (made on the first run,
+reused after), so that alternating runs upload the same bytes and skip the key generation.
 """
 import argparse
 import http.client
@@ -34,7 +43,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.dirname(os.path.dirname(HERE))
-DEPLOY = os.path.join(SRC, "deploy", "scaleout.sh")
+DEPLOY = os.path.join(SRC, "deploy")
 MODEL = os.path.join(SRC, "models", "mnist_cryptonets.onnx")
 
 
@@ -63,7 +72,8 @@ class Cluster:
     def __init__(self, a, k, extra=(), cache_mb=None):
         self.run_dir = os.path.join(a.work, "run%d" % k)
         shutil.rmtree(self.run_dir, ignore_errors=True)
-        args = ["bash", DEPLOY, "start", self.run_dir, "--replicas", str(k), "--threads", str(a.threads),
+        self.deploy = os.path.join(a.deploy, "scaleout.sh")
+        args = ["bash", self.deploy, "start", self.run_dir, "--replicas", str(k), "--threads", str(a.threads),
                 "--cryptodl", a.cryptodl]
         if cache_mb is not None:
             args += ["--key-cache-mb", str(cache_mb)]
@@ -74,7 +84,7 @@ class Cluster:
         self.replicas = [int(p) for p in env["REPLICA_PORTS"].strip('"').split()]
 
     def stop(self):
-        subprocess.run(["bash", DEPLOY, "stop", self.run_dir], stdout=subprocess.DEVNULL)
+        subprocess.run(["bash", self.deploy, "stop", self.run_dir], stdout=subprocess.DEVNULL)
 
     def upstream_statuses(self):
         out = {}
@@ -85,10 +95,12 @@ class Cluster:
         return out
 
 
-def session(port, keys):
-    st, _, data = request(port, "POST", "/v1/models/m/sessions", keys)
+def session(port, keys, parts=None):
+    st, r, data = request(port, "POST", "/v1/models/m/sessions", keys)
     if st != 201:
         sys.exit("session: %d %s" % (st, data[:300]))
+    if parts is not None:
+        parts.update(timing(r))
     return json.loads(data)["session"]
 
 
@@ -147,44 +159,60 @@ def median_ms(xs):
     return round(1e3 * statistics.median(xs), 1)
 
 
-def timed_sessions(port, keys, n):
-    ts = []
-    for _ in range(n):
-        t = time.time()
-        sid = session(port, keys)
-        ts.append(time.time() - t)
-        request(port, "DELETE", "/v1/sessions/" + sid)
-    return ts
+def create_delete(port, keys, parts):
+    t = time.time()
+    sid = session(port, keys, parts)
+    dt = time.time() - t
+    request(port, "DELETE", "/v1/sessions/" + sid)
+    return dt
 
 
 def sessions_bench(a, keys):
-    # direct, memory sessions
     out = open(os.path.join(a.work, "single.out"), "w")
     p = subprocess.Popen([a.cryptodl, "serve", MODEL, "--name", "m", "--packing", a.packing, "--port", "0", "-q",
                           "--threads", str(a.threads), "--max-sessions", "4"], stdout=out, stderr=subprocess.DEVNULL)
+    cl = None
     try:
         port = None
         while not port:
+            if p.poll() is not None:
+                sys.exit("the single server exited %d" % p.returncode)
             m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", open(out.name).read())
             port = int(m.group(1)) if m else None
             time.sleep(0.1)
-        direct = timed_sessions(port, keys, a.sessions_n)
+        cl = Cluster(a, 2, cache_mb=a.key_cache_mb)
+        ways = [("direct_memory", port), ("direct_replica_redis", cl.replicas[0]), ("nginx_redis", cl.port)]
+        times = {w: [] for w, _ in ways}
+        parts = {w: {} for w, _ in ways}  # Server-Timing of the creation: upload, check, store (ms)
+        load_before = os.getloadavg()
+        for i in range(a.sessions_n + 1):  # round 0: warm-up (connections, page cache, allocators), not counted
+            for w, wport in ways[i % 3:] + ways[:i % 3]:
+                pt = {}
+                dt = create_delete(wport, keys, pt)
+                if i:
+                    times[w].append(dt)
+                    for k, v in pt.items():
+                        parts[w].setdefault(k, []).append(v)
+        load_after = os.getloadavg()
     finally:
+        if cl:
+            cl.stop()
         p.send_signal(signal.SIGTERM)
         p.wait()
-    cl = Cluster(a, 2)
-    try:
-        replica = timed_sessions(cl.replicas[0], keys, a.sessions_n)
-        lb = timed_sessions(cl.port, keys, a.sessions_n)
-    finally:
-        cl.stop()
-    print(json.dumps({"bench": "scaleout_session_create", "packing": a.packing, "key_bytes": len(keys),
-                      "n": a.sessions_n, "direct_memory_ms": median_ms(direct),
-                      "direct_replica_redis_ms": median_ms(replica), "nginx_redis_ms": median_ms(lb),
-                      "added_percent": round(100 * (statistics.median(lb) / statistics.median(direct) - 1), 1),
-                      "all_ms": {"direct_memory": [round(1e3 * x) for x in direct],
-                                 "nginx_redis": [round(1e3 * x) for x in lb]},
-                      "load_average": os.getloadavg()}), flush=True)
+    direct, lb = times["direct_memory"], times["nginx_redis"]
+    res = {"bench": "scaleout_session_create", "packing": a.packing, "key_bytes": len(keys), "n": a.sessions_n,
+           "deploy": a.deploy, "cryptodl": a.cryptodl}
+    for w, _ in ways:
+        xs = times[w]
+        res[w + "_ms"] = {"median": median_ms(xs), "min": round(1e3 * min(xs), 1), "max": round(1e3 * max(xs), 1)}
+        if parts[w]:  # the server's own view, medians
+            res[w + "_server_ms"] = {k: round(statistics.median(v), 1) for k, v in parts[w].items()}
+    res["added_percent"] = round(100 * (statistics.median(lb) / statistics.median(direct) - 1), 1)
+    res["added_percent_paired"] = round(100 * (statistics.median([b / d for b, d in zip(lb, direct)]) - 1), 1)
+    res["all_ms"] = {w: [round(1e3 * x, 1) for x in times[w]] for w, _ in ways}
+    res["load_average_before"] = load_before
+    res["load_average_after"] = load_after
+    print(json.dumps(res), flush=True)
 
 
 def first_predict_bench(a, keys, batch):
@@ -224,25 +252,32 @@ def main():
     ap.add_argument("--predicts-n", type=int, default=5)
     ap.add_argument("--what", default="throughput,session,first_predict")
     ap.add_argument("--work", default="/tmp/cdl-scaleout-bench")
+    ap.add_argument("--deploy", default=DEPLOY)
+    ap.add_argument("--keys", help="keep the keys and the batch in this folder, reuse them if there")
+    ap.add_argument("--key-cache-mb", type=int, help="the replicas' --key-cache-mb in the session measurement")
     a = ap.parse_args()
     a.cryptodl = os.path.abspath(a.cryptodl)
+    a.deploy = os.path.abspath(a.deploy)
     a.replicas = [int(x) for x in a.replicas.split(",")]
     shutil.rmtree(a.work, ignore_errors=True)
     os.makedirs(a.work)
-    keys_dir = os.path.join(a.work, "keys")
-    bpath = os.path.join(a.work, "batch.bin")
+    keys_dir = os.path.join(a.keys or a.work, "keys")
+    bpath = os.path.join(a.keys or a.work, "batch.bin")
+    made = a.keys and os.path.exists(bpath)  # by an earlier run with the same --keys
     if a.packing == "batch":
-        run([a.cryptodl, "predict", MODEL, "--keygen", "--keys", keys_dir])
-        run([a.cryptodl, "predict", MODEL, "--encrypt", "--keys", keys_dir, "--out", bpath, "--limit", "4096",
-             "--data-dir", os.path.join(SRC, "data")])
+        if not made:
+            run([a.cryptodl, "predict", MODEL, "--keygen", "--keys", keys_dir])
+            run([a.cryptodl, "predict", MODEL, "--encrypt", "--keys", keys_dir, "--out", bpath, "--limit", "4096",
+                 "--data-dir", os.path.join(SRC, "data")])
         keys = open(os.path.join(keys_dir, "relin.key"), "rb").read()
         images = 4096
     else:
-        plan = os.path.join(a.work, "plan.json")
-        run([a.cryptodl, "compile", MODEL, "--packing", "slots", "--out", plan])
-        run([a.cryptodl, "keygen", MODEL, "--plan", plan, "--keys", keys_dir])
-        run([a.cryptodl, "encrypt", MODEL, "--plan", plan, "--keys", keys_dir, "--dataset", "mnist", "--data-dir",
-             os.path.join(SRC, "data"), "--limit", "2", "--out", bpath])
+        if not made:
+            plan = os.path.join(a.work, "plan.json")
+            run([a.cryptodl, "compile", MODEL, "--packing", "slots", "--out", plan])
+            run([a.cryptodl, "keygen", MODEL, "--plan", plan, "--keys", keys_dir])
+            run([a.cryptodl, "encrypt", MODEL, "--plan", plan, "--keys", keys_dir, "--dataset", "mnist", "--data-dir",
+                 os.path.join(SRC, "data"), "--limit", "2", "--out", bpath])
         keys = open(os.path.join(keys_dir, "relin.key"), "rb").read() + \
             open(os.path.join(keys_dir, "galois.key"), "rb").read()
         images = 2

@@ -189,6 +189,7 @@ static void test_memory_backend(void **state)
     serve_store st;
     assert_int_equal(serve_store_init(&st, &cfg, &F.model, 1), CDL_OK);
     assert_string_equal(serve_store_where(&st), "memory");
+    assert_null(serve_store_write_begin(&st, F.rlk_bytes, F.rlk_len)); /* memory sessions: nothing to write early */
     char id[33], id2[33];
     uint64_t seq = 0, seq2 = 0;
     assert_true(serve_store_room(&st));
@@ -405,6 +406,39 @@ static void test_redis_urls(void **state)
     serve_store_destroy(&st);
 }
 
+/* Send one inline command to Redis on this port over a plain socket; its first reply line in line[64]. */
+static void redis_cmd(int port, const char *cmd, char line[64])
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    char req[128];
+    const int len = snprintf(req, sizeof req, "%s\r\n", cmd);
+    assert_int_equal(write(fd, req, (size_t)len), len);
+    memset(line, 0, 64);
+    size_t n = 0;
+    while (n < 63 && !strchr(line, '\n')) {
+        ssize_t r = read(fd, line + n, 63 - n);
+        assert_true(r > 0);
+        n += (size_t)r;
+    }
+    close(fd);
+}
+
+/* How many keys Redis on this port holds. */
+static long redis_dbsize(int port)
+{
+    char line[64];
+    redis_cmd(port, "DBSIZE", line);
+    assert_int_equal(line[0], ':');
+    return strtol(line + 1, NULL, 10);
+}
+
 static void test_redis_backend(void **state)
 {
     const char *bin = redis_binary();
@@ -531,6 +565,54 @@ static void test_redis_backend(void **state)
     assert_int_equal(serve_store_acquire(&b, fake2, &h, &s, &model), SERVE_STORE_BAD);
     assert_non_null(strstr(cdl_last_error(), "does not serve"));
     free(bad);
+
+    /* the server's path: the keys written while they are checked (serve_store_write_begin); abandoned (the checks
+     * failed): nothing left in Redis; published: a session like any other, served by the other replica */
+    const long keys_before = redis_dbsize(port);
+    serve_store_write *w = serve_store_write_begin(&a, F.rlk_bytes, F.rlk_len);
+    assert_non_null(w);
+    serve_store_write_abandon(&a, w);
+    assert_int_equal(redis_dbsize(port), keys_before);
+    w = serve_store_write_begin(&a, F.rlk_bytes, F.rlk_len);
+    assert_non_null(w);
+    char id4[33];
+    uint64_t seq4 = 0;
+    assert_int_equal(serve_store_create_written(&a, w, 0, a_key(), NULL, id4, &seq4), SERVE_STORE_OK);
+    assert_true(seq4 > seq2);
+    assert_int_equal(redis_dbsize(port), keys_before + 1);
+    assert_int_equal(serve_store_acquire(&b, id4, &h, &s, &model), SERVE_STORE_OK);
+    assert_int_equal(s, seq4);
+    assert_int_equal(serve_store_keys(&b, h, &rlk, &gk, &load_s), SERVE_STORE_OK);
+    assert_true(load_s > 0);
+    assert_same_key(rlk);
+    serve_store_release(&b, h);
+
+    /* Redis full (its maxmemory): FULL (429) by both paths, nothing left behind, and the store's pooled connections
+     * still in step with Redis afterwards (every reply of a refused pipeline read) */
+    char line[64];
+    redis_cmd(port, "CONFIG SET maxmemory 1mb", line);
+    assert_int_equal(strncmp(line, "+OK", 3), 0);
+    cdl_ckks_relin_key *kf = a_key();
+    char idf[33];
+    uint64_t seqf = 0;
+    assert_int_equal(serve_store_create(&a, 0, kf, NULL, F.rlk_bytes, F.rlk_len, idf, &seqf), SERVE_STORE_FULL);
+    w = serve_store_write_begin(&a, F.rlk_bytes, F.rlk_len);
+    assert_non_null(w);
+    assert_int_equal(serve_store_create_written(&a, w, 0, kf, NULL, idf, &seqf), SERVE_STORE_FULL);
+    cdl_ckks_relin_key_free(kf);
+    redis_cmd(port, "CONFIG SET maxmemory 0", line);
+    assert_int_equal(strncmp(line, "+OK", 3), 0);
+    assert_int_equal(redis_dbsize(port), keys_before + 1);
+    for (int i = 0; i < 3; i++) { /* more uses than the failed operations' connections */
+        assert_int_equal(serve_store_create(&a, 0, a_key(), NULL, F.rlk_bytes, F.rlk_len, idf, &seqf), SERVE_STORE_OK);
+        assert_int_equal(serve_store_acquire(&b, idf, &h, &s, &model), SERVE_STORE_OK);
+        assert_int_equal(s, seqf);
+        assert_int_equal(serve_store_keys(&b, h, &rlk, &gk, &load_s), SERVE_STORE_OK);
+        assert_same_key(rlk);
+        serve_store_release(&b, h);
+        assert_int_equal(serve_store_delete(&a, idf, &s), SERVE_STORE_OK);
+        assert_int_equal(s, seqf);
+    }
 
     /* Redis stopped: UNAVAILABLE (503), nothing crashes; restarted on the same port: served again */
     redis_stop(pid);
