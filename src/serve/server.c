@@ -1025,12 +1025,13 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     if (!rq)
         return;
     *con_cls = NULL;
-    release_request(s, rq); /* what is left when no response was queued */
+    /* counted before its place is given back: a metrics reader that sees the place free sees the request counted */
     pthread_mutex_lock(&s->lock);
     if (!rq->status)
         s->requests[rq->ep][N_STATUS]++;
     s->bytes_in += rq->bytes_in;
     pthread_mutex_unlock(&s->lock);
+    release_request(s, rq); /* what is left when no response was queued */
     if (s->cfg.log)
         s->cfg.log(s->cfg.log_user, rq->method, rq->log_path, rq->status, rq->bytes_in,
                    toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? rq->bytes_out : 0, 1e3 * (serve_now() - rq->t0));
