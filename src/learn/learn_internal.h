@@ -138,5 +138,14 @@ cdl_status lrn_write_cts(const cdl_ckks_context *ctx, cdl_writer *w, cdl_ckks_ci
  * 2 and at a level <= max_level. */
 cdl_status lrn_read_cts(const cdl_ckks_context *ctx, cdl_reader *r, cdl_ckks_ciphertext **cts, size_t count,
                         int max_level, const char *fn);
+/* The trainers' checkpoint envelope: 8 magic bytes, the payload, a BLAKE2b-256 of both.
+ * lrn_checkpoint_finish: w holds magic and payload; when st and w are fine, append the checksum and hand w's
+ * bytes over (*data, *len); otherwise free w and return the failure. */
+cdl_status lrn_checkpoint_finish(cdl_writer *w, cdl_status st, uint8_t **data, size_t *len);
+/* Check the magic (else "fn: not <what>") and the checksum; r then reads the payload. */
+cdl_status lrn_checkpoint_open(const uint8_t *bytes, size_t len, const char *magic, const char *what, const char *fn,
+                               cdl_reader *r);
+/* "fn: the checkpoint was made with <what> = saved, this run has now" (CDL_ERR_MISMATCH). */
+cdl_status lrn_mismatch(const char *fn, const char *what, double saved, double now);
 
 #endif

@@ -16,6 +16,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <sodium.h>
+
 #include "core/error.h"
 #include "core/memory.h"
 #include "learn/learn_internal.h"
@@ -485,4 +487,42 @@ cdl_status lrn_encrypt_labels(const cdl_ckks_context *ctx, const cdl_ckks_secret
     *out = cts;
     *count = n_yct;
     return CDL_OK;
+}
+
+cdl_status lrn_checkpoint_finish(cdl_writer *w, cdl_status st, uint8_t **data, size_t *len)
+{
+    if (st == CDL_OK)
+        st = cdl_writer_status(w);
+    if (st == CDL_OK) {
+        uint8_t sum[32];
+        crypto_generichash(sum, sizeof sum, w->data, w->len, NULL, 0);
+        cdl_write_bytes(w, sum, sizeof sum);
+        st = cdl_writer_status(w);
+    }
+    if (st != CDL_OK) {
+        cdl_writer_free(w);
+        return st;
+    }
+    *data = w->data;
+    *len = w->len;
+    return CDL_OK;
+}
+
+cdl_status lrn_checkpoint_open(const uint8_t *bytes, size_t len, const char *magic, const char *what, const char *fn,
+                               cdl_reader *r)
+{
+    if (len < 8 + 32 || memcmp(bytes, magic, 8) != 0)
+        return cdl_fail(CDL_ERR_FORMAT, "%s: not %s", fn, what);
+    uint8_t sum[32];
+    crypto_generichash(sum, sizeof sum, bytes, len - 32, NULL, 0);
+    if (sodium_memcmp(sum, bytes + len - 32, 32) != 0)
+        return cdl_fail(CDL_ERR_FORMAT, "%s: checksum mismatch (damaged or truncated checkpoint)", fn);
+    cdl_reader_init(r, bytes + 8, len - 8 - 32);
+    return CDL_OK;
+}
+
+cdl_status lrn_mismatch(const char *fn, const char *what, double saved, double now)
+{
+    return cdl_fail(CDL_ERR_MISMATCH, "%s: the checkpoint was made with %s = %.17g, this run has %.17g", fn, what,
+                    saved, now);
 }

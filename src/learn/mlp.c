@@ -939,27 +939,10 @@ cdl_status cdl_mlp_trainer_save(const cdl_mlp_trainer *T, uint8_t **data, size_t
     cdl_write_u32(&w, (uint32_t)T->bootstraps);
     cdl_ckks_ciphertext *state[2] = {T->Wp, T->Vp};
     cdl_status st = lrn_write_cts(T->ctx, &w, state, 2);
-    uint8_t sum[32];
-    if (st == CDL_OK) {
-        crypto_generichash(sum, sizeof sum, w.data, w.len, NULL, 0);
-        cdl_write_bytes(&w, sum, sizeof sum);
-        st = cdl_writer_status(&w);
-    }
-    if (st != CDL_OK) {
-        cdl_writer_free(&w);
-        return st;
-    }
-    *data = w.data;
-    *len = w.len;
-    return CDL_OK;
+    return lrn_checkpoint_finish(&w, st, data, len);
 }
 
-static cdl_status mismatch(const char *what, double saved, double now)
-{
-    return cdl_fail(CDL_ERR_MISMATCH,
-                    "cdl_mlp_trainer_load: the checkpoint was made with %s = %.17g, this run has %.17g", what, saved,
-                    now);
-}
+#define mismatch(what, saved, now) lrn_mismatch("cdl_mlp_trainer_load", what, saved, now)
 
 cdl_status cdl_mlp_trainer_load(const cdl_ckks_context *ctx, const cdl_ckks_relin_key *rlk,
                                 const cdl_ckks_galois_keys *gk, const cdl_ckks_bootstrapper *bt,
@@ -970,14 +953,8 @@ cdl_status cdl_mlp_trainer_load(const cdl_ckks_context *ctx, const cdl_ckks_reli
     if (!bytes || !out || !ctx || !data || !cfg)
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
     *out = NULL;
-    if (len < 8 + 32 || memcmp(bytes, TRAINER_MAGIC, 8) != 0)
-        return cdl_fail(CDL_ERR_FORMAT, "%s: not a network training checkpoint", fn);
-    uint8_t sum[32];
-    crypto_generichash(sum, sizeof sum, bytes, len - 32, NULL, 0);
-    if (sodium_memcmp(sum, bytes + len - 32, 32) != 0)
-        return cdl_fail(CDL_ERR_FORMAT, "%s: checksum mismatch (damaged or truncated checkpoint)", fn);
     cdl_reader r;
-    cdl_reader_init(&r, bytes + 8, len - 8 - 32);
+    CDL_TRY(lrn_checkpoint_open(bytes, len, TRAINER_MAGIC, "a network training checkpoint", fn, &r));
     uint8_t hash[CDL_CKKS_PARAM_HASH_BYTES];
     uint32_t version = 0, level = 0, hidden = 0, batch = 0, iters = 0, boot = 0, k = 0, boots = 0;
     uint64_t n = 0, d = 0, classes = 0;
