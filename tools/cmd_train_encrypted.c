@@ -114,6 +114,10 @@ static void usage(FILE *out)
             "  --resume         continue the run saved in --checkpoint F (same options); if F does\n"
             "                   not exist yet, start afresh (with the key seed in F.key if there is one)\n"
             "  --stop-after K   for tests: stop after iteration K as if interrupted (exit 130)\n"
+            "  --check-every K  mlp, debugging: after every K updates the client's side of this command\n"
+            "                   decrypts the weights and compares them with the plaintext twin's after\n"
+            "                   as many updates (stderr; --json: a \"checks\" array). Costs a\n"
+            "                   plaintext rerun per check; the server side never sees a decryption\n"
             "  --data-dir DIR   folder holding mnist/, fashion-mnist/ and cifar-10-batches-bin/\n"
             "                   (default: $CDL_DATA_DIR, ../shared/data)\n"
             "  --threads T      worker threads (default: all)\n"
@@ -136,7 +140,7 @@ static void usage(FILE *out)
 typedef struct options {
     const char *task, *dataset, *data_dir, *ckpt_path, *features, *features_cache;
     int class_a, class_b, json, from_test, threads, resume, defaulted;
-    long long iters, epochs, log_n, n_train, n_test, stop_after;
+    long long iters, epochs, log_n, n_train, n_test, stop_after, check_every;
     double lr, bound, weight_bound, momentum;
     int lr_set, bound_set, wb_set, constant_lr, lr_decay, no_nesterov, momentum_set;
     long long hidden, batch, seed; /* mlp */
@@ -407,6 +411,13 @@ typedef struct trainer_ops {
     const char *state_name; /* "beta and v", "the weights and momentum" */
 } trainer_ops;
 
+/* Optional debugging hook, run after every `every` updates and after the last: nonzero stops the run. */
+typedef struct update_check {
+    int (*fn)(void *arg, int update);
+    void *arg;
+    int every;
+} update_check;
+
 typedef struct loop_result {
     double t_run; /* seconds of this run's iterations */
     int resumed_from;
@@ -415,7 +426,7 @@ typedef struct loop_result {
 /* Runs the remaining iterations with progress, checkpoints and Ctrl-C. CLI_EXIT_OK when all are done,
  * CLI_EXIT_INTERRUPTED, or CLI_EXIT_FAILURE after a message. */
 static int train_loop(const trainer_ops *ops, void *tr, int iterations, session *s, double train_before,
-                      double boot_before, double setup_s, loop_result *res)
+                      double boot_before, double setup_s, const update_check *check, loop_result *res)
 {
     const options *o = s->o;
     struct sigaction sa_stop, sa_int_old, sa_term_old;
@@ -473,6 +484,10 @@ static int train_loop(const trainer_ops *ops, void *tr, int iterations, session 
                 o->ckpt_path ? " (checkpoint saved)" : "");
         if (ops->bootstraps(tr) > b0)
             fprintf(stderr, "cryptodl " CMD ":   (including a bootstrap of %s: %.1f s)\n", ops->state_name, dboot);
+        if (check && (k % check->every == 0 || k == iterations) && check->fn(check->arg, k) != 0) {
+            rc = CLI_EXIT_FAILURE;
+            goto done;
+        }
     }
     if (stop_requested && ops->iteration(tr) < iterations) {
         fprintf(stderr, "cryptodl " CMD ": interrupted after iteration %d of %d%s\n", ops->iteration(tr), iterations,
@@ -730,7 +745,7 @@ static int run_logreg(const options *o)
         fprintf(stderr, "cryptodl " CMD ": resuming after iteration %d (%d bootstraps done)\n", resumed_from,
                 cdl_logreg_trainer_bootstraps(tr));
     loop_result lres;
-    rc = train_loop(&LOGREG_OPS, tr, cfg.iterations, &s, train_before, boot_before, 0.0, &lres);
+    rc = train_loop(&LOGREG_OPS, tr, cfg.iterations, &s, train_before, boot_before, 0.0, NULL, &lres);
     if (rc != CLI_EXIT_OK)
         goto done;
     rc = CLI_EXIT_FAILURE;
@@ -1086,7 +1101,7 @@ static int run_softmax(const options *o)
         fprintf(stderr, "cryptodl " CMD ": resuming after iteration %d (%d bootstraps done)\n", resumed_from,
                 cdl_softmax_trainer_bootstraps(tr));
     loop_result lres;
-    rc = train_loop(&SOFTMAX_OPS, tr, cfg.iterations, &s, train_before, boot_before, t_label, &lres);
+    rc = train_loop(&SOFTMAX_OPS, tr, cfg.iterations, &s, train_before, boot_before, t_label, NULL, &lres);
     if (rc != CLI_EXIT_OK)
         goto done;
     rc = CLI_EXIT_FAILURE;
@@ -1186,6 +1201,83 @@ static cdl_status ml_save(const void *t, uint8_t **d, size_t *l) { return cdl_ml
 static const trainer_ops MLP_OPS = {ml_step, ml_iteration, ml_bootstraps, ml_boot_s, ml_level, ml_save,
                                     "the packed weights and momentum"};
 
+/* --check-every: the client decrypts the weights after an update and compares them with the plaintext twin
+ * rerun for as many updates (the twin keeps no momentum to continue from, and a rerun costs about a second). */
+typedef struct mlp_check_point {
+    int update;
+    double max_diff, max_enc, max_plain, acc_enc, acc_plain;
+} mlp_check_point;
+
+typedef struct mlp_checker {
+    const cdl_ckks_context *ctx;
+    const cdl_ckks_secret_key *sk;
+    const cdl_mlp_trainer *tr;
+    const mc_features *f;
+    cdl_mlp_config cfg;
+    const double *w1i, *w2i;
+    double *w1e, *w2e, *w1p, *w2p; /* scratch */
+    size_t d, classes, rows;
+    mlp_check_point *points;
+    size_t count, capacity;
+} mlp_checker;
+
+static int mlp_check_update(void *arg, int update)
+{
+    mlp_checker *c = arg;
+    const size_t n1 = (size_t)c->cfg.hidden * c->d, n2 = c->classes * (size_t)c->cfg.hidden;
+    cdl_mlp_encrypted_weights *ew = NULL;
+    if (cdl_mlp_trainer_weights(c->tr, &ew) != CDL_OK || cdl_mlp_decrypt_weights(c->ctx, c->sk, ew, c->w1e, c->w2e) != CDL_OK) {
+        cdl_mlp_encrypted_weights_free(ew);
+        return cli_fail_status(CMD, "--check-every: cannot decrypt the weights");
+    }
+    cdl_mlp_encrypted_weights_free(ew);
+    cdl_mlp_config cfg = c->cfg;
+    cfg.iterations = update;
+    cdl_mlp_plain_stats stats;
+    if (cdl_mlp_train_plain(c->f->x_train, c->f->y_train, c->f->n_train, c->d, c->classes, c->rows, &cfg, c->w1i,
+                            c->w2i, c->w1p, c->w2p, &stats) != CDL_OK)
+        return cli_fail_status(CMD, "--check-every: plaintext training failed");
+    mlp_check_point pt = {update, 0, 0, 0, 0, 0};
+    for (size_t i = 0; i < n1 + n2; i++) {
+        const double e = i < n1 ? c->w1e[i] : c->w2e[i - n1], q = i < n1 ? c->w1p[i] : c->w2p[i - n1];
+        pt.max_diff = fmax(pt.max_diff, isfinite(e) ? fabs(e - q) : INFINITY);
+        pt.max_enc = fmax(pt.max_enc, fabs(e));
+        pt.max_plain = fmax(pt.max_plain, fabs(q));
+    }
+    pt.acc_enc = cdl_mlp_accuracy(c->w1e, c->w2e, c->f->x_test, c->f->y_test, c->f->n_test, c->d, (size_t)c->cfg.hidden,
+                                  c->classes);
+    pt.acc_plain = cdl_mlp_accuracy(c->w1p, c->w2p, c->f->x_test, c->f->y_test, c->f->n_test, c->d,
+                                    (size_t)c->cfg.hidden, c->classes);
+    if (c->count == c->capacity) {
+        const size_t cap = c->capacity ? 2 * c->capacity : 64;
+        mlp_check_point *grown = realloc(c->points, cap * sizeof *grown);
+        if (!grown) {
+            fprintf(stderr, "cryptodl " CMD ": out of memory\n");
+            return 1;
+        }
+        c->points = grown;
+        c->capacity = cap;
+    }
+    c->points[c->count++] = pt;
+    fprintf(stderr,
+            "cryptodl " CMD ":   check after update %d: max |W_enc - W_plain| = %.3g (largest |W| encrypted %.3g, "
+            "plaintext %.3g); test accuracy %.2f%% encrypted, %.2f%% plaintext\n",
+            update, pt.max_diff, pt.max_enc, pt.max_plain, 100 * pt.acc_enc, 100 * pt.acc_plain);
+    return 0;
+}
+
+static void mlp_checks_json(const mlp_checker *c)
+{
+    printf(",\"checks\":[");
+    for (size_t i = 0; i < c->count; i++) {
+        const mlp_check_point *p = &c->points[i];
+        printf("%s{\"update\":%d,\"max_weight_diff\":%.6g,\"max_abs_weight_encrypted\":%.6g,"
+               "\"max_abs_weight_plain\":%.6g,\"encrypted_accuracy\":%.6f,\"plaintext_accuracy\":%.6f}",
+               i ? "," : "", p->update, p->max_diff, p->max_enc, p->max_plain, p->acc_enc, p->acc_plain);
+    }
+    printf("]");
+}
+
 static int run_mlp(const options *o)
 {
     const size_t classes = 10;
@@ -1220,6 +1312,8 @@ static int run_mlp(const options *o)
     cdl_mlp_trainer *tr = NULL;
     cdl_dataset *train = NULL, *test = NULL;
     double *w1i = NULL, *w2i = NULL, *w1e = NULL, *w2e = NULL, *w1p = NULL, *w2p = NULL;
+    mlp_checker checker;
+    memset(&checker, 0, sizeof checker);
     int bias = 0;
     size_t d = 0, row = 0, rows = 0, cp = 0, outliers = 0;
     if (cdl_mlp_layout(P.ctx, LR_FEATURES + 1, classes, (size_t)cfg.hidden, &row, &rows, &cp) != CDL_OK) {
@@ -1352,7 +1446,17 @@ static int run_mlp(const options *o)
     if (resumed_from)
         fprintf(stderr, "cryptodl " CMD ": resuming after update %d\n", resumed_from);
     loop_result lres;
-    rc = train_loop(&MLP_OPS, tr, cfg.iterations, &s, train_before, boot_before, 0.0, &lres);
+    checker = (mlp_checker){P.ctx, K.sk, tr, &F, cfg, w1i, w2i, w1e, w2e, w1p, w2p, d, classes, rows, NULL, 0, 0};
+    const update_check check = {mlp_check_update, &checker, (int)o->check_every};
+    rc = train_loop(&MLP_OPS, tr, cfg.iterations, &s, train_before, boot_before, 0.0, o->check_every ? &check : NULL,
+                    &lres);
+    /* the checks used the twin's buffers: the final twin again */
+    if (rc == CLI_EXIT_OK && checker.count &&
+        cdl_mlp_train_plain(F.x_train, F.y_train, F.n_train, d, classes, rows, &cfg, w1i, w2i, w1p, w2p, &pstats) !=
+            CDL_OK) {
+        rc = cli_fail_status(CMD, "plaintext training failed");
+        goto done;
+    }
     if (rc != CLI_EXIT_OK)
         goto done;
     rc = CLI_EXIT_FAILURE;
@@ -1392,7 +1496,7 @@ static int run_mlp(const options *o)
                "\"bootstrap_s\":%.3f,\"train_s_this_run\":%.3f,\"iterations_this_run\":%d,\"keygen_s\":%.3f,"
                "\"bootstrap_setup_s\":%.3f,\"encrypt_s\":%.3f,\"decrypt_s\":%.3f,\"plaintext_train_s\":%.3f,"
                "\"initial_accuracy\":%.6f,\"encrypted_accuracy\":%.6f,\"plaintext_accuracy\":%.6f,"
-               "\"max_weight_diff\":%.6g,\"max_weight\":%.6g,\"state_blake2b\":\"%s\",\"peak_rss_mb\":%.0f}\n",
+               "\"max_weight_diff\":%.6g,\"max_weight\":%.6g,\"state_blake2b\":\"%s\",\"peak_rss_mb\":%.0f",
                d, bias, cfg.hidden, classes, F.n_train, F.n_test, o->from_test, cfg.batch_ciphertexts * (int)rows,
                cfg.iterations, epochs, cdl_mlp_trainer_bootstraps(tr), resumed_from, o->log_n,
                P.secure ? "true" : "false", cdl_ckks_log_qp(P.ctx), K.binfo.level_out, cdl_mlp_levels_per_iteration(),
@@ -1401,6 +1505,9 @@ static int run_mlp(const options *o)
                pstats.max_abs_logit, cdl_get_threads(), t_train, t_boot, lres.t_run, cfg.iterations - resumed_from,
                K.t_keys, K.t_setup, t_enc, t_dec, t_plain, acc_init, acc_enc, acc_plain, diff, wmax, state_hex,
                cli_peak_rss_mb());
+        if (checker.count)
+            mlp_checks_json(&checker);
+        printf("}\n");
     } else {
         printf("a %zu-%d-%zu network (square activation) trained end to end on encrypted %s\n", d, cfg.hidden,
                classes, o->dataset);
@@ -1421,6 +1528,7 @@ static int run_mlp(const options *o)
     }
     rc = CLI_EXIT_OK;
 done:
+    free(checker.points);
     cdl_mlp_trainer_free(tr);
     cdl_mlp_encrypted_weights_free(ew);
     cdl_mlp_encrypted_weights_free(init);
@@ -1468,6 +1576,7 @@ int cmd_train_encrypted(int argc, char **argv)
                                          {"threads", required_argument, 0, 't'},
                                          {"json", no_argument, 0, 'j'},
                                          {"stop-after", required_argument, 0, 'S'},
+                                         {"check-every", required_argument, 0, 'K'},
                                          {"hidden", required_argument, 0, 'H'},
                                          {"batch", required_argument, 0, 'B'},
                                          {"momentum", required_argument, 0, 'M'},
@@ -1568,6 +1677,10 @@ int cmd_train_encrypted(int argc, char **argv)
             if (cli_parse_positive(CMD, "--stop-after", optarg, &o.stop_after) != 0)
                 return CLI_EXIT_USAGE;
             break;
+        case 'K':
+            if (cli_parse_positive(CMD, "--check-every", optarg, &o.check_every) != 0)
+                return CLI_EXIT_USAGE;
+            break;
         case 't':
             if (cli_parse_threads(CMD, optarg, &o.threads) != 0)
                 return CLI_EXIT_USAGE;
@@ -1592,6 +1705,8 @@ int cmd_train_encrypted(int argc, char **argv)
         return cli_usage_error(CMD, "--features, --features-cache and --lr-decay are options of --task softmax");
     if (!is_mlp && (o.hidden || o.batch || o.momentum_set || o.seed))
         return cli_usage_error(CMD, "--hidden, --batch, --momentum and --seed are options of --task mlp");
+    if (!is_mlp && o.check_every)
+        return cli_usage_error(CMD, "--check-every is an option of --task mlp");
     if (is_mlp && o.iters && o.epochs)
         return cli_usage_error(CMD, "--iters (updates) and --epochs: give one of them for --task mlp");
     if (!is_mlp && o.iters && o.epochs && o.iters != o.epochs)

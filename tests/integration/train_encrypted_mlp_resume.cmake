@@ -34,10 +34,16 @@ if(NOT rc EQUAL 130 OR NOT err MATCHES "interrupted after iteration 2 of 3" OR N
   message(FATAL_ERROR "stopped run: exit ${rc}, ${err}")
 endif()
 
-execute_process(COMMAND ${run} --checkpoint ${WORK}/b.ckpt --resume RESULT_VARIABLE rc OUTPUT_VARIABLE out_b
-                ERROR_VARIABLE err)
+# The resumed run also decrypts and checks its state against the twin after its update (--check-every 1, a
+# debugging option that must leave the encrypted state alone: the hash below still matches).
+execute_process(COMMAND ${run} --checkpoint ${WORK}/b.ckpt --resume --check-every 1 RESULT_VARIABLE rc
+                OUTPUT_VARIABLE out_b ERROR_VARIABLE err)
 if(NOT rc EQUAL 0 OR NOT out_b MATCHES "\"resumed_from\":2," OR NOT out_b MATCHES "\"bootstraps\":3,")
   message(FATAL_ERROR "resumed run failed (${rc}): ${out_b} ${err}")
+endif()
+if(NOT out_b MATCHES "\"checks\":\\[{\"update\":3,\"max_weight_diff\":[0-9.]+e-(0[5-9]|[1-9][0-9]),[^}]*}\\]}"
+   OR NOT err MATCHES "check after update 3: max \\|W_enc - W_plain\\| = ")
+  message(FATAL_ERROR "--check-every 1 after resuming: no check of update 3 within 1e-4: ${out_b} ${err}")
 endif()
 string(REGEX MATCH "\"state_blake2b\":\"[0-9a-f]+\"" state_b "${out_b}")
 if(NOT state_a STREQUAL state_b)
