@@ -96,10 +96,13 @@ typedef enum bench_op {
     BENCH_ROTATE,
     BENCH_ROTATE8,
     BENCH_ROTATE_HOISTED8,
+    BENCH_ROTATE_SUM8_REF, /* before the two below: their table rows give their ratio to it */
+    BENCH_ROTATE_SUM8_HOISTED,
+    BENCH_ROTATE_SUM8,
     BENCH_OP_COUNT
 } bench_op;
 
-#define BENCH_HOISTED 8 /* rotations in rotate8 and rotate_hoisted8: steps 1..8 */
+#define BENCH_HOISTED 8 /* rotations in rotate8, rotate_hoisted8 and the rotate_sum8 rows: steps 1..8 */
 
 static inline const char *bench_op_name(bench_op op)
 {
@@ -120,6 +123,9 @@ static inline const char *bench_op_name(bench_op op)
     case BENCH_ROTATE: return "rotate";
     case BENCH_ROTATE8: return "rotate8";
     case BENCH_ROTATE_HOISTED8: return "rotate_hoisted8";
+    case BENCH_ROTATE_SUM8: return "rotate_sum8";
+    case BENCH_ROTATE_SUM8_HOISTED: return "rotate_sum8_hoisted";
+    case BENCH_ROTATE_SUM8_REF: return "rotate_sum8_ref";
     default: return "?";
     }
 }
@@ -182,6 +188,7 @@ typedef struct bench_ckks_set {
     cdl_ckks_plaintext *pt, *pt_out;
     cdl_ckks_ciphertext *ct_a, *ct_b, *ct3, *ct_prod, *ct_out;
     cdl_ckks_ciphertext *rot[BENCH_HOISTED];
+    cdl_ckks_plaintext *sum_pt[BENCH_HOISTED]; /* the rotate_sum8 plaintexts: top level, with the special primes */
     double *x, *y, *buf;     /* slots values each */
     cdl_ntt_table *ntt;
     uint64_t *ntt_buf;       /* N coefficients */
@@ -192,8 +199,10 @@ static inline void bench_ckks_set_free(bench_ckks_set *s)
 {
     if (!s)
         return;
-    for (int i = 0; i < BENCH_HOISTED; i++)
+    for (int i = 0; i < BENCH_HOISTED; i++) {
         cdl_ckks_ciphertext_free(s->rot[i]);
+        cdl_ckks_plaintext_free(s->sum_pt[i]);
+    }
     cdl_ckks_ciphertext_free(s->ct_out);
     cdl_ckks_ciphertext_free(s->ct_prod);
     cdl_ckks_ciphertext_free(s->ct3);
@@ -276,6 +285,11 @@ static inline cdl_status bench_ckks_set_new(int log_n, cdl_rng *rng_or_null, ben
     BENCH_TRY(cdl_ckks_ciphertext_new(s->ctx, &s->ct_out));
     for (int i = 0; i < BENCH_HOISTED; i++)
         BENCH_TRY(cdl_ckks_ciphertext_new(s->ctx, &s->rot[i]));
+    /* the rotate_sum8 rows' plaintexts (y, at the default scale; the rows do not rescale) */
+    for (int i = 0; i < BENCH_HOISTED; i++) {
+        BENCH_TRY(cdl_ckks_plaintext_new_qp(s->ctx, s->max_level, &s->sum_pt[i]));
+        BENCH_TRY(cdl_ckks_encode(s->ctx, s->y, s->slots, s->scale, s->max_level, s->sum_pt[i]));
+    }
 
     /* Inputs of the timed calls: fresh ciphertexts at the top level, their
      * size-3 product and its relinearization (the input of rescale). */
@@ -328,6 +342,34 @@ static inline cdl_status bench_ckks_run_once(bench_ckks_set *s, bench_op op)
         for (int i = 0; i < BENCH_HOISTED; i++)
             steps[i] = i + 1;
         return cdl_ckks_rotate_hoisted(ctx, s->gk, s->ct_a, steps, BENCH_HOISTED, s->rot);
+    }
+    case BENCH_ROTATE_SUM8: { /* sum_i pt_i (.) rot(x, i), double-hoisted: one decomposition, one ModDown */
+        int steps[BENCH_HOISTED];
+        for (int i = 0; i < BENCH_HOISTED; i++)
+            steps[i] = i + 1;
+        return cdl_ckks_rotate_dot_plain(ctx, s->gk, s->ct_a, steps, BENCH_HOISTED,
+                                         (const cdl_ckks_plaintext *const *)s->sum_pt, 1, &s->ct_out);
+    }
+    case BENCH_ROTATE_SUM8_HOISTED: { /* the same sum, rotations hoisted (one ModDown each), then products */
+        int steps[BENCH_HOISTED];
+        for (int i = 0; i < BENCH_HOISTED; i++)
+            steps[i] = i + 1;
+        cdl_status st = cdl_ckks_rotate_hoisted(ctx, s->gk, s->ct_a, steps, BENCH_HOISTED, s->rot);
+        for (int i = 0; i < BENCH_HOISTED && st == CDL_OK; i++)
+            st = i ? cdl_ckks_mul_plain_add(ctx, s->rot[i], s->sum_pt[i], s->ct_out)
+                   : cdl_ckks_mul_plain(ctx, s->rot[i], s->sum_pt[i], s->ct_out);
+        return st;
+    }
+    case BENCH_ROTATE_SUM8_REF: { /* the same sum, no hoisting: 8 x (rotate + mul_plain + add) */
+        cdl_status st = CDL_OK;
+        for (int i = 0; i < BENCH_HOISTED && st == CDL_OK; i++) {
+            st = cdl_ckks_rotate(ctx, s->gk, s->ct_a, i + 1, s->rot[0]);
+            if (st == CDL_OK)
+                st = cdl_ckks_mul_plain(ctx, s->rot[0], s->sum_pt[i], i ? s->rot[1] : s->ct_out);
+            if (st == CDL_OK && i)
+                st = cdl_ckks_add(ctx, s->ct_out, s->rot[1], s->ct_out);
+        }
+        return st;
     }
     default: return CDL_ERR_INVALID_ARGUMENT;
     }

@@ -296,7 +296,7 @@ static void print_header(const bench_cli *c)
                c->vs_seal ? "measured in this run" : "reference");
         return;
     }
-    printf("%-16s %6s %6s %4s %12s %6s %11s %10s  %s\n", "op", "N", "log Q", "thr", "median us", "reps",
+    printf("%-19s %6s %6s %4s %12s %6s %11s %10s  %s\n", "op", "N", "log Q", "thr", "median us", "reps",
            c->vs_seal ? "SEAL now us" : "SEAL ref us", "ours/SEAL", "target");
 }
 
@@ -360,11 +360,19 @@ static void print_row(bench_cli *c, const bench_row *r)
         } else if (r->threads != 1 && one_thread > 0) {
             snprintf(note, sizeof note, "%.2fx vs 1 thread", one_thread / r->us);
         }
+        if ((r->op == BENCH_ROTATE_SUM8 || r->op == BENCH_ROTATE_SUM8_HOISTED) && !note[0]) {
+            /* the sum of 8 rotated products against its unhoisted reference, same N and threads */
+            for (size_t i = 0; i < c->done_count; i++)
+                if (c->done[i].op == BENCH_ROTATE_SUM8_REF && c->done[i].log_n == r->log_n &&
+                    c->done[i].threads == r->threads && c->done[i].us > 0)
+                    snprintf(note, sizeof note, "%.2f x rotate_sum8_ref%s", r->us / c->done[i].us,
+                             r->op == BENCH_ROTATE_SUM8 ? " (issue: <= 0.35)" : "");
+        }
         if (c->markdown)
             printf("| %s | %zu | %d | %d | %s | %d | %s | %s | %s |\n", bench_op_name(r->op), r->n, r->log_q,
                    r->threads, us, r->reps, seal_s, ratio, note);
         else
-            printf("%-16s %6zu %6d %4d %12s %6d %11s %10s  %s\n", bench_op_name(r->op), r->n, r->log_q, r->threads,
+            printf("%-19s %6zu %6d %4d %12s %6d %11s %10s  %s\n", bench_op_name(r->op), r->n, r->log_q, r->threads,
                    us, r->reps, seal_s, ratio, note);
     }
     fflush(stdout);

@@ -108,6 +108,10 @@ CDL_API void cdl_ckks_plaintext_free(cdl_ckks_plaintext *pt);
 /* A plaintext that holds levels 0..level only (level + 1 limbs instead of
  * all): for encodings kept in memory at the level they are used. */
 CDL_API cdl_status cdl_ckks_plaintext_new_level(const cdl_ckks_context *ctx, int level, cdl_ckks_plaintext **out);
+/* As cdl_ckks_plaintext_new_level, and the encoding is also kept modulo the
+ * special primes (the key-switching primes; (level + 1 + special) limbs in
+ * all): the form cdl_ckks_rotate_dot_plain multiplies rotations by. */
+CDL_API cdl_status cdl_ckks_plaintext_new_qp(const cdl_ckks_context *ctx, int level, cdl_ckks_plaintext **out);
 CDL_API int cdl_ckks_plaintext_level(const cdl_ckks_plaintext *pt);
 CDL_API double cdl_ckks_plaintext_scale(const cdl_ckks_plaintext *pt);
 /* Encode count <= slots real values (the rest are zero) at the given scale and level. */
@@ -254,6 +258,27 @@ CDL_API cdl_status cdl_ckks_conjugate(const cdl_ckks_context *ctx, const cdl_ckk
 CDL_API cdl_status cdl_ckks_rotate_hoisted(const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk,
                                            const cdl_ckks_ciphertext *a, const int *steps, size_t count,
                                            cdl_ckks_ciphertext *const *outs);
+/* Sums of rotations times plaintexts, double-hoisted (Bossuat et al., EUROCRYPT 2021):
+ *   outs[j] = sum over r < count of pts[j * count + r] * rotate(a, steps[r]),  j < groups,
+ * as cdl_ckks_rotate_hoisted + cdl_ckks_mul_plain + cdl_ckks_add would give (not rescaled: the
+ * scale is a's times the plaintexts'), but with one key-switching decomposition for all
+ * rotations and one ModDown per group instead of one per rotation, the products being summed
+ * modulo Q*P (so also a little less noise). The groups share the rotations (the giant steps of
+ * a baby-step giant-step transform). pts entries may be NULL (no term); every group has at
+ * least one term, and its plaintexts one scale; a plaintext multiplying a rotation (steps[r]
+ * not 0 modulo the slots) must come from cdl_ckks_plaintext_new_qp and be encoded at a level
+ * >= a's. The outputs are distinct and none of them is a. */
+CDL_API cdl_status cdl_ckks_rotate_dot_plain(const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk,
+                                             const cdl_ckks_ciphertext *a, const int *steps, size_t count,
+                                             const cdl_ckks_plaintext *const *pts, size_t groups,
+                                             cdl_ckks_ciphertext *const *outs);
+/* out = sum over r < count of rotate(cts[r], steps[r]) (the giant steps of a baby-step giant-step
+ * transform): every term has its own key-switching decomposition, but the products are summed
+ * modulo Q*P before one ModDown for the sum (the second level of double hoisting). The terms share
+ * one level and scale; out is none of them. */
+CDL_API cdl_status cdl_ckks_rotate_sum(const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk,
+                                       const cdl_ckks_ciphertext *const *cts, const int *steps, size_t count,
+                                       cdl_ckks_ciphertext *out);
 /* Bring a and b to the same (lower) level by dropping primes of the higher one. */
 CDL_API cdl_status cdl_ckks_match_levels(const cdl_ckks_context *ctx, cdl_ckks_ciphertext *a,
                                          cdl_ckks_ciphertext *b);

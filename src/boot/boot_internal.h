@@ -5,7 +5,8 @@
  *              matrices (one per butterfly stage), merged into one matrix per
  *              level, in plain doubles;
  *  lintrans.c  such a matrix applied to a ciphertext (baby-step giant-step,
- *              hoisted baby rotations, diagonals encoded once at their level);
+ *              double-hoisted baby rotations, diagonals encoded once at their
+ *              level, with the special primes for the rotated terms);
  *  evalmod.c   x -> sin(2 pi x) on a ciphertext (cosine interpolant + double angles);
  *  bootstrap.c parameters, presets, keys, ModRaise, sparse-secret encapsulation
  *              and the whole pipeline; serialize.c the keys' byte format.

@@ -4,11 +4,17 @@
  * by the baby-step giant-step method (Halevi and Shoup, CRYPTO 2014 and 2018):
  * with every offset o = (g j + i) * step,
  *   M x = sum_j rot( sum_i rot(diag_(g j + i), -g j step) (.) rot(x, i step), g j step ),
- * so the g baby rotations of x are shared by every giant step (and hoisted:
- * one key-switching decomposition for all of them) and each giant step costs
- * one rotation. The pre-rotated diagonals are encoded once, at the level they
- * are used, when the bootstrapper is built. Each inner sum is rescaled before
- * its giant rotation, which then runs one level lower (fewer limbs).
+ * so the g baby rotations of x are shared by every giant step and each giant
+ * step costs one rotation. The baby rotations are double-hoisted (Bossuat,
+ * Mouchet, Troncoso-Pastoriza, Hubaux, EUROCRYPT 2021): one key-switching
+ * decomposition for all of them, and each inner sum is accumulated modulo
+ * Q*P and divided by P once (cdl_ckks_rotate_dot_plain), so the diagonals of
+ * the rotated terms are encoded with the special primes too; likewise the
+ * giant rotations' products are summed modulo Q*P before one ModDown
+ * (cdl_ckks_rotate_sum). The pre-rotated diagonals are encoded once, at the
+ * level they are used, when the bootstrapper is built. Each inner sum is
+ * rescaled before its giant rotation, which then runs one level lower (fewer
+ * limbs).
  */
 #include <string.h>
 
@@ -35,11 +41,13 @@ static int signed_multiple(int o, int step, int m)
 
 static int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
-/* Rotations needed for a choice of g: distinct nonzero baby indices + distinct nonzero giants. */
-static int bsgs_cost(const int *k, int count, int g, int *jmin_out, int *jmax_out)
+/* Rotations needed for a choice of g: distinct nonzero baby indices + distinct nonzero giants
+ * (*babies_out, *giants_out; *groups_out: distinct giant indices, 0 included). */
+static int bsgs_cost(const int *k, int count, int g, int *jmin_out, int *jmax_out, int *babies_out, int *giants_out,
+                     int *groups_out)
 {
     unsigned char baby[256] = {0};
-    int jmin = 1 << 30, jmax = -(1 << 30), giants = 0;
+    int jmin = 1 << 30, jmax = -(1 << 30), giants = 0, groups = 0;
     unsigned char *seen = NULL;
     for (int t = 0; t < count; t++) {
         int j = floor_div(k[t], g);
@@ -56,6 +64,7 @@ static int bsgs_cost(const int *k, int count, int g, int *jmin_out, int *jmax_ou
         int j = floor_div(k[t], g);
         if (!seen[j - jmin] && j != 0)
             giants++;
+        groups += !seen[j - jmin];
         seen[j - jmin] = 1;
     }
     cdl_free(seen);
@@ -64,6 +73,9 @@ static int bsgs_cost(const int *k, int count, int g, int *jmin_out, int *jmax_ou
         babies += baby[i];
     *jmin_out = jmin;
     *jmax_out = jmax;
+    *babies_out = babies;
+    *giants_out = giants;
+    *groups_out = groups;
     return babies + giants;
 }
 
@@ -96,15 +108,19 @@ cdl_status boot_lintrans_prepare(const cdl_ckks_context *ctx, const boot_diag_ma
         return CDL_ERR_NO_MEMORY;
     for (int t = 0; t < m->count; t++)
         k[t] = signed_multiple(m->offset[t], step, mult);
-    int best_g = 1, best = 1 << 30, jmin = 0, jmax = 0;
+    /* the fewest rotations (each needs a key), the smallest g among equals */
+    int best_g = 1, best_rot = 1 << 30, jmin = 0, jmax = 0, babies, giants, groups;
     for (int g = 1; g <= 128 && g <= mult; g++) {
-        int a, b, c = bsgs_cost(k, m->count, g, &a, &b);
-        if (c < best) {
-            best = c;
+        const int rot = bsgs_cost(k, m->count, g, &jmin, &jmax, &babies, &giants, &groups);
+        if (rot < best_rot) {
+            best_rot = rot;
             best_g = g;
         }
     }
-    bsgs_cost(k, m->count, best_g, &jmin, &jmax);
+    if (bsgs_cost(k, m->count, best_g, &jmin, &jmax, &babies, &giants, &groups) >= (1 << 30)) {
+        cdl_free(k);
+        return CDL_ERR_NO_MEMORY;
+    }
     lt->level = level;
     lt->period = n;
     lt->step = step;
@@ -131,7 +147,8 @@ cdl_status boot_lintrans_prepare(const cdl_ckks_context *ctx, const boot_diag_ma
             im[q] = di[src];
         }
         cdl_ckks_plaintext **slot = &lt->pt[(size_t)(j - jmin) * (size_t)lt->g + (size_t)i];
-        st = cdl_ckks_plaintext_new_level(ctx, level, slot);
+        /* the rotated terms are multiplied modulo Q*P (double hoisting): their diagonals keep the special primes */
+        st = i ? cdl_ckks_plaintext_new_qp(ctx, level, slot) : cdl_ckks_plaintext_new_level(ctx, level, slot);
         if (st == CDL_OK)
             st = cdl_ckks_encode_complex(ctx, re, im, slots, lt->pt_scale, level, *slot);
     }
@@ -184,7 +201,8 @@ size_t boot_lintrans_bytes(const boot_lintrans *lt)
     size_t bytes = 0;
     for (int t = 0; t < lt->jcount * lt->g; t++)
         if (lt->pt[t])
-            bytes += (size_t)(lt->pt[t]->limbs) * lt->pt[t]->n * sizeof(uint64_t);
+            bytes += (size_t)(lt->pt[t]->limbs + (lt->pt[t]->p_data ? lt->pt[t]->p_count : 0)) * lt->pt[t]->n *
+                     sizeof(uint64_t);
     return bytes;
 }
 
@@ -195,59 +213,49 @@ cdl_status boot_lintrans_apply(const cdl_ckks_context *ctx, const cdl_ckks_galoi
         return cdl_fail(CDL_ERR_INTERNAL, "bootstrapping: DFT input at level %d, prepared for %d", in->level,
                         lt->level);
     const int g = lt->g;
-    cdl_ckks_ciphertext **baby = cdl_calloc_array((size_t)g, sizeof(*baby));
-    int *rot = cdl_alloc_array((size_t)g, sizeof(int));
-    cdl_ckks_ciphertext **rot_out = cdl_calloc_array((size_t)g, sizeof(*rot_out));
-    cdl_ckks_ciphertext *inner = NULL, *acc = NULL;
-    cdl_status st = (baby && rot && rot_out) ? CDL_OK : CDL_ERR_NO_MEMORY;
-    int nrot = 0;
-    for (int b = 0; st == CDL_OK && b < lt->nbaby; b++) {
-        const int i = lt->baby[b];
-        if (i == 0)
-            continue;
-        st = cdl_ckks_ciphertext_alloc(ctx, 2, lt->level, &baby[i]);
-        rot[nrot] = normalize_step(lt, (long long)i * lt->step);
-        rot_out[nrot++] = baby[i];
-    }
-    if (st == CDL_OK && nrot)
-        st = cdl_ckks_rotate_hoisted(ctx, gk, in, rot, (size_t)nrot, rot_out);
-    if (st == CDL_OK)
-        st = cdl_ckks_ciphertext_alloc(ctx, 2, lt->level, &inner);
+    int *steps = cdl_alloc_array((size_t)g, sizeof(int));
+    int *giant = cdl_alloc_array((size_t)lt->jcount, sizeof(int));
+    const cdl_ckks_plaintext **pts = cdl_calloc_array((size_t)lt->jcount * (size_t)g, sizeof(*pts));
+    cdl_ckks_ciphertext **inner = cdl_calloc_array((size_t)lt->jcount, sizeof(*inner));
+    cdl_status st = (steps && giant && pts && inner) ? CDL_OK : CDL_ERR_NO_MEMORY;
+    int groups = 0;
+    /* the giant steps with a term, and their diagonals by baby step */
     for (int j = 0; st == CDL_OK && j < lt->jcount; j++) {
         int terms = 0;
-        for (int i = 0; st == CDL_OK && i < g; i++) {
+        for (int i = 0; i < g; i++) {
             const cdl_ckks_plaintext *pt = lt->pt[(size_t)j * (size_t)g + (size_t)i];
-            if (!pt)
-                continue;
-            const cdl_ckks_ciphertext *x = i == 0 ? in : baby[i];
-            st = terms++ ? cdl_ckks_mul_plain_add(ctx, x, pt, inner) : cdl_ckks_mul_plain(ctx, x, pt, inner);
+            pts[(size_t)groups * (size_t)g + (size_t)i] = pt;
+            terms += pt != NULL;
         }
-        if (st != CDL_OK || !terms)
+        if (!terms)
             continue;
-        st = cdl_ckks_rescale(ctx, inner, inner);
-        const int s = normalize_step(lt, (long long)g * (j + lt->jmin) * lt->step);
-        if (st == CDL_OK && s != 0)
-            st = cdl_ckks_rotate(ctx, gk, inner, s, inner);
-        if (st != CDL_OK)
-            break;
-        if (!acc) {
-            acc = inner;
-            inner = NULL;
-            st = cdl_ckks_ciphertext_alloc(ctx, 2, lt->level, &inner);
-        } else {
-            st = cdl_ckks_add(ctx, acc, inner, acc);
-        }
+        giant[groups] = j;
+        st = cdl_ckks_ciphertext_alloc(ctx, 2, lt->level, &inner[groups++]);
     }
-    if (st == CDL_OK && !acc)
+    for (int i = 0; st == CDL_OK && i < g; i++)
+        steps[i] = normalize_step(lt, (long long)i * lt->step);
+    /* Double hoisting (Bossuat et al., EUROCRYPT 2021): every inner sum
+     * sum_i pt_(j,i) (.) rot(x, i step) in the extended basis, with one shared
+     * decomposition and one ModDown per giant step (the diagonals carry the
+     * special primes: cdl_ckks_plaintext_new_qp). */
+    if (st == CDL_OK && !groups)
         st = cdl_fail(CDL_ERR_INTERNAL, "bootstrapping: an empty DFT matrix");
     if (st == CDL_OK)
-        st = cdl_ckks_ciphertext_copy(ctx, acc, out);
-    for (int i = 0; baby && i < g; i++)
-        cdl_ckks_ciphertext_free(baby[i]);
-    cdl_free(baby);
-    cdl_free(rot);
-    cdl_free(rot_out);
-    cdl_ckks_ciphertext_free(inner);
-    cdl_ckks_ciphertext_free(acc);
+        st = cdl_ckks_rotate_dot_plain(ctx, gk, in, steps, (size_t)g, pts, (size_t)groups, inner);
+    /* each inner sum rescaled, then the giant rotations: one decomposition
+     * each, their products summed modulo Q*P and one ModDown (the second
+     * level of double hoisting) */
+    for (int u = 0; st == CDL_OK && u < groups; u++) {
+        st = cdl_ckks_rescale(ctx, inner[u], inner[u]);
+        giant[u] = normalize_step(lt, (long long)g * (giant[u] + lt->jmin) * lt->step);
+    }
+    if (st == CDL_OK)
+        st = cdl_ckks_rotate_sum(ctx, gk, (const cdl_ckks_ciphertext *const *)inner, giant, (size_t)groups, out);
+    for (int u = 0; inner && u < groups; u++)
+        cdl_ckks_ciphertext_free(inner[u]);
+    cdl_free(inner);
+    cdl_free(steps);
+    cdl_free(giant);
+    cdl_free(pts);
     return st;
 }

@@ -146,6 +146,14 @@ struct cdl_ckks_plaintext {
     double scale;
     int limbs;      /* limbs allocated: q_count, or fewer for a plaintext made for low levels only */
     uint64_t *data; /* limbs * N, limbs 0..level valid, NTT form */
+    /* Optional (cdl_ckks_plaintext_new_qp), else NULL: the same integer
+     * polynomial modulo the special primes (p_count limbs of N, NTT form),
+     * which double-hoisted rotations multiply in the extended basis Q_l u P
+     * (cdl_ckks_rotate_dot_plain). p_valid: written by the last encode (a
+     * decryption into the plaintext clears it). */
+    int p_count;
+    int p_valid;
+    uint64_t *p_data;
 };
 
 struct cdl_ckks_ciphertext {
@@ -287,6 +295,8 @@ enum {
     CDL_SCRATCH_ENC_U,
     CDL_SCRATCH_ENCODE,
     CDL_SCRATCH_DOT,
+    CDL_SCRATCH_DH_ACC,
+    CDL_SCRATCH_DH_BUFS,
     CDL_SCRATCH_SLOTS
 };
 uint64_t *cdl_ckks_scratch(int slot, size_t words);

@@ -219,11 +219,21 @@ cdl_status cdl_ckks_encode_complex(const cdl_ckks_context *ctx, const double *re
     double maxabs = 0, *coef = work + n;
     cdl_status st = encode_coefficients(ctx, re, im, count, scale, level, work, coef, &maxabs);
     if (st == CDL_OK) {
-#pragma omp parallel for schedule(static) if (level > 0)
-        for (int i = 0; i <= level; i++)
-            coeffs_to_limb(ctx, coef, maxabs, i, pt->data + (size_t)i * n);
+        /* limbs 0..level, then (cdl_ckks_plaintext_new_qp) the special primes:
+         * residues of the same integer coefficients */
+        const int extra = pt->p_data ? pt->p_count : 0, total = level + 1 + extra;
+        pt->p_valid = 0;
+#pragma omp parallel for schedule(static) if (total > 1)
+        for (int t = 0; t < total; t++) {
+            if (t <= level)
+                coeffs_to_limb(ctx, coef, maxabs, t, pt->data + (size_t)t * n);
+            else
+                coeffs_to_limb(ctx, coef, maxabs, ctx->q_count + (t - level - 1),
+                               pt->p_data + (size_t)(t - level - 1) * n);
+        }
         pt->level = level;
         pt->scale = scale;
+        pt->p_valid = extra > 0;
     }
     cdl_ckks_scratch_wipe(CDL_SCRATCH_ENCODE); /* the values may be a client's image */
     return st;

@@ -230,6 +230,7 @@ cdl_status cdl_ckks_decrypt(const cdl_ckks_context *ctx, const cdl_ckks_secret_k
     }
     pt->level = ct->level;
     pt->scale = ct->scale;
+    pt->p_valid = 0; /* the special primes' limbs (if any) no longer match */
     return CDL_OK;
 }
 

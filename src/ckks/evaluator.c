@@ -504,6 +504,34 @@ cdl_status cdl_ckks_match_levels(const cdl_ckks_context *ctx, cdl_ckks_ciphertex
 }
 
 /* ---- rotations ---- */
+/* The index in gk of the key for galois element g (not 1), checked against a's
+ * context and level; step: the rotation asked for (NULL: conjugation). */
+static cdl_status find_rotation_key(const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk,
+                                    const cdl_ckks_ciphertext *a, uint64_t g, const int *step, const char *fn,
+                                    int *index)
+{
+    *index = gk ? cdl_ckks_galois_keys_find(gk, g) : -1;
+    if (*index < 0) {
+        if (step)
+            return cdl_fail(CDL_ERR_EXHAUSTED,
+                            "%s: no Galois key for a rotation by %d steps (galois element %llu); generate it "
+                            "with cdl_ckks_keygen_galois",
+                            fn, *step, (unsigned long long)g);
+        return cdl_fail(CDL_ERR_EXHAUSTED,
+                        "%s: no Galois key for conjugation; generate it with cdl_ckks_keygen_galois "
+                        "(conjugate = 1)",
+                        fn);
+    }
+    const cdl_ckks_ksk *k = &gk->keys[*index];
+    if (!cdl_ckks_ksk_fits(ctx, k, 0))
+        return cdl_fail(CDL_ERR_MISMATCH, "%s: Galois keys made for another context", fn);
+    if (k->max_level < a->level)
+        return cdl_fail(CDL_ERR_MISMATCH,
+                        "%s: the Galois key for this rotation only serves levels 0..%d; the ciphertext is at "
+                        "level %d (generate the key for that level)", fn, k->max_level, a->level);
+    return CDL_OK;
+}
+
 static cdl_status rotate_elements(const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk,
                                   const cdl_ckks_ciphertext *a, const uint64_t *elts, const int *steps, size_t count,
                                   cdl_ckks_ciphertext *const *outs, const char *fn)
@@ -522,29 +550,10 @@ static cdl_status rotate_elements(const cdl_ckks_context *ctx, const cdl_ckks_ga
         key_index[r] = -1;
         if (elts[r] == 1)
             continue;
-        key_index[r] = cdl_ckks_galois_keys_find(gk, elts[r]);
-        if (key_index[r] < 0) {
+        cdl_status st = find_rotation_key(ctx, gk, a, elts[r], steps ? &steps[r] : NULL, fn, &key_index[r]);
+        if (st != CDL_OK) {
             cdl_free(key_index);
-            if (steps)
-                return cdl_fail(CDL_ERR_EXHAUSTED,
-                                "%s: no Galois key for a rotation by %d steps (galois element %llu); generate it "
-                                "with cdl_ckks_keygen_galois",
-                                fn, steps[r], (unsigned long long)elts[r]);
-            return cdl_fail(CDL_ERR_EXHAUSTED,
-                            "%s: no Galois key for conjugation; generate it with cdl_ckks_keygen_galois "
-                            "(conjugate = 1)",
-                            fn);
-        }
-        const cdl_ckks_ksk *k = &gk->keys[key_index[r]];
-        if (!cdl_ckks_ksk_fits(ctx, k, 0)) {
-            cdl_free(key_index);
-            return cdl_fail(CDL_ERR_MISMATCH, "%s: Galois keys made for another context", fn);
-        }
-        if (k->max_level < a->level) {
-            cdl_free(key_index);
-            return cdl_fail(CDL_ERR_MISMATCH,
-                            "%s: the Galois key for this rotation only serves levels 0..%d; the ciphertext is at "
-                            "level %d (generate the key for that level)", fn, k->max_level, a->level);
+            return st;
         }
         need_ks++;
     }
@@ -672,4 +681,209 @@ cdl_status cdl_ckks_conjugate(const cdl_ckks_context *ctx, const cdl_ckks_galois
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_ckks_conjugate: NULL argument");
     uint64_t g = cdl_ckks_conjugation_element(ctx);
     return rotate_elements(ctx, gk, a, &g, NULL, 1, &out, "cdl_ckks_conjugate");
+}
+
+/* ---- double-hoisted sums of rotations (Bossuat, Mouchet, Troncoso-Pastoriza,
+ * Hubaux, EUROCRYPT 2021): the rotated terms are multiplied and summed modulo
+ * Q*P before one ModDown per group (cdl_ckks_keyswitch_rotate_dot); the
+ * unrotated terms are added after it, modulo Q (ModDown(A + P B) = ModDown(A)
+ * + B exactly, so this is the same sum). ---- */
+cdl_status cdl_ckks_rotate_dot_plain(const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk,
+                                     const cdl_ckks_ciphertext *a, const int *steps, size_t count,
+                                     const cdl_ckks_plaintext *const *pts, size_t groups,
+                                     cdl_ckks_ciphertext *const *outs)
+{
+    static const char fn[] = "cdl_ckks_rotate_dot_plain";
+    if (!ctx || !a || !steps || !pts || !outs)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
+    if (!count || !groups || count > (1u << 16) || groups > (1u << 16))
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: %zu rotations and %zu groups (1..65536 each)", fn, count,
+                        groups);
+    CDL_TRY(check_ct(ctx, a, fn));
+    if (a->size != 2)
+        return cdl_fail(CDL_ERR_MISMATCH, "%s: the ciphertext has size %d; relinearize it before rotating", fn,
+                        a->size);
+    double *scales = cdl_alloc_array(groups, sizeof(double));
+    uint64_t *elts = cdl_alloc_array(count, sizeof(uint64_t));
+    int *used = cdl_calloc_array(count, sizeof(int)); /* 1: a rotated term uses it */
+    int *grot = cdl_calloc_array(groups, sizeof(int)); /* group has a rotated term */
+    const cdl_ckks_ksk **keys = cdl_calloc_array(count, sizeof(*keys));
+    const uint32_t **perms = cdl_calloc_array(count, sizeof(*perms));
+    const cdl_ckks_plaintext **rpts = cdl_calloc_array(count * groups, sizeof(*rpts));
+    uint64_t **o0 = cdl_calloc_array(groups, sizeof(*o0)), **o1 = cdl_calloc_array(groups, sizeof(*o1));
+    cdl_status st = CDL_OK;
+    if (!scales || !elts || !used || !grot || !keys || !perms || !rpts || !o0 || !o1) {
+        st = cdl_fail(CDL_ERR_NO_MEMORY, "%s: out of memory", fn);
+        goto done;
+    }
+    for (size_t r = 0; r < count; r++)
+        elts[r] = cdl_ckks_galois_element(ctx, steps[r]);
+    for (size_t j = 0; j < groups && st == CDL_OK; j++) {
+        cdl_ckks_ciphertext *o = outs[j];
+        if (!o) {
+            st = cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: output %zu is NULL", fn, j);
+            break;
+        }
+        CDL_TRY_GOTO(st, check_ct(ctx, o, fn), done);
+        if (o == a) {
+            st = cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: output %zu is the rotated ciphertext", fn, j);
+            break;
+        }
+        for (size_t h = 0; h < j; h++)
+            if (outs[h] == o) {
+                st = cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: groups %zu and %zu share an output", fn, h, j);
+                goto done;
+            }
+        int terms = 0;
+        for (size_t r = 0; r < count; r++) {
+            const cdl_ckks_plaintext *pt = pts[j * count + r];
+            if (!pt)
+                continue;
+            CDL_TRY_GOTO(st, check_pt(ctx, a, pt, fn), done);
+            if (!terms++)
+                scales[j] = pt->scale;
+            else if (!cdl_ckks_scales_match(scales[j], pt->scale)) {
+                st = cdl_fail(CDL_ERR_MISMATCH, "%s: group %zu mixes plaintext scales 2^%.6f and 2^%.6f", fn, j,
+                              log2(scales[j]), log2(pt->scale));
+                goto done;
+            }
+            if (elts[r] == 1)
+                continue;
+            if (!pt->p_data || !pt->p_valid || pt->p_count != ctx->p_count) {
+                st = cdl_fail(CDL_ERR_INVALID_ARGUMENT,
+                              "%s: the plaintext of group %zu for the rotation by %d steps has no special primes; "
+                              "make it with cdl_ckks_plaintext_new_qp and encode it",
+                              fn, j, steps[r]);
+                goto done;
+            }
+            used[r] = 1;
+            grot[j] = 1;
+        }
+        if (!terms)
+            st = cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: group %zu has no term", fn, j);
+    }
+    if (st != CDL_OK)
+        goto done;
+    /* the rotations some term uses, and the groups with a rotated term, compacted */
+    int nrot = 0, ngrp = 0;
+    for (size_t r = 0; r < count; r++) {
+        if (!used[r])
+            continue;
+        int idx = -1;
+        CDL_TRY_GOTO(st, find_rotation_key(ctx, gk, a, elts[r], &steps[r], fn, &idx), done);
+        keys[nrot] = &gk->keys[idx];
+        perms[nrot] = cdl_ckks_galois_keys_index(gk, (size_t)idx);
+        used[r] = ++nrot; /* 1 + its compacted index */
+    }
+    const int level = a->level;
+    for (size_t j = 0; j < groups; j++) {
+        CDL_TRY_GOTO(st, prepare_out(outs[j], 2, level, a->scale * scales[j]), done);
+        if (!grot[j])
+            continue;
+        for (size_t r = 0; r < count; r++)
+            if (used[r] && elts[r] != 1)
+                rpts[(size_t)ngrp * (size_t)nrot + (size_t)(used[r] - 1)] = pts[j * count + r];
+        o0[ngrp] = cdl_ct_poly(outs[j], 0, 0);
+        o1[ngrp++] = cdl_ct_poly(outs[j], 1, 0);
+    }
+    if (nrot)
+        CDL_TRY_GOTO(st,
+                     cdl_ckks_keyswitch_rotate_dot(ctx, cdl_ct_poly(a, 0, 0), cdl_ct_poly(a, 1, 0), level, keys, perms,
+                                                   nrot, rpts, ngrp, o0, o1),
+                     done);
+    /* the unrotated terms, modulo Q */
+    for (size_t j = 0; j < groups; j++) {
+        int started = grot[j];
+        for (size_t r = 0; r < count; r++) {
+            const cdl_ckks_plaintext *pt = pts[j * count + r];
+            if (!pt || elts[r] != 1)
+                continue;
+            st = started ? cdl_ckks_mul_plain_add(ctx, a, pt, outs[j]) : cdl_ckks_mul_plain(ctx, a, pt, outs[j]);
+            if (st != CDL_OK)
+                goto done;
+            started = 1;
+        }
+    }
+done:
+    cdl_free(scales);
+    cdl_free(elts);
+    cdl_free(used);
+    cdl_free(grot);
+    cdl_free(keys);
+    cdl_free(perms);
+    cdl_free(rpts);
+    cdl_free(o0);
+    cdl_free(o1);
+    return st;
+}
+
+/* The second level of double hoisting: the giant steps of a baby-step
+ * giant-step transform, sum_j rotate(x_j, step_j), each x_j decomposed on its
+ * own but the key-switching products summed modulo Q*P before one ModDown
+ * (cdl_ckks_keyswitch_rotate_sum); unrotated terms are added after it. */
+cdl_status cdl_ckks_rotate_sum(const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk,
+                               const cdl_ckks_ciphertext *const *cts, const int *steps, size_t count,
+                               cdl_ckks_ciphertext *out)
+{
+    static const char fn[] = "cdl_ckks_rotate_sum";
+    if (!ctx || !cts || !steps || !out)
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
+    if (!count || count > (1u << 16))
+        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: %zu terms (1..65536)", fn, count);
+    CDL_TRY(check_ct(ctx, out, fn));
+    for (size_t r = 0; r < count; r++) {
+        if (!cts[r])
+            return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: term %zu is NULL", fn, r);
+        CDL_TRY(check_ct(ctx, cts[r], fn));
+        if (cts[r] == out)
+            return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: the output is term %zu", fn, r);
+        if (cts[r]->size != 2)
+            return cdl_fail(CDL_ERR_MISMATCH, "%s: term %zu has size %d; relinearize it before rotating", fn, r,
+                            cts[r]->size);
+        CDL_TRY(check_levels(cts[r], cts[0]->level, fn, "the first term at"));
+        CDL_TRY(check_scales(cts[r]->scale, cts[0]->scale, fn));
+    }
+    const cdl_ckks_ciphertext *a = cts[0];
+    const int level = a->level;
+    const cdl_ckks_ksk **keys = cdl_calloc_array(count, sizeof(*keys));
+    const uint32_t **perms = cdl_calloc_array(count, sizeof(*perms));
+    const uint64_t **c0 = cdl_calloc_array(count, sizeof(*c0)), **c1 = cdl_calloc_array(count, sizeof(*c1));
+    cdl_status st = CDL_OK;
+    int nrot = 0;
+    if (!keys || !perms || !c0 || !c1) {
+        st = cdl_fail(CDL_ERR_NO_MEMORY, "%s: out of memory", fn);
+        goto done;
+    }
+    for (size_t r = 0; r < count; r++) {
+        const uint64_t g = cdl_ckks_galois_element(ctx, steps[r]);
+        if (g == 1)
+            continue;
+        int idx = -1;
+        CDL_TRY_GOTO(st, find_rotation_key(ctx, gk, cts[r], g, &steps[r], fn, &idx), done);
+        keys[nrot] = &gk->keys[idx];
+        perms[nrot] = cdl_ckks_galois_keys_index(gk, (size_t)idx);
+        c0[nrot] = cdl_ct_poly(cts[r], 0, 0);
+        c1[nrot++] = cdl_ct_poly(cts[r], 1, 0);
+    }
+    CDL_TRY_GOTO(st, prepare_out(out, 2, level, a->scale), done);
+    if (nrot)
+        CDL_TRY_GOTO(st,
+                     cdl_ckks_keyswitch_rotate_sum(ctx, c0, c1, level, keys, perms, nrot, cdl_ct_poly(out, 0, 0),
+                                                   cdl_ct_poly(out, 1, 0)),
+                     done);
+    /* the unrotated terms */
+    int started = nrot > 0;
+    for (size_t r = 0; r < count; r++) {
+        if (cdl_ckks_galois_element(ctx, steps[r]) != 1)
+            continue;
+        CDL_TRY_GOTO(st, started ? cdl_ckks_add(ctx, out, cts[r], out) : cdl_ckks_ciphertext_copy(ctx, cts[r], out),
+                     done);
+        started = 1;
+    }
+done:
+    cdl_free(keys);
+    cdl_free(perms);
+    cdl_free(c0);
+    cdl_free(c1);
+    return st;
 }

@@ -299,6 +299,231 @@ cdl_status cdl_ckks_keyswitch_multi(const cdl_ckks_context *ctx, const uint64_t 
     return ks_multi(ctx, NULL, c, level, keys, perms, count, out0, out1, add0 ? 1 : 0);
 }
 
+/* Rotations whose permuted switched pairs are kept at once, per thread and limb. */
+#define DH_BATCH 16
+/* Terms per inner product (mac_limb's IFMA kernel takes at most this many). */
+#define DH_TERMS CDL_MAC_IFMA_MAX_DIGITS
+
+/* o0, o1 = (or +=, with add) sum_u pt[u] * (w0[u], w1[u]) for u < cnt,
+ * through the key-switching inner product (lazy 128-bit sums, one reduction);
+ * tmp: 2n words, used when adding. */
+static void dot_limb(const uint64_t *const *pt, const uint64_t *const *w0, const uint64_t *const *w1, int cnt,
+                     const cdl_modulus *m, cdl_u128 *mac, uint64_t *tmp, uint64_t *o0, uint64_t *o1, int add,
+                     size_t n)
+{
+    for (int u0 = 0; u0 < cnt; u0 += DH_TERMS, add = 1) {
+        const int c = cnt - u0 < DH_TERMS ? cnt - u0 : DH_TERMS;
+        if (!add) {
+            mac_limb(pt + u0, w0 + u0, w1 + u0, c, NULL, m, mac, o0, o1, n);
+            continue;
+        }
+        uint64_t *t0 = tmp, *t1 = tmp + n;
+        const uint64_t q = m->value;
+        mac_limb(pt + u0, w0 + u0, w1 + u0, c, NULL, m, mac, t0, t1, n);
+        for (size_t k = 0; k < n; k++) {
+            o0[k] = cdl_mod_add(o0[k], t0[k], q);
+            o1[k] = cdl_mod_add(o1[k], t1[k], q);
+        }
+    }
+}
+
+cdl_status cdl_ckks_keyswitch_rotate_dot(const cdl_ckks_context *ctx, const uint64_t *c0, const uint64_t *c1,
+                                         int level, const cdl_ckks_ksk *const *keys, const uint32_t *const *perms,
+                                         int count, const cdl_ckks_plaintext *const *pts, int groups,
+                                         uint64_t *const *out0, uint64_t *const *out1)
+{
+    const size_t n = ctx->n;
+    const int limbs = level + 1, ext = level + 1 + ctx->p_count, K = ctx->p_count;
+    const int dcount = cdl_ckks_digit_count(ctx, level);
+    const int threads = omp_get_max_threads();
+    if (count < 1 || groups < 1)
+        return cdl_fail(CDL_ERR_INTERNAL, "double-hoisted rotations: nothing to compute");
+    for (int j = 0; j < groups; j++) {
+        int any = 0;
+        for (int r = 0; r < count; r++) {
+            const cdl_ckks_plaintext *pt = pts[(size_t)j * (size_t)count + (size_t)r];
+            if (!pt)
+                continue;
+            if (!pt->p_data || !pt->p_valid || pt->p_count != K || pt->level < level)
+                return cdl_fail(CDL_ERR_INTERNAL, "double-hoisted rotations: a plaintext without its special primes");
+            any = 1;
+        }
+        if (!any)
+            return cdl_fail(CDL_ERR_INTERNAL, "double-hoisted rotations: group %d has no term", j);
+    }
+    const size_t per_thread = (size_t)(dcount + 1 + 2 + 2 * DH_BATCH + 2) * n;
+    uint64_t *acc = cdl_ckks_scratch(CDL_SCRATCH_DH_ACC, (size_t)groups * 2 * (size_t)ext * n);
+    uint64_t *yp = cdl_ckks_scratch(CDL_SCRATCH_KS_YP, (size_t)groups * 2 * (size_t)K * n);
+    uint64_t *conv = cdl_ckks_scratch(CDL_SCRATCH_KS_CONV, (size_t)threads * n);
+    uint64_t *macs = cdl_ckks_scratch(CDL_SCRATCH_KS_MAC, (size_t)threads * 4 * n); /* 2n u128 per thread */
+    uint64_t *cc = cdl_ckks_scratch(CDL_SCRATCH_KS_CC, (size_t)limbs * n);
+    uint64_t *y = cdl_ckks_scratch(CDL_SCRATCH_KS_Y, (size_t)limbs * n);
+    uint64_t *bufs = cdl_ckks_scratch(CDL_SCRATCH_DH_BUFS, (size_t)threads * per_thread);
+    if (!acc || !yp || !conv || !macs || !cc || !y || !bufs)
+        return cdl_fail(CDL_ERR_NO_MEMORY, "double-hoisted rotations: out of memory");
+    modup_prepare(ctx, c1, level, cc, y);
+    /* acc for group j, component comp, extended limb t at ((j*2 + comp)*ext + t)*n */
+#define ACC(j, comp, t) (acc + (((size_t)(j) * 2 + (size_t)(comp)) * (size_t)ext + (size_t)(t)) * n)
+#pragma omp parallel
+    {
+        const uint64_t *x[CDL_CKKS_MAX_PRIMES], *k0[CDL_CKKS_MAX_PRIMES], *k1[CDL_CKKS_MAX_PRIMES];
+        const uint64_t *tp[DH_BATCH], *tw0[DH_BATCH], *tw1[DH_BATCH];
+        uint64_t *buf = bufs + (size_t)omp_get_thread_num() * per_thread;
+        uint64_t *pc0 = buf + (size_t)dcount * n;  /* P * c0, this limb */
+        uint64_t *v = pc0 + n;                     /* the switched pair of one rotation, unpermuted */
+        uint64_t *w = v + 2 * n;                   /* DH_BATCH permuted pairs */
+        uint64_t *tmp = w + (size_t)(2 * DH_BATCH) * n;
+        cdl_u128 *mac = (cdl_u128 *)(void *)(macs + (size_t)omp_get_thread_num() * 4 * n);
+        uint64_t *cv = conv + (size_t)omp_get_thread_num() * n;
+        /* Per extended limb t: the digit limbs once (hoisting), then for each
+         * rotation r the inner product V_r = sum_d D_d * phi_r^-1(ksk_d) (the
+         * memory form of the key), permuted into phi_r(V_r) + (P phi_r(c0), 0)
+         * (the Q limbs only: P c0 is 0 modulo the special primes), then
+         * multiplied by the plaintexts' limb t and summed over r per group. */
+#pragma omp for schedule(static)
+        for (int t = 0; t < ext; t++) {
+            const int p = ext_prime(ctx, level, t);
+            const cdl_modulus *m = &ctx->mod[p];
+            const uint64_t q = m->value;
+            for (int d = 0; d < dcount; d++)
+                x[d] = digit_limb(ctx, c1, y, level, d, p, buf + (size_t)d * n);
+            if (t < limbs) {
+                const uint64_t *src = c0 + (size_t)t * n;
+                const uint64_t pw = ctx->p_mod_q[t], pws = ctx->p_mod_q_shoup[t];
+                for (size_t k = 0; k < n; k++)
+                    pc0[k] = cdl_mul_shoup(src[k], pw, pws, q);
+            }
+            for (int r0 = 0; r0 < count; r0 += DH_BATCH) {
+                const int rb = count - r0 < DH_BATCH ? count - r0 : DH_BATCH;
+                for (int u = 0; u < rb; u++) {
+                    const int r = r0 + u;
+                    int used = 0;
+                    for (int j = 0; j < groups && !used; j++)
+                        used = pts[(size_t)j * (size_t)count + (size_t)r] != NULL;
+                    if (!used)
+                        continue;
+                    for (int d = 0; d < dcount; d++) {
+                        k0[d] = cdl_ksk_poly(keys[r], d, 0, p);
+                        k1[d] = cdl_ksk_poly(keys[r], d, 1, p);
+                    }
+                    mac_limb(x, k0, k1, dcount, NULL, m, mac, v, v + n, n);
+                    const uint32_t *pm = perms ? perms[r] : NULL;
+                    uint64_t *w0 = w + (size_t)(2 * u) * n, *w1 = w0 + n;
+                    if (t < limbs) {
+                        for (size_t k = 0; k < n; k++) {
+                            const size_t e = pm ? pm[k] : k;
+                            w0[k] = cdl_mod_add(v[e], pc0[e], q);
+                            w1[k] = v[n + e];
+                        }
+                    } else {
+                        for (size_t k = 0; k < n; k++) {
+                            const size_t e = pm ? pm[k] : k;
+                            w0[k] = v[e];
+                            w1[k] = v[n + e];
+                        }
+                    }
+                }
+                for (int j = 0; j < groups; j++) {
+                    int cnt = 0, started = 0;
+                    for (int r = 0; r < r0 && !started; r++)
+                        started = pts[(size_t)j * (size_t)count + (size_t)r] != NULL;
+                    for (int u = 0; u < rb; u++) {
+                        const cdl_ckks_plaintext *pt = pts[(size_t)j * (size_t)count + (size_t)(r0 + u)];
+                        if (!pt)
+                            continue;
+                        tp[cnt] = t < limbs ? pt->data + (size_t)t * n : pt->p_data + (size_t)(t - limbs) * n;
+                        tw0[cnt] = w + (size_t)(2 * u) * n;
+                        tw1[cnt++] = w + (size_t)(2 * u + 1) * n;
+                    }
+                    if (cnt)
+                        dot_limb(tp, tw0, tw1, cnt, m, mac, tmp, ACC(j, 0, t), ACC(j, 1, t), started, n);
+                }
+            }
+        }
+        /* One ModDown per group and component. */
+#pragma omp for schedule(static)
+        for (int item = 0; item < groups * 2 * K; item++) {
+            int jc = item / K, i = item % K;
+            cdl_ntt_inverse(ctx->ntt[ctx->q_count + i], ACC(jc / 2, jc % 2, limbs + i));
+        }
+#pragma omp for schedule(static)
+        for (int jc = 0; jc < groups * 2; jc++)
+            cdl_base_convert_prepare(&ctx->moddown, ACC(jc / 2, jc % 2, limbs), yp + (size_t)jc * K * n, n);
+#pragma omp for schedule(static)
+        for (int item = 0; item < groups * 2 * limbs; item++) {
+            int jc = item / limbs, i = item % limbs; /* ct-public: loop indexes */
+            cdl_base_convert_limb(&ctx->moddown, yp + (size_t)jc * K * n, i, cv, n);
+            cdl_ntt_forward(ctx->ntt[i], cv);
+            uint64_t *o = (jc % 2 ? out1[jc / 2] : out0[jc / 2]) + (size_t)i * n;
+            moddown_finish(ctx, i, o, ACC(jc / 2, jc % 2, i), cv, 0);
+        }
+    }
+#undef ACC
+    return CDL_OK;
+}
+
+cdl_status cdl_ckks_keyswitch_rotate_sum(const cdl_ckks_context *ctx, const uint64_t *const *c0,
+                                         const uint64_t *const *c1, int level, const cdl_ckks_ksk *const *keys,
+                                         const uint32_t *const *perms, int count, uint64_t *out0, uint64_t *out1)
+{
+    const size_t n = ctx->n;
+    const int limbs = level + 1, ext = level + 1 + ctx->p_count;
+    const int dcount = cdl_ckks_digit_count(ctx, level);
+    const int threads = omp_get_max_threads();
+    if (count < 1)
+        return cdl_fail(CDL_ERR_INTERNAL, "double-hoisted rotation sum: nothing to compute");
+    const size_t per_thread = (size_t)(dcount + 1 + 2) * n;
+    uint64_t *acc = cdl_ckks_scratch(CDL_SCRATCH_DH_ACC, 2 * (size_t)ext * n);
+    uint64_t *macs = cdl_ckks_scratch(CDL_SCRATCH_KS_MAC, (size_t)threads * 4 * n); /* 2n u128 per thread */
+    uint64_t *cc = cdl_ckks_scratch(CDL_SCRATCH_KS_CC, (size_t)limbs * n);
+    uint64_t *y = cdl_ckks_scratch(CDL_SCRATCH_KS_Y, (size_t)limbs * n);
+    uint64_t *bufs = cdl_ckks_scratch(CDL_SCRATCH_DH_BUFS, (size_t)threads * per_thread);
+    if (!acc || !macs || !cc || !y || !bufs)
+        return cdl_fail(CDL_ERR_NO_MEMORY, "double-hoisted rotation sum: out of memory");
+    for (int r = 0; r < count; r++) {
+        modup_prepare(ctx, c1[r], level, cc, y);
+#pragma omp parallel
+        {
+            const uint64_t *x[CDL_CKKS_MAX_PRIMES], *k0[CDL_CKKS_MAX_PRIMES], *k1[CDL_CKKS_MAX_PRIMES];
+            uint64_t *buf = bufs + (size_t)omp_get_thread_num() * per_thread;
+            uint64_t *pc0 = buf + (size_t)dcount * n, *v = pc0 + n;
+            cdl_u128 *mac = (cdl_u128 *)(void *)(macs + (size_t)omp_get_thread_num() * 4 * n);
+            /* per extended limb: V_r = sum_d D_d(c1_r) * phi_r^-1(ksk_d), then
+             * acc += phi_r(V_r) + (P phi_r(c0_r), 0) (the Q limbs only) */
+#pragma omp for schedule(static)
+            for (int t = 0; t < ext; t++) {
+                const int p = ext_prime(ctx, level, t);
+                const cdl_modulus *m = &ctx->mod[p];
+                const uint64_t q = m->value;
+                for (int d = 0; d < dcount; d++) {
+                    x[d] = digit_limb(ctx, c1[r], y, level, d, p, buf + (size_t)d * n);
+                    k0[d] = cdl_ksk_poly(keys[r], d, 0, p);
+                    k1[d] = cdl_ksk_poly(keys[r], d, 1, p);
+                }
+                mac_limb(x, k0, k1, dcount, NULL, m, mac, v, v + n, n);
+                const uint32_t *pm = perms ? perms[r] : NULL;
+                uint64_t *a0 = acc + (size_t)t * n, *a1 = acc + (size_t)(ext + t) * n;
+                const uint64_t *s0 = v;
+                if (t < limbs) {
+                    const uint64_t *src = c0[r] + (size_t)t * n;
+                    const uint64_t pw = ctx->p_mod_q[t], pws = ctx->p_mod_q_shoup[t];
+                    for (size_t k = 0; k < n; k++)
+                        pc0[k] = cdl_mod_add(v[k], cdl_mul_shoup(src[k], pw, pws, q), q);
+                    s0 = pc0;
+                }
+                for (size_t k = 0; k < n; k++) {
+                    const size_t e = pm ? pm[k] : k;
+                    a0[k] = r ? cdl_mod_add(a0[k], s0[e], q) : s0[e];
+                    a1[k] = r ? cdl_mod_add(a1[k], v[n + e], q) : v[n + e];
+                }
+            }
+        }
+    }
+    /* one ModDown for the whole sum */
+    CDL_TRY(cdl_ckks_moddown(ctx, level, acc, out0));
+    return cdl_ckks_moddown(ctx, level, acc + (size_t)ext * n, out1);
+}
+
 cdl_status cdl_ckks_moddown(const cdl_ckks_context *ctx, int level, uint64_t *acc, uint64_t *out)
 {
     const size_t n = ctx->n;

@@ -53,6 +53,37 @@ cdl_status cdl_ckks_keyswitch_multi(const cdl_ckks_context *ctx, const uint64_t 
                                     const cdl_ckks_ksk *const *keys, const uint32_t *const *perms, int count,
                                     uint64_t *const *out0, uint64_t *const *out1, int add0);
 
+/* Double hoisting (Bossuat, Mouchet, Troncoso-Pastoriza, Hubaux, "Efficient
+ * Bootstrapping for Approximate Homomorphic Encryption with Non-Sparse Keys",
+ * EUROCRYPT 2021; its baby-step giant-step transform with double hoisting):
+ * for groups j < groups,
+ *   (out0[j], out1[j]) = ModDown( sum_r pts[j*count + r] * phi_r(P c0 + V0_r, V1_r) )
+ * over Q_l u P, V_r = sum_d D_d(c1) * keys[r]_d the inner product before
+ * ModDown, phi_r the automorphism of perms[r] (an NTT-slot gather; NULL: none)
+ * and keys[r] held as phi_r^-1 of the key (as Galois keys are in memory): that
+ * is sum_r pts[j*count + r] * rotate_r(c0, c1) with one ModDown per group
+ * instead of one per rotation, and without the rounding of each rotation
+ * multiplied by its plaintext. c1's decomposition is shared by every r; the
+ * rotations are summed in the extended basis, permuted term by term (each has
+ * its own phi). pts entries may be NULL (no term); the others need their
+ * special primes (cdl_ckks_plaintext_new_qp, encoded) and a level >= level;
+ * every group has a term. Outputs: level+1 limbs each (stride n), overwritten;
+ * they must not alias c0 or c1. */
+cdl_status cdl_ckks_keyswitch_rotate_dot(const cdl_ckks_context *ctx, const uint64_t *c0, const uint64_t *c1,
+                                         int level, const cdl_ckks_ksk *const *keys, const uint32_t *const *perms,
+                                         int count, const cdl_ckks_plaintext *const *pts, int groups,
+                                         uint64_t *const *out0, uint64_t *const *out1);
+
+/* The second level of double hoisting (same paper): (out0, out1) = the sum
+ * over r of the rotations phi_r(c0[r], c1[r]) switched back to s, that is
+ * ModDown( sum_r phi_r(P c0[r] + V0_r, V1_r) ), V_r the inner product of
+ * c1[r]'s digits with keys[r] (held as phi_r^-1 of the key): every input has
+ * its own decomposition, but the sum has one ModDown. Inputs at `level`
+ * (level+1 limbs, stride n); outputs must not alias them. */
+cdl_status cdl_ckks_keyswitch_rotate_sum(const cdl_ckks_context *ctx, const uint64_t *const *c0,
+                                         const uint64_t *const *c1, int level, const cdl_ckks_ksk *const *keys,
+                                         const uint32_t *const *perms, int count, uint64_t *out0, uint64_t *out1);
+
 /* ModDown: acc holds level+1 Q limbs then the p_count special-prime limbs
  * (NTT form; the special limbs are overwritten); out (level+1 limbs) =
  * round(acc / P) modulo Q_l. out may not alias acc. */

@@ -156,11 +156,27 @@ cdl_status cdl_ckks_plaintext_new_level(const cdl_ckks_context *ctx, int level, 
     return plaintext_alloc_limbs(ctx, level, level + 1, out);
 }
 
+cdl_status cdl_ckks_plaintext_new_qp(const cdl_ckks_context *ctx, int level, cdl_ckks_plaintext **out)
+{
+    CDL_TRY(plaintext_alloc_limbs(ctx, level, level + 1, out));
+    cdl_ckks_plaintext *pt = *out;
+    pt->p_data = cdl_secure_calloc((size_t)ctx->p_count * ctx->n, sizeof(uint64_t));
+    if (!pt->p_data) {
+        cdl_ckks_plaintext_free(pt);
+        *out = NULL;
+        return CDL_ERR_NO_MEMORY;
+    }
+    pt->p_count = ctx->p_count;
+    return CDL_OK;
+}
+
 void cdl_ckks_plaintext_free(cdl_ckks_plaintext *pt)
 {
     if (!pt)
         return;
     cdl_secure_free(pt->data, (size_t)pt->limbs * pt->n * sizeof(uint64_t));
+    if (pt->p_data)
+        cdl_secure_free(pt->p_data, (size_t)pt->p_count * pt->n * sizeof(uint64_t));
     cdl_free(pt);
 }
 
