@@ -429,6 +429,7 @@ struct cdl_mlp_trainer {
     cdl_ckks_ciphertext **R, **Rl, **Rh, **Rhl, **E, **Bd; /* rotations */
     cdl_ckks_ciphertext *t[T_COUNT];
     lrn_mask mask_unpack, mask_label, mask_pack;
+    lrn_mask *mask_pack_w2; /* g2: mask_pack without the padded classes' rows, per giant index of a W2 diagonal */
     cdl_ckks_plaintext *label_shift, *imag;
 };
 
@@ -453,6 +454,9 @@ void cdl_mlp_trainer_free(cdl_mlp_trainer *T)
     lrn_mask_free(&T->mask_unpack);
     lrn_mask_free(&T->mask_label);
     lrn_mask_free(&T->mask_pack);
+    for (size_t b = 0; T->mask_pack_w2 && b < T->g2; b++)
+        lrn_mask_free(&T->mask_pack_w2[b]);
+    cdl_free(T->mask_pack_w2);
     cdl_ckks_plaintext_free(T->label_shift);
     cdl_ckks_plaintext_free(T->imag);
     cdl_free(T);
@@ -593,7 +597,10 @@ static cdl_status trainer_init(const cdl_ckks_context *ctx, const cdl_ckks_relin
     T->top = top;
     T->mask_unpack.level = T->mask_label.level = T->mask_pack.level = -1;
     const size_t ng = T->g1 > T->g2 ? T->g1 : T->g2;
-    cdl_status st = lrn_new_cts(ctx, &T->F, T->H + T->cp);
+    T->mask_pack_w2 = cdl_calloc_array(T->g2, sizeof *T->mask_pack_w2);
+    cdl_status st = T->mask_pack_w2 ? lrn_new_cts(ctx, &T->F, T->H + T->cp) : CDL_ERR_NO_MEMORY;
+    for (size_t b = 0; T->mask_pack_w2 && b < T->g2; b++)
+        T->mask_pack_w2[b].level = -1;
     if (st == CDL_OK)
         st = lrn_new_cts(ctx, &T->T2, T->cp);
     if (st == CDL_OK)
@@ -782,6 +789,34 @@ static cdl_status gradients(cdl_mlp_trainer *T, size_t j0)
     return CDL_OK;
 }
 
+/* The mask of pack_gradient for the W2 diagonals of giant index b: sample position 0 of the values s whose class
+ * (s - b B2) mod C' is a real one, not one of the padding classes up to C'. The padding rows have no labels
+ * and start at zero, so in exact arithmetic they stay zero; on ciphertexts every bootstrap leaves noise in them,
+ * and their gradient (kappa Z_pad / c times h) is plain gradient descent on |W2_pad h|^2 / 2c, whose curvature
+ * passes the Nesterov stability limit for gamma = 0.2 once the hidden values grow (about update 20 of the
+ * 197-64-10 MNIST run at N = 2^16): the noise then grew by about 1.4x per update, leaked into W1 through W2^T D2,
+ * and the run diverged (docs/learn.md). Without their gradient the padding rows only carry the bootstraps' noise. */
+static cdl_status mask_real_classes(cdl_mlp_trainer *T, size_t b, int level, double scale, lrn_mask *mk)
+{
+    if (mk->pt && mk->level == level && mk->scale == scale)
+        return CDL_OK;
+    const lrn_layout *L = &T->L;
+    const size_t cp = T->cp;
+    double *v = cdl_calloc_array(L->slots, sizeof *v);
+    if (!v)
+        return CDL_ERR_NO_MEMORY;
+    for (size_t s = 0; s < L->row; s++)
+        if ((s + cp * T->H - b * T->b2) % cp < T->data->classes)
+            v[s * L->m] = 1.0;
+    cdl_status st = mk->pt ? CDL_OK : cdl_ckks_plaintext_new(T->ctx, &mk->pt);
+    if (st == CDL_OK)
+        st = cdl_ckks_encode(T->ctx, v, L->slots, scale, level, mk->pt);
+    cdl_free(v);
+    mk->level = st == CDL_OK ? level : -1;
+    mk->scale = scale;
+    return st;
+}
+
 /* The sums in acc (sample position 0) -> one packed ciphertext G (position q holds acc[q]) at level l - 7,
  * scale exactly `target`: a mask per accumulator and a right rotation by one sample between them (Horner). */
 static cdl_status pack_gradient(cdl_mlp_trainer *T, double target, cdl_ckks_ciphertext *G)
@@ -793,8 +828,12 @@ static cdl_status pack_gradient(cdl_mlp_trainer *T, double target, cdl_ckks_ciph
         cdl_ckks_ciphertext *a = T->acc[q];
         const int la = cdl_ckks_ciphertext_level(a);
         const double enc = target * (double)cdl_ckks_prime(ctx, la) / cdl_ckks_ciphertext_scale(a);
-        CDL_TRY(lrn_mask_columns(ctx, &T->L, T->L.m, la, enc, &T->mask_pack));
-        CDL_TRY(cdl_ckks_mul_plain(ctx, a, T->mask_pack.pt, tmp));
+        lrn_mask *mk = &T->mask_pack;
+        if (q < T->H)
+            CDL_TRY(lrn_mask_columns(ctx, &T->L, T->L.m, la, enc, mk));
+        else
+            CDL_TRY(mask_real_classes(T, (q - T->H) / T->b2, la, enc, mk = &T->mask_pack_w2[(q - T->H) / T->b2]));
+        CDL_TRY(cdl_ckks_mul_plain(ctx, a, mk->pt, tmp));
         CDL_TRY(cdl_ckks_rescale(ctx, tmp, tmp));
         cdl_ckks_ciphertext_set_scale(tmp, target);
         if (q == n - 1) {
