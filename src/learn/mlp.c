@@ -785,6 +785,16 @@ static cdl_status gradients(cdl_mlp_trainer *T, size_t j0)
         if (cdl_ckks_ciphertext_level(T->acc[q]) > l - 6)
             CDL_TRY(cdl_ckks_drop_to_level(ctx, T->acc[q], l - 6, T->acc[q]));
         CDL_TRY(lrn_rotate_sum(ctx, T->gk, T->acc[q], tmp, 1, L->m, 1));
+        if (q >= H && L->row > H) {
+            /* W2 is held in row / H copies (its diagonals have period H over the row values), and each copy
+             * computes its own Z, D2 and gradient. Exactly they are equal; on ciphertexts each copy gets its
+             * own bootstrap noise, and the difference between two copies follows the same unchecked linear
+             * dynamics as the padding classes (mask_real_classes), growing once the curvature passes the
+             * stability limit; the copies also feed different rows of the W1 gradient. So every copy gets the
+             * mean of their gradients: the copies then differ by the bootstraps' noise only. */
+            CDL_TRY(lrn_rotate_sum(ctx, T->gk, T->acc[q], tmp, H * L->m, L->row * L->m, 1));
+            cdl_ckks_ciphertext_set_scale(T->acc[q], cdl_ckks_ciphertext_scale(T->acc[q]) * (double)(L->row / H));
+        }
     }
     return CDL_OK;
 }
