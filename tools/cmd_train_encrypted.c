@@ -29,6 +29,7 @@
 #include <getopt.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,7 @@
 
 #include "cli.h"
 #include "core/bytes.h"
+#include "core/error.h"
 #include "cryptodl/cryptodl.h"
 #include "learn_common.h"
 
@@ -388,8 +390,8 @@ static void session_end(session *s)
     memset(s, 0, sizeof *s);
 }
 
-/* BLAKE2b of training arrays, as hex (16 bytes): part of a checkpoint's configuration. */
-static void data_hash_hex(const void *a, size_t alen, const void *b, size_t blen, char hex[33])
+/* BLAKE2b of training arrays, as hex (16 bytes): part of a checkpoint's configuration. Returns hex. */
+static const char *data_hash_hex(const void *a, size_t alen, const void *b, size_t blen, char hex[33])
 {
     uint8_t dh[16];
     crypto_generichash_state hs;
@@ -398,6 +400,14 @@ static void data_hash_hex(const void *a, size_t alen, const void *b, size_t blen
     crypto_generichash_update(&hs, (const uint8_t *)b, blen);
     crypto_generichash_final(&hs, dh, sizeof dh);
     sodium_bin2hex(hex, 33, dh, sizeof dh);
+    return hex;
+}
+
+/* data_hash_hex of the training features (n_train x d) and their labels. */
+static const char *features_hash_hex(const mc_features *F, size_t d, char hex[33])
+{
+    return data_hash_hex(F->x_train, F->n_train * d * sizeof *F->x_train, F->y_train,
+                         F->n_train * sizeof *F->y_train, hex);
 }
 
 /* ---- the training loop, the same for every trainer ---- */
@@ -410,6 +420,20 @@ typedef struct trainer_ops {
     cdl_status (*save)(const void *tr, uint8_t **data, size_t *len);
     const char *state_name; /* "beta and v", "the weights and momentum" */
 } trainer_ops;
+
+/* The trainer_ops of cdl_<kind>_trainer: its functions behind void pointers. */
+#define TRAINER_OPS(name, kind, state)                                                                              \
+    static cdl_status kind##_step(void *t) { return cdl_##kind##_trainer_step(t); }                                \
+    static int kind##_iteration(const void *t) { return cdl_##kind##_trainer_iteration(t); }                       \
+    static int kind##_bootstraps(const void *t) { return cdl_##kind##_trainer_bootstraps(t); }                     \
+    static double kind##_boot_s(const void *t) { return cdl_##kind##_trainer_bootstrap_seconds(t); }               \
+    static int kind##_level(const void *t) { return cdl_##kind##_trainer_level(t); }                               \
+    static cdl_status kind##_save(const void *t, uint8_t **d, size_t *l)                                           \
+    {                                                                                                              \
+        return cdl_##kind##_trainer_save(t, d, l);                                                                 \
+    }                                                                                                              \
+    static const trainer_ops name = {kind##_step, kind##_iteration, kind##_bootstraps, kind##_boot_s, kind##_level,  \
+                                     kind##_save, state}
 
 /* Optional debugging hook, run after every `every` updates and after the last: nonzero stops the run. */
 typedef struct update_check {
@@ -588,16 +612,192 @@ static void keys_free(keyset *k)
     memset(k, 0, sizeof *k);
 }
 
+/* ======================= what every task's run shares ======================= */
+
+/* One run of a task, around its model: the session (checkpoint and key seed), the CKKS parameters, the client's
+ * generator and keys, and what the checkpoint says of the runs before this one. */
+typedef struct job {
+    const options *o;
+    session s;
+    params P;
+    keyset K;
+    cdl_rng *rng;
+    int resumed_from;                 /* iterations the runs before did */
+    double train_before, boot_before; /* their server and bootstrap seconds */
+    loop_result loop;                 /* this run's iterations */
+} job;
+
+/* Before any work: the checkpoint's paths, then the parameters (a plan that cannot run is refused before any
+ * work). 0, or the exit code after a message. */
+static int job_begin(job *j, const options *o)
+{
+    memset(j, 0, sizeof *j);
+    j->o = o;
+    if (session_begin(&j->s, o) != 0)
+        return CLI_EXIT_USAGE;
+    if (params_make(o, &j->P) != 0) {
+        session_end(&j->s);
+        return CLI_EXIT_FAILURE;
+    }
+    return 0;
+}
+
+static void job_end(job *j)
+{
+    keys_free(&j->K);
+    cdl_rng_free(j->rng);
+    cdl_ckks_context_free(j->P.ctx);
+    session_end(&j->s);
+}
+
+/* The iterations cannot run at these parameters: CLI_EXIT_USAGE after a message. */
+static int job_refuse_plan(const job *j, int iterations)
+{
+    fprintf(stderr, "cryptodl " CMD ": %d iterations cannot run at --log-n %lld (%d levels after a bootstrap)\n",
+            iterations, j->o->log_n, j->P.boot_level);
+    return CLI_EXIT_USAGE;
+}
+
+/* The splits a task reads: the test split, and the train split unless --train-from-test. 0, or
+ * CLI_EXIT_FAILURE after a message. */
+static int load_splits(const options *o, cdl_dataset **train, cdl_dataset **test)
+{
+    const char *data_dir = o->data_dir ? o->data_dir : cli_default_data_dir();
+    if ((!o->from_test && lr_load_split(o->dataset, data_dir, o->defaulted, "train", train) != 0) ||
+        lr_load_split(o->dataset, data_dir, o->defaulted, "test", test) != 0)
+        return cli_fail_status(CMD, "cannot load the dataset (give --data-dir; without the train split, "
+                                    "--train-from-test trains on part of the test split)");
+    return 0;
+}
+
+/* The selections (--train, --test, --train-from-test) of the loaded splits into F: the labels, and with `pooled`
+ * the 14x14 pooled pixels. 0, or -1 after a message. */
+static int select_samples(const options *o, const cdl_dataset *train, const cdl_dataset *test, int pooled,
+                          mc_features *F)
+{
+    if (mc_select(o->from_test ? test : train, 0, (size_t)o->n_train, pooled, &F->x_train, &F->y_train,
+                  &F->n_train) != 0 ||
+        mc_select(test, o->from_test ? (size_t)o->n_train : 0, (size_t)o->n_test, pooled, &F->x_test, &F->y_test,
+                  &F->n_test) != 0) {
+        fprintf(stderr, "cryptodl " CMD ": out of memory\n");
+        return -1;
+    }
+    if (F->n_train == 0 || F->n_test == 0) {
+        fprintf(stderr, "cryptodl " CMD ": no %s samples\n", F->n_train == 0 ? "training" : "test");
+        return -1;
+    }
+    return 0;
+}
+
+/* The plaintext twin shows whether the weights stay inside the bound the state is divided by for a bootstrap. */
+static void warn_weight_bound(double max_state, double bound, const char *advice)
+{
+    if (!(max_state < bound))
+        fprintf(stderr,
+                "cryptodl " CMD ": WARNING: in plaintext the weights reach %.3g, not below --weight-bound %g: the "
+                "bootstraps will lose precision or fail; %s\n",
+                max_state, bound, advice);
+}
+
+/* The client, after the plaintext twin: what a checkpoint must agree on (printf-style; the library checks the
+ * rest: parameters, shape, schedule), then the key seed, then the keys for these rotation steps (and the
+ * conjugation if asked), all drawn from the seed in a fixed order, as the encryption after them. 0, or the exit
+ * code after a message (CLI_EXIT_USAGE: the checkpoint belongs to another run). */
+static int job_keys(job *j, const int *steps, size_t nsteps, int conjugate, const char *config_fmt, ...)
+    CDL_PRINTF(5, 6);
+static int job_keys(job *j, const int *steps, size_t nsteps, int conjugate, const char *config_fmt, ...)
+{
+    char *config = malloc(1024);
+    if (!config)
+        return CLI_EXIT_FAILURE;
+    va_list ap;
+    va_start(ap, config_fmt);
+    vsnprintf(config, 1024, config_fmt, ap);
+    va_end(ap);
+    const int r = session_open(&j->s, config); /* the session owns config now */
+    if (r != 0)
+        return r == 2 ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
+    if (session_rng(&j->s, &j->rng) != 0 ||
+        keys_make(&j->P, j->rng, steps, nsteps, conjugate, j->s.have_ckpt || j->s.have_key, &j->K) != 0)
+        return CLI_EXIT_FAILURE;
+    return 0;
+}
+
+/* The server's trainer, made afresh or loaded from the checkpoint (made: the library's answer), and what the
+ * checkpoint says of the runs before. 0, or CLI_EXIT_FAILURE after a message. */
+static int job_trainer(job *j, cdl_status made, const trainer_ops *ops, const void *tr)
+{
+    if (made != CDL_OK)
+        return cli_fail_status(CMD, j->s.have_ckpt ? "cannot resume from the checkpoint" : "cannot start the training");
+    j->resumed_from = ops->iteration(tr);
+    j->train_before = j->s.have_ckpt ? j->s.ck.train_s : 0.0;
+    j->boot_before = j->s.have_ckpt ? j->s.ck.bootstrap_s : 0.0;
+    session_drop_bytes(&j->s);
+    return 0;
+}
+
+/* The remaining iterations (train_loop's exit codes); setup_s: server seconds before the first iteration. */
+static int job_train(job *j, const trainer_ops *ops, void *tr, int iterations, double setup_s,
+                     const update_check *check)
+{
+    return train_loop(ops, tr, iterations, &j->s, j->train_before, j->boot_before, setup_s, check, &j->loop);
+}
+
+/* max |enc - plain| and max |plain| over n weights, folded into *diff and *wmax. */
+static void weight_diff(const double *enc, const double *plain, size_t n, double *diff, double *wmax)
+{
+    for (size_t i = 0; i < n; i++) {
+        *diff = fmax(*diff, fabs(enc[i] - plain[i]));
+        *wmax = fmax(*wmax, fabs(plain[i]));
+    }
+}
+
+/* ---- the output: the parts every task prints, each in its place ---- */
+
+static void json_run(const job *j, int bootstraps, int per_iteration)
+{
+    printf("\"bootstraps\":%d,\"resumed_from\":%d,\"log_n\":%lld,\"secure\":%s,\"log_qp\":%.1f,"
+           "\"levels_after_bootstrap\":%d,\"levels_per_iteration\":%d,",
+           bootstraps, j->resumed_from, j->o->log_n, j->P.secure ? "true" : "false", cdl_ckks_log_qp(j->P.ctx),
+           j->K.binfo.level_out, per_iteration);
+}
+
+static void json_client_times(const job *j, double t_enc, double t_dec, double t_plain)
+{
+    printf("\"keygen_s\":%.3f,\"bootstrap_setup_s\":%.3f,\"encrypt_s\":%.3f,\"decrypt_s\":%.3f,"
+           "\"plaintext_train_s\":%.3f,",
+           j->K.t_keys, j->K.t_setup, t_enc, t_dec, t_plain);
+}
+
+/* The last members (the caller closes the object). */
+static void json_weights(double diff, double wmax, const char *state_hex)
+{
+    printf("\"max_weight_diff\":%.6g,\"max_weight\":%.6g,\"state_blake2b\":\"%s\",\"peak_rss_mb\":%.0f", diff, wmax,
+           state_hex, cli_peak_rss_mb());
+}
+
+static void text_ckks(const job *j)
+{
+    printf("  CKKS        N = 2^%lld, log2(QP) = %.0f, %s; %d levels after a bootstrap\n", j->o->log_n,
+           cdl_ckks_log_qp(j->P.ctx), j->P.secure ? "128-bit preset" : "INSECURE test parameters",
+           j->K.binfo.level_out);
+}
+
+static void text_accuracy(double acc_enc, double acc_plain, size_t n_test)
+{
+    printf("  accuracy    encrypted training %.2f%%, plaintext training %.2f%% (test set, %zu samples)\n",
+           100 * acc_enc, 100 * acc_plain, n_test);
+}
+
+static void text_weights(double diff, double wmax)
+{
+    printf("  weights     max |encrypted - plaintext| = %.3g (largest weight %.3g)\n", diff, wmax);
+    printf("  memory      peak %.0f MB\n", cli_peak_rss_mb());
+}
+
 /* ======================= logistic regression ======================= */
 
-static cdl_status lr_step(void *t) { return cdl_logreg_trainer_step(t); }
-static int lr_iteration(const void *t) { return cdl_logreg_trainer_iteration(t); }
-static int lr_bootstraps(const void *t) { return cdl_logreg_trainer_bootstraps(t); }
-static double lr_boot_s(const void *t) { return cdl_logreg_trainer_bootstrap_seconds(t); }
-static int lr_level(const void *t) { return cdl_logreg_trainer_level(t); }
-static cdl_status lr_save(const void *t, uint8_t **d, size_t *l) { return cdl_logreg_trainer_save(t, d, l); }
-static const trainer_ops LOGREG_OPS = {lr_step, lr_iteration, lr_bootstraps, lr_boot_s, lr_level, lr_save,
-                                       "beta and v"};
+TRAINER_OPS(LOGREG_OPS, logreg, "beta and v");
 
 static int run_logreg(const options *o)
 {
@@ -613,40 +813,26 @@ static int run_logreg(const options *o)
     if (o->no_nesterov)
         cfg.nesterov = 0;
     cfg.iterations = (int)(o->iters ? o->iters : o->epochs ? o->epochs : 20);
-    session s;
-    if (session_begin(&s, o) != 0)
-        return CLI_EXIT_USAGE;
-
-    /* Parameters first: refuse a plan that cannot run before any work. */
-    params P;
-    if (params_make(o, &P) != 0) {
-        session_end(&s);
-        return CLI_EXIT_FAILURE;
-    }
+    job J;
+    int rc = job_begin(&J, o);
+    if (rc != 0)
+        return rc;
     const int per_iter = cdl_logreg_levels_per_iteration(cfg.sigmoid_degree);
     const int planned_boots =
-        cdl_logreg_bootstraps_needed(P.boot_level, P.boot_level, cfg.iterations, cfg.sigmoid_degree);
+        cdl_logreg_bootstraps_needed(J.P.boot_level, J.P.boot_level, cfg.iterations, cfg.sigmoid_degree);
 
-    int rc = CLI_EXIT_FAILURE;
+    rc = CLI_EXIT_FAILURE;
     cdl_dataset *train = NULL, *test = NULL;
     double *xtr = NULL, *xte = NULL, *w_enc = NULL, *w_plain = NULL;
     int *ytr = NULL, *yte = NULL;
     size_t ntr = 0, nte = 0;
-    keyset K;
-    memset(&K, 0, sizeof K);
-    cdl_rng *rng = NULL;
     cdl_logreg_encrypted_data *enc = NULL;
     cdl_logreg_encrypted_weights *ew = NULL;
     cdl_logreg_trainer *tr = NULL;
 
-    const char *data_dir = o->data_dir ? o->data_dir : cli_default_data_dir();
     fprintf(stderr, "cryptodl " CMD ": loading %s (classes %d vs %d)\n", dataset, class_a, class_b);
-    if ((!from_test && lr_load_split(dataset, data_dir, o->defaulted, "train", &train) != 0) ||
-        lr_load_split(dataset, data_dir, o->defaulted, "test", &test) != 0) {
-        rc = cli_fail_status(CMD, "cannot load the dataset (give --data-dir; without the train split, "
-                                  "--train-from-test trains on part of the test split)");
+    if (load_splits(o, &train, &test) != 0)
         goto done;
-    }
     if (lr_select_task(from_test ? test : train, class_a, class_b, 0, (size_t)o->n_train, &xtr, &ytr, &ntr) != 0 ||
         lr_select_task(test, class_a, class_b, from_test ? (size_t)o->n_train : 0, (size_t)o->n_test, &xte, &yte,
                        &nte) != 0) {
@@ -663,9 +849,7 @@ static int run_logreg(const options *o)
     if (!w_enc || !w_plain)
         goto done;
     if (planned_boots < 0) {
-        fprintf(stderr, "cryptodl " CMD ": %d iterations cannot run at --log-n %lld (%d levels after a bootstrap)\n",
-                cfg.iterations, o->log_n, P.boot_level);
-        rc = CLI_EXIT_USAGE;
+        rc = job_refuse_plan(&J, cfg.iterations);
         goto done;
     }
 
@@ -677,128 +861,99 @@ static int run_logreg(const options *o)
         goto done;
     }
     const double t_plain = cli_now_seconds() - t0;
-    if (!(pstats.max_abs_state < cfg.weight_bound))
-        fprintf(stderr,
-                "cryptodl " CMD ": WARNING: in plaintext the weights reach %.3g, not below --weight-bound %g: the "
-                "bootstraps will lose precision or fail; raise --weight-bound\n",
-                pstats.max_abs_state, cfg.weight_bound);
-
-    /* What a checkpoint must agree on (the library checks the rest: parameters, shape, schedule). */
-    {
-        char hex[33];
-        data_hash_hex(xtr, ntr * LR_FEATURES * sizeof *xtr, ytr, ntr * sizeof *ytr, hex);
-        char *config = malloc(1024);
-        if (!config)
-            goto done;
-        snprintf(config, 1024,
-                 "task=logreg dataset=%s classes=%d,%d train=%zu train_from_test=%d data=%s log_n=%lld iters=%d "
-                 "lr=%.17g lr_decay=%d nesterov=%d degree=%d bound=%.17g weight_bound=%.17g",
-                 dataset, class_a, class_b, ntr, from_test, hex, o->log_n, cfg.iterations, cfg.learning_rate,
-                 cfg.lr_decay, cfg.nesterov, cfg.sigmoid_degree, cfg.sigmoid_bound, cfg.weight_bound);
-        int r = session_open(&s, config);
-        if (r == 2)
-            rc = CLI_EXIT_USAGE;
-        if (r != 0)
-            goto done;
-    }
+    warn_weight_bound(pstats.max_abs_state, cfg.weight_bound, "raise --weight-bound");
 
     /* client: the key seed, then keys and encryption, all drawn from it in a fixed order */
-    if (session_rng(&s, &rng) != 0)
-        goto done;
     int steps[CDL_LOGREG_MAX_STEPS];
     size_t nsteps = 0, row = 0, rows = 0;
-    if (cdl_logreg_layout(P.ctx, LR_FEATURES, &row, &rows) != CDL_OK ||
-        cdl_logreg_galois_steps(P.ctx, LR_FEATURES, steps, CDL_LOGREG_MAX_STEPS, &nsteps) != CDL_OK) {
+    if (cdl_logreg_layout(J.P.ctx, LR_FEATURES, &row, &rows) != CDL_OK ||
+        cdl_logreg_galois_steps(J.P.ctx, LR_FEATURES, steps, CDL_LOGREG_MAX_STEPS, &nsteps) != CDL_OK) {
         rc = cli_fail_status(CMD, "cannot lay out the data");
         goto done;
     }
-    if (keys_make(&P, rng, steps, nsteps, 1, s.have_ckpt || s.have_key, &K) != 0)
+    char hex[33];
+    if ((rc = job_keys(&J, steps, nsteps, 1,
+                       "task=logreg dataset=%s classes=%d,%d train=%zu train_from_test=%d data=%s log_n=%lld "
+                       "iters=%d lr=%.17g lr_decay=%d nesterov=%d degree=%d bound=%.17g weight_bound=%.17g",
+                       dataset, class_a, class_b, ntr, from_test,
+                       data_hash_hex(xtr, ntr * LR_FEATURES * sizeof *xtr, ytr, ntr * sizeof *ytr, hex), o->log_n,
+                       cfg.iterations, cfg.learning_rate, cfg.lr_decay, cfg.nesterov, cfg.sigmoid_degree,
+                       cfg.sigmoid_bound, cfg.weight_bound)) != 0)
         goto done;
+    rc = CLI_EXIT_FAILURE;
     t0 = cli_now_seconds();
     fprintf(stderr, "cryptodl " CMD ": client: encrypting %zu samples at level %d (%zu per ciphertext)\n", ntr,
-            K.binfo.level_out, rows);
-    if (cdl_logreg_encrypt_dataset_level(P.ctx, K.sk, rng, xtr, ytr, ntr, LR_FEATURES, K.binfo.level_out, &enc) !=
-        CDL_OK) {
+            J.K.binfo.level_out, rows);
+    if (cdl_logreg_encrypt_dataset_level(J.P.ctx, J.K.sk, J.rng, xtr, ytr, ntr, LR_FEATURES, J.K.binfo.level_out,
+                                         &enc) != CDL_OK) {
         rc = cli_fail_status(CMD, "encryption failed");
         goto done;
     }
     const double t_enc = cli_now_seconds() - t0;
 
     /* server: evaluation keys and ciphertexts only */
-    const char *fn_new = s.have_ckpt ? "cannot resume from the checkpoint" : "cannot start the training";
-    cdl_status tst = s.have_ckpt
-                         ? cdl_logreg_trainer_load(P.ctx, K.rlk, K.gk, K.bt, K.bk, enc, &cfg, s.ck.state, s.ck.state_len, &tr)
-                         : cdl_logreg_trainer_new(P.ctx, K.rlk, K.gk, K.bt, K.bk, enc, &cfg, &tr);
-    if (tst != CDL_OK) {
-        rc = cli_fail_status(CMD, fn_new);
+    const keyset *K = &J.K;
+    const cdl_status made =
+        J.s.have_ckpt ? cdl_logreg_trainer_load(J.P.ctx, K->rlk, K->gk, K->bt, K->bk, enc, &cfg, J.s.ck.state,
+                                                J.s.ck.state_len, &tr)
+                      : cdl_logreg_trainer_new(J.P.ctx, K->rlk, K->gk, K->bt, K->bk, enc, &cfg, &tr);
+    if (job_trainer(&J, made, &LOGREG_OPS, tr) != 0)
         goto done;
-    }
-    const int resumed_from = cdl_logreg_trainer_iteration(tr);
-    const double train_before = s.have_ckpt ? s.ck.train_s : 0.0, boot_before = s.have_ckpt ? s.ck.bootstrap_s : 0.0;
-    session_drop_bytes(&s);
     fprintf(stderr,
             "cryptodl " CMD ": server: %d iterations on %zu ciphertexts (N = 2^%lld, %s), %d levels per iteration, "
             "%d after a bootstrap, %d bootstraps planned\n",
-            cfg.iterations, cdl_logreg_encrypted_data_ciphertexts(enc), o->log_n, P.secure ? "128-bit" : "INSECURE",
-            per_iter, K.binfo.level_out, planned_boots);
-    if (resumed_from)
-        fprintf(stderr, "cryptodl " CMD ": resuming after iteration %d (%d bootstraps done)\n", resumed_from,
+            cfg.iterations, cdl_logreg_encrypted_data_ciphertexts(enc), o->log_n, J.P.secure ? "128-bit" : "INSECURE",
+            per_iter, K->binfo.level_out, planned_boots);
+    if (J.resumed_from)
+        fprintf(stderr, "cryptodl " CMD ": resuming after iteration %d (%d bootstraps done)\n", J.resumed_from,
                 cdl_logreg_trainer_bootstraps(tr));
-    loop_result lres;
-    rc = train_loop(&LOGREG_OPS, tr, cfg.iterations, &s, train_before, boot_before, 0.0, NULL, &lres);
-    if (rc != CLI_EXIT_OK)
+    if ((rc = job_train(&J, &LOGREG_OPS, tr, cfg.iterations, 0.0, NULL)) != CLI_EXIT_OK)
         goto done;
     rc = CLI_EXIT_FAILURE;
-    const double t_train = train_before + lres.t_run;
-    const double t_boot = boot_before + cdl_logreg_trainer_bootstrap_seconds(tr);
+    const double t_train = J.train_before + J.loop.t_run;
+    const double t_boot = J.boot_before + cdl_logreg_trainer_bootstrap_seconds(tr);
 
     /* client: decryption */
     t0 = cli_now_seconds();
     if (cdl_logreg_trainer_weights(tr, &ew) != CDL_OK ||
-        cdl_logreg_decrypt_weights(P.ctx, K.sk, ew, w_enc, LR_FEATURES + 1) != CDL_OK) {
+        cdl_logreg_decrypt_weights(J.P.ctx, K->sk, ew, w_enc, LR_FEATURES + 1) != CDL_OK) {
         rc = cli_fail_status(CMD, "decryption failed");
         goto done;
     }
     const double t_dec = cli_now_seconds() - t0;
     double diff = 0, wmax = 0;
-    for (size_t i = 0; i <= LR_FEATURES; i++) {
-        diff = fmax(diff, fabs(w_enc[i] - w_plain[i]));
-        wmax = fmax(wmax, fabs(w_plain[i]));
-    }
+    weight_diff(w_enc, w_plain, LR_FEATURES + 1, &diff, &wmax);
     const double acc_enc = cdl_logreg_accuracy(w_enc, xte, yte, nte, LR_FEATURES);
     const double acc_plain = cdl_logreg_accuracy(w_plain, xte, yte, nte, LR_FEATURES);
     const double acc_train_enc = cdl_logreg_accuracy(w_enc, xtr, ytr, ntr, LR_FEATURES);
     const int boots = cdl_logreg_trainer_bootstraps(tr);
-    const int its_run = cfg.iterations - resumed_from;
     char state_hex[65];
     state_fingerprint(&LOGREG_OPS, tr, state_hex);
     if (o->json) {
         printf("{\"task\":\"logreg\",\"dataset\":");
         cli_json_string(dataset);
         printf(",\"classes\":[%d,%d],\"n_train\":%zu,\"n_test\":%zu,\"train_from_test\":%d,\"features\":%d,"
-               "\"batch\":\"full\",\"iterations\":%d,\"epochs\":%d,\"bootstraps\":%d,\"resumed_from\":%d,"
-               "\"log_n\":%lld,\"secure\":%s,\"log_qp\":%.1f,\"levels_after_bootstrap\":%d,"
-               "\"levels_per_iteration\":%d,\"ciphertexts\":%zu,\"samples_per_ciphertext\":%zu,"
-               "\"learning_rate\":%g,\"lr_decay\":%d,\"nesterov\":%d,\"sigmoid_degree\":%d,\"sigmoid_bound\":%g,"
-               "\"weight_bound\":%g,\"max_abs_state_plain\":%.4g,\"max_abs_margin_plain\":%.4g,\"threads\":%d,"
-               "\"train_s\":%.3f,\"bootstrap_s\":%.3f,\"train_s_this_run\":%.3f,\"iterations_this_run\":%d,"
-               "\"keygen_s\":%.3f,\"bootstrap_setup_s\":%.3f,\"encrypt_s\":%.3f,\"decrypt_s\":%.3f,"
-               "\"plaintext_train_s\":%.3f,\"encrypted_accuracy\":%.6f,\"plaintext_accuracy\":%.6f,"
-               "\"encrypted_train_accuracy\":%.6f,\"max_weight_diff\":%.6g,\"max_weight\":%.6g,"
-               "\"state_blake2b\":\"%s\",\"peak_rss_mb\":%.0f}\n",
-               class_a, class_b, ntr, nte, from_test, LR_FEATURES, cfg.iterations, cfg.iterations, boots,
-               resumed_from, o->log_n, P.secure ? "true" : "false", cdl_ckks_log_qp(P.ctx), K.binfo.level_out,
-               per_iter, cdl_logreg_encrypted_data_ciphertexts(enc), rows, cfg.learning_rate, cfg.lr_decay,
-               cfg.nesterov, cfg.sigmoid_degree, cfg.sigmoid_bound, cfg.weight_bound, pstats.max_abs_state,
-               pstats.max_abs_margin, cdl_get_threads(), t_train, t_boot, lres.t_run, its_run, K.t_keys, K.t_setup,
-               t_enc, t_dec, t_plain, acc_enc, acc_plain, acc_train_enc, diff, wmax, state_hex, cli_peak_rss_mb());
+               "\"batch\":\"full\",\"iterations\":%d,\"epochs\":%d,",
+               class_a, class_b, ntr, nte, from_test, LR_FEATURES, cfg.iterations, cfg.iterations);
+        json_run(&J, boots, per_iter);
+        printf("\"ciphertexts\":%zu,\"samples_per_ciphertext\":%zu,\"learning_rate\":%g,\"lr_decay\":%d,"
+               "\"nesterov\":%d,\"sigmoid_degree\":%d,\"sigmoid_bound\":%g,\"weight_bound\":%g,"
+               "\"max_abs_state_plain\":%.4g,\"max_abs_margin_plain\":%.4g,\"threads\":%d,\"train_s\":%.3f,"
+               "\"bootstrap_s\":%.3f,\"train_s_this_run\":%.3f,\"iterations_this_run\":%d,",
+               cdl_logreg_encrypted_data_ciphertexts(enc), rows, cfg.learning_rate, cfg.lr_decay, cfg.nesterov,
+               cfg.sigmoid_degree, cfg.sigmoid_bound, cfg.weight_bound, pstats.max_abs_state, pstats.max_abs_margin,
+               cdl_get_threads(), t_train, t_boot, J.loop.t_run, cfg.iterations - J.resumed_from);
+        json_client_times(&J, t_enc, t_dec, t_plain);
+        printf("\"encrypted_accuracy\":%.6f,\"plaintext_accuracy\":%.6f,\"encrypted_train_accuracy\":%.6f,", acc_enc,
+               acc_plain, acc_train_enc);
+        json_weights(diff, wmax, state_hex);
+        printf("}\n");
     } else {
         printf("logistic regression trained on encrypted data with bootstrapping: %s, class %d (+1) vs %d (-1)\n",
                dataset, class_a, class_b);
         printf("  data        %zu training samples%s, %zu test samples, %d features + bias\n", ntr,
                from_test ? " (from the test split)" : "", nte, LR_FEATURES);
-        printf("  CKKS        N = 2^%lld, log2(QP) = %.0f, %s; %d levels after a bootstrap\n", o->log_n,
-               cdl_ckks_log_qp(P.ctx), P.secure ? "128-bit preset" : "INSECURE test parameters", K.binfo.level_out);
+        text_ckks(&J);
         printf("  packing     %zu samples per ciphertext, %zu ciphertexts\n", rows,
                cdl_logreg_encrypted_data_ciphertexts(enc));
         printf("  schedule    %d iterations (full batch), gamma = %g%s, %s, sigmoid on [-%g, %g]\n", cfg.iterations,
@@ -807,21 +962,17 @@ static int run_logreg(const options *o)
         printf("  bootstraps  %d (beta and v together), %.1f s\n", boots, t_boot);
         printf("  time        train (server) %.1f s%s; keygen %.1f s, bootstrapping setup %.1f s, encrypt %.1f s, "
                "decrypt %.3f s (%d threads)\n",
-               t_train, resumed_from ? " over the runs" : "", K.t_keys, K.t_setup, t_enc, t_dec, cdl_get_threads());
-        printf("  accuracy    encrypted training %.2f%%, plaintext training %.2f%% (test set, %zu samples)\n",
-               100 * acc_enc, 100 * acc_plain, nte);
-        printf("  weights     max |encrypted - plaintext| = %.3g (largest weight %.3g)\n", diff, wmax);
-        printf("  memory      peak %.0f MB\n", cli_peak_rss_mb());
+               t_train, J.resumed_from ? " over the runs" : "", K->t_keys, K->t_setup, t_enc, t_dec,
+               cdl_get_threads());
+        text_accuracy(acc_enc, acc_plain, nte);
+        text_weights(diff, wmax);
     }
     rc = CLI_EXIT_OK;
 done:
     cdl_logreg_trainer_free(tr);
     cdl_logreg_encrypted_weights_free(ew);
     cdl_logreg_encrypted_data_free(enc);
-    keys_free(&K);
-    cdl_rng_free(rng);
-    cdl_ckks_context_free(P.ctx);
-    session_end(&s);
+    job_end(&J);
     cdl_dataset_free(train);
     cdl_dataset_free(test);
     free(xtr);
@@ -835,14 +986,7 @@ done:
 
 /* ======================= softmax regression ======================= */
 
-static cdl_status sm_step(void *t) { return cdl_softmax_trainer_step(t); }
-static int sm_iteration(const void *t) { return cdl_softmax_trainer_iteration(t); }
-static int sm_bootstraps(const void *t) { return cdl_softmax_trainer_bootstraps(t); }
-static double sm_boot_s(const void *t) { return cdl_softmax_trainer_bootstrap_seconds(t); }
-static int sm_level(const void *t) { return cdl_softmax_trainer_level(t); }
-static cdl_status sm_save(const void *t, uint8_t **d, size_t *l) { return cdl_softmax_trainer_save(t, d, l); }
-static const trainer_ops SOFTMAX_OPS = {sm_step, sm_iteration, sm_bootstraps, sm_boot_s, sm_level, sm_save,
-                                        "the weights and momentum (one packed ciphertext)"};
+TRAINER_OPS(SOFTMAX_OPS, softmax, "the weights and momentum (one packed ciphertext)");
 
 /* The model file: as given, else under $CDL_SOURCE_DIR. */
 static int find_model(const char *given, char *path, size_t cap)
@@ -866,7 +1010,6 @@ static int softmax_features(const options *o, const cdl_ckks_context *ctx, const
                             char *layer, size_t cap, double *t_feat, int *from_cache)
 {
     const char *dataset = o->dataset;
-    const char *data_dir = o->data_dir ? o->data_dir : cli_default_data_dir();
     int rc = CLI_EXIT_FAILURE;
     cdl_nn_graph *g = NULL;
     cdl_dataset *train = NULL, *test = NULL;
@@ -921,23 +1064,10 @@ static int softmax_features(const options *o, const cdl_ckks_context *ctx, const
         }
     }
     fprintf(stderr, "cryptodl " CMD ": loading %s\n", dataset);
-    if ((!o->from_test && lr_load_split(dataset, data_dir, o->defaulted, "train", &train) != 0) ||
-        lr_load_split(dataset, data_dir, o->defaulted, "test", &test) != 0) {
-        rc = cli_fail_status(CMD, "cannot load the dataset (give --data-dir; without the train split, "
-                                  "--train-from-test trains on part of the test split)");
+    if (load_splits(o, &train, &test) != 0)
         goto done;
-    }
-    double *dummy = NULL;
-    if (mc_select(o->from_test ? test : train, 0, (size_t)o->n_train, 0, &dummy, &F->y_train, &F->n_train) != 0 ||
-        mc_select(test, o->from_test ? (size_t)o->n_train : 0, (size_t)o->n_test, 0, &dummy, &F->y_test,
-                  &F->n_test) != 0) {
-        fprintf(stderr, "cryptodl " CMD ": out of memory\n");
+    if (select_samples(o, train, test, 0, F) != 0)
         goto done;
-    }
-    if (F->n_train == 0 || F->n_test == 0) {
-        fprintf(stderr, "cryptodl " CMD ": no %s samples\n", F->n_train == 0 ? "training" : "test");
-        goto done;
-    }
     F->dim = dim;
     fprintf(stderr, "cryptodl " CMD ": client: features (%s) of %zu training and %zu test images, in plaintext\n",
             layer, F->n_train, F->n_test);
@@ -964,29 +1094,22 @@ done:
 static int run_softmax(const options *o)
 {
     const size_t classes = 10;
-    session s;
-    if (session_begin(&s, o) != 0)
-        return CLI_EXIT_USAGE;
-    params P;
-    if (params_make(o, &P) != 0) {
-        session_end(&s);
-        return CLI_EXIT_FAILURE;
-    }
+    job J;
+    int rc = job_begin(&J, o);
+    if (rc != 0)
+        return rc;
     cdl_softmax_config cfg;
     cdl_softmax_config_default(&cfg);
     cfg.iterations = (int)(o->iters ? o->iters : o->epochs ? o->epochs : 10);
     cfg.lr_decay = o->lr_decay;
     cfg.nesterov = !o->no_nesterov;
     cfg.weight_bound = o->wb_set ? o->weight_bound : 4.0;
-    const int data_level = cdl_softmax_data_level(P.ctx, P.boot_level);
-    const int planned_boots = cdl_softmax_bootstraps_needed(data_level, P.boot_level, cfg.iterations);
+    const int data_level = cdl_softmax_data_level(J.P.ctx, J.P.boot_level);
+    const int planned_boots = cdl_softmax_bootstraps_needed(data_level, J.P.boot_level, cfg.iterations);
 
-    int rc = CLI_EXIT_FAILURE;
+    rc = CLI_EXIT_FAILURE;
     mc_features F;
     memset(&F, 0, sizeof F);
-    keyset K;
-    memset(&K, 0, sizeof K);
-    cdl_rng *rng = NULL;
     cdl_softmax_encrypted_data *enc = NULL;
     cdl_softmax_encrypted_weights *ew = NULL;
     cdl_softmax_trainer *tr = NULL;
@@ -995,9 +1118,7 @@ static int run_softmax(const options *o)
     int from_cache = 0, bias = 0;
     size_t d = 0, outliers = 0;
     if (planned_boots < 0) {
-        fprintf(stderr, "cryptodl " CMD ": %d iterations cannot run at --log-n %lld (%d levels after a bootstrap)\n",
-                cfg.iterations, o->log_n, P.boot_level);
-        rc = CLI_EXIT_USAGE;
+        rc = job_refuse_plan(&J, cfg.iterations);
         goto done;
     }
     const char *fdef = !strcmp(o->dataset, "mnist")           ? "models/mnist_compact.onnx"
@@ -1010,7 +1131,7 @@ static int run_softmax(const options *o)
         rc = CLI_EXIT_USAGE;
         goto done;
     }
-    if ((rc = softmax_features(o, P.ctx, model_path, &F, layer, sizeof layer, &t_feat, &from_cache)) != 0)
+    if ((rc = softmax_features(o, J.P.ctx, model_path, &F, layer, sizeof layer, &t_feat, &from_cache)) != 0)
         goto done;
     rc = CLI_EXIT_FAILURE;
     const size_t d_trunk = F.dim;
@@ -1033,93 +1154,71 @@ static int run_softmax(const options *o)
         goto done;
     }
     const double t_plain = cli_now_seconds() - t0;
-    if (!(pstats.max_abs_state < cfg.weight_bound))
-        fprintf(stderr,
-                "cryptodl " CMD ": WARNING: in plaintext the weights reach %.3g, not below --weight-bound %g: the "
-                "bootstraps will lose precision or fail; raise --weight-bound or lower --lr\n",
-                pstats.max_abs_state, cfg.weight_bound);
-    {
-        char hex[33];
-        data_hash_hex(F.x_train, F.n_train * d * sizeof *F.x_train, F.y_train, F.n_train * sizeof *F.y_train, hex);
-        char *config = malloc(1024);
-        if (!config)
-            goto done;
-        snprintf(config, 1024,
-                 "task=softmax dataset=%s train=%zu train_from_test=%d data=%s d=%zu log_n=%lld iters=%d lr=%.17g "
-                 "lr_decay=%d nesterov=%d weight_bound=%.17g",
-                 o->dataset, F.n_train, o->from_test, hex, d, o->log_n, cfg.iterations, cfg.learning_rate,
-                 cfg.lr_decay, cfg.nesterov, cfg.weight_bound);
-        int r = session_open(&s, config);
-        if (r == 2)
-            rc = CLI_EXIT_USAGE;
-        if (r != 0)
-            goto done;
-    }
-    if (session_rng(&s, &rng) != 0)
-        goto done;
+    warn_weight_bound(pstats.max_abs_state, cfg.weight_bound, "raise --weight-bound or lower --lr");
+
+    /* client */
     int steps[CDL_SOFTMAX_MAX_STEPS];
     size_t nsteps = 0, row = 0, rows = 0, cp = 0;
-    if (cdl_softmax_layout(P.ctx, d, classes, &row, &rows, &cp) != CDL_OK ||
-        cdl_softmax_galois_steps(P.ctx, d, classes, steps, CDL_SOFTMAX_MAX_STEPS, &nsteps) != CDL_OK) {
+    if (cdl_softmax_layout(J.P.ctx, d, classes, &row, &rows, &cp) != CDL_OK ||
+        cdl_softmax_galois_steps(J.P.ctx, d, classes, steps, CDL_SOFTMAX_MAX_STEPS, &nsteps) != CDL_OK) {
         rc = cli_fail_status(CMD, "cannot lay out the data");
         goto done;
     }
-    if (keys_make(&P, rng, steps, nsteps, 0, s.have_ckpt || s.have_key, &K) != 0)
+    char hex[33];
+    if ((rc = job_keys(&J, steps, nsteps, 0,
+                       "task=softmax dataset=%s train=%zu train_from_test=%d data=%s d=%zu log_n=%lld iters=%d "
+                       "lr=%.17g lr_decay=%d nesterov=%d weight_bound=%.17g",
+                       o->dataset, F.n_train, o->from_test, features_hash_hex(&F, d, hex), d, o->log_n,
+                       cfg.iterations, cfg.learning_rate, cfg.lr_decay, cfg.nesterov, cfg.weight_bound)) != 0)
         goto done;
+    rc = CLI_EXIT_FAILURE;
+    const keyset *K = &J.K;
     t0 = cli_now_seconds();
     fprintf(stderr,
             "cryptodl " CMD ": client: encrypting %zu samples of %zu features at level %d (%zu per ciphertext) and "
             "their labels\n",
             F.n_train, d, data_level, rows);
-    if (cdl_softmax_encrypt_dataset(P.ctx, K.sk, rng, F.x_train, F.y_train, F.n_train, d, classes, data_level, &enc) !=
-        CDL_OK) {
+    if (cdl_softmax_encrypt_dataset(J.P.ctx, K->sk, J.rng, F.x_train, F.y_train, F.n_train, d, classes, data_level,
+                                    &enc) != CDL_OK) {
         rc = cli_fail_status(CMD, "encryption failed");
         goto done;
     }
     const double t_enc = cli_now_seconds() - t0;
 
-    /* server */
+    /* server: the label term when the trainer is made, then the iterations */
     fprintf(stderr,
             "cryptodl " CMD ": server: %d iterations on %zu ciphertexts (N = 2^%lld, %s), %d levels per iteration, "
             "%d after a bootstrap, %d bootstraps planned; first the label term (one pass)\n",
-            cfg.iterations, cdl_softmax_encrypted_data_ciphertexts(enc), o->log_n, P.secure ? "128-bit" : "INSECURE",
-            cdl_softmax_levels_per_iteration(), K.binfo.level_out, planned_boots);
+            cfg.iterations, cdl_softmax_encrypted_data_ciphertexts(enc), o->log_n, J.P.secure ? "128-bit" : "INSECURE",
+            cdl_softmax_levels_per_iteration(), K->binfo.level_out, planned_boots);
     t0 = cli_now_seconds();
-    cdl_status tst = s.have_ckpt ? cdl_softmax_trainer_load(P.ctx, K.rlk, K.gk, K.bt, K.bk, enc, &cfg, s.ck.state,
-                                                            s.ck.state_len, &tr)
-                                 : cdl_softmax_trainer_new(P.ctx, K.rlk, K.gk, K.bt, K.bk, enc, &cfg, &tr);
-    if (tst != CDL_OK) {
-        rc = cli_fail_status(CMD, s.have_ckpt ? "cannot resume from the checkpoint" : "cannot start the training");
-        goto done;
-    }
+    const cdl_status made =
+        J.s.have_ckpt ? cdl_softmax_trainer_load(J.P.ctx, K->rlk, K->gk, K->bt, K->bk, enc, &cfg, J.s.ck.state,
+                                                 J.s.ck.state_len, &tr)
+                      : cdl_softmax_trainer_new(J.P.ctx, K->rlk, K->gk, K->bt, K->bk, enc, &cfg, &tr);
     const double t_label = cli_now_seconds() - t0;
-    const int resumed_from = cdl_softmax_trainer_iteration(tr);
-    const double train_before = s.have_ckpt ? s.ck.train_s : 0.0, boot_before = s.have_ckpt ? s.ck.bootstrap_s : 0.0;
-    session_drop_bytes(&s);
+    if (job_trainer(&J, made, &SOFTMAX_OPS, tr) != 0)
+        goto done;
     fprintf(stderr, "cryptodl " CMD ": server: label term in %.1f s\n", t_label);
-    if (resumed_from)
-        fprintf(stderr, "cryptodl " CMD ": resuming after iteration %d (%d bootstraps done)\n", resumed_from,
+    if (J.resumed_from)
+        fprintf(stderr, "cryptodl " CMD ": resuming after iteration %d (%d bootstraps done)\n", J.resumed_from,
                 cdl_softmax_trainer_bootstraps(tr));
-    loop_result lres;
-    rc = train_loop(&SOFTMAX_OPS, tr, cfg.iterations, &s, train_before, boot_before, t_label, NULL, &lres);
-    if (rc != CLI_EXIT_OK)
+    if ((rc = job_train(&J, &SOFTMAX_OPS, tr, cfg.iterations, t_label, NULL)) != CLI_EXIT_OK)
         goto done;
     rc = CLI_EXIT_FAILURE;
-    const double t_train = train_before + t_label + lres.t_run;
-    const double t_boot = boot_before + cdl_softmax_trainer_bootstrap_seconds(tr);
+    const double t_train = J.train_before + t_label + J.loop.t_run;
+    const double t_boot = J.boot_before + cdl_softmax_trainer_bootstrap_seconds(tr);
 
+    /* client: decryption */
     t0 = cli_now_seconds();
     if (cdl_softmax_trainer_weights(tr, &ew) != CDL_OK ||
-        cdl_softmax_decrypt_weights(P.ctx, K.sk, ew, w_enc, classes * d) != CDL_OK) {
+        cdl_softmax_decrypt_weights(J.P.ctx, K->sk, ew, w_enc, classes * d) != CDL_OK) {
         rc = cli_fail_status(CMD, "decryption failed");
         goto done;
     }
     const double t_dec = cli_now_seconds() - t0;
     double diff = 0, wmax = 0;
-    for (size_t i = 0; i < classes * d; i++) {
-        diff = fmax(diff, fabs(w_enc[i] - w_plain[i]));
-        wmax = fmax(wmax, fabs(w_plain[i]));
-    }
+    weight_diff(w_enc, w_plain, classes * d, &diff, &wmax);
     const double acc_enc = cdl_softmax_accuracy(w_enc, F.x_test, F.y_test, F.n_test, d, classes);
     const double acc_plain = cdl_softmax_accuracy(w_plain, F.x_test, F.y_test, F.n_test, d, classes);
     const double acc_train_enc = cdl_softmax_accuracy(w_enc, F.x_train, F.y_train, F.n_train, d, classes);
@@ -1133,24 +1232,26 @@ static int run_softmax(const options *o)
         cli_json_string(model_path);
         printf(",\"feature_layer\":");
         cli_json_string(layer);
-        printf(",\"trunk_features\":%zu,\"bias\":%d,\"clip\":%g,\"outlier_samples\":%zu,\"features\":%zu,\"classes\":%zu,\"n_train\":%zu,\"n_test\":%zu,"
-               "\"train_from_test\":%d,\"batch\":\"full\",\"iterations\":%d,\"epochs\":%d,\"bootstraps\":%d,"
-               "\"resumed_from\":%d,\"log_n\":%lld,\"secure\":%s,\"log_qp\":%.1f,\"levels_after_bootstrap\":%d,"
-               "\"levels_per_iteration\":%d,\"data_level\":%d,\"ciphertexts\":%zu,\"samples_per_ciphertext\":%zu,"
-               "\"row\":%zu,\"softmax\":\"taylor1\",\"learning_rate\":%.6g,\"lambda_max\":%.6g,\"lr_decay\":%d,"
-               "\"nesterov\":%d,\"weight_bound\":%g,\"max_abs_state_plain\":%.4g,\"max_abs_logit_plain\":%.4g,"
-               "\"threads\":%d,\"train_s\":%.3f,\"bootstrap_s\":%.3f,\"label_term_s\":%.3f,\"train_s_this_run\":%.3f,"
-               "\"iterations_this_run\":%d,\"feature_s\":%.3f,\"features_from_cache\":%d,\"keygen_s\":%.3f,"
-               "\"bootstrap_setup_s\":%.3f,\"encrypt_s\":%.3f,\"decrypt_s\":%.3f,\"plaintext_train_s\":%.3f,"
-               "\"encrypted_accuracy\":%.6f,\"plaintext_accuracy\":%.6f,\"encrypted_train_accuracy\":%.6f,"
-               "\"max_weight_diff\":%.6g,\"max_weight\":%.6g,\"state_blake2b\":\"%s\",\"peak_rss_mb\":%.0f}\n",
-               d_trunk, bias, MC_CLIP, outliers, d, classes, F.n_train, F.n_test, o->from_test, cfg.iterations, cfg.iterations, boots,
-               resumed_from, o->log_n, P.secure ? "true" : "false", cdl_ckks_log_qp(P.ctx), K.binfo.level_out,
-               cdl_softmax_levels_per_iteration(), data_level, cdl_softmax_encrypted_data_ciphertexts(enc), rows, row,
-               cfg.learning_rate, lambda_max, cfg.lr_decay, cfg.nesterov, cfg.weight_bound, pstats.max_abs_state,
-               pstats.max_abs_logit, cdl_get_threads(), t_train, t_boot, t_label, t_label + lres.t_run,
-               cfg.iterations - resumed_from, t_feat, from_cache, K.t_keys, K.t_setup, t_enc, t_dec, t_plain, acc_enc,
-               acc_plain, acc_train_enc, diff, wmax, state_hex, cli_peak_rss_mb());
+        printf(",\"trunk_features\":%zu,\"bias\":%d,\"clip\":%g,\"outlier_samples\":%zu,\"features\":%zu,"
+               "\"classes\":%zu,\"n_train\":%zu,\"n_test\":%zu,\"train_from_test\":%d,\"batch\":\"full\","
+               "\"iterations\":%d,\"epochs\":%d,",
+               d_trunk, bias, MC_CLIP, outliers, d, classes, F.n_train, F.n_test, o->from_test, cfg.iterations,
+               cfg.iterations);
+        json_run(&J, boots, cdl_softmax_levels_per_iteration());
+        printf("\"data_level\":%d,\"ciphertexts\":%zu,\"samples_per_ciphertext\":%zu,\"row\":%zu,"
+               "\"softmax\":\"taylor1\",\"learning_rate\":%.6g,\"lambda_max\":%.6g,\"lr_decay\":%d,\"nesterov\":%d,"
+               "\"weight_bound\":%g,\"max_abs_state_plain\":%.4g,\"max_abs_logit_plain\":%.4g,\"threads\":%d,"
+               "\"train_s\":%.3f,\"bootstrap_s\":%.3f,\"label_term_s\":%.3f,\"train_s_this_run\":%.3f,"
+               "\"iterations_this_run\":%d,\"feature_s\":%.3f,\"features_from_cache\":%d,",
+               data_level, cdl_softmax_encrypted_data_ciphertexts(enc), rows, row, cfg.learning_rate, lambda_max,
+               cfg.lr_decay, cfg.nesterov, cfg.weight_bound, pstats.max_abs_state, pstats.max_abs_logit,
+               cdl_get_threads(), t_train, t_boot, t_label, t_label + J.loop.t_run, cfg.iterations - J.resumed_from,
+               t_feat, from_cache);
+        json_client_times(&J, t_enc, t_dec, t_plain);
+        printf("\"encrypted_accuracy\":%.6f,\"plaintext_accuracy\":%.6f,\"encrypted_train_accuracy\":%.6f,", acc_enc,
+               acc_plain, acc_train_enc);
+        json_weights(diff, wmax, state_hex);
+        printf("}\n");
     } else {
         printf("softmax regression trained on encrypted features with bootstrapping: %s, %zu classes\n", o->dataset,
                classes);
@@ -1158,8 +1259,7 @@ static int run_softmax(const options *o)
                bias ? ", plus a bias" : "", d, from_cache ? ", from the cache" : "");
         printf("  data        %zu training samples%s, %zu test samples\n", F.n_train,
                o->from_test ? " (from the test split)" : "", F.n_test);
-        printf("  CKKS        N = 2^%lld, log2(QP) = %.0f, %s; %d levels after a bootstrap\n", o->log_n,
-               cdl_ckks_log_qp(P.ctx), P.secure ? "128-bit preset" : "INSECURE test parameters", K.binfo.level_out);
+        text_ckks(&J);
         printf("  packing     %zu samples per ciphertext (%zu slots each), %zu ciphertexts\n", rows, row,
                cdl_softmax_encrypted_data_ciphertexts(enc));
         printf("  schedule    %d iterations (full batch), gamma = %.4g%s (lambda_max %.4g), %s, Taylor softmax\n",
@@ -1168,22 +1268,17 @@ static int run_softmax(const options *o)
         printf("  bootstraps  %d (weights and momentum packed together), %.1f s\n", boots, t_boot);
         printf("  time        train (server) %.1f s%s incl. the label term %.1f s; features %.1f s, keygen %.1f s, "
                "bootstrapping setup %.1f s, encrypt %.1f s, decrypt %.3f s (%d threads)\n",
-               t_train, resumed_from ? " over the runs" : "", t_label, t_feat, K.t_keys, K.t_setup, t_enc, t_dec,
+               t_train, J.resumed_from ? " over the runs" : "", t_label, t_feat, K->t_keys, K->t_setup, t_enc, t_dec,
                cdl_get_threads());
-        printf("  accuracy    encrypted training %.2f%%, plaintext training %.2f%% (test set, %zu samples)\n",
-               100 * acc_enc, 100 * acc_plain, F.n_test);
-        printf("  weights     max |encrypted - plaintext| = %.3g (largest weight %.3g)\n", diff, wmax);
-        printf("  memory      peak %.0f MB\n", cli_peak_rss_mb());
+        text_accuracy(acc_enc, acc_plain, F.n_test);
+        text_weights(diff, wmax);
     }
     rc = CLI_EXIT_OK;
 done:
     cdl_softmax_trainer_free(tr);
     cdl_softmax_encrypted_weights_free(ew);
     cdl_softmax_encrypted_data_free(enc);
-    keys_free(&K);
-    cdl_rng_free(rng);
-    cdl_ckks_context_free(P.ctx);
-    session_end(&s);
+    job_end(&J);
     mc_features_free(&F);
     free(w_enc);
     free(w_plain);
@@ -1192,14 +1287,7 @@ done:
 
 /* ======================= one-hidden-layer network ======================= */
 
-static cdl_status ml_step(void *t) { return cdl_mlp_trainer_step(t); }
-static int ml_iteration(const void *t) { return cdl_mlp_trainer_iteration(t); }
-static int ml_bootstraps(const void *t) { return cdl_mlp_trainer_bootstraps(t); }
-static double ml_boot_s(const void *t) { return cdl_mlp_trainer_bootstrap_seconds(t); }
-static int ml_level(const void *t) { return cdl_mlp_trainer_level(t); }
-static cdl_status ml_save(const void *t, uint8_t **d, size_t *l) { return cdl_mlp_trainer_save(t, d, l); }
-static const trainer_ops MLP_OPS = {ml_step, ml_iteration, ml_bootstraps, ml_boot_s, ml_level, ml_save,
-                                    "the packed weights and momentum"};
+TRAINER_OPS(MLP_OPS, mlp, "the packed weights and momentum");
 
 /* --check-every: the client decrypts the weights after an update and compares them with the plaintext twin
  * rerun for as many updates (the twin keeps no momentum to continue from, and a rerun costs about a second). */
@@ -1281,14 +1369,10 @@ static void mlp_checks_json(const mlp_checker *c)
 static int run_mlp(const options *o)
 {
     const size_t classes = 10;
-    session s;
-    if (session_begin(&s, o) != 0)
-        return CLI_EXIT_USAGE;
-    params P;
-    if (params_make(o, &P) != 0) {
-        session_end(&s);
-        return CLI_EXIT_FAILURE;
-    }
+    job J;
+    int rc = job_begin(&J, o);
+    if (rc != 0)
+        return rc;
     cdl_mlp_config cfg;
     cdl_mlp_config_default(&cfg);
     cfg.hidden = (int)(o->hidden ? o->hidden : 64);
@@ -1301,12 +1385,9 @@ static int run_mlp(const options *o)
     if (o->wb_set)
         cfg.weight_bound = o->weight_bound;
     const uint64_t seed = (uint64_t)(o->seed ? o->seed : 1);
-    int rc = CLI_EXIT_FAILURE;
+    rc = CLI_EXIT_FAILURE;
     mc_features F;
     memset(&F, 0, sizeof F);
-    keyset K;
-    memset(&K, 0, sizeof K);
-    cdl_rng *rng = NULL;
     cdl_mlp_encrypted_data *enc = NULL;
     cdl_mlp_encrypted_weights *ew = NULL, *init = NULL;
     cdl_mlp_trainer *tr = NULL;
@@ -1316,8 +1397,8 @@ static int run_mlp(const options *o)
     memset(&checker, 0, sizeof checker);
     int bias = 0;
     size_t d = 0, row = 0, rows = 0, cp = 0, outliers = 0;
-    if (cdl_mlp_layout(P.ctx, LR_FEATURES + 1, classes, (size_t)cfg.hidden, &row, &rows, &cp) != CDL_OK) {
-        rc = cli_fail_status(CMD, "cannot lay out the network (--hidden: a power of two, 16 or more)");
+    if (cdl_mlp_layout(J.P.ctx, LR_FEATURES + 1, classes, (size_t)cfg.hidden, &row, &rows, &cp) != CDL_OK) {
+        cli_fail_status(CMD, "cannot lay out the network (--hidden: a power of two, 16 or more)");
         rc = CLI_EXIT_USAGE;
         goto done;
     }
@@ -1332,24 +1413,11 @@ static int run_mlp(const options *o)
         }
         cfg.batch_ciphertexts = (int)(b / (long long)rows);
     }
-    const char *data_dir = o->data_dir ? o->data_dir : cli_default_data_dir();
     fprintf(stderr, "cryptodl " CMD ": loading %s\n", o->dataset);
-    if ((!o->from_test && lr_load_split(o->dataset, data_dir, o->defaulted, "train", &train) != 0) ||
-        lr_load_split(o->dataset, data_dir, o->defaulted, "test", &test) != 0) {
-        rc = cli_fail_status(CMD, "cannot load the dataset (give --data-dir; without the train split, "
-                                  "--train-from-test trains on part of the test split)");
+    if (load_splits(o, &train, &test) != 0)
         goto done;
-    }
-    if (mc_select(o->from_test ? test : train, 0, (size_t)o->n_train, 1, &F.x_train, &F.y_train, &F.n_train) != 0 ||
-        mc_select(test, o->from_test ? (size_t)o->n_train : 0, (size_t)o->n_test, 1, &F.x_test, &F.y_test,
-                  &F.n_test) != 0) {
-        fprintf(stderr, "cryptodl " CMD ": out of memory\n");
+    if (select_samples(o, train, test, 1, &F) != 0)
         goto done;
-    }
-    if (F.n_train == 0 || F.n_test == 0) {
-        fprintf(stderr, "cryptodl " CMD ": no %s samples\n", F.n_train == 0 ? "training" : "test");
-        goto done;
-    }
     F.dim = LR_FEATURES;
     if (mc_standardize(&F, 0.1, MC_CLIP, &bias, &d, &outliers) != 0) {
         fprintf(stderr, "cryptodl " CMD ": out of memory\n");
@@ -1382,74 +1450,57 @@ static int run_mlp(const options *o)
         goto done;
     }
     const double t_plain = cli_now_seconds() - t0;
-    if (!(pstats.max_abs_state < cfg.weight_bound))
-        fprintf(stderr,
-                "cryptodl " CMD ": WARNING: in plaintext the weights reach %.3g, not below --weight-bound %g: the "
-                "bootstraps will lose precision or fail; raise --weight-bound or lower --lr\n",
-                pstats.max_abs_state, cfg.weight_bound);
-    {
-        char hex[33];
-        data_hash_hex(F.x_train, F.n_train * d * sizeof *F.x_train, F.y_train, F.n_train * sizeof *F.y_train, hex);
-        char *config = malloc(1024);
-        if (!config)
-            goto done;
-        snprintf(config, 1024,
-                 "task=mlp dataset=%s train=%zu train_from_test=%d data=%s d=%zu log_n=%lld hidden=%d batch=%d "
-                 "updates=%d lr=%.17g momentum=%.17g weight_bound=%.17g seed=%llu",
-                 o->dataset, F.n_train, o->from_test, hex, d, o->log_n, cfg.hidden, cfg.batch_ciphertexts,
-                 cfg.iterations, cfg.learning_rate, cfg.momentum, cfg.weight_bound, (unsigned long long)seed);
-        int r = session_open(&s, config);
-        if (r == 2)
-            rc = CLI_EXIT_USAGE;
-        if (r != 0)
-            goto done;
-    }
-    if (session_rng(&s, &rng) != 0)
-        goto done;
+    warn_weight_bound(pstats.max_abs_state, cfg.weight_bound, "raise --weight-bound or lower --lr");
+
+    /* client */
     int steps[CDL_MLP_MAX_STEPS];
     size_t nsteps = 0;
-    if (cdl_mlp_galois_steps(P.ctx, d, classes, (size_t)cfg.hidden, steps, CDL_MLP_MAX_STEPS, &nsteps) != CDL_OK) {
+    if (cdl_mlp_galois_steps(J.P.ctx, d, classes, (size_t)cfg.hidden, steps, CDL_MLP_MAX_STEPS, &nsteps) != CDL_OK) {
         rc = cli_fail_status(CMD, "cannot lay out the data");
         goto done;
     }
-    if (keys_make(&P, rng, steps, nsteps, 1, s.have_ckpt || s.have_key, &K) != 0)
+    char hex[33];
+    if ((rc = job_keys(&J, steps, nsteps, 1,
+                       "task=mlp dataset=%s train=%zu train_from_test=%d data=%s d=%zu log_n=%lld hidden=%d "
+                       "batch=%d updates=%d lr=%.17g momentum=%.17g weight_bound=%.17g seed=%llu",
+                       o->dataset, F.n_train, o->from_test, features_hash_hex(&F, d, hex), d, o->log_n,
+                       cfg.hidden, cfg.batch_ciphertexts, cfg.iterations, cfg.learning_rate, cfg.momentum,
+                       cfg.weight_bound, (unsigned long long)seed)) != 0)
         goto done;
-    const int data_level = cdl_mlp_data_level(K.binfo.level_out);
+    rc = CLI_EXIT_FAILURE;
+    const keyset *K = &J.K;
+    const int data_level = cdl_mlp_data_level(K->binfo.level_out);
     t0 = cli_now_seconds();
     fprintf(stderr,
             "cryptodl " CMD ": client: encrypting %zu samples of %zu inputs at level %d (%zu per ciphertext), their "
             "labels and the initial weights\n",
             F.n_train, d, data_level, rows);
-    if (cdl_mlp_encrypt_dataset(P.ctx, K.sk, rng, F.x_train, F.y_train, F.n_train, d, classes, (size_t)cfg.hidden,
-                                data_level, &enc) != CDL_OK ||
-        cdl_mlp_encrypt_weights(P.ctx, K.sk, rng, enc, w1i, w2i, K.binfo.level_out, &init) != CDL_OK) {
+    if (cdl_mlp_encrypt_dataset(J.P.ctx, K->sk, J.rng, F.x_train, F.y_train, F.n_train, d, classes,
+                                (size_t)cfg.hidden, data_level, &enc) != CDL_OK ||
+        cdl_mlp_encrypt_weights(J.P.ctx, K->sk, J.rng, enc, w1i, w2i, K->binfo.level_out, &init) != CDL_OK) {
         rc = cli_fail_status(CMD, "encryption failed");
         goto done;
     }
     const double t_enc = cli_now_seconds() - t0;
+
+    /* server */
     fprintf(stderr,
             "cryptodl " CMD ": server: %d updates of %d ciphertexts (%d samples) on %zu ciphertexts (N = 2^%lld, %s), "
             "%d-%d-%zu network, one bootstrap per update\n",
             cfg.iterations, cfg.batch_ciphertexts, cfg.batch_ciphertexts * (int)rows,
-            cdl_mlp_encrypted_data_ciphertexts(enc), o->log_n, P.secure ? "128-bit" : "INSECURE", (int)d, cfg.hidden,
-            classes);
-    cdl_status tst = s.have_ckpt ? cdl_mlp_trainer_load(P.ctx, K.rlk, K.gk, K.bt, K.bk, enc, &cfg, s.ck.state,
-                                                        s.ck.state_len, &tr)
-                                 : cdl_mlp_trainer_new(P.ctx, K.rlk, K.gk, K.bt, K.bk, enc, init, &cfg, &tr);
-    if (tst != CDL_OK) {
-        rc = cli_fail_status(CMD, s.have_ckpt ? "cannot resume from the checkpoint" : "cannot start the training");
+            cdl_mlp_encrypted_data_ciphertexts(enc), o->log_n, J.P.secure ? "128-bit" : "INSECURE", (int)d,
+            cfg.hidden, classes);
+    const cdl_status made =
+        J.s.have_ckpt ? cdl_mlp_trainer_load(J.P.ctx, K->rlk, K->gk, K->bt, K->bk, enc, &cfg, J.s.ck.state,
+                                             J.s.ck.state_len, &tr)
+                      : cdl_mlp_trainer_new(J.P.ctx, K->rlk, K->gk, K->bt, K->bk, enc, init, &cfg, &tr);
+    if (job_trainer(&J, made, &MLP_OPS, tr) != 0)
         goto done;
-    }
-    const int resumed_from = cdl_mlp_trainer_iteration(tr);
-    const double train_before = s.have_ckpt ? s.ck.train_s : 0.0, boot_before = s.have_ckpt ? s.ck.bootstrap_s : 0.0;
-    session_drop_bytes(&s);
-    if (resumed_from)
-        fprintf(stderr, "cryptodl " CMD ": resuming after update %d\n", resumed_from);
-    loop_result lres;
-    checker = (mlp_checker){P.ctx, K.sk, tr, &F, cfg, w1i, w2i, w1e, w2e, w1p, w2p, d, classes, rows, NULL, 0, 0};
+    if (J.resumed_from)
+        fprintf(stderr, "cryptodl " CMD ": resuming after update %d\n", J.resumed_from);
+    checker = (mlp_checker){J.P.ctx, K->sk, tr, &F, cfg, w1i, w2i, w1e, w2e, w1p, w2p, d, classes, rows, NULL, 0, 0};
     const update_check check = {mlp_check_update, &checker, (int)o->check_every};
-    rc = train_loop(&MLP_OPS, tr, cfg.iterations, &s, train_before, boot_before, 0.0, o->check_every ? &check : NULL,
-                    &lres);
+    rc = job_train(&J, &MLP_OPS, tr, cfg.iterations, 0.0, o->check_every ? &check : NULL);
     /* the checks used the twin's buffers: the final twin again */
     if (rc == CLI_EXIT_OK && checker.count &&
         cdl_mlp_train_plain(F.x_train, F.y_train, F.n_train, d, classes, rows, &cfg, w1i, w2i, w1p, w2p, &pstats) !=
@@ -1460,23 +1511,19 @@ static int run_mlp(const options *o)
     if (rc != CLI_EXIT_OK)
         goto done;
     rc = CLI_EXIT_FAILURE;
-    const double t_train = train_before + lres.t_run;
-    const double t_boot = boot_before + cdl_mlp_trainer_bootstrap_seconds(tr);
+    const double t_train = J.train_before + J.loop.t_run;
+    const double t_boot = J.boot_before + cdl_mlp_trainer_bootstrap_seconds(tr);
+
+    /* client: decryption */
     t0 = cli_now_seconds();
-    if (cdl_mlp_trainer_weights(tr, &ew) != CDL_OK || cdl_mlp_decrypt_weights(P.ctx, K.sk, ew, w1e, w2e) != CDL_OK) {
+    if (cdl_mlp_trainer_weights(tr, &ew) != CDL_OK || cdl_mlp_decrypt_weights(J.P.ctx, K->sk, ew, w1e, w2e) != CDL_OK) {
         rc = cli_fail_status(CMD, "decryption failed");
         goto done;
     }
     const double t_dec = cli_now_seconds() - t0;
     double diff = 0, wmax = 0;
-    for (size_t i = 0; i < n1; i++) {
-        diff = fmax(diff, fabs(w1e[i] - w1p[i]));
-        wmax = fmax(wmax, fabs(w1p[i]));
-    }
-    for (size_t i = 0; i < n2; i++) {
-        diff = fmax(diff, fabs(w2e[i] - w2p[i]));
-        wmax = fmax(wmax, fabs(w2p[i]));
-    }
+    weight_diff(w1e, w1p, n1, &diff, &wmax);
+    weight_diff(w2e, w2p, n2, &diff, &wmax);
     const double acc_enc = cdl_mlp_accuracy(w1e, w2e, F.x_test, F.y_test, F.n_test, d, (size_t)cfg.hidden, classes);
     const double acc_plain = cdl_mlp_accuracy(w1p, w2p, F.x_test, F.y_test, F.n_test, d, (size_t)cfg.hidden, classes);
     const double acc_init = cdl_mlp_accuracy(w1i, w2i, F.x_test, F.y_test, F.n_test, d, (size_t)cfg.hidden, classes);
@@ -1488,23 +1535,21 @@ static int run_mlp(const options *o)
         cli_json_string(o->dataset);
         printf(",\"inputs\":%zu,\"bias\":%d,\"hidden\":%d,\"classes\":%zu,\"activation\":\"square\","
                "\"loss\":\"taylor1\",\"n_train\":%zu,\"n_test\":%zu,\"train_from_test\":%d,\"batch\":%d,"
-               "\"iterations\":%d,\"epochs\":%.3f,\"bootstraps\":%d,\"resumed_from\":%d,\"log_n\":%lld,"
-               "\"secure\":%s,\"log_qp\":%.1f,\"levels_after_bootstrap\":%d,\"levels_per_iteration\":%d,"
-               "\"data_level\":%d,\"ciphertexts\":%zu,\"samples_per_ciphertext\":%zu,\"row\":%zu,"
+               "\"iterations\":%d,\"epochs\":%.3f,",
+               d, bias, cfg.hidden, classes, F.n_train, F.n_test, o->from_test, cfg.batch_ciphertexts * (int)rows,
+               cfg.iterations, epochs);
+        json_run(&J, cdl_mlp_trainer_bootstraps(tr), cdl_mlp_levels_per_iteration());
+        printf("\"data_level\":%d,\"ciphertexts\":%zu,\"samples_per_ciphertext\":%zu,\"row\":%zu,"
                "\"learning_rate\":%g,\"momentum\":%g,\"weight_bound\":%g,\"seed\":%llu,\"max_abs_state_plain\":%.4g,"
                "\"max_abs_hidden_plain\":%.4g,\"max_abs_logit_plain\":%.4g,\"threads\":%d,\"train_s\":%.3f,"
-               "\"bootstrap_s\":%.3f,\"train_s_this_run\":%.3f,\"iterations_this_run\":%d,\"keygen_s\":%.3f,"
-               "\"bootstrap_setup_s\":%.3f,\"encrypt_s\":%.3f,\"decrypt_s\":%.3f,\"plaintext_train_s\":%.3f,"
-               "\"initial_accuracy\":%.6f,\"encrypted_accuracy\":%.6f,\"plaintext_accuracy\":%.6f,"
-               "\"max_weight_diff\":%.6g,\"max_weight\":%.6g,\"state_blake2b\":\"%s\",\"peak_rss_mb\":%.0f",
-               d, bias, cfg.hidden, classes, F.n_train, F.n_test, o->from_test, cfg.batch_ciphertexts * (int)rows,
-               cfg.iterations, epochs, cdl_mlp_trainer_bootstraps(tr), resumed_from, o->log_n,
-               P.secure ? "true" : "false", cdl_ckks_log_qp(P.ctx), K.binfo.level_out, cdl_mlp_levels_per_iteration(),
+               "\"bootstrap_s\":%.3f,\"train_s_this_run\":%.3f,\"iterations_this_run\":%d,",
                data_level, cdl_mlp_encrypted_data_ciphertexts(enc), rows, row, cfg.learning_rate, cfg.momentum,
                cfg.weight_bound, (unsigned long long)seed, pstats.max_abs_state, pstats.max_abs_hidden,
-               pstats.max_abs_logit, cdl_get_threads(), t_train, t_boot, lres.t_run, cfg.iterations - resumed_from,
-               K.t_keys, K.t_setup, t_enc, t_dec, t_plain, acc_init, acc_enc, acc_plain, diff, wmax, state_hex,
-               cli_peak_rss_mb());
+               pstats.max_abs_logit, cdl_get_threads(), t_train, t_boot, J.loop.t_run, cfg.iterations - J.resumed_from);
+        json_client_times(&J, t_enc, t_dec, t_plain);
+        printf("\"initial_accuracy\":%.6f,\"encrypted_accuracy\":%.6f,\"plaintext_accuracy\":%.6f,", acc_init, acc_enc,
+               acc_plain);
+        json_weights(diff, wmax, state_hex);
         if (checker.count)
             mlp_checks_json(&checker);
         printf("}\n");
@@ -1513,18 +1558,16 @@ static int run_mlp(const options *o)
                classes, o->dataset);
         printf("  data        %zu training samples%s (14x14 pooled pixels, standardized, and a bias), %zu test\n",
                F.n_train, o->from_test ? " (from the test split)" : "", F.n_test);
-        printf("  CKKS        N = 2^%lld, log2(QP) = %.0f, %s; %d levels after a bootstrap\n", o->log_n,
-               cdl_ckks_log_qp(P.ctx), P.secure ? "128-bit preset" : "INSECURE test parameters", K.binfo.level_out);
+        text_ckks(&J);
         printf("  schedule    %d updates of %d samples (%.2f epochs), gamma %g, Nesterov momentum %g\n",
                cfg.iterations, cfg.batch_ciphertexts * (int)rows, epochs, cfg.learning_rate, cfg.momentum);
         printf("  bootstraps  %d (one per update), %.1f s\n", cdl_mlp_trainer_bootstraps(tr), t_boot);
         printf("  time        train (server) %.1f s%s; keygen %.1f s, encrypt %.1f s, decrypt %.3f s (%d threads)\n",
-               t_train, resumed_from ? " over the runs" : "", K.t_keys, t_enc, t_dec, cdl_get_threads());
+               t_train, J.resumed_from ? " over the runs" : "", K->t_keys, t_enc, t_dec, cdl_get_threads());
         printf("  accuracy    encrypted training %.2f%%, plaintext training %.2f%% (initial weights %.2f%%; test "
                "set, %zu samples)\n",
                100 * acc_enc, 100 * acc_plain, 100 * acc_init, F.n_test);
-        printf("  weights     max |encrypted - plaintext| = %.3g (largest weight %.3g)\n", diff, wmax);
-        printf("  memory      peak %.0f MB\n", cli_peak_rss_mb());
+        text_weights(diff, wmax);
     }
     rc = CLI_EXIT_OK;
 done:
@@ -1533,10 +1576,7 @@ done:
     cdl_mlp_encrypted_weights_free(ew);
     cdl_mlp_encrypted_weights_free(init);
     cdl_mlp_encrypted_data_free(enc);
-    keys_free(&K);
-    cdl_rng_free(rng);
-    cdl_ckks_context_free(P.ctx);
-    session_end(&s);
+    job_end(&J);
     mc_features_free(&F);
     cdl_dataset_free(train);
     cdl_dataset_free(test);

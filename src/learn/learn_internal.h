@@ -51,6 +51,9 @@ int lrn_plan_bootstraps(int first_level, int top, int iterations, int per);
 /* Nesterov's eta_k from lambda_k (updated to lambda_(k+1)); 0 without Nesterov. */
 double lrn_step_eta(int nesterov, double *lambda);
 
+/* The smallest power of two >= v (1 for v = 0). */
+size_t lrn_pow2_at_least(size_t v);
+
 /* ---- the interleaved layout ---- */
 typedef struct lrn_layout {
     size_t slots; /* S = N / 2 */
@@ -116,6 +119,10 @@ cdl_status lrn_outer_accumulate(const cdl_ckks_context *ctx, cdl_ckks_ciphertext
                                 cdl_ckks_ciphertext *m3);
 
 /* ---- client: the interleaved layout's encryption ---- */
+/* The client's data before encryption: labels in 0..classes-1, every value of x (n x d) finite (`value` names
+ * them in the message: "feature", "input"). */
+cdl_status lrn_check_samples(const double *x, const int *labels, size_t n, size_t d, size_t classes,
+                             const char *value, const char *fn);
 /* ceil(n / m) ciphertexts of the samples (x row-major, n x d, d <= r) at level. */
 cdl_status lrn_encrypt_samples(const cdl_ckks_context *ctx, const cdl_ckks_secret_key *sk, cdl_rng *rng,
                                const lrn_layout *L, const double *x, size_t n, size_t d, int level,
@@ -138,6 +145,46 @@ cdl_status lrn_write_cts(const cdl_ckks_context *ctx, cdl_writer *w, cdl_ckks_ci
  * 2 and at a level <= max_level. */
 cdl_status lrn_read_cts(const cdl_ckks_context *ctx, cdl_reader *r, cdl_ckks_ciphertext **cts, size_t count,
                         int max_level, const char *fn);
+
+/* ---- trainer_common.c: what the three trainers check, keep and save alike ---- */
+
+/* The checks before a trainer is made: the data (by their parameter hash) belong to ctx, and so does the
+ * bootstrapper if there is one, working on all the slots (`fills`: what fills them, for the message, e.g.
+ * "the weights fill"). *boot_level: its output level, -1 without. */
+cdl_status lrn_check_setup(const cdl_ckks_context *ctx, const uint8_t *data_hash, const cdl_ckks_bootstrapper *bt,
+                           const char *fills, const char *fn, int *boot_level);
+/* Every step has a Galois key serving levels up to `need` (else: generate them with the steps of steps_fn). */
+cdl_status lrn_check_galois_keys(const cdl_ckks_galois_keys *gk, const int *steps, size_t count, int need,
+                                 const char *steps_fn, const char *fn);
+/* The conjugation key serves `level` (it splits the bootstrapped `what`). */
+cdl_status lrn_check_conjugation(const cdl_ckks_galois_keys *gk, int level, const char *what, const char *fn);
+
+/* i in every slot at scale 1, at level: exactly the monomial X^(N/2). */
+cdl_status lrn_imag_plaintext(const cdl_ckks_context *ctx, int level, cdl_ckks_plaintext **out);
+
+/* One bootstrap of two real ciphertexts re and im (both at level 1, scale free; overwritten): packed as
+ * u = (re + i im) / bound at level 0 (a constant product to the default scale S spends the level; the real
+ * and imaginary parts are in the bootstrap's range |.| <= 1 while |re|, |im| <= bound), bootstrapped, and
+ * split by a conjugation: with b the bootstrapped u at scale s, b + conj(b) = 2 re / bound and
+ * -i (b - conj(b)) = 2 im / bound, read at scale 2 s / bound. Multiplying by i (`imag`, from
+ * lrn_imag_plaintext), conjugating and relabelling cost no level. out_re and out_im at the bootstrap's output
+ * level; tmp scratch; the bootstrap's seconds are added to *seconds. */
+typedef struct lrn_boot {
+    const cdl_ckks_bootstrapper *bt;
+    const cdl_ckks_bootstrap_keys *bk;
+    const cdl_ckks_relin_key *rlk;
+    const cdl_ckks_galois_keys *gk; /* with the conjugation */
+    const cdl_ckks_plaintext *imag;
+} lrn_boot;
+cdl_status lrn_bootstrap_pair(const cdl_ckks_context *ctx, const lrn_boot *b, double bound, cdl_ckks_ciphertext *re,
+                              cdl_ckks_ciphertext *im, cdl_ckks_ciphertext *out_re, cdl_ckks_ciphertext *out_im,
+                              cdl_ckks_ciphertext *tmp, double *seconds);
+
+/* Nesterov's lambda after k iterations (lambda_(k+1)), the same doubles as the run that made them. */
+double lrn_lambda_after(int nesterov, int k);
+/* A saved state at levels lw (weights) and lv (momentum) can go on with `remaining` iterations of `per` levels. */
+int lrn_state_fits_plan(int lw, int lv, int remaining, int per, int boot);
+
 /* The trainers' checkpoint envelope: 8 magic bytes, the payload, a BLAKE2b-256 of both.
  * lrn_checkpoint_finish: w holds magic and payload; when st and w are fine, append the checksum and hand w's
  * bytes over (*data, *len); otherwise free w and return the failure. */
@@ -147,5 +194,37 @@ cdl_status lrn_checkpoint_open(const uint8_t *bytes, size_t len, const char *mag
                                cdl_reader *r);
 /* "fn: the checkpoint was made with <what> = saved, this run has now" (CDL_ERR_MISMATCH). */
 cdl_status lrn_mismatch(const char *fn, const char *what, double saved, double now);
+
+/* The payload's header, the same shape for every trainer: u32 version, the CKKS parameter hash, the trainer's
+ * configuration fields (in its own order), then three u32 counters (bootstrap level, iterations done,
+ * bootstraps). A trainer describes its configuration once, as the fields this run would write: the writer
+ * writes them, the reader reads the saved ones and refuses the first that differs (lrn_mismatch), so a
+ * checkpoint resumes only the job that made it. */
+typedef enum { LRN_U8, LRN_U32, LRN_U64, LRN_F64 } lrn_field_type;
+typedef struct lrn_field {
+    lrn_field_type type;
+    const char *what; /* its name in the mismatch message */
+    uint64_t u;       /* the value as written (LRN_U8, LRN_U32: truncated to that width) */
+    double f;         /* LRN_F64 */
+} lrn_field;
+#define LRN_MAX_FIELDS 16
+lrn_field lrn_field_u8(const char *what, uint8_t v);
+lrn_field lrn_field_u32(const char *what, uint32_t v);
+lrn_field lrn_field_u64(const char *what, uint64_t v);
+lrn_field lrn_field_f64(const char *what, double v);
+/* The data's fields every trainer starts with: samples, values per sample (named `width`: "features",
+ * "inputs"), classes (0: no such field), the data's level. Returns how many it wrote (at most 4). */
+size_t lrn_fields_data(lrn_field *f, uint64_t samples, const char *width, uint64_t d, uint64_t classes, int level);
+typedef struct lrn_counters {
+    uint32_t boot, k, bootstraps;
+} lrn_counters;
+/* Starts w with the magic and the header; the trainer appends its ciphertexts, then lrn_checkpoint_finish. */
+void lrn_checkpoint_begin(cdl_writer *w, const char *magic, uint32_t version, const uint8_t *hash,
+                          const lrn_field *fields, size_t count, const lrn_counters *c);
+/* After lrn_checkpoint_open: reads the version (another one: CDL_ERR_FORMAT), then the rest of the header, then
+ * checks the parameter hash against ctx's and the fields, in order (CDL_ERR_MISMATCH); *c gets the saved
+ * counters. */
+cdl_status lrn_header_read(cdl_reader *r, uint32_t version, const cdl_ckks_context *ctx, const lrn_field *fields,
+                           size_t count, lrn_counters *c, const char *fn);
 
 #endif

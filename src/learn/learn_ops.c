@@ -16,8 +16,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <sodium.h>
-
 #include "core/error.h"
 #include "core/memory.h"
 #include "learn/learn_internal.h"
@@ -172,7 +170,7 @@ cdl_status lrn_sum_samples(const cdl_ckks_context *ctx, const cdl_ckks_galois_ke
     return lrn_rotate_sum(ctx, gk, ct, tmp, 1, L->m, -1);
 }
 
-static size_t pow2_at_least(size_t v)
+size_t lrn_pow2_at_least(size_t v)
 {
     size_t p = 1;
     while (p < v)
@@ -249,7 +247,7 @@ cdl_status lrn_unpack(const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *g
                       cdl_ckks_ciphertext *in, size_t count, double bound, double target,
                       cdl_ckks_ciphertext *const *out, cdl_ckks_ciphertext *tmp, lrn_mask *mask)
 {
-    const size_t P = pow2_at_least(count);
+    const size_t P = lrn_pow2_at_least(count);
     if (count < 1 || P > L->m)
         return cdl_fail(CDL_ERR_INTERNAL, "encrypted training: cannot unpack %zu ciphertexts from %zu positions",
                         count, L->m);
@@ -426,6 +424,20 @@ static cdl_status encrypt_values(const cdl_ckks_context *ctx, const cdl_ckks_sec
     return cdl_ckks_ciphertext_shrink(*out); /* the limbs of its level only */
 }
 
+cdl_status lrn_check_samples(const double *x, const int *labels, size_t n, size_t d, size_t classes,
+                             const char *value, const char *fn)
+{
+    for (size_t i = 0; i < n; i++)
+        if (labels[i] < 0 || (size_t)labels[i] >= classes)
+            return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: label %zu is %d; labels must be 0..%zu", fn, i, labels[i],
+                            classes - 1);
+    for (size_t i = 0; i < n * d; i++)
+        if (!isfinite(x[i]))
+            return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: %s %zu of sample %zu is not finite", fn, value, i % d,
+                            i / d);
+    return CDL_OK;
+}
+
 cdl_status lrn_encrypt_samples(const cdl_ckks_context *ctx, const cdl_ckks_secret_key *sk, cdl_rng *rng,
                                const lrn_layout *L, const double *x, size_t n, size_t d, int level,
                                cdl_ckks_ciphertext ***out, size_t *count)
@@ -487,42 +499,4 @@ cdl_status lrn_encrypt_labels(const cdl_ckks_context *ctx, const cdl_ckks_secret
     *out = cts;
     *count = n_yct;
     return CDL_OK;
-}
-
-cdl_status lrn_checkpoint_finish(cdl_writer *w, cdl_status st, uint8_t **data, size_t *len)
-{
-    if (st == CDL_OK)
-        st = cdl_writer_status(w);
-    if (st == CDL_OK) {
-        uint8_t sum[32];
-        crypto_generichash(sum, sizeof sum, w->data, w->len, NULL, 0);
-        cdl_write_bytes(w, sum, sizeof sum);
-        st = cdl_writer_status(w);
-    }
-    if (st != CDL_OK) {
-        cdl_writer_free(w);
-        return st;
-    }
-    *data = w->data;
-    *len = w->len;
-    return CDL_OK;
-}
-
-cdl_status lrn_checkpoint_open(const uint8_t *bytes, size_t len, const char *magic, const char *what, const char *fn,
-                               cdl_reader *r)
-{
-    if (len < 8 + 32 || memcmp(bytes, magic, 8) != 0)
-        return cdl_fail(CDL_ERR_FORMAT, "%s: not %s", fn, what);
-    uint8_t sum[32];
-    crypto_generichash(sum, sizeof sum, bytes, len - 32, NULL, 0);
-    if (sodium_memcmp(sum, bytes + len - 32, 32) != 0)
-        return cdl_fail(CDL_ERR_FORMAT, "%s: checksum mismatch (damaged or truncated checkpoint)", fn);
-    cdl_reader_init(r, bytes + 8, len - 8 - 32);
-    return CDL_OK;
-}
-
-cdl_status lrn_mismatch(const char *fn, const char *what, double saved, double now)
-{
-    return cdl_fail(CDL_ERR_MISMATCH, "%s: the checkpoint was made with %s = %.17g, this run has %.17g", fn, what,
-                    saved, now);
 }

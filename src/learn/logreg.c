@@ -31,11 +31,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <sodium.h>
-
 #include "cryptodl/approx.h"
 #include "cryptodl/learn.h"
-#include "boot/boot_internal.h"
 #include "core/bytes.h"
 #include "core/error.h"
 #include "core/memory.h"
@@ -308,7 +305,7 @@ int cdl_logreg_encrypted_weights_level(const cdl_logreg_encrypted_weights *w)
     return w && w->beta ? cdl_ckks_ciphertext_level(w->beta) : -1;
 }
 
-/* Working ciphertexts of the server. */
+/* Working ciphertexts of the server (W_BETA and W_V adjacent: checkpoints save them as one list). */
 enum { W_G0, W_BETA, W_V, W_BNEW, W_VNEW, W_P, W_TMP, W_ZK, W_S2, W_TZ, W_Q, W_SUM, W_C, W_COUNT };
 
 struct cdl_logreg_trainer {
@@ -481,42 +478,20 @@ static cdl_status iterate(cdl_logreg_trainer *T, double gamma, double eta, int l
 }
 
 
-/* beta and v (level >= 1) -> one bootstrap -> beta and v at T->top.
- * Pack: both to level 0 at the default scale S (a constant product: the spare
- * level), u = beta + i v read at scale S W, i.e. u / W, whose real and
- * imaginary parts are within the designed range |.| <= 1 of bootstrapping
- * (complex slots included) while |beta_j|, |v_j| <= W. Unpack: with b the
- * bootstrapped u / W at scale s, b + conj(b) = 2 beta / W and
- * -i (b - conj(b)) = 2 v / W: read at scale 2 s / W they are beta and v.
- * Multiplying by i (a plaintext of scale 1 holding the monomial X^(N/2)),
- * conjugating and relabelling cost no level. */
+/* beta and v (level >= 1) -> one bootstrap -> beta and v at T->top: packed as (beta + i v) / W, whose real and
+ * imaginary parts stay within the bootstrap's range while |beta_j|, |v_j| <= W (lrn_bootstrap_pair). */
 static cdl_status bootstrap_state(cdl_logreg_trainer *T)
 {
     const cdl_ckks_context *ctx = T->ctx;
     cdl_ckks_ciphertext **w = T->w;
-    const double S = cdl_ckks_default_scale(ctx), W = weight_bound(&T->cfg);
     if (cdl_ckks_ciphertext_level(w[W_BETA]) < 1 || cdl_ckks_ciphertext_level(w[W_V]) < 1)
         return cdl_fail(CDL_ERR_INTERNAL, "cdl_logreg_trainer_step: no level left to pack the weights");
     CDL_TRY(cdl_ckks_drop_to_level(ctx, w[W_BETA], 1, w[W_C]));
-    CDL_TRY(lrn_mul_const_to(ctx, w[W_C], 1.0, S, w[W_C]));
     CDL_TRY(cdl_ckks_drop_to_level(ctx, w[W_V], 1, w[W_P]));
-    CDL_TRY(lrn_mul_const_to(ctx, w[W_P], 1.0, S, w[W_P]));
-    CDL_TRY(cdl_ckks_mul_plain(ctx, w[W_P], T->imag, w[W_P]));
-    cdl_ckks_ciphertext_set_scale(w[W_P], S);
-    CDL_TRY(cdl_ckks_add(ctx, w[W_C], w[W_P], w[W_C]));
-    cdl_ckks_ciphertext_set_scale(w[W_C], S * W);
-    const double t0 = lrn_now_seconds();
-    CDL_TRY(cdl_ckks_bootstrap(T->bt, T->bk, T->rlk, w[W_C], w[W_TMP]));
-    T->bootstrap_seconds += lrn_now_seconds() - t0;
+    const lrn_boot b = {T->bt, T->bk, T->rlk, T->gk, T->imag};
+    CDL_TRY(lrn_bootstrap_pair(ctx, &b, weight_bound(&T->cfg), w[W_C], w[W_P], w[W_BETA], w[W_V], w[W_TMP],
+                               &T->bootstrap_seconds));
     T->bootstraps++;
-    const double s = cdl_ckks_ciphertext_scale(w[W_TMP]);
-    CDL_TRY(cdl_ckks_conjugate(ctx, T->gk, w[W_TMP], w[W_P]));
-    CDL_TRY(cdl_ckks_add(ctx, w[W_TMP], w[W_P], w[W_BETA]));
-    CDL_TRY(cdl_ckks_sub(ctx, w[W_TMP], w[W_P], w[W_V]));
-    CDL_TRY(cdl_ckks_mul_plain(ctx, w[W_V], T->imag, w[W_V]));
-    CDL_TRY(cdl_ckks_negate(ctx, w[W_V], w[W_V]));
-    cdl_ckks_ciphertext_set_scale(w[W_BETA], 2.0 * s / W);
-    cdl_ckks_ciphertext_set_scale(w[W_V], 2.0 * s / W);
     if (cdl_ckks_ciphertext_level(w[W_V]) > T->top) {
         CDL_TRY(cdl_ckks_drop_to_level(ctx, w[W_V], T->top, w[W_V]));
         CDL_TRY(cdl_ckks_drop_to_level(ctx, w[W_BETA], T->top, w[W_BETA]));
@@ -546,42 +521,15 @@ static cdl_status trainer_init(const cdl_ckks_context *ctx, const cdl_ckks_relin
                         (!bt) != (!bk) ? " (a bootstrapper needs its keys, and the reverse)" : "");
     *out = NULL;
     CDL_TRY(check_config(cfg, fn));
-    if (memcmp(data->hash, cdl_ckks_param_hash(ctx), CDL_CKKS_PARAM_HASH_BYTES) != 0)
-        return cdl_fail(CDL_ERR_MISMATCH,
-                        "%s: the data set was encrypted under other CKKS parameters than this context; use the "
-                        "client's context",
-                        fn);
+    int boot_level = -1;
+    CDL_TRY(lrn_check_setup(ctx, data->hash, bt, "the weights fill", fn, &boot_level));
     int steps[CDL_LOGREG_MAX_STEPS];
     size_t nsteps;
     CDL_TRY(cdl_logreg_galois_steps(ctx, data->d, steps, CDL_LOGREG_MAX_STEPS, &nsteps));
-    for (size_t i = 0; i < nsteps; i++) {
-        if (!cdl_ckks_galois_keys_has_step(gk, steps[i]))
-            return cdl_fail(CDL_ERR_EXHAUSTED,
-                            "%s: the Galois keys lack rotation step %d; generate them with the steps of "
-                            "cdl_logreg_galois_steps",
-                            fn, steps[i]);
-        if (cdl_ckks_galois_keys_step_level(gk, steps[i]) < data->level)
-            return cdl_fail(CDL_ERR_EXHAUSTED,
-                            "%s: the Galois key for rotation step %d serves levels up to %d, the data are at %d", fn,
-                            steps[i], cdl_ckks_galois_keys_step_level(gk, steps[i]), data->level);
-    }
+    CDL_TRY(lrn_check_galois_keys(gk, steps, nsteps, data->level, "cdl_logreg_galois_steps", fn));
     const int per = cdl_logreg_levels_per_iteration(cfg->sigmoid_degree);
-    int boot_level = -1;
     if (bt) {
-        if (memcmp(cdl_ckks_param_hash(bt->ctx), cdl_ckks_param_hash(ctx), CDL_CKKS_PARAM_HASH_BYTES) != 0)
-            return cdl_fail(CDL_ERR_MISMATCH, "%s: the bootstrapper was made for other CKKS parameters", fn);
-        cdl_ckks_bootstrap_info info;
-        CDL_TRY(cdl_ckks_bootstrapper_info(bt, &info));
-        if ((size_t)info.slots != cdl_ckks_slots(ctx))
-            return cdl_fail(CDL_ERR_PARAMETERS,
-                            "%s: the bootstrapper works on %d slots; the weights fill all %zu (use log_slots = 0)",
-                            fn, info.slots, cdl_ckks_slots(ctx));
-        boot_level = info.level_out;
-        if (cdl_ckks_galois_keys_step_level(gk, 0) < boot_level)
-            return cdl_fail(CDL_ERR_EXHAUSTED,
-                            "%s: the Galois keys lack the conjugation key (at level %d) that splits the "
-                            "bootstrapped weights; generate them with conjugate = 1",
-                            fn, boot_level);
+        CDL_TRY(lrn_check_conjugation(gk, boot_level, "weights", fn));
         if (plan_bootstraps(data->level, boot_level, cfg->iterations, per) < 0)
             return cdl_fail(CDL_ERR_PARAMETERS,
                             "%s: %d iterations cannot run: after a bootstrap the weights are at level %d (the data "
@@ -619,18 +567,8 @@ static cdl_status trainer_init(const cdl_ckks_context *ctx, const cdl_ckks_relin
         st = cdl_ckks_ciphertext_new(ctx, &T->w[i]);
     if (st == CDL_OK)
         st = cdl_ckks_plaintext_new(ctx, &T->mask);
-    if (st == CDL_OK && bt) {
-        double *re = cdl_calloc_array(T->slots, sizeof *re), *im = cdl_alloc_array(T->slots, sizeof *im);
-        st = re && im ? CDL_OK : CDL_ERR_NO_MEMORY;
-        for (size_t i = 0; im && i < T->slots; i++)
-            im[i] = 1.0;
-        if (st == CDL_OK)
-            st = cdl_ckks_plaintext_new_level(ctx, boot_level, &T->imag);
-        if (st == CDL_OK)
-            st = cdl_ckks_encode_complex(ctx, re, im, T->slots, 1.0, boot_level, T->imag);
-        cdl_free(re);
-        cdl_free(im);
-    }
+    if (st == CDL_OK && bt)
+        st = lrn_imag_plaintext(ctx, boot_level, &T->imag);
     /* G0 = sum_i Z_i, replicated in every row. */
     if (st == CDL_OK)
         st = cdl_ckks_ciphertext_copy(ctx, data->z[0], T->w[W_G0]);
@@ -779,8 +717,20 @@ cdl_status cdl_logreg_train_encrypted(const cdl_ckks_context *ctx, const cdl_ckk
 
 #define TRAINER_MAGIC "CDLLRTR1"
 #define TRAINER_VERSION 1u
-/* Sizes that no sane checkpoint exceeds (a ciphertext blob is bounded by its loader too). */
-#define TRAINER_MAX_CT_BYTES ((uint64_t)1 << 36)
+
+/* What a checkpoint must agree on besides the CKKS parameters, as this run writes it. */
+static size_t header_fields(const cdl_logreg_encrypted_data *D, const cdl_logreg_config *c, lrn_field *f)
+{
+    size_t n = lrn_fields_data(f, D->n, "features", D->d, 0, D->level);
+    f[n++] = lrn_field_u32("iterations", (uint32_t)c->iterations);
+    f[n++] = lrn_field_f64("learning rate", c->learning_rate);
+    f[n++] = lrn_field_u8("lr_decay", (uint8_t)(c->lr_decay != 0));
+    f[n++] = lrn_field_u8("nesterov", (uint8_t)(c->nesterov != 0));
+    f[n++] = lrn_field_u8("sigmoid degree", (uint8_t)c->sigmoid_degree);
+    f[n++] = lrn_field_f64("sigmoid bound", c->sigmoid_bound);
+    f[n++] = lrn_field_f64("weight bound", weight_bound(c));
+    return n;
+}
 
 cdl_status cdl_logreg_trainer_save(const cdl_logreg_trainer *T, uint8_t **data, size_t *len)
 {
@@ -790,42 +740,14 @@ cdl_status cdl_logreg_trainer_save(const cdl_logreg_trainer *T, uint8_t **data, 
     *len = 0;
     if (T->k < 1)
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_logreg_trainer_save: no iteration done yet");
-    const cdl_logreg_config *c = &T->cfg;
+    lrn_field f[LRN_MAX_FIELDS];
+    const size_t nf = header_fields(T->data, &T->cfg, f);
+    const lrn_counters c = {(uint32_t)(T->boot_level + 1) /* 0: no bootstrapping */, (uint32_t)T->k,
+                            (uint32_t)T->bootstraps};
     cdl_writer w;
-    cdl_writer_init(&w);
-    cdl_write_bytes(&w, TRAINER_MAGIC, 8);
-    cdl_write_u32(&w, TRAINER_VERSION);
-    cdl_write_bytes(&w, T->data->hash, CDL_CKKS_PARAM_HASH_BYTES);
-    cdl_write_u64(&w, T->data->n);
-    cdl_write_u64(&w, T->data->d);
-    cdl_write_u32(&w, (uint32_t)T->data->level);
-    cdl_write_u32(&w, (uint32_t)c->iterations);
-    cdl_write_f64(&w, c->learning_rate);
-    cdl_write_u8(&w, (uint8_t)(c->lr_decay != 0));
-    cdl_write_u8(&w, (uint8_t)(c->nesterov != 0));
-    cdl_write_u8(&w, (uint8_t)c->sigmoid_degree);
-    cdl_write_f64(&w, c->sigmoid_bound);
-    cdl_write_f64(&w, weight_bound(c));
-    cdl_write_u32(&w, (uint32_t)(T->boot_level + 1)); /* 0: no bootstrapping */
-    cdl_write_u32(&w, (uint32_t)T->k);
-    cdl_write_u32(&w, (uint32_t)T->bootstraps);
-    const int ids[2] = {W_BETA, W_V};
-    for (int i = 0; i < 2 && cdl_writer_status(&w) == CDL_OK; i++) {
-        uint8_t *blob = NULL;
-        size_t blen = 0;
-        cdl_status st = cdl_ckks_ciphertext_save(T->ctx, T->w[ids[i]], 0, &blob, &blen);
-        if (st != CDL_OK) {
-            cdl_writer_free(&w);
-            return st;
-        }
-        cdl_write_u64(&w, blen);
-        cdl_write_bytes(&w, blob, blen);
-        cdl_free_bytes(blob);
-    }
-    return lrn_checkpoint_finish(&w, CDL_OK, data, len);
+    lrn_checkpoint_begin(&w, TRAINER_MAGIC, TRAINER_VERSION, T->data->hash, f, nf, &c);
+    return lrn_checkpoint_finish(&w, lrn_write_cts(T->ctx, &w, &T->w[W_BETA], 2), data, len);
 }
-
-#define mismatch(what, saved, now) lrn_mismatch("cdl_logreg_trainer_load", what, saved, now)
 
 cdl_status cdl_logreg_trainer_load(const cdl_ckks_context *ctx, const cdl_ckks_relin_key *rlk,
                                    const cdl_ckks_galois_keys *gk, const cdl_ckks_bootstrapper *bt,
@@ -841,63 +763,11 @@ cdl_status cdl_logreg_trainer_load(const cdl_ckks_context *ctx, const cdl_ckks_r
     CDL_TRY(lrn_checkpoint_open(bytes, len, TRAINER_MAGIC, "a logistic-regression training checkpoint", fn, &r));
     cdl_logreg_trainer *T = NULL;
     CDL_TRY(trainer_init(ctx, rlk, gk, bt, bk, data, cfg, fn, &T));
-    uint8_t hash[CDL_CKKS_PARAM_HASH_BYTES], u8[3];
-    uint32_t version = 0, level = 0, iters = 0, boot = 0, k = 0, boots = 0;
-    uint64_t n = 0, d = 0;
-    double lr = 0, bound = 0, wb = 0;
-    cdl_status st = cdl_read_u32(&r, &version);
-    if (st == CDL_OK && version != TRAINER_VERSION)
-        st = cdl_fail(CDL_ERR_FORMAT, "%s: checkpoint format version %u, this build reads %u", fn, version,
-                      TRAINER_VERSION);
-    if (st == CDL_OK)
-        st = cdl_read_bytes(&r, hash, sizeof hash);
-    if (st == CDL_OK)
-        st = cdl_read_u64(&r, &n);
-    if (st == CDL_OK)
-        st = cdl_read_u64(&r, &d);
-    if (st == CDL_OK)
-        st = cdl_read_u32(&r, &level);
-    if (st == CDL_OK)
-        st = cdl_read_u32(&r, &iters);
-    if (st == CDL_OK)
-        st = cdl_read_f64(&r, &lr);
-    for (int i = 0; i < 2 && st == CDL_OK; i++)
-        st = cdl_read_u8(&r, &u8[i]);
-    if (st == CDL_OK)
-        st = cdl_read_u8(&r, &u8[2]);
-    if (st == CDL_OK)
-        st = cdl_read_f64(&r, &bound);
-    if (st == CDL_OK)
-        st = cdl_read_f64(&r, &wb);
-    if (st == CDL_OK)
-        st = cdl_read_u32(&r, &boot);
-    if (st == CDL_OK)
-        st = cdl_read_u32(&r, &k);
-    if (st == CDL_OK)
-        st = cdl_read_u32(&r, &boots);
-    /* The same job? Every field that the arithmetic depends on. */
-    if (st == CDL_OK && memcmp(hash, cdl_ckks_param_hash(ctx), sizeof hash) != 0)
-        st = cdl_fail(CDL_ERR_MISMATCH, "%s: the checkpoint was made under other CKKS parameters", fn);
-    if (st == CDL_OK && n != data->n)
-        st = mismatch("samples", (double)n, (double)data->n);
-    if (st == CDL_OK && d != data->d)
-        st = mismatch("features", (double)d, (double)data->d);
-    if (st == CDL_OK && (int)level != data->level)
-        st = mismatch("the data's level", (double)level, (double)data->level);
-    if (st == CDL_OK && (int)iters != cfg->iterations)
-        st = mismatch("iterations", (double)iters, (double)cfg->iterations);
-    if (st == CDL_OK && lr != cfg->learning_rate)
-        st = mismatch("learning rate", lr, cfg->learning_rate);
-    if (st == CDL_OK && u8[0] != (cfg->lr_decay != 0))
-        st = mismatch("lr_decay", u8[0], cfg->lr_decay != 0);
-    if (st == CDL_OK && u8[1] != (cfg->nesterov != 0))
-        st = mismatch("nesterov", u8[1], cfg->nesterov != 0);
-    if (st == CDL_OK && u8[2] != cfg->sigmoid_degree)
-        st = mismatch("sigmoid degree", u8[2], cfg->sigmoid_degree);
-    if (st == CDL_OK && bound != cfg->sigmoid_bound)
-        st = mismatch("sigmoid bound", bound, cfg->sigmoid_bound);
-    if (st == CDL_OK && wb != weight_bound(cfg))
-        st = mismatch("weight bound", wb, weight_bound(cfg));
+    lrn_field f[LRN_MAX_FIELDS];
+    const size_t nf = header_fields(data, cfg, f);
+    lrn_counters c;
+    cdl_status st = lrn_header_read(&r, TRAINER_VERSION, ctx, f, nf, &c, fn);
+    const uint32_t boot = c.boot, k = c.k, boots = c.bootstraps;
     if (st == CDL_OK && (int)boot != T->boot_level + 1)
         st = cdl_fail(CDL_ERR_MISMATCH,
                       "%s: the checkpoint was made %s bootstrapping%s, this run %s it%s", fn, boot ? "with" : "without",
@@ -906,42 +776,23 @@ cdl_status cdl_logreg_trainer_load(const cdl_ckks_context *ctx, const cdl_ckks_r
     if (st == CDL_OK && (k < 1 || (int)k > cfg->iterations || boots > k))
         st = cdl_fail(CDL_ERR_FORMAT, "%s: iteration %u of %d, %u bootstraps: not a valid state", fn, k,
                       cfg->iterations, boots);
-    const int ids[2] = {W_BETA, W_V};
-    for (int i = 0; i < 2 && st == CDL_OK; i++) {
-        uint64_t blen = 0;
-        st = cdl_read_u64(&r, &blen);
-        if (st == CDL_OK && (blen > cdl_reader_remaining(&r) || blen > TRAINER_MAX_CT_BYTES))
-            st = cdl_fail(CDL_ERR_FORMAT, "%s: ciphertext length %llu beyond the data", fn, (unsigned long long)blen);
-        cdl_ckks_ciphertext *ct = NULL;
-        if (st == CDL_OK)
-            st = cdl_ckks_ciphertext_load(ctx, r.data + r.pos, (size_t)blen, &ct);
-        if (st == CDL_OK) {
-            r.pos += (size_t)blen;
-            cdl_ckks_ciphertext_free(T->w[ids[i]]);
-            T->w[ids[i]] = ct;
-            if (cdl_ckks_ciphertext_size(ct) != 2 || cdl_ckks_ciphertext_level(ct) > data->level)
-                st = cdl_fail(CDL_ERR_FORMAT, "%s: saved weights of size %d at level %d (data at %d)", fn,
-                              cdl_ckks_ciphertext_size(ct), cdl_ckks_ciphertext_level(ct), data->level);
-        }
-    }
+    if (st == CDL_OK)
+        st = lrn_read_cts(ctx, &r, &T->w[W_BETA], 2, data->level, fn);
     if (st == CDL_OK)
         st = cdl_reader_expect_end(&r);
-    if (st == CDL_OK && (int)k < cfg->iterations) {
-        /* the next step must find its plan from these levels */
-        const int lv = cdl_ckks_ciphertext_level(T->w[W_V]), lb = cdl_ckks_ciphertext_level(T->w[W_BETA]);
-        const int p = lrn_plan_level(lv, cfg->iterations - (int)k, T->per, bt != NULL);
-        if (lb < lv || p == -2 || (p == -1 && lv < 1))
-            st = cdl_fail(CDL_ERR_FORMAT, "%s: saved weights at levels %d and %d do not fit the level plan", fn, lb,
-                          lv);
-    }
+    /* the next step must find its plan from these levels */
+    if (st == CDL_OK && (int)k < cfg->iterations &&
+        !lrn_state_fits_plan(cdl_ckks_ciphertext_level(T->w[W_BETA]), cdl_ckks_ciphertext_level(T->w[W_V]),
+                             cfg->iterations - (int)k, T->per, bt != NULL))
+        st = cdl_fail(CDL_ERR_FORMAT, "%s: saved weights at levels %d and %d do not fit the level plan", fn,
+                      cdl_ckks_ciphertext_level(T->w[W_BETA]), cdl_ckks_ciphertext_level(T->w[W_V]));
     if (st != CDL_OK) {
         cdl_logreg_trainer_free(T);
         return st;
     }
     T->k = (int)k;
     T->bootstraps = (int)boots;
-    for (int i = 1; i <= T->k; i++)
-        (void)step_eta(&T->cfg, &T->lambda); /* lambda_(k+1), the same doubles as the run that saved */
+    T->lambda = lrn_lambda_after(T->cfg.nesterov, T->k); /* lambda_(k+1) */
     *out = T;
     return CDL_OK;
 }

@@ -33,9 +33,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <sodium.h>
-
-#include "boot/boot_internal.h"
 #include "core/bytes.h"
 #include "core/error.h"
 #include "core/memory.h"
@@ -88,14 +85,6 @@ int cdl_mlp_data_level(int boot_level)
     return boot_level - 1;
 }
 
-static size_t pow2_at_least(size_t v)
-{
-    size_t p = 1;
-    while (p < v)
-        p *= 2;
-    return p;
-}
-
 /* Baby steps for n diagonals: G = 4 giant steps from 64 diagonals up, 2 below (fewest key switches). */
 static size_t baby_of(size_t n)
 {
@@ -129,7 +118,7 @@ static cdl_status layout(const cdl_ckks_context *ctx, size_t d, size_t classes, 
     if (d < 1 || classes < 2 || classes > 64)
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: %zu inputs and %zu classes; expected d >= 1, 2..64 classes",
                         fn, d, classes);
-    const size_t c2 = pow2_at_least(classes);
+    const size_t c2 = lrn_pow2_at_least(classes);
     if (hidden < 4 || (hidden & (hidden - 1)) || hidden < c2)
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT,
                         "%s: %zu hidden units: use a power of two, at least the %zu padded classes", fn, hidden, c2);
@@ -253,13 +242,7 @@ cdl_status cdl_mlp_encrypt_dataset(const cdl_ckks_context *ctx, const cdl_ckks_s
     lrn_layout L;
     size_t cp = 0;
     CDL_TRY(layout(ctx, d, classes, hidden, &L, &cp, fn));
-    for (size_t i = 0; i < n; i++)
-        if (labels[i] < 0 || (size_t)labels[i] >= classes)
-            return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: label %zu is %d; labels must be 0..%zu", fn, i, labels[i],
-                            classes - 1);
-    for (size_t i = 0; i < n * d; i++)
-        if (!isfinite(x[i]))
-            return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: input %zu of sample %zu is not finite", fn, i % d, i / d);
+    CDL_TRY(lrn_check_samples(x, labels, n, d, classes, "input", fn));
     cdl_mlp_encrypted_data *D = cdl_calloc_array(1, sizeof *D);
     if (!D)
         return CDL_ERR_NO_MEMORY;
@@ -540,19 +523,13 @@ static cdl_status trainer_init(const cdl_ckks_context *ctx, const cdl_ckks_relin
     if ((size_t)cfg->hidden != data->hidden)
         return cdl_fail(CDL_ERR_MISMATCH, "%s: the data were laid out for %zu hidden units, the config has %d", fn,
                         data->hidden, cfg->hidden);
-    if (memcmp(data->hash, cdl_ckks_param_hash(ctx), CDL_CKKS_PARAM_HASH_BYTES) != 0 ||
-        memcmp(cdl_ckks_param_hash(bt->ctx), cdl_ckks_param_hash(ctx), CDL_CKKS_PARAM_HASH_BYTES) != 0)
-        return cdl_fail(CDL_ERR_MISMATCH, "%s: the data or the bootstrapper were made for other CKKS parameters", fn);
-    cdl_ckks_bootstrap_info info;
-    CDL_TRY(cdl_ckks_bootstrapper_info(bt, &info));
-    if ((size_t)info.slots != cdl_ckks_slots(ctx))
-        return cdl_fail(CDL_ERR_PARAMETERS, "%s: the bootstrapper works on %d slots; the state fills all %zu", fn,
-                        info.slots, cdl_ckks_slots(ctx));
-    if (info.level_out < LEVELS_PER_UPDATE)
+    int boot_level = -1;
+    CDL_TRY(lrn_check_setup(ctx, data->hash, bt, "the state fills", fn, &boot_level));
+    if (boot_level < LEVELS_PER_UPDATE)
         return cdl_fail(CDL_ERR_PARAMETERS,
                         "%s: a bootstrap leaves %d levels; an update needs %d (unpack 1, forward and backward 6, "
                         "pack 1, the bootstrap's input 1)",
-                        fn, info.level_out, LEVELS_PER_UPDATE);
+                        fn, boot_level, LEVELS_PER_UPDATE);
     const int top = LEVELS_PER_UPDATE - 1;
     if (data->level < top)
         return cdl_fail(CDL_ERR_PARAMETERS, "%s: the inputs are at level %d; updates start at %d", fn, data->level,
@@ -560,22 +537,9 @@ static cdl_status trainer_init(const cdl_ckks_context *ctx, const cdl_ckks_relin
     int steps[CDL_MLP_MAX_STEPS];
     size_t nsteps = 0;
     CDL_TRY(galois_steps(&data->L, data->hidden, data->cp, steps, CDL_MLP_MAX_STEPS, &nsteps));
-    const int need = info.level_out > data->level ? info.level_out : data->level;
-    for (size_t i = 0; i < nsteps; i++) {
-        if (!cdl_ckks_galois_keys_has_step(gk, steps[i]))
-            return cdl_fail(CDL_ERR_EXHAUSTED,
-                            "%s: the Galois keys lack rotation step %d; generate them with the steps of "
-                            "cdl_mlp_galois_steps",
-                            fn, steps[i]);
-        if (cdl_ckks_galois_keys_step_level(gk, steps[i]) < need)
-            return cdl_fail(CDL_ERR_EXHAUSTED, "%s: the Galois key for rotation step %d serves levels up to %d, %d needed",
-                            fn, steps[i], cdl_ckks_galois_keys_step_level(gk, steps[i]), need);
-    }
-    if (cdl_ckks_galois_keys_step_level(gk, 0) < info.level_out)
-        return cdl_fail(CDL_ERR_EXHAUSTED,
-                        "%s: the Galois keys lack the conjugation key (at level %d) that splits the bootstrapped "
-                        "state; generate them with conjugate = 1",
-                        fn, info.level_out);
+    const int need = boot_level > data->level ? boot_level : data->level;
+    CDL_TRY(lrn_check_galois_keys(gk, steps, nsteps, need, "cdl_mlp_galois_steps", fn));
+    CDL_TRY(lrn_check_conjugation(gk, boot_level, "state", fn));
     cdl_mlp_trainer *T = cdl_calloc_array(1, sizeof *T);
     if (!T)
         return CDL_ERR_NO_MEMORY;
@@ -593,7 +557,7 @@ static cdl_status trainer_init(const cdl_ckks_context *ctx, const cdl_ckks_relin
     T->g1 = T->H / T->b1;
     T->b2 = baby_of(T->cp);
     T->g2 = T->cp / T->b2;
-    T->boot_level = info.level_out;
+    T->boot_level = boot_level;
     T->top = top;
     T->mask_unpack.level = T->mask_label.level = T->mask_pack.level = -1;
     const size_t ng = T->g1 > T->g2 ? T->g1 : T->g2;
@@ -625,19 +589,8 @@ static cdl_status trainer_init(const cdl_ckks_context *ctx, const cdl_ckks_relin
         st = lrn_new_ct(ctx, &T->Wp);
     if (st == CDL_OK)
         st = lrn_new_ct(ctx, &T->Vp);
-    if (st == CDL_OK) {
-        /* i in every slot at scale 1: exactly the monomial X^(N/2) */
-        double *re = cdl_calloc_array(T->L.slots, sizeof *re), *im = cdl_alloc_array(T->L.slots, sizeof *im);
-        st = re && im ? CDL_OK : CDL_ERR_NO_MEMORY;
-        for (size_t i = 0; im && i < T->L.slots; i++)
-            im[i] = 1.0;
-        if (st == CDL_OK)
-            st = cdl_ckks_plaintext_new_level(ctx, T->boot_level, &T->imag);
-        if (st == CDL_OK)
-            st = cdl_ckks_encode_complex(ctx, re, im, T->L.slots, 1.0, T->boot_level, T->imag);
-        cdl_free(re);
-        cdl_free(im);
-    }
+    if (st == CDL_OK)
+        st = lrn_imag_plaintext(ctx, T->boot_level, &T->imag);
     if (st != CDL_OK) {
         cdl_mlp_trainer_free(T);
         return st;
@@ -879,25 +832,10 @@ static cdl_status update_and_bootstrap(cdl_mlp_trainer *T)
         CDL_TRY(lrn_mul_const_to(ctx, tmp, mu, target, tmp));
         CDL_TRY(cdl_ckks_sub(ctx, PV, tmp, PV));
     }
-    /* u = (W_new + i V_new) / bound at level 0, bootstrapped, split by a conjugation */
-    CDL_TRY(lrn_mul_const_to(ctx, PW, 1.0, S, PW));
-    CDL_TRY(lrn_mul_const_to(ctx, PV, 1.0, S, PV));
-    CDL_TRY(cdl_ckks_mul_plain(ctx, PV, T->imag, PV));
-    cdl_ckks_ciphertext_set_scale(PV, S);
-    CDL_TRY(cdl_ckks_add(ctx, PW, PV, PW));
-    cdl_ckks_ciphertext_set_scale(PW, S * bound);
-    const double t0 = lrn_now_seconds();
-    CDL_TRY(cdl_ckks_bootstrap(T->bt, T->bk, T->rlk, PW, tmp));
-    T->bootstrap_seconds += lrn_now_seconds() - t0;
+    /* (W_new + i V_new) / bound at level 0, bootstrapped, split by a conjugation */
+    const lrn_boot b = {T->bt, T->bk, T->rlk, T->gk, T->imag};
+    CDL_TRY(lrn_bootstrap_pair(ctx, &b, bound, PW, PV, T->Wp, T->Vp, tmp, &T->bootstrap_seconds));
     T->bootstraps++;
-    const double s = cdl_ckks_ciphertext_scale(tmp);
-    CDL_TRY(cdl_ckks_conjugate(ctx, T->gk, tmp, PV));
-    CDL_TRY(cdl_ckks_add(ctx, tmp, PV, T->Wp));
-    CDL_TRY(cdl_ckks_sub(ctx, tmp, PV, T->Vp));
-    CDL_TRY(cdl_ckks_mul_plain(ctx, T->Vp, T->imag, T->Vp));
-    CDL_TRY(cdl_ckks_negate(ctx, T->Vp, T->Vp));
-    cdl_ckks_ciphertext_set_scale(T->Wp, 2.0 * s / bound);
-    cdl_ckks_ciphertext_set_scale(T->Vp, 2.0 * s / bound);
     return CDL_OK;
 }
 
@@ -961,37 +899,33 @@ cdl_status cdl_mlp_trainer_weights(const cdl_mlp_trainer *T, cdl_mlp_encrypted_w
 #define TRAINER_MAGIC "CDLMLTR1"
 #define TRAINER_VERSION 1u
 
+/* What a checkpoint must agree on besides the CKKS parameters, as this run writes it. */
+static size_t header_fields(const cdl_mlp_encrypted_data *D, const cdl_mlp_config *c, lrn_field *f)
+{
+    size_t n = lrn_fields_data(f, D->n, "inputs", D->d, D->classes, D->level);
+    f[n++] = lrn_field_u32("hidden units", (uint32_t)c->hidden);
+    f[n++] = lrn_field_u32("batch ciphertexts", (uint32_t)c->batch_ciphertexts);
+    f[n++] = lrn_field_u32("updates", (uint32_t)c->iterations);
+    f[n++] = lrn_field_f64("learning rate", c->learning_rate);
+    f[n++] = lrn_field_f64("momentum", c->momentum);
+    f[n++] = lrn_field_f64("weight bound", weight_bound(c));
+    return n;
+}
+
 cdl_status cdl_mlp_trainer_save(const cdl_mlp_trainer *T, uint8_t **data, size_t *len)
 {
     if (!T || !data || !len)
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_mlp_trainer_save: NULL argument");
     *data = NULL;
     *len = 0;
-    const cdl_mlp_config *c = &T->cfg;
+    lrn_field f[LRN_MAX_FIELDS];
+    const size_t nf = header_fields(T->data, &T->cfg, f);
+    const lrn_counters c = {(uint32_t)T->boot_level, (uint32_t)T->k, (uint32_t)T->bootstraps};
     cdl_writer w;
-    cdl_writer_init(&w);
-    cdl_write_bytes(&w, TRAINER_MAGIC, 8);
-    cdl_write_u32(&w, TRAINER_VERSION);
-    cdl_write_bytes(&w, T->data->hash, CDL_CKKS_PARAM_HASH_BYTES);
-    cdl_write_u64(&w, T->data->n);
-    cdl_write_u64(&w, T->data->d);
-    cdl_write_u64(&w, T->data->classes);
-    cdl_write_u32(&w, (uint32_t)T->data->level);
-    cdl_write_u32(&w, (uint32_t)c->hidden);
-    cdl_write_u32(&w, (uint32_t)c->batch_ciphertexts);
-    cdl_write_u32(&w, (uint32_t)c->iterations);
-    cdl_write_f64(&w, c->learning_rate);
-    cdl_write_f64(&w, c->momentum);
-    cdl_write_f64(&w, weight_bound(c));
-    cdl_write_u32(&w, (uint32_t)T->boot_level);
-    cdl_write_u32(&w, (uint32_t)T->k);
-    cdl_write_u32(&w, (uint32_t)T->bootstraps);
+    lrn_checkpoint_begin(&w, TRAINER_MAGIC, TRAINER_VERSION, T->data->hash, f, nf, &c);
     cdl_ckks_ciphertext *state[2] = {T->Wp, T->Vp};
-    cdl_status st = lrn_write_cts(T->ctx, &w, state, 2);
-    return lrn_checkpoint_finish(&w, st, data, len);
+    return lrn_checkpoint_finish(&w, lrn_write_cts(T->ctx, &w, state, 2), data, len);
 }
-
-#define mismatch(what, saved, now) lrn_mismatch("cdl_mlp_trainer_load", what, saved, now)
 
 cdl_status cdl_mlp_trainer_load(const cdl_ckks_context *ctx, const cdl_ckks_relin_key *rlk,
                                 const cdl_ckks_galois_keys *gk, const cdl_ckks_bootstrapper *bt,
@@ -1004,69 +938,17 @@ cdl_status cdl_mlp_trainer_load(const cdl_ckks_context *ctx, const cdl_ckks_reli
     *out = NULL;
     cdl_reader r;
     CDL_TRY(lrn_checkpoint_open(bytes, len, TRAINER_MAGIC, "a network training checkpoint", fn, &r));
-    uint8_t hash[CDL_CKKS_PARAM_HASH_BYTES];
-    uint32_t version = 0, level = 0, hidden = 0, batch = 0, iters = 0, boot = 0, k = 0, boots = 0;
-    uint64_t n = 0, d = 0, classes = 0;
-    double lr = 0, mu = 0, wb = 0;
-    cdl_status st = cdl_read_u32(&r, &version);
-    if (st == CDL_OK && version != TRAINER_VERSION)
-        st = cdl_fail(CDL_ERR_FORMAT, "%s: checkpoint format version %u, this build reads %u", fn, version,
-                      TRAINER_VERSION);
-    if (st == CDL_OK)
-        st = cdl_read_bytes(&r, hash, sizeof hash);
-    if (st == CDL_OK)
-        st = cdl_read_u64(&r, &n);
-    if (st == CDL_OK)
-        st = cdl_read_u64(&r, &d);
-    if (st == CDL_OK)
-        st = cdl_read_u64(&r, &classes);
-    if (st == CDL_OK)
-        st = cdl_read_u32(&r, &level);
-    if (st == CDL_OK)
-        st = cdl_read_u32(&r, &hidden);
-    if (st == CDL_OK)
-        st = cdl_read_u32(&r, &batch);
-    if (st == CDL_OK)
-        st = cdl_read_u32(&r, &iters);
-    if (st == CDL_OK)
-        st = cdl_read_f64(&r, &lr);
-    if (st == CDL_OK)
-        st = cdl_read_f64(&r, &mu);
-    if (st == CDL_OK)
-        st = cdl_read_f64(&r, &wb);
-    if (st == CDL_OK)
-        st = cdl_read_u32(&r, &boot);
-    if (st == CDL_OK)
-        st = cdl_read_u32(&r, &k);
-    if (st == CDL_OK)
-        st = cdl_read_u32(&r, &boots);
-    CDL_TRY(st);
-    if (memcmp(hash, cdl_ckks_param_hash(ctx), sizeof hash) != 0)
-        return cdl_fail(CDL_ERR_MISMATCH, "%s: the checkpoint was made under other CKKS parameters", fn);
-    if (n != data->n)
-        return mismatch("samples", (double)n, (double)data->n);
-    if (d != data->d)
-        return mismatch("inputs", (double)d, (double)data->d);
-    if (classes != data->classes)
-        return mismatch("classes", (double)classes, (double)data->classes);
-    if ((int)level != data->level)
-        return mismatch("the data's level", (double)level, (double)data->level);
-    if ((int)hidden != cfg->hidden)
-        return mismatch("hidden units", hidden, cfg->hidden);
-    if ((int)batch != cfg->batch_ciphertexts)
-        return mismatch("batch ciphertexts", batch, cfg->batch_ciphertexts);
-    if ((int)iters != cfg->iterations)
-        return mismatch("updates", iters, cfg->iterations);
-    if (lr != cfg->learning_rate)
-        return mismatch("learning rate", lr, cfg->learning_rate);
-    if (mu != cfg->momentum)
-        return mismatch("momentum", mu, cfg->momentum);
-    if (wb != weight_bound(cfg))
-        return mismatch("weight bound", wb, weight_bound(cfg));
-    if (k > iters || boots != k)
-        return cdl_fail(CDL_ERR_FORMAT, "%s: update %u of %u, %u bootstraps: not a valid state", fn, k, iters, boots);
+    lrn_field f[LRN_MAX_FIELDS];
+    const size_t nf = header_fields(data, cfg, f);
+    lrn_counters c;
+    CDL_TRY(lrn_header_read(&r, TRAINER_VERSION, ctx, f, nf, &c, fn));
+    const uint32_t boot = c.boot, k = c.k, boots = c.bootstraps;
+    if (k > (uint32_t)cfg->iterations || boots != k)
+        return cdl_fail(CDL_ERR_FORMAT, "%s: update %u of %u, %u bootstraps: not a valid state", fn, k,
+                        (uint32_t)cfg->iterations, boots);
     cdl_mlp_trainer *T = NULL;
     CDL_TRY(trainer_init(ctx, rlk, gk, bt, bk, data, cfg, fn, &T));
+    cdl_status st = CDL_OK;
     if ((int)boot != T->boot_level)
         st = cdl_fail(CDL_ERR_MISMATCH, "%s: the checkpoint was made with another bootstrapper (output level %u)", fn,
                       boot);

@@ -37,9 +37,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <sodium.h>
-
-#include "boot/boot_internal.h"
 #include "core/bytes.h"
 #include "core/error.h"
 #include "core/memory.h"
@@ -122,14 +119,6 @@ int cdl_softmax_data_level(const cdl_ckks_context *ctx, int boot_level)
     return boot_level >= 0 ? boot_level - 2 : cdl_ckks_max_level(ctx) - 1;
 }
 
-static size_t pow2_at_least(size_t v)
-{
-    size_t p = 1;
-    while (p < v)
-        p *= 2;
-    return p;
-}
-
 /* The layout of d features and c classes; cp and the baby-step count. */
 static cdl_status layout(const cdl_ckks_context *ctx, size_t d, size_t classes, lrn_layout *L, size_t *cp,
                          size_t *baby, const char *fn)
@@ -139,7 +128,7 @@ static cdl_status layout(const cdl_ckks_context *ctx, size_t d, size_t classes, 
     if (d < 1 || classes < 2 || classes > 64)
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: %zu features and %zu classes; expected d >= 1, 2..64 classes",
                         fn, d, classes);
-    const size_t c2 = pow2_at_least(classes);
+    const size_t c2 = lrn_pow2_at_least(classes);
     /* the row holds the padded classes (the logits repeat with period C'), each ciphertext 2 C' samples (the
      * packing of W and V for a bootstrap) */
     CDL_TRY(lrn_layout_make(ctx, d > c2 ? d : c2, 2 * c2, L, fn));
@@ -238,13 +227,7 @@ cdl_status cdl_softmax_encrypt_dataset(const cdl_ckks_context *ctx, const cdl_ck
     lrn_layout L;
     size_t cp = 0, baby = 0;
     CDL_TRY(layout(ctx, d, classes, &L, &cp, &baby, fn));
-    for (size_t i = 0; i < n; i++)
-        if (labels[i] < 0 || (size_t)labels[i] >= classes)
-            return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: label %zu is %d; labels must be 0..%zu", fn, i, labels[i],
-                            classes - 1);
-    for (size_t i = 0; i < n * d; i++)
-        if (!isfinite(x[i]))
-            return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: feature %zu of sample %zu is not finite", fn, i % d, i / d);
+    CDL_TRY(lrn_check_samples(x, labels, n, d, classes, "feature", fn));
     cdl_softmax_encrypted_data *D = cdl_calloc_array(1, sizeof *D);
     if (!D)
         return CDL_ERR_NO_MEMORY;
@@ -420,38 +403,14 @@ static cdl_status trainer_init(const cdl_ckks_context *ctx, const cdl_ckks_relin
                         (!bt) != (!bk) ? " (a bootstrapper needs its keys, and the reverse)" : "");
     *out = NULL;
     CDL_TRY(check_config(cfg, fn));
-    if (memcmp(data->hash, cdl_ckks_param_hash(ctx), CDL_CKKS_PARAM_HASH_BYTES) != 0)
-        return cdl_fail(CDL_ERR_MISMATCH,
-                        "%s: the data set was encrypted under other CKKS parameters than this context; use the "
-                        "client's context",
-                        fn);
     int boot_level = -1;
-    if (bt) {
-        if (memcmp(cdl_ckks_param_hash(bt->ctx), cdl_ckks_param_hash(ctx), CDL_CKKS_PARAM_HASH_BYTES) != 0)
-            return cdl_fail(CDL_ERR_MISMATCH, "%s: the bootstrapper was made for other CKKS parameters", fn);
-        cdl_ckks_bootstrap_info info;
-        CDL_TRY(cdl_ckks_bootstrapper_info(bt, &info));
-        if ((size_t)info.slots != cdl_ckks_slots(ctx))
-            return cdl_fail(CDL_ERR_PARAMETERS,
-                            "%s: the bootstrapper works on %d slots; the state fills all %zu (use log_slots = 0)", fn,
-                            info.slots, cdl_ckks_slots(ctx));
-        boot_level = info.level_out;
-    }
+    CDL_TRY(lrn_check_setup(ctx, data->hash, bt, "the state fills", fn, &boot_level));
     const int need = bt && boot_level > data->level + 1 ? boot_level : data->level + 1;
     int steps[CDL_SOFTMAX_MAX_STEPS];
     size_t nsteps = 0;
     CDL_TRY(galois_steps(&data->L, data->cp, data->cp >= 4 ? data->cp / 2 : data->cp, steps, CDL_SOFTMAX_MAX_STEPS,
                          &nsteps));
-    for (size_t i = 0; i < nsteps; i++) {
-        if (!cdl_ckks_galois_keys_has_step(gk, steps[i]))
-            return cdl_fail(CDL_ERR_EXHAUSTED,
-                            "%s: the Galois keys lack rotation step %d; generate them with the steps of "
-                            "cdl_softmax_galois_steps",
-                            fn, steps[i]);
-        if (cdl_ckks_galois_keys_step_level(gk, steps[i]) < need)
-            return cdl_fail(CDL_ERR_EXHAUSTED, "%s: the Galois key for rotation step %d serves levels up to %d, %d needed",
-                            fn, steps[i], cdl_ckks_galois_keys_step_level(gk, steps[i]), need);
-    }
+    CDL_TRY(lrn_check_galois_keys(gk, steps, nsteps, need, "cdl_softmax_galois_steps", fn));
     const int top = bt ? (boot_level - 1 < data->level ? boot_level - 1 : data->level) : -1;
     if (data->level < 2 || cdl_softmax_bootstraps_needed(data->level, boot_level, cfg->iterations) < 0) {
         if (bt)
@@ -723,6 +682,18 @@ cdl_status cdl_softmax_trainer_weights(const cdl_softmax_trainer *T, cdl_softmax
 #define TRAINER_MAGIC "CDLSMTR1"
 #define TRAINER_VERSION 1u
 
+/* What a checkpoint must agree on besides the CKKS parameters, as this run writes it. */
+static size_t header_fields(const cdl_softmax_encrypted_data *D, const cdl_softmax_config *c, lrn_field *f)
+{
+    size_t n = lrn_fields_data(f, D->n, "features", D->d, D->classes, D->level);
+    f[n++] = lrn_field_u32("iterations", (uint32_t)c->iterations);
+    f[n++] = lrn_field_f64("learning rate", c->learning_rate);
+    f[n++] = lrn_field_u8("lr_decay", (uint8_t)(c->lr_decay != 0));
+    f[n++] = lrn_field_u8("nesterov", (uint8_t)(c->nesterov != 0));
+    f[n++] = lrn_field_f64("weight bound", weight_bound(c));
+    return n;
+}
+
 cdl_status cdl_softmax_trainer_save(const cdl_softmax_trainer *T, uint8_t **data, size_t *len)
 {
     if (!T || !data || !len)
@@ -731,31 +702,17 @@ cdl_status cdl_softmax_trainer_save(const cdl_softmax_trainer *T, uint8_t **data
     *len = 0;
     if (T->k < 1)
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "cdl_softmax_trainer_save: no iteration done yet");
-    const cdl_softmax_config *c = &T->cfg;
+    lrn_field f[LRN_MAX_FIELDS];
+    const size_t nf = header_fields(T->data, &T->cfg, f);
+    const lrn_counters c = {(uint32_t)(T->boot_level + 1) /* 0: no bootstrapping */, (uint32_t)T->k,
+                            (uint32_t)T->bootstraps};
     cdl_writer w;
-    cdl_writer_init(&w);
-    cdl_write_bytes(&w, TRAINER_MAGIC, 8);
-    cdl_write_u32(&w, TRAINER_VERSION);
-    cdl_write_bytes(&w, T->data->hash, CDL_CKKS_PARAM_HASH_BYTES);
-    cdl_write_u64(&w, T->data->n);
-    cdl_write_u64(&w, T->data->d);
-    cdl_write_u64(&w, T->data->classes);
-    cdl_write_u32(&w, (uint32_t)T->data->level);
-    cdl_write_u32(&w, (uint32_t)c->iterations);
-    cdl_write_f64(&w, c->learning_rate);
-    cdl_write_u8(&w, (uint8_t)(c->lr_decay != 0));
-    cdl_write_u8(&w, (uint8_t)(c->nesterov != 0));
-    cdl_write_f64(&w, weight_bound(c));
-    cdl_write_u32(&w, (uint32_t)(T->boot_level + 1)); /* 0: no bootstrapping */
-    cdl_write_u32(&w, (uint32_t)T->k);
-    cdl_write_u32(&w, (uint32_t)T->bootstraps);
+    lrn_checkpoint_begin(&w, TRAINER_MAGIC, TRAINER_VERSION, T->data->hash, f, nf, &c);
     cdl_status st = lrn_write_cts(T->ctx, &w, T->W, T->cp);
     if (st == CDL_OK)
         st = lrn_write_cts(T->ctx, &w, T->V, T->cp);
     return lrn_checkpoint_finish(&w, st, data, len);
 }
-
-#define mismatch(what, saved, now) lrn_mismatch("cdl_softmax_trainer_load", what, saved, now)
 
 cdl_status cdl_softmax_trainer_load(const cdl_ckks_context *ctx, const cdl_ckks_relin_key *rlk,
                                     const cdl_ckks_galois_keys *gk, const cdl_ckks_bootstrapper *bt,
@@ -764,72 +721,23 @@ cdl_status cdl_softmax_trainer_load(const cdl_ckks_context *ctx, const cdl_ckks_
                                     cdl_softmax_trainer **out)
 {
     const char *fn = "cdl_softmax_trainer_load";
-    if (!bytes || !out)
+    if (!bytes || !out || !ctx || !data || !cfg)
         return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
     *out = NULL;
     /* the header first: a checkpoint of another job is refused before the label term is computed */
     cdl_reader r;
     CDL_TRY(lrn_checkpoint_open(bytes, len, TRAINER_MAGIC, "a softmax-regression training checkpoint", fn, &r));
-    uint8_t hash[CDL_CKKS_PARAM_HASH_BYTES], u8[2] = {0, 0};
-    uint32_t version = 0, level = 0, iters = 0, boot = 0, k = 0, boots = 0;
-    uint64_t n = 0, d = 0, classes = 0;
-    double lr = 0, wb = 0;
-    cdl_status st = cdl_read_u32(&r, &version);
-    if (st == CDL_OK && version != TRAINER_VERSION)
-        st = cdl_fail(CDL_ERR_FORMAT, "%s: checkpoint format version %u, this build reads %u", fn, version,
-                      TRAINER_VERSION);
-    if (st == CDL_OK)
-        st = cdl_read_bytes(&r, hash, sizeof hash);
-    if (st == CDL_OK)
-        st = cdl_read_u64(&r, &n);
-    if (st == CDL_OK)
-        st = cdl_read_u64(&r, &d);
-    if (st == CDL_OK)
-        st = cdl_read_u64(&r, &classes);
-    if (st == CDL_OK)
-        st = cdl_read_u32(&r, &level);
-    if (st == CDL_OK)
-        st = cdl_read_u32(&r, &iters);
-    if (st == CDL_OK)
-        st = cdl_read_f64(&r, &lr);
-    for (int i = 0; i < 2 && st == CDL_OK; i++)
-        st = cdl_read_u8(&r, &u8[i]);
-    if (st == CDL_OK)
-        st = cdl_read_f64(&r, &wb);
-    if (st == CDL_OK)
-        st = cdl_read_u32(&r, &boot);
-    if (st == CDL_OK)
-        st = cdl_read_u32(&r, &k);
-    if (st == CDL_OK)
-        st = cdl_read_u32(&r, &boots);
-    CDL_TRY(st);
-    if (!ctx || !data || !cfg)
-        return cdl_fail(CDL_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
-    if (memcmp(hash, cdl_ckks_param_hash(ctx), sizeof hash) != 0)
-        return cdl_fail(CDL_ERR_MISMATCH, "%s: the checkpoint was made under other CKKS parameters", fn);
-    if (n != data->n)
-        return mismatch("samples", (double)n, (double)data->n);
-    if (d != data->d)
-        return mismatch("features", (double)d, (double)data->d);
-    if (classes != data->classes)
-        return mismatch("classes", (double)classes, (double)data->classes);
-    if ((int)level != data->level)
-        return mismatch("the data's level", (double)level, (double)data->level);
-    if ((int)iters != cfg->iterations)
-        return mismatch("iterations", (double)iters, (double)cfg->iterations);
-    if (lr != cfg->learning_rate)
-        return mismatch("learning rate", lr, cfg->learning_rate);
-    if (u8[0] != (cfg->lr_decay != 0))
-        return mismatch("lr_decay", u8[0], cfg->lr_decay != 0);
-    if (u8[1] != (cfg->nesterov != 0))
-        return mismatch("nesterov", u8[1], cfg->nesterov != 0);
-    if (wb != weight_bound(cfg))
-        return mismatch("weight bound", wb, weight_bound(cfg));
+    lrn_field f[LRN_MAX_FIELDS];
+    const size_t nf = header_fields(data, cfg, f);
+    lrn_counters c;
+    CDL_TRY(lrn_header_read(&r, TRAINER_VERSION, ctx, f, nf, &c, fn));
+    const uint32_t boot = c.boot, k = c.k, boots = c.bootstraps;
     if (k < 1 || (int)k > cfg->iterations || boots > k)
         return cdl_fail(CDL_ERR_FORMAT, "%s: iteration %u of %d, %u bootstraps: not a valid state", fn, k,
                         cfg->iterations, boots);
     cdl_softmax_trainer *T = NULL;
     CDL_TRY(trainer_init(ctx, rlk, gk, bt, bk, data, cfg, fn, &T));
+    cdl_status st = CDL_OK;
     if ((int)boot != T->boot_level + 1)
         st = cdl_fail(CDL_ERR_MISMATCH, "%s: the checkpoint was made %s bootstrapping%s, this run %s it", fn,
                       boot ? "with" : "without", boot ? " (or another output level)" : "",
@@ -844,21 +752,18 @@ cdl_status cdl_softmax_trainer_load(const cdl_ckks_context *ctx, const cdl_ckks_
         if (cdl_ckks_ciphertext_level(T->W[q]) != cdl_ckks_ciphertext_level(T->W[0]) ||
             cdl_ckks_ciphertext_level(T->V[q]) != cdl_ckks_ciphertext_level(T->V[0]))
             st = cdl_fail(CDL_ERR_FORMAT, "%s: the saved diagonals are at different levels", fn);
-    if (st == CDL_OK && (int)k < cfg->iterations) {
-        const int lv = cdl_ckks_ciphertext_level(T->V[0]), lw = cdl_ckks_ciphertext_level(T->W[0]);
-        const int p = lrn_plan_level(lv, cfg->iterations - (int)k, PER_ITERATION, bt != NULL);
-        if (lw < lv || p == -2 || (p == -1 && lv < 1))
-            st = cdl_fail(CDL_ERR_FORMAT, "%s: saved state at levels %d and %d does not fit the level plan", fn, lw,
-                          lv);
-    }
+    if (st == CDL_OK && (int)k < cfg->iterations &&
+        !lrn_state_fits_plan(cdl_ckks_ciphertext_level(T->W[0]), cdl_ckks_ciphertext_level(T->V[0]),
+                             cfg->iterations - (int)k, PER_ITERATION, bt != NULL))
+        st = cdl_fail(CDL_ERR_FORMAT, "%s: saved state at levels %d and %d does not fit the level plan", fn,
+                      cdl_ckks_ciphertext_level(T->W[0]), cdl_ckks_ciphertext_level(T->V[0]));
     if (st != CDL_OK) {
         cdl_softmax_trainer_free(T);
         return st;
     }
     T->k = (int)k;
     T->bootstraps = (int)boots;
-    for (int i = 1; i <= T->k; i++)
-        (void)lrn_step_eta(cfg->nesterov, &T->lambda); /* lambda_(k+1), the same doubles as the run that saved */
+    T->lambda = lrn_lambda_after(cfg->nesterov, T->k); /* lambda_(k+1) */
     *out = T;
     return CDL_OK;
 }

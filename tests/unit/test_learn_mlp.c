@@ -25,7 +25,7 @@
 #include <string.h>
 
 #include "cryptodl/learn.h"
-#include "test_ckks_util.h"
+#include "test_learn_util.h"
 
 #define D 12   /* inputs (the last one a constant 1): rows of 16 slots */
 #define C 3    /* classes: 4 padded */
@@ -136,15 +136,8 @@ static void test_plain_matches_textbook(void **state)
         cdl_mlp_plain_stats st;
         assert_int_equal(cdl_mlp_train_plain(x, y, NS, D, C, 64, &cfg, w1i, w2i, wa1, wa2, &st), CDL_OK);
         textbook(x, y, NS, 64, &cfg, w1i, w2i, wb1, wb2);
-        double diff = 0, big = 0;
-        for (int i = 0; i < HID * D; i++) {
-            diff = fmax(diff, fabs(wa1[i] - wb1[i]));
-            big = fmax(big, fabs(wb1[i]));
-        }
-        for (int i = 0; i < C * HID; i++) {
-            diff = fmax(diff, fabs(wa2[i] - wb2[i]));
-            big = fmax(big, fabs(wb2[i]));
-        }
+        double big = 0;
+        const double diff = fmax(t_max_diff(wa1, wb1, HID * D, &big), t_max_diff(wa2, wb2, C * HID, &big));
         print_message("momentum %g: max |twin - textbook| = %.3g (largest weight %.3g; max |u| %.3g, |z| %.3g)\n",
                       cfg.momentum, diff, big, st.max_abs_hidden, st.max_abs_logit);
         assert_true(diff <= 1e-12 * fmax(1.0, big));
@@ -169,55 +162,21 @@ static void test_plain_learns(void **state)
     assert_int_equal(cdl_mlp_train_plain(x, y, NS, D, C, 64, &cfg, w1i, w2i, w1, w2, NULL), CDL_ERR_INVALID_ARGUMENT);
 }
 
-typedef struct bfixture {
-    cdl_ckks_param_spec spec;
-    cdl_ckks_bootstrap_params bp;
-    tctx t;
-    cdl_ckks_bootstrapper *bt;
-    cdl_ckks_bootstrap_keys *bk;
-    cdl_ckks_galois_keys *gk;
-    int boot_level;
-} bfixture;
-
 static void bfx_setup(bfixture *f, uint8_t tag)
 {
-    assert_int_equal(cdl_logreg_bootstrap_preset(11, &f->spec, &f->bp), CDL_OK);
-    assert_true(f->spec.allow_insecure); /* INSECURE test parameters */
-    t_setup(&f->t, &f->spec, tag);
-    assert_int_equal(cdl_ckks_bootstrapper_new(f->t.ctx, &f->bp, &f->bt), CDL_OK);
-    assert_int_equal(cdl_ckks_bootstrap_keygen(f->bt, f->t.sk, f->t.rng, &f->bk), CDL_OK);
-    cdl_ckks_bootstrap_info info;
-    assert_int_equal(cdl_ckks_bootstrapper_info(f->bt, &info), CDL_OK);
-    f->boot_level = info.level_out;
+    bfx_setup_bootstrapping(f, tag);
     int steps[CDL_MLP_MAX_STEPS];
     size_t n;
     assert_int_equal(cdl_mlp_galois_steps(f->t.ctx, D, C, HID, steps, CDL_MLP_MAX_STEPS, &n), CDL_OK);
     assert_int_equal(cdl_ckks_keygen_galois(f->t.ctx, f->t.sk, steps, n, 1, f->t.rng, &f->gk), CDL_OK);
 }
 
-static void bfx_teardown(bfixture *f)
-{
-    cdl_ckks_galois_keys_free(f->gk);
-    cdl_ckks_bootstrap_keys_free(f->bk);
-    cdl_ckks_bootstrapper_free(f->bt);
-    t_teardown(&f->t);
-}
-
 static double weights_diff(bfixture *f, const cdl_mlp_encrypted_weights *ew, const double *p1, const double *p2,
                            double *big, double *e1, double *e2)
 {
     assert_int_equal(cdl_mlp_decrypt_weights(f->t.ctx, f->t.sk, ew, e1, e2), CDL_OK);
-    double diff = 0;
     *big = 0;
-    for (int i = 0; i < HID * D; i++) {
-        diff = fmax(diff, fabs(e1[i] - p1[i]));
-        *big = fmax(*big, fabs(p1[i]));
-    }
-    for (int i = 0; i < C * HID; i++) {
-        diff = fmax(diff, fabs(e2[i] - p2[i]));
-        *big = fmax(*big, fabs(p2[i]));
-    }
-    return diff;
+    return fmax(t_max_diff(e1, p1, HID * D, big), t_max_diff(e2, p2, C * HID, big));
 }
 
 static void test_layout(void **state)

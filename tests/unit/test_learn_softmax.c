@@ -28,7 +28,7 @@
 
 #include "cryptodl/learn.h"
 #include "cryptodl/nn.h"
-#include "test_ckks_util.h"
+#include "test_learn_util.h"
 
 #define D 12  /* features: rows of 16 slots */
 #define C 5   /* classes: 8 padded (4 baby steps, 2 giant) */
@@ -105,11 +105,8 @@ static void test_plain_matches_textbook(void **state)
         cdl_softmax_plain_stats st;
         assert_int_equal(cdl_softmax_train_plain(x, y, NS, D, C, &cfg, wa, &st), CDL_OK);
         textbook(x, y, NS, &cfg, wb);
-        double diff = 0, big = 0;
-        for (int t = 0; t < C * D; t++) {
-            diff = fmax(diff, fabs(wa[t] - wb[t]));
-            big = fmax(big, fabs(wb[t]));
-        }
+        double big = 0;
+        const double diff = t_max_diff(wa, wb, C * D, &big);
         print_message("variant %d: max |twin - textbook| = %.3g (largest weight %.3g, max |logit| %.3g)\n", variant,
                       diff, big, st.max_abs_logit);
         assert_true(big > 0.05);
@@ -140,38 +137,13 @@ static void test_plain_learns(void **state)
     assert_int_equal(cdl_softmax_train_plain(x, y, NS, D, C, &cfg, w, NULL), CDL_ERR_INVALID_ARGUMENT);
 }
 
-typedef struct bfixture {
-    cdl_ckks_param_spec spec;
-    cdl_ckks_bootstrap_params bp;
-    tctx t;
-    cdl_ckks_bootstrapper *bt;
-    cdl_ckks_bootstrap_keys *bk;
-    cdl_ckks_galois_keys *gk;
-    int boot_level;
-} bfixture;
-
 static void bfx_setup(bfixture *f, uint8_t tag)
 {
-    assert_int_equal(cdl_logreg_bootstrap_preset(11, &f->spec, &f->bp), CDL_OK);
-    assert_true(f->spec.allow_insecure); /* INSECURE test parameters */
-    t_setup(&f->t, &f->spec, tag);
-    assert_int_equal(cdl_ckks_bootstrapper_new(f->t.ctx, &f->bp, &f->bt), CDL_OK);
-    assert_int_equal(cdl_ckks_bootstrap_keygen(f->bt, f->t.sk, f->t.rng, &f->bk), CDL_OK);
-    cdl_ckks_bootstrap_info info;
-    assert_int_equal(cdl_ckks_bootstrapper_info(f->bt, &info), CDL_OK);
-    f->boot_level = info.level_out;
+    bfx_setup_bootstrapping(f, tag);
     int steps[CDL_SOFTMAX_MAX_STEPS];
     size_t n;
     assert_int_equal(cdl_softmax_galois_steps(f->t.ctx, D, C, steps, CDL_SOFTMAX_MAX_STEPS, &n), CDL_OK);
     assert_int_equal(cdl_ckks_keygen_galois(f->t.ctx, f->t.sk, steps, n, 0, f->t.rng, &f->gk), CDL_OK);
-}
-
-static void bfx_teardown(bfixture *f)
-{
-    cdl_ckks_galois_keys_free(f->gk);
-    cdl_ckks_bootstrap_keys_free(f->bk);
-    cdl_ckks_bootstrapper_free(f->bt);
-    t_teardown(&f->t);
 }
 
 /* Decrypted W_k of the trainer against the plaintext twin run for k iterations. */
@@ -187,12 +159,8 @@ static double trainer_diff(bfixture *f, const cdl_softmax_trainer *tr, const dou
     cdl_softmax_config c = *cfg;
     c.iterations = cdl_softmax_trainer_iteration(tr);
     assert_int_equal(cdl_softmax_train_plain(x, y, NS, D, C, &c, wp, NULL), CDL_OK);
-    double diff = 0;
     *big = 0;
-    for (int t = 0; t < C * D; t++) {
-        diff = fmax(diff, fabs(we[t] - wp[t]));
-        *big = fmax(*big, fabs(wp[t]));
-    }
+    const double diff = t_max_diff(we, wp, C * D, big);
     *acc_enc = cdl_softmax_accuracy(we, x, y, NS, D, C);
     *acc_plain = cdl_softmax_accuracy(wp, x, y, NS, D, C);
     return diff;

@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "cryptodl/learn.h"
-#include "test_ckks_util.h"
+#include "test_learn_util.h"
 
 #define D 7   /* features: a row of 8 slots */
 #define NS 200 /* samples: 128 per ciphertext at N = 2^11, so two ciphertexts */
@@ -227,11 +227,8 @@ static void run_case(fixture *fx, const cdl_logreg_config *cfg, const double *x,
     double we[D + 1], wp[D + 1];
     assert_int_equal(cdl_logreg_decrypt_weights(fx->t.ctx, fx->t.sk, ew, we, D + 1), CDL_OK);
     assert_int_equal(cdl_logreg_train_plain(x, y, NS, D, cfg, wp), CDL_OK);
-    double big = 0, diff = 0;
-    for (int f = 0; f <= D; f++) {
-        big = fmax(big, fabs(wp[f]));
-        diff = fmax(diff, fabs(we[f] - wp[f]));
-    }
+    double big = 0;
+    const double diff = t_max_diff(we, wp, D + 1, &big);
     assert_true(big > 0.05); /* the weights moved */
     if (!(diff <= ldexp(1.0, -17) * big))
         fail_msg("encrypted vs plaintext weights differ by %g (largest weight %g)", diff, big);
@@ -366,41 +363,18 @@ static void test_levels(void **state)
  * bootstrapping preset given the 9 computation levels of the 128-bit one by
  * cdl_logreg_bootstrap_preset; for tests only) ---- */
 
-typedef struct bfixture {
-    cdl_ckks_param_spec spec;
-    cdl_ckks_bootstrap_params bp;
-    tctx t;
-    cdl_ckks_bootstrapper *bt;
-    cdl_ckks_bootstrap_keys *bk;
-    cdl_ckks_galois_keys *gk; /* the logreg steps at the data's level, and the conjugation */
-    int level;                /* the bootstrap's output level: the data's */
-} bfixture;
-
+/* The bootstrapping fixture with the logreg steps at the data's level (the bootstrap's output level) and the
+ * conjugation. */
 static void bfx_setup(bfixture *f, uint8_t tag)
 {
-    assert_int_equal(cdl_logreg_bootstrap_preset(11, &f->spec, &f->bp), CDL_OK);
-    assert_true(f->spec.allow_insecure);
-    t_setup(&f->t, &f->spec, tag);
-    assert_int_equal(cdl_ckks_bootstrapper_new(f->t.ctx, &f->bp, &f->bt), CDL_OK);
-    assert_int_equal(cdl_ckks_bootstrap_keygen(f->bt, f->t.sk, f->t.rng, &f->bk), CDL_OK);
-    cdl_ckks_bootstrap_info info;
-    assert_int_equal(cdl_ckks_bootstrapper_info(f->bt, &info), CDL_OK);
-    f->level = info.level_out;
+    bfx_setup_bootstrapping(f, tag);
     int steps[CDL_LOGREG_MAX_STEPS], levels[CDL_LOGREG_MAX_STEPS];
     size_t n;
     assert_int_equal(cdl_logreg_galois_steps(f->t.ctx, D, steps, CDL_LOGREG_MAX_STEPS, &n), CDL_OK);
     for (size_t i = 0; i < n; i++)
-        levels[i] = f->level;
+        levels[i] = f->boot_level;
     assert_int_equal(cdl_ckks_keygen_galois_levels(f->t.ctx, f->t.sk, steps, levels, n, 1, f->t.rng, &f->gk),
                      CDL_OK);
-}
-
-static void bfx_teardown(bfixture *f)
-{
-    cdl_ckks_galois_keys_free(f->gk);
-    cdl_ckks_bootstrap_keys_free(f->bk);
-    cdl_ckks_bootstrapper_free(f->bt);
-    t_teardown(&f->t);
 }
 
 /* Decrypted beta_k of the trainer against the plaintext twin run for k iterations: max |difference| and the
@@ -416,13 +390,8 @@ static double trainer_diff(bfixture *f, const cdl_logreg_trainer *tr, const doub
     cdl_logreg_config c = *cfg;
     c.iterations = cdl_logreg_trainer_iteration(tr);
     assert_int_equal(cdl_logreg_train_plain(x, y, NS, D, &c, wp), CDL_OK);
-    double diff = 0;
     *big = 0;
-    for (int f2 = 0; f2 <= D; f2++) {
-        diff = fmax(diff, fabs(we[f2] - wp[f2]));
-        *big = fmax(*big, fabs(wp[f2]));
-    }
-    return diff;
+    return t_max_diff(we, wp, D + 1, big);
 }
 
 /* The level plan: 2 iterations per bootstrap with 9 levels (9 -> 5 -> 1, pack at 1), the last segment without
@@ -477,10 +446,10 @@ static void test_bootstrapped_matches_plain(void **state)
     make_data(5, x, y, NS);
     bfixture f;
     bfx_setup(&f, 30);
-    assert_int_equal(f.level, 9);
+    assert_int_equal(f.boot_level, 9);
     cdl_logreg_encrypted_data *enc = NULL;
-    assert_int_equal(cdl_logreg_encrypt_dataset_level(f.t.ctx, f.t.sk, f.t.rng, x, y, NS, D, f.level, &enc), CDL_OK);
-    assert_int_equal(cdl_logreg_encrypted_data_level(enc), f.level);
+    assert_int_equal(cdl_logreg_encrypt_dataset_level(f.t.ctx, f.t.sk, f.t.rng, x, y, NS, D, f.boot_level, &enc), CDL_OK);
+    assert_int_equal(cdl_logreg_encrypted_data_level(enc), f.boot_level);
     cdl_logreg_config cfg;
     cdl_logreg_config_default(&cfg);
     cfg.iterations = 8;
@@ -496,7 +465,7 @@ static void test_bootstrapped_matches_plain(void **state)
         assert_true(stats.max_abs_state < cfg.weight_bound);
     }
     assert_true(wmax_state > 0.5); /* the weights move */
-    assert_int_equal(cdl_logreg_bootstraps_needed(f.level, f.level, cfg.iterations, 3), 3);
+    assert_int_equal(cdl_logreg_bootstraps_needed(f.boot_level, f.boot_level, cfg.iterations, 3), 3);
 
     /* without the conjugation key: refused before any work */
     cdl_ckks_galois_keys *noconj = NULL;
