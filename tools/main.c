@@ -51,14 +51,16 @@ static void print_help(FILE *out)
  * zeroes, and freed heap memory is returned and faulted in again: about a
  * sixth of the CPU time of a CIFAR-10 ResNet-9 evaluation (30 s of system
  * time in 130 s). Keeping blocks up to 32 MB (glibc's largest mmap threshold)
- * in the heap and not trimming it makes that 18 s and the evaluation 11%
- * faster, for the same peak memory (docs/inference.md). The process policy
- * of the tool, not of the library. */
+ * in the heap makes that 18 s and the evaluation 11% faster, for the same
+ * peak memory (docs/inference.md). Trimming is off altogether (-1, see
+ * mallopt(3)): a layer frees gigabytes at once, more than any finite
+ * threshold mallopt accepts (an int), and the next layer faulted them in
+ * again. The process policy of the tool, not of the library. */
 static void tune_allocator(void)
 {
 #ifdef __GLIBC__
     mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
-    mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024);
+    mallopt(M_TRIM_THRESHOLD, -1);
 #endif
 }
 

@@ -21,7 +21,7 @@ cdl_status cdl_ckks_ciphertext_alloc(const cdl_ckks_context *ctx, int size, int 
                         size, level, ctx->max_level);
     cdl_ckks_ciphertext *ct = cdl_calloc_array(1, sizeof *ct);
     if (!ct)
-        return CDL_ERR_NO_MEMORY;
+        return cdl_fail(CDL_ERR_NO_MEMORY, "out of memory for a ciphertext");
     ct->n = ctx->n;
     ct->q_count = level + 1; /* a new ciphertext at the top level has every limb; one made lower, only its own */
     ct->size = size;
@@ -31,7 +31,8 @@ cdl_status cdl_ckks_ciphertext_alloc(const cdl_ckks_context *ctx, int size, int 
     ct->data = cdl_calloc_array((size_t)size * (size_t)ct->q_count * ctx->n, sizeof(uint64_t));
     if (!ct->data) {
         cdl_free(ct);
-        return CDL_ERR_NO_MEMORY;
+        return cdl_fail(CDL_ERR_NO_MEMORY, "out of memory for a ciphertext of %d polynomials of %d limbs", size,
+                        level + 1);
     }
     *out = ct;
     return CDL_OK;

@@ -72,6 +72,14 @@ typedef struct lrn_mask {
     double scale;
 } lrn_mask;
 void lrn_mask_free(lrn_mask *mk);
+/* Sets the nonzero entries of v (L->slots values, zero on entry; slot s * L->m + i holds value s of sample i). */
+typedef void (*lrn_fill_fn)(const lrn_layout *L, const void *arg, double *v);
+/* Encode the values fill(L, arg) sets into *pt (made when NULL). */
+cdl_status lrn_encode_filled(const cdl_ckks_context *ctx, const lrn_layout *L, lrn_fill_fn fill, const void *arg,
+                             int level, double scale, cdl_ckks_plaintext **pt);
+/* The same into a kept mask: nothing to do when mk holds it at this level and scale already. */
+cdl_status lrn_mask_filled(const cdl_ckks_context *ctx, const lrn_layout *L, lrn_fill_fn fill, const void *arg,
+                           int level, double scale, lrn_mask *mk);
 /* The mask "1 at the sample positions i with i mod period == 0, 0 elsewhere" (every value s). */
 cdl_status lrn_mask_columns(const cdl_ckks_context *ctx, const lrn_layout *L, size_t period, int level, double scale,
                             lrn_mask *mk);

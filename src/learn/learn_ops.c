@@ -123,28 +123,43 @@ void lrn_mask_free(lrn_mask *mk)
     memset(mk, 0, sizeof *mk);
 }
 
-cdl_status lrn_mask_columns(const cdl_ckks_context *ctx, const lrn_layout *L, size_t period, int level, double scale,
-                            lrn_mask *mk)
+cdl_status lrn_encode_filled(const cdl_ckks_context *ctx, const lrn_layout *L, lrn_fill_fn fill, const void *arg,
+                             int level, double scale, cdl_ckks_plaintext **pt)
+{
+    double *v = cdl_calloc_array(L->slots, sizeof *v);
+    if (!v)
+        return cdl_fail(CDL_ERR_NO_MEMORY, "encrypted training: out of memory for a mask");
+    fill(L, arg, v);
+    cdl_status st = *pt ? CDL_OK : cdl_ckks_plaintext_new(ctx, pt);
+    if (st == CDL_OK)
+        st = cdl_ckks_encode(ctx, v, L->slots, scale, level, *pt);
+    cdl_free(v);
+    return st;
+}
+
+cdl_status lrn_mask_filled(const cdl_ckks_context *ctx, const lrn_layout *L, lrn_fill_fn fill, const void *arg,
+                           int level, double scale, lrn_mask *mk)
 {
     if (mk->pt && mk->level == level && mk->scale == scale)
         return CDL_OK;
-    if (!mk->pt)
-        CDL_TRY(cdl_ckks_plaintext_new(ctx, &mk->pt));
-    double *v = cdl_calloc_array(L->slots, sizeof *v);
-    if (!v)
-        return CDL_ERR_NO_MEMORY;
+    cdl_status st = lrn_encode_filled(ctx, L, fill, arg, level, scale, &mk->pt);
+    mk->level = st == CDL_OK ? level : -1;
+    mk->scale = scale;
+    return st;
+}
+
+static void fill_columns(const lrn_layout *L, const void *arg, double *v)
+{
+    const size_t period = *(const size_t *)arg;
     for (size_t s = 0; s < L->row; s++)
         for (size_t i = 0; i < L->m; i += period)
             v[s * L->m + i] = 1.0;
-    cdl_status st = cdl_ckks_encode(ctx, v, L->slots, scale, level, mk->pt);
-    cdl_free(v);
-    if (st != CDL_OK) {
-        mk->level = -1;
-        return st;
-    }
-    mk->level = level;
-    mk->scale = scale;
-    return CDL_OK;
+}
+
+cdl_status lrn_mask_columns(const cdl_ckks_context *ctx, const lrn_layout *L, size_t period, int level, double scale,
+                            lrn_mask *mk)
+{
+    return lrn_mask_filled(ctx, L, fill_columns, &period, level, scale, mk);
 }
 
 /* ct (at level l >= 1) * mask(period) with the result's scale exactly target, in place. */

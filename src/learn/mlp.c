@@ -446,21 +446,25 @@ void cdl_mlp_trainer_free(cdl_mlp_trainer *T)
 }
 
 /* A mask plaintext over the values s (every sample): 1 where lo <= s mod period < hi, times value. */
+typedef struct {
+    size_t period, lo, hi;
+    double value;
+} value_band;
+
+static void fill_band(const lrn_layout *L, const void *arg, double *v)
+{
+    const value_band *b = arg;
+    for (size_t s = 0; s < L->row; s++)
+        if (s % b->period >= b->lo && s % b->period < b->hi)
+            for (size_t i = 0; i < L->m; i++)
+                v[s * L->m + i] = b->value;
+}
+
 static cdl_status mask_values(const cdl_ckks_context *ctx, const lrn_layout *L, size_t period, size_t lo, size_t hi,
                               double value, int level, double scale, cdl_ckks_plaintext **pt)
 {
-    double *v = cdl_calloc_array(L->slots, sizeof *v);
-    if (!v)
-        return CDL_ERR_NO_MEMORY;
-    for (size_t s = 0; s < L->row; s++)
-        if (s % period >= lo && s % period < hi)
-            for (size_t i = 0; i < L->m; i++)
-                v[s * L->m + i] = value;
-    cdl_status st = *pt ? CDL_OK : cdl_ckks_plaintext_new(ctx, pt);
-    if (st == CDL_OK)
-        st = cdl_ckks_encode(ctx, v, L->slots, scale, level, *pt);
-    cdl_free(v);
-    return st;
+    const value_band band = {period, lo, hi, value};
+    return lrn_encode_filled(ctx, L, fill_band, &band, level, scale, pt);
 }
 
 /* V (packed, at the bootstrap's level) -> the diagonals F at T->top, two at a time: C = V + i rot(V, h) holds
@@ -759,25 +763,24 @@ static cdl_status gradients(cdl_mlp_trainer *T, size_t j0)
  * passes the Nesterov stability limit for gamma = 0.2 once the hidden values grow (about update 20 of the
  * 197-64-10 MNIST run at N = 2^16): the noise then grew by about 1.4x per update, leaked into W1 through W2^T D2,
  * and the run diverged (docs/learn.md). Without their gradient the padding rows only carry the bootstraps' noise. */
-static cdl_status mask_real_classes(cdl_mlp_trainer *T, size_t b, int level, double scale, lrn_mask *mk)
+typedef struct {
+    const cdl_mlp_trainer *T;
+    size_t b;
+} real_classes_of;
+
+static void fill_real_classes(const lrn_layout *L, const void *arg, double *v)
 {
-    if (mk->pt && mk->level == level && mk->scale == scale)
-        return CDL_OK;
-    const lrn_layout *L = &T->L;
-    const size_t cp = T->cp;
-    double *v = cdl_calloc_array(L->slots, sizeof *v);
-    if (!v)
-        return CDL_ERR_NO_MEMORY;
+    const cdl_mlp_trainer *T = ((const real_classes_of *)arg)->T;
+    const size_t b = ((const real_classes_of *)arg)->b, cp = T->cp;
     for (size_t s = 0; s < L->row; s++)
         if ((s + cp * T->H - b * T->b2) % cp < T->data->classes)
             v[s * L->m] = 1.0;
-    cdl_status st = mk->pt ? CDL_OK : cdl_ckks_plaintext_new(T->ctx, &mk->pt);
-    if (st == CDL_OK)
-        st = cdl_ckks_encode(T->ctx, v, L->slots, scale, level, mk->pt);
-    cdl_free(v);
-    mk->level = st == CDL_OK ? level : -1;
-    mk->scale = scale;
-    return st;
+}
+
+static cdl_status mask_real_classes(cdl_mlp_trainer *T, size_t b, int level, double scale, lrn_mask *mk)
+{
+    const real_classes_of arg = {T, b};
+    return lrn_mask_filled(T->ctx, &T->L, fill_real_classes, &arg, level, scale, mk);
 }
 
 /* The sums in acc (sample position 0) -> one packed ciphertext G (position q holds acc[q]) at level l - 7,

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ckks/ckks_internal.h"
 #include "compile/he_plan.h"
 #include "core/error.h"
 #include "core/memory.h"
@@ -80,31 +81,47 @@ static int key_serves(const cdl_ckks_galois_keys *gk, int step, int level)
     return cdl_ckks_galois_keys_has_step(gk, step) && cdl_ckks_galois_keys_step_level(gk, step) >= level;
 }
 
-/* Rotate by `step`: with its own Galois key; else (a key budget) as two
- * rotations by steps that have keys serving this level, when the plan's keys
- * hold such a pair; else composed of its non-adjacent form, rotations by
- * +-2^k (the keys the compiler made deep enough for it). */
+/* Rotate a by all of `step` but a last step *last that has a Galois key (0:
+ * none left; out = a then): nothing when step has its own key; else (a key
+ * budget) the first of two steps with keys serving this level, when the
+ * plan's keys hold such a pair; else all but the last of its non-adjacent
+ * form, rotations by +-2^k (the keys the compiler made deep enough for it).
+ * out may be a. */
+static cdl_status slots_rotate_but_last(const cdl_he_plan *plan, const cdl_ckks_context *ctx,
+                                        const cdl_ckks_galois_keys *gk, const cdl_ckks_ciphertext *a, int step,
+                                        cdl_ckks_ciphertext *out, int *last)
+{
+    *last = step;
+    if (cdl_ckks_galois_keys_has_step(gk, step))
+        return cdl_ckks_ciphertext_copy(ctx, a, out);
+    const int level = cdl_ckks_ciphertext_level(a), S = (int)plan->slots;
+    for (size_t i = 0; i < plan->n_galois; i++) {
+        const int first = plan->galois_steps[i], second = ((step - first) % S + S) % S;
+        if (second && key_serves(gk, first, level) && key_serves(gk, second, level)) {
+            *last = second;
+            return cdl_ckks_rotate(ctx, gk, a, first, out);
+        }
+    }
+    int digits[64];
+    const int n = cdl_he_slots_naf(step, plan->slots, digits);
+    *last = n ? digits[n - 1] : 0;
+    if (n <= 1)
+        return cdl_ckks_ciphertext_copy(ctx, a, out);
+    CDL_TRY(cdl_ckks_rotate(ctx, gk, a, digits[0], out));
+    for (int i = 1; i < n - 1; i++)
+        CDL_TRY(cdl_ckks_rotate(ctx, gk, out, digits[i], out));
+    return CDL_OK;
+}
+
+/* Rotate by `step`, with its own key or composed (slots_rotate_but_last). */
 static cdl_status slots_rotate(const cdl_he_plan *plan, const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk,
                                const cdl_ckks_ciphertext *a, int step, cdl_ckks_ciphertext *out)
 {
     if (cdl_ckks_galois_keys_has_step(gk, step))
         return cdl_ckks_rotate(ctx, gk, a, step, out);
-    const int level = cdl_ckks_ciphertext_level(a), S = (int)plan->slots;
-    for (size_t i = 0; i < plan->n_galois; i++) {
-        const int first = plan->galois_steps[i], second = ((step - first) % S + S) % S;
-        if (second && key_serves(gk, first, level) && key_serves(gk, second, level)) {
-            CDL_TRY(cdl_ckks_rotate(ctx, gk, a, first, out));
-            return cdl_ckks_rotate(ctx, gk, out, second, out);
-        }
-    }
-    int digits[64];
-    const int n = cdl_he_slots_naf(step, plan->slots, digits);
-    if (n == 0)
-        return cdl_ckks_ciphertext_copy(ctx, a, out);
-    CDL_TRY(cdl_ckks_rotate(ctx, gk, a, digits[0], out));
-    for (int i = 1; i < n; i++)
-        CDL_TRY(cdl_ckks_rotate(ctx, gk, out, digits[i], out));
-    return CDL_OK;
+    int last;
+    CDL_TRY(slots_rotate_but_last(plan, ctx, gk, a, step, out, &last));
+    return last ? cdl_ckks_rotate(ctx, gk, out, last, out) : CDL_OK;
 }
 
 /* Copy slots 0..period-1 of vec to every other image's copy. */
@@ -153,13 +170,15 @@ static size_t baby_index(const he_slot_linear *sl, const he_slot_term *tm)
 
 /* One work item: output ciphertext ob, one giant step, all its terms, for
  * each of the m twins (xr[g], acc[g]: their inputs' baby steps and sums).
+ * The giant rotation is left to finish_outputs but for its last keyed step
+ * (*rest), when it has to be composed.
  * cache: 0 = encode on the fly (SLOTS_DOT_CHUNK diagonals at a time, into
  * vecs, each shared by the twins); 1 = read sl->cache; 2 = encode into new
  * cache entries. */
 static cdl_status giant_item(const cdl_he_plan *plan, const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk,
                              const he_slot_linear *sl, size_t gi, cdl_ckks_ciphertext *const *const *const *xr,
                              size_t m, double const_scale, int level, int cache, double *vecs,
-                             cdl_ckks_ciphertext *const *acc)
+                             cdl_ckks_ciphertext *const *acc, int *rest)
 {
     const size_t t_begin = sl->giant_term[gi], t_end = sl->giant_term[gi + 1];
     const int32_t giant = sl->terms[t_begin].giant;
@@ -199,8 +218,9 @@ static cdl_status giant_item(const cdl_he_plan *plan, const cdl_ckks_context *ct
             }
         }
     }
+    *rest = giant;
     for (size_t g = 0; g < m && giant; g++)
-        CDL_TRY(slots_rotate(plan, ctx, gk, acc[g], giant, acc[g]));
+        CDL_TRY(slots_rotate_but_last(plan, ctx, gk, acc[g], giant, acc[g], rest));
     return CDL_OK;
 }
 
@@ -215,15 +235,16 @@ static cdl_status baby_steps(const cdl_he_plan *plan, const cdl_ckks_context *ct
     const he_slot_linear *sl = op->sl;
     const size_t nb = sl->baby_off[ib + 1] - sl->baby_off[ib];
     xr[0] = x;
+    const int level = cdl_ckks_ciphertext_level(x);
     if (sl->cyc_n) { /* slots n..2n-1 repeat 0..n-1 (the compiler checked that the rest is zero) */
-        CDL_TRY(cdl_ckks_ciphertext_new(ctx, rep));
+        CDL_TRY(cdl_ckks_ciphertext_alloc(ctx, 2, level, rep));
         CDL_TRY(slots_rotate(plan, ctx, gk, x, (int)(plan->slots - sl->cyc_n), *rep));
         CDL_TRY(cdl_ckks_add(ctx, *rep, x, *rep));
         xr[0] = *rep;
     }
     const cdl_ckks_ciphertext *src = xr[0];
-    for (size_t k = 0; k < nb; k++)
-        CDL_TRY(cdl_ckks_ciphertext_new(ctx, &xr[1 + k]));
+    for (size_t k = 0; k < nb; k++) /* storage for this level only: zeroing the top level's is a serial cost */
+        CDL_TRY(cdl_ckks_ciphertext_alloc(ctx, 2, level, &xr[1 + k]));
     const int32_t *bs = sl->babies + sl->baby_off[ib];
     int *keyed = cdl_alloc_array(nb ? nb : 1, sizeof *keyed);
     cdl_ckks_ciphertext **keyed_out = cdl_alloc_array(nb ? nb : 1, sizeof *keyed_out);
@@ -246,12 +267,15 @@ static cdl_status baby_steps(const cdl_he_plan *plan, const cdl_ckks_context *ct
     return st;
 }
 
-/* Output ciphertext by output ciphertext: the sum of its parts (in order, so
+/* Output ciphertext by output ciphertext: the sum of its parts rotated by
+ * their (remaining) giant steps rest[], switched back to the secret key
+ * together (the second level of double hoisting, Bossuat et al. EUROCRYPT
+ * 2021: one ModDown for the sum instead of one per giant step; in order, so
  * the result does not depend on the thread count), the folds of the hybrid
  * method, one rescale, the bias. The parts are consumed. */
 static cdl_status finish_outputs(const cdl_he_plan *plan, const cdl_ckks_context *ctx, const cdl_ckks_galois_keys *gk,
                                  const he_op *op, const cdl_ckks_ciphertext *in0, double const_scale,
-                                 cdl_ckks_ciphertext **parts, cdl_ckks_ciphertext **out)
+                                 cdl_ckks_ciphertext **parts, const int *rest, cdl_ckks_ciphertext **out)
 {
     const he_slot_linear *sl = op->sl;
     cdl_status st = CDL_OK;
@@ -261,12 +285,20 @@ static cdl_status finish_outputs(const cdl_he_plan *plan, const cdl_ckks_context
     size_t g = 0;
     for (size_t ob = 0; ob < sl->n_out_ct && st == CDL_OK; ob++) {
         cdl_ckks_ciphertext *acc = NULL;
-        for (; g < sl->n_giants && sl->terms[sl->giant_term[g]].ob == ob && st == CDL_OK; g++) {
-            if (!acc) { /* the first part becomes the sum */
-                acc = parts[g];
-                parts[g] = NULL;
-            } else {
-                st = cdl_ckks_add(ctx, acc, parts[g], acc);
+        const size_t g0 = g;
+        while (g < sl->n_giants && sl->terms[sl->giant_term[g]].ob == ob)
+            g++;
+        if (g - g0 == 1 && !rest[g0]) { /* one part, not rotated: the sum */
+            acc = parts[g0];
+            parts[g0] = NULL;
+        } else if (g > g0) {
+            st = cdl_ckks_ciphertext_alloc(ctx, 2, cdl_ckks_ciphertext_level(parts[g0]), &acc);
+            if (st == CDL_OK)
+                st = cdl_ckks_rotate_sum(ctx, gk, (const cdl_ckks_ciphertext *const *)(parts + g0), rest + g0, g - g0,
+                                         acc);
+            for (size_t j = g0; j < g; j++) { /* consumed */
+                cdl_ckks_ciphertext_free(parts[j]);
+                parts[j] = NULL;
             }
         }
         if (st == CDL_OK && !acc) { /* no weight reaches this ciphertext: an encryption of zero */
@@ -385,7 +417,8 @@ cdl_status cdl_he_slots_linear_twins(const cdl_he_plan *plan, const cdl_ckks_con
     cdl_ckks_ciphertext ***xr = cdl_calloc_array(m * n_in, sizeof *xr);
     cdl_ckks_ciphertext **rep = cdl_calloc_array(m * n_in, sizeof *rep);
     cdl_ckks_ciphertext **parts = cdl_calloc_array(m * n_gi, sizeof *parts);
-    if (!xr || !rep || !parts) {
+    int *rest = cdl_calloc_array(n_gi, sizeof *rest); /* per giant item: the rotation finish_outputs applies */
+    if (!xr || !rep || !parts || !rest) {
         st = cdl_fail(CDL_ERR_NO_MEMORY, "node '%s': out of memory", op->name);
         goto done;
     }
@@ -399,8 +432,6 @@ cdl_status cdl_he_slots_linear_twins(const cdl_he_plan *plan, const cdl_ckks_con
             }
             CDL_TRY_GOTO(st, baby_steps(plan, ctx, gk, ops[g], ib, in[g][ib], x, &rep[g * n_in + ib]), done);
         }
-    for (size_t j = 0; j < m * sl->n_giants; j++)
-        CDL_TRY_GOTO(st, cdl_ckks_ciphertext_new(ctx, &parts[j]), done);
     {
         int failed = 0;
         size_t done_items = 0;
@@ -417,10 +448,15 @@ cdl_status cdl_he_slots_linear_twins(const cdl_he_plan *plan, const cdl_ckks_con
             for (size_t gi = 0; gi < sl->n_giants; gi++) {
                 if (ts != CDL_OK || failed)
                     continue;
+                /* each thread allocates its items' parts (at this level): in parallel, and only what is used */
                 cdl_ckks_ciphertext *acc[HE_MAX_TWINS];
+                for (size_t g = 0; g < m && ts == CDL_OK; g++)
+                    ts = cdl_ckks_ciphertext_alloc(ctx, 2, level, &parts[g * n_gi + gi]);
                 for (size_t g = 0; g < m; g++)
                     acc[g] = parts[g * n_gi + gi];
-                ts = giant_item(plan, ctx, gk, sl, gi, xg, m, const_scale, level, cache, vec, acc);
+                if (ts != CDL_OK)
+                    continue;
+                ts = giant_item(plan, ctx, gk, sl, gi, xg, m, const_scale, level, cache, vec, acc, &rest[gi]);
                 size_t now;
 #pragma omp atomic capture
                 now = ++done_items;
@@ -456,7 +492,7 @@ cdl_status cdl_he_slots_linear_twins(const cdl_he_plan *plan, const cdl_ckks_con
         rep[j] = NULL;
     }
     for (size_t g = 0; g < m && st == CDL_OK; g++)
-        st = finish_outputs(plan, ctx, gk, ops[g], in[g][0], const_scale, parts + g * n_gi, out[g]);
+        st = finish_outputs(plan, ctx, gk, ops[g], in[g][0], const_scale, parts + g * n_gi, rest, out[g]);
 done:
     if (cache_open) /* failed before the items ran */
         release_cache(op, 1);
@@ -476,6 +512,7 @@ done:
     for (size_t j = 0; parts && j < m * n_gi; j++)
         cdl_ckks_ciphertext_free(parts[j]);
     cdl_free(parts);
+    cdl_free(rest);
     return st;
 }
 

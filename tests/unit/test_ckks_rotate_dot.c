@@ -169,6 +169,39 @@ static cdl_ckks_galois_keys *keys_for(tctx *t, const int *steps, size_t count)
     return gk;
 }
 
+/* The setup both small tests share: keys for nkeys of the steps, random values v, x their encryption at
+ * x_level, two outputs. */
+typedef struct {
+    tctx t;
+    cdl_ckks_galois_keys *gk;
+    double *v;
+    cdl_ckks_ciphertext *x, *o1, *o2;
+} fixture;
+
+static void fixture_setup(fixture *f, const cdl_ckks_param_spec *s, uint8_t tag, const int *steps, size_t nkeys,
+                          int x_level)
+{
+    t_setup(&f->t, s, tag);
+    f->gk = keys_for(&f->t, steps, nkeys);
+    f->v = cdl_alloc_array(f->t.slots, sizeof(double));
+    assert_non_null(f->v);
+    t_random(f->t.rng, f->v, f->t.slots);
+    f->x = t_encrypt(&f->t, f->v, NULL, x_level < 0 ? cdl_ckks_max_level(f->t.ctx) : x_level, 1);
+    f->o1 = f->o2 = NULL;
+    assert_int_equal(cdl_ckks_ciphertext_new(f->t.ctx, &f->o1), CDL_OK);
+    assert_int_equal(cdl_ckks_ciphertext_new(f->t.ctx, &f->o2), CDL_OK);
+}
+
+static void fixture_teardown(fixture *f)
+{
+    cdl_ckks_ciphertext_free(f->o1);
+    cdl_ckks_ciphertext_free(f->o2);
+    cdl_ckks_ciphertext_free(f->x);
+    cdl_free(f->v);
+    cdl_ckks_galois_keys_free(f->gk);
+    t_teardown(&f->t);
+}
+
 static void test_rotate_dot(void **state)
 {
     const cfg *c = *state;
@@ -213,26 +246,21 @@ static void test_rotate_dot(void **state)
 static void test_rotate_dot_threads(void **state)
 {
     (void)state;
-    tctx t;
+    fixture f;
     cdl_ckks_param_spec s;
     t_spec(&s, 11, 55, 4, 55, 2, 0);
-    t_setup(&t, &s, 43);
     const int steps[3] = {1, 2, 0};
-    cdl_ckks_galois_keys *gk = keys_for(&t, steps, 2);
-    const cdl_ckks_context *ctx = t.ctx;
-    const size_t slots = t.slots;
-    double *v = cdl_alloc_array(slots, sizeof(double));
-    assert_non_null(v);
-    t_random(t.rng, v, slots);
-    cdl_ckks_ciphertext *x = t_encrypt(&t, v, NULL, cdl_ckks_max_level(ctx), 1);
+    fixture_setup(&f, &s, 43, steps, 2, -1);
+    const cdl_ckks_context *ctx = f.t.ctx;
+    const size_t slots = f.t.slots;
+    const double *v = f.v;
+    cdl_ckks_ciphertext *x = f.x, *o1 = f.o1, *o2 = f.o2;
+    const cdl_ckks_galois_keys *gk = f.gk;
     cdl_ckks_plaintext *pts[3] = {NULL};
     for (int r = 0; r < 3; r++) {
         assert_int_equal(cdl_ckks_plaintext_new_qp(ctx, 4, &pts[r]), CDL_OK);
         assert_int_equal(cdl_ckks_encode(ctx, v, slots, ldexp(1.0, 30), 4, pts[r]), CDL_OK);
     }
-    cdl_ckks_ciphertext *o1 = NULL, *o2 = NULL;
-    assert_int_equal(cdl_ckks_ciphertext_new(ctx, &o1), CDL_OK);
-    assert_int_equal(cdl_ckks_ciphertext_new(ctx, &o2), CDL_OK);
     cdl_set_threads(1);
     assert_int_equal(cdl_ckks_rotate_dot_plain(ctx, gk, x, steps, 3, (const cdl_ckks_plaintext *const *)pts, 1, &o1),
                      CDL_OK);
@@ -243,33 +271,24 @@ static void test_rotate_dot_threads(void **state)
     const size_t words = (size_t)(o1->level + 1) * ctx->n;
     assert_memory_equal(cdl_ct_poly(o1, 0, 0), cdl_ct_poly(o2, 0, 0), words * sizeof(uint64_t));
     assert_memory_equal(cdl_ct_poly(o1, 1, 0), cdl_ct_poly(o2, 1, 0), words * sizeof(uint64_t));
-    cdl_ckks_ciphertext_free(o1);
-    cdl_ckks_ciphertext_free(o2);
-    cdl_ckks_ciphertext_free(x);
     for (int r = 0; r < 3; r++)
         cdl_ckks_plaintext_free(pts[r]);
-    cdl_free(v);
-    cdl_ckks_galois_keys_free(gk);
-    t_teardown(&t);
+    fixture_teardown(&f);
 }
 
 static void test_rotate_dot_refusals(void **state)
 {
     (void)state;
-    tctx t;
+    fixture f;
     cdl_ckks_param_spec s;
     t_spec(&s, 10, 55, 3, 55, 1, 0);
-    t_setup(&t, &s, 44);
-    const cdl_ckks_context *ctx = t.ctx;
-    const size_t slots = t.slots;
     const int steps[2] = {1, 2};
-    cdl_ckks_galois_keys *gk = keys_for(&t, steps, 1); /* no key for 2 */
-    double *v = cdl_alloc_array(slots, sizeof(double));
-    assert_non_null(v);
-    t_random(t.rng, v, slots);
-    cdl_ckks_ciphertext *x = t_encrypt(&t, v, NULL, 3, 1), *o = NULL, *o2 = NULL;
-    assert_int_equal(cdl_ckks_ciphertext_new(ctx, &o), CDL_OK);
-    assert_int_equal(cdl_ckks_ciphertext_new(ctx, &o2), CDL_OK);
+    fixture_setup(&f, &s, 44, steps, 1, 3); /* no key for 2 */
+    const cdl_ckks_context *ctx = f.t.ctx;
+    const size_t slots = f.t.slots;
+    const double *v = f.v;
+    cdl_ckks_ciphertext *x = f.x, *o = f.o1;
+    const cdl_ckks_galois_keys *gk = f.gk;
     cdl_ckks_plaintext *qp = NULL, *q = NULL, *qp2 = NULL, *low = NULL;
     assert_int_equal(cdl_ckks_plaintext_new_qp(ctx, 3, &qp), CDL_OK);
     assert_int_equal(cdl_ckks_plaintext_new_qp(ctx, 3, &qp2), CDL_OK);
@@ -302,7 +321,7 @@ static void test_rotate_dot_refusals(void **state)
     const cdl_ckks_plaintext *lows[1] = {low};
     assert_int_equal(cdl_ckks_rotate_dot_plain(ctx, gk, x, steps, 1, lows, 1, &o), CDL_ERR_MISMATCH);
     /* a decryption into a plaintext leaves its special primes stale: refused */
-    assert_int_equal(cdl_ckks_decrypt(ctx, t.sk, x, qp2), CDL_OK);
+    assert_int_equal(cdl_ckks_decrypt(ctx, f.t.sk, x, qp2), CDL_OK);
     const cdl_ckks_plaintext *stale[1] = {qp2};
     assert_int_equal(cdl_ckks_rotate_dot_plain(ctx, gk, x, steps, 1, stale, 1, &o), CDL_ERR_INVALID_ARGUMENT);
     assert_int_equal(cdl_ckks_rotate_dot_plain(ctx, gk, x, steps, 0, one, 1, &o), CDL_ERR_INVALID_ARGUMENT);
@@ -312,12 +331,7 @@ static void test_rotate_dot_refusals(void **state)
     cdl_ckks_plaintext_free(qp2);
     cdl_ckks_plaintext_free(q);
     cdl_ckks_plaintext_free(low);
-    cdl_ckks_ciphertext_free(o);
-    cdl_ckks_ciphertext_free(o2);
-    cdl_ckks_ciphertext_free(x);
-    cdl_free(v);
-    cdl_ckks_galois_keys_free(gk);
-    t_teardown(&t);
+    fixture_teardown(&f);
 }
 
 /* The giant-step sum: sum_j rot(x_j, s_j) with one ModDown, against separate rotations and additions. */
