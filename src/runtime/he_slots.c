@@ -13,8 +13,13 @@
  * ending in its own ciphertext. An item encodes its diagonals on the fly at
  * the level they are used, eight at a time, limb by limb straight into the
  * products (cdl_ckks_dot_values: the plaintexts are never stored), or reads
- * them from the plan's cache (cache_weights); the items of one output are then added in a fixed order, so
- * the result does not depend on the thread count. Scales as in batch
+ * them from the plan's cache (cache_weights). The giant rotations of one
+ * output are summed in the extended basis and switched back together, one
+ * ModDown for the sum (cdl_ckks_rotate_sum: the second level of double
+ * hoisting), in a fixed order, so the result does not depend on the thread
+ * count. The baby steps stay materialized: each feeds about a hundred
+ * products, which in the extended basis would cost (l+5)/(l+1) times more
+ * than the ModDown they save. Scales as in batch
  * packing: the weights are encoded at S q_l / s_in, one rescale brings the
  * sum to exactly S, and the bias is added at S.
  */
